@@ -1,0 +1,34 @@
+//! Prints the golden vectors that `docs/format.md` carries (run after any format change and paste).
+use ledger_core::checkpoint::Checkpoint;
+use ledger_core::dsse::Envelope;
+use ledger_core::entry::Entry;
+use ledger_core::hash::{Hash, empty_root};
+use ledger_core::keys::key_id;
+use ledger_core::note::NoteSigner;
+
+fn main() {
+    let signer = ed25519_dalek::SigningKey::from_bytes(&[1u8; 32]);
+    let mut env = Envelope::new("application/vnd.ledger.test+json", br#"{"hello":"world"}"#.to_vec());
+    env.sign(&signer);
+    let e = Entry {
+        index: 1,
+        timestamp_micros: 1_767_225_600_000_000,
+        prev_root: Hash::digest(b"prev"),
+        envelope: env,
+    };
+    println!("test_public_key\n{}", hex::encode(signer.verifying_key().as_bytes()));
+    println!("test_key_id\n{}", key_id(&signer.verifying_key()));
+    println!("entry_dsse_sig\n{}", hex::encode(&e.envelope.signatures[0].sig));
+    println!("entry_leaf\n{}", hex::encode(e.encode()));
+    println!("entry_leaf_hash\n{}", e.leaf_hash());
+    let log =
+        NoteSigner::new("ledger.example/test", ed25519_dalek::SigningKey::from_bytes(&[2u8; 32])).expect("signer");
+    println!("test_log_vkey\n{}", log.verifier().to_string_key());
+    let cp = Checkpoint {
+        origin: "ledger.example/test".into(),
+        size: 0,
+        root: empty_root(),
+        extensions: vec![],
+    };
+    print!("checkpoint_note\n{}", cp.sign(&log).expect("sign").to_text());
+}

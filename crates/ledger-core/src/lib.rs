@@ -22,6 +22,7 @@ pub mod hash;
 pub mod keys;
 pub mod merkle;
 pub mod note;
+pub mod registry;
 
 pub use checkpoint::Checkpoint;
 pub use compact::CompactTree;

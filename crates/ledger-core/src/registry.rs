@@ -1,0 +1,686 @@
+//! The on-ledger key registry (requirement R3): who may append what, as of each index.
+//!
+//! Entry 0 is the charter (origin, node checkpoint key, administrator keys, policy). Later
+//! `key.enroll`, `key.rotate` and `key.revoke` records, signed by a quorum of administrators, change
+//! the registry going forward. The node runs [`Registry::verify_signatures`] and
+//! [`Registry::authorize_and_apply`] before it sequences an entry; the verifier runs
+//! [`Registry::check_entry`] (the same two steps) on replay, so both apply the very same rules.
+//!
+//! Rules (`docs/registry.md`):
+//! - every signature on an envelope must be by a key the registry knows and must verify;
+//! - every signer must be active (not revoked, not rotated away) at that index;
+//! - key records need `policy.admin_quorum` distinct active administrators;
+//! - any other kind needs at least one signer holding a role allowed for that kind (see
+//!   [`roles_for_kind`]) whose scope admits the kind.
+
+use crate::dsse::{DsseError, Envelope};
+use crate::entry::Entry;
+use crate::keys::{key_id, public_key_from_base64};
+use ed25519_dalek::VerifyingKey;
+use serde::{Deserialize, Serialize};
+use std::collections::{BTreeMap, BTreeSet};
+
+/// Prefix of every ledger payload type.
+pub const PAYLOAD_TYPE_PREFIX: &str = "application/vnd.ledger.";
+/// Suffix of every version-1 ledger payload type.
+pub const PAYLOAD_TYPE_SUFFIX: &str = ".v1+json";
+
+/// The payload type of a record kind: `application/vnd.ledger.<kind>.v1+json`.
+pub fn payload_type(kind: &str) -> String {
+    format!("{PAYLOAD_TYPE_PREFIX}{kind}{PAYLOAD_TYPE_SUFFIX}")
+}
+
+/// The record kind named by a payload type, if it has the ledger's form.
+pub fn kind_of(payload_type: &str) -> Option<&str> {
+    payload_type
+        .strip_prefix(PAYLOAD_TYPE_PREFIX)?
+        .strip_suffix(PAYLOAD_TYPE_SUFFIX)
+}
+
+/// A role a key can hold.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Role {
+    /// Manages the registry (key records).
+    Admin,
+    /// The node itself: checkpoints and node-computed records.
+    Node,
+    /// Organization department: pools, draws, elections, credentials.
+    Registrar,
+    /// Nominates candidates.
+    Nominator,
+    /// Discipline, audit, petition and other dossier sources.
+    DataSource,
+    /// Government service platform submitting citizen micro-evaluations.
+    ServicePlatform,
+    /// Issues blind evaluator credentials.
+    CredentialIssuer,
+    /// Signs committee decisions.
+    CommitteeMember,
+    /// Discipline inspection, audit, inspection tours.
+    Inspector,
+    /// Independent checkpoint witness.
+    Witness,
+}
+
+/// Record kinds the ledger knows and the roles that may sign each.
+pub fn roles_for_kind(kind: &str) -> Option<&'static [Role]> {
+    use Role::*;
+    Some(match kind {
+        "charter" => &[Node],
+        "key.enroll" | "key.rotate" | "key.revoke" => &[Admin],
+        "nomination" => &[Nominator, Registrar],
+        "pool.commit" | "draw.commit" | "election.open" | "credential.issued" => &[Registrar],
+        "draw.reveal" => &[Registrar, Inspector, DataSource, CommitteeMember],
+        "draw.result" | "tally" => &[Node],
+        "dossier.fact" | "verification" | "complaint" => &[DataSource, Inspector],
+        "evaluation.micro" => &[ServicePlatform],
+        "decision" => &[CommitteeMember, Registrar],
+        "accountability" => &[Inspector],
+        "cancellation" => &[Registrar, Inspector, Admin],
+        "note" => &[Registrar, Inspector, DataSource, Nominator, CommitteeMember, Admin],
+        _ => return None,
+    })
+}
+
+/// The record kinds of the registry itself.
+pub fn is_key_record(kind: &str) -> bool {
+    matches!(kind, "key.enroll" | "key.rotate" | "key.revoke")
+}
+
+/// Registry policy, fixed by the charter.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Policy {
+    /// Distinct administrator signatures a key record needs.
+    pub admin_quorum: u32,
+    /// Witness cosignatures that make a checkpoint "witnessed" (0: none required).
+    #[serde(default)]
+    pub witness_quorum: u32,
+}
+
+impl Default for Policy {
+    fn default() -> Self {
+        Self {
+            admin_quorum: 1,
+            witness_quorum: 0,
+        }
+    }
+}
+
+/// A named public key in a record.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NamedKey {
+    /// Human-readable name (e.g. "organization department, admin 1").
+    pub name: String,
+    /// Standard base64 of the 32-byte Ed25519 public key.
+    pub key: String,
+}
+
+/// Entry 0: the genesis charter.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Charter {
+    /// Always 1.
+    pub version: u32,
+    /// Log origin (checkpoint origin line and node key name).
+    pub origin: String,
+    /// The node's checkpoint key, base64.
+    pub node_key: String,
+    /// Administrator keys.
+    pub admins: Vec<NamedKey>,
+    /// Policy.
+    pub policy: Policy,
+}
+
+/// Scope of an enrolled key.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Scope {
+    /// Organization the key acts for (informational; shown in reports).
+    #[serde(default)]
+    pub organization: String,
+    /// Record kinds the key may sign; empty = every kind its roles allow.
+    #[serde(default)]
+    pub kinds: Vec<String>,
+}
+
+/// `key.enroll`: adds a key with roles and a scope.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct KeyEnroll {
+    /// Always 1.
+    pub version: u32,
+    /// Holder's name.
+    pub name: String,
+    /// Public key, base64.
+    pub key: String,
+    /// Roles granted.
+    pub roles: Vec<Role>,
+    /// Scope.
+    #[serde(default)]
+    pub scope: Scope,
+}
+
+/// `key.rotate`: replaces an active key by a new one with the same roles and scope.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct KeyRotate {
+    /// Always 1.
+    pub version: u32,
+    /// Key id of the key being replaced.
+    pub keyid: String,
+    /// New public key, base64.
+    pub new_key: String,
+    /// Why.
+    #[serde(default)]
+    pub reason: String,
+}
+
+/// `key.revoke`: stops a key from signing from the next index on.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct KeyRevoke {
+    /// Always 1.
+    pub version: u32,
+    /// Key id being revoked.
+    pub keyid: String,
+    /// Why (e.g. "key stolen").
+    pub reason: String,
+}
+
+/// Errors of registry rules. Each says what is missing.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum RegistryError {
+    /// Envelope shape or limits.
+    #[error(transparent)]
+    Envelope(#[from] DsseError),
+    /// The payload type is not a ledger record kind.
+    #[error("unknown payload type {0:?}: expected application/vnd.ledger.<kind>.v1+json with a known kind")]
+    UnknownKind(String),
+    /// The payload does not parse as its kind requires.
+    #[error("invalid {kind} payload: {detail}")]
+    InvalidPayload {
+        /// Record kind.
+        kind: String,
+        /// What is wrong.
+        detail: String,
+    },
+    /// A signature names a key the registry does not know.
+    #[error("signature by unknown key {keyid}: enroll it first (key.enroll)")]
+    UnknownKey {
+        /// Key id.
+        keyid: String,
+    },
+    /// The same key signed twice.
+    #[error("key {keyid} signed the envelope more than once")]
+    DuplicateSigner {
+        /// Key id.
+        keyid: String,
+    },
+    /// A signature does not verify.
+    #[error("signature by key {keyid} does not verify over the DSSE PAE")]
+    BadSignature {
+        /// Key id.
+        keyid: String,
+    },
+    /// A signer was revoked or rotated away.
+    #[error("key {keyid} ({name}) was {how} at index {at}")]
+    Revoked {
+        /// Key id.
+        keyid: String,
+        /// Holder.
+        name: String,
+        /// "revoked" or "rotated".
+        how: &'static str,
+        /// Index of the record that did it.
+        at: u64,
+    },
+    /// No signer holds a role allowed for the kind.
+    #[error("{kind} needs a signature by a key with role {needed}; signers hold {held}")]
+    MissingRole {
+        /// Record kind.
+        kind: String,
+        /// Roles that would do.
+        needed: String,
+        /// Roles the signers hold.
+        held: String,
+    },
+    /// Not enough administrators signed.
+    #[error("{kind} needs {need} distinct administrator signatures, got {have}")]
+    MissingQuorum {
+        /// Record kind.
+        kind: String,
+        /// Required.
+        need: u32,
+        /// Present.
+        have: u32,
+    },
+    /// A key record conflicts with the registry's state.
+    #[error("{0}")]
+    Conflict(String),
+    /// The charter is missing, misplaced or invalid.
+    #[error("charter: {0}")]
+    Charter(String),
+}
+
+/// A key as the registry knows it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct KeyState {
+    /// Holder.
+    pub name: String,
+    /// Public key.
+    #[serde(skip)]
+    pub key: VerifyingKey,
+    /// Roles.
+    pub roles: BTreeSet<Role>,
+    /// Scope.
+    pub scope: Scope,
+    /// Index of the record that enrolled it (0 for charter keys).
+    pub enrolled_at: u64,
+    /// Index of the record that revoked or rotated it, and which.
+    pub ended: Option<(u64, &'static str)>,
+}
+
+/// The registry as of some index.
+#[derive(Debug, Clone)]
+pub struct Registry {
+    /// The charter.
+    pub charter: Charter,
+    /// Node key.
+    pub node_key: VerifyingKey,
+    /// Keys by key id.
+    pub keys: BTreeMap<String, KeyState>,
+}
+
+fn parse<T: for<'de> Deserialize<'de>>(kind: &str, payload: &[u8]) -> Result<T, RegistryError> {
+    serde_json::from_slice(payload).map_err(|e| RegistryError::InvalidPayload {
+        kind: kind.into(),
+        detail: e.to_string(),
+    })
+}
+
+fn key_of(kind: &str, b64: &str) -> Result<VerifyingKey, RegistryError> {
+    public_key_from_base64(b64).map_err(|e| RegistryError::InvalidPayload {
+        kind: kind.into(),
+        detail: e.to_string(),
+    })
+}
+
+fn role_list(roles: impl IntoIterator<Item = Role>) -> String {
+    let v: Vec<String> = roles
+        .into_iter()
+        .map(|r| {
+            serde_json::to_value(r)
+                .ok()
+                .and_then(|v| v.as_str().map(String::from))
+                .unwrap_or_default()
+        })
+        .collect();
+    if v.is_empty() { "no role".into() } else { v.join("|") }
+}
+
+/// The record kind of an envelope, checked against the known kinds.
+///
+/// # Errors
+/// When the payload type is not a known ledger kind.
+pub fn envelope_kind(env: &Envelope) -> Result<&str, RegistryError> {
+    let kind = kind_of(&env.payload_type).ok_or_else(|| RegistryError::UnknownKind(env.payload_type.clone()))?;
+    if roles_for_kind(kind).is_none() {
+        return Err(RegistryError::UnknownKind(env.payload_type.clone()));
+    }
+    Ok(kind)
+}
+
+/// Checks that the payload is a JSON object (every ledger payload is) and, for registry records,
+/// that it matches its schema exactly.
+///
+/// # Errors
+/// When the payload is not valid for its kind.
+pub fn check_payload(kind: &str, payload: &[u8]) -> Result<(), RegistryError> {
+    let v: serde_json::Value = parse(kind, payload)?;
+    if !v.is_object() {
+        return Err(RegistryError::InvalidPayload {
+            kind: kind.into(),
+            detail: "payload must be a JSON object".into(),
+        });
+    }
+    if v.get("version").and_then(serde_json::Value::as_u64) != Some(1) {
+        return Err(RegistryError::InvalidPayload {
+            kind: kind.into(),
+            detail: "\"version\": 1 is required".into(),
+        });
+    }
+    match kind {
+        "charter" => parse::<Charter>(kind, payload).map(drop),
+        "key.enroll" => parse::<KeyEnroll>(kind, payload).map(drop),
+        "key.rotate" => parse::<KeyRotate>(kind, payload).map(drop),
+        "key.revoke" => parse::<KeyRevoke>(kind, payload).map(drop),
+        _ => Ok(()),
+    }
+}
+
+impl Registry {
+    /// Builds the registry from entry 0, which must be a valid charter signed by the node key and
+    /// by every administrator it lists (proof that each holds its key).
+    ///
+    /// # Errors
+    /// When the entry is not a valid, fully signed charter at index 0.
+    pub fn genesis(entry: &Entry) -> Result<Self, RegistryError> {
+        if entry.index != 0 {
+            return Err(RegistryError::Charter(format!(
+                "the charter must be entry 0, not {}",
+                entry.index
+            )));
+        }
+        let env = &entry.envelope;
+        env.check_limits()?;
+        if kind_of(&env.payload_type) != Some("charter") {
+            return Err(RegistryError::Charter(format!(
+                "entry 0 has payload type {:?}",
+                env.payload_type
+            )));
+        }
+        check_payload("charter", &env.payload)?;
+        let charter: Charter = parse("charter", &env.payload)?;
+        if charter.origin.is_empty() || charter.origin.chars().any(|c| c.is_whitespace() || c == '+') {
+            return Err(RegistryError::Charter(
+                "origin must be non-empty without spaces or '+'".into(),
+            ));
+        }
+        if charter.policy.admin_quorum == 0 || charter.policy.admin_quorum as usize > charter.admins.len() {
+            return Err(RegistryError::Charter(format!(
+                "admin_quorum {} must be between 1 and the number of admins ({})",
+                charter.policy.admin_quorum,
+                charter.admins.len()
+            )));
+        }
+        let node_key = key_of("charter", &charter.node_key)?;
+        let mut keys = BTreeMap::new();
+        keys.insert(
+            key_id(&node_key),
+            KeyState {
+                name: format!("node {}", charter.origin),
+                key: node_key,
+                roles: [Role::Node].into(),
+                scope: Scope::default(),
+                enrolled_at: 0,
+                ended: None,
+            },
+        );
+        for a in &charter.admins {
+            let k = key_of("charter", &a.key)?;
+            let id = key_id(&k);
+            if keys.contains_key(&id) {
+                return Err(RegistryError::Charter(format!("key {id} listed twice")));
+            }
+            keys.insert(
+                id,
+                KeyState {
+                    name: a.name.clone(),
+                    key: k,
+                    roles: [Role::Admin].into(),
+                    scope: Scope::default(),
+                    enrolled_at: 0,
+                    ended: None,
+                },
+            );
+        }
+        let reg = Registry {
+            charter,
+            node_key,
+            keys,
+        };
+        let signers = reg.verify_signatures(env)?;
+        for (id, _) in reg.keys.iter() {
+            if !signers.contains(id) {
+                return Err(RegistryError::Charter(format!(
+                    "the charter must be signed by every key it lists; {id} did not sign"
+                )));
+            }
+        }
+        Ok(reg)
+    }
+
+    /// Verifies every signature of the envelope cryptographically against the registry's keys and
+    /// returns the signers' key ids. Key material never changes for a key id, so a registry
+    /// snapshot from before the entry gives the same answer.
+    ///
+    /// # Errors
+    /// Unknown key, duplicate signer or bad signature.
+    pub fn verify_signatures(&self, env: &Envelope) -> Result<Vec<String>, RegistryError> {
+        let mut out: Vec<String> = Vec::with_capacity(env.signatures.len());
+        for (i, s) in env.signatures.iter().enumerate() {
+            let k = self
+                .keys
+                .get(&s.keyid)
+                .ok_or_else(|| RegistryError::UnknownKey { keyid: s.keyid.clone() })?;
+            if out.contains(&s.keyid) {
+                return Err(RegistryError::DuplicateSigner { keyid: s.keyid.clone() });
+            }
+            env.verify_signature(i, &k.key)
+                .map_err(|_| RegistryError::BadSignature { keyid: s.keyid.clone() })?;
+            out.push(s.keyid.clone());
+        }
+        Ok(out)
+    }
+
+    /// The authorization half of [`Self::authorize_and_apply`], without effects.
+    ///
+    /// # Errors
+    /// As [`Self::authorize_and_apply`].
+    pub fn authorize(&self, kind: &str, signers: &[String]) -> Result<(), RegistryError> {
+        let allowed = roles_for_kind(kind).ok_or_else(|| RegistryError::UnknownKind(kind.to_string()))?;
+        if kind == "charter" {
+            return Err(RegistryError::Charter("only entry 0 may be a charter".into()));
+        }
+        let mut states = Vec::with_capacity(signers.len());
+        for id in signers {
+            let st = self
+                .keys
+                .get(id)
+                .ok_or_else(|| RegistryError::UnknownKey { keyid: id.clone() })?;
+            if let Some((at, how)) = st.ended {
+                return Err(RegistryError::Revoked {
+                    keyid: id.clone(),
+                    name: st.name.clone(),
+                    how,
+                    at,
+                });
+            }
+            states.push(st);
+        }
+        if is_key_record(kind) {
+            let have = states.iter().filter(|s| s.roles.contains(&Role::Admin)).count() as u32;
+            let need = self.charter.policy.admin_quorum;
+            if have < need {
+                return Err(RegistryError::MissingQuorum {
+                    kind: kind.into(),
+                    need,
+                    have,
+                });
+            }
+            return Ok(());
+        }
+        let ok = states.iter().any(|s| {
+            s.roles.iter().any(|r| allowed.contains(r))
+                && (s.scope.kinds.is_empty() || s.scope.kinds.iter().any(|k| k == kind))
+        });
+        if !ok {
+            return Err(RegistryError::MissingRole {
+                kind: kind.into(),
+                needed: role_list(allowed.iter().copied()),
+                held: role_list(states.iter().flat_map(|s| s.roles.iter().copied())),
+            });
+        }
+        Ok(())
+    }
+
+    fn apply(&mut self, index: u64, kind: &str, payload: &[u8]) -> Result<(), RegistryError> {
+        match kind {
+            "key.enroll" => {
+                let r: KeyEnroll = parse(kind, payload)?;
+                let k = key_of(kind, &r.key)?;
+                let id = key_id(&k);
+                if self.keys.contains_key(&id) {
+                    return Err(RegistryError::Conflict(format!("key {id} is already enrolled")));
+                }
+                if r.roles.is_empty() {
+                    return Err(RegistryError::InvalidPayload {
+                        kind: kind.into(),
+                        detail: "no roles".into(),
+                    });
+                }
+                if r.roles.contains(&Role::Node) {
+                    return Err(RegistryError::InvalidPayload {
+                        kind: kind.into(),
+                        detail: "the node role is the charter's".into(),
+                    });
+                }
+                if let Some(bad) = r.scope.kinds.iter().find(|k| roles_for_kind(k).is_none()) {
+                    return Err(RegistryError::InvalidPayload {
+                        kind: kind.into(),
+                        detail: format!("unknown kind {bad:?} in scope"),
+                    });
+                }
+                self.keys.insert(
+                    id,
+                    KeyState {
+                        name: r.name,
+                        key: k,
+                        roles: r.roles.into_iter().collect(),
+                        scope: r.scope,
+                        enrolled_at: index,
+                        ended: None,
+                    },
+                );
+            }
+            "key.rotate" => {
+                let r: KeyRotate = parse(kind, payload)?;
+                let new = key_of(kind, &r.new_key)?;
+                let new_id = key_id(&new);
+                if self.keys.contains_key(&new_id) {
+                    return Err(RegistryError::Conflict(format!("key {new_id} is already enrolled")));
+                }
+                let old = self.active_mut(&r.keyid)?;
+                if old.roles.contains(&Role::Node) {
+                    return Err(RegistryError::Conflict(
+                        "the node key cannot be rotated by key.rotate".into(),
+                    ));
+                }
+                old.ended = Some((index, "rotated"));
+                let st = KeyState {
+                    key: new,
+                    enrolled_at: index,
+                    ended: None,
+                    ..old.clone()
+                };
+                self.keys.insert(new_id, st);
+            }
+            "key.revoke" => {
+                let r: KeyRevoke = parse(kind, payload)?;
+                let st = self.active_mut(&r.keyid)?;
+                if st.roles.contains(&Role::Node) {
+                    return Err(RegistryError::Conflict("the node key cannot be revoked".into()));
+                }
+                st.ended = Some((index, "revoked"));
+                let admins_left = self
+                    .keys
+                    .values()
+                    .filter(|s| s.ended.is_none() && s.roles.contains(&Role::Admin))
+                    .count();
+                if (admins_left as u32) < self.charter.policy.admin_quorum {
+                    return Err(RegistryError::Conflict(format!(
+                        "revoking {} would leave {admins_left} administrators, below the quorum of {}",
+                        r.keyid, self.charter.policy.admin_quorum
+                    )));
+                }
+            }
+            _ => {}
+        }
+        Ok(())
+    }
+
+    fn active_mut(&mut self, keyid: &str) -> Result<&mut KeyState, RegistryError> {
+        let st = self.keys.get_mut(keyid).ok_or_else(|| RegistryError::UnknownKey {
+            keyid: keyid.to_string(),
+        })?;
+        if let Some((at, how)) = st.ended {
+            return Err(RegistryError::Conflict(format!(
+                "key {keyid} was already {how} at index {at}"
+            )));
+        }
+        Ok(st)
+    }
+
+    /// Full check of one entry after the charter, as the verifier replays it: limits, kind,
+    /// payload, signatures, authorization; then applies it.
+    ///
+    /// # Errors
+    /// The first rule the entry breaks.
+    pub fn check_entry(&mut self, entry: &Entry) -> Result<(), RegistryError> {
+        let env = &entry.envelope;
+        env.check_limits()?;
+        let kind = envelope_kind(env)?.to_string();
+        check_payload(&kind, &env.payload)?;
+        let signers = self.verify_signatures(env)?;
+        self.authorize_and_apply(entry.index, &kind, &env.payload, &signers)
+    }
+
+    /// Checks that verified signers may append a record of `kind` at `index`, and applies the
+    /// record's effect on the registry (for key records). Leaves the registry unchanged when it fails.
+    ///
+    /// # Errors
+    /// As [`Self::authorize_and_apply`].
+    pub fn authorize_and_apply(
+        &mut self,
+        index: u64,
+        kind: &str,
+        payload: &[u8],
+        signers: &[String],
+    ) -> Result<(), RegistryError> {
+        self.authorize(kind, signers)?;
+        if !is_key_record(kind) {
+            return Ok(());
+        }
+        // Apply on a copy so that a failed key record leaves the registry unchanged.
+        let mut next = self.clone();
+        next.apply(index, kind, payload)?;
+        *self = next;
+        Ok(())
+    }
+
+    /// Name of the holder of a key id, for reports.
+    pub fn holder(&self, keyid: &str) -> Option<&str> {
+        self.keys.get(keyid).map(|k| k.name.as_str())
+    }
+}
+
+/// Secondary-index terms of a record: its kind, and the `subject`/`subjects`, `draw_id` and
+/// `election_id` fields of its JSON payload when present. The node indexes these for Query.
+pub fn index_terms(kind: &str, payload: &[u8]) -> Vec<(u8, String)> {
+    let mut out = vec![(b'k', kind.to_string())];
+    let Ok(v) = serde_json::from_slice::<serde_json::Value>(payload) else {
+        return out;
+    };
+    let mut push = |tag: u8, x: &serde_json::Value| {
+        if let Some(s) = x.as_str().filter(|s| !s.is_empty() && s.len() <= 256) {
+            out.push((tag, s.to_string()));
+        }
+    };
+    if let Some(s) = v.get("subject") {
+        push(b's', s);
+    }
+    if let Some(a) = v.get("subjects").and_then(|a| a.as_array()) {
+        a.iter().take(64).for_each(|s| push(b's', s));
+    }
+    if let Some(s) = v.get("draw_id") {
+        push(b'd', s);
+    }
+    if let Some(s) = v.get("election_id") {
+        push(b'd', s);
+    }
+    out
+}

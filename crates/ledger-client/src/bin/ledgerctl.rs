@@ -1,0 +1,2 @@
+//! ledgerctl
+fn main() {}

@@ -1,1 +1,342 @@
-fn main() {}
+//! `ledger-node`: the evaluation ledger's node.
+//!
+//! `ledger-node serve` alone starts a node on 127.0.0.1:50051 with its data in `./ledger-data`
+//! (initialized with development keys, loudly, if empty). See `docs/operations.md`.
+
+mod errors;
+mod genesis;
+mod metrics;
+mod sequencer;
+mod service;
+
+use anyhow::{Context, Result, bail};
+use clap::{Args, Parser, Subcommand};
+use ledger_core::note::NoteSigner;
+use ledger_core::registry::Registry;
+use ledger_proto::pb::ledger_server::LedgerServer;
+use ledger_store::Store;
+use serde::Deserialize;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+#[derive(Parser)]
+#[command(name = "ledger-node", version, about = "The evaluation ledger node")]
+struct Cli {
+    #[command(subcommand)]
+    cmd: Cmd,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Serve the gRPC API (initializing DIR with development keys if it is empty).
+    Serve(ServeArgs),
+    /// Create the node and administrator keys and write the charter (entry 0).
+    Init {
+        /// Data directory.
+        #[arg(long, env = "LEDGER_DATA", default_value = "ledger-data")]
+        data: PathBuf,
+        /// Log origin, e.g. "ledger.example.org/cadre-evaluation".
+        #[arg(long)]
+        origin: String,
+        /// Administrator key files (created if missing); default DATA/keys/admin.key.
+        #[arg(long = "admin-key")]
+        admin_keys: Vec<PathBuf>,
+        /// Administrator signatures a key record needs.
+        #[arg(long, default_value_t = 1)]
+        admin_quorum: u32,
+        /// Witness cosignatures that make a checkpoint witnessed.
+        #[arg(long, default_value_t = 0)]
+        witness_quorum: u32,
+    },
+    /// Write the portable export stream (entries + checkpoints) of a stopped or running node.
+    Export {
+        /// Data directory.
+        #[arg(long, env = "LEDGER_DATA", default_value = "ledger-data")]
+        data: PathBuf,
+        /// Output file.
+        #[arg(short, long)]
+        out: PathBuf,
+    },
+    /// Rebuild an empty data directory from an export stream, verifying as it goes.
+    Import {
+        /// Data directory (must not hold a ledger).
+        #[arg(long)]
+        data: PathBuf,
+        /// Export file.
+        #[arg(short, long = "in")]
+        input: PathBuf,
+    },
+}
+
+#[derive(Args, Deserialize, Default)]
+#[serde(deny_unknown_fields, default)]
+struct ServeArgs {
+    /// TOML config file; flags and environment variables override it.
+    #[arg(long, env = "LEDGER_CONFIG")]
+    #[serde(skip)]
+    config: Option<PathBuf>,
+    /// Data directory.
+    #[arg(long, env = "LEDGER_DATA")]
+    data: Option<PathBuf>,
+    /// gRPC listen address.
+    #[arg(long, env = "LEDGER_LISTEN")]
+    listen: Option<SocketAddr>,
+    /// Prometheus metrics listen address ("off" to disable).
+    #[arg(long, env = "LEDGER_METRICS_LISTEN")]
+    metrics_listen: Option<String>,
+    /// Origin used when initializing an empty directory.
+    #[arg(long, env = "LEDGER_ORIGIN")]
+    origin: Option<String>,
+    /// Periodic checkpoint interval in milliseconds.
+    #[arg(long, env = "LEDGER_CHECKPOINT_INTERVAL_MS")]
+    checkpoint_interval_ms: Option<u64>,
+    /// Pending jobs before RESOURCE_EXHAUSTED.
+    #[arg(long, env = "LEDGER_QUEUE_DEPTH")]
+    queue_depth: Option<usize>,
+    /// TLS certificate chain (PEM); enables TLS with --tls-key.
+    #[arg(long, env = "LEDGER_TLS_CERT")]
+    tls_cert: Option<PathBuf>,
+    /// TLS private key (PEM).
+    #[arg(long, env = "LEDGER_TLS_KEY")]
+    tls_key: Option<PathBuf>,
+    /// Log format: "text" or "json".
+    #[arg(long, env = "LEDGER_LOG_FORMAT")]
+    log_format: Option<String>,
+}
+
+impl ServeArgs {
+    fn merged(self) -> Result<ServeArgs> {
+        let Some(path) = &self.config else { return Ok(self) };
+        let text = std::fs::read_to_string(path).with_context(|| format!("reading config {}", path.display()))?;
+        let file: ServeArgs = toml::from_str(&text).with_context(|| format!("parsing config {}", path.display()))?;
+        Ok(ServeArgs {
+            config: self.config,
+            data: self.data.or(file.data),
+            listen: self.listen.or(file.listen),
+            metrics_listen: self.metrics_listen.or(file.metrics_listen),
+            origin: self.origin.or(file.origin),
+            checkpoint_interval_ms: self.checkpoint_interval_ms.or(file.checkpoint_interval_ms),
+            queue_depth: self.queue_depth.or(file.queue_depth),
+            tls_cert: self.tls_cert.or(file.tls_cert),
+            tls_key: self.tls_key.or(file.tls_key),
+            log_format: self.log_format.or(file.log_format),
+        })
+    }
+}
+
+fn init_tracing(json: bool) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into());
+    let b = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .with_writer(std::io::stderr);
+    if json {
+        b.json().init();
+    } else {
+        b.init();
+    }
+}
+
+fn main() -> std::process::ExitCode {
+    let cli = Cli::parse();
+    let r = match cli.cmd {
+        Cmd::Serve(a) => a.merged().and_then(|a| {
+            init_tracing(a.log_format.as_deref() == Some("json"));
+            tokio::runtime::Builder::new_multi_thread()
+                .enable_all()
+                .build()?
+                .block_on(serve(a))
+        }),
+        Cmd::Init {
+            data,
+            origin,
+            admin_keys,
+            admin_quorum,
+            witness_quorum,
+        } => genesis::init(&data, &origin, &admin_keys, admin_quorum, witness_quorum),
+        Cmd::Export { data, out } => (|| {
+            let store = Store::open_read_only(&genesis::Layout::new(&data).store)?;
+            store.verify().map_err(|e| anyhow::anyhow!("{e}"))?;
+            let f = std::io::BufWriter::new(std::fs::File::create(&out)?);
+            let (n, c) = ledger_store::export::export(&store, f)?;
+            println!("exported {n} entries and {c} checkpoints to {}", out.display());
+            Ok(())
+        })(),
+        Cmd::Import { data, input } => (|| {
+            let store = Store::open(&genesis::Layout::new(&data).store)?;
+            let f = std::io::BufReader::new(std::fs::File::open(&input)?);
+            let n = ledger_store::export::import(&store, f)?;
+            println!("imported and verified {n} entries into {}", data.display());
+            Ok(())
+        })(),
+    };
+    match r {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("ledger-node: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+/// Rebuilds the registry as of the end of the log from the charter and the key records.
+fn load_registry(store: &Store) -> Result<Registry> {
+    let bytes = store.entry(0)?.context("the store has no charter")?;
+    let mut reg = Registry::genesis(&ledger_core::entry::Entry::decode(&bytes)?)?;
+    let mut idx: Vec<u64> = Vec::new();
+    for k in ["key.enroll", "key.rotate", "key.revoke"] {
+        let mut start = 0;
+        loop {
+            let page = store.query(b'k', k, start, 10_000)?;
+            let Some(last) = page.last().copied() else { break };
+            idx.extend(page);
+            start = last + 1;
+        }
+    }
+    idx.sort_unstable();
+    for i in idx {
+        let bytes = store.entry(i)?.with_context(|| format!("key record {i} missing"))?;
+        let e = ledger_core::entry::Entry::decode(&bytes)?;
+        reg.check_entry(&e)
+            .with_context(|| format!("key record at index {i} does not satisfy the registry"))?;
+    }
+    Ok(reg)
+}
+
+async fn serve(a: ServeArgs) -> Result<()> {
+    let data = a.data.clone().unwrap_or_else(|| PathBuf::from("ledger-data"));
+    let listen = a.listen.unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 50051)));
+    let layout = genesis::Layout::new(&data);
+    let empty = { Store::open(&layout.store)?.size()? == 0 };
+    if empty {
+        let origin = a.origin.clone().unwrap_or_else(|| "ledger.localhost/dev".to_string());
+        tracing::warn!("**************************************************************************");
+        tracing::warn!(
+            "{} is empty: initializing with DEVELOPMENT keys (origin {origin:?}).",
+            data.display()
+        );
+        tracing::warn!("Do not use this ledger for real records; run `ledger-node init` instead.");
+        tracing::warn!("**************************************************************************");
+        genesis::init(&data, &origin, &[], 1, 0)?;
+    }
+    let store = Arc::new(Store::open(&layout.store)?);
+    let t = std::time::Instant::now();
+    let report = store
+        .verify()
+        .map_err(|e| anyhow::anyhow!("refusing to serve {}: {e}", data.display()))?;
+    tracing::info!(size = report.size, root = %report.root, checkpoints = report.checkpoints, ms = t.elapsed().as_millis() as u64, "store verified");
+    let registry = load_registry(&store)?;
+    let node_key = ledger_client::keyfile::read_signing_key(&layout.node_key)
+        .with_context(|| format!("reading node key {}", layout.node_key.display()))?;
+    if node_key.verifying_key() != registry.node_key {
+        bail!("{} is not the node key named in the charter", layout.node_key.display());
+    }
+    let origin = registry.charter.origin.clone();
+    let signer = NoteSigner::new(&origin, node_key)?;
+    let latest = store.latest_checkpoint()?.context("the store has no checkpoint")?;
+    let metrics = Arc::new(metrics::Metrics::default());
+    metrics
+        .tree_size
+        .store(report.size, std::sync::atomic::Ordering::Relaxed);
+    let (cp_tx, _) = tokio::sync::watch::channel(latest);
+    let shared = Arc::new(sequencer::Shared {
+        registry: std::sync::RwLock::new(registry),
+        checkpoint: cp_tx,
+        metrics: metrics.clone(),
+        size: std::sync::atomic::AtomicU64::new(report.size),
+    });
+    let (job_tx, job_rx) = std::sync::mpsc::sync_channel(a.queue_depth.unwrap_or(4096));
+    let seq = sequencer::Sequencer {
+        store: store.clone(),
+        signer,
+        origin: origin.clone(),
+        interval: Duration::from_millis(a.checkpoint_interval_ms.unwrap_or(500)),
+        shared: shared.clone(),
+    };
+    let seq_thread = std::thread::Builder::new()
+        .name("sequencer".into())
+        .spawn(move || seq.run(job_rx))?;
+
+    if let Some(m) = a
+        .metrics_listen
+        .as_deref()
+        .or(Some("127.0.0.1:9464"))
+        .filter(|m| *m != "off")
+    {
+        match tokio::net::TcpListener::bind(m).await {
+            Ok(l) => {
+                tracing::info!(addr = %m, "metrics on http://{m}/metrics");
+                tokio::spawn(metrics::serve(l, metrics.clone()));
+            }
+            Err(e) => tracing::warn!(addr = %m, error = %e, "metrics listener not started"),
+        }
+    }
+    let svc = service::LedgerService {
+        store: store.clone(),
+        shared: shared.clone(),
+        jobs: job_tx,
+    };
+    let (health_reporter, health) = tonic_health::server::health_reporter();
+    health_reporter
+        .set_serving::<LedgerServer<service::LedgerService>>()
+        .await;
+    let reflection = tonic_reflection::server::Builder::configure()
+        .register_encoded_file_descriptor_set(ledger_proto::FILE_DESCRIPTOR_SET)
+        .build_v1()?;
+    let mut builder = tonic::transport::Server::builder();
+    if let (Some(c), Some(k)) = (&a.tls_cert, &a.tls_key) {
+        let id = tonic::transport::Identity::from_pem(std::fs::read(c)?, std::fs::read(k)?);
+        builder = builder.tls_config(tonic::transport::ServerTlsConfig::new().identity(id))?;
+        tracing::info!("TLS enabled");
+    } else if a.tls_cert.is_some() || a.tls_key.is_some() {
+        bail!("TLS needs both --tls-cert and --tls-key");
+    }
+    let listener = tokio::net::TcpListener::bind(listen)
+        .await
+        .with_context(|| format!("binding {listen}"))?;
+    let bound = listener.local_addr()?;
+    tracing::info!(addr = %bound, origin = %origin, size = report.size, "ledger node serving");
+    // A line for scripts and tests that start the node on port 0.
+    println!("listening on {bound}");
+    let incoming = tokio_stream::wrappers::TcpListenerStream::new(listener);
+    builder
+        .add_service(health)
+        .add_service(reflection)
+        .add_service(
+            LedgerServer::new(svc)
+                .max_decoding_message_size(64 << 20)
+                .max_encoding_message_size(64 << 20),
+        )
+        .serve_with_incoming_shutdown(incoming, shutdown_signal())
+        .await?;
+    tracing::info!("shutting down: finishing the current group");
+    // The service (and its job sender) is dropped by now; the sequencer drains and exits.
+    tokio::task::spawn_blocking(move || seq_thread.join()).await.ok();
+    store.flush()?;
+    tracing::info!("stopped cleanly");
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(t) => t,
+            Err(_) => {
+                let _ = ctrl_c.await;
+                return;
+            }
+        };
+        tokio::select! {
+            _ = ctrl_c => {},
+            _ = term.recv() => {},
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = ctrl_c.await;
+    }
+}

@@ -299,6 +299,17 @@ impl Store {
         Ok(out)
     }
 
+    /// Whether entry `index` carries a secondary-index term.
+    ///
+    /// # Errors
+    /// On storage failure.
+    pub fn has_term(&self, tag: u8, value: &str, index: u64) -> Result<bool, StoreError> {
+        match term_key(tag, value, index) {
+            None => Ok(false),
+            Some(k) => Ok(self.tree.contains_key(k)?),
+        }
+    }
+
     /// Writes a sequenced group atomically and durably: one sled batch, one flush. Nothing of the
     /// group is visible to a reader that opens the store after a crash unless all of it is.
     ///

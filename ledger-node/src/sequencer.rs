@@ -1,0 +1,378 @@
+//! The sequencer: one plain thread that owns the tree, the registry and the store's write side.
+//!
+//! It takes every job waiting in its queue (up to a group limit), authorizes each item against the
+//! registry *as of its index*, assigns indices and timestamps, builds the entries and their node
+//! hashes, signs a checkpoint when one is due or asked for, writes the whole group with one sled
+//! batch and one flush, and only then answers every request in the group (group commit). If the
+//! write fails nothing is acknowledged and the sequencer stops: the node then answers UNAVAILABLE
+//! until it is restarted and the store re-verified.
+
+use crate::errors::registry_code;
+use crate::metrics::Metrics;
+use ledger_core::checkpoint::Checkpoint;
+use ledger_core::compact::{CompactTree, CompletedNode};
+use ledger_core::dsse::Envelope;
+use ledger_core::entry::Entry;
+use ledger_core::hash::Hash;
+use ledger_core::note::NoteSigner;
+use ledger_core::registry::{Registry, index_terms};
+use ledger_store::{PreparedEntry, Store};
+use std::collections::HashMap;
+use std::sync::atomic::Ordering::Relaxed;
+use std::sync::mpsc::{Receiver, RecvTimeoutError};
+use std::sync::{Arc, RwLock};
+use std::time::{Duration, Instant};
+use tokio::sync::{oneshot, watch};
+
+/// Largest number of items in one group.
+pub const MAX_GROUP: usize = 8192;
+
+/// An item checked by the handler (limits, kind, payload, signatures) and ready to sequence.
+pub struct Item {
+    /// The envelope.
+    pub envelope: Envelope,
+    /// Its record kind.
+    pub kind: String,
+    /// Key ids whose signatures verified.
+    pub signers: Vec<String>,
+    /// Idempotency key.
+    pub request_id: Option<String>,
+}
+
+/// What happened to one item.
+#[derive(Debug, Clone)]
+pub enum Outcome {
+    /// Appended (or found from an earlier identical request).
+    Appended {
+        /// Index.
+        index: u64,
+        /// Leaf hash.
+        leaf_hash: Hash,
+        /// Timestamp.
+        timestamp_micros: u64,
+        /// Answer to a retry.
+        duplicate: bool,
+    },
+    /// Refused.
+    Refused(tonic::Code, String),
+}
+
+/// A job: items from one RPC.
+pub struct Job {
+    /// Items.
+    pub items: Vec<Item>,
+    /// Sign a checkpoint covering this job before answering.
+    pub want_checkpoint: bool,
+    /// Where to answer.
+    pub reply: oneshot::Sender<JobResult>,
+}
+
+/// Answer to a job.
+pub struct JobResult {
+    /// Per item.
+    pub outcomes: Vec<Outcome>,
+    /// The checkpoint signed with the group, if any.
+    pub checkpoint: Option<(u64, String)>,
+}
+
+/// Shared, read-mostly state the handlers see.
+pub struct Shared {
+    /// Registry snapshot (updated before any reply that depends on it).
+    pub registry: RwLock<Registry>,
+    /// Latest checkpoint (size, note).
+    pub checkpoint: watch::Sender<(u64, String)>,
+    /// Metrics.
+    pub metrics: Arc<Metrics>,
+    /// Current tree size (durable).
+    pub size: std::sync::atomic::AtomicU64,
+}
+
+/// Sequencer state and configuration.
+pub struct Sequencer {
+    /// Store.
+    pub store: Arc<Store>,
+    /// Node key.
+    pub signer: NoteSigner,
+    /// Origin.
+    pub origin: String,
+    /// Periodic checkpoint interval.
+    pub interval: Duration,
+    /// Shared state.
+    pub shared: Arc<Shared>,
+}
+
+fn now_micros() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_micros() as u64)
+        .unwrap_or(0)
+}
+
+/// Digest identifying what a request id was used for: the canonical encoding of the envelope in an
+/// entry with zero index, time and chain link.
+pub fn request_digest(env: &Envelope) -> Hash {
+    Hash::digest(
+        &Entry {
+            index: 0,
+            timestamp_micros: 0,
+            prev_root: Hash::default(),
+            envelope: env.clone(),
+        }
+        .encode(),
+    )
+}
+
+impl Sequencer {
+    /// Runs until every job sender is dropped; then signs a final checkpoint if needed and returns.
+    pub fn run(self, rx: Receiver<Job>) {
+        let mut ct = match self.store.compact_tree() {
+            Ok(ct) => ct,
+            Err(e) => {
+                tracing::error!(error = %e, "cannot load the tree; sequencer not started");
+                return;
+            }
+        };
+        let mut registry = match self.shared.registry.read() {
+            Ok(r) => r.clone(),
+            Err(_) => return,
+        };
+        let mut last_ts = self
+            .store
+            .timestamp(ct.size().saturating_sub(1))
+            .ok()
+            .flatten()
+            .unwrap_or(0);
+        let mut last_cp_size = self.store.latest_checkpoint().ok().flatten().map(|c| c.0).unwrap_or(0);
+        let mut last_cp_at = Instant::now();
+        loop {
+            let wait = self
+                .interval
+                .saturating_sub(last_cp_at.elapsed())
+                .max(Duration::from_millis(1));
+            let mut jobs = Vec::new();
+            match rx.recv_timeout(wait) {
+                Ok(j) => jobs.push(j),
+                Err(RecvTimeoutError::Timeout) => {}
+                Err(RecvTimeoutError::Disconnected) => {
+                    if ct.size() > last_cp_size {
+                        let _ = self.commit(&mut ct, &[], Vec::new(), true, &mut last_cp_size);
+                    }
+                    tracing::info!(size = ct.size(), "sequencer stopped");
+                    return;
+                }
+            }
+            let mut n: usize = jobs.iter().map(|j| j.items.len()).sum();
+            while n < MAX_GROUP {
+                match rx.try_recv() {
+                    Ok(j) => {
+                        n += j.items.len();
+                        jobs.push(j);
+                    }
+                    Err(_) => break,
+                }
+            }
+            let due = last_cp_at.elapsed() >= self.interval && ct.size() > last_cp_size;
+            if jobs.is_empty() && !due {
+                continue;
+            }
+            let want_cp = due || jobs.iter().any(|j| j.want_checkpoint);
+            let start_size = ct.size();
+            let mut prepared = Vec::new();
+            let mut nodes: Vec<CompletedNode> = Vec::new();
+            let mut outcomes: Vec<Vec<Outcome>> = Vec::with_capacity(jobs.len());
+            let mut in_group: HashMap<String, (Hash, Outcome)> = HashMap::new();
+            let mut registry_changed = false;
+            for job in &mut jobs {
+                let mut outs = Vec::with_capacity(job.items.len());
+                for item in job.items.drain(..) {
+                    outs.push(self.sequence_one(
+                        item,
+                        &mut ct,
+                        &mut registry,
+                        &mut last_ts,
+                        &mut prepared,
+                        &mut nodes,
+                        &mut in_group,
+                        &mut registry_changed,
+                    ));
+                }
+                outcomes.push(outs);
+            }
+            let result = self.commit(&mut ct, &nodes, prepared, want_cp, &mut last_cp_size);
+            match result {
+                Ok(cp) => {
+                    if want_cp {
+                        last_cp_at = Instant::now();
+                    }
+                    if registry_changed && let Ok(mut r) = self.shared.registry.write() {
+                        *r = registry.clone();
+                    }
+                    self.shared.size.store(ct.size(), Relaxed);
+                    self.shared.metrics.tree_size.store(ct.size(), Relaxed);
+                    for (job, outs) in jobs.into_iter().zip(outcomes) {
+                        let _ = job.reply.send(JobResult {
+                            outcomes: outs,
+                            checkpoint: cp.clone(),
+                        });
+                    }
+                }
+                Err(e) => {
+                    tracing::error!(error = %e, size = start_size, "group commit failed; nothing acknowledged, sequencer stops");
+                    for (job, outs) in jobs.into_iter().zip(outcomes) {
+                        let refused = Outcome::Refused(tonic::Code::Unavailable, format!("storage failure: {e}"));
+                        let _ = job.reply.send(JobResult {
+                            outcomes: vec![refused; outs.len()],
+                            checkpoint: None,
+                        });
+                    }
+                    return;
+                }
+            }
+        }
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn sequence_one(
+        &self,
+        item: Item,
+        ct: &mut CompactTree,
+        registry: &mut Registry,
+        last_ts: &mut u64,
+        prepared: &mut Vec<PreparedEntry>,
+        nodes: &mut Vec<CompletedNode>,
+        in_group: &mut HashMap<String, (Hash, Outcome)>,
+        registry_changed: &mut bool,
+    ) -> Outcome {
+        let digest = item.request_id.as_ref().map(|_| request_digest(&item.envelope));
+        if let (Some(id), Some(d)) = (&item.request_id, &digest) {
+            let earlier = match in_group.get(id) {
+                Some((h, o)) => Some((*h, o.clone())),
+                None => match self.store.request(id) {
+                    Ok(Some((index, h))) => self.outcome_of(index).map(|o| (h, o)),
+                    Ok(None) => None,
+                    Err(e) => return Outcome::Refused(tonic::Code::Unavailable, e.to_string()),
+                },
+            };
+            if let Some((h, o)) = earlier {
+                if h != *d {
+                    return Outcome::Refused(
+                        tonic::Code::AlreadyExists,
+                        format!("request id {id:?} was already used for a different envelope; use a new request id"),
+                    );
+                }
+                self.shared.metrics.duplicates.fetch_add(1, Relaxed);
+                return match o {
+                    Outcome::Appended {
+                        index,
+                        leaf_hash,
+                        timestamp_micros,
+                        ..
+                    } => Outcome::Appended {
+                        index,
+                        leaf_hash,
+                        timestamp_micros,
+                        duplicate: true,
+                    },
+                    r => r,
+                };
+            }
+        }
+        let index = ct.size();
+        if let Err(e) = registry.authorize_and_apply(index, &item.kind, &item.envelope.payload, &item.signers) {
+            self.shared.metrics.reject(registry_code(&e));
+            return Outcome::Refused(registry_code(&e), e.to_string());
+        }
+        if ledger_core::registry::is_key_record(&item.kind) {
+            *registry_changed = true;
+        }
+        let ts = now_micros().max(*last_ts + 1);
+        *last_ts = ts;
+        let terms = index_terms(&item.kind, &item.envelope.payload);
+        let entry = Entry {
+            index,
+            timestamp_micros: ts,
+            prev_root: ct.root(),
+            envelope: item.envelope,
+        };
+        let leaf = entry.encode();
+        let leaf_hash = ledger_core::hash::leaf_hash(&leaf);
+        ct.append_with(leaf_hash, |n| nodes.push(n));
+        let out = Outcome::Appended {
+            index,
+            leaf_hash,
+            timestamp_micros: ts,
+            duplicate: false,
+        };
+        let request = match (item.request_id, digest) {
+            (Some(id), Some(d)) => {
+                in_group.insert(id.clone(), (d, out.clone()));
+                Some((id, d))
+            }
+            _ => None,
+        };
+        prepared.push(PreparedEntry {
+            index,
+            leaf,
+            leaf_hash,
+            request,
+            terms,
+        });
+        out
+    }
+
+    fn outcome_of(&self, index: u64) -> Option<Outcome> {
+        let bytes = self.store.entry(index).ok()??;
+        let e = Entry::decode(&bytes).ok()?;
+        Some(Outcome::Appended {
+            index,
+            leaf_hash: ledger_core::hash::leaf_hash(&bytes),
+            timestamp_micros: e.timestamp_micros,
+            duplicate: true,
+        })
+    }
+
+    fn commit(
+        &self,
+        ct: &mut CompactTree,
+        nodes: &[CompletedNode],
+        prepared: Vec<PreparedEntry>,
+        want_cp: bool,
+        last_cp_size: &mut u64,
+    ) -> Result<Option<(u64, String)>, ledger_store::StoreError> {
+        let size = ct.size();
+        let cp = if want_cp && size > 0 {
+            let c = Checkpoint {
+                origin: self.origin.clone(),
+                size,
+                root: ct.root(),
+                extensions: vec![],
+            };
+            match c.sign(&self.signer) {
+                Ok(n) => Some((size, n.to_text())),
+                Err(e) => {
+                    tracing::error!(error = %e, "cannot sign checkpoint");
+                    None
+                }
+            }
+        } else {
+            None
+        };
+        if prepared.is_empty() && cp.is_none() {
+            return Ok(None);
+        }
+        let t = Instant::now();
+        self.store
+            .commit_group(&prepared, nodes, size, cp.as_ref().map(|(s, n)| (*s, n.as_str())))?;
+        let m = &self.shared.metrics;
+        m.flush_micros_sum.fetch_add(t.elapsed().as_micros() as u64, Relaxed);
+        m.groups.fetch_add(1, Relaxed);
+        m.appends.fetch_add(prepared.len() as u64, Relaxed);
+        m.group_max.fetch_max(prepared.len() as u64, Relaxed);
+        if let Some((s, n)) = &cp {
+            *last_cp_size = *s;
+            m.checkpoints.fetch_add(1, Relaxed);
+            self.shared.checkpoint.send_replace((*s, n.clone()));
+        }
+        Ok(cp)
+    }
+}

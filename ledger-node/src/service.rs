@@ -1,0 +1,520 @@
+//! The `ledger.v1.Ledger` gRPC service: checks requests at the edge (sizes, shape, kind, payload,
+//! signatures) and hands checked items to the sequencer; serves reads and proofs from the store.
+
+use crate::errors::{registry_status, store_status};
+use crate::sequencer::{Item, Job, JobResult, Outcome, Shared};
+use ledger_core::dsse::Envelope;
+use ledger_core::entry::Entry;
+use ledger_core::merkle;
+use ledger_core::registry::{check_payload, envelope_kind};
+use ledger_proto::pb;
+use ledger_store::Store;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::Ordering::Relaxed;
+use std::sync::mpsc::{SyncSender, TrySendError};
+use tokio_stream::Stream;
+use tonic::{Request, Response, Status};
+
+/// Most items in one AppendBatch.
+pub const MAX_BATCH: usize = 10_000;
+/// Longest request id.
+pub const MAX_REQUEST_ID: usize = 128;
+/// Most results per Query page.
+pub const MAX_QUERY_LIMIT: u32 = 1000;
+
+/// The service.
+#[derive(Clone)]
+pub struct LedgerService {
+    /// Store (reads; writes go through the sequencer).
+    pub store: Arc<Store>,
+    /// Shared state.
+    pub shared: Arc<Shared>,
+    /// Sequencer queue.
+    pub jobs: SyncSender<Job>,
+}
+
+type BoxStream<T> = Pin<Box<dyn Stream<Item = Result<T, Status>> + Send + 'static>>;
+
+fn check_request_id(id: &str) -> Result<Option<String>, Status> {
+    if id.is_empty() {
+        return Ok(None);
+    }
+    if id.len() > MAX_REQUEST_ID || id.chars().any(char::is_control) {
+        return Err(Status::invalid_argument(format!(
+            "request_id must be 1-{MAX_REQUEST_ID} bytes without control characters"
+        )));
+    }
+    Ok(Some(id.to_string()))
+}
+
+impl LedgerService {
+    /// Checks one append request at the edge and turns it into a sequencer item.
+    fn check_item(&self, req: pb::AppendRequest) -> Result<Item, Status> {
+        let request_id = check_request_id(&req.request_id)?;
+        let env: Envelope = req
+            .envelope
+            .ok_or_else(|| Status::invalid_argument("envelope is required"))?
+            .into();
+        env.check_limits()
+            .map_err(|e| Status::invalid_argument(e.to_string()))?;
+        let kind = envelope_kind(&env).map_err(|e| registry_status(&e))?.to_string();
+        check_payload(&kind, &env.payload).map_err(|e| registry_status(&e))?;
+        let signers = {
+            let reg = self
+                .shared
+                .registry
+                .read()
+                .map_err(|_| Status::internal("registry lock poisoned"))?;
+            reg.verify_signatures(&env).map_err(|e| registry_status(&e))?
+        };
+        Ok(Item {
+            envelope: env,
+            kind,
+            signers,
+            request_id,
+        })
+    }
+
+    async fn submit(&self, items: Vec<Item>, want_checkpoint: bool) -> Result<JobResult, Status> {
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        match self.jobs.try_send(Job {
+            items,
+            want_checkpoint,
+            reply: tx,
+        }) {
+            Ok(()) => {}
+            Err(TrySendError::Full(_)) => {
+                self.shared.metrics.reject(tonic::Code::ResourceExhausted);
+                return Err(Status::resource_exhausted(
+                    "the append queue is full; retry later with the same request id",
+                ));
+            }
+            Err(TrySendError::Disconnected(_)) => return Err(Status::unavailable("the node is shutting down")),
+        }
+        rx.await
+            .map_err(|_| Status::unavailable("the sequencer stopped; retry with the same request id"))
+    }
+
+    fn response(&self, o: Outcome, cp: &Option<(u64, String)>) -> Result<pb::AppendResponse, Status> {
+        match o {
+            Outcome::Refused(code, msg) => Err(Status::new(code, msg)),
+            Outcome::Appended {
+                index,
+                leaf_hash,
+                timestamp_micros,
+                duplicate,
+            } => {
+                let mut r = pb::AppendResponse {
+                    index,
+                    leaf_hash: leaf_hash.0.to_vec(),
+                    timestamp_micros,
+                    duplicate,
+                    checkpoint: String::new(),
+                    inclusion_proof: vec![],
+                };
+                if let Some((size, note)) = cp.as_ref()
+                    && *size > index
+                {
+                    r.checkpoint = note.clone();
+                    r.inclusion_proof = merkle::inclusion_proof(&*self.store, index, *size)
+                        .map_err(|e| Status::internal(e.to_string()))?
+                        .into_iter()
+                        .map(|h| h.0.to_vec())
+                        .collect();
+                }
+                Ok(r)
+            }
+        }
+    }
+
+    fn entry_pb(&self, index: u64) -> Result<pb::LogEntry, Status> {
+        let bytes = self
+            .store
+            .entry(index)
+            .map_err(|e| store_status(&e))?
+            .ok_or_else(|| Status::not_found(format!("no entry {index}; the log has {} entries", self.size())))?;
+        let e = Entry::decode(&bytes).map_err(|e| Status::data_loss(format!("entry {index}: {e}")))?;
+        Ok(ledger_proto::log_entry(
+            &bytes,
+            &e,
+            &ledger_core::hash::leaf_hash(&bytes),
+        ))
+    }
+
+    fn size(&self) -> u64 {
+        self.shared.size.load(Relaxed)
+    }
+
+    fn latest_size(&self) -> u64 {
+        self.shared.checkpoint.borrow().0
+    }
+}
+
+#[tonic::async_trait]
+impl pb::ledger_server::Ledger for LedgerService {
+    async fn append(&self, req: Request<pb::AppendRequest>) -> Result<Response<pb::AppendResponse>, Status> {
+        let req = req.into_inner();
+        let wait = req.wait_for_checkpoint;
+        let item = self
+            .check_item(req)
+            .inspect_err(|s| self.shared.metrics.reject(s.code()))?;
+        let res = self.submit(vec![item], wait).await?;
+        let o = res
+            .outcomes
+            .into_iter()
+            .next()
+            .ok_or_else(|| Status::internal("no outcome"))?;
+        let cp = if wait { res.checkpoint } else { None };
+        let mut r = self.response(o, &cp)?;
+        if !wait {
+            r.checkpoint.clear();
+            r.inclusion_proof.clear();
+        }
+        Ok(Response::new(r))
+    }
+
+    async fn append_batch(
+        &self,
+        req: Request<pb::AppendBatchRequest>,
+    ) -> Result<Response<pb::AppendBatchResponse>, Status> {
+        let req = req.into_inner();
+        if req.items.is_empty() {
+            return Err(Status::invalid_argument("the batch is empty"));
+        }
+        if req.items.len() > MAX_BATCH {
+            return Err(Status::invalid_argument(format!(
+                "the batch has {} items, the limit is {MAX_BATCH}; split it",
+                req.items.len()
+            )));
+        }
+        let wait = req.wait_for_checkpoint;
+        // Check every item at the edge; only the good ones go to the sequencer.
+        let mut results: Vec<Option<pb::AppendItemResult>> = Vec::with_capacity(req.items.len());
+        let mut items = Vec::new();
+        let mut slots = Vec::new();
+        for (i, it) in req.items.into_iter().enumerate() {
+            match self.check_item(it) {
+                Ok(item) => {
+                    items.push(item);
+                    slots.push(i);
+                    results.push(None);
+                }
+                Err(s) => {
+                    self.shared.metrics.reject(s.code());
+                    results.push(Some(pb::AppendItemResult {
+                        ok: None,
+                        error_code: s.code() as i32,
+                        error_message: s.message().to_string(),
+                    }));
+                }
+            }
+        }
+        let mut checkpoint = String::new();
+        if !items.is_empty() {
+            let res = self.submit(items, wait).await?;
+            let cp = if wait { res.checkpoint.clone() } else { None };
+            if let Some((_, n)) = &cp {
+                checkpoint = n.clone();
+            }
+            for (slot, o) in slots.into_iter().zip(res.outcomes) {
+                results[slot] = Some(match self.response(o, &cp) {
+                    Ok(mut r) => {
+                        if !wait {
+                            r.checkpoint.clear();
+                            r.inclusion_proof.clear();
+                        } else {
+                            r.checkpoint.clear(); // carried once, at the batch level
+                        }
+                        pb::AppendItemResult {
+                            ok: Some(r),
+                            error_code: 0,
+                            error_message: String::new(),
+                        }
+                    }
+                    Err(s) => pb::AppendItemResult {
+                        ok: None,
+                        error_code: s.code() as i32,
+                        error_message: s.message().into(),
+                    },
+                });
+            }
+        }
+        Ok(Response::new(pb::AppendBatchResponse {
+            results: results.into_iter().map(Option::unwrap_or_default).collect(),
+            checkpoint,
+        }))
+    }
+
+    async fn get_entry(&self, req: Request<pb::GetEntryRequest>) -> Result<Response<pb::LogEntry>, Status> {
+        Ok(Response::new(self.entry_pb(req.into_inner().index)?))
+    }
+
+    type GetEntriesStream = BoxStream<pb::LogEntry>;
+
+    async fn get_entries(
+        &self,
+        req: Request<pb::GetEntriesRequest>,
+    ) -> Result<Response<Self::GetEntriesStream>, Status> {
+        let req = req.into_inner();
+        let size = self.size();
+        let end = if req.end == 0 { size } else { req.end.min(size) };
+        if req.start > end {
+            return Err(Status::out_of_range(format!(
+                "start {} is beyond the log size {size}",
+                req.start
+            )));
+        }
+        let (tx, rx) = tokio::sync::mpsc::channel(256);
+        let store = self.store.clone();
+        let start = req.start;
+        tokio::task::spawn_blocking(move || {
+            for r in store.entries(start, end) {
+                let msg = match r {
+                    Ok((i, bytes)) => match Entry::decode(&bytes) {
+                        Ok(e) => Ok(ledger_proto::log_entry(
+                            &bytes,
+                            &e,
+                            &ledger_core::hash::leaf_hash(&bytes),
+                        )),
+                        Err(e) => Err(Status::data_loss(format!("entry {i}: {e}"))),
+                    },
+                    Err(e) => Err(store_status(&e)),
+                };
+                if tx.blocking_send(msg).is_err() {
+                    return;
+                }
+            }
+        });
+        Ok(Response::new(Box::pin(tokio_stream::wrappers::ReceiverStream::new(rx))))
+    }
+
+    async fn get_checkpoint(
+        &self,
+        req: Request<pb::GetCheckpointRequest>,
+    ) -> Result<Response<pb::CheckpointResponse>, Status> {
+        let (size, note) = match req.into_inner().size {
+            None => self.shared.checkpoint.borrow().clone(),
+            Some(s) => {
+                let n = self
+                    .store
+                    .checkpoint(s)
+                    .map_err(|e| store_status(&e))?
+                    .ok_or_else(|| Status::not_found(format!("no checkpoint of size {s} was signed")))?;
+                (s, n)
+            }
+        };
+        let root = ledger_core::note::Note::parse(&note)
+            .ok()
+            .and_then(|n| ledger_core::checkpoint::Checkpoint::from_body(&n.text).ok())
+            .map(|c| c.root.0.to_vec())
+            .unwrap_or_default();
+        Ok(Response::new(pb::CheckpointResponse { note, size, root }))
+    }
+
+    async fn get_inclusion_proof(
+        &self,
+        req: Request<pb::GetInclusionProofRequest>,
+    ) -> Result<Response<pb::InclusionProofResponse>, Status> {
+        let req = req.into_inner();
+        let index = match req.target {
+            Some(pb::get_inclusion_proof_request::Target::Index(i)) => i,
+            Some(pb::get_inclusion_proof_request::Target::LeafHash(h)) => {
+                let h = ledger_proto::hash_from_bytes("leaf_hash", &h).map_err(|e| Status::invalid_argument(e.0))?;
+                self.store
+                    .index_of_leaf(&h)
+                    .map_err(|e| store_status(&e))?
+                    .ok_or_else(|| Status::not_found(format!("no entry has leaf hash {h}")))?
+            }
+            None => return Err(Status::invalid_argument("give an index or a leaf_hash")),
+        };
+        let tree_size = if req.tree_size == 0 {
+            self.latest_size()
+        } else {
+            req.tree_size
+        };
+        if tree_size > self.size() {
+            return Err(Status::out_of_range(format!(
+                "tree size {tree_size} is beyond the log size {}",
+                self.size()
+            )));
+        }
+        if index >= tree_size {
+            return Err(Status::failed_precondition(format!(
+                "entry {index} is not in the tree of size {tree_size}; wait for a later checkpoint"
+            )));
+        }
+        let hashes =
+            merkle::inclusion_proof(&*self.store, index, tree_size).map_err(|e| Status::internal(e.to_string()))?;
+        let checkpoint = self
+            .store
+            .checkpoint(tree_size)
+            .map_err(|e| store_status(&e))?
+            .unwrap_or_default();
+        Ok(Response::new(pb::InclusionProofResponse {
+            index,
+            tree_size,
+            hashes: hashes.into_iter().map(|h| h.0.to_vec()).collect(),
+            checkpoint,
+        }))
+    }
+
+    async fn get_consistency_proof(
+        &self,
+        req: Request<pb::GetConsistencyProofRequest>,
+    ) -> Result<Response<pb::ConsistencyProofResponse>, Status> {
+        let req = req.into_inner();
+        let new = if req.new_size == 0 {
+            self.latest_size()
+        } else {
+            req.new_size
+        };
+        if new > self.size() {
+            return Err(Status::out_of_range(format!(
+                "new size {new} is beyond the log size {}",
+                self.size()
+            )));
+        }
+        if req.old_size > new {
+            return Err(Status::invalid_argument(format!(
+                "old size {} is larger than new size {new}",
+                req.old_size
+            )));
+        }
+        let hashes =
+            merkle::consistency_proof(&*self.store, req.old_size, new).map_err(|e| Status::internal(e.to_string()))?;
+        let checkpoint = self
+            .store
+            .checkpoint(new)
+            .map_err(|e| store_status(&e))?
+            .unwrap_or_default();
+        Ok(Response::new(pb::ConsistencyProofResponse {
+            old_size: req.old_size,
+            new_size: new,
+            hashes: hashes.into_iter().map(|h| h.0.to_vec()).collect(),
+            checkpoint,
+        }))
+    }
+
+    type WatchCheckpointsStream = BoxStream<pb::CheckpointResponse>;
+
+    async fn watch_checkpoints(
+        &self,
+        _req: Request<pb::WatchCheckpointsRequest>,
+    ) -> Result<Response<Self::WatchCheckpointsStream>, Status> {
+        let rx = self.shared.checkpoint.subscribe();
+        let s = tokio_stream::StreamExt::map(tokio_stream::wrappers::WatchStream::new(rx), |(size, note)| {
+            let root = ledger_core::note::Note::parse(&note)
+                .ok()
+                .and_then(|n| ledger_core::checkpoint::Checkpoint::from_body(&n.text).ok())
+                .map(|c| c.root.0.to_vec())
+                .unwrap_or_default();
+            Ok(pb::CheckpointResponse { note, size, root })
+        });
+        Ok(Response::new(Box::pin(s)))
+    }
+
+    async fn query(&self, req: Request<pb::QueryRequest>) -> Result<Response<pb::QueryResponse>, Status> {
+        let q = req.into_inner();
+        let limit = if q.limit == 0 {
+            100
+        } else {
+            q.limit.min(MAX_QUERY_LIMIT)
+        } as usize;
+        let mut filters: Vec<(u8, &str)> = Vec::new();
+        for (tag, v) in [
+            (b'd', q.draw_id.as_str()),
+            (b's', q.subject.as_str()),
+            (b'k', q.kind.as_str()),
+        ] {
+            if v.len() > 256 {
+                return Err(Status::invalid_argument("filter values are at most 256 bytes"));
+            }
+            if !v.is_empty() {
+                filters.push((tag, v));
+            }
+        }
+        if filters.is_empty() && q.from_micros == 0 && q.to_micros == 0 {
+            return Err(Status::invalid_argument(
+                "give at least one of kind, subject, draw_id or a time range",
+            ));
+        }
+        let size = self.size();
+        let lo = if q.from_micros == 0 {
+            0
+        } else {
+            self.first_at_or_after(q.from_micros, size)?
+        };
+        let hi = if q.to_micros == 0 {
+            size
+        } else {
+            self.first_at_or_after(q.to_micros, size)?
+        };
+        let mut start = q.page_start.max(lo);
+        let mut indices = Vec::new();
+        let mut next = 0;
+        'outer: while start < hi {
+            let page: Vec<u64> = match filters.first() {
+                Some((tag, v)) => self
+                    .store
+                    .query(*tag, v, start, limit + 1)
+                    .map_err(|e| store_status(&e))?,
+                None => (start..hi.min(start + limit as u64 + 1)).collect(),
+            };
+            if page.is_empty() {
+                break;
+            }
+            let last = *page.last().unwrap_or(&start);
+            for i in page {
+                if i >= hi {
+                    break 'outer;
+                }
+                let mut ok = true;
+                for (tag, v) in filters.iter().skip(1) {
+                    if !self.store.has_term(*tag, v, i).map_err(|e| store_status(&e))? {
+                        ok = false;
+                        break;
+                    }
+                }
+                if ok {
+                    if indices.len() == limit {
+                        next = i;
+                        break 'outer;
+                    }
+                    indices.push(i);
+                }
+            }
+            start = last + 1;
+        }
+        let entries = if q.with_entries {
+            indices
+                .iter()
+                .map(|i| self.entry_pb(*i))
+                .collect::<Result<Vec<_>, _>>()?
+        } else {
+            vec![]
+        };
+        Ok(Response::new(pb::QueryResponse {
+            indices,
+            entries,
+            next_page_start: next,
+        }))
+    }
+}
+
+impl LedgerService {
+    /// First index whose timestamp is at or after `t` (timestamps are monotone in the index).
+    fn first_at_or_after(&self, t: u64, size: u64) -> Result<u64, Status> {
+        let (mut lo, mut hi) = (0u64, size);
+        while lo < hi {
+            let mid = lo + (hi - lo) / 2;
+            let ts = self
+                .store
+                .timestamp(mid)
+                .map_err(|e| store_status(&e))?
+                .unwrap_or(u64::MAX);
+            if ts < t { lo = mid + 1 } else { hi = mid }
+        }
+        Ok(lo)
+    }
+}

@@ -1,0 +1,179 @@
+//! Helpers for end-to-end tests: start the real `ledger-node` binary on a free loopback port,
+//! stop it (SIGTERM or SIGKILL), and build signed records.
+#![allow(dead_code)]
+
+use ed25519_dalek::SigningKey;
+use ledger_core::dsse::Envelope;
+use ledger_core::registry::payload_type;
+use ledger_proto::pb;
+use ledger_proto::pb::ledger_client::LedgerClient;
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+use tonic::transport::Channel;
+
+/// Path of a workspace binary built next to this test's binary.
+pub fn bin(name: &str) -> PathBuf {
+    if name == "ledger-node"
+        && let Some(p) = option_env!("CARGO_BIN_EXE_ledger-node")
+    {
+        return PathBuf::from(p);
+    }
+    let exe = std::env::current_exe().expect("current exe");
+    let dir = exe.parent().and_then(Path::parent).expect("target dir");
+    let p = dir.join(name);
+    assert!(p.exists(), "{} not built; run `cargo test --workspace`", p.display());
+    p
+}
+
+/// A running node process.
+pub struct Node {
+    pub child: Option<Child>,
+    pub addr: String,
+    pub data: PathBuf,
+}
+
+impl Node {
+    /// Starts `ledger-node serve` on DATA with a free port; panics if it does not come up.
+    pub fn start(data: &Path) -> Node {
+        Self::try_start(data).unwrap_or_else(|e| panic!("node did not start: {e}"))
+    }
+
+    /// Starts the node; on failure returns what it printed on stderr.
+    pub fn try_start(data: &Path) -> Result<Node, String> {
+        let mut child = Command::new(bin("ledger-node"))
+            .args([
+                "serve",
+                "--listen",
+                "127.0.0.1:0",
+                "--metrics-listen",
+                "off",
+                "--checkpoint-interval-ms",
+                "200",
+            ])
+            .arg("--data")
+            .arg(data)
+            .env("RUST_LOG", "warn")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn ledger-node");
+        let stdout = child.stdout.take().expect("stdout");
+        let mut lines = BufReader::new(stdout).lines();
+        for line in lines.by_ref() {
+            let line = line.unwrap_or_default();
+            if let Some(a) = line.strip_prefix("listening on ") {
+                let addr = format!("http://{a}");
+                // Keep draining stdout so the node never blocks on a full pipe.
+                std::thread::spawn(move || for _ in lines {});
+                return Ok(Node {
+                    child: Some(child),
+                    addr,
+                    data: data.to_path_buf(),
+                });
+            }
+        }
+        let out = child.wait_with_output().expect("wait");
+        Err(String::from_utf8_lossy(&out.stderr).into_owned())
+    }
+
+    pub async fn client(&self) -> LedgerClient<Channel> {
+        for _ in 0..50 {
+            if let Ok(c) = LedgerClient::connect(self.addr.clone()).await {
+                return c
+                    .max_decoding_message_size(64 << 20)
+                    .max_encoding_message_size(64 << 20);
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        panic!("cannot connect to {}", self.addr);
+    }
+
+    /// Graceful stop (SIGTERM) and wait.
+    pub fn stop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = Command::new("kill").arg("-TERM").arg(c.id().to_string()).status();
+            let _ = c.wait();
+        }
+    }
+
+    /// Hard kill (SIGKILL), as in a crash.
+    pub fn kill9(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+impl Drop for Node {
+    fn drop(&mut self) {
+        self.kill9();
+    }
+}
+
+/// Runs `ledger-node init`.
+pub fn init(data: &Path, origin: &str, admin_keys: &[PathBuf], quorum: u32) {
+    let mut c = Command::new(bin("ledger-node"));
+    c.args(["init", "--origin", origin, "--admin-quorum", &quorum.to_string()])
+        .arg("--data")
+        .arg(data);
+    for k in admin_keys {
+        c.arg("--admin-key").arg(k);
+    }
+    let out = c.output().expect("init");
+    assert!(
+        out.status.success(),
+        "init failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+pub fn key(path: &Path) -> SigningKey {
+    ledger_client::keyfile::read_signing_key(path).expect("key file")
+}
+
+pub fn new_key() -> SigningKey {
+    SigningKey::generate(&mut rand::rng())
+}
+
+pub fn record(kind: &str, payload: serde_json::Value, keys: &[&SigningKey]) -> Envelope {
+    let mut env = Envelope::new(payload_type(kind), serde_json::to_vec(&payload).expect("json"));
+    for k in keys {
+        env.sign(k);
+    }
+    env
+}
+
+pub fn enroll(key: &SigningKey, name: &str, roles: &[&str], admins: &[&SigningKey]) -> Envelope {
+    record(
+        "key.enroll",
+        serde_json::json!({
+            "version": 1, "name": name,
+            "key": ledger_core::keys::public_key_to_base64(&key.verifying_key()),
+            "roles": roles, "scope": {"organization": "org-test", "kinds": []}
+        }),
+        admins,
+    )
+}
+
+pub fn req(env: &Envelope, id: &str, wait: bool) -> pb::AppendRequest {
+    pb::AppendRequest {
+        envelope: Some(env.into()),
+        request_id: id.to_string(),
+        wait_for_checkpoint: wait,
+    }
+}
+
+pub async fn append(
+    c: &mut LedgerClient<Channel>,
+    env: &Envelope,
+    id: &str,
+) -> Result<pb::AppendResponse, tonic::Status> {
+    c.append(req(env, id, false)).await.map(|r| r.into_inner())
+}
+
+pub fn note_payload(i: u64) -> serde_json::Value {
+    serde_json::json!({"version": 1, "text": format!("record {i}"), "subject": format!("cadre-{}", i % 3)})
+}

@@ -235,8 +235,7 @@ impl LedgerClient {
         loop {
             match endpoint.connect().await {
                 Ok(ch) => return Ok(Self::from_channel(ch, retry)),
-                Err(e) if attempt + 1 < retry.max_attempts.max(1) => {
-                    let _ = e;
+                Err(_) if attempt + 1 < retry.max_attempts.max(1) => {
                     tokio::time::sleep(retry.delay(attempt)).await;
                     attempt += 1;
                 }
@@ -244,9 +243,14 @@ impl LedgerClient {
                     // The transport error's source chain carries the useful part ("connection refused").
                     let mut detail = e.to_string();
                     let mut src = std::error::Error::source(&e);
+                    let mut last = detail.clone();
                     while let Some(s) = src {
-                        detail.push_str(": ");
-                        detail.push_str(&s.to_string());
+                        let msg = s.to_string();
+                        if msg != last {
+                            detail.push_str(": ");
+                            detail.push_str(&msg);
+                        }
+                        last = msg;
                         src = s.source();
                     }
                     return Err(ClientError::Connect {

@@ -58,7 +58,7 @@ pub enum ClientError {
     },
     /// A checkpoint note did not parse, or its signature by the node key did not verify.
     #[error("checkpoint not accepted: {0}")]
-    Checkpoint(#[from] CheckpointError),
+    Checkpoint(CheckpointError),
     /// No signed checkpoint was available to verify against.
     #[error("no signed checkpoint covers entry {index}{}", .detail.as_deref().map(|d| format!(": {d}")).unwrap_or_default())]
     NoCheckpoint {
@@ -68,7 +68,7 @@ pub enum ClientError {
         detail: Option<String>,
     },
     /// An inclusion proof did not verify.
-    #[error("inclusion proof of entry {index} in tree of size {size} (root {root}) does not verify: {source}")]
+    #[error("inclusion proof of entry {index} in tree of size {size} (root {root}) does not verify: {error}")]
     Inclusion {
         /// Entry index.
         index: u64,
@@ -77,7 +77,7 @@ pub enum ClientError {
         /// Signed root.
         root: Hash,
         /// Why.
-        source: ProofError,
+        error: ProofError,
     },
     /// A newer checkpoint is smaller than one seen before: the log was rewound.
     #[error("log rewound: saw size {old_size} (root {old_root}), now size {new_size} (root {new_root})")]
@@ -109,17 +109,17 @@ pub enum ClientError {
     },
     /// An envelope breaks DSSE limits or its signature does not verify.
     #[error("envelope: {0}")]
-    Envelope(#[from] DsseError),
+    Envelope(DsseError),
     /// A key does not parse.
     #[error("key: {0}")]
-    Key(#[from] KeyError),
+    Key(KeyError),
     /// A key file could not be read or written.
-    #[error("key file {}: {source}", path.display())]
+    #[error("key file {}: {error}", path.display())]
     KeyFile {
         /// The file.
         path: PathBuf,
         /// The I/O error.
-        source: std::io::Error,
+        error: std::io::Error,
     },
     /// A key file's contents are not a key.
     #[error("key file {}: {detail}", path.display())]
@@ -170,6 +170,26 @@ impl From<tonic::Status> for ClientError {
             code: s.code(),
             message: s.message().to_string(),
         }
+    }
+}
+
+// The wrapped errors are part of the message, not a `source()`, so that printing the chain does
+// not repeat them.
+impl From<CheckpointError> for ClientError {
+    fn from(e: CheckpointError) -> Self {
+        ClientError::Checkpoint(e)
+    }
+}
+
+impl From<DsseError> for ClientError {
+    fn from(e: DsseError) -> Self {
+        ClientError::Envelope(e)
+    }
+}
+
+impl From<KeyError> for ClientError {
+    fn from(e: KeyError) -> Self {
+        ClientError::Key(e)
     }
 }
 

@@ -24,9 +24,9 @@ pub fn public_key_path(path: &Path) -> PathBuf {
 }
 
 fn create_new(path: &Path, mode: u32, contents: &str) -> Result<(), ClientError> {
-    let io = |source| ClientError::KeyFile {
+    let io = |error| ClientError::KeyFile {
         path: path.to_path_buf(),
-        source,
+        error,
     };
     let mut f = OpenOptions::new()
         .write(true)
@@ -40,9 +40,9 @@ fn create_new(path: &Path, mode: u32, contents: &str) -> Result<(), ClientError>
 
 fn read_small(path: &Path) -> Result<String, ClientError> {
     use std::io::Read as _;
-    let io = |source| ClientError::KeyFile {
+    let io = |error| ClientError::KeyFile {
         path: path.to_path_buf(),
-        source,
+        error,
     };
     let f = std::fs::File::open(path).map_err(io)?;
     let mut s = String::new();
@@ -115,7 +115,7 @@ pub fn write_key_pair(path: impl AsRef<Path>, key: &SigningKey) -> Result<PathBu
         if p.symlink_metadata().is_ok() {
             return Err(ClientError::KeyFile {
                 path: p.to_path_buf(),
-                source: std::io::Error::new(std::io::ErrorKind::AlreadyExists, "file exists, not overwriting"),
+                error: std::io::Error::new(std::io::ErrorKind::AlreadyExists, "file exists, not overwriting"),
             });
         }
     }

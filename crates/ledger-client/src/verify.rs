@@ -42,11 +42,11 @@ pub fn verify_inclusion_in_note(
             detail: Some(format!("the checkpoint has size {}", cp.size)),
         });
     }
-    verify_inclusion(index, cp.size, leaf_hash, proof, &cp.root).map_err(|source| ClientError::Inclusion {
+    verify_inclusion(index, cp.size, leaf_hash, proof, &cp.root).map_err(|error| ClientError::Inclusion {
         index,
         size: cp.size,
         root: cp.root,
-        source,
+        error,
     })?;
     Ok(cp)
 }

@@ -1,0 +1,352 @@
+//! `ledger-bench`: drives a real `ledger-node` (started here on loopback, on a temporary data
+//! directory) and prints each figure beside the machine's raw limits measured in the same run.
+//!
+//! Run: `cargo build --release --workspace --bins && target/release/ledger-bench` (`--quick` for a
+//! short smoke run). Figures are medians of several runs with min and max.
+
+use anyhow::{Context, Result, bail};
+use clap::Parser;
+use ed25519_dalek::{Signer, SigningKey};
+use ledger_core::dsse::Envelope;
+use ledger_core::registry::payload_type;
+use ledger_proto::pb;
+use ledger_proto::pb::ledger_client::LedgerClient;
+use std::io::{BufRead, BufReader, Write};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+use tonic::transport::Channel;
+
+#[derive(Parser)]
+struct Args {
+    /// Short smoke run (seconds, not minutes).
+    #[arg(long)]
+    quick: bool,
+    /// Runs per figure.
+    #[arg(long, default_value_t = 3)]
+    runs: usize,
+}
+
+struct Stats {
+    med: f64,
+    min: f64,
+    max: f64,
+}
+
+fn stats(mut v: Vec<f64>) -> Stats {
+    v.sort_by(|a, b| a.total_cmp(b));
+    Stats { med: v[v.len() / 2], min: v[0], max: v[v.len() - 1] }
+}
+
+fn row(name: &str, s: &Stats, unit: &str, note: &str) {
+    println!("{name:<52} {:>12.0} {unit:<9} [{:.0} – {:.0}] {note}", s.med, s.min, s.max);
+}
+
+fn bin(name: &str) -> Result<PathBuf> {
+    let exe = std::env::current_exe()?;
+    let p = exe.parent().context("exe dir")?.join(name);
+    if !p.exists() {
+        bail!("{} not found: run `cargo build --release --workspace --bins` first", p.display());
+    }
+    Ok(p)
+}
+
+struct Node {
+    child: Child,
+    addr: String,
+    _dir: tempfile::TempDir,
+}
+
+impl Drop for Node {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn start_node() -> Result<(Node, SigningKey)> {
+    let dir = tempfile::Builder::new().prefix("ledger-bench-").tempdir_in(".")?;
+    let data = dir.path().join("d");
+    let st = Command::new(bin("ledger-node")?)
+        .args(["init", "--origin", "bench.ledger/test"])
+        .arg("--data")
+        .arg(&data)
+        .stdout(Stdio::null())
+        .status()?;
+    if !st.success() {
+        bail!("init failed");
+    }
+    let admin = ledger_client::keyfile::read_signing_key(data.join("keys/admin.key"))?;
+    let mut child = Command::new(bin("ledger-node")?)
+        .args(["serve", "--listen", "127.0.0.1:0", "--metrics-listen", "off", "--queue-depth", "65536"])
+        .arg("--data")
+        .arg(&data)
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::piped())
+        .spawn()?;
+    let out = child.stdout.take().context("stdout")?;
+    let mut lines = BufReader::new(out).lines();
+    let addr = loop {
+        match lines.next() {
+            Some(l) => {
+                if let Some(a) = l?.strip_prefix("listening on ") {
+                    break format!("http://{a}");
+                }
+            }
+            None => bail!("node exited"),
+        }
+    };
+    std::thread::spawn(move || for _ in lines {});
+    Ok((Node { child, addr, _dir: dir }, admin))
+}
+
+async fn client(addr: &str) -> Result<LedgerClient<Channel>> {
+    Ok(LedgerClient::connect(addr.to_string()).await?.max_decoding_message_size(64 << 20).max_encoding_message_size(64 << 20))
+}
+
+fn micro_eval(key: &SigningKey, i: u64) -> Envelope {
+    let payload = serde_json::json!({
+        "version": 1, "subject": format!("dept-{}", i % 50), "service": "household-registration",
+        "ticket_hash": format!("{:064x}", i), "rating": 1 + i % 5, "period": "2026-11"
+    });
+    let mut env = Envelope::new(payload_type("evaluation.micro"), serde_json::to_vec(&payload).unwrap_or_default());
+    env.sign(key);
+    env
+}
+
+fn req(env: &Envelope) -> pb::AppendRequest {
+    pb::AppendRequest { envelope: Some(env.into()), request_id: String::new(), wait_for_checkpoint: false }
+}
+
+async fn enroll_platform(addr: &str, admin: &SigningKey) -> Result<SigningKey> {
+    let key = SigningKey::generate(&mut rand::rng());
+    let payload = serde_json::json!({"version": 1, "name": "bench platform",
+        "key": ledger_core::keys::public_key_to_base64(&key.verifying_key()), "roles": ["service-platform"]});
+    let mut env = Envelope::new(payload_type("key.enroll"), serde_json::to_vec(&payload)?);
+    env.sign(admin);
+    client(addr).await?.append(req(&env)).await?;
+    Ok(key)
+}
+
+/// Concurrent single Appends: returns appends/s.
+async fn concurrent_appends(addr: &str, key: &SigningKey, clients: usize, per: u64) -> Result<f64> {
+    let envs: Vec<Vec<Envelope>> =
+        (0..clients as u64).map(|c| (0..per).map(|i| micro_eval(key, c * 10_000_000 + i + rand::random::<u32>() as u64)).collect()).collect();
+    let t = Instant::now();
+    let mut tasks = Vec::new();
+    for batch in envs {
+        let mut c = client(addr).await?;
+        tasks.push(tokio::spawn(async move {
+            for e in batch {
+                c.append(req(&e)).await?;
+            }
+            Ok::<(), tonic::Status>(())
+        }));
+    }
+    for t in tasks {
+        t.await??;
+    }
+    Ok((clients as u64 * per) as f64 / t.elapsed().as_secs_f64())
+}
+
+/// AppendBatch from several clients: returns appends/s.
+async fn batches(addr: &str, key: &SigningKey, clients: usize, batch: usize, rounds: usize) -> Result<f64> {
+    let mut work = Vec::new();
+    for c in 0..clients {
+        let b: Vec<pb::AppendBatchRequest> = (0..rounds)
+            .map(|r| pb::AppendBatchRequest {
+                items: (0..batch).map(|i| req(&micro_eval(key, rand::random::<u64>() ^ (c * 1_000_000 + r * 10_000 + i) as u64))).collect(),
+                wait_for_checkpoint: false,
+            })
+            .collect();
+        work.push(b);
+    }
+    let t = Instant::now();
+    let mut tasks = Vec::new();
+    for w in work {
+        let mut c = client(addr).await?;
+        tasks.push(tokio::spawn(async move {
+            for b in w {
+                let r = c.append_batch(b).await?.into_inner();
+                if r.results.iter().any(|x| x.ok.is_none()) {
+                    return Err(tonic::Status::internal("item refused"));
+                }
+            }
+            Ok::<(), tonic::Status>(())
+        }));
+    }
+    for t in tasks {
+        t.await??;
+    }
+    Ok((clients * batch * rounds) as f64 / t.elapsed().as_secs_f64())
+}
+
+/// Fixed offered load: returns (p50 ms, p99 ms, achieved/s).
+async fn fixed_load(addr: &str, key: &SigningKey, rate: u64, secs: u64) -> Result<(f64, f64, f64)> {
+    let n = rate * secs;
+    let envs: Vec<Envelope> = (0..n).map(|i| micro_eval(key, i ^ rand::random::<u64>())).collect();
+    let conns: Vec<LedgerClient<Channel>> = {
+        let mut v = Vec::new();
+        for _ in 0..8 {
+            v.push(client(addr).await?);
+        }
+        v
+    };
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+    let start = Instant::now();
+    let interval = Duration::from_secs_f64(1.0 / rate as f64);
+    for (i, e) in envs.into_iter().enumerate() {
+        let due = start + interval * i as u32;
+        tokio::time::sleep_until(due.into()).await;
+        let mut c = conns[i % conns.len()].clone();
+        let tx = tx.clone();
+        tokio::spawn(async move {
+            let t = Instant::now();
+            let ok = c.append(req(&e)).await.is_ok();
+            let _ = tx.send((ok, t.elapsed().as_secs_f64() * 1e3));
+        });
+    }
+    drop(tx);
+    let mut lat = Vec::new();
+    while let Some((ok, ms)) = rx.recv().await {
+        if ok {
+            lat.push(ms);
+        }
+    }
+    let elapsed = start.elapsed().as_secs_f64();
+    lat.sort_by(|a, b| a.total_cmp(b));
+    if lat.is_empty() {
+        bail!("no append succeeded");
+    }
+    let p = |q: f64| lat[((lat.len() - 1) as f64 * q) as usize];
+    Ok((p(0.5), p(0.99), lat.len() as f64 / elapsed))
+}
+
+/// Time from append until a checkpoint covering it is published.
+async fn append_to_checkpoint(addr: &str, key: &SigningKey) -> Result<f64> {
+    let mut c = client(addr).await?;
+    let mut w = c.watch_checkpoints(pb::WatchCheckpointsRequest {}).await?.into_inner();
+    let _ = w.message().await?;
+    let t = Instant::now();
+    let r = c.append(req(&micro_eval(key, rand::random()))).await?.into_inner();
+    loop {
+        let Some(cp) = w.message().await? else { bail!("watch ended") };
+        if cp.size > r.index {
+            return Ok(t.elapsed().as_secs_f64() * 1e3);
+        }
+    }
+}
+
+fn raw_limits(runs: usize) {
+    let key = SigningKey::generate(&mut rand::rng());
+    let msg = [7u8; 300];
+    let sign = stats((0..runs).map(|_| {
+        let t = Instant::now();
+        for _ in 0..5000 {
+            std::hint::black_box(key.sign(&msg));
+        }
+        5000.0 / t.elapsed().as_secs_f64()
+    }).collect());
+    row("raw Ed25519 sign (1 core)", &sign, "ops/s", "");
+    let sig = key.sign(&msg);
+    let vk = key.verifying_key();
+    let verify = stats((0..runs).map(|_| {
+        let t = Instant::now();
+        for _ in 0..5000 {
+            let _ = std::hint::black_box(vk.verify_strict(&msg, &sig));
+        }
+        5000.0 / t.elapsed().as_secs_f64()
+    }).collect());
+    row("raw Ed25519 verify (1 core)", &verify, "ops/s", "");
+    let msgs: Vec<Vec<u8>> = (0..256u32).map(|i| i.to_le_bytes().repeat(75)).collect();
+    let sigs: Vec<_> = msgs.iter().map(|m| key.sign(m)).collect();
+    let refs: Vec<&[u8]> = msgs.iter().map(Vec::as_slice).collect();
+    let vks = vec![vk; 256];
+    let batch = stats((0..runs).map(|_| {
+        let t = Instant::now();
+        for _ in 0..20 {
+            let _ = std::hint::black_box(ed25519_dalek::verify_batch(&refs, &sigs, &vks));
+        }
+        20.0 * 256.0 / t.elapsed().as_secs_f64()
+    }).collect());
+    row("raw Ed25519 batch verify, 256/batch (1 core)", &batch, "sigs/s", "");
+    let buf = vec![1u8; 32 << 20];
+    let sha = stats((0..runs).map(|_| {
+        let t = Instant::now();
+        std::hint::black_box(<sha2::Sha256 as sha2::Digest>::digest(&buf));
+        buf.len() as f64 / t.elapsed().as_secs_f64() / 1e6
+    }).collect());
+    row("raw SHA-256", &sha, "MB/s", "");
+    let a = ledger_core::hash::Hash::digest(b"x");
+    let nodes = stats((0..runs).map(|_| {
+        let t = Instant::now();
+        let mut h = a;
+        for _ in 0..500_000 {
+            h = ledger_core::hash::node_hash(&a, &h);
+        }
+        std::hint::black_box(h);
+        500_000.0 / t.elapsed().as_secs_f64()
+    }).collect());
+    row("RFC 9162 node hashes", &nodes, "hashes/s", "");
+    let fsync = stats((0..runs).map(|_| {
+        let path = std::env::current_dir().unwrap_or_default().join(".ledger-bench-fsync");
+        let Ok(mut f) = std::fs::File::create(&path) else { return 0.0 };
+        let t = Instant::now();
+        for _ in 0..200 {
+            let _ = f.write_all(&[0u8; 512]);
+            let _ = f.sync_data();
+        }
+        let _ = std::fs::remove_file(&path);
+        t.elapsed().as_secs_f64() / 200.0 * 1e6
+    }).collect());
+    row("write 512 B + fdatasync latency (data disk)", &fsync, "µs", "");
+}
+
+#[tokio::main]
+async fn main() -> Result<()> {
+    let a = Args::parse();
+    let runs = a.runs.max(1);
+    let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
+    let cpu = std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|s| s.lines().find(|l| l.starts_with("model name")).map(|l| l.split(':').nth(1).unwrap_or("").trim().to_string()))
+        .unwrap_or_else(|| "unknown CPU".into());
+    println!("ledger-bench: {cores} cores, {cpu}; median of {runs} runs [min – max]\n");
+    println!("== raw limits");
+    raw_limits(runs);
+
+    println!("\n== durable signed appends through gRPC (node on loopback, group commit)");
+    let (node, admin) = start_node()?;
+    let key = enroll_platform(&node.addr, &admin).await?;
+    let (per, rounds, secs) = if a.quick { (200, 4, 1) } else { (2000, 40, 5) };
+    let mut v = Vec::new();
+    for _ in 0..runs {
+        v.push(concurrent_appends(&node.addr, &key, 64, per).await?);
+    }
+    row("Append, 64 concurrent clients", &stats(v), "appends/s", "target ≥ 20,000/s");
+    let mut v = Vec::new();
+    for _ in 0..runs {
+        v.push(batches(&node.addr, &key, 4, 500, rounds).await?);
+    }
+    row("AppendBatch, 4 clients × 500 per batch", &stats(v), "appends/s", "target ≥ 20,000/s");
+    let (mut p50, mut p99, mut got) = (Vec::new(), Vec::new(), Vec::new());
+    for _ in 0..runs {
+        let (a, b, c) = fixed_load(&node.addr, &key, 5000, secs).await?;
+        p50.push(a);
+        p99.push(b);
+        got.push(c);
+    }
+    let s50 = stats(p50);
+    let s99 = stats(p99);
+    println!(
+        "{:<52} p50 {:.2} ms [{:.2} – {:.2}], p99 {:.2} ms [{:.2} – {:.2}], achieved {:.0}/s   target p99 ≤ 20 ms",
+        "Append latency at 5,000/s offered", s50.med, s50.min, s50.max, s99.med, s99.min, s99.max, stats(got).med
+    );
+    let mut v = Vec::new();
+    for _ in 0..runs {
+        v.push(append_to_checkpoint(&node.addr, &key).await?);
+    }
+    let s = stats(v);
+    println!("{:<52} {:>12.1} ms        [{:.1} – {:.1}] (checkpoint interval 500 ms)", "append → covering checkpoint", s.med, s.min, s.max);
+    Ok(())
+}

@@ -51,6 +51,18 @@ fn check_request_id(id: &str) -> Result<Option<String>, Status> {
 impl LedgerService {
     /// Checks one append request at the edge and turns it into a sequencer item.
     fn check_item(&self, req: pb::AppendRequest) -> Result<Item, Status> {
+        let mut item = self.check_shape(req)?;
+        let reg = self
+            .shared
+            .registry
+            .read()
+            .map_err(|_| Status::internal("registry lock poisoned"))?;
+        item.signers = reg.verify_signatures(&item.envelope).map_err(|e| registry_status(&e))?;
+        Ok(item)
+    }
+
+    /// Everything but the signatures: request id, limits, kind, payload.
+    fn check_shape(&self, req: pb::AppendRequest) -> Result<Item, Status> {
         let request_id = check_request_id(&req.request_id)?;
         let env: Envelope = req
             .envelope
@@ -189,25 +201,46 @@ impl pb::ledger_server::Ledger for LedgerService {
             )));
         }
         let wait = req.wait_for_checkpoint;
-        // Check every item at the edge; only the good ones go to the sequencer.
+        // Check every item at the edge (shape first, then all signatures in one batch); only the
+        // good ones go to the sequencer.
         let mut results: Vec<Option<pb::AppendItemResult>> = Vec::with_capacity(req.items.len());
-        let mut items = Vec::new();
-        let mut slots = Vec::new();
+        let mut shaped = Vec::new();
+        let refuse = |s: Status| {
+            self.shared.metrics.reject(s.code());
+            Some(pb::AppendItemResult {
+                ok: None,
+                error_code: s.code() as i32,
+                error_message: s.message().to_string(),
+            })
+        };
         for (i, it) in req.items.into_iter().enumerate() {
-            match self.check_item(it) {
+            match self.check_shape(it) {
                 Ok(item) => {
-                    items.push(item);
-                    slots.push(i);
+                    shaped.push((i, item));
                     results.push(None);
                 }
-                Err(s) => {
-                    self.shared.metrics.reject(s.code());
-                    results.push(Some(pb::AppendItemResult {
-                        ok: None,
-                        error_code: s.code() as i32,
-                        error_message: s.message().to_string(),
-                    }));
+                Err(s) => results.push(refuse(s)),
+            }
+        }
+        let verdicts = {
+            let reg = self
+                .shared
+                .registry
+                .read()
+                .map_err(|_| Status::internal("registry lock poisoned"))?;
+            let envs: Vec<&Envelope> = shaped.iter().map(|(_, it)| &it.envelope).collect();
+            reg.verify_signatures_batch(&envs)
+        };
+        let mut items = Vec::new();
+        let mut slots = Vec::new();
+        for ((i, mut item), v) in shaped.into_iter().zip(verdicts) {
+            match v {
+                Ok(signers) => {
+                    item.signers = signers;
+                    items.push(item);
+                    slots.push(i);
                 }
+                Err(e) => results[i] = refuse(registry_status(&e)),
             }
         }
         let mut checkpoint = String::new();

@@ -1,0 +1,193 @@
+//! Key-registry rules as the node and the verifier apply them.
+
+use ed25519_dalek::SigningKey;
+use ledger_core::dsse::Envelope;
+use ledger_core::entry::Entry;
+use ledger_core::hash::Hash;
+use ledger_core::keys::{key_id, public_key_to_base64};
+use ledger_core::registry::{Registry, RegistryError, payload_type};
+
+fn k(b: u8) -> SigningKey {
+    SigningKey::from_bytes(&[b; 32])
+}
+
+fn rec(kind: &str, v: serde_json::Value, keys: &[&SigningKey]) -> Envelope {
+    let mut e = Envelope::new(payload_type(kind), serde_json::to_vec(&v).expect("json"));
+    keys.iter().for_each(|key| e.sign(key));
+    e
+}
+
+fn entry(index: u64, envelope: Envelope) -> Entry {
+    Entry {
+        index,
+        timestamp_micros: index,
+        prev_root: Hash::default(),
+        envelope,
+    }
+}
+
+fn charter(node: &SigningKey, admins: &[&SigningKey], quorum: u32, signers: &[&SigningKey]) -> Entry {
+    let v = serde_json::json!({
+        "version": 1, "origin": "ledger.test/reg", "node_key": public_key_to_base64(&node.verifying_key()),
+        "admins": admins.iter().enumerate().map(|(i, a)| serde_json::json!({"name": format!("admin {i}"), "key": public_key_to_base64(&a.verifying_key())})).collect::<Vec<_>>(),
+        "policy": {"admin_quorum": quorum}
+    });
+    entry(0, rec("charter", v, signers))
+}
+
+fn enroll(key: &SigningKey, roles: &[&str], kinds: &[&str], admins: &[&SigningKey]) -> Envelope {
+    rec(
+        "key.enroll",
+        serde_json::json!({"version": 1, "name": "x", "key": public_key_to_base64(&key.verifying_key()), "roles": roles, "scope": {"kinds": kinds}}),
+        admins,
+    )
+}
+
+#[test]
+fn charter_must_be_signed_by_every_listed_key() {
+    let (node, a, b) = (k(1), k(2), k(3));
+    assert!(Registry::genesis(&charter(&node, &[&a, &b], 1, &[&node, &a, &b])).is_ok());
+    assert!(matches!(
+        Registry::genesis(&charter(&node, &[&a, &b], 1, &[&node, &a])),
+        Err(RegistryError::Charter(_))
+    ));
+    assert!(
+        Registry::genesis(&charter(&node, &[&a], 2, &[&node, &a])).is_err(),
+        "quorum above admin count"
+    );
+    let mut c = charter(&node, &[&a], 1, &[&node, &a]);
+    c.index = 1;
+    assert!(Registry::genesis(&c).is_err(), "charter not at index 0");
+}
+
+#[test]
+fn roles_scopes_quorum_revocation_rotation() {
+    let (node, a, b) = (k(1), k(2), k(3));
+    let mut reg = Registry::genesis(&charter(&node, &[&a, &b], 2, &[&node, &a, &b])).expect("charter");
+    let r = k(10);
+    let e = reg.check_entry(&entry(1, enroll(&r, &["registrar"], &["note"], &[&a])));
+    assert!(
+        matches!(e, Err(RegistryError::MissingQuorum { need: 2, have: 1, .. })),
+        "{e:?}"
+    );
+    reg.check_entry(&entry(1, enroll(&r, &["registrar"], &["note"], &[&a, &b])))
+        .expect("quorum");
+    reg.check_entry(&entry(2, rec("note", serde_json::json!({"version": 1}), &[&r])))
+        .expect("in scope");
+    let e = reg.check_entry(&entry(3, rec("draw.commit", serde_json::json!({"version": 1}), &[&r])));
+    assert!(
+        matches!(e, Err(RegistryError::MissingRole { .. })),
+        "out of scope: {e:?}"
+    );
+    let e = reg.check_entry(&entry(3, rec("note", serde_json::json!({"version": 1}), &[&k(99)])));
+    assert!(matches!(e, Err(RegistryError::UnknownKey { .. })));
+    // Rotation: the new key inherits the roles; the old key stops.
+    let r2 = k(11);
+    let rot = serde_json::json!({"version": 1, "keyid": key_id(&r.verifying_key()), "new_key": public_key_to_base64(&r2.verifying_key())});
+    reg.check_entry(&entry(4, rec("key.rotate", rot, &[&a, &b])))
+        .expect("rotate");
+    let e = reg.check_entry(&entry(5, rec("note", serde_json::json!({"version": 1}), &[&r])));
+    assert!(
+        matches!(
+            e,
+            Err(RegistryError::Revoked {
+                how: "rotated",
+                at: 4,
+                ..
+            })
+        ),
+        "{e:?}"
+    );
+    reg.check_entry(&entry(5, rec("note", serde_json::json!({"version": 1}), &[&r2])))
+        .expect("new key");
+    let rev = serde_json::json!({"version": 1, "keyid": key_id(&r2.verifying_key()), "reason": "stolen"});
+    reg.check_entry(&entry(6, rec("key.revoke", rev.clone(), &[&a, &b])))
+        .expect("revoke");
+    let e = reg.check_entry(&entry(7, rec("note", serde_json::json!({"version": 1}), &[&r2])));
+    assert!(
+        matches!(
+            e,
+            Err(RegistryError::Revoked {
+                how: "revoked",
+                at: 6,
+                ..
+            })
+        ),
+        "{e:?}"
+    );
+    // Revoking twice, or revoking an admin below the quorum, is a conflict and changes nothing.
+    assert!(matches!(
+        reg.check_entry(&entry(7, rec("key.revoke", rev, &[&a, &b]))),
+        Err(RegistryError::Conflict(_))
+    ));
+    let rev_a = serde_json::json!({"version": 1, "keyid": key_id(&a.verifying_key()), "reason": "x"});
+    assert!(matches!(
+        reg.check_entry(&entry(7, rec("key.revoke", rev_a, &[&a, &b]))),
+        Err(RegistryError::Conflict(_))
+    ));
+    reg.check_entry(&entry(7, enroll(&k(12), &["inspector"], &[], &[&a, &b])))
+        .expect("admins still intact");
+}
+
+#[test]
+fn payload_and_signature_checks() {
+    let (node, a) = (k(1), k(2));
+    let mut reg = Registry::genesis(&charter(&node, &[&a], 1, &[&node, &a])).expect("charter");
+    let bad = rec(
+        "key.enroll",
+        serde_json::json!({"version": 1, "name": "x", "key": "AAAA", "roles": ["registrar"], "extra": 1}),
+        &[&a],
+    );
+    assert!(matches!(
+        reg.check_entry(&entry(1, bad)),
+        Err(RegistryError::InvalidPayload { .. })
+    ));
+    let mut forged = enroll(&k(5), &["registrar"], &[], &[&a]);
+    forged.signatures[0].sig[3] ^= 4;
+    assert!(matches!(
+        reg.check_entry(&entry(1, forged)),
+        Err(RegistryError::BadSignature { .. })
+    ));
+    let mut twice = enroll(&k(5), &["registrar"], &[], &[&a]);
+    twice.sign(&a);
+    assert!(matches!(
+        reg.check_entry(&entry(1, twice)),
+        Err(RegistryError::DuplicateSigner { .. })
+    ));
+    let unknown = rec("gossip", serde_json::json!({"version": 1}), &[&a]);
+    assert!(matches!(
+        reg.check_entry(&entry(1, unknown)),
+        Err(RegistryError::UnknownKind(_))
+    ));
+    let v2 = rec("note", serde_json::json!({"version": 2}), &[&a]);
+    assert!(matches!(
+        reg.check_entry(&entry(1, v2)),
+        Err(RegistryError::InvalidPayload { .. })
+    ));
+    assert!(
+        reg.check_entry(&entry(1, rec("charter", serde_json::json!({"version": 1}), &[&node])))
+            .is_err()
+    );
+}
+
+#[test]
+fn batch_verification_names_exactly_the_bad_envelopes() {
+    let (node, a) = (k(1), k(2));
+    let reg = Registry::genesis(&charter(&node, &[&a], 1, &[&node, &a])).expect("charter");
+    let mut envs: Vec<Envelope> = (0..20)
+        .map(|i| rec("note", serde_json::json!({"version": 1, "i": i}), &[&a]))
+        .collect();
+    let refs: Vec<&Envelope> = envs.iter().collect();
+    assert!(reg.verify_signatures_batch(&refs).iter().all(Result::is_ok));
+    envs[7].signatures[0].sig[0] ^= 1;
+    envs[13] = rec("note", serde_json::json!({"version": 1}), &[&k(77)]);
+    let refs: Vec<&Envelope> = envs.iter().collect();
+    let v = reg.verify_signatures_batch(&refs);
+    for (i, r) in v.iter().enumerate() {
+        match i {
+            7 => assert!(matches!(r, Err(RegistryError::BadSignature { .. })), "{r:?}"),
+            13 => assert!(matches!(r, Err(RegistryError::UnknownKey { .. })), "{r:?}"),
+            _ => assert!(r.is_ok(), "{i}: {r:?}"),
+        }
+    }
+}

@@ -14,6 +14,7 @@
 //! [`merkle::NodeSource`] trait and time enters as an argument. Functions never panic on input;
 //! they return typed errors.
 
+pub mod bundle;
 pub mod checkpoint;
 pub mod compact;
 pub mod dsse;

@@ -1,0 +1,388 @@
+//! `ledger-verify consistency`: are checkpoints saved earlier prefixes of the node's log now?
+//!
+//! Each saved checkpoint's signature is verified (with `--trusted-key`, or the node key of the
+//! charter the node serves as entry 0), then the node's latest checkpoint is fetched and a
+//! consistency proof from each saved size to it is verified. The saved checkpoints are also
+//! checked against each other: sorted by size, each adjacent pair must have equal roots (equal
+//! sizes) or a verifying consistency proof between them; consistency being transitive, that covers
+//! every pair.
+
+use crate::fault::{Code, Fault, Faults};
+use crate::report::{FaultsJson, human_faults};
+use crate::source::node::{connect, latest_checkpoint, runtime};
+use anyhow::{Context as _, anyhow};
+use ledger_core::checkpoint::open_checkpoint;
+use ledger_core::entry::Entry;
+use ledger_core::hash::{Hash, empty_root};
+use ledger_core::merkle::verify_consistency;
+use ledger_core::note::NoteVerifier;
+use ledger_core::registry::Registry;
+use ledger_proto::pb::ledger_client::LedgerClient;
+use ledger_proto::pb::{GetConsistencyProofRequest, GetEntriesRequest};
+use serde::Serialize;
+use std::fmt::Write as _;
+use std::path::PathBuf;
+use tonic::transport::Channel;
+
+/// What the command was asked.
+#[derive(Debug, Clone)]
+pub struct ConsistencyRequest {
+    /// Node URL.
+    pub node: String,
+    /// Saved checkpoint files.
+    pub checkpoints: Vec<PathBuf>,
+    /// Trusted node key.
+    pub trusted_key: Option<NoteVerifier>,
+    /// Most faults listed.
+    pub max_faults: usize,
+}
+
+/// One saved checkpoint and what became of it.
+#[derive(Debug, Clone, Serialize)]
+pub struct Saved {
+    /// File name.
+    pub file: String,
+    /// Size, when the note opened.
+    pub size: Option<u64>,
+    /// Root (hex), when the note opened.
+    pub root: Option<String>,
+    /// "consistent", "FORK", "ROLLBACK", "bad signature" or "not compared".
+    pub status: String,
+}
+
+/// The result.
+#[derive(Debug)]
+pub struct ConsistencyOutcome {
+    /// Node URL.
+    pub node: String,
+    /// Trust basis.
+    pub trust: String,
+    /// The node's latest checkpoint (size, root) when it verified.
+    pub latest: Option<(u64, Hash)>,
+    /// Saved checkpoints.
+    pub saved: Vec<Saved>,
+    /// Faults.
+    pub faults: Faults,
+}
+
+#[derive(Debug, Clone)]
+struct Cp {
+    label: String,
+    size: u64,
+    root: Hash,
+}
+
+fn show(c: &Cp) -> String {
+    format!("size {} root {} ({})", c.size, c.root, c.label)
+}
+
+/// Status codes that mean "could not ask" rather than "the node cannot prove it".
+fn is_transport(code: tonic::Code) -> bool {
+    matches!(
+        code,
+        tonic::Code::Unavailable | tonic::Code::DeadlineExceeded | tonic::Code::Cancelled | tonic::Code::Unknown
+    )
+}
+
+/// Checks `old` against `new` with a proof from the node. Ok(None) when consistent, Ok(Some(why))
+/// when not; Err on transport failure.
+async fn check_pair(client: &mut LedgerClient<Channel>, old: &Cp, new: &Cp) -> anyhow::Result<Option<String>> {
+    if old.size == 0 {
+        return Ok((old.root != empty_root()).then(|| "a size-0 checkpoint must carry the empty-tree root".into()));
+    }
+    if old.size == new.size {
+        return Ok((old.root != new.root).then(|| "equal sizes with different roots".into()));
+    }
+    let req = GetConsistencyProofRequest {
+        old_size: old.size,
+        new_size: new.size,
+    };
+    let resp = match client.get_consistency_proof(req).await {
+        Ok(r) => r.into_inner(),
+        Err(s) if is_transport(s.code()) => {
+            return Err(anyhow!("GetConsistencyProof: {} ({:?})", s.message(), s.code()));
+        }
+        Err(s) => {
+            return Ok(Some(format!(
+                "the node gives no consistency proof: {} ({:?})",
+                s.message(),
+                s.code()
+            )));
+        }
+    };
+    let mut proof = Vec::with_capacity(resp.hashes.len());
+    for h in &resp.hashes {
+        match Hash::from_slice(h) {
+            Ok(h) => proof.push(h),
+            Err(e) => return Ok(Some(format!("the node's proof holds a malformed hash: {e}"))),
+        }
+    }
+    Ok(verify_consistency(old.size, new.size, &old.root, &new.root, &proof)
+        .err()
+        .map(|e| format!("the consistency proof from the node does not verify: {e}")))
+}
+
+/// The node key of the charter the node serves as entry 0.
+async fn charter_key(client: &mut LedgerClient<Channel>) -> anyhow::Result<Result<NoteVerifier, String>> {
+    let mut stream = client
+        .get_entries(GetEntriesRequest { start: 0, end: 1 })
+        .await
+        .map_err(|s| anyhow!("GetEntries 0: {} ({:?})", s.message(), s.code()))?
+        .into_inner();
+    let Some(e) = stream
+        .message()
+        .await
+        .map_err(|s| anyhow!("GetEntries 0: {} ({:?})", s.message(), s.code()))?
+    else {
+        return Ok(Err("the node serves no entry 0".into()));
+    };
+    let entry = match Entry::decode(&e.leaf) {
+        Ok(x) => x,
+        Err(x) => return Ok(Err(format!("entry 0 does not decode: {x}"))),
+    };
+    let reg = match Registry::genesis(&entry) {
+        Ok(r) => r,
+        Err(x) => return Ok(Err(x.to_string())),
+    };
+    Ok(NoteVerifier::new(&reg.charter.origin, reg.node_key).map_err(|x| x.to_string()))
+}
+
+/// Runs the command.
+///
+/// # Errors
+/// When a file cannot be read or the node cannot be reached (exit code 2).
+pub fn run(req: &ConsistencyRequest) -> anyhow::Result<ConsistencyOutcome> {
+    let mut texts = Vec::new();
+    for p in &req.checkpoints {
+        let t = std::fs::read_to_string(p).with_context(|| format!("cannot read {}", p.display()))?;
+        texts.push((p.display().to_string(), t));
+    }
+    let rt = runtime()?;
+    rt.block_on(run_async(req, texts))
+}
+
+async fn run_async(req: &ConsistencyRequest, texts: Vec<(String, String)>) -> anyhow::Result<ConsistencyOutcome> {
+    let mut client = connect(&req.node).await?;
+    let mut faults = Faults::new(req.max_faults);
+    let mut out = ConsistencyOutcome {
+        node: req.node.clone(),
+        trust: String::new(),
+        latest: None,
+        saved: Vec::new(),
+        faults: Faults::new(0),
+    };
+    let verifier = match &req.trusted_key {
+        Some(k) => {
+            out.trust = format!("trusted node key {} (--trusted-key)", k.to_string_key());
+            k.clone()
+        }
+        None => match charter_key(&mut client).await? {
+            Ok(k) => {
+                out.trust = format!(
+                    "node key {} of the charter the node serves as entry 0 (no --trusted-key given)",
+                    k.to_string_key()
+                );
+                k
+            }
+            Err(why) => {
+                out.trust = "none: the node's charter is unusable and no --trusted-key was given".into();
+                faults.push(Fault::new(Some(0), Code::BadCharter, why));
+                out.faults = faults;
+                return Ok(out);
+            }
+        },
+    };
+    let mut saved: Vec<Cp> = Vec::new();
+    for (file, text) in &texts {
+        match open_checkpoint(text, &verifier) {
+            Ok(c) => {
+                let cp = Cp {
+                    label: file.clone(),
+                    size: c.checkpoint.size,
+                    root: c.checkpoint.root,
+                };
+                out.saved.push(Saved {
+                    file: file.clone(),
+                    size: Some(cp.size),
+                    root: Some(cp.root.to_hex()),
+                    status: "consistent".into(),
+                });
+                saved.push(cp);
+            }
+            Err(e) => {
+                faults.push(Fault::new(
+                    None,
+                    Code::CheckpointBadSignature,
+                    format!("{file}: does not verify with {}: {e}", verifier.to_string_key()),
+                ));
+                out.saved.push(Saved {
+                    file: file.clone(),
+                    size: None,
+                    root: None,
+                    status: "bad signature".into(),
+                });
+            }
+        }
+    }
+    let mark = |out: &mut ConsistencyOutcome, label: &str, status: &str| {
+        if let Some(s) = out
+            .saved
+            .iter_mut()
+            .find(|s| s.file == label && s.status == "consistent")
+        {
+            s.status = status.to_string();
+        }
+    };
+    let latest = match latest_checkpoint(&mut client).await? {
+        None => None,
+        Some(r) => match open_checkpoint(&r.note, &verifier) {
+            Ok(c) => Some(Cp {
+                label: "the node's latest checkpoint".into(),
+                size: c.checkpoint.size,
+                root: c.checkpoint.root,
+            }),
+            Err(e) => {
+                faults.push(Fault::new(
+                    Some(r.size),
+                    Code::CheckpointBadSignature,
+                    format!("the node's latest checkpoint does not verify: {e}"),
+                ));
+                for s in &saved {
+                    mark(&mut out, &s.label, "not compared");
+                }
+                None
+            }
+        },
+    };
+    out.latest = latest.as_ref().map(|c| (c.size, c.root));
+    for s in &saved {
+        let Some(l) = &latest else {
+            if out.saved.iter().any(|x| x.file == s.label && x.status == "consistent") {
+                faults.push(
+                    Fault::new(Some(s.size), Code::Rollback, "the node serves no checkpoint at all")
+                        .evidence(show(s), "no checkpoint"),
+                );
+                mark(&mut out, &s.label, "ROLLBACK");
+            }
+            continue;
+        };
+        if l.size < s.size {
+            faults.push(
+                Fault::new(
+                    Some(s.size),
+                    Code::Rollback,
+                    format!(
+                        "{}: the node's log has shrunk from {} to {} entries",
+                        s.label, s.size, l.size
+                    ),
+                )
+                .evidence(show(s), show(l)),
+            );
+            mark(&mut out, &s.label, "ROLLBACK");
+        } else if let Some(why) = check_pair(&mut client, s, l).await? {
+            faults.push(
+                Fault::new(
+                    Some(s.size),
+                    Code::Fork,
+                    format!("{} is not a prefix of the node's log: {why}", s.label),
+                )
+                .evidence(show(s), show(l)),
+            );
+            mark(&mut out, &s.label, "FORK");
+        }
+    }
+    let mut sorted = saved.clone();
+    sorted.sort_by_key(|c| c.size);
+    for w in sorted.windows(2) {
+        let (a, b) = (&w[0], &w[1]);
+        if a.size == b.size && a.root == b.root {
+            continue;
+        }
+        if latest.as_ref().is_some_and(|l| b.size > l.size) && a.size != b.size {
+            // The node cannot prove anything up to b (already reported as a rollback).
+            continue;
+        }
+        if let Some(why) = check_pair(&mut client, a, b).await? {
+            faults.push(
+                Fault::new(
+                    Some(a.size),
+                    Code::Fork,
+                    format!("{} and {} cannot both be prefixes of one log: {why}", a.label, b.label),
+                )
+                .evidence(show(a), show(b)),
+            );
+            mark(&mut out, &a.label, "FORK");
+            mark(&mut out, &b.label, "FORK");
+        }
+    }
+    out.faults = faults;
+    Ok(out)
+}
+
+/// The JSON document.
+#[derive(Debug, Serialize)]
+pub struct ConsistencyJson<'a> {
+    /// Always "consistency".
+    pub command: &'static str,
+    /// Node URL.
+    pub node: &'a str,
+    /// Trust basis.
+    pub trust: &'a str,
+    /// The node's latest checkpoint.
+    pub latest: Option<serde_json::Value>,
+    /// Saved checkpoints.
+    pub checkpoints: &'a [Saved],
+    /// Faults.
+    #[serde(flatten)]
+    pub faults: FaultsJson<'a>,
+    /// True when no fault was found.
+    pub ok: bool,
+}
+
+/// Builds the JSON document.
+pub fn json(o: &ConsistencyOutcome) -> ConsistencyJson<'_> {
+    ConsistencyJson {
+        command: "consistency",
+        node: &o.node,
+        trust: &o.trust,
+        latest: o
+            .latest
+            .map(|(size, root)| serde_json::json!({"size": size, "root": root.to_hex()})),
+        checkpoints: &o.saved,
+        faults: FaultsJson::new(&o.faults),
+        ok: o.faults.total() == 0,
+    }
+}
+
+/// The human summary.
+pub fn human(o: &ConsistencyOutcome) -> String {
+    let mut s = String::new();
+    let _ = writeln!(s, "ledger-verify consistency");
+    let _ = writeln!(s, "node:         {}", o.node);
+    let _ = writeln!(s, "trust:        {}", o.trust);
+    match o.latest {
+        Some((size, root)) => {
+            let _ = writeln!(s, "node latest:  size {size}, root {root}");
+        }
+        None => {
+            let _ = writeln!(s, "node latest:  none verified");
+        }
+    }
+    for c in &o.saved {
+        match (c.size, &c.root) {
+            (Some(size), Some(root)) => {
+                let _ = writeln!(s, "saved:        {}: size {size}, root {root}: {}", c.file, c.status);
+            }
+            _ => {
+                let _ = writeln!(s, "saved:        {}: {}", c.file, c.status);
+            }
+        }
+    }
+    human_faults(&mut s, &o.faults);
+    let _ = writeln!(
+        s,
+        "result:       {}",
+        if o.faults.total() == 0 { "OK" } else { "FAULTS FOUND" }
+    );
+    s
+}

@@ -1,0 +1,222 @@
+//! Runs a source through the replayer: a reader thread pulls items from the source and cuts them
+//! into windows, worker threads prepare each window (decode, leaf hashes, order-independent rules,
+//! batched signature verification), and the calling thread feeds the windows, in order, to the
+//! [`Replayer`]. A fixed number of windows is in flight at any time, so memory stays bounded.
+
+use crate::replay::{Item, Outcome, Prepared, Replayer, prepare_item};
+use crate::sigs::{KeyCache, SigMode, keys_in_window, verify_window};
+use crate::source::{Source, SourceEnd};
+use anyhow::anyhow;
+use indicatif::{ProgressBar, ProgressStyle};
+use std::collections::BTreeMap;
+use std::io::IsTerminal as _;
+use std::sync::mpsc::{Receiver, sync_channel};
+use std::sync::{Arc, Mutex, PoisonError, RwLock};
+
+/// Pipeline settings.
+#[derive(Debug, Clone, Copy)]
+pub struct PipelineOptions {
+    /// Worker threads; 0 or 1 runs everything on the calling thread.
+    pub threads: usize,
+    /// Items per window.
+    pub window: usize,
+    /// Signature verification.
+    pub mode: SigMode,
+}
+
+/// A window of items to prepare, with its sequence number.
+type Job = (u64, Vec<Item>);
+
+enum Msg {
+    Window(u64, Vec<Prepared>),
+    End(u64, anyhow::Result<SourceEnd>),
+}
+
+struct Applier {
+    replayer: Replayer,
+    progress: Option<ProgressBar>,
+}
+
+impl Applier {
+    fn apply(&mut self, window: Vec<Prepared>) {
+        for p in window {
+            self.replayer.feed(p);
+        }
+        if let Some(pb) = &self.progress {
+            pb.set_position(self.replayer.entries());
+            let f = self.replayer.fault_count();
+            if f > 0 {
+                pb.set_message(format!("{f} faults"));
+            }
+        }
+    }
+}
+
+fn progress_bar(len: Option<u64>) -> Option<ProgressBar> {
+    if !std::io::stderr().is_terminal() {
+        return None;
+    }
+    let pb = match len {
+        Some(n) => {
+            let pb = ProgressBar::new(n);
+            pb.set_style(
+                ProgressStyle::with_template(
+                    "{spinner} [{elapsed_precise}] {wide_bar} {pos}/{len} entries ({per_sec}, eta {eta}) {msg}",
+                )
+                .unwrap_or_else(|_| ProgressStyle::default_bar()),
+            );
+            pb
+        }
+        None => {
+            let pb = ProgressBar::new_spinner();
+            pb.set_style(
+                ProgressStyle::with_template("{spinner} [{elapsed_precise}] {pos} entries ({per_sec}) {msg}")
+                    .unwrap_or_else(|_| ProgressStyle::default_spinner()),
+            );
+            pb
+        }
+    };
+    Some(pb)
+}
+
+/// Replays everything the source delivers.
+///
+/// # Errors
+/// When the source fails (I/O, transport), or a worker thread died.
+pub fn run(mut source: Box<dyn Source>, replayer: Replayer, opts: PipelineOptions) -> anyhow::Result<Outcome> {
+    let window = opts.window.max(1);
+    let mut ap = Applier {
+        replayer,
+        progress: progress_bar(source.expected_entries()),
+    };
+    let end = if opts.threads <= 1 {
+        run_inline(source.as_mut(), &mut ap, window, opts.mode)?
+    } else {
+        run_threaded(source.as_mut(), &mut ap, window, opts)?
+    };
+    if let Some(pb) = &ap.progress {
+        pb.finish_and_clear();
+    }
+    Ok(ap.replayer.finish(end.claimed_size))
+}
+
+fn run_inline(source: &mut dyn Source, ap: &mut Applier, window: usize, mode: SigMode) -> anyhow::Result<SourceEnd> {
+    let mut cache = KeyCache::default();
+    let mut win: Vec<Prepared> = Vec::with_capacity(window);
+    let mut flush = |win: &mut Vec<Prepared>, ap: &mut Applier| {
+        for (id, k) in keys_in_window(win) {
+            cache.insert(id, k);
+        }
+        verify_window(win, &cache, mode);
+        ap.apply(std::mem::take(win));
+    };
+    let end = source.run(&mut |item| {
+        win.push(prepare_item(item));
+        if win.len() >= window {
+            flush(&mut win, ap);
+        }
+        true
+    })?;
+    flush(&mut win, ap);
+    Ok(end)
+}
+
+fn run_threaded(
+    source: &mut dyn Source,
+    ap: &mut Applier,
+    window: usize,
+    opts: PipelineOptions,
+) -> anyhow::Result<SourceEnd> {
+    let in_flight = opts.threads * 4;
+    let (work_tx, work_rx) = sync_channel::<Job>(opts.threads * 2);
+    let work_rx: Arc<Mutex<Receiver<Job>>> = Arc::new(Mutex::new(work_rx));
+    let (res_tx, res_rx) = sync_channel::<Msg>(in_flight);
+    let (tok_tx, tok_rx) = sync_channel::<()>(in_flight);
+    for _ in 0..in_flight {
+        let _ = tok_tx.send(());
+    }
+    let cache = Arc::new(RwLock::new(KeyCache::default()));
+    std::thread::scope(|s| {
+        let reader_tx = res_tx.clone();
+        s.spawn(move || {
+            let mut seq = 0u64;
+            let mut win: Vec<Item> = Vec::with_capacity(window);
+            let send = |win: &mut Vec<Item>, seq: &mut u64| -> bool {
+                if win.is_empty() {
+                    return true;
+                }
+                if tok_rx.recv().is_err() || work_tx.send((*seq, std::mem::take(win))).is_err() {
+                    return false;
+                }
+                *seq += 1;
+                true
+            };
+            let r = source.run(&mut |item| {
+                win.push(item);
+                win.len() < window || send(&mut win, &mut seq)
+            });
+            if r.is_ok() {
+                send(&mut win, &mut seq);
+            }
+            drop(work_tx);
+            let _ = reader_tx.send(Msg::End(seq, r));
+        });
+        for _ in 0..opts.threads {
+            let (rx, tx, cache) = (Arc::clone(&work_rx), res_tx.clone(), Arc::clone(&cache));
+            s.spawn(move || {
+                loop {
+                    let job = rx.lock().unwrap_or_else(PoisonError::into_inner).recv();
+                    let Ok((seq, items)) = job else { break };
+                    let mut prepared: Vec<Prepared> = items.into_iter().map(prepare_item).collect();
+                    let mut keys = keys_in_window(&prepared);
+                    if !keys.is_empty() {
+                        keys.retain(|(id, _)| !cache.read().unwrap_or_else(PoisonError::into_inner).contains(id));
+                    }
+                    if !keys.is_empty() {
+                        let mut c = cache.write().unwrap_or_else(PoisonError::into_inner);
+                        for (id, k) in keys {
+                            c.insert(id, k);
+                        }
+                    }
+                    verify_window(
+                        &mut prepared,
+                        &cache.read().unwrap_or_else(PoisonError::into_inner),
+                        opts.mode,
+                    );
+                    if tx.send(Msg::Window(seq, prepared)).is_err() {
+                        break;
+                    }
+                }
+            });
+        }
+        drop(res_tx);
+        let mut buf: BTreeMap<u64, Vec<Prepared>> = BTreeMap::new();
+        let mut next = 0u64;
+        let mut end: Option<(u64, anyhow::Result<SourceEnd>)> = None;
+        loop {
+            while let Some(w) = buf.remove(&next) {
+                ap.apply(w);
+                next += 1;
+                let _ = tok_tx.send(());
+            }
+            if let Some((n, _)) = &end
+                && next >= *n
+            {
+                break;
+            }
+            match res_rx.recv() {
+                Ok(Msg::Window(seq, w)) => {
+                    buf.insert(seq, w);
+                }
+                Ok(Msg::End(n, r)) => end = Some((n, r)),
+                Err(_) => break,
+            }
+        }
+        drop(tok_tx);
+        drop(res_rx);
+        match end {
+            Some((n, r)) if next >= n => r,
+            _ => Err(anyhow!("internal error: a verification thread stopped")),
+        }
+    })
+}

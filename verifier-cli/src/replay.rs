@@ -1,0 +1,665 @@
+//! The judging logic: a [`Replayer`] fed entries and checkpoints one at a time, in log order.
+//!
+//! Pure: no I/O, no threads, no clock. Per-entry work that does not depend on the order
+//! (decoding, leaf hash, envelope limits, kind and payload checks, and the cryptographic half of
+//! signature checking) is done by [`prepare`] and [`crate::sigs::verify_window`], which the
+//! pipeline runs in worker threads; everything that depends on the log before the entry (index
+//! sequence, hash chain, timestamps, the key registry, checkpoint roots) is done here, in order.
+//!
+//! Memory is O(log n) for the tree, plus the pending checkpoint sizes and a bounded fault list.
+
+use crate::fault::{Code, Fault, Faults};
+use ledger_core::checkpoint::{Checkpoint, open_checkpoint};
+use ledger_core::compact::CompactTree;
+use ledger_core::dsse::Envelope;
+use ledger_core::entry::Entry;
+use ledger_core::hash::{Hash, empty_root, leaf_hash};
+use ledger_core::note::{Note, NoteVerifier};
+use ledger_core::registry::{Registry, RegistryError, check_payload, envelope_kind};
+use std::collections::BTreeMap;
+
+/// Checkpoint notes kept while the node key is not known yet (before the charter is replayed).
+const MAX_DEFERRED_NOTES: usize = 1024;
+
+/// Fields a source sends beside the canonical bytes, which must agree with them.
+#[derive(Debug, Clone)]
+pub struct WireFields {
+    /// Timestamp field.
+    pub timestamp_micros: u64,
+    /// prev_root field (raw bytes as received).
+    pub prev_root: Vec<u8>,
+    /// Envelope field, when present.
+    pub envelope: Option<Envelope>,
+}
+
+/// An entry as a source delivers it.
+#[derive(Debug, Clone)]
+pub struct RawEntry {
+    /// The index under which the source holds it (None for a plain stream, e.g. an export).
+    pub position: Option<u64>,
+    /// Canonical entry bytes (the leaf).
+    pub bytes: Vec<u8>,
+    /// Leaf hash the source claims (raw bytes as received), if it supplies one.
+    pub leaf_hash: Option<Vec<u8>>,
+    /// Other fields the source supplies.
+    pub wire: Option<WireFields>,
+}
+
+/// What a source delivers, in log order.
+#[derive(Debug, Clone)]
+pub enum Item {
+    /// An entry.
+    Entry(RawEntry),
+    /// A signed checkpoint note.
+    Checkpoint(String),
+}
+
+/// Outcome of the cryptographic check of one signature, done ahead of the ordered rules.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SigCheck {
+    /// Not checked yet (key unknown to the worker): the replayer verifies it itself.
+    Unchecked,
+    /// Verifies (strict Ed25519 over the DSSE PAE).
+    Valid,
+    /// Does not verify.
+    Invalid,
+}
+
+/// A decoded entry with its order-independent checks done.
+#[derive(Debug, Clone)]
+pub struct Decoded {
+    /// The entry.
+    pub entry: Entry,
+    /// Limits, kind and payload checks: the kind, or the first rule broken. Not used for entry 0.
+    pub rules: Result<String, RegistryError>,
+    /// Per signature, in envelope order.
+    pub sigs: Vec<SigCheck>,
+}
+
+/// An entry after [`prepare`].
+#[derive(Debug, Clone)]
+pub struct PreparedEntry {
+    /// See [`RawEntry::position`].
+    pub position: Option<u64>,
+    /// Leaf hash of the bytes.
+    pub leaf_hash: Hash,
+    /// Leaf hash the source claims.
+    pub supplied_leaf_hash: Option<Vec<u8>>,
+    /// How the source's other fields disagree with the bytes, if they do.
+    pub wire_mismatch: Option<String>,
+    /// The decoded entry, or why the bytes do not decode.
+    pub decoded: Result<Decoded, String>,
+}
+
+/// An item after preparation.
+#[derive(Debug, Clone)]
+pub enum Prepared {
+    /// An entry.
+    Entry(Box<PreparedEntry>),
+    /// A checkpoint note.
+    Checkpoint(String),
+}
+
+/// Envelope limits, kind and payload: the steps of [`Registry::check_entry`] before signatures.
+fn pre_rules(env: &Envelope) -> Result<String, RegistryError> {
+    env.check_limits()?;
+    let kind = envelope_kind(env)?.to_string();
+    check_payload(&kind, &env.payload)?;
+    Ok(kind)
+}
+
+/// Decodes an entry and does every check that does not depend on the log before it.
+pub fn prepare(raw: RawEntry) -> PreparedEntry {
+    let lh = leaf_hash(&raw.bytes);
+    let decoded = Entry::decode(&raw.bytes).map_err(|e| e.to_string()).map(|entry| {
+        let rules = if entry.index == 0 {
+            Ok("charter".to_string())
+        } else {
+            pre_rules(&entry.envelope)
+        };
+        let sigs = vec![SigCheck::Unchecked; entry.envelope.signatures.len()];
+        Decoded { entry, rules, sigs }
+    });
+    let wire_mismatch = match (&raw.wire, &decoded) {
+        (Some(w), Ok(d)) => {
+            let e = &d.entry;
+            let mut bad = Vec::new();
+            if w.timestamp_micros != e.timestamp_micros {
+                bad.push(format!(
+                    "timestamp {} (bytes say {})",
+                    w.timestamp_micros, e.timestamp_micros
+                ));
+            }
+            if w.prev_root.as_slice() != e.prev_root.0.as_slice() {
+                bad.push(format!(
+                    "prev_root {} (bytes say {})",
+                    hex::encode(&w.prev_root),
+                    e.prev_root
+                ));
+            }
+            if w.envelope.as_ref().is_some_and(|env| *env != e.envelope) {
+                bad.push("envelope".to_string());
+            }
+            (!bad.is_empty()).then(|| format!("the source's fields disagree with the leaf bytes: {}", bad.join(", ")))
+        }
+        _ => None,
+    };
+    PreparedEntry {
+        position: raw.position,
+        leaf_hash: lh,
+        supplied_leaf_hash: raw.leaf_hash,
+        wire_mismatch,
+        decoded,
+    }
+}
+
+/// Prepares any item.
+pub fn prepare_item(item: Item) -> Prepared {
+    match item {
+        Item::Entry(raw) => Prepared::Entry(Box::new(prepare(raw))),
+        Item::Checkpoint(n) => Prepared::Checkpoint(n),
+    }
+}
+
+/// [`Registry::check_entry`] for an entry whose order-independent checks are done: the same rules
+/// in the same order (limits, kind, payload; then per signature in order: known key, no duplicate,
+/// verifies; then authorization and effects), using the worker's cryptographic results where it
+/// has them and verifying the rest here.
+///
+/// # Errors
+/// The first rule the entry breaks, as `check_entry` would report it.
+pub fn check_prepared(reg: &mut Registry, d: &Decoded) -> Result<(), RegistryError> {
+    let kind = d.rules.clone()?;
+    let env = &d.entry.envelope;
+    let mut signers: Vec<String> = Vec::with_capacity(env.signatures.len());
+    for (i, s) in env.signatures.iter().enumerate() {
+        let k = reg
+            .keys
+            .get(&s.keyid)
+            .ok_or_else(|| RegistryError::UnknownKey { keyid: s.keyid.clone() })?;
+        if signers.contains(&s.keyid) {
+            return Err(RegistryError::DuplicateSigner { keyid: s.keyid.clone() });
+        }
+        let ok = match d.sigs.get(i) {
+            Some(SigCheck::Valid) => true,
+            Some(SigCheck::Invalid) => false,
+            _ => env.verify_signature(i, &k.key).is_ok(),
+        };
+        if !ok {
+            return Err(RegistryError::BadSignature { keyid: s.keyid.clone() });
+        }
+        signers.push(s.keyid.clone());
+    }
+    reg.authorize_and_apply(d.entry.index, &kind, &env.payload, &signers)
+}
+
+/// The fault code of a registry rule.
+pub fn registry_code(e: &RegistryError) -> Code {
+    match e {
+        RegistryError::BadSignature { .. } => Code::BadSignature,
+        RegistryError::UnknownKey { .. }
+        | RegistryError::Revoked { .. }
+        | RegistryError::MissingRole { .. }
+        | RegistryError::MissingQuorum { .. } => Code::UnauthorizedSigner,
+        _ => Code::InvalidRecord,
+    }
+}
+
+/// Settings of a replay.
+#[derive(Debug, Clone)]
+pub struct ReplayOptions {
+    /// The node key the user trusts (`--trusted-key`); its name is the log origin.
+    pub trusted_key: Option<NoteVerifier>,
+    /// The origin the user expects (`--origin`).
+    pub origin: Option<String>,
+    /// Most faults listed in full.
+    pub max_faults: usize,
+}
+
+/// The result of a replay.
+#[derive(Debug, Clone)]
+pub struct Outcome {
+    /// What the replay trusted.
+    pub trust: String,
+    /// The charter's origin, if a charter was read.
+    pub origin: Option<String>,
+    /// The charter's node key as a note verifier key string.
+    pub node_key: Option<String>,
+    /// Entries processed (hashed into the tree).
+    pub entries: u64,
+    /// Entries by record kind.
+    pub counts_by_kind: BTreeMap<String, u64>,
+    /// Size of the recomputed tree.
+    pub final_size: u64,
+    /// Its root.
+    pub final_root: Hash,
+    /// False when entries were missing, so the recomputed tree is not the log's.
+    pub tree_complete: bool,
+    /// Checkpoints whose signature and root were verified.
+    pub checkpoints_checked: u64,
+    /// Checkpoints that could not be checked (no node key, or the tree is incomplete).
+    pub checkpoints_unchecked: u64,
+    /// Entries after a chain break whose links also disagree with the recomputed tree.
+    pub links_after_break: u64,
+    /// Faults.
+    pub faults: Faults,
+}
+
+/// Replays a log in order.
+pub struct Replayer {
+    opts: ReplayOptions,
+    tree: CompactTree,
+    expected: u64,
+    entries: u64,
+    reliable: bool,
+    chain_diverged: bool,
+    links_after_break: u64,
+    last_ts: Option<u64>,
+    registry: Option<Registry>,
+    charter_decided: bool,
+    verifier: Option<NoteVerifier>,
+    node_key: Option<String>,
+    deferred: Vec<String>,
+    pending: BTreeMap<u64, Vec<Hash>>,
+    checkpoints_checked: u64,
+    checkpoints_unchecked: u64,
+    kinds: BTreeMap<String, u64>,
+    faults: Faults,
+}
+
+impl Replayer {
+    /// A replayer for a log that starts at entry 0.
+    pub fn new(opts: ReplayOptions) -> Self {
+        let faults = Faults::new(opts.max_faults);
+        Self {
+            verifier: opts.trusted_key.clone(),
+            opts,
+            tree: CompactTree::new(),
+            expected: 0,
+            entries: 0,
+            reliable: true,
+            chain_diverged: false,
+            links_after_break: 0,
+            last_ts: None,
+            registry: None,
+            charter_decided: false,
+            node_key: None,
+            deferred: Vec::new(),
+            pending: BTreeMap::new(),
+            checkpoints_checked: 0,
+            checkpoints_unchecked: 0,
+            kinds: BTreeMap::new(),
+            faults,
+        }
+    }
+
+    /// Entries processed so far.
+    pub fn entries(&self) -> u64 {
+        self.entries
+    }
+
+    /// Faults found so far.
+    pub fn fault_count(&self) -> u64 {
+        self.faults.total()
+    }
+
+    fn fault(&mut self, f: Fault) {
+        self.faults.push(f);
+    }
+
+    /// Feeds any prepared item.
+    pub fn feed(&mut self, p: Prepared) {
+        match p {
+            Prepared::Entry(e) => self.entry(*e),
+            Prepared::Checkpoint(n) => self.checkpoint(&n),
+        }
+    }
+
+    /// Feeds the next entry.
+    pub fn entry(&mut self, p: PreparedEntry) {
+        let index = match &p.decoded {
+            Ok(d) => d.entry.index,
+            Err(_) => p.position.unwrap_or(self.expected),
+        };
+        if let (Some(pos), Ok(_)) = (p.position, &p.decoded)
+            && pos != index
+        {
+            self.fault(
+                Fault::new(
+                    Some(pos),
+                    Code::MalformedEntry,
+                    format!("the source holds under index {pos} an entry whose bytes say index {index}"),
+                )
+                .evidence(pos, index),
+            );
+        }
+        if let Some(m) = &p.wire_mismatch {
+            self.fault(Fault::new(Some(index), Code::MalformedEntry, m.clone()));
+        }
+        if index < self.expected {
+            self.fault(
+                Fault::new(
+                    Some(index),
+                    Code::Reordered,
+                    format!(
+                        "entry {index} arrives after entry {}: the index goes backwards or repeats; it is skipped",
+                        self.expected - 1
+                    ),
+                )
+                .evidence(self.expected, index),
+            );
+            return;
+        }
+        if index > self.expected {
+            let first = self.expected;
+            self.fault(
+                Fault::new(
+                    Some(first),
+                    Code::MissingEntry,
+                    format!(
+                        "entries {first}..{} are missing; the replay continues at {index} but can no longer \
+                         recompute roots",
+                        index - 1
+                    ),
+                )
+                .evidence(first, index),
+            );
+            self.set_unreliable();
+            if first == 0 {
+                self.fault(Fault::new(
+                    Some(0),
+                    Code::BadCharter,
+                    "entry 0 (the charter) is missing: registry rules and checkpoint signatures cannot be checked",
+                ));
+                self.decide_charter();
+            }
+        }
+        self.expected = index.saturating_add(1);
+        self.entries += 1;
+
+        if let Some(s) = &p.supplied_leaf_hash
+            && s.as_slice() != p.leaf_hash.0.as_slice()
+        {
+            self.fault(
+                Fault::new(
+                    Some(index),
+                    Code::LeafHashMismatch,
+                    "the leaf hash the source supplies is not SHA-256(0x00 ‖ leaf bytes)",
+                )
+                .evidence(p.leaf_hash, hex::encode(s)),
+            );
+        }
+        if let Ok(d) = &p.decoded
+            && self.reliable
+        {
+            let root = self.tree.root();
+            if d.entry.prev_root == root {
+                self.chain_diverged = false;
+            } else if self.chain_diverged {
+                self.links_after_break += 1;
+            } else {
+                self.chain_diverged = true;
+                self.fault(
+                    Fault::new(
+                        Some(index),
+                        Code::ChainBroken,
+                        format!(
+                            "prev_root is not the root of entries 0..{index}: this entry or one before it was \
+                             altered (later links that disagree for the same reason are counted, not listed)"
+                        ),
+                    )
+                    .evidence(root, d.entry.prev_root),
+                );
+            }
+        }
+        self.tree.append(p.leaf_hash);
+        self.reach_pending();
+
+        let d = match p.decoded {
+            Ok(d) => d,
+            Err(e) => {
+                *self.kinds.entry("(malformed)".into()).or_default() += 1;
+                self.fault(Fault::new(
+                    Some(index),
+                    Code::MalformedEntry,
+                    format!("not a canonical entry: {e}"),
+                ));
+                if index == 0 {
+                    self.fault(Fault::new(Some(0), Code::BadCharter, "entry 0 does not decode"));
+                    self.decide_charter();
+                }
+                return;
+            }
+        };
+        let kind = envelope_kind(&d.entry.envelope).unwrap_or("(unknown)").to_string();
+        *self.kinds.entry(kind).or_default() += 1;
+
+        let ts = d.entry.timestamp_micros;
+        if let Some(last) = self.last_ts
+            && ts < last
+        {
+            self.fault(
+                Fault::new(
+                    Some(index),
+                    Code::TimeRegression,
+                    format!("timestamp {ts} is before the previous entry's {last}"),
+                )
+                .evidence(format!(">= {last}"), ts),
+            );
+        }
+        self.last_ts = Some(ts);
+
+        if index == 0 {
+            self.charter(&d.entry);
+            return;
+        }
+        let Some(result) = self.registry.as_mut().map(|reg| check_prepared(reg, &d)) else {
+            return;
+        };
+        if let Err(e) = result {
+            let mut f = Fault::new(Some(index), registry_code(&e), e.to_string());
+            match &e {
+                RegistryError::MissingRole { needed, held, .. } => f = f.evidence(needed, held),
+                RegistryError::MissingQuorum { need, have, .. } => f = f.evidence(need, have),
+                _ => {}
+            }
+            self.fault(f);
+        }
+    }
+
+    fn charter(&mut self, entry: &Entry) {
+        let reg = match Registry::genesis(entry) {
+            Ok(r) => r,
+            Err(e) => {
+                self.fault(Fault::new(Some(0), Code::BadCharter, e.to_string()));
+                self.decide_charter();
+                return;
+            }
+        };
+        let origin = reg.charter.origin.clone();
+        let charter_key = NoteVerifier::new(&origin, reg.node_key).ok();
+        self.node_key = charter_key.as_ref().map(NoteVerifier::to_string_key);
+        if let Some(t) = &self.opts.trusted_key
+            && (t.name != origin || t.key != reg.node_key)
+        {
+            let found = self.node_key.clone().unwrap_or_else(|| origin.clone());
+            let f = Fault::new(
+                Some(0),
+                Code::UntrustedCharter,
+                "the charter's origin and node key are not the trusted key's (--trusted-key)",
+            )
+            .evidence(t.to_string_key(), found);
+            self.fault(f);
+        }
+        if let Some(o) = &self.opts.origin
+            && *o != origin
+        {
+            let f = Fault::new(
+                Some(0),
+                Code::UntrustedCharter,
+                "the charter's origin is not the expected one (--origin)",
+            )
+            .evidence(o, &origin);
+            self.fault(f);
+        }
+        if self.verifier.is_none() {
+            self.verifier = charter_key;
+        }
+        self.registry = Some(reg);
+        self.decide_charter();
+    }
+
+    /// The node key is settled (or known to be unavailable): deal with deferred checkpoints.
+    fn decide_charter(&mut self) {
+        if self.charter_decided {
+            return;
+        }
+        self.charter_decided = true;
+        for n in std::mem::take(&mut self.deferred) {
+            self.checkpoint(&n);
+        }
+    }
+
+    fn set_unreliable(&mut self) {
+        if self.reliable {
+            self.reliable = false;
+            self.checkpoints_unchecked += self.pending.values().map(|v| v.len() as u64).sum::<u64>();
+            self.pending.clear();
+        }
+    }
+
+    fn reach_pending(&mut self) {
+        let size = self.tree.size();
+        if self.pending.first_key_value().is_some_and(|(s, _)| *s == size)
+            && let Some(roots) = self.pending.remove(&size)
+        {
+            for r in roots {
+                self.compare_root(size, r);
+            }
+        }
+    }
+
+    fn compare_root(&mut self, size: u64, root: Hash) {
+        let mine = if size == 0 { empty_root() } else { self.tree.root() };
+        if mine == root {
+            self.checkpoints_checked += 1;
+        } else {
+            self.fault(
+                Fault::new(
+                    Some(size),
+                    Code::CheckpointRootMismatch,
+                    format!("the signed checkpoint of size {size} has a root other than the recomputed one"),
+                )
+                .evidence(mine, root),
+            );
+        }
+    }
+
+    /// Feeds a signed checkpoint note, at the point of the stream where it arrives.
+    pub fn checkpoint(&mut self, note: &str) {
+        let Some(v) = &self.verifier else {
+            if self.charter_decided || self.deferred.len() >= MAX_DEFERRED_NOTES {
+                self.checkpoints_unchecked += 1;
+            } else {
+                self.deferred.push(note.to_string());
+            }
+            return;
+        };
+        let cp = match open_checkpoint(note, v) {
+            Ok(cp) => cp.checkpoint,
+            Err(e) => {
+                let size = Note::parse(note)
+                    .ok()
+                    .and_then(|n| Checkpoint::from_body(&n.text).ok())
+                    .map(|c| c.size);
+                let f = Fault::new(
+                    size,
+                    Code::CheckpointBadSignature,
+                    format!(
+                        "checkpoint does not verify with the node key {}: {e}",
+                        v.to_string_key()
+                    ),
+                );
+                self.fault(f);
+                return;
+            }
+        };
+        let (size, root) = (cp.size, cp.root);
+        if !self.reliable {
+            self.checkpoints_unchecked += 1;
+        } else if size == 0 || size == self.tree.size() {
+            self.compare_root(size, root);
+        } else if size > self.tree.size() {
+            self.pending.entry(size).or_default().push(root);
+        } else {
+            let f = Fault::new(
+                Some(size),
+                Code::CheckpointMisplaced,
+                format!(
+                    "the checkpoint of size {size} arrives after entry {}; its root cannot be compared",
+                    self.tree.size() - 1
+                ),
+            );
+            self.fault(f);
+        }
+    }
+
+    /// Ends the replay. `claimed_size` is the size the source says it holds, if it says one.
+    pub fn finish(mut self, claimed_size: Option<u64>) -> Outcome {
+        if self.entries == 0 {
+            self.fault(Fault::new(
+                None,
+                Code::BadCharter,
+                "the log has no entries, so no charter",
+            ));
+        }
+        self.decide_charter();
+        self.checkpoints_unchecked += self.deferred.len() as u64;
+        if let Some((&max, _)) = self.pending.last_key_value() {
+            let end = self.expected;
+            self.checkpoints_unchecked += self.pending.values().map(|v| v.len() as u64).sum::<u64>();
+            self.fault(
+                Fault::new(
+                    Some(end),
+                    Code::MissingEntry,
+                    format!("a signed checkpoint commits to {max} entries but the log ends at {end}"),
+                )
+                .evidence(max, end),
+            );
+        }
+        if let Some(c) = claimed_size
+            && c > self.expected
+        {
+            let end = self.expected;
+            self.fault(
+                Fault::new(
+                    Some(end),
+                    Code::MissingEntry,
+                    format!("the source says it holds {c} entries but they end at {end}"),
+                )
+                .evidence(c, end),
+            );
+        }
+        let trust = match (&self.opts.trusted_key, &self.opts.origin) {
+            (Some(k), _) => format!("trusted node key {} (--trusted-key)", k.to_string_key()),
+            (None, Some(o)) => {
+                format!("charter in entry 0 (no --trusted-key given); its origin checked against --origin {o}")
+            }
+            (None, None) => "charter in entry 0 (no --trusted-key given)".to_string(),
+        };
+        Outcome {
+            trust,
+            origin: self.registry.as_ref().map(|r| r.charter.origin.clone()),
+            node_key: self.node_key,
+            entries: self.entries,
+            counts_by_kind: self.kinds,
+            final_size: self.tree.size(),
+            final_root: self.tree.root(),
+            tree_complete: self.reliable,
+            checkpoints_checked: self.checkpoints_checked,
+            checkpoints_unchecked: self.checkpoints_unchecked,
+            links_after_break: self.links_after_break,
+            faults: self.faults,
+        }
+    }
+}

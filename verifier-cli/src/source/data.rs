@@ -1,0 +1,85 @@
+//! A node's data directory, opened read-only (a snapshot copy, so a running node is not
+//! disturbed). Checkpoints are delivered right after the entry that completes their size, as in an
+//! export, so that their roots are compared as the replay passes them.
+
+use super::{Source, SourceEnd};
+use crate::replay::{Item, RawEntry};
+use anyhow::Context as _;
+use ledger_store::Store;
+use std::path::{Path, PathBuf};
+
+/// A data directory.
+pub struct DataSource {
+    dir: PathBuf,
+    store: Store,
+    size: u64,
+}
+
+impl DataSource {
+    /// Opens a read-only snapshot of the directory.
+    ///
+    /// # Errors
+    /// When the directory is not a ledger store.
+    pub fn open(dir: &Path) -> anyhow::Result<Self> {
+        let store = Store::open_read_only(dir).with_context(|| format!("cannot open {}", dir.display()))?;
+        let size = store.size().context("cannot read the store's size")?;
+        Ok(Self {
+            dir: dir.to_path_buf(),
+            store,
+            size,
+        })
+    }
+}
+
+impl Source for DataSource {
+    fn describe(&self) -> String {
+        format!("data directory {} (read-only snapshot)", self.dir.display())
+    }
+
+    fn expected_entries(&self) -> Option<u64> {
+        Some(self.size)
+    }
+
+    fn run(&mut self, sink: &mut dyn FnMut(Item) -> bool) -> anyhow::Result<SourceEnd> {
+        let mut cps = self.store.checkpoints().peekable();
+        // Delivers the checkpoints of size <= upto; false when the sink stopped.
+        let mut emit = |upto: u64, sink: &mut dyn FnMut(Item) -> bool| -> anyhow::Result<bool> {
+            while let Some(Ok((s, _))) = cps.peek() {
+                if *s > upto {
+                    break;
+                }
+                if let Some(r) = cps.next() {
+                    let (_, note) = r.context("cannot read a checkpoint")?;
+                    if !sink(Item::Checkpoint(note)) {
+                        return Ok(false);
+                    }
+                }
+            }
+            if let Some(Err(_)) = cps.peek()
+                && let Some(Err(e)) = cps.next()
+            {
+                return Err(e).context("cannot read a checkpoint");
+            }
+            Ok(true)
+        };
+        if !emit(0, sink)? {
+            return Ok(SourceEnd::default());
+        }
+        for r in self.store.entries(0, self.size) {
+            let (index, bytes) = r.context("cannot read an entry")?;
+            let item = Item::Entry(RawEntry {
+                position: Some(index),
+                bytes,
+                leaf_hash: None,
+                wire: None,
+            });
+            if !sink(item) || !emit(index.saturating_add(1), sink)? {
+                return Ok(SourceEnd::default());
+            }
+        }
+        emit(u64::MAX, sink)?;
+        Ok(SourceEnd {
+            claimed_size: Some(self.size),
+        })
+    }
+}

@@ -1,0 +1,31 @@
+//! Thin adapters that deliver a log's entries and checkpoints, in order, to the replay pipeline:
+//! a node over gRPC ([`node`]), a data directory opened read-only ([`data`]), an export stream
+//! ([`export`]). They judge nothing.
+
+pub mod data;
+pub mod export;
+pub mod node;
+
+use crate::replay::Item;
+
+/// What a source says about itself when it ends.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct SourceEnd {
+    /// The number of entries the source says it holds, if it says.
+    pub claimed_size: Option<u64>,
+}
+
+/// A source of log items. `run` is called once, on the reader thread.
+pub trait Source: Send {
+    /// How the report names the source.
+    fn describe(&self) -> String;
+
+    /// Entries expected, for the progress bar, when known in advance.
+    fn expected_entries(&self) -> Option<u64>;
+
+    /// Delivers every item in order to `sink`; stops early when `sink` returns false.
+    ///
+    /// # Errors
+    /// On I/O or transport failure (exit code 2).
+    fn run(&mut self, sink: &mut dyn FnMut(Item) -> bool) -> anyhow::Result<SourceEnd>;
+}

@@ -17,6 +17,7 @@
 pub mod bundle;
 pub mod checkpoint;
 pub mod compact;
+pub mod domain;
 pub mod draw;
 pub mod dsse;
 pub mod entry;

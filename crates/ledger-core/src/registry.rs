@@ -358,7 +358,12 @@ pub fn check_payload(kind: &str, payload: &[u8]) -> Result<(), RegistryError> {
         "key.enroll" => parse::<KeyEnroll>(kind, payload).map(drop),
         "key.rotate" => parse::<KeyRotate>(kind, payload).map(drop),
         "key.revoke" => parse::<KeyRevoke>(kind, payload).map(drop),
-        _ => Ok(()),
+        _ => crate::domain::check_record(kind, payload)
+            .map(drop)
+            .map_err(|detail| RegistryError::InvalidPayload {
+                kind: kind.into(),
+                detail,
+            }),
     }
 }
 

@@ -1,0 +1,514 @@
+//! Domain records (requirement R6, `docs/records.md`): one strict type per record kind.
+//!
+//! Every payload is JSON with `"version": 1`; unknown fields are refused. People are referred to by
+//! stable pseudonymous ids (the mapping to names lives outside the ledger). [`check_record`] parses
+//! and validates a payload for its kind; the node runs it before sequencing and the verifier on replay.
+
+use serde::{Deserialize, Serialize};
+
+/// Longest id accepted in any record.
+pub const MAX_ID: usize = 128;
+/// Most members in a pool or draw.
+pub const MAX_POOL: usize = 100_000;
+
+/// Purpose of a draw.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DrawPurpose {
+    /// Select evaluators from a pool (stratified).
+    EvaluatorSelection,
+    /// Assign evaluators to subjects.
+    SubjectMatching,
+    /// Pick the evaluation time from committed windows.
+    EvaluationTime,
+}
+
+/// A pool member.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Member {
+    /// Pseudonymous id.
+    pub id: String,
+    /// Stratum (domain, department…).
+    pub stratum: String,
+    /// Affiliation (employer, unit), used to detect skewed pools.
+    #[serde(default)]
+    pub affiliation: String,
+}
+
+/// A stratum quota.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Quota {
+    /// Stratum name.
+    pub name: String,
+    /// Members to select.
+    pub quota: u32,
+}
+
+/// An exclusion with its reason.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Exclusion {
+    /// Member id.
+    pub id: String,
+    /// Why (conflict of interest, relative, …).
+    pub reason: String,
+}
+
+/// A party contributing randomness.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Party {
+    /// Party name (e.g. "registrar", "discipline inspection", "citizen representative").
+    pub name: String,
+    /// Key id of the key that will sign its reveal.
+    pub keyid: String,
+    /// Hex SHA-256 of its secret.
+    pub commitment: String,
+}
+
+/// `nomination`: who nominates whom for which post.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Nomination {
+    /// Always 1.
+    pub version: u32,
+    /// Unique id.
+    pub nomination_id: String,
+    /// The cadre nominated.
+    pub subject: String,
+    /// Post.
+    pub post: String,
+    /// Organization.
+    pub organization: String,
+    /// Grounds.
+    #[serde(default)]
+    pub reason: String,
+}
+
+/// `pool.commit`: a candidate pool fixed before any randomness.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PoolCommit {
+    /// Always 1.
+    pub version: u32,
+    /// Unique id.
+    pub pool_id: String,
+    /// What the pool is for.
+    pub purpose: String,
+    /// Members in canonical order (ids sorted bytewise).
+    pub members: Vec<Member>,
+}
+
+/// `draw.commit`: everything a draw depends on, fixed before its randomness exists.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DrawCommit {
+    /// Always 1.
+    pub version: u32,
+    /// Unique id.
+    pub draw_id: String,
+    /// Purpose.
+    pub purpose: DrawPurpose,
+    /// Subjects (cadres) concerned.
+    pub subjects: Vec<String>,
+    /// The full pool in canonical order.
+    #[serde(default)]
+    pub pool: Vec<Member>,
+    /// Strata and quotas (evaluator selection).
+    #[serde(default)]
+    pub strata: Vec<Quota>,
+    /// Exclusions with reasons.
+    #[serde(default)]
+    pub exclusions: Vec<Exclusion>,
+    /// Total to select (sum of quotas for stratified draws).
+    pub k: u32,
+    /// Algorithm version: `ledger-draw-v1`.
+    pub algorithm: String,
+    /// Randomness parties, in commit order.
+    pub parties: Vec<Party>,
+    /// The future tree size whose root is mixed into the seed.
+    pub reveal_at_size: u64,
+    /// Reveal deadline, UTC microseconds.
+    pub reveal_deadline_micros: u64,
+    /// Time windows `[start, end)` in UTC minutes (evaluation time draws).
+    #[serde(default)]
+    pub windows: Vec<(u64, u64)>,
+}
+
+/// `draw.reveal`: one party's secret.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DrawReveal {
+    /// Always 1.
+    pub version: u32,
+    /// Draw.
+    pub draw_id: String,
+    /// Party name as committed.
+    pub party: String,
+    /// Hex of the secret.
+    pub secret: String,
+}
+
+/// Selected members of one stratum.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StratumSelection {
+    /// Stratum.
+    pub stratum: String,
+    /// Selected ids in draw order.
+    pub selected: Vec<String>,
+}
+
+/// Evaluators assigned to a subject.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Assignment {
+    /// Subject.
+    pub subject: String,
+    /// Evaluators.
+    pub evaluators: Vec<String>,
+}
+
+/// `draw.result`: the outcome, computed and signed by the node.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DrawResult {
+    /// Always 1.
+    pub version: u32,
+    /// Draw.
+    pub draw_id: String,
+    /// Hex seed.
+    pub seed: String,
+    /// Hex root at the committed size.
+    pub root_at_size: String,
+    /// Evaluator selection.
+    #[serde(default)]
+    pub selection: Vec<StratumSelection>,
+    /// Subject matching.
+    #[serde(default)]
+    pub assignment: Vec<Assignment>,
+    /// Evaluation time (UTC minute).
+    #[serde(default)]
+    pub minute: Option<u64>,
+}
+
+/// `dossier.fact`: a risk fact from a data source (audit finding, integrity status, …).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DossierFact {
+    /// Always 1.
+    pub version: u32,
+    /// Unique id.
+    pub fact_id: String,
+    /// Cadre concerned.
+    pub subject: String,
+    /// Source system (audit, discipline, petition, …).
+    pub source: String,
+    /// Category.
+    pub category: String,
+    /// Hex SHA-256 of the full content kept off-ledger.
+    pub content_hash: String,
+}
+
+/// `complaint` (identity sealing comes with the ballots issue).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Complaint {
+    /// Always 1.
+    pub version: u32,
+    /// Unique id.
+    pub complaint_id: String,
+    /// Cadre concerned.
+    pub subject: String,
+    /// Category.
+    pub category: String,
+    /// Hex SHA-256 of the content kept off-ledger.
+    pub content_hash: String,
+    /// Organization handling it.
+    #[serde(default)]
+    pub organization: String,
+}
+
+/// Outcome of a verification.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum VerificationOutcome {
+    /// Confirmed.
+    Substantiated,
+    /// Partly confirmed.
+    PartlySubstantiated,
+    /// Not confirmed.
+    Unsubstantiated,
+    /// A deliberately false report.
+    MaliciousFalseReport,
+}
+
+/// `verification`: the outcome of checking a complaint or dossier fact.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Verification {
+    /// Always 1.
+    pub version: u32,
+    /// Unique id.
+    pub verification_id: String,
+    /// `complaint_id` or `fact_id` checked.
+    pub target_id: String,
+    /// Outcome.
+    pub outcome: VerificationOutcome,
+    /// Summary.
+    #[serde(default)]
+    pub summary: String,
+}
+
+/// `decision`: appointment or promotion, signed by committee members.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Decision {
+    /// Always 1.
+    pub version: u32,
+    /// Unique id.
+    pub decision_id: String,
+    /// Cadre.
+    pub subject: String,
+    /// Nomination it decides.
+    pub nomination_id: String,
+    /// The draw or election it relied on.
+    pub evaluation_ref: String,
+    /// e.g. "appoint", "promote", "reject".
+    pub outcome: String,
+    /// Post.
+    pub post: String,
+}
+
+/// `accountability`: a finding that names those responsible.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Accountability {
+    /// Always 1.
+    pub version: u32,
+    /// Unique id.
+    pub accountability_id: String,
+    /// Records (ids) the finding concerns.
+    pub refs: Vec<String>,
+    /// Pseudonymous ids of those held responsible.
+    pub responsible: Vec<String>,
+    /// The finding.
+    pub finding: String,
+}
+
+/// `cancellation`: voids an earlier record (never deletes it).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Cancellation {
+    /// Always 1.
+    pub version: u32,
+    /// Index of the record voided.
+    pub target_index: u64,
+    /// Why.
+    pub reason: String,
+}
+
+/// A checked domain record.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Record {
+    /// nomination
+    Nomination(Nomination),
+    /// pool.commit
+    PoolCommit(PoolCommit),
+    /// draw.commit
+    DrawCommit(DrawCommit),
+    /// draw.reveal
+    DrawReveal(DrawReveal),
+    /// draw.result
+    DrawResult(DrawResult),
+    /// dossier.fact
+    DossierFact(DossierFact),
+    /// complaint
+    Complaint(Complaint),
+    /// verification
+    Verification(Verification),
+    /// decision
+    Decision(Decision),
+    /// accountability
+    Accountability(Accountability),
+    /// cancellation
+    Cancellation(Cancellation),
+    /// Kinds whose schema belongs to another module (registry records, notes, ballots…).
+    Other,
+}
+
+fn id_ok(field: &str, s: &str) -> Result<(), String> {
+    if s.is_empty() || s.len() > MAX_ID || s.chars().any(char::is_control) {
+        return Err(format!(
+            "{field} must be 1-{MAX_ID} characters without control characters"
+        ));
+    }
+    Ok(())
+}
+
+fn hex32(field: &str, s: &str) -> Result<(), String> {
+    if s.len() != 64 || !s.bytes().all(|c| c.is_ascii_digit() || (b'a'..=b'f').contains(&c)) {
+        return Err(format!("{field} must be 64 lowercase hex digits"));
+    }
+    Ok(())
+}
+
+fn parse<T: for<'de> Deserialize<'de>>(payload: &[u8]) -> Result<T, String> {
+    serde_json::from_slice(payload).map_err(|e| e.to_string())
+}
+
+/// Parses and validates a payload of `kind`. Kinds without a domain schema return [`Record::Other`].
+///
+/// # Errors
+/// A description of what is wrong with the payload.
+pub fn check_record(kind: &str, payload: &[u8]) -> Result<Record, String> {
+    let r = match kind {
+        "nomination" => {
+            let r: Nomination = parse(payload)?;
+            id_ok("nomination_id", &r.nomination_id)?;
+            id_ok("subject", &r.subject)?;
+            Record::Nomination(r)
+        }
+        "pool.commit" => {
+            let r: PoolCommit = parse(payload)?;
+            id_ok("pool_id", &r.pool_id)?;
+            members_ok(&r.members)?;
+            Record::PoolCommit(r)
+        }
+        "draw.commit" => {
+            let r: DrawCommit = parse(payload)?;
+            draw_commit_ok(&r)?;
+            Record::DrawCommit(r)
+        }
+        "draw.reveal" => {
+            let r: DrawReveal = parse(payload)?;
+            id_ok("draw_id", &r.draw_id)?;
+            if r.secret.is_empty() || r.secret.len() > 256 || hex::decode(&r.secret).is_err() {
+                return Err("secret must be 1-128 bytes in hex".into());
+            }
+            Record::DrawReveal(r)
+        }
+        "draw.result" => {
+            let r: DrawResult = parse(payload)?;
+            hex32("seed", &r.seed)?;
+            hex32("root_at_size", &r.root_at_size)?;
+            Record::DrawResult(r)
+        }
+        "dossier.fact" => {
+            let r: DossierFact = parse(payload)?;
+            id_ok("fact_id", &r.fact_id)?;
+            id_ok("subject", &r.subject)?;
+            hex32("content_hash", &r.content_hash)?;
+            Record::DossierFact(r)
+        }
+        "complaint" => {
+            let r: Complaint = parse(payload)?;
+            id_ok("complaint_id", &r.complaint_id)?;
+            id_ok("subject", &r.subject)?;
+            hex32("content_hash", &r.content_hash)?;
+            Record::Complaint(r)
+        }
+        "verification" => {
+            let r: Verification = parse(payload)?;
+            id_ok("verification_id", &r.verification_id)?;
+            id_ok("target_id", &r.target_id)?;
+            Record::Verification(r)
+        }
+        "decision" => {
+            let r: Decision = parse(payload)?;
+            id_ok("decision_id", &r.decision_id)?;
+            id_ok("subject", &r.subject)?;
+            id_ok("nomination_id", &r.nomination_id)?;
+            id_ok("evaluation_ref", &r.evaluation_ref)?;
+            Record::Decision(r)
+        }
+        "accountability" => {
+            let r: Accountability = parse(payload)?;
+            id_ok("accountability_id", &r.accountability_id)?;
+            if r.responsible.is_empty() {
+                return Err("an accountability finding must name at least one responsible party".into());
+            }
+            Record::Accountability(r)
+        }
+        "cancellation" => {
+            let r: Cancellation = parse(payload)?;
+            if r.reason.trim().is_empty() {
+                return Err("a cancellation needs a reason".into());
+            }
+            Record::Cancellation(r)
+        }
+        _ => Record::Other,
+    };
+    Ok(r)
+}
+
+fn members_ok(members: &[Member]) -> Result<(), String> {
+    if members.len() > MAX_POOL {
+        return Err(format!("at most {MAX_POOL} members"));
+    }
+    for m in members {
+        id_ok("member id", &m.id)?;
+    }
+    let ids: Vec<&str> = members.iter().map(|m| m.id.as_str()).collect();
+    crate::draw::check_canonical(&ids).map_err(|e| e.to_string())
+}
+
+fn draw_commit_ok(r: &DrawCommit) -> Result<(), String> {
+    id_ok("draw_id", &r.draw_id)?;
+    if r.algorithm != "ledger-draw-v1" {
+        return Err(format!(
+            "unknown algorithm {:?}; supported: ledger-draw-v1",
+            r.algorithm
+        ));
+    }
+    if r.subjects.is_empty() {
+        return Err("at least one subject".into());
+    }
+    if r.parties.is_empty() {
+        return Err("at least one randomness party".into());
+    }
+    for p in &r.parties {
+        hex32("party commitment", &p.commitment)?;
+        id_ok("party name", &p.name)?;
+    }
+    let mut names: Vec<&str> = r.parties.iter().map(|p| p.name.as_str()).collect();
+    names.sort_unstable();
+    names.dedup();
+    if names.len() != r.parties.len() {
+        return Err("party names must be unique".into());
+    }
+    members_ok(&r.pool)?;
+    for x in &r.exclusions {
+        if !r.pool.iter().any(|m| m.id == x.id) {
+            return Err(format!("excluded id {:?} is not in the pool", x.id));
+        }
+        if x.reason.trim().is_empty() {
+            return Err(format!("exclusion of {:?} needs a reason", x.id));
+        }
+    }
+    match r.purpose {
+        DrawPurpose::EvaluatorSelection => {
+            if r.strata.is_empty() {
+                return Err("evaluator selection needs strata with quotas".into());
+            }
+            let sum: u64 = r.strata.iter().map(|s| u64::from(s.quota)).sum();
+            if sum != u64::from(r.k) {
+                return Err(format!("k = {} but the quotas add up to {sum}", r.k));
+            }
+        }
+        DrawPurpose::SubjectMatching => {
+            if r.pool.is_empty() {
+                return Err("subject matching needs a pool of evaluators".into());
+            }
+        }
+        DrawPurpose::EvaluationTime => {
+            if r.windows.is_empty() {
+                return Err("evaluation time needs windows".into());
+            }
+        }
+    }
+    Ok(())
+}

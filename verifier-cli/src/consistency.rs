@@ -3,9 +3,9 @@
 //! Each saved checkpoint's signature is verified (with `--trusted-key`, or the node key of the
 //! charter the node serves as entry 0), then the node's latest checkpoint is fetched and a
 //! consistency proof from each saved size to it is verified. The saved checkpoints are also
-//! checked against each other: sorted by size, each adjacent pair must have equal roots (equal
-//! sizes) or a verifying consistency proof between them; consistency being transitive, that covers
-//! every pair.
+//! checked against each other: two of equal size must have equal roots, and one that is off the
+//! node's log is named together with the smallest larger saved checkpoint that is on it (the
+//! node's proof between the two fails): those two cannot both be prefixes of one log.
 
 use crate::fault::{Code, Fault, Faults};
 use crate::report::{FaultsJson, human_faults};
@@ -291,28 +291,43 @@ async fn run_async(req: &ConsistencyRequest, texts: Vec<(String, String)>) -> an
             mark(&mut out, &s.label, "FORK");
         }
     }
+    // Pairs. Equal sizes must have equal roots. And a checkpoint off the node's log (a fork) is
+    // inconsistent with every saved checkpoint on it that is larger: name the smallest such one,
+    // with the node's consistency proof between the two as evidence. (Two checkpoints that are both
+    // off the node's log cannot be judged with the node's proofs; each is reported above.)
+    let pair = |a: &Cp, b: &Cp, why: String, faults: &mut Faults| {
+        faults.push(
+            Fault::new(
+                Some(a.size),
+                Code::Fork,
+                format!("{} and {} cannot both be prefixes of one log: {why}", a.label, b.label),
+            )
+            .evidence(show(a), show(b)),
+        );
+    };
+    let status = |out: &ConsistencyOutcome, label: &str| {
+        out.saved
+            .iter()
+            .find(|x| x.file == label)
+            .map(|x| x.status.clone())
+            .unwrap_or_default()
+    };
     let mut sorted = saved.clone();
     sorted.sort_by_key(|c| c.size);
     for w in sorted.windows(2) {
         let (a, b) = (&w[0], &w[1]);
-        if a.size == b.size && a.root == b.root {
-            continue;
+        if a.size == b.size && a.root != b.root {
+            pair(a, b, "equal sizes with different roots".into(), &mut faults);
         }
-        if latest.as_ref().is_some_and(|l| b.size > l.size) && a.size != b.size {
-            // The node cannot prove anything up to b (already reported as a rollback).
-            continue;
-        }
-        if let Some(why) = check_pair(&mut client, a, b).await? {
-            faults.push(
-                Fault::new(
-                    Some(a.size),
-                    Code::Fork,
-                    format!("{} and {} cannot both be prefixes of one log: {why}", a.label, b.label),
-                )
-                .evidence(show(a), show(b)),
-            );
-            mark(&mut out, &a.label, "FORK");
-            mark(&mut out, &b.label, "FORK");
+    }
+    for a in sorted.iter().filter(|a| status(&out, &a.label) == "FORK") {
+        let on_node = sorted
+            .iter()
+            .find(|b| b.size > a.size && status(&out, &b.label) == "consistent");
+        if let Some(b) = on_node
+            && let Some(why) = check_pair(&mut client, a, b).await?
+        {
+            pair(a, b, why, &mut faults);
         }
     }
     out.faults = faults;

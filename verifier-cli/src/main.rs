@@ -9,6 +9,7 @@
 mod consistency;
 mod fault;
 mod pipeline;
+mod prepare;
 mod replay;
 mod report;
 mod sigs;

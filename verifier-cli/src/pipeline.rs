@@ -3,7 +3,8 @@
 //! batched signature verification), and the calling thread feeds the windows, in order, to the
 //! [`Replayer`]. A fixed number of windows is in flight at any time, so memory stays bounded.
 
-use crate::replay::{Item, Outcome, Prepared, Replayer, prepare_item};
+use crate::prepare::{Item, Prepared, prepare_item};
+use crate::replay::{Outcome, Replayer};
 use crate::sigs::{KeyCache, SigMode, keys_in_window, verify_window};
 use crate::source::{Source, SourceEnd};
 use anyhow::anyhow;

@@ -2,208 +2,24 @@
 //!
 //! Pure: no I/O, no threads, no clock. Per-entry work that does not depend on the order
 //! (decoding, leaf hash, envelope limits, kind and payload checks, and the cryptographic half of
-//! signature checking) is done by [`prepare`] and [`crate::sigs::verify_window`], which the
+//! signature checking) is done by [`crate::prepare`] and [`crate::sigs::verify_window`], which the
 //! pipeline runs in worker threads; everything that depends on the log before the entry (index
 //! sequence, hash chain, timestamps, the key registry, checkpoint roots) is done here, in order.
 //!
 //! Memory is O(log n) for the tree, plus the pending checkpoint sizes and a bounded fault list.
 
 use crate::fault::{Code, Fault, Faults};
+use crate::prepare::{Prepared, PreparedEntry, check_prepared, registry_code};
 use ledger_core::checkpoint::{Checkpoint, open_checkpoint};
 use ledger_core::compact::CompactTree;
-use ledger_core::dsse::Envelope;
 use ledger_core::entry::Entry;
-use ledger_core::hash::{Hash, empty_root, leaf_hash};
+use ledger_core::hash::{Hash, empty_root};
 use ledger_core::note::{Note, NoteVerifier};
-use ledger_core::registry::{Registry, RegistryError, check_payload, envelope_kind};
+use ledger_core::registry::{Registry, RegistryError, envelope_kind};
 use std::collections::BTreeMap;
 
 /// Checkpoint notes kept while the node key is not known yet (before the charter is replayed).
 const MAX_DEFERRED_NOTES: usize = 1024;
-
-/// Fields a source sends beside the canonical bytes, which must agree with them.
-#[derive(Debug, Clone)]
-pub struct WireFields {
-    /// Timestamp field.
-    pub timestamp_micros: u64,
-    /// prev_root field (raw bytes as received).
-    pub prev_root: Vec<u8>,
-    /// Envelope field, when present.
-    pub envelope: Option<Envelope>,
-}
-
-/// An entry as a source delivers it.
-#[derive(Debug, Clone)]
-pub struct RawEntry {
-    /// The index under which the source holds it (None for a plain stream, e.g. an export).
-    pub position: Option<u64>,
-    /// Canonical entry bytes (the leaf).
-    pub bytes: Vec<u8>,
-    /// Leaf hash the source claims (raw bytes as received), if it supplies one.
-    pub leaf_hash: Option<Vec<u8>>,
-    /// Other fields the source supplies.
-    pub wire: Option<WireFields>,
-}
-
-/// What a source delivers, in log order.
-#[derive(Debug, Clone)]
-pub enum Item {
-    /// An entry.
-    Entry(RawEntry),
-    /// A signed checkpoint note.
-    Checkpoint(String),
-}
-
-/// Outcome of the cryptographic check of one signature, done ahead of the ordered rules.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum SigCheck {
-    /// Not checked yet (key unknown to the worker): the replayer verifies it itself.
-    Unchecked,
-    /// Verifies (strict Ed25519 over the DSSE PAE).
-    Valid,
-    /// Does not verify.
-    Invalid,
-}
-
-/// A decoded entry with its order-independent checks done.
-#[derive(Debug, Clone)]
-pub struct Decoded {
-    /// The entry.
-    pub entry: Entry,
-    /// Limits, kind and payload checks: the kind, or the first rule broken. Not used for entry 0.
-    pub rules: Result<String, RegistryError>,
-    /// Per signature, in envelope order.
-    pub sigs: Vec<SigCheck>,
-}
-
-/// An entry after [`prepare`].
-#[derive(Debug, Clone)]
-pub struct PreparedEntry {
-    /// See [`RawEntry::position`].
-    pub position: Option<u64>,
-    /// Leaf hash of the bytes.
-    pub leaf_hash: Hash,
-    /// Leaf hash the source claims.
-    pub supplied_leaf_hash: Option<Vec<u8>>,
-    /// How the source's other fields disagree with the bytes, if they do.
-    pub wire_mismatch: Option<String>,
-    /// The decoded entry, or why the bytes do not decode.
-    pub decoded: Result<Decoded, String>,
-}
-
-/// An item after preparation.
-#[derive(Debug, Clone)]
-pub enum Prepared {
-    /// An entry.
-    Entry(Box<PreparedEntry>),
-    /// A checkpoint note.
-    Checkpoint(String),
-}
-
-/// Envelope limits, kind and payload: the steps of [`Registry::check_entry`] before signatures.
-fn pre_rules(env: &Envelope) -> Result<String, RegistryError> {
-    env.check_limits()?;
-    let kind = envelope_kind(env)?.to_string();
-    check_payload(&kind, &env.payload)?;
-    Ok(kind)
-}
-
-/// Decodes an entry and does every check that does not depend on the log before it.
-pub fn prepare(raw: RawEntry) -> PreparedEntry {
-    let lh = leaf_hash(&raw.bytes);
-    let decoded = Entry::decode(&raw.bytes).map_err(|e| e.to_string()).map(|entry| {
-        let rules = if entry.index == 0 {
-            Ok("charter".to_string())
-        } else {
-            pre_rules(&entry.envelope)
-        };
-        let sigs = vec![SigCheck::Unchecked; entry.envelope.signatures.len()];
-        Decoded { entry, rules, sigs }
-    });
-    let wire_mismatch = match (&raw.wire, &decoded) {
-        (Some(w), Ok(d)) => {
-            let e = &d.entry;
-            let mut bad = Vec::new();
-            if w.timestamp_micros != e.timestamp_micros {
-                bad.push(format!(
-                    "timestamp {} (bytes say {})",
-                    w.timestamp_micros, e.timestamp_micros
-                ));
-            }
-            if w.prev_root.as_slice() != e.prev_root.0.as_slice() {
-                bad.push(format!(
-                    "prev_root {} (bytes say {})",
-                    hex::encode(&w.prev_root),
-                    e.prev_root
-                ));
-            }
-            if w.envelope.as_ref().is_some_and(|env| *env != e.envelope) {
-                bad.push("envelope".to_string());
-            }
-            (!bad.is_empty()).then(|| format!("the source's fields disagree with the leaf bytes: {}", bad.join(", ")))
-        }
-        _ => None,
-    };
-    PreparedEntry {
-        position: raw.position,
-        leaf_hash: lh,
-        supplied_leaf_hash: raw.leaf_hash,
-        wire_mismatch,
-        decoded,
-    }
-}
-
-/// Prepares any item.
-pub fn prepare_item(item: Item) -> Prepared {
-    match item {
-        Item::Entry(raw) => Prepared::Entry(Box::new(prepare(raw))),
-        Item::Checkpoint(n) => Prepared::Checkpoint(n),
-    }
-}
-
-/// [`Registry::check_entry`] for an entry whose order-independent checks are done: the same rules
-/// in the same order (limits, kind, payload; then per signature in order: known key, no duplicate,
-/// verifies; then authorization and effects), using the worker's cryptographic results where it
-/// has them and verifying the rest here.
-///
-/// # Errors
-/// The first rule the entry breaks, as `check_entry` would report it.
-pub fn check_prepared(reg: &mut Registry, d: &Decoded) -> Result<(), RegistryError> {
-    let kind = d.rules.clone()?;
-    let env = &d.entry.envelope;
-    let mut signers: Vec<String> = Vec::with_capacity(env.signatures.len());
-    for (i, s) in env.signatures.iter().enumerate() {
-        let k = reg
-            .keys
-            .get(&s.keyid)
-            .ok_or_else(|| RegistryError::UnknownKey { keyid: s.keyid.clone() })?;
-        if signers.contains(&s.keyid) {
-            return Err(RegistryError::DuplicateSigner { keyid: s.keyid.clone() });
-        }
-        let ok = match d.sigs.get(i) {
-            Some(SigCheck::Valid) => true,
-            Some(SigCheck::Invalid) => false,
-            _ => env.verify_signature(i, &k.key).is_ok(),
-        };
-        if !ok {
-            return Err(RegistryError::BadSignature { keyid: s.keyid.clone() });
-        }
-        signers.push(s.keyid.clone());
-    }
-    reg.authorize_and_apply(d.entry.index, &kind, &env.payload, &signers)
-}
-
-/// The fault code of a registry rule.
-pub fn registry_code(e: &RegistryError) -> Code {
-    match e {
-        RegistryError::BadSignature { .. } => Code::BadSignature,
-        RegistryError::UnknownKey { .. }
-        | RegistryError::Revoked { .. }
-        | RegistryError::MissingRole { .. }
-        | RegistryError::MissingQuorum { .. } => Code::UnauthorizedSigner,
-        _ => Code::InvalidRecord,
-    }
-}
 
 /// Settings of a replay.
 #[derive(Debug, Clone)]

@@ -16,7 +16,7 @@
 //! be produced by the holder of the private key; `--strict-signatures` removes it at about half the
 //! speed (`docs/verifier.md`).
 
-use crate::replay::{Prepared, SigCheck};
+use crate::prepare::{Prepared, SigCheck};
 use ed25519_dalek::{Signature, VerifyingKey};
 use ledger_core::keys::{key_id, public_key_from_base64};
 use ledger_core::registry::{Charter, KeyEnroll, KeyRotate, kind_of};
@@ -123,7 +123,7 @@ struct Job {
     signature: Signature,
 }
 
-/// Fills [`crate::replay::Decoded::sigs`] for every signature of the window whose key is in
+/// Fills [`crate::prepare::Decoded::sigs`] for every signature of the window whose key is in
 /// `keys`. Entries whose earlier rules already fail, and the charter, are left alone.
 pub fn verify_window(items: &mut [Prepared], keys: &KeyCache, mode: SigMode) {
     let mut msgs: Vec<Vec<u8>> = Vec::new();
@@ -197,6 +197,7 @@ pub fn verify_window(items: &mut [Prepared], keys: &KeyCache, mode: SigMode) {
 
 #[cfg(test)]
 mod tests {
+    #![allow(clippy::unwrap_used)]
     use super::*;
 
     #[test]
@@ -227,5 +228,47 @@ mod tests {
         assert!(!r_acceptable(&p)); // p − 1: order 2
         let key = ed25519_dalek::SigningKey::from_bytes(&[7; 32]).verifying_key();
         assert!(r_acceptable(key.as_bytes()));
+    }
+
+    /// A small-order public key "signs" anything under batch verification; strict verification
+    /// refuses it, and so must the screened batch path.
+    #[test]
+    fn weak_key_forgery_is_refused() {
+        use crate::prepare::{Item, RawEntry, prepare_item};
+        use ledger_core::dsse::Envelope;
+        use ledger_core::entry::Entry;
+        let mut id = [0u8; 32];
+        id[0] = 1; // the identity point
+        let weak = VerifyingKey::from_bytes(&id).unwrap();
+        assert!(weak.is_weak());
+        let sk = ed25519_dalek::SigningKey::from_bytes(&[5; 32]);
+        // R = s·B with s the signing scalar: R + h·A = s·B holds for A = identity and any message.
+        let forged = Signature::from_components(sk.verifying_key().to_bytes(), sk.to_scalar().to_bytes());
+        let mut env = Envelope::new("application/vnd.ledger.note.v1+json", br#"{"version":1}"#.to_vec());
+        let msg = env.pae();
+        assert!(ed25519_dalek::verify_batch(&[msg.as_slice()], &[forged], &[weak]).is_ok());
+        assert!(weak.verify_strict(&msg, &forged).is_err());
+        env.signatures.push(ledger_core::dsse::Signature {
+            keyid: key_id(&weak),
+            sig: forged.to_bytes().to_vec(),
+        });
+        let bytes = Entry {
+            index: 1,
+            timestamp_micros: 1,
+            prev_root: Default::default(),
+            envelope: env,
+        }
+        .encode();
+        let mut items = vec![prepare_item(Item::Entry(RawEntry {
+            position: None,
+            bytes,
+            leaf_hash: None,
+            wire: None,
+        }))];
+        let mut cache = KeyCache::default();
+        cache.insert(key_id(&weak), weak);
+        verify_window(&mut items, &cache, SigMode::Batch);
+        let Prepared::Entry(p) = &items[0] else { panic!() };
+        assert_eq!(p.decoded.as_ref().unwrap().sigs, vec![SigCheck::Invalid]);
     }
 }

@@ -3,7 +3,7 @@
 //! export, so that their roots are compared as the replay passes them.
 
 use super::{Source, SourceEnd};
-use crate::replay::{Item, RawEntry};
+use crate::prepare::{Item, RawEntry};
 use anyhow::Context as _;
 use ledger_store::Store;
 use std::path::{Path, PathBuf};
@@ -16,12 +16,19 @@ pub struct DataSource {
 }
 
 impl DataSource {
-    /// Opens a read-only snapshot of the directory.
+    /// Opens a read-only snapshot of the directory: a node's `--data` directory (the store is its
+    /// `store/` subdirectory) or the store directory itself.
     ///
     /// # Errors
     /// When the directory is not a ledger store.
     pub fn open(dir: &Path) -> anyhow::Result<Self> {
-        let store = Store::open_read_only(dir).with_context(|| format!("cannot open {}", dir.display()))?;
+        let nested = dir.join("store");
+        let at = if nested.join("conf").exists() || nested.join("db").exists() {
+            nested
+        } else {
+            dir.to_path_buf()
+        };
+        let store = Store::open_read_only(&at).with_context(|| format!("cannot open {}", dir.display()))?;
         let size = store.size().context("cannot read the store's size")?;
         Ok(Self {
             dir: dir.to_path_buf(),

@@ -2,7 +2,7 @@
 //! after the entry that completes its size.
 
 use super::{Source, SourceEnd};
-use crate::replay::{Item, RawEntry};
+use crate::prepare::{Item, RawEntry};
 use anyhow::Context as _;
 use ledger_store::export::{Frame, Reader};
 use std::fs::File;

@@ -6,7 +6,7 @@ pub mod data;
 pub mod export;
 pub mod node;
 
-use crate::replay::Item;
+use crate::prepare::Item;
 
 /// What a source says about itself when it ends.
 #[derive(Debug, Clone, Copy, Default)]

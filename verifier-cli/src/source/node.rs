@@ -3,7 +3,7 @@
 //! until the node has nothing more, so a server-side page limit does no harm).
 
 use super::{Source, SourceEnd};
-use crate::replay::{Item, RawEntry, WireFields};
+use crate::prepare::{Item, RawEntry, WireFields};
 use anyhow::{Context as _, anyhow};
 use ledger_proto::pb::ledger_client::LedgerClient;
 use ledger_proto::pb::{CheckpointResponse, GetCheckpointRequest, GetEntriesRequest};

@@ -94,13 +94,13 @@ async fn tampered_store_is_refused_naming_the_index() {
     // Rewriting an entry *and* its stored leaf hash is still caught by the chain.
     let out = tamper_and_start(&data, "rewrite", |t| {
         let bytes = t.get(ekey(2)).expect("get").expect("2").to_vec();
-        let mut e = ledger_core::entry::Entry::decode(&bytes).expect("decode");
+        let mut e = ledger_core::entry::Entry::decode(&bytes[32..]).expect("decode");
         e.timestamp_micros += 1;
         let nb = e.encode();
-        let mut nk = vec![b'n', 0];
-        nk.extend_from_slice(&2u64.to_be_bytes());
-        t.insert(nk, &ledger_core::hash::leaf_hash(&nb).0[..]).expect("node");
-        t.insert(ekey(2), nb).expect("insert");
+        // The entry value is leaf hash ‖ leaf: rewrite both consistently, as a careful attacker would.
+        let mut v = ledger_core::hash::leaf_hash(&nb).0.to_vec();
+        v.extend_from_slice(&nb);
+        t.insert(ekey(2), v).expect("insert");
     });
     assert!(
         out.contains("index 3") || out.contains("NODE_MISMATCH"),

@@ -7,8 +7,8 @@
 //!
 //! | prefix | key | value |
 //! |---|---|---|
-//! | `e` | index (u64 BE) | canonical entry bytes (the leaf) |
-//! | `n` | level (u8), index (u64 BE) | 32-byte hash of the perfect subtree |
+//! | `e` | index (u64 BE) | leaf hash (32 bytes) ‖ canonical entry bytes (the leaf) |
+//! | `n` | level (u8 ≥ 4), index (u64 BE) | 32-byte hash of the perfect subtree |
 //! | `h` | leaf hash | index (u64 BE) |
 //! | `c` | tree size (u64 BE) | signed checkpoint note |
 //! | `r` | client request id | index (u64 BE) ‖ SHA-256 of the envelope's leaf-independent bytes |
@@ -19,6 +19,11 @@ pub mod export;
 mod verify;
 
 pub use verify::{OpenReport, TamperFault};
+
+/// Levels 1 to this one are not stored: they are recomputed from at most 2^level stored leaf
+/// hashes when a proof needs them. This saves about 0.9 writes per entry (a third of the store's
+/// write cost) for a few extra reads per proof.
+pub const UNSTORED_LEVELS: u32 = 3;
 
 use ledger_core::compact::{CompactTree, CompletedNode};
 use ledger_core::hash::Hash;
@@ -192,14 +197,41 @@ impl Store {
     /// # Errors
     /// On storage failure.
     pub fn entry(&self, index: u64) -> Result<Option<Vec<u8>>, StoreError> {
-        Ok(self.tree.get(key(b'e', &be(index)))?.map(|v| v.to_vec()))
+        match self.tree.get(key(b'e', &be(index)))? {
+            None => Ok(None),
+            Some(v) => Ok(Some(
+                v.get(32..)
+                    .ok_or_else(|| StoreError::Corrupt(format!("entry {index}")))?
+                    .to_vec(),
+            )),
+        }
+    }
+
+    /// The leaf hash stored with entry `index`.
+    ///
+    /// # Errors
+    /// On storage failure or a short value.
+    pub fn stored_leaf_hash(&self, index: u64) -> Result<Option<Hash>, StoreError> {
+        match self.tree.get(key(b'e', &be(index)))? {
+            None => Ok(None),
+            Some(v) => Ok(Some(
+                Hash::from_slice(v.get(..32).unwrap_or_default())
+                    .map_err(|_| StoreError::Corrupt(format!("entry {index}")))?,
+            )),
+        }
     }
 
     /// Iterates entries `[start, end)` in order as (index, bytes).
     pub fn entries(&self, start: u64, end: u64) -> impl Iterator<Item = Result<(u64, Vec<u8>), StoreError>> + '_ {
         self.tree.range(key(b'e', &be(start))..key(b'e', &be(end))).map(|r| {
             let (k, v) = r?;
-            Ok((read_u64(&k[1..], "entry key")?, v.to_vec()))
+            let i = read_u64(&k[1..], "entry key")?;
+            Ok((
+                i,
+                v.get(32..)
+                    .ok_or_else(|| StoreError::Corrupt(format!("entry {i}")))?
+                    .to_vec(),
+            ))
         })
     }
 
@@ -327,7 +359,10 @@ impl Store {
         }
         let mut b = sled::Batch::default();
         for e in entries {
-            b.insert(key(b'e', &be(e.index)), e.leaf.as_slice());
+            let mut v = Vec::with_capacity(32 + e.leaf.len());
+            v.extend_from_slice(&e.leaf_hash.0);
+            v.extend_from_slice(&e.leaf);
+            b.insert(key(b'e', &be(e.index)), v);
             b.insert(key(b'h', &e.leaf_hash.0), &be(e.index));
             if let Some((id, digest)) = &e.request {
                 let mut v = be(e.index).to_vec();
@@ -340,7 +375,7 @@ impl Store {
                 }
             }
         }
-        for n in nodes {
+        for n in nodes.iter().filter(|n| n.level > UNSTORED_LEVELS) {
             b.insert(&node_key(n.level, n.index)[..], &n.hash.0);
         }
         b.insert(&b"msize"[..], &be(new_size));
@@ -395,6 +430,17 @@ fn read_u64_le(b: Option<&[u8]>) -> Option<u64> {
 
 impl NodeSource for Store {
     fn node(&self, level: u32, index: u64) -> Result<Hash, ProofError> {
+        if level == 0 {
+            return self
+                .stored_leaf_hash(index)
+                .map_err(|e| ProofError::Source(e.to_string()))?
+                .ok_or_else(|| ProofError::Source(format!("leaf {index} not stored")));
+        }
+        if level <= UNSTORED_LEVELS {
+            let l = self.node(level - 1, 2 * index)?;
+            let r = self.node(level - 1, 2 * index + 1)?;
+            return Ok(ledger_core::hash::node_hash(&l, &r));
+        }
         let v = self
             .tree
             .get(node_key(level, index))

@@ -169,6 +169,24 @@ fn missing_entry_in_export_and_store() {
 }
 
 #[test]
+fn stored_leaf_hash_mismatch() {
+    let dir = TempDir::new().unwrap();
+    let log = clean_log();
+    let data = dir.path().join("data");
+    let store = log.write_store(&data);
+    let mut k = vec![b'e'];
+    k.extend_from_slice(&6u64.to_be_bytes());
+    let mut v = Hash::digest(b"wrong").0.to_vec();
+    v.extend_from_slice(&log.entries[6]);
+    store.raw_tree().insert(k, v).unwrap();
+    store.flush().unwrap();
+    drop(store);
+    let r = verify(dir.path(), &["replay", "--data", s(&data)]);
+    assert_eq!(r.code, 1, "{r:?}");
+    assert_eq!(r.codes(), vec!["LEAF_HASH_MISMATCH@6".to_string()], "{r:?}");
+}
+
+#[test]
 fn forged_checkpoint_signatures() {
     let dir = TempDir::new().unwrap();
     let log = clean_log();

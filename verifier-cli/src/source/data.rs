@@ -74,10 +74,12 @@ impl Source for DataSource {
         }
         for r in self.store.entries(0, self.size) {
             let (index, bytes) = r.context("cannot read an entry")?;
+            // The store keeps a leaf hash beside each entry: it must be the hash of the bytes.
+            let stored = self.store.stored_leaf_hash(index).ok().flatten();
             let item = Item::Entry(RawEntry {
                 position: Some(index),
                 bytes,
-                leaf_hash: None,
+                leaf_hash: stored.map(|h| h.0.to_vec()),
                 wire: None,
             });
             if !sink(item) || !emit(index.saturating_add(1), sink)? {

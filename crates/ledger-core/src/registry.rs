@@ -303,10 +303,17 @@ fn parse<T: for<'de> Deserialize<'de>>(kind: &str, payload: &[u8]) -> Result<T, 
 }
 
 fn key_of(kind: &str, b64: &str) -> Result<VerifyingKey, RegistryError> {
-    public_key_from_base64(b64).map_err(|e| RegistryError::InvalidPayload {
+    let k = public_key_from_base64(b64).map_err(|e| RegistryError::InvalidPayload {
         kind: kind.into(),
         detail: e.to_string(),
-    })
+    })?;
+    if k.is_weak() {
+        return Err(RegistryError::InvalidPayload {
+            kind: kind.into(),
+            detail: "small-order (weak) Ed25519 key refused".into(),
+        });
+    }
+    Ok(k)
 }
 
 fn role_list(roles: impl IntoIterator<Item = Role>) -> String {
@@ -660,6 +667,15 @@ impl Registry {
                     bad = Some(RegistryError::BadSignature { keyid: s.keyid.clone() });
                     break;
                 };
+                if !crate::keys::batch_compatible(&k.key, &s.sig) {
+                    // Strict verification decides (and refuses) what batching could wrongly accept.
+                    bad = Some(
+                        self.verify_signatures(env)
+                            .err()
+                            .unwrap_or(RegistryError::BadSignature { keyid: s.keyid.clone() }),
+                    );
+                    break;
+                }
                 msgs.push(pae.clone());
                 sigs.push(sig);
                 keys.push(k.key);

@@ -74,7 +74,10 @@ fn roles_scopes_quorum_revocation_rotation() {
         .expect("quorum");
     reg.check_entry(&entry(2, rec("note", serde_json::json!({"version": 1}), &[&r])))
         .expect("in scope");
-    let e = reg.check_entry(&entry(3, rec("draw.commit", serde_json::json!({"version": 1}), &[&r])));
+    let e = reg.check_entry(&entry(
+        3,
+        rec("evaluation.micro", serde_json::json!({"version": 1}), &[&r]),
+    ));
     assert!(
         matches!(e, Err(RegistryError::MissingRole { .. })),
         "out of scope: {e:?}"
@@ -189,5 +192,36 @@ fn batch_verification_names_exactly_the_bad_envelopes() {
             13 => assert!(matches!(r, Err(RegistryError::UnknownKey { .. })), "{r:?}"),
             _ => assert!(r.is_ok(), "{i}: {r:?}"),
         }
+    }
+}
+
+#[test]
+fn weak_keys_cannot_enter_and_are_not_batch_verified() {
+    let (node, a) = (k(1), k(2));
+    let mut reg = Registry::genesis(&charter(&node, &[&a], 1, &[&node, &a])).expect("charter");
+    let mut id = [0u8; 32];
+    id[0] = 1; // the identity point: batch verification would accept forged signatures under it
+    let weak = ed25519_dalek::VerifyingKey::from_bytes(&id).expect("decodes");
+    let v =
+        serde_json::json!({"version": 1, "name": "weak", "key": public_key_to_base64(&weak), "roles": ["registrar"]});
+    let e = reg.check_entry(&entry(1, rec("key.enroll", v, &[&a])));
+    assert!(matches!(e, Err(RegistryError::InvalidPayload { .. })), "{e:?}");
+    let sk = k(5);
+    let forged = ed25519_dalek::Signature::from_components(sk.verifying_key().to_bytes(), sk.to_scalar().to_bytes());
+    assert!(!ledger_core::keys::batch_compatible(&weak, &forged.to_bytes()));
+    assert!(ledger_core::keys::batch_compatible(
+        &sk.verifying_key(),
+        &sk.sign_pae_for_test()
+    ));
+}
+
+trait SignForTest {
+    fn sign_pae_for_test(&self) -> [u8; 64];
+}
+
+impl SignForTest for SigningKey {
+    fn sign_pae_for_test(&self) -> [u8; 64] {
+        use ed25519_dalek::Signer as _;
+        self.sign(b"message").to_bytes()
     }
 }

@@ -6,6 +6,7 @@
 //!
 //! Exit codes: 0 no fault, 1 faults found, 2 usage or I/O error. See `docs/verifier.md`.
 
+mod bundle;
 mod consistency;
 mod fault;
 mod pipeline;
@@ -39,6 +40,121 @@ enum Cmd {
     Replay(ReplayArgs),
     /// Checks saved checkpoints against the node's log (fork and rollback detection).
     Consistency(ConsistencyArgs),
+    /// Court bundles: export from a node, verify offline, render for printing.
+    #[command(subcommand)]
+    Bundle(BundleCmd),
+}
+
+#[derive(Subcommand)]
+enum BundleCmd {
+    /// Writes a self-contained bundle of records with their proofs (docs/bundle.md).
+    Export {
+        /// Node gRPC URL.
+        #[arg(long)]
+        node: String,
+        /// Record indices (repeat).
+        #[arg(long = "index")]
+        indices: Vec<u64>,
+        /// Every record about this subject (cadre id).
+        #[arg(long)]
+        subject: Option<String>,
+        /// Every record of this draw or election.
+        #[arg(long)]
+        draw: Option<String>,
+        /// A signed checkpoint the court already holds: include a consistency proof from it.
+        #[arg(long, value_name = "FILE")]
+        from_checkpoint: Option<PathBuf>,
+        /// Pin the node key (NAME+HASH+BASE64).
+        #[arg(long, value_name = "KEY")]
+        trusted_key: Option<String>,
+        /// Output file.
+        #[arg(short, long)]
+        out: PathBuf,
+    },
+    /// Verifies a bundle offline (no network) and prints a verdict.
+    Verify {
+        /// Bundle file.
+        file: PathBuf,
+        /// Pin the node key (NAME+HASH+BASE64).
+        #[arg(long, value_name = "KEY")]
+        trusted_key: Option<String>,
+        /// Also write the verdict as JSON.
+        #[arg(long, value_name = "FILE")]
+        json: Option<PathBuf>,
+    },
+    /// Renders a bundle's verdict as one self-contained HTML page for printing.
+    Show {
+        /// Bundle file.
+        file: PathBuf,
+        /// Output HTML file.
+        #[arg(long)]
+        html: PathBuf,
+        /// Pin the node key (NAME+HASH+BASE64).
+        #[arg(long, value_name = "KEY")]
+        trusted_key: Option<String>,
+    },
+}
+
+fn bundle_cmd(c: BundleCmd) -> anyhow::Result<bool> {
+    match c {
+        BundleCmd::Export {
+            node,
+            indices,
+            subject,
+            draw,
+            from_checkpoint,
+            trusted_key,
+            out,
+        } => {
+            let t = trusted(trusted_key.as_deref())?;
+            let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+            let b = rt.block_on(bundle::export(bundle::ExportRequest {
+                node: &node,
+                indices: &indices,
+                subject: subject.as_deref(),
+                draw: draw.as_deref(),
+                from_checkpoint: from_checkpoint.as_deref(),
+                trusted: t.as_ref(),
+            }))?;
+            bundle::write(&out, &b)?;
+            println!(
+                "wrote {} ({} records, checkpoint of {} entries)",
+                out.display(),
+                b.records.len(),
+                {
+                    ledger_core::note::Note::parse(&b.checkpoint)
+                        .ok()
+                        .and_then(|n| ledger_core::checkpoint::Checkpoint::from_body(&n.text).ok())
+                        .map_or(0, |c| c.size)
+                }
+            );
+            Ok(true)
+        }
+        BundleCmd::Verify {
+            file,
+            trusted_key,
+            json,
+        } => {
+            let t = trusted(trusted_key.as_deref())?;
+            let v = bundle::verify_file(&file, t.as_ref())?;
+            print!("{}", bundle::render(&v));
+            if let Some(p) = &json {
+                report::write_json(p, &serde_json::to_value(&v)?)?;
+            }
+            Ok(v.ok())
+        }
+        BundleCmd::Show {
+            file,
+            html,
+            trusted_key,
+        } => {
+            let t = trusted(trusted_key.as_deref())?;
+            let v = bundle::verify_file(&file, t.as_ref())?;
+            std::fs::write(&html, bundle::html(&v)).with_context(|| format!("writing {}", html.display()))?;
+            println!("wrote {}", html.display());
+            Ok(v.ok())
+        }
+    }
 }
 
 #[derive(Args)]
@@ -164,6 +280,7 @@ fn main() -> ExitCode {
     let r = match cli.cmd {
         Cmd::Replay(a) => replay(a),
         Cmd::Consistency(a) => consistency_cmd(a),
+        Cmd::Bundle(c) => bundle_cmd(c),
     };
     match r {
         Ok(true) => ExitCode::SUCCESS,

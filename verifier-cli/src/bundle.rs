@@ -1,0 +1,415 @@
+//! `ledger-verify bundle export` and `bundle verify`: court bundles (`docs/bundle.md`).
+//!
+//! Export talks to a node; verify needs no network at all and judges the file with
+//! `ledger_core::bundle::verify_bundle`, so a court can run it on an offline machine.
+
+use anyhow::{Context as _, Result, bail};
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD as B64;
+use ledger_core::bundle::{
+    BUNDLE_FORMAT, Bundle, BundleConsistency, BundleEntry, BundleVerdict, MAX_BUNDLE_BYTES, tlog_proof, verify_bundle,
+};
+use ledger_core::checkpoint::{Checkpoint, open_checkpoint};
+use ledger_core::entry::Entry;
+use ledger_core::hash::Hash;
+use ledger_core::note::{Note, NoteVerifier};
+use ledger_core::registry::Registry;
+use ledger_proto::pb;
+use ledger_proto::pb::ledger_client::LedgerClient;
+use std::fmt::Write as _;
+use std::path::Path;
+use tonic::transport::Channel;
+
+/// What to put in a bundle.
+pub struct ExportRequest<'a> {
+    /// Node URL.
+    pub node: &'a str,
+    /// Explicit indices.
+    pub indices: &'a [u64],
+    /// All records about a subject.
+    pub subject: Option<&'a str>,
+    /// All records of a draw or election.
+    pub draw: Option<&'a str>,
+    /// Earlier checkpoint the court holds.
+    pub from_checkpoint: Option<&'a Path>,
+    /// Pinned node key.
+    pub trusted: Option<&'a NoteVerifier>,
+}
+
+async fn all_indices(c: &mut LedgerClient<Channel>, mut q: pb::QueryRequest) -> Result<Vec<u64>> {
+    let mut out = Vec::new();
+    q.limit = 1000;
+    loop {
+        let r = c.query(q.clone()).await?.into_inner();
+        out.extend(r.indices);
+        if r.next_page_start == 0 {
+            return Ok(out);
+        }
+        q.page_start = r.next_page_start;
+    }
+}
+
+async fn bundle_entry(c: &mut LedgerClient<Channel>, index: u64, size: u64) -> Result<(BundleEntry, Entry)> {
+    let e = c
+        .get_entry(pb::GetEntryRequest { index })
+        .await
+        .with_context(|| format!("entry {index}"))?
+        .into_inner();
+    let entry = ledger_proto::entry_from_wire(&e)?;
+    let p = c
+        .get_inclusion_proof(pb::GetInclusionProofRequest {
+            target: Some(pb::get_inclusion_proof_request::Target::Index(index)),
+            tree_size: size,
+        })
+        .await
+        .with_context(|| format!("inclusion proof of {index}"))?
+        .into_inner();
+    let proof = p
+        .hashes
+        .iter()
+        .map(|h| Hash::from_slice(h))
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok((
+        BundleEntry {
+            index,
+            leaf: B64.encode(&e.leaf),
+            inclusion_proof: proof,
+            tlog_proof: String::new(),
+        },
+        entry,
+    ))
+}
+
+fn when(micros: u64) -> String {
+    let secs = micros / 1_000_000;
+    let (d, s) = (secs / 86_400, secs % 86_400);
+    // Civil date from days since the epoch (Howard Hinnant's algorithm).
+    let z = d as i64 + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!(
+        "{year:04}-{month:02}-{day:02} {:02}:{:02}:{:02} UTC",
+        s / 3600,
+        s % 3600 / 60,
+        s % 60
+    )
+}
+
+/// Builds a bundle from a node.
+///
+/// # Errors
+/// When the node cannot be reached, refuses, or serves something that does not verify.
+pub async fn export(req: ExportRequest<'_>) -> Result<Bundle> {
+    let mut c = LedgerClient::connect(req.node.to_string())
+        .await
+        .with_context(|| format!("connecting to {}", req.node))?
+        .max_decoding_message_size(64 << 20);
+    let latest = c
+        .get_checkpoint(pb::GetCheckpointRequest { size: None })
+        .await?
+        .into_inner();
+    let e0 = ledger_proto::entry_from_wire(&c.get_entry(pb::GetEntryRequest { index: 0 }).await?.into_inner())?;
+    let charter = Registry::genesis(&e0).context("entry 0 is not a valid charter")?;
+    let key = NoteVerifier::new(&charter.charter.origin, charter.node_key)?;
+    if let Some(t) = req.trusted
+        && *t != key
+    {
+        bail!(
+            "the node's charter key {} is not the trusted key {}",
+            key.to_string_key(),
+            t.to_string_key()
+        );
+    }
+    let cp = open_checkpoint(&latest.note, &key)
+        .context("the node's checkpoint does not verify")?
+        .checkpoint;
+    let mut targets: Vec<u64> = req.indices.to_vec();
+    if let Some(s) = req.subject {
+        targets.extend(
+            all_indices(
+                &mut c,
+                pb::QueryRequest {
+                    subject: s.into(),
+                    ..Default::default()
+                },
+            )
+            .await?,
+        );
+    }
+    if let Some(d) = req.draw {
+        targets.extend(
+            all_indices(
+                &mut c,
+                pb::QueryRequest {
+                    draw_id: d.into(),
+                    ..Default::default()
+                },
+            )
+            .await?,
+        );
+    }
+    targets.retain(|i| *i < cp.size);
+    targets.sort_unstable();
+    targets.dedup();
+    if targets.is_empty() {
+        bail!("no records match (the latest checkpoint covers {} entries)", cp.size);
+    }
+    let mut reg_idx = vec![0u64];
+    for k in ["key.enroll", "key.rotate", "key.revoke"] {
+        reg_idx.extend(
+            all_indices(
+                &mut c,
+                pb::QueryRequest {
+                    kind: k.into(),
+                    ..Default::default()
+                },
+            )
+            .await?,
+        );
+    }
+    reg_idx.retain(|i| *i < cp.size);
+    reg_idx.sort_unstable();
+    let mut registry_entries = Vec::new();
+    for i in &reg_idx {
+        registry_entries.push(bundle_entry(&mut c, *i, cp.size).await?.0);
+    }
+    let mut records = Vec::new();
+    let mut entries = Vec::new();
+    for i in &targets {
+        let (mut be, e) = bundle_entry(&mut c, *i, cp.size).await?;
+        be.tlog_proof = tlog_proof(*i, &be.inclusion_proof, &latest.note);
+        records.push(be);
+        entries.push(e);
+    }
+    let consistency = match req.from_checkpoint {
+        None => None,
+        Some(p) => {
+            let note = std::fs::read_to_string(p).with_context(|| format!("reading {}", p.display()))?;
+            let old: Checkpoint = Checkpoint::from_body(&Note::parse(&note)?.text)?;
+            let r = c
+                .get_consistency_proof(pb::GetConsistencyProofRequest {
+                    old_size: old.size,
+                    new_size: cp.size,
+                })
+                .await?
+                .into_inner();
+            let proof = r
+                .hashes
+                .iter()
+                .map(|h| Hash::from_slice(h))
+                .collect::<Result<Vec<_>, _>>()?;
+            Some(BundleConsistency {
+                from_checkpoint: note,
+                proof,
+            })
+        }
+    };
+    let mut b = Bundle {
+        format: BUNDLE_FORMAT.into(),
+        origin: cp.origin.clone(),
+        node_key: key.to_string_key(),
+        checkpoint: latest.note.clone(),
+        records,
+        registry: registry_entries,
+        consistency,
+        summary: String::new(),
+    };
+    // The summary is what the verifier itself concludes, so it is readable and honest.
+    b.summary = render(&verify_bundle(&b, Some(&key)));
+    Ok(b)
+}
+
+/// A verdict a non-engineer can read.
+pub fn render(v: &BundleVerdict) -> String {
+    let mut s = String::new();
+    let _ = writeln!(
+        s,
+        "Ledger {:?}: checkpoint of {} records, root {}",
+        v.origin, v.checkpoint_size, v.checkpoint_root
+    );
+    let _ = writeln!(s, "Trust: {}", v.trust);
+    if v.other_signatures > 0 {
+        let _ = writeln!(
+            s,
+            "The checkpoint carries {} further signature(s) (witness cosignatures).",
+            v.other_signatures
+        );
+    }
+    for r in &v.records {
+        let status = if r.problems.is_empty() {
+            "VERIFIED"
+        } else {
+            "NOT VERIFIED"
+        };
+        let _ = writeln!(s, "\nRecord #{} — {} — {}", r.index, r.kind, status);
+        let _ = writeln!(s, "  recorded at {}", when(r.timestamp_micros));
+        for g in &r.signers {
+            let org = if g.organization.is_empty() {
+                String::new()
+            } else {
+                format!(", {}", g.organization)
+            };
+            let _ = writeln!(
+                s,
+                "  signed by {} [{}{}] key {}",
+                g.name,
+                g.roles.join(", "),
+                org,
+                &g.keyid[..g.keyid.len().min(16)]
+            );
+        }
+        let _ = writeln!(s, "  says: {}", r.payload.chars().take(600).collect::<String>());
+        for p in &r.problems {
+            let _ = writeln!(s, "  PROBLEM: {p}");
+        }
+    }
+    match &v.consistency {
+        None => {}
+        Some(Ok(old)) => {
+            let _ = writeln!(
+                s,
+                "\nThe court's earlier checkpoint (size {old}) is a prefix of this one: history was not rewritten."
+            );
+        }
+        Some(Err(e)) => {
+            let _ = writeln!(s, "\nCONSISTENCY FAILED: {e}");
+        }
+    }
+    for p in &v.problems {
+        let _ = writeln!(s, "PROBLEM: {p}");
+    }
+    let _ = writeln!(
+        s,
+        "\nVerdict: {}",
+        if v.ok() {
+            "every record above is included, unaltered, in the signed log and was signed by keys authorized at the time."
+        } else {
+            "the bundle does NOT verify; see the problems above."
+        }
+    );
+    s
+}
+
+/// Writes a bundle in its canonical form: pretty-printed JSON (two-space indent) and a final newline.
+///
+/// # Errors
+/// When the file cannot be written.
+pub fn write(path: &Path, b: &Bundle) -> Result<()> {
+    std::fs::write(path, canonical(b)?).with_context(|| format!("writing {}", path.display()))
+}
+
+fn canonical(b: &Bundle) -> Result<String> {
+    Ok(serde_json::to_string_pretty(b)? + "\n")
+}
+
+fn esc(s: &str) -> String {
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
+}
+
+/// One self-contained HTML page (no external assets) with the verdict, for printing.
+pub fn html(v: &BundleVerdict) -> String {
+    let mut rows = String::new();
+    for r in &v.records {
+        let signers: Vec<String> = r
+            .signers
+            .iter()
+            .map(|g| {
+                format!(
+                    "{} <small>[{}] {}</small>",
+                    esc(&g.name),
+                    esc(&g.roles.join(", ")),
+                    esc(&g.organization)
+                )
+            })
+            .collect();
+        let status = if r.problems.is_empty() {
+            "<span class=ok>已验证 VERIFIED</span>".to_string()
+        } else {
+            format!(
+                "<span class=bad>未通过 NOT VERIFIED</span><br>{}",
+                esc(&r.problems.join("; "))
+            )
+        };
+        let _ = writeln!(
+            rows,
+            "<tr><td>#{}</td><td>{}</td><td>{}</td><td>{}</td><td><code>{}</code></td><td>{}</td></tr>",
+            r.index,
+            esc(&r.kind),
+            when(r.timestamp_micros),
+            signers.join("<br>"),
+            esc(&r.payload.chars().take(400).collect::<String>()),
+            status
+        );
+    }
+    let verdict = if v.ok() {
+        "<p class=ok>结论 Verdict: 以上记录均包含在已签名的账本中，未被篡改，签名者在当时具有授权。<br><small>Every record above is included, unaltered, in the signed log and was signed by keys authorized at the time.</small></p>"
+    } else {
+        "<p class=bad>结论 Verdict: 证据包未通过验证 <small>the bundle does NOT verify; see the problems</small></p>"
+    };
+    format!(
+        "<!DOCTYPE html><html lang=zh><head><meta charset=utf-8><title>证据包核验 Bundle verdict</title><style>\
+body{{font-family:sans-serif;margin:2em;max-width:70em}}table{{border-collapse:collapse;width:100%}}\
+td,th{{border:1px solid #999;padding:.4em;vertical-align:top;font-size:90%}}th{{background:#eee}}\
+.ok{{color:#060;font-weight:bold}}.bad{{color:#b00;font-weight:bold}}code{{white-space:pre-wrap;word-break:break-all}}\
+@media print{{body{{margin:0}}}}</style></head><body>\
+<h1>证据包核验 <small>Court bundle verdict</small></h1>\
+<p>账本 Ledger: <b>{}</b><br>检查点 Checkpoint: {} 条记录 entries, 根哈希 root <code>{}</code><br>见证副署 Witness cosignatures: {}<br>信任依据 Trust: {}</p>\
+<table><tr><th>序号 Index</th><th>类型 Kind</th><th>时间 Time</th><th>签署人 Signed by</th><th>内容 Content</th><th>状态 Status</th></tr>\n{}</table>\
+<p>{}</p><p>{}</p>{}</body></html>\n",
+        esc(&v.origin),
+        v.checkpoint_size,
+        v.checkpoint_root,
+        v.other_signatures,
+        esc(&v.trust),
+        rows,
+        match &v.consistency {
+            None => String::new(),
+            Some(Ok(n)) => format!(
+                "<span class=ok>与法院持有的检查点（{n} 条）一致 — consistent with the court's earlier checkpoint of size {n}</span>"
+            ),
+            Some(Err(e)) => format!("<span class=bad>一致性失败 CONSISTENCY FAILED: {}</span>", esc(e)),
+        },
+        esc(&v.problems.join("; ")),
+        verdict
+    )
+}
+
+/// Reads and verifies a bundle file offline.
+///
+/// # Errors
+/// When the file cannot be read or is not a bundle (the verdict itself is returned, not an error).
+pub fn verify_file(path: &Path, trusted: Option<&NoteVerifier>) -> Result<BundleVerdict> {
+    let meta = std::fs::metadata(path).with_context(|| format!("reading {}", path.display()))?;
+    if meta.len() as usize > MAX_BUNDLE_BYTES {
+        bail!(
+            "{} is {} bytes; bundles are limited to {MAX_BUNDLE_BYTES}",
+            path.display(),
+            meta.len()
+        );
+    }
+    let text = std::fs::read_to_string(path)?;
+    let b: Bundle =
+        serde_json::from_str(&text).with_context(|| format!("{} is not a ledger bundle", path.display()))?;
+    let mut v = verify_bundle(&b, trusted);
+    // Nothing in the file may differ from what was exported: the layout must be canonical and the
+    // summary must be exactly what the verifier itself concludes from the bundle.
+    if canonical(&b)? != text {
+        v.problems
+            .push("the file is not in the canonical form ledger-verify writes (it was edited)".into());
+    }
+    let own_key = NoteVerifier::parse(&b.node_key).ok();
+    if render(&verify_bundle(&b, own_key.as_ref())) != b.summary {
+        v.problems
+            .push("the summary does not match what the bundle proves (it was edited)".into());
+    }
+    Ok(v)
+}

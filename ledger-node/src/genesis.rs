@@ -136,7 +136,10 @@ pub fn init(dir: &Path, origin: &str, admin_keys: &[PathBuf], admin_quorum: u32,
     };
     store.commit_group(&[prepared], &nodes, 1, Some((1, &cp.to_text())))?;
     // The checkpoint verifier key, for clients, witnesses and courts (public).
-    std::fs::write(dir.join("keys/node.vkey"), format!("{}\n", signer.verifier().to_string_key()))?;
+    std::fs::write(
+        dir.join("keys/node.vkey"),
+        format!("{}\n", signer.verifier().to_string_key()),
+    )?;
     println!("initialized ledger {origin:?} in {}", dir.display());
     println!(
         "node key:   {} (checkpoint verifier key {})",

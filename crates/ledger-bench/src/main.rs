@@ -35,18 +35,28 @@ struct Stats {
 
 fn stats(mut v: Vec<f64>) -> Stats {
     v.sort_by(|a, b| a.total_cmp(b));
-    Stats { med: v[v.len() / 2], min: v[0], max: v[v.len() - 1] }
+    Stats {
+        med: v[v.len() / 2],
+        min: v[0],
+        max: v[v.len() - 1],
+    }
 }
 
 fn row(name: &str, s: &Stats, unit: &str, note: &str) {
-    println!("{name:<52} {:>12.0} {unit:<9} [{:.0} – {:.0}] {note}", s.med, s.min, s.max);
+    println!(
+        "{name:<52} {:>12.0} {unit:<9} [{:.0} – {:.0}] {note}",
+        s.med, s.min, s.max
+    );
 }
 
 fn bin(name: &str) -> Result<PathBuf> {
     let exe = std::env::current_exe()?;
     let p = exe.parent().context("exe dir")?.join(name);
     if !p.exists() {
-        bail!("{} not found: run `cargo build --release --workspace --bins` first", p.display());
+        bail!(
+            "{} not found: run `cargo build --release --workspace --bins` first",
+            p.display()
+        );
     }
     Ok(p)
 }
@@ -78,7 +88,15 @@ fn start_node() -> Result<(Node, SigningKey)> {
     }
     let admin = ledger_client::keyfile::read_signing_key(data.join("keys/admin.key"))?;
     let mut child = Command::new(bin("ledger-node")?)
-        .args(["serve", "--listen", "127.0.0.1:0", "--metrics-listen", "off", "--queue-depth", "65536"])
+        .args([
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--metrics-listen",
+            "off",
+            "--queue-depth",
+            "65536",
+        ])
         .arg("--data")
         .arg(&data)
         .env("RUST_LOG", "warn")
@@ -101,7 +119,10 @@ fn start_node() -> Result<(Node, SigningKey)> {
 }
 
 async fn client(addr: &str) -> Result<LedgerClient<Channel>> {
-    Ok(LedgerClient::connect(addr.to_string()).await?.max_decoding_message_size(64 << 20).max_encoding_message_size(64 << 20))
+    Ok(LedgerClient::connect(addr.to_string())
+        .await?
+        .max_decoding_message_size(64 << 20)
+        .max_encoding_message_size(64 << 20))
 }
 
 fn micro_eval(key: &SigningKey, i: u64) -> Envelope {
@@ -109,13 +130,20 @@ fn micro_eval(key: &SigningKey, i: u64) -> Envelope {
         "version": 1, "subject": format!("dept-{}", i % 50), "service": "household-registration",
         "ticket_hash": format!("{:064x}", i), "rating": 1 + i % 5, "period": "2026-11"
     });
-    let mut env = Envelope::new(payload_type("evaluation.micro"), serde_json::to_vec(&payload).unwrap_or_default());
+    let mut env = Envelope::new(
+        payload_type("evaluation.micro"),
+        serde_json::to_vec(&payload).unwrap_or_default(),
+    );
     env.sign(key);
     env
 }
 
 fn req(env: &Envelope) -> pb::AppendRequest {
-    pb::AppendRequest { envelope: Some(env.into()), request_id: String::new(), wait_for_checkpoint: false }
+    pb::AppendRequest {
+        envelope: Some(env.into()),
+        request_id: String::new(),
+        wait_for_checkpoint: false,
+    }
 }
 
 async fn enroll_platform(addr: &str, admin: &SigningKey) -> Result<SigningKey> {
@@ -130,8 +158,13 @@ async fn enroll_platform(addr: &str, admin: &SigningKey) -> Result<SigningKey> {
 
 /// Concurrent single Appends: returns appends/s.
 async fn concurrent_appends(addr: &str, key: &SigningKey, clients: usize, per: u64) -> Result<f64> {
-    let envs: Vec<Vec<Envelope>> =
-        (0..clients as u64).map(|c| (0..per).map(|i| micro_eval(key, c * 10_000_000 + i + rand::random::<u32>() as u64)).collect()).collect();
+    let envs: Vec<Vec<Envelope>> = (0..clients as u64)
+        .map(|c| {
+            (0..per)
+                .map(|i| micro_eval(key, c * 10_000_000 + i + rand::random::<u32>() as u64))
+                .collect()
+        })
+        .collect();
     let t = Instant::now();
     let mut tasks = Vec::new();
     for batch in envs {
@@ -155,7 +188,14 @@ async fn batches(addr: &str, key: &SigningKey, clients: usize, batch: usize, rou
     for c in 0..clients {
         let b: Vec<pb::AppendBatchRequest> = (0..rounds)
             .map(|r| pb::AppendBatchRequest {
-                items: (0..batch).map(|i| req(&micro_eval(key, rand::random::<u64>() ^ (c * 1_000_000 + r * 10_000 + i) as u64))).collect(),
+                items: (0..batch)
+                    .map(|i| {
+                        req(&micro_eval(
+                            key,
+                            rand::random::<u64>() ^ (c * 1_000_000 + r * 10_000 + i) as u64,
+                        ))
+                    })
+                    .collect(),
                 wait_for_checkpoint: false,
             })
             .collect();
@@ -230,7 +270,9 @@ async fn append_to_checkpoint(addr: &str, key: &SigningKey) -> Result<f64> {
     let t = Instant::now();
     let r = c.append(req(&micro_eval(key, rand::random()))).await?.into_inner();
     loop {
-        let Some(cp) = w.message().await? else { bail!("watch ended") };
+        let Some(cp) = w.message().await? else {
+            bail!("watch ended")
+        };
         if cp.size > r.index {
             return Ok(t.elapsed().as_secs_f64() * 1e3);
         }
@@ -240,65 +282,91 @@ async fn append_to_checkpoint(addr: &str, key: &SigningKey) -> Result<f64> {
 fn raw_limits(runs: usize) {
     let key = SigningKey::generate(&mut rand::rng());
     let msg = [7u8; 300];
-    let sign = stats((0..runs).map(|_| {
-        let t = Instant::now();
-        for _ in 0..5000 {
-            std::hint::black_box(key.sign(&msg));
-        }
-        5000.0 / t.elapsed().as_secs_f64()
-    }).collect());
+    let sign = stats(
+        (0..runs)
+            .map(|_| {
+                let t = Instant::now();
+                for _ in 0..5000 {
+                    std::hint::black_box(key.sign(&msg));
+                }
+                5000.0 / t.elapsed().as_secs_f64()
+            })
+            .collect(),
+    );
     row("raw Ed25519 sign (1 core)", &sign, "ops/s", "");
     let sig = key.sign(&msg);
     let vk = key.verifying_key();
-    let verify = stats((0..runs).map(|_| {
-        let t = Instant::now();
-        for _ in 0..5000 {
-            let _ = std::hint::black_box(vk.verify_strict(&msg, &sig));
-        }
-        5000.0 / t.elapsed().as_secs_f64()
-    }).collect());
+    let verify = stats(
+        (0..runs)
+            .map(|_| {
+                let t = Instant::now();
+                for _ in 0..5000 {
+                    let _ = std::hint::black_box(vk.verify_strict(&msg, &sig));
+                }
+                5000.0 / t.elapsed().as_secs_f64()
+            })
+            .collect(),
+    );
     row("raw Ed25519 verify (1 core)", &verify, "ops/s", "");
     let msgs: Vec<Vec<u8>> = (0..256u32).map(|i| i.to_le_bytes().repeat(75)).collect();
     let sigs: Vec<_> = msgs.iter().map(|m| key.sign(m)).collect();
     let refs: Vec<&[u8]> = msgs.iter().map(Vec::as_slice).collect();
     let vks = vec![vk; 256];
-    let batch = stats((0..runs).map(|_| {
-        let t = Instant::now();
-        for _ in 0..20 {
-            let _ = std::hint::black_box(ed25519_dalek::verify_batch(&refs, &sigs, &vks));
-        }
-        20.0 * 256.0 / t.elapsed().as_secs_f64()
-    }).collect());
+    let batch = stats(
+        (0..runs)
+            .map(|_| {
+                let t = Instant::now();
+                for _ in 0..20 {
+                    let _ = std::hint::black_box(ed25519_dalek::verify_batch(&refs, &sigs, &vks));
+                }
+                20.0 * 256.0 / t.elapsed().as_secs_f64()
+            })
+            .collect(),
+    );
     row("raw Ed25519 batch verify, 256/batch (1 core)", &batch, "sigs/s", "");
     let buf = vec![1u8; 32 << 20];
-    let sha = stats((0..runs).map(|_| {
-        let t = Instant::now();
-        std::hint::black_box(<sha2::Sha256 as sha2::Digest>::digest(&buf));
-        buf.len() as f64 / t.elapsed().as_secs_f64() / 1e6
-    }).collect());
+    let sha = stats(
+        (0..runs)
+            .map(|_| {
+                let t = Instant::now();
+                std::hint::black_box(<sha2::Sha256 as sha2::Digest>::digest(&buf));
+                buf.len() as f64 / t.elapsed().as_secs_f64() / 1e6
+            })
+            .collect(),
+    );
     row("raw SHA-256", &sha, "MB/s", "");
     let a = ledger_core::hash::Hash::digest(b"x");
-    let nodes = stats((0..runs).map(|_| {
-        let t = Instant::now();
-        let mut h = a;
-        for _ in 0..500_000 {
-            h = ledger_core::hash::node_hash(&a, &h);
-        }
-        std::hint::black_box(h);
-        500_000.0 / t.elapsed().as_secs_f64()
-    }).collect());
+    let nodes = stats(
+        (0..runs)
+            .map(|_| {
+                let t = Instant::now();
+                let mut h = a;
+                for _ in 0..500_000 {
+                    h = ledger_core::hash::node_hash(&a, &h);
+                }
+                std::hint::black_box(h);
+                500_000.0 / t.elapsed().as_secs_f64()
+            })
+            .collect(),
+    );
     row("RFC 9162 node hashes", &nodes, "hashes/s", "");
-    let fsync = stats((0..runs).map(|_| {
-        let path = std::env::current_dir().unwrap_or_default().join(".ledger-bench-fsync");
-        let Ok(mut f) = std::fs::File::create(&path) else { return 0.0 };
-        let t = Instant::now();
-        for _ in 0..200 {
-            let _ = f.write_all(&[0u8; 512]);
-            let _ = f.sync_data();
-        }
-        let _ = std::fs::remove_file(&path);
-        t.elapsed().as_secs_f64() / 200.0 * 1e6
-    }).collect());
+    let fsync = stats(
+        (0..runs)
+            .map(|_| {
+                let path = std::env::current_dir().unwrap_or_default().join(".ledger-bench-fsync");
+                let Ok(mut f) = std::fs::File::create(&path) else {
+                    return 0.0;
+                };
+                let t = Instant::now();
+                for _ in 0..200 {
+                    let _ = f.write_all(&[0u8; 512]);
+                    let _ = f.sync_data();
+                }
+                let _ = std::fs::remove_file(&path);
+                t.elapsed().as_secs_f64() / 200.0 * 1e6
+            })
+            .collect(),
+    );
     row("write 512 B + fdatasync latency (data disk)", &fsync, "µs", "");
 }
 
@@ -309,7 +377,11 @@ async fn main() -> Result<()> {
     let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
     let cpu = std::fs::read_to_string("/proc/cpuinfo")
         .ok()
-        .and_then(|s| s.lines().find(|l| l.starts_with("model name")).map(|l| l.split(':').nth(1).unwrap_or("").trim().to_string()))
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("model name"))
+                .map(|l| l.split(':').nth(1).unwrap_or("").trim().to_string())
+        })
         .unwrap_or_else(|| "unknown CPU".into());
     println!("ledger-bench: {cores} cores, {cpu}; median of {runs} runs [min – max]\n");
     println!("== raw limits");
@@ -323,12 +395,22 @@ async fn main() -> Result<()> {
     for _ in 0..runs {
         v.push(concurrent_appends(&node.addr, &key, 64, per).await?);
     }
-    row("Append, 64 concurrent clients", &stats(v), "appends/s", "target ≥ 20,000/s");
+    row(
+        "Append, 64 concurrent clients",
+        &stats(v),
+        "appends/s",
+        "target ≥ 20,000/s",
+    );
     let mut v = Vec::new();
     for _ in 0..runs {
         v.push(batches(&node.addr, &key, 4, 500, rounds).await?);
     }
-    row("AppendBatch, 4 clients × 500 per batch", &stats(v), "appends/s", "target ≥ 20,000/s");
+    row(
+        "AppendBatch, 4 clients × 500 per batch",
+        &stats(v),
+        "appends/s",
+        "target ≥ 20,000/s",
+    );
     let (mut p50, mut p99, mut got) = (Vec::new(), Vec::new(), Vec::new());
     for _ in 0..runs {
         let (a, b, c) = fixed_load(&node.addr, &key, 5000, secs).await?;
@@ -340,13 +422,23 @@ async fn main() -> Result<()> {
     let s99 = stats(p99);
     println!(
         "{:<52} p50 {:.2} ms [{:.2} – {:.2}], p99 {:.2} ms [{:.2} – {:.2}], achieved {:.0}/s   target p99 ≤ 20 ms",
-        "Append latency at 5,000/s offered", s50.med, s50.min, s50.max, s99.med, s99.min, s99.max, stats(got).med
+        "Append latency at 5,000/s offered",
+        s50.med,
+        s50.min,
+        s50.max,
+        s99.med,
+        s99.min,
+        s99.max,
+        stats(got).med
     );
     let mut v = Vec::new();
     for _ in 0..runs {
         v.push(append_to_checkpoint(&node.addr, &key).await?);
     }
     let s = stats(v);
-    println!("{:<52} {:>12.1} ms        [{:.1} – {:.1}] (checkpoint interval 500 ms)", "append → covering checkpoint", s.med, s.min, s.max);
+    println!(
+        "{:<52} {:>12.1} ms        [{:.1} – {:.1}] (checkpoint interval 500 ms)",
+        "append → covering checkpoint", s.med, s.min, s.max
+    );
     Ok(())
 }

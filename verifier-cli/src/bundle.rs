@@ -80,27 +80,6 @@ async fn bundle_entry(c: &mut LedgerClient<Channel>, index: u64, size: u64) -> R
     ))
 }
 
-fn when(micros: u64) -> String {
-    let secs = micros / 1_000_000;
-    let (d, s) = (secs / 86_400, secs % 86_400);
-    // Civil date from days since the epoch (Howard Hinnant's algorithm).
-    let z = d as i64 + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    format!(
-        "{year:04}-{month:02}-{day:02} {:02}:{:02}:{:02} UTC",
-        s / 3600,
-        s % 3600 / 60,
-        s % 60
-    )
-}
-
 /// Builds a bundle from a node.
 ///
 /// # Errors
@@ -248,7 +227,11 @@ pub fn render(v: &BundleVerdict) -> String {
             "NOT VERIFIED"
         };
         let _ = writeln!(s, "\nRecord #{} — {} — {}", r.index, r.kind, status);
-        let _ = writeln!(s, "  recorded at {}", when(r.timestamp_micros));
+        let _ = writeln!(
+            s,
+            "  recorded at {}",
+            ledger_core::time::rfc3339_micros(r.timestamp_micros)
+        );
         for g in &r.signers {
             let org = if g.organization.is_empty() {
                 String::new()
@@ -344,7 +327,7 @@ pub fn html(v: &BundleVerdict) -> String {
             "<tr><td>#{}</td><td>{}</td><td>{}</td><td>{}</td><td><code>{}</code></td><td>{}</td></tr>",
             r.index,
             esc(&r.kind),
-            when(r.timestamp_micros),
+            ledger_core::time::rfc3339_micros(r.timestamp_micros),
             signers.join("<br>"),
             esc(&r.payload.chars().take(400).collect::<String>()),
             status

@@ -168,29 +168,7 @@ fn read_payload(path: &Path) -> Result<Vec<u8>> {
     compact_json(&raw).with_context(|| format!("payload file {} is not JSON", path.display()))
 }
 
-/// `YYYY-MM-DDTHH:MM:SS.ffffffZ` of UTC microseconds since the epoch.
-fn rfc3339_micros(micros: u64) -> String {
-    let secs = micros / 1_000_000;
-    let frac = micros % 1_000_000;
-    let days = secs / 86_400;
-    let sod = secs % 86_400;
-    // Civil date from days since 1970-01-01 (H. Hinnant's algorithm), all in non-negative integers.
-    let z = days + 719_468;
-    let era = z / 146_097;
-    let doe = z % 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = yoe + era * 400 + u64::from(m <= 2);
-    format!(
-        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}.{frac:06}Z",
-        sod / 3600,
-        (sod / 60) % 60,
-        sod % 60
-    )
-}
+use ledger_core::time::rfc3339_micros;
 
 fn print_json(v: &Value) {
     println!("{}", serde_json::to_string_pretty(v).unwrap_or_default());

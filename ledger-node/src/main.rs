@@ -205,6 +205,45 @@ fn load_registry(store: &Store) -> Result<Registry> {
     Ok(reg)
 }
 
+/// Rebuilds the domain state (draws, complaints, facts, nominations) from the records that matter.
+fn load_domain(store: &Store) -> Result<ledger_core::rules::DomainState> {
+    let mut st = ledger_core::rules::DomainState::default();
+    let mut idx: Vec<u64> = Vec::new();
+    for k in [
+        "draw.commit",
+        "draw.reveal",
+        "draw.result",
+        "complaint",
+        "dossier.fact",
+        "nomination",
+    ] {
+        let mut start = 0;
+        loop {
+            let page = store.query(b'k', k, start, 10_000)?;
+            let Some(last) = page.last().copied() else { break };
+            idx.extend(page);
+            start = last + 1;
+        }
+    }
+    idx.sort_unstable();
+    let size = store.size()?;
+    for i in idx {
+        let bytes = store.entry(i)?.with_context(|| format!("record {i} missing"))?;
+        let e = ledger_core::entry::Entry::decode(&bytes)?;
+        let kind = ledger_core::registry::envelope_kind(&e.envelope)?;
+        let record = ledger_core::domain::check_record(kind, &e.envelope.payload)
+            .map_err(|m| anyhow::anyhow!("record {i}: {m}"))?;
+        st.apply(i, &ledger_core::hash::leaf_hash(&bytes), &record);
+        if let ledger_core::domain::Record::DrawCommit(c) = &record
+            && c.reveal_at_size <= size
+        {
+            let root = ledger_core::merkle::root_from_source(store, c.reveal_at_size)?;
+            st.observe_size(c.reveal_at_size, &root);
+        }
+    }
+    Ok(st)
+}
+
 async fn serve(a: ServeArgs) -> Result<()> {
     let data = a.data.clone().unwrap_or_else(|| PathBuf::from("ledger-data"));
     let listen = a.listen.unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 50051)));
@@ -234,7 +273,8 @@ async fn serve(a: ServeArgs) -> Result<()> {
         bail!("{} is not the node key named in the charter", layout.node_key.display());
     }
     let origin = registry.charter.origin.clone();
-    let signer = NoteSigner::new(&origin, node_key)?;
+    let signer = NoteSigner::new(&origin, node_key.clone())?;
+    let domain = load_domain(&store)?;
     let latest = store.latest_checkpoint()?.context("the store has no checkpoint")?;
     let metrics = Arc::new(metrics::Metrics::default());
     metrics
@@ -254,6 +294,8 @@ async fn serve(a: ServeArgs) -> Result<()> {
         origin: origin.clone(),
         interval: Duration::from_millis(a.checkpoint_interval_ms.unwrap_or(500)),
         shared: shared.clone(),
+        node_key,
+        domain,
     };
     let seq_thread = std::thread::Builder::new()
         .name("sequencer".into())

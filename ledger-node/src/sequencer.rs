@@ -15,7 +15,8 @@ use ledger_core::dsse::Envelope;
 use ledger_core::entry::Entry;
 use ledger_core::hash::Hash;
 use ledger_core::note::NoteSigner;
-use ledger_core::registry::{Registry, index_terms};
+use ledger_core::registry::{Registry, index_terms, payload_type};
+use ledger_core::rules::DomainState;
 use ledger_store::{PreparedEntry, Store};
 use std::collections::HashMap;
 use std::sync::atomic::Ordering::Relaxed;
@@ -99,6 +100,10 @@ pub struct Sequencer {
     pub interval: Duration,
     /// Shared state.
     pub shared: Arc<Shared>,
+    /// Node key (signs node-computed records such as `draw.result`).
+    pub node_key: ed25519_dalek::SigningKey,
+    /// Domain state as of the end of the log (loaded at start).
+    pub domain: DomainState,
 }
 
 fn now_micros() -> u64 {
@@ -124,7 +129,8 @@ pub fn request_digest(env: &Envelope) -> Hash {
 
 impl Sequencer {
     /// Runs until every job sender is dropped; then signs a final checkpoint if needed and returns.
-    pub fn run(self, rx: Receiver<Job>) {
+    pub fn run(mut self, rx: Receiver<Job>) {
+        let mut domain = std::mem::take(&mut self.domain);
         let mut ct = match self.store.compact_tree() {
             Ok(ct) => ct,
             Err(e) => {
@@ -185,16 +191,52 @@ impl Sequencer {
             for job in &mut jobs {
                 let mut outs = Vec::with_capacity(job.items.len());
                 for item in job.items.drain(..) {
+                    let is_reveal = item.kind == "draw.reveal";
                     outs.push(self.sequence_one(
                         item,
                         &mut ct,
                         &mut registry,
+                        &mut domain,
                         &mut last_ts,
                         &mut prepared,
                         &mut nodes,
                         &mut in_group,
                         &mut registry_changed,
                     ));
+                    if is_reveal {
+                        // The last reveal of a draw makes the node append its result right after it.
+                        for id in domain.ready_draws() {
+                            let Ok(result) = domain.compute_result(&id) else {
+                                continue;
+                            };
+                            let Ok(payload) = serde_json::to_vec(&result) else {
+                                continue;
+                            };
+                            let mut env = ledger_core::dsse::Envelope::new(payload_type("draw.result"), payload);
+                            env.sign(&self.node_key);
+                            let keyid = ledger_core::keys::key_id(&self.node_key.verifying_key());
+                            let item = Item {
+                                envelope: env,
+                                kind: "draw.result".into(),
+                                signers: vec![keyid],
+                                request_id: None,
+                            };
+                            let o = self.sequence_one(
+                                item,
+                                &mut ct,
+                                &mut registry,
+                                &mut domain,
+                                &mut last_ts,
+                                &mut prepared,
+                                &mut nodes,
+                                &mut in_group,
+                                &mut registry_changed,
+                            );
+                            if let Outcome::Refused(_, m) = o {
+                                tracing::error!(draw = %id, error = %m, "could not append the draw result");
+                            }
+                        }
+                    }
                 }
                 outcomes.push(outs);
             }
@@ -237,6 +279,7 @@ impl Sequencer {
         item: Item,
         ct: &mut CompactTree,
         registry: &mut Registry,
+        domain: &mut DomainState,
         last_ts: &mut u64,
         prepared: &mut Vec<PreparedEntry>,
         nodes: &mut Vec<CompletedNode>,
@@ -282,6 +325,14 @@ impl Sequencer {
             self.shared.metrics.reject(registry_code(&e));
             return Outcome::Refused(registry_code(&e), e.to_string());
         }
+        let record = match ledger_core::domain::check_record(&item.kind, &item.envelope.payload) {
+            Ok(r) => r,
+            Err(e) => return Outcome::Refused(tonic::Code::InvalidArgument, e),
+        };
+        if let Err(e) = domain.check(index, &record, &item.signers) {
+            self.shared.metrics.reject(tonic::Code::FailedPrecondition);
+            return Outcome::Refused(tonic::Code::FailedPrecondition, e.to_string());
+        }
         if ledger_core::registry::is_key_record(&item.kind) {
             *registry_changed = true;
         }
@@ -297,6 +348,8 @@ impl Sequencer {
         let leaf = entry.encode();
         let leaf_hash = ledger_core::hash::leaf_hash(&leaf);
         ct.append_with(leaf_hash, |n| nodes.push(n));
+        domain.apply(index, &leaf_hash, &record);
+        domain.observe_size(ct.size(), &ct.root());
         let out = Outcome::Appended {
             index,
             leaf_hash,

@@ -26,6 +26,7 @@ pub mod keys;
 pub mod merkle;
 pub mod note;
 pub mod registry;
+pub mod rules;
 pub mod time;
 
 pub use checkpoint::Checkpoint;

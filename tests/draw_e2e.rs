@@ -1,0 +1,192 @@
+//! Verifiable draws over real gRPC: commit → (log reaches T) → reveals → the node appends the
+//! result itself; every manipulation of the cycle is refused with the rule it breaks.
+
+mod support;
+
+use ledger_core::hash::Hash;
+use ledger_core::keys::key_id;
+use ledger_proto::pb;
+use support::*;
+use tonic::Code;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn honest_draw_cycle_and_manipulations() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let data = dir.path().join("d");
+    init(&data, "ledger.test/draw", &[], 1);
+    let admin = key(&data.join("keys/admin.key"));
+    let (reg, insp) = (new_key(), new_key());
+    let node = Node::start(&data);
+    let mut c = node.client().await;
+    append(
+        &mut c,
+        &enroll(&reg, "registrar", &["registrar", "nominator"], &[&admin]),
+        "",
+    )
+    .await
+    .expect("enroll");
+    append(
+        &mut c,
+        &enroll(&insp, "discipline inspection", &["inspector"], &[&admin]),
+        "",
+    )
+    .await
+    .expect("enroll");
+    let nom = serde_json::json!({"version":1,"nomination_id":"nom-1","subject":"cadre-1","post":"head","organization":"org-1"});
+    append(&mut c, &record("nomination", nom, &[&reg]), "")
+        .await
+        .expect("nomination");
+
+    let (s1, s2) = (b"registrar secret 1".to_vec(), b"inspector secret 2".to_vec());
+    let pool: Vec<serde_json::Value> = (0..10)
+        .map(|i| serde_json::json!({"id": format!("ev-{i:02}"), "stratum": if i % 2 == 0 { "residents" } else { "enterprises" }}))
+        .collect();
+    let t = 8u64; // the log has 4 entries now; the commit is entry 4
+    let commit = serde_json::json!({
+        "version": 1, "draw_id": "draw-1", "purpose": "evaluator_selection", "subjects": ["cadre-1"],
+        "pool": pool, "strata": [{"name": "residents", "quota": 2}, {"name": "enterprises", "quota": 1}],
+        "exclusions": [{"id": "ev-04", "reason": "relative of the subject"}], "k": 3, "algorithm": "ledger-draw-v1",
+        "parties": [
+            {"name": "registrar", "keyid": key_id(&reg.verifying_key()), "commitment": Hash::digest(&s1).to_hex()},
+            {"name": "inspection", "keyid": key_id(&insp.verifying_key()), "commitment": Hash::digest(&s2).to_hex()}
+        ],
+        "reveal_at_size": t, "reveal_deadline_micros": 4_000_000_000_000_000u64
+    });
+    let cr = append(&mut c, &record("draw.commit", commit.clone(), &[&reg]), "")
+        .await
+        .expect("commit");
+    assert_eq!(cr.index, 4);
+    // The same draw id again (a redraw) is refused.
+    let e = append(&mut c, &record("draw.commit", commit.clone(), &[&reg]), "again")
+        .await
+        .expect_err("redraw");
+    assert_eq!(e.code(), Code::FailedPrecondition);
+    assert!(e.message().contains("DUPLICATE_DRAW"), "{}", e.message());
+
+    let reveal = |party: &str, secret: &[u8]| serde_json::json!({"version": 1, "draw_id": "draw-1", "party": party, "secret": hex::encode(secret)});
+    // Too early: the log has not reached T.
+    let e = append(&mut c, &record("draw.reveal", reveal("registrar", &s1), &[&reg]), "")
+        .await
+        .expect_err("early");
+    assert!(e.message().contains("REVEAL_TOO_EARLY"), "{}", e.message());
+    for i in 0..3 {
+        append(&mut c, &record("note", note_payload(i), &[&reg]), "")
+            .await
+            .expect("filler");
+    }
+    // Wrong secret, wrong signer.
+    let e = append(
+        &mut c,
+        &record("draw.reveal", reveal("registrar", b"another"), &[&reg]),
+        "",
+    )
+    .await
+    .expect_err("mismatch");
+    assert!(e.message().contains("REVEAL_MISMATCH"), "{}", e.message());
+    let e = append(&mut c, &record("draw.reveal", reveal("inspection", &s2), &[&reg]), "")
+        .await
+        .expect_err("signer");
+    assert!(e.message().contains("REVEAL_WRONG_SIGNER"), "{}", e.message());
+    // A decision before the draw is complete is refused.
+    let dec = serde_json::json!({"version":1,"decision_id":"dec-1","subject":"cadre-1","nomination_id":"nom-1","evaluation_ref":"draw-1","outcome":"promote","post":"head"});
+    let e = append(&mut c, &record("decision", dec.clone(), &[&reg]), "")
+        .await
+        .expect_err("early decision");
+    assert!(e.message().contains("DECISION_WITHOUT_EVALUATION"), "{}", e.message());
+
+    append(&mut c, &record("draw.reveal", reveal("registrar", &s1), &[&reg]), "")
+        .await
+        .expect("reveal 1");
+    let last = append(&mut c, &record("draw.reveal", reveal("inspection", &s2), &[&insp]), "")
+        .await
+        .expect("reveal 2");
+    // The node appended the result right after the last reveal.
+    let e = c
+        .get_entry(pb::GetEntryRequest { index: last.index + 1 })
+        .await
+        .expect("result entry")
+        .into_inner();
+    let entry = ledger_proto::entry_from_wire(&e).expect("entry");
+    assert_eq!(
+        entry.envelope.payload_type,
+        ledger_core::registry::payload_type("draw.result")
+    );
+    let result: ledger_core::domain::DrawResult = serde_json::from_slice(&entry.envelope.payload).expect("result");
+
+    // Recompute independently from public data: the commit's leaf hash, the root at T, the secrets.
+    let commit_entry = c
+        .get_entry(pb::GetEntryRequest { index: 4 })
+        .await
+        .expect("commit")
+        .into_inner();
+    let mut leaves = Vec::new();
+    for i in 0..t {
+        leaves.push(
+            Hash::from_slice(
+                &c.get_entry(pb::GetEntryRequest { index: i })
+                    .await
+                    .expect("e")
+                    .into_inner()
+                    .leaf_hash,
+            )
+            .expect("h"),
+        );
+    }
+    let seed = ledger_core::draw::seed(
+        &Hash::from_slice(&commit_entry.leaf_hash).expect("h"),
+        &ledger_core::merkle::root_of(&leaves),
+        &[&s1, &s2],
+    );
+    assert_eq!(result.seed, seed.to_hex());
+    let residents = ["ev-00", "ev-02", "ev-06", "ev-08"]; // ev-04 excluded
+    let sel = ledger_core::draw::select_stratified(
+        &seed,
+        &[
+            ledger_core::draw::Stratum {
+                name: "residents",
+                members: residents.to_vec(),
+                quota: 2,
+            },
+            ledger_core::draw::Stratum {
+                name: "enterprises",
+                members: vec!["ev-01", "ev-03", "ev-05", "ev-07", "ev-09"],
+                quota: 1,
+            },
+        ],
+    )
+    .expect("select");
+    assert_eq!(result.selection[0].selected, sel[0].1);
+    assert_eq!(result.selection[1].selected, sel[1].1);
+    assert!(
+        !result.selection[0].selected.contains(&"ev-04".to_string()),
+        "excluded member drawn"
+    );
+
+    // Nobody else may append a result; the decision citing the completed draw is accepted.
+    let e = append(
+        &mut c,
+        &record("draw.result", serde_json::to_value(&result).expect("v"), &[&reg]),
+        "",
+    )
+    .await
+    .expect_err("forged result");
+    assert_eq!(e.code(), Code::PermissionDenied);
+    append(&mut c, &record("decision", dec, &[&reg]), "")
+        .await
+        .expect("decision");
+    let bad = serde_json::json!({"version":1,"verification_id":"v-1","target_id":"no-such-complaint","outcome":"unsubstantiated"});
+    let e = append(&mut c, &record("verification", bad, &[&insp]), "")
+        .await
+        .expect_err("verification target");
+    assert!(e.message().contains("VERIFICATION_TARGET_UNKNOWN"), "{}", e.message());
+    // Query by draw id shows the whole cycle.
+    let q = c
+        .query(pb::QueryRequest {
+            draw_id: "draw-1".into(),
+            ..Default::default()
+        })
+        .await
+        .expect("q")
+        .into_inner();
+    assert_eq!(q.indices.len(), 4, "commit, two reveals, result: {:?}", q.indices);
+}

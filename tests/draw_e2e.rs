@@ -189,4 +189,10 @@ async fn honest_draw_cycle_and_manipulations() {
         .expect("q")
         .into_inner();
     assert_eq!(q.indices.len(), 4, "commit, two reveals, result: {:?}", q.indices);
+    // The verifier replays the whole cycle (re-running the draw) and finds nothing wrong.
+    let out = std::process::Command::new(bin("ledger-verify"))
+        .args(["replay", "--node", &node.addr])
+        .output()
+        .expect("ledger-verify");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stdout));
 }

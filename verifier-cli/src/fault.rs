@@ -39,12 +39,16 @@ pub enum Code {
     Fork,
     /// The node's log is now smaller than a checkpoint it signed earlier.
     Rollback,
+    /// A cross-record domain rule (`ledger_core::rules`), e.g. `DRAW_RESULT_MISMATCH`,
+    /// `REVEAL_MISMATCH`, `DUPLICATE_DRAW`, `VERIFICATION_TARGET_UNKNOWN`.
+    Domain(&'static str),
 }
 
 impl Code {
     /// The code as written in reports.
     pub fn as_str(self) -> &'static str {
         match self {
+            Code::Domain(c) => c,
             Code::MalformedEntry => "MALFORMED_ENTRY",
             Code::MissingEntry => "MISSING_ENTRY",
             Code::Reordered => "REORDERED",

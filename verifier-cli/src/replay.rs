@@ -72,6 +72,8 @@ pub struct Replayer {
     links_after_break: u64,
     last_ts: Option<u64>,
     registry: Option<Registry>,
+    /// Cross-record domain state (draws, complaints, nominations).
+    domain: ledger_core::rules::DomainState,
     charter_decided: bool,
     verifier: Option<NoteVerifier>,
     node_key: Option<String>,
@@ -98,6 +100,7 @@ impl Replayer {
             links_after_break: 0,
             last_ts: None,
             registry: None,
+            domain: ledger_core::rules::DomainState::default(),
             charter_decided: false,
             node_key: None,
             deferred: Vec::new(),
@@ -229,6 +232,7 @@ impl Replayer {
             }
         }
         self.tree.append(p.leaf_hash);
+        self.domain.observe_size(self.tree.size(), &self.tree.root());
         self.reach_pending();
 
         let d = match p.decoded {
@@ -272,6 +276,16 @@ impl Replayer {
         let Some(result) = self.registry.as_mut().map(|reg| check_prepared(reg, &d)) else {
             return;
         };
+        if result.is_ok()
+            && let Ok(kind) = envelope_kind(&d.entry.envelope)
+            && let Ok(record) = ledger_core::domain::check_record(kind, &d.entry.envelope.payload)
+        {
+            let signers: Vec<String> = d.entry.envelope.signatures.iter().map(|s| s.keyid.clone()).collect();
+            match self.domain.check(index, &record, &signers) {
+                Ok(()) => self.domain.apply(index, &p.leaf_hash, &record),
+                Err(e) => self.fault(Fault::new(Some(index), Code::Domain(e.code), e.detail)),
+            }
+        }
         if let Err(e) = result {
             let mut f = Fault::new(Some(index), registry_code(&e), e.to_string());
             match &e {

@@ -373,3 +373,62 @@ fn usage_and_io_errors_exit_2() {
     assert_eq!(r.code, 2, "{r:?}");
     assert!(r.stderr.contains("truncated"), "{r:?}");
 }
+
+/// An operator that controls the node key can write a perfectly chained and signed log with a
+/// draw result of its choosing; the replay re-runs the draw and names it.
+#[test]
+fn forged_draw_result_is_named() {
+    use ledger_core::dsse::Envelope;
+    use ledger_core::registry::payload_type;
+    let dir = TempDir::new().unwrap();
+    let mut log = Log::new();
+    let reg = log.registrar.clone();
+    let secret = b"registrar secret".to_vec();
+    let t = log.size() + 3;
+    let commit = serde_json::json!({
+        "version": 1, "draw_id": "d-1", "purpose": "evaluator_selection", "subjects": ["cadre-1"],
+        "pool": [{"id": "a", "stratum": "s"}, {"id": "b", "stratum": "s"}, {"id": "c", "stratum": "s"}],
+        "strata": [{"name": "s", "quota": 1}], "k": 1, "algorithm": "ledger-draw-v1",
+        "parties": [{"name": "registrar", "keyid": ledger_core::keys::key_id(&reg.verifying_key()),
+                     "commitment": Hash::digest(&secret).to_hex()}],
+        "reveal_at_size": t, "reveal_deadline_micros": 4_000_000_000_000_000u64
+    });
+    let signed = |kind: &str, v: &serde_json::Value, k: &ed25519_dalek::SigningKey| {
+        let mut e = Envelope::new(payload_type(kind), serde_json::to_vec(v).unwrap());
+        e.sign(k);
+        e
+    };
+    let commit_index = log.push(signed("draw.commit", &commit, &reg));
+    let commit_leaf = ledger_core::hash::leaf_hash(&log.entries[commit_index as usize]);
+    log.notes(2);
+    let root_at_t = log.tree.root();
+    assert_eq!(log.size(), t);
+    let reveal =
+        serde_json::json!({"version": 1, "draw_id": "d-1", "party": "registrar", "secret": hex::encode(&secret)});
+    log.push(signed("draw.reveal", &reveal, &reg));
+    // The honest result, then the operator's: same seed, another member chosen.
+    let seed = ledger_core::draw::seed(&commit_leaf, &root_at_t, &[&secret]);
+    let honest = ledger_core::draw::select_stratified(
+        &seed,
+        &[ledger_core::draw::Stratum {
+            name: "s",
+            members: vec!["a", "b", "c"],
+            quota: 1,
+        }],
+    )
+    .unwrap();
+    let chosen = ["a", "b", "c"].into_iter().find(|m| *m != honest[0].1[0]).unwrap();
+    let forged = serde_json::json!({"version": 1, "draw_id": "d-1", "seed": seed.to_hex(), "root_at_size": root_at_t.to_hex(),
+        "selection": [{"stratum": "s", "selected": [chosen]}]});
+    let node = log.node.clone();
+    let idx = log.push(signed("draw.result", &forged, &node));
+    log.checkpoint();
+    let exp = dir.path().join("log.export");
+    write_export(&exp, &log.frames());
+    let r = verify(dir.path(), &["replay", "--export", s(&exp)]);
+    assert_eq!(r.code, 1, "{r:?}");
+    assert!(r.stdout.contains("DRAW_RESULT_MISMATCH"), "{r:?}");
+    let faults = r.json.as_ref().unwrap()["faults"].as_array().unwrap().clone();
+    assert_eq!(faults.len(), 1, "{faults:?}");
+    assert_eq!(faults[0]["index"], idx);
+}

@@ -13,6 +13,7 @@ mod pipeline;
 mod prepare;
 mod replay;
 mod report;
+mod review;
 mod sigs;
 mod source;
 
@@ -40,9 +41,102 @@ enum Cmd {
     Replay(ReplayArgs),
     /// Checks saved checkpoints against the node's log (fork and rollback detection).
     Consistency(ConsistencyArgs),
+    /// Retrospective review (回溯测评): timeline, flags and accountability per cadre, draw or period.
+    Review(ReviewArgs),
     /// Court bundles: export from a node, verify offline, render for printing.
     #[command(subcommand)]
     Bundle(BundleCmd),
+}
+
+#[derive(Args)]
+#[command(group(ArgGroup::new("source").required(true).args(["node", "data", "export"])))]
+struct ReviewArgs {
+    /// Node gRPC URL.
+    #[arg(long)]
+    node: Option<String>,
+    /// A node's data directory (read-only).
+    #[arg(long)]
+    data: Option<PathBuf>,
+    /// An export file.
+    #[arg(long)]
+    export: Option<PathBuf>,
+    /// One cadre (subject id).
+    #[arg(long)]
+    subject: Option<String>,
+    /// One draw id.
+    #[arg(long)]
+    draw: Option<String>,
+    /// Period start: YYYY-MM-DD (UTC) or microseconds since the epoch.
+    #[arg(long)]
+    from: Option<String>,
+    /// Period end (exclusive): YYYY-MM-DD (UTC) or microseconds since the epoch.
+    #[arg(long)]
+    to: Option<String>,
+    /// Also write the report as JSON.
+    #[arg(long, value_name = "FILE")]
+    json: Option<PathBuf>,
+    /// Also write one self-contained HTML page.
+    #[arg(long, value_name = "FILE")]
+    html: Option<PathBuf>,
+}
+
+/// Parses YYYY-MM-DD (UTC midnight) or plain microseconds.
+fn parse_when(s: &str) -> anyhow::Result<u64> {
+    if let Ok(n) = s.parse::<u64>() {
+        return Ok(n);
+    }
+    let parts: Vec<&str> = s.split('-').collect();
+    let [y, m, d] = parts.as_slice() else {
+        anyhow::bail!("{s:?}: expected YYYY-MM-DD or microseconds")
+    };
+    let (y, m, d): (i64, i64, i64) = (y.parse()?, m.parse()?, d.parse()?);
+    if !(1..=12).contains(&m) || !(1..=31).contains(&d) || y < 1970 {
+        anyhow::bail!("{s:?}: not a date");
+    }
+    // Days from civil (H. Hinnant).
+    let y2 = if m <= 2 { y - 1 } else { y };
+    let era = y2.div_euclid(400);
+    let yoe = y2 - era * 400;
+    let mp = (m + 9) % 12;
+    let doy = (153 * mp + 2) / 5 + d - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    let days = era * 146_097 + doe - 719_468;
+    Ok(u64::try_from(days)? * 86_400 * 1_000_000)
+}
+
+fn open_source(
+    node: &Option<String>,
+    data: &Option<PathBuf>,
+    export: &Option<PathBuf>,
+) -> anyhow::Result<Box<dyn source::Source>> {
+    Ok(if let Some(url) = node {
+        Box::new(source::node::NodeSource::open(url)?)
+    } else if let Some(d) = data {
+        Box::new(source::data::DataSource::open(d)?)
+    } else if let Some(f) = export {
+        Box::new(source::export::ExportSource::open(f)?)
+    } else {
+        anyhow::bail!("one of --node, --data, --export is required");
+    })
+}
+
+fn review_cmd(a: ReviewArgs) -> anyhow::Result<bool> {
+    let filter = review::Filter {
+        subject: a.subject,
+        draw: a.draw,
+        from: a.from.as_deref().map(parse_when).transpose()?,
+        to: a.to.as_deref().map(parse_when).transpose()?,
+    };
+    let src = open_source(&a.node, &a.data, &a.export)?;
+    let r = review::run(src, filter)?;
+    print!("{}", review::human(&r));
+    if let Some(p) = &a.json {
+        report::write_json(p, &serde_json::to_value(&r)?)?;
+    }
+    if let Some(p) = &a.html {
+        std::fs::write(p, review::html(&r)).with_context(|| format!("writing {}", p.display()))?;
+    }
+    Ok(r.flags.is_empty())
 }
 
 #[derive(Subcommand)]
@@ -281,6 +375,7 @@ fn main() -> ExitCode {
         Cmd::Replay(a) => replay(a),
         Cmd::Consistency(a) => consistency_cmd(a),
         Cmd::Bundle(c) => bundle_cmd(c),
+        Cmd::Review(a) => review_cmd(a),
     };
     match r {
         Ok(true) => ExitCode::SUCCESS,

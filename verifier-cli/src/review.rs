@@ -1,0 +1,612 @@
+//! `ledger-verify review`: the retrospective review report (requirement R10, 回溯测评).
+//!
+//! Reads a whole log from any replay source and reports, per cadre or per period, the timeline of
+//! records and the flags an inspector looks for, each with its evidence (entry indices) and the
+//! accountability chain behind each flagged decision. Integrity (hashes, chain, checkpoints) is
+//! `replay`'s job; review re-applies the registry and domain rules so that violations show up here
+//! too, and analyses what the records say.
+
+use crate::prepare::Item;
+use crate::source::Source;
+use ledger_core::domain::{DrawPurpose, Record, check_record};
+use ledger_core::entry::Entry;
+use ledger_core::hash::leaf_hash;
+use ledger_core::registry::{Registry, envelope_kind};
+use ledger_core::rules::DomainState;
+use ledger_core::time::rfc3339_micros;
+use serde::Serialize;
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt::Write as _;
+
+/// What to review.
+#[derive(Debug, Clone, Default)]
+pub struct Filter {
+    /// One cadre.
+    pub subject: Option<String>,
+    /// One draw.
+    pub draw: Option<String>,
+    /// Period start, UTC micros (inclusive).
+    pub from: Option<u64>,
+    /// Period end, UTC micros (exclusive).
+    pub to: Option<u64>,
+}
+
+/// One flag.
+#[derive(Debug, Clone, Serialize)]
+pub struct Flag {
+    /// Code, e.g. `PROMOTED_WITH_UNVERIFIED_COMPLAINTS`.
+    pub code: String,
+    /// Entry the flag is about.
+    pub index: u64,
+    /// Subject concerned, when there is one.
+    pub subject: String,
+    /// What happened.
+    pub message: String,
+    /// Indices of the evidence.
+    pub evidence: Vec<u64>,
+    /// Who is behind it: role → signer names.
+    pub accountability: BTreeMap<String, Vec<String>>,
+}
+
+/// One line of a timeline.
+#[derive(Debug, Clone, Serialize)]
+pub struct TimelineEntry {
+    /// Index.
+    pub index: u64,
+    /// Time (RFC 3339).
+    pub time: String,
+    /// Kind.
+    pub kind: String,
+    /// Signer names.
+    pub signers: Vec<String>,
+    /// Payload text.
+    pub payload: String,
+}
+
+/// Complaint handling per organization.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct OrgStats {
+    /// Complaints received.
+    pub complaints: u64,
+    /// Complaints with a verification.
+    pub verified: u64,
+    /// Complaints about a cadre who was then the subject of a decision.
+    pub before_decision: u64,
+    /// …of which verified before that decision.
+    pub verified_before_decision: u64,
+    /// Redraws.
+    pub redraws: u64,
+}
+
+/// The report.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct ReviewReport {
+    /// The source.
+    pub source: String,
+    /// Entries read.
+    pub entries: u64,
+    /// Filter in words.
+    pub scope: String,
+    /// Timeline of the records in scope (domain records; not micro-evaluations).
+    pub timeline: Vec<TimelineEntry>,
+    /// Flags.
+    pub flags: Vec<Flag>,
+    /// Complaint verification by organization.
+    pub organizations: BTreeMap<String, OrgStats>,
+}
+
+struct Checkable {
+    index: u64,
+    subject: String,
+    organization: String,
+    is_complaint: bool,
+    verified_at: Option<u64>,
+}
+
+struct DrawInfo {
+    index: u64,
+    purpose: DrawPurpose,
+    subjects: Vec<String>,
+    signers: Vec<String>,
+    deadline: u64,
+    result: Option<u64>,
+}
+
+struct DecisionInfo {
+    index: u64,
+    subject: String,
+    nomination_id: String,
+    evaluation_ref: String,
+    signers: Vec<String>,
+}
+
+/// Streams a log and builds the report.
+#[derive(Default)]
+pub struct Review {
+    filter: Filter,
+    registry: Option<Registry>,
+    domain: DomainState,
+    checkable: BTreeMap<String, Checkable>,
+    nominations: BTreeMap<String, (u64, Vec<String>, String)>,
+    draws: BTreeMap<String, DrawInfo>,
+    decisions: Vec<DecisionInfo>,
+    cancelled: BTreeSet<u64>,
+    last_ts: u64,
+    /// Incremental tree, so that draws learn the root at their committed size.
+    tree: ledger_core::compact::CompactTree,
+    report: ReviewReport,
+}
+
+fn subject_of(r: &Record) -> Vec<String> {
+    match r {
+        Record::Nomination(x) => vec![x.subject.clone()],
+        Record::DrawCommit(x) => x.subjects.clone(),
+        Record::DossierFact(x) => vec![x.subject.clone()],
+        Record::Complaint(x) => vec![x.subject.clone()],
+        Record::Decision(x) => vec![x.subject.clone()],
+        _ => vec![],
+    }
+}
+
+impl Review {
+    /// A review with a filter.
+    pub fn new(filter: Filter) -> Self {
+        Self {
+            filter,
+            ..Default::default()
+        }
+    }
+
+    fn names(&self, e: &Entry) -> Vec<String> {
+        e.envelope
+            .signatures
+            .iter()
+            .map(|s| {
+                self.registry.as_ref().and_then(|r| r.holder(&s.keyid)).map_or_else(
+                    || format!("unknown key {}", &s.keyid[..s.keyid.len().min(12)]),
+                    String::from,
+                )
+            })
+            .collect()
+    }
+
+    fn in_period(&self, ts: u64) -> bool {
+        self.filter.from.is_none_or(|f| ts >= f) && self.filter.to.is_none_or(|t| ts < t)
+    }
+
+    fn flag(&mut self, code: &str, index: u64, subject: &str, message: String, evidence: Vec<u64>) {
+        self.report.flags.push(Flag {
+            code: code.into(),
+            index,
+            subject: subject.into(),
+            message,
+            evidence,
+            accountability: BTreeMap::new(),
+        });
+    }
+
+    /// Feeds one entry (in log order).
+    pub fn entry(&mut self, bytes: &[u8]) {
+        self.report.entries += 1;
+        let lh = leaf_hash(bytes);
+        self.tree.append(lh);
+        self.domain.observe_size(self.tree.size(), &self.tree.root());
+        let Ok(e) = Entry::decode(bytes) else { return };
+        let index = e.index;
+        self.last_ts = self.last_ts.max(e.timestamp_micros);
+        if index == 0 {
+            self.registry = Registry::genesis(&e).ok();
+            return;
+        }
+        if let Some(reg) = self.registry.as_mut()
+            && let Err(err) = reg.check_entry(&e)
+        {
+            self.flag("REGISTRY_VIOLATION", index, "", err.to_string(), vec![index]);
+            return;
+        }
+        let Ok(kind) = envelope_kind(&e.envelope) else { return };
+        let kind = kind.to_string();
+        let Ok(record) = check_record(&kind, &e.envelope.payload) else {
+            return;
+        };
+        let signer_ids: Vec<String> = e.envelope.signatures.iter().map(|s| s.keyid.clone()).collect();
+        match self.domain.check(index, &record, &signer_ids) {
+            Ok(()) => self.domain.apply(index, &lh, &record),
+            Err(err) => {
+                let subj = subject_of(&record).into_iter().next().unwrap_or_default();
+                self.flag(err.code, index, &subj, err.detail, vec![index]);
+            }
+        }
+        let names = self.names(&e);
+        let subjects = subject_of(&record);
+        let in_scope = self.in_period(e.timestamp_micros)
+            && self.filter.subject.as_ref().is_none_or(|s| subjects.contains(s))
+            && self
+                .filter
+                .draw
+                .as_ref()
+                .is_none_or(|d| String::from_utf8_lossy(&e.envelope.payload).contains(&format!("\"{d}\"")));
+        let domain_kind = !matches!(record, Record::Other) || kind == "note";
+        if in_scope
+            && domain_kind
+            && (self.filter.subject.is_some() || self.filter.draw.is_some() || !subjects.is_empty() || kind != "note")
+        {
+            self.report.timeline.push(TimelineEntry {
+                index,
+                time: rfc3339_micros(e.timestamp_micros),
+                kind: kind.clone(),
+                signers: names.clone(),
+                payload: String::from_utf8_lossy(&e.envelope.payload).chars().take(300).collect(),
+            });
+        }
+        match record {
+            Record::Complaint(c) => {
+                self.checkable.insert(
+                    c.complaint_id,
+                    Checkable {
+                        index,
+                        subject: c.subject,
+                        organization: c.organization,
+                        is_complaint: true,
+                        verified_at: None,
+                    },
+                );
+            }
+            Record::DossierFact(f) => {
+                self.checkable.insert(
+                    f.fact_id,
+                    Checkable {
+                        index,
+                        subject: f.subject,
+                        organization: f.source,
+                        is_complaint: false,
+                        verified_at: None,
+                    },
+                );
+            }
+            Record::Verification(v) => {
+                if let Some(c) = self.checkable.get_mut(&v.target_id) {
+                    c.verified_at.get_or_insert(index);
+                }
+            }
+            Record::Nomination(n) => {
+                self.nominations.insert(n.nomination_id, (index, names, n.organization));
+            }
+            Record::DrawCommit(c) => {
+                let org = self
+                    .registry
+                    .as_ref()
+                    .and_then(|r| e.envelope.signatures.first().and_then(|s| r.keys.get(&s.keyid)))
+                    .map(|k| k.scope.organization.clone())
+                    .unwrap_or_default();
+                self.pool_skew(index, &c);
+                // A second draw for the same purpose and subject, the first not cancelled: a redraw.
+                let earlier: Vec<u64> = self
+                    .draws
+                    .values()
+                    .filter(|d| d.purpose == c.purpose && d.subjects.iter().any(|s| c.subjects.contains(s)))
+                    .filter(|d| !self.cancelled.contains(&d.index))
+                    .map(|d| d.index)
+                    .collect();
+                if !earlier.is_empty() {
+                    let subj = c.subjects.first().cloned().unwrap_or_default();
+                    let mut ev = earlier.clone();
+                    ev.push(index);
+                    self.flag(
+                        "REDRAW",
+                        index,
+                        &subj,
+                        format!(
+                            "draw {} repeats an earlier, uncancelled draw for the same purpose and subject",
+                            c.draw_id
+                        ),
+                        ev,
+                    );
+                    if let Some(last) = self.report.flags.last_mut() {
+                        last.accountability.insert("registrar".into(), names.clone());
+                    }
+                    self.report.organizations.entry(org).or_default().redraws += 1;
+                }
+                self.draws.insert(
+                    c.draw_id,
+                    DrawInfo {
+                        index,
+                        purpose: c.purpose,
+                        subjects: c.subjects,
+                        signers: names,
+                        deadline: c.reveal_deadline_micros,
+                        result: None,
+                    },
+                );
+            }
+            Record::DrawResult(r) => {
+                if let Some(d) = self.draws.get_mut(&r.draw_id) {
+                    d.result = Some(index);
+                }
+            }
+            Record::Decision(d) => self.decisions.push(DecisionInfo {
+                index,
+                subject: d.subject,
+                nomination_id: d.nomination_id,
+                evaluation_ref: d.evaluation_ref,
+                signers: names,
+            }),
+            Record::Cancellation(c) => {
+                self.cancelled.insert(c.target_index);
+            }
+            _ => {}
+        }
+    }
+
+    fn pool_skew(&mut self, index: u64, c: &ledger_core::domain::DrawCommit) {
+        if c.pool.len() < 4 {
+            return;
+        }
+        let mut by: BTreeMap<&str, usize> = BTreeMap::new();
+        for m in c.pool.iter().filter(|m| !m.affiliation.is_empty()) {
+            *by.entry(m.affiliation.as_str()).or_default() += 1;
+        }
+        if let Some((aff, n)) = by.iter().max_by_key(|(_, n)| **n)
+            && *n * 2 > c.pool.len()
+        {
+            let msg = format!(
+                "draw {}: {n} of {} pool members share the affiliation {aff:?} (more than half)",
+                c.draw_id,
+                c.pool.len()
+            );
+            let subj = c.subjects.first().cloned().unwrap_or_default();
+            self.flag("POOL_SKEWED", index, &subj, msg, vec![index]);
+        }
+    }
+
+    /// Finishes the analysis.
+    pub fn finish(mut self, source: String) -> ReviewReport {
+        self.report.source = source;
+        for (id, d) in &self.draws {
+            if d.result.is_none() && d.deadline < self.last_ts && !self.cancelled.contains(&d.index) {
+                let subj = d.subjects.first().cloned().unwrap_or_default();
+                let mut f = Flag {
+                    code: "DRAW_ABANDONED".into(),
+                    index: d.index,
+                    subject: subj,
+                    message: format!("draw {id} passed its reveal deadline without a result and was not cancelled"),
+                    evidence: vec![d.index],
+                    accountability: BTreeMap::new(),
+                };
+                f.accountability.insert("registrar".into(), d.signers.clone());
+                self.report.flags.push(f);
+            }
+        }
+        let decisions = std::mem::take(&mut self.decisions);
+        for dc in &decisions {
+            let mut acc = BTreeMap::new();
+            if let Some((_, n, _)) = self.nominations.get(&dc.nomination_id) {
+                acc.insert("nominator".to_string(), n.clone());
+            }
+            if let Some(d) = self.draws.get(&dc.evaluation_ref) {
+                acc.insert("registrar (draw)".to_string(), d.signers.clone());
+            }
+            acc.insert("committee".to_string(), dc.signers.clone());
+            let open: Vec<&Checkable> = self
+                .checkable
+                .values()
+                .filter(|c| c.subject == dc.subject && c.index < dc.index && c.verified_at.is_none_or(|v| v > dc.index))
+                .collect();
+            if !open.is_empty() {
+                let mut ev: Vec<u64> = open.iter().map(|c| c.index).collect();
+                ev.push(dc.index);
+                self.report.flags.push(Flag {
+                    code: "PROMOTED_WITH_UNVERIFIED_COMPLAINTS".into(),
+                    index: dc.index,
+                    subject: dc.subject.clone(),
+                    message: format!(
+                        "decision on {} while {} complaint(s)/dossier fact(s) about them had no verification (带病提拔 risk)",
+                        dc.subject,
+                        open.len()
+                    ),
+                    evidence: ev,
+                    accountability: acc.clone(),
+                });
+            }
+            if let (Some((ni, _, _)), Some(d)) = (
+                self.nominations.get(&dc.nomination_id),
+                self.draws.get(&dc.evaluation_ref),
+            ) && *ni > d.index
+            {
+                self.report.flags.push(Flag {
+                    code: "LATE_NOMINATION".into(),
+                    index: *ni,
+                    subject: dc.subject.clone(),
+                    message: format!(
+                        "nomination {} was recorded after the evaluation {} it relies on",
+                        dc.nomination_id, dc.evaluation_ref
+                    ),
+                    evidence: vec![d.index, *ni, dc.index],
+                    accountability: acc,
+                });
+            }
+        }
+        for c in self.checkable.values().filter(|c| c.is_complaint) {
+            let o = self.report.organizations.entry(c.organization.clone()).or_default();
+            o.complaints += 1;
+            o.verified += u64::from(c.verified_at.is_some());
+            if let Some(d) = decisions.iter().find(|d| d.subject == c.subject && d.index > c.index) {
+                o.before_decision += 1;
+                o.verified_before_decision += u64::from(c.verified_at.is_some_and(|v| v < d.index));
+            }
+        }
+        let f = &self.filter;
+        if let Some(s) = &f.subject {
+            self.report.flags.retain(|x| x.subject == *s);
+        }
+        self.report.flags.sort_by_key(|x| x.index);
+        self.report.scope = match (&f.subject, &f.draw) {
+            (Some(s), _) => format!("cadre {s}"),
+            (None, Some(d)) => format!("draw {d}"),
+            _ => "whole log".into(),
+        };
+        if f.from.is_some() || f.to.is_some() {
+            let _ = write!(
+                self.report.scope,
+                ", period {} – {}",
+                f.from.map_or("start".into(), rfc3339_micros),
+                f.to.map_or("end".into(), rfc3339_micros)
+            );
+        }
+        self.report
+    }
+}
+
+/// Runs a review over a source.
+///
+/// # Errors
+/// When the source fails.
+pub fn run(mut source: Box<dyn Source>, filter: Filter) -> anyhow::Result<ReviewReport> {
+    let describe = source.describe();
+    let mut r = Review::new(filter);
+    source.run(&mut |item| {
+        if let Item::Entry(e) = item {
+            r.entry(&e.bytes);
+        }
+        true
+    })?;
+    Ok(r.finish(describe))
+}
+
+/// The human report.
+pub fn human(r: &ReviewReport) -> String {
+    let mut s = String::new();
+    let _ = writeln!(
+        s,
+        "回溯测评 Retrospective review — {} ({} entries from {})",
+        r.scope, r.entries, r.source
+    );
+    let _ = writeln!(s, "\nFlags: {}", r.flags.len());
+    for f in &r.flags {
+        let _ = writeln!(s, "  [{}] entry {} {}: {}", f.code, f.index, f.subject, f.message);
+        let _ = writeln!(s, "      evidence: entries {:?}", f.evidence);
+        for (role, who) in &f.accountability {
+            let _ = writeln!(s, "      {role}: {}", who.join(", "));
+        }
+    }
+    if !r.organizations.is_empty() {
+        let _ = writeln!(s, "\nComplaint verification by organization:");
+        for (org, o) in &r.organizations {
+            let rate = if o.before_decision == 0 {
+                100.0
+            } else {
+                100.0 * o.verified_before_decision as f64 / o.before_decision as f64
+            };
+            let _ = writeln!(
+                s,
+                "  {}: {} complaints, {} verified; {} concerned a cadre later decided on, {} verified before the decision ({rate:.0}%); {} redraws",
+                if org.is_empty() { "(unspecified)" } else { org },
+                o.complaints,
+                o.verified,
+                o.before_decision,
+                o.verified_before_decision,
+                o.redraws
+            );
+        }
+    }
+    let _ = writeln!(s, "\nTimeline ({} records):", r.timeline.len());
+    for t in &r.timeline {
+        let _ = writeln!(
+            s,
+            "  #{} {} {} by {}: {}",
+            t.index,
+            t.time,
+            t.kind,
+            t.signers.join(", "),
+            t.payload
+        );
+    }
+    s
+}
+
+fn esc(s: &str) -> String {
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
+}
+
+/// One self-contained HTML page: a timeline chart (inline SVG) and the tables.
+pub fn html(r: &ReviewReport) -> String {
+    let n = r.timeline.len().max(1) as f64;
+    let flagged: BTreeSet<u64> = r.flags.iter().flat_map(|f| f.evidence.iter().copied()).collect();
+    let mut svg = String::from(
+        "<svg width=\"900\" height=\"60\" xmlns=\"http://www.w3.org/2000/svg\"><line x1=\"10\" y1=\"30\" x2=\"890\" y2=\"30\" stroke=\"#888\"/>",
+    );
+    for (i, t) in r.timeline.iter().enumerate() {
+        let x = 10.0 + 880.0 * (i as f64 + 0.5) / n;
+        let color = if flagged.contains(&t.index) { "#c00" } else { "#06c" };
+        let _ = write!(
+            svg,
+            "<circle cx=\"{x:.1}\" cy=\"30\" r=\"6\" fill=\"{color}\"><title>#{} {} {}</title></circle>",
+            t.index,
+            esc(&t.kind),
+            esc(&t.time)
+        );
+    }
+    svg.push_str("</svg>");
+    let mut flags = String::new();
+    for f in &r.flags {
+        let acc: Vec<String> = f
+            .accountability
+            .iter()
+            .map(|(k, v)| format!("{}: {}", esc(k), esc(&v.join(", "))))
+            .collect();
+        let _ = writeln!(
+            flags,
+            "<tr><td class=bad>{}</td><td>#{}</td><td>{}</td><td>{}</td><td>{:?}</td><td>{}</td></tr>",
+            esc(&f.code),
+            f.index,
+            esc(&f.subject),
+            esc(&f.message),
+            f.evidence,
+            acc.join("<br>")
+        );
+    }
+    let mut orgs = String::new();
+    for (org, o) in &r.organizations {
+        let _ = writeln!(
+            orgs,
+            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{} / {}</td><td>{}</td></tr>",
+            esc(org),
+            o.complaints,
+            o.verified,
+            o.verified_before_decision,
+            o.before_decision,
+            o.redraws
+        );
+    }
+    let mut tl = String::new();
+    for t in &r.timeline {
+        let cls = if flagged.contains(&t.index) { " class=bad" } else { "" };
+        let _ = writeln!(
+            tl,
+            "<tr{cls}><td>#{}</td><td>{}</td><td>{}</td><td>{}</td><td><code>{}</code></td></tr>",
+            t.index,
+            esc(&t.time),
+            esc(&t.kind),
+            esc(&t.signers.join(", ")),
+            esc(&t.payload)
+        );
+    }
+    format!(
+        "<!DOCTYPE html><html lang=zh><head><meta charset=utf-8><title>回溯测评 Retrospective review</title><style>\
+body{{font-family:sans-serif;margin:2em;max-width:75em}}table{{border-collapse:collapse;width:100%;margin-bottom:1.5em}}\
+td,th{{border:1px solid #999;padding:.35em;vertical-align:top;font-size:90%}}th{{background:#eee}}.bad{{color:#b00}}\
+code{{white-space:pre-wrap;word-break:break-all}}</style></head><body>\
+<h1>回溯测评 <small>Retrospective review</small></h1><p>范围 Scope: {} — {} 条记录 entries read from {}</p>\
+<h2>时间线 <small>Timeline</small></h2>{svg}\
+<h2>问题标记 <small>Flags</small> ({})</h2><table><tr><th>代码 Code</th><th>记录 Entry</th><th>对象 Subject</th><th>说明 What</th><th>证据 Evidence</th><th>责任链 Accountability</th></tr>{flags}</table>\
+<h2>信访核查率 <small>Complaint verification by organization</small></h2><table><tr><th>单位 Organization</th><th>投诉 Complaints</th><th>已核查 Verified</th><th>决定前核查 Verified before decision</th><th>重抽 Redraws</th></tr>{orgs}</table>\
+<h2>记录 <small>Records</small></h2><table><tr><th>序号</th><th>时间 Time</th><th>类型 Kind</th><th>签署 Signed by</th><th>内容 Content</th></tr>{tl}</table></body></html>\n",
+        esc(&r.scope),
+        r.entries,
+        esc(&r.source),
+        r.flags.len()
+    )
+}

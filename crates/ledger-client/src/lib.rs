@@ -12,6 +12,7 @@
 //! Every error is a [`ClientError`]; a refusal by the node keeps its gRPC code and message.
 
 pub mod client;
+pub mod demo;
 pub mod error;
 pub mod keyfile;
 pub mod sign;

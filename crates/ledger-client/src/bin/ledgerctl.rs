@@ -53,6 +53,13 @@ struct AppendOpts {
 
 #[derive(Debug, Subcommand)]
 enum Cmd {
+    /// Run the demo against a node: an honest evaluation cycle and the manipulations the policy
+    /// essay describes, then the retrospective review of both cadres.
+    Demo {
+        /// The node's administrator key (from `ledger-node init`, or the development key).
+        #[arg(long, value_name = "FILE", default_value = "ledger-data/keys/admin.key")]
+        admin_key: PathBuf,
+    },
     /// Generate an Ed25519 key: FILE (secret seed, mode 0600) and FILE.pub; never overwrites.
     Keygen {
         /// Secret key file to create.
@@ -254,6 +261,35 @@ async fn append_and_report(
 async fn run(cli: Cli) -> Result<()> {
     let json_out = cli.json;
     match cli.cmd {
+        Cmd::Demo { admin_key } => {
+            let admin = read_signing_key(&admin_key)?;
+            let client = LedgerClient::connect(&cli.node).await?;
+            ledger_client::demo::run(&client, &admin).await?;
+            let verify = std::env::current_exe()?.with_file_name("ledger-verify");
+            if verify.exists() {
+                println!(
+                    "\n$ ledger-verify review --node {} --subject {}",
+                    cli.node,
+                    ledger_client::demo::MANIPULATED
+                );
+                let _ = std::process::Command::new(&verify)
+                    .args([
+                        "review",
+                        "--node",
+                        &cli.node,
+                        "--subject",
+                        ledger_client::demo::MANIPULATED,
+                    ])
+                    .status();
+            } else {
+                println!(
+                    "\nNow run: ledger-verify review --node {} --subject {}",
+                    cli.node,
+                    ledger_client::demo::MANIPULATED
+                );
+            }
+            Ok(())
+        }
         Cmd::Keygen { out } => {
             let key = SigningKey::generate(&mut rand::rng());
             let pub_path = write_key_pair(&out, &key)?;

@@ -1,0 +1,140 @@
+//! `ledgerctl demo`: the quickest way to see what the ledger is for. Against a running node, it
+//! enrolls a registrar, a committee member and a petition office, runs an honest cycle for one
+//! cadre (nomination → complaint → verification → verifiable draw → decision), then the
+//! manipulations the policy essay describes for a second cadre: a refused fake reveal, a refused
+//! forged draw result, a redraw, and a promotion while a complaint is unverified. The refused ones
+//! never reach the log; the others are what `ledger-verify review` flags.
+
+use crate::client::LedgerClient;
+use crate::error::ClientError;
+use crate::sign::sign_record;
+use ed25519_dalek::SigningKey;
+use ledger_core::hash::Hash;
+use ledger_core::keys::{key_id, public_key_to_base64};
+use serde_json::json;
+
+/// Cadre of the honest cycle.
+pub const HONEST: &str = "cadre-0001";
+/// Cadre of the manipulated cycle.
+pub const MANIPULATED: &str = "cadre-0002";
+
+struct Cast {
+    registrar: SigningKey,
+    committee: SigningKey,
+    petitions: SigningKey,
+}
+
+async fn put(c: &LedgerClient, kind: &str, v: serde_json::Value, k: &SigningKey) -> Result<u64, ClientError> {
+    let o = c.append(&sign_record(kind, &v, &[k]), None, false).await?;
+    println!(
+        "  #{:<4} {kind:<14} {}",
+        o.index,
+        v.get("draw_id")
+            .or(v.get("subject"))
+            .and_then(|x| x.as_str())
+            .unwrap_or("")
+    );
+    Ok(o.index)
+}
+
+async fn draw(c: &LedgerClient, cast: &Cast, id: &str, subject: &str, last: u64) -> Result<u64, ClientError> {
+    let secret = format!("demo secret for {id}").into_bytes();
+    let pool: Vec<serde_json::Value> = (0..8)
+        .map(|i| json!({"id": format!("ev-{i:02}"), "stratum": if i % 2 == 0 { "residents" } else { "enterprises" }, "affiliation": format!("unit-{i}")}))
+        .collect();
+    let commit = json!({
+        "version": 1, "draw_id": id, "purpose": "evaluator_selection", "subjects": [subject], "pool": pool,
+        "strata": [{"name": "residents", "quota": 2}, {"name": "enterprises", "quota": 1}], "k": 3,
+        "algorithm": "ledger-draw-v1",
+        "parties": [{"name": "registrar", "keyid": key_id(&cast.registrar.verifying_key()), "commitment": Hash::digest(&secret).to_hex()}],
+        "reveal_at_size": last + 4, "reveal_deadline_micros": 4_000_000_000_000_000u64
+    });
+    put(c, "draw.commit", commit, &cast.registrar).await?;
+    put(
+        c,
+        "note",
+        json!({"version": 1, "text": "the log grows past the committed size"}),
+        &cast.registrar,
+    )
+    .await?;
+    let last = put(
+        c,
+        "note",
+        json!({"version": 1, "text": "…so the root at T exists"}),
+        &cast.registrar,
+    )
+    .await?;
+    let reveal = json!({"version": 1, "draw_id": id, "party": "registrar", "secret": hex::encode(&secret)});
+    let r = put(c, "draw.reveal", reveal, &cast.registrar).await?;
+    let e = c.get_entry(r + 1).await?;
+    println!(
+        "  #{:<4} draw.result    appended by the node: {}",
+        r + 1,
+        String::from_utf8_lossy(&e.envelope.payload)
+    );
+    Ok(last.max(r + 1))
+}
+
+/// Runs the demo against the node behind `c`, with the administrator key of its charter.
+///
+/// # Errors
+/// When the node refuses something the honest cycle needs, or cannot be reached.
+pub async fn run(c: &LedgerClient, admin: &SigningKey) -> Result<(), ClientError> {
+    let cast = Cast {
+        registrar: SigningKey::generate(&mut rand::rng()),
+        committee: SigningKey::generate(&mut rand::rng()),
+        petitions: SigningKey::generate(&mut rand::rng()),
+    };
+    println!("Enrolling the actors (signed by the administrator):");
+    for (k, name, roles) in [
+        (
+            &cast.registrar,
+            "Organization dept. registrar",
+            vec!["registrar", "nominator"],
+        ),
+        (&cast.committee, "Standing committee member", vec!["committee-member"]),
+        (&cast.petitions, "Petition office", vec!["data-source"]),
+    ] {
+        let v = json!({"version": 1, "name": name, "key": public_key_to_base64(&k.verifying_key()), "roles": roles, "scope": {"organization": "county-7"}});
+        put(c, "key.enroll", v, admin).await?;
+    }
+    let nom = |s: &str| json!({"version": 1, "nomination_id": format!("nom-{s}"), "subject": s, "post": "deputy head", "organization": "county-7"});
+    let complaint = |s: &str| json!({"version": 1, "complaint_id": format!("complaint-{s}"), "subject": s, "category": "abuse of office", "content_hash": Hash::digest(s.as_bytes()).to_hex(), "organization": "county-7"});
+    let decision = |s: &str, d: &str| json!({"version": 1, "decision_id": format!("dec-{s}"), "subject": s, "nomination_id": format!("nom-{s}"), "evaluation_ref": d, "outcome": "promote", "post": "deputy head"});
+
+    println!("\nHonest cycle for {HONEST}:");
+    put(c, "nomination", nom(HONEST), &cast.registrar).await?;
+    put(c, "complaint", complaint(HONEST), &cast.petitions).await?;
+    let v = json!({"version": 1, "verification_id": "ver-1", "target_id": format!("complaint-{HONEST}"), "outcome": "unsubstantiated"});
+    let last = put(c, "verification", v, &cast.petitions).await?;
+    let last = draw(c, &cast, "draw-0001", HONEST, last).await?;
+    put(c, "decision", decision(HONEST, "draw-0001"), &cast.committee).await?;
+
+    println!("\nManipulations around {MANIPULATED}:");
+    put(c, "nomination", nom(MANIPULATED), &cast.registrar).await?;
+    let last = put(c, "complaint", complaint(MANIPULATED), &cast.petitions)
+        .await?
+        .max(last);
+    let last = draw(c, &cast, "draw-0002a", MANIPULATED, last).await?;
+    let fake = json!({"version": 1, "draw_id": "draw-0002a", "party": "registrar", "secret": "00"});
+    match c
+        .append(&sign_record("draw.reveal", &fake, &[&cast.registrar]), None, false)
+        .await
+    {
+        Err(e) => println!("  refused: a second, different reveal — {e}"),
+        Ok(o) => println!("  UNEXPECTED: accepted at {}", o.index),
+    }
+    let forged = json!({"version": 1, "draw_id": "draw-0002a", "seed": "00".repeat(32), "root_at_size": "00".repeat(32), "selection": []});
+    match c
+        .append(&sign_record("draw.result", &forged, &[&cast.registrar]), None, false)
+        .await
+    {
+        Err(e) => println!("  refused: a draw result written by the registrar — {e}"),
+        Ok(o) => println!("  UNEXPECTED: accepted at {}", o.index),
+    }
+    println!("  (an unfavourable result: the registrar redraws under a new id)");
+    draw(c, &cast, "draw-0002b", MANIPULATED, last).await?;
+    put(c, "decision", decision(MANIPULATED, "draw-0002b"), &cast.committee).await?;
+    println!("\nThe complaint against {MANIPULATED} was never verified, and the draw was redone.");
+    Ok(())
+}

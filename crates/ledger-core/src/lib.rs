@@ -26,6 +26,7 @@ pub mod keys;
 pub mod merkle;
 pub mod note;
 pub mod registry;
+pub mod rfc3797;
 pub mod rules;
 pub mod time;
 

@@ -181,12 +181,10 @@ fn main() -> std::process::ExitCode {
     }
 }
 
-/// Rebuilds the registry as of the end of the log from the charter and the key records.
-fn load_registry(store: &Store) -> Result<Registry> {
-    let bytes = store.entry(0)?.context("the store has no charter")?;
-    let mut reg = Registry::genesis(&ledger_core::entry::Entry::decode(&bytes)?)?;
+/// Indices of every entry of the given kinds, in log order (from the kind index).
+fn indices_of_kinds(store: &Store, kinds: &[&str]) -> Result<Vec<u64>> {
     let mut idx: Vec<u64> = Vec::new();
-    for k in ["key.enroll", "key.rotate", "key.revoke"] {
+    for k in kinds {
         let mut start = 0;
         loop {
             let page = store.query(b'k', k, start, 10_000)?;
@@ -196,7 +194,14 @@ fn load_registry(store: &Store) -> Result<Registry> {
         }
     }
     idx.sort_unstable();
-    for i in idx {
+    Ok(idx)
+}
+
+/// Rebuilds the registry as of the end of the log from the charter and the key records.
+fn load_registry(store: &Store) -> Result<Registry> {
+    let bytes = store.entry(0)?.context("the store has no charter")?;
+    let mut reg = Registry::genesis(&ledger_core::entry::Entry::decode(&bytes)?)?;
+    for i in indices_of_kinds(store, &["key.enroll", "key.rotate", "key.revoke"])? {
         let bytes = store.entry(i)?.with_context(|| format!("key record {i} missing"))?;
         let e = ledger_core::entry::Entry::decode(&bytes)?;
         reg.check_entry(&e)
@@ -208,26 +213,16 @@ fn load_registry(store: &Store) -> Result<Registry> {
 /// Rebuilds the domain state (draws, complaints, facts, nominations) from the records that matter.
 fn load_domain(store: &Store) -> Result<ledger_core::rules::DomainState> {
     let mut st = ledger_core::rules::DomainState::default();
-    let mut idx: Vec<u64> = Vec::new();
-    for k in [
+    let size = store.size()?;
+    let kinds = [
         "draw.commit",
         "draw.reveal",
         "draw.result",
         "complaint",
         "dossier.fact",
         "nomination",
-    ] {
-        let mut start = 0;
-        loop {
-            let page = store.query(b'k', k, start, 10_000)?;
-            let Some(last) = page.last().copied() else { break };
-            idx.extend(page);
-            start = last + 1;
-        }
-    }
-    idx.sort_unstable();
-    let size = store.size()?;
-    for i in idx {
+    ];
+    for i in indices_of_kinds(store, &kinds)? {
         let bytes = store.entry(i)?.with_context(|| format!("record {i} missing"))?;
         let e = ledger_core::entry::Entry::decode(&bytes)?;
         let kind = ledger_core::registry::envelope_kind(&e.envelope)?;

@@ -317,15 +317,7 @@ fn replay(a: ReplayArgs) -> anyhow::Result<bool> {
     {
         anyhow::bail!("--origin {o} differs from the trusted key's name {}", k.name);
     }
-    let src: Box<dyn source::Source> = if let Some(url) = &a.node {
-        Box::new(source::node::NodeSource::open(url)?)
-    } else if let Some(d) = &a.data {
-        Box::new(source::data::DataSource::open(d)?)
-    } else if let Some(f) = &a.export {
-        Box::new(source::export::ExportSource::open(f)?)
-    } else {
-        anyhow::bail!("one of --node, --data, --export is required");
-    };
+    let src = open_source(&a.node, &a.data, &a.export)?;
     let described = src.describe();
     let threads = a
         .threads

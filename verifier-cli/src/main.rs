@@ -49,17 +49,9 @@ enum Cmd {
 }
 
 #[derive(Args)]
-#[command(group(ArgGroup::new("source").required(true).args(["node", "data", "export"])))]
 struct ReviewArgs {
-    /// Node gRPC URL.
-    #[arg(long)]
-    node: Option<String>,
-    /// A node's data directory (read-only).
-    #[arg(long)]
-    data: Option<PathBuf>,
-    /// An export file.
-    #[arg(long)]
-    export: Option<PathBuf>,
+    #[command(flatten)]
+    source: SourceArgs,
     /// One cadre (subject id).
     #[arg(long)]
     subject: Option<String>,
@@ -104,16 +96,12 @@ fn parse_when(s: &str) -> anyhow::Result<u64> {
     Ok(u64::try_from(days)? * 86_400 * 1_000_000)
 }
 
-fn open_source(
-    node: &Option<String>,
-    data: &Option<PathBuf>,
-    export: &Option<PathBuf>,
-) -> anyhow::Result<Box<dyn source::Source>> {
-    Ok(if let Some(url) = node {
+fn open_source(a: &SourceArgs) -> anyhow::Result<Box<dyn source::Source>> {
+    Ok(if let Some(url) = &a.node {
         Box::new(source::node::NodeSource::open(url)?)
-    } else if let Some(d) = data {
+    } else if let Some(d) = &a.data {
         Box::new(source::data::DataSource::open(d)?)
-    } else if let Some(f) = export {
+    } else if let Some(f) = &a.export {
         Box::new(source::export::ExportSource::open(f)?)
     } else {
         anyhow::bail!("one of --node, --data, --export is required");
@@ -127,7 +115,7 @@ fn review_cmd(a: ReviewArgs) -> anyhow::Result<bool> {
         from: a.from.as_deref().map(parse_when).transpose()?,
         to: a.to.as_deref().map(parse_when).transpose()?,
     };
-    let src = open_source(&a.node, &a.data, &a.export)?;
+    let src = open_source(&a.source)?;
     let r = review::run(src, filter)?;
     print!("{}", review::human(&r));
     if let Some(p) = &a.json {
@@ -251,9 +239,10 @@ fn bundle_cmd(c: BundleCmd) -> anyhow::Result<bool> {
     }
 }
 
+/// Where a log is read from: exactly one of a node, a data directory or an export file.
 #[derive(Args)]
 #[command(group(ArgGroup::new("source").required(true).args(["node", "data", "export"])))]
-struct ReplayArgs {
+struct SourceArgs {
     /// Node gRPC URL, e.g. http://127.0.0.1:50051.
     #[arg(long)]
     node: Option<String>,
@@ -263,6 +252,12 @@ struct ReplayArgs {
     /// An export file (ledger-node export).
     #[arg(long)]
     export: Option<PathBuf>,
+}
+
+#[derive(Args)]
+struct ReplayArgs {
+    #[command(flatten)]
+    source: SourceArgs,
     /// The node's checkpoint key, NAME+HASH+BASE64; its name is the log origin.
     #[arg(long, value_name = "KEY")]
     trusted_key: Option<String>,
@@ -317,7 +312,7 @@ fn replay(a: ReplayArgs) -> anyhow::Result<bool> {
     {
         anyhow::bail!("--origin {o} differs from the trusted key's name {}", k.name);
     }
-    let src = open_source(&a.node, &a.data, &a.export)?;
+    let src = open_source(&a.source)?;
     let described = src.describe();
     let threads = a
         .threads

@@ -196,3 +196,176 @@ async fn honest_draw_cycle_and_manipulations() {
         .expect("ledger-verify");
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stdout));
 }
+
+fn now_micros() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("clock")
+        .as_micros() as u64
+}
+
+/// Every entry of the log, decoded: (index, kind, payload JSON, signer key ids).
+async fn entries(
+    c: &mut pb::ledger_client::LedgerClient<tonic::transport::Channel>,
+) -> Vec<(u64, String, serde_json::Value, Vec<String>)> {
+    let mut s = c
+        .get_entries(pb::GetEntriesRequest { start: 0, end: 0 })
+        .await
+        .expect("entries")
+        .into_inner();
+    let mut out = Vec::new();
+    while let Some(e) = s.message().await.expect("entry") {
+        let env = e.envelope.expect("envelope");
+        let kind = env
+            .payload_type
+            .trim_start_matches("application/vnd.ledger.")
+            .trim_end_matches(".v1+json")
+            .to_string();
+        let v: serde_json::Value = serde_json::from_slice(&env.payload).unwrap_or_default();
+        out.push((e.index, kind, v, env.signatures.into_iter().map(|s| s.keyid).collect()));
+    }
+    out
+}
+
+/// A party that never reveals: past the deadline the node appends `draw.void` naming it, later
+/// reveals are refused, and a cancellation needs a role above the draw's registrar. An RFC 3797
+/// draw takes its public source values and the node appends the RFC's selection.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn missed_deadline_is_voided_cancellation_authority_and_rfc3797() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let data = dir.path().join("d");
+    init(&data, "ledger.test/void", &[], 1);
+    let admin = key(&data.join("keys/admin.key"));
+    let node_key = key_id(&key(&data.join("keys/node.key")).verifying_key());
+    let (reg, insp) = (new_key(), new_key());
+    let node = Node::start(&data);
+    let mut c = node.client().await;
+    for (k, name, role) in [(&reg, "registrar", "registrar"), (&insp, "inspection", "inspector")] {
+        append(&mut c, &enroll(k, name, &[role], &[&admin]), "")
+            .await
+            .expect("enroll");
+    }
+    let (s1, s2) = (b"registrar secret".to_vec(), b"withheld secret".to_vec());
+    let pool: Vec<serde_json::Value> = (0..6)
+        .map(|i| serde_json::json!({"id": format!("ev-{i:02}"), "stratum": "all"}))
+        .collect();
+    let deadline = now_micros() + 2_000_000;
+    let commit = serde_json::json!({
+        "version": 1, "draw_id": "draw-v", "purpose": "evaluator_selection", "subjects": ["cadre-9"],
+        "pool": pool, "strata": [{"name": "all", "quota": 2}], "k": 2, "algorithm": "ledger-draw-v1",
+        "parties": [
+            {"name": "registrar", "keyid": key_id(&reg.verifying_key()), "commitment": Hash::digest(&s1).to_hex()},
+            {"name": "inspection", "keyid": key_id(&insp.verifying_key()), "commitment": Hash::digest(&s2).to_hex()}
+        ],
+        "reveal_at_size": 5, "reveal_deadline_micros": deadline
+    });
+    let ci = append(&mut c, &record("draw.commit", commit, &[&reg]), "")
+        .await
+        .expect("commit")
+        .index;
+    assert_eq!(ci, 3);
+    append(&mut c, &record("note", note_payload(1), &[&reg]), "")
+        .await
+        .expect("filler");
+    let reveal = |party: &str, s: &[u8]| serde_json::json!({"version": 1, "draw_id": "draw-v", "party": party, "secret": hex::encode(s)});
+    append(&mut c, &record("draw.reveal", reveal("registrar", &s1), &[&reg]), "")
+        .await
+        .expect("reveal");
+    // Wait for the node's void (it checks at least every checkpoint interval).
+    let mut void = None;
+    for _ in 0..100 {
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        if let Some(v) = entries(&mut c).await.into_iter().find(|e| e.1 == "draw.void") {
+            void = Some(v);
+            break;
+        }
+    }
+    let (vi, _, v, signers) = void.expect("the node voids the draw after its deadline");
+    assert_eq!(v["draw_id"], "draw-v");
+    assert_eq!(v["missing"], serde_json::json!(["inspection"]));
+    assert_eq!(v["deadline_micros"], deadline);
+    assert_eq!(signers, vec![node_key.clone()], "node-signed");
+    let late = append(&mut c, &record("draw.reveal", reveal("inspection", &s2), &[&insp]), "")
+        .await
+        .expect_err("late reveal");
+    assert_eq!(late.code(), Code::FailedPrecondition);
+    assert!(late.message().contains("DRAW_CLOSED"), "{}", late.message());
+    assert!(
+        !entries(&mut c).await.iter().any(|e| e.1 == "draw.result"),
+        "no result after a void"
+    );
+
+    // Cancellation authority: the registrar may not cancel its own draw; the inspector may.
+    let cancel = serde_json::json!({"version": 1, "target_index": ci, "reason": "voided draw, restart ordered"});
+    let e = append(&mut c, &record("cancellation", cancel.clone(), &[&reg]), "")
+        .await
+        .expect_err("registrar cannot cancel a registrar's record");
+    assert_eq!(e.code(), Code::PermissionDenied, "{}", e.message());
+    assert!(e.message().contains("CANCELLATION_NOT_AUTHORIZED"), "{}", e.message());
+    append(&mut c, &record("cancellation", cancel, &[&insp]), "")
+        .await
+        .expect("inspector cancels");
+    let not_cancellable = serde_json::json!({"version": 1, "target_index": vi, "reason": "x"});
+    let e = append(&mut c, &record("cancellation", not_cancellable, &[&insp]), "")
+        .await
+        .expect_err("a node record is not cancellable");
+    assert!(e.message().contains("CANCELLATION_TARGET_UNKNOWN"), "{}", e.message());
+
+    // RFC 3797: the pool of the RFC's worked example and its three published sources.
+    let pool25: Vec<serde_json::Value> = (1..=25)
+        .map(|i| serde_json::json!({"id": format!("m{i:02}"), "stratum": "all"}))
+        .collect();
+    let commit = serde_json::json!({
+        "version": 1, "draw_id": "draw-r", "purpose": "evaluator_selection", "subjects": ["cadre-9"],
+        "pool": pool25, "strata": [{"name": "all", "quota": 10}], "k": 10, "algorithm": "rfc3797",
+        "sources": ["lottery A", "lottery B", "lottery C"], "reveal_deadline_micros": now_micros() + 600_000_000
+    });
+    append(&mut c, &record("draw.commit", commit, &[&reg]), "")
+        .await
+        .expect("rfc3797 commit");
+    let sources = serde_json::json!({"version": 1, "draw_id": "draw-r",
+        "values": [["9319"], ["2", "5", "12", "8", "10"], ["9", "18", "26", "34", "41", "45"]]});
+    let si = append(&mut c, &record("draw.sources", sources, &[&reg]), "")
+        .await
+        .expect("sources")
+        .index;
+    let all = entries(&mut c).await;
+    let (ri, _, r, signers) = all.iter().find(|e| e.1 == "draw.result").expect("result").clone();
+    assert_eq!(ri, si + 1, "the result follows the sources");
+    assert_eq!(signers, vec![node_key]);
+    let want: Vec<String> = [17, 7, 2, 16, 25, 23, 8, 24, 19, 13]
+        .iter()
+        .map(|i| format!("m{i:02}"))
+        .collect();
+    assert_eq!(r["selection"][0]["selected"], serde_json::json!(want));
+    assert_eq!(r["key"], "9319./2.5.8.10.12./9.18.26.34.41.45./");
+    drop(c);
+    drop(node);
+
+    // The verifier replays it all without a fault, and review shows the void with who withheld.
+    let out = std::process::Command::new(bin("ledger-verify"))
+        .args(["replay", "--data"])
+        .arg(&data)
+        .output()
+        .expect("replay");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stdout));
+    let json = dir.path().join("r.json");
+    let out = std::process::Command::new(bin("ledger-verify"))
+        .args(["review", "--data"])
+        .arg(&data)
+        .arg("--json")
+        .arg(&json)
+        .output()
+        .expect("review");
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    let r: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&json).expect("json")).expect("json");
+    let flags = r["flags"].as_array().expect("flags");
+    let voided = flags.iter().find(|f| f["code"] == "DRAW_VOIDED").expect(&text);
+    assert_eq!(voided["index"], vi);
+    assert_eq!(voided["accountability"]["did not reveal"][0], "inspection (inspection)");
+    assert!(!flags.iter().any(|f| f["code"] == "DRAW_ABANDONED"), "{text}");
+    assert!(
+        !flags.iter().any(|f| f["code"] == "REDRAW"),
+        "the void was cancelled before the redraw: {text}"
+    );
+}

@@ -176,7 +176,12 @@ async fn review_flags_what_the_essay_warns_about() {
         &mut c,
         &record(
             "decision",
-            dec("dec-B", "cadre-B", "nom-B", "draw-B2"),
+            {
+                // The committee cites a hand-picked "representative" the draw never selected.
+                let mut d = dec("dec-B", "cadre-B", "nom-B", "draw-B2");
+                d["evaluators"] = serde_json::json!(["hand-picked-rep"]);
+                d
+            },
             &[&cast.committee],
         ),
         "",
@@ -209,6 +214,7 @@ async fn review_flags_what_the_essay_warns_about() {
     assert!(codes.contains(&"PROMOTED_WITH_UNVERIFIED_COMPLAINTS"), "{codes:?}");
     assert!(codes.contains(&"REDRAW"), "{codes:?}");
     assert!(codes.contains(&"POOL_SKEWED"), "{codes:?}");
+    assert!(codes.contains(&"EVALUATOR_NOT_FROM_DRAW"), "{codes:?}");
     let promoted = r["flags"]
         .as_array()
         .expect("flags")

@@ -210,26 +210,29 @@ fn load_registry(store: &Store) -> Result<Registry> {
     Ok(reg)
 }
 
-/// Rebuilds the domain state (draws, complaints, facts, nominations) from the records that matter.
+/// Rebuilds the domain state (draws, complaints, facts, nominations, cancellable records) from
+/// the records that matter.
 fn load_domain(store: &Store) -> Result<ledger_core::rules::DomainState> {
     let mut st = ledger_core::rules::DomainState::default();
     let size = store.size()?;
-    let kinds = [
-        "draw.commit",
+    let mut kinds = vec![
         "draw.reveal",
         "draw.result",
-        "complaint",
-        "dossier.fact",
-        "nomination",
+        "draw.sources",
+        "draw.void",
+        "cancellation",
     ];
+    kinds.extend_from_slice(ledger_core::rules::CANCELLABLE_KINDS);
     for i in indices_of_kinds(store, &kinds)? {
         let bytes = store.entry(i)?.with_context(|| format!("record {i} missing"))?;
         let e = ledger_core::entry::Entry::decode(&bytes)?;
         let kind = ledger_core::registry::envelope_kind(&e.envelope)?;
         let record = ledger_core::domain::check_record(kind, &e.envelope.payload)
             .map_err(|m| anyhow::anyhow!("record {i}: {m}"))?;
-        st.apply(i, &ledger_core::hash::leaf_hash(&bytes), &record);
+        let signers: Vec<String> = e.envelope.signatures.iter().map(|s| s.keyid.clone()).collect();
+        st.apply_at(i, &ledger_core::hash::leaf_hash(&bytes), &record, &signers);
         if let ledger_core::domain::Record::DrawCommit(c) = &record
+            && c.reveal_at_size > 0
             && c.reveal_at_size <= size
         {
             let root = ledger_core::merkle::root_from_source(store, c.reveal_at_size)?;

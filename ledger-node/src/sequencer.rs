@@ -88,6 +88,15 @@ pub struct Shared {
     pub size: std::sync::atomic::AtomicU64,
 }
 
+/// What one group accumulates before its commit.
+#[derive(Default)]
+struct Group {
+    prepared: Vec<PreparedEntry>,
+    nodes: Vec<CompletedNode>,
+    in_group: HashMap<String, (Hash, Outcome)>,
+    registry_changed: bool,
+}
+
 /// Sequencer state and configuration.
 pub struct Sequencer {
     /// Store.
@@ -178,68 +187,66 @@ impl Sequencer {
                 }
             }
             let due = last_cp_at.elapsed() >= self.interval && ct.size() > last_cp_size;
-            if jobs.is_empty() && !due {
+            // Draws past their deadline with reveals (or sources) missing are voided by the node.
+            let overdue = domain.overdue_draws(now_micros());
+            if jobs.is_empty() && !due && overdue.is_empty() {
                 continue;
             }
             let want_cp = due || jobs.iter().any(|j| j.want_checkpoint);
             let start_size = ct.size();
-            let mut prepared = Vec::new();
-            let mut nodes: Vec<CompletedNode> = Vec::new();
+            let mut g = Group::default();
+            for (id, missing) in overdue {
+                let void = ledger_core::domain::DrawVoid {
+                    version: 1,
+                    deadline_micros: domain.draws.get(&id).map_or(0, |d| d.commit.reveal_deadline_micros),
+                    draw_id: id.clone(),
+                    missing,
+                };
+                self.append_node_record(
+                    &id,
+                    "draw.void",
+                    &void,
+                    &mut ct,
+                    &mut registry,
+                    &mut domain,
+                    &mut last_ts,
+                    &mut g,
+                );
+            }
             let mut outcomes: Vec<Vec<Outcome>> = Vec::with_capacity(jobs.len());
-            let mut in_group: HashMap<String, (Hash, Outcome)> = HashMap::new();
-            let mut registry_changed = false;
             for job in &mut jobs {
                 let mut outs = Vec::with_capacity(job.items.len());
                 for item in job.items.drain(..) {
-                    let is_reveal = item.kind == "draw.reveal";
-                    outs.push(self.sequence_one(
-                        item,
-                        &mut ct,
-                        &mut registry,
-                        &mut domain,
-                        &mut last_ts,
-                        &mut prepared,
-                        &mut nodes,
-                        &mut in_group,
-                        &mut registry_changed,
-                    ));
-                    if is_reveal {
-                        // The last reveal of a draw makes the node append its result right after it.
+                    let completes_draw = item.kind == "draw.reveal" || item.kind == "draw.sources";
+                    outs.push(self.sequence_one(item, &mut ct, &mut registry, &mut domain, &mut last_ts, &mut g));
+                    if completes_draw {
+                        // The last reveal (or the sources) of a draw makes the node append its result
+                        // right after it.
                         for id in domain.ready_draws() {
-                            let Ok(result) = domain.compute_result(&id) else {
-                                continue;
-                            };
-                            let Ok(payload) = serde_json::to_vec(&result) else {
-                                continue;
-                            };
-                            let mut env = ledger_core::dsse::Envelope::new(payload_type("draw.result"), payload);
-                            env.sign(&self.node_key);
-                            let keyid = ledger_core::keys::key_id(&self.node_key.verifying_key());
-                            let item = Item {
-                                envelope: env,
-                                kind: "draw.result".into(),
-                                signers: vec![keyid],
-                                request_id: None,
-                            };
-                            let o = self.sequence_one(
-                                item,
-                                &mut ct,
-                                &mut registry,
-                                &mut domain,
-                                &mut last_ts,
-                                &mut prepared,
-                                &mut nodes,
-                                &mut in_group,
-                                &mut registry_changed,
-                            );
-                            if let Outcome::Refused(_, m) = o {
-                                tracing::error!(draw = %id, error = %m, "could not append the draw result");
+                            match domain.compute_result(&id) {
+                                Ok(result) => self.append_node_record(
+                                    &id,
+                                    "draw.result",
+                                    &result,
+                                    &mut ct,
+                                    &mut registry,
+                                    &mut domain,
+                                    &mut last_ts,
+                                    &mut g,
+                                ),
+                                Err(e) => tracing::error!(draw = %id, error = %e, "cannot compute the draw result"),
                             }
                         }
                     }
                 }
                 outcomes.push(outs);
             }
+            let Group {
+                prepared,
+                nodes,
+                registry_changed,
+                ..
+            } = g;
             let result = self.commit(&mut ct, &nodes, prepared, want_cp, &mut last_cp_size);
             match result {
                 Ok(cp) => {
@@ -273,7 +280,36 @@ impl Sequencer {
         }
     }
 
+    /// Signs and sequences a record computed by the node itself (`draw.result`, `draw.void`).
     #[allow(clippy::too_many_arguments)]
+    fn append_node_record<T: serde::Serialize>(
+        &self,
+        draw: &str,
+        kind: &str,
+        record: &T,
+        ct: &mut CompactTree,
+        registry: &mut Registry,
+        domain: &mut DomainState,
+        last_ts: &mut u64,
+        g: &mut Group,
+    ) {
+        let Ok(payload) = serde_json::to_vec(record) else {
+            return;
+        };
+        let mut env = Envelope::new(payload_type(kind), payload);
+        env.sign(&self.node_key);
+        let item = Item {
+            envelope: env,
+            kind: kind.into(),
+            signers: vec![ledger_core::keys::key_id(&self.node_key.verifying_key())],
+            request_id: None,
+        };
+        match self.sequence_one(item, ct, registry, domain, last_ts, g) {
+            Outcome::Refused(_, m) => tracing::error!(draw, kind, error = %m, "could not append a node record"),
+            Outcome::Appended { index, .. } => tracing::info!(draw, kind, index, "node record appended"),
+        }
+    }
+
     fn sequence_one(
         &self,
         item: Item,
@@ -281,11 +317,14 @@ impl Sequencer {
         registry: &mut Registry,
         domain: &mut DomainState,
         last_ts: &mut u64,
-        prepared: &mut Vec<PreparedEntry>,
-        nodes: &mut Vec<CompletedNode>,
-        in_group: &mut HashMap<String, (Hash, Outcome)>,
-        registry_changed: &mut bool,
+        g: &mut Group,
     ) -> Outcome {
+        let Group {
+            prepared,
+            nodes,
+            in_group,
+            registry_changed,
+        } = g;
         let digest = item.request_id.as_ref().map(|_| request_digest(&item.envelope));
         if let (Some(id), Some(d)) = (&item.request_id, &digest) {
             let earlier = match in_group.get(id) {
@@ -329,14 +368,19 @@ impl Sequencer {
             Ok(r) => r,
             Err(e) => return Outcome::Refused(tonic::Code::InvalidArgument, e),
         };
-        if let Err(e) = domain.check(index, &record, &item.signers) {
-            self.shared.metrics.reject(tonic::Code::FailedPrecondition);
-            return Outcome::Refused(tonic::Code::FailedPrecondition, e.to_string());
+        let ts = now_micros().max(*last_ts + 1);
+        if let Err(e) = domain.check_with_registry(registry, index, ts, &record, &item.signers) {
+            let code = if e.code == "CANCELLATION_NOT_AUTHORIZED" {
+                tonic::Code::PermissionDenied
+            } else {
+                tonic::Code::FailedPrecondition
+            };
+            self.shared.metrics.reject(code);
+            return Outcome::Refused(code, e.to_string());
         }
         if ledger_core::registry::is_key_record(&item.kind) {
             *registry_changed = true;
         }
-        let ts = now_micros().max(*last_ts + 1);
         *last_ts = ts;
         let terms = index_terms(&item.kind, &item.envelope.payload);
         let entry = Entry {
@@ -348,7 +392,7 @@ impl Sequencer {
         let leaf = entry.encode();
         let leaf_hash = ledger_core::hash::leaf_hash(&leaf);
         ct.append_with(leaf_hash, |n| nodes.push(n));
-        domain.apply(index, &leaf_hash, &record);
+        domain.apply_at(index, &leaf_hash, &record, &item.signers);
         domain.observe_size(ct.size(), &ct.root());
         let out = Outcome::Appended {
             index,

@@ -277,12 +277,13 @@ impl Replayer {
             return;
         };
         if result.is_ok()
+            && let Some(reg) = self.registry.as_ref()
             && let Ok(kind) = envelope_kind(&d.entry.envelope)
             && let Ok(record) = ledger_core::domain::check_record(kind, &d.entry.envelope.payload)
         {
             let signers: Vec<String> = d.entry.envelope.signatures.iter().map(|s| s.keyid.clone()).collect();
-            match self.domain.check(index, &record, &signers) {
-                Ok(()) => self.domain.apply(index, &p.leaf_hash, &record),
+            match self.domain.check_with_registry(reg, index, ts, &record, &signers) {
+                Ok(()) => self.domain.apply_at(index, &p.leaf_hash, &record, &signers),
                 Err(e) => self.fault(Fault::new(Some(index), Code::Domain(e.code), e.detail)),
             }
         }

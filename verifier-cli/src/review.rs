@@ -110,6 +110,12 @@ struct DrawInfo {
     signers: Vec<String>,
     deadline: u64,
     result: Option<u64>,
+    /// Evaluators the result selected or assigned.
+    selected: BTreeSet<String>,
+    /// The node's void: index and the parties that did not reveal.
+    void: Option<(u64, Vec<String>)>,
+    /// Party name → signer names of the committed reveal keys.
+    parties: BTreeMap<String, String>,
 }
 
 struct DecisionInfo {
@@ -117,6 +123,7 @@ struct DecisionInfo {
     subject: String,
     nomination_id: String,
     evaluation_ref: String,
+    evaluators: Vec<String>,
     signers: Vec<String>,
 }
 
@@ -210,8 +217,14 @@ impl Review {
             return;
         };
         let signer_ids: Vec<String> = e.envelope.signatures.iter().map(|s| s.keyid.clone()).collect();
-        match self.domain.check(index, &record, &signer_ids) {
-            Ok(()) => self.domain.apply(index, &lh, &record),
+        let checked = match self.registry.as_ref() {
+            Some(reg) => self
+                .domain
+                .check_with_registry(reg, index, e.timestamp_micros, &record, &signer_ids),
+            None => self.domain.check_at(index, e.timestamp_micros, &record, &signer_ids),
+        };
+        match checked {
+            Ok(()) => self.domain.apply_at(index, &lh, &record, &signer_ids),
             Err(err) => {
                 let subj = subject_of(&record).into_iter().next().unwrap_or_default();
                 self.flag(err.code, index, &subj, err.detail, vec![index]);
@@ -316,12 +329,33 @@ impl Review {
                         signers: names,
                         deadline: c.reveal_deadline_micros,
                         result: None,
+                        selected: BTreeSet::new(),
+                        void: None,
+                        parties: c
+                            .parties
+                            .iter()
+                            .map(|p| {
+                                let who = self.registry.as_ref().and_then(|r| r.holder(&p.keyid)).unwrap_or("?");
+                                (p.name.clone(), who.to_string())
+                            })
+                            .collect(),
                     },
                 );
             }
             Record::DrawResult(r) => {
                 if let Some(d) = self.draws.get_mut(&r.draw_id) {
                     d.result = Some(index);
+                    d.selected = r
+                        .selection
+                        .into_iter()
+                        .flat_map(|s| s.selected)
+                        .chain(r.assignment.into_iter().flat_map(|a| a.evaluators))
+                        .collect();
+                }
+            }
+            Record::DrawVoid(v) => {
+                if let Some(d) = self.draws.get_mut(&v.draw_id) {
+                    d.void = Some((index, v.missing));
                 }
             }
             Record::Decision(d) => self.decisions.push(DecisionInfo {
@@ -329,6 +363,7 @@ impl Review {
                 subject: d.subject,
                 nomination_id: d.nomination_id,
                 evaluation_ref: d.evaluation_ref,
+                evaluators: d.evaluators,
                 signers: names,
             }),
             Record::Cancellation(c) => {
@@ -363,6 +398,29 @@ impl Review {
     pub fn finish(mut self, source: String) -> ReviewReport {
         self.report.source = source;
         for (id, d) in &self.draws {
+            if let Some((vi, missing)) = &d.void {
+                let subj = d.subjects.first().cloned().unwrap_or_default();
+                let mut f = Flag {
+                    code: "DRAW_VOIDED".into(),
+                    index: *vi,
+                    subject: subj,
+                    message: format!(
+                        "draw {id} was voided by the node at its deadline: {} did not reveal (a withheld reveal \
+                         can abort a draw whose outcome the withholding party already knew)",
+                        missing.join(", ")
+                    ),
+                    evidence: vec![d.index, *vi],
+                    accountability: BTreeMap::new(),
+                };
+                f.accountability.insert("registrar".into(), d.signers.clone());
+                let withheld: Vec<String> = missing
+                    .iter()
+                    .map(|p| format!("{p} ({})", d.parties.get(p).map_or("public sources", String::as_str)))
+                    .collect();
+                f.accountability.insert("did not reveal".into(), withheld);
+                self.report.flags.push(f);
+                continue;
+            }
             if d.result.is_none() && d.deadline < self.last_ts && !self.cancelled.contains(&d.index) {
                 let subj = d.subjects.first().cloned().unwrap_or_default();
                 let mut f = Flag {
@@ -407,6 +465,29 @@ impl Review {
                     evidence: ev,
                     accountability: acc.clone(),
                 });
+            }
+            if let Some(d) = self.draws.get(&dc.evaluation_ref)
+                && d.result.is_some()
+            {
+                let outside: Vec<&String> = dc.evaluators.iter().filter(|e| !d.selected.contains(*e)).collect();
+                if !outside.is_empty() {
+                    let mut ev = vec![d.index];
+                    ev.extend(d.result);
+                    ev.push(dc.index);
+                    self.report.flags.push(Flag {
+                        code: "EVALUATOR_NOT_FROM_DRAW".into(),
+                        index: dc.index,
+                        subject: dc.subject.clone(),
+                        message: format!(
+                            "decision on {} relied on evaluator(s) {} whom draw {} did not select",
+                            dc.subject,
+                            outside.iter().map(|s| s.as_str()).collect::<Vec<_>>().join(", "),
+                            dc.evaluation_ref
+                        ),
+                        evidence: ev,
+                        accountability: acc.clone(),
+                    });
+                }
             }
             if let (Some((ni, _, _)), Some(d)) = (
                 self.nominations.get(&dc.nomination_id),

@@ -11,6 +11,11 @@ pub const MAX_ID: usize = 128;
 /// Most members in a pool or draw.
 pub const MAX_POOL: usize = 100_000;
 
+/// Draw algorithm: commit-reveal secrets and a future tree root (docs/draws.md).
+pub const ALG_LEDGER_DRAW_V1: &str = "ledger-draw-v1";
+/// Draw algorithm: RFC 3797 selection from public sources (docs/draws.md).
+pub const ALG_RFC3797: &str = "rfc3797";
+
 /// Purpose of a draw.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -124,14 +129,20 @@ pub struct DrawCommit {
     pub exclusions: Vec<Exclusion>,
     /// Total to select (sum of quotas for stratified draws).
     pub k: u32,
-    /// Algorithm version: `ledger-draw-v1`.
+    /// Algorithm version: `ledger-draw-v1` (commit-reveal + tree root) or `rfc3797` (public sources).
     pub algorithm: String,
-    /// Randomness parties, in commit order.
+    /// Randomness parties, in commit order (`ledger-draw-v1`; empty for `rfc3797`).
+    #[serde(default)]
     pub parties: Vec<Party>,
-    /// The future tree size whose root is mixed into the seed.
+    /// The future tree size whose root is mixed into the seed (`ledger-draw-v1`; 0 for `rfc3797`).
+    #[serde(default)]
     pub reveal_at_size: u64,
-    /// Reveal deadline, UTC microseconds.
+    /// Deadline for the reveals (or, for `rfc3797`, the `draw.sources` record), UTC microseconds.
     pub reveal_deadline_micros: u64,
+    /// `rfc3797`: the public sources of randomness, in the order their values enter the key
+    /// (e.g. "China Welfare Lottery 3D, draw of 2026-12-01, the three digits").
+    #[serde(default)]
+    pub sources: Vec<String>,
     /// Time windows `[start, end)` in UTC minutes (evaluation time draws).
     #[serde(default)]
     pub windows: Vec<(u64, u64)>,
@@ -149,6 +160,34 @@ pub struct DrawReveal {
     pub party: String,
     /// Hex of the secret.
     pub secret: String,
+}
+
+/// `draw.sources`: the published values of an `rfc3797` draw's public sources.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DrawSources {
+    /// Always 1.
+    pub version: u32,
+    /// Draw.
+    pub draw_id: String,
+    /// One list of values per committed source, in commit order, each value a decimal as
+    /// published (RFC 3797 section 4).
+    pub values: Vec<Vec<String>>,
+}
+
+/// `draw.void`: a draw that missed its deadline, appended by the node (an abort stays visible).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DrawVoid {
+    /// Always 1.
+    pub version: u32,
+    /// Draw.
+    pub draw_id: String,
+    /// The parties that did not reveal (party names; `"sources"` for an `rfc3797` draw without
+    /// its `draw.sources`), in commit order.
+    pub missing: Vec<String>,
+    /// The deadline that passed, UTC microseconds.
+    pub deadline_micros: u64,
 }
 
 /// Selected members of one stratum.
@@ -181,8 +220,11 @@ pub struct DrawResult {
     pub draw_id: String,
     /// Hex seed.
     pub seed: String,
-    /// Hex root at the committed size.
+    /// Hex root at the committed size (`ledger-draw-v1`; empty for `rfc3797`).
     pub root_at_size: String,
+    /// `rfc3797`: the RFC 3797 key string built from the sources (the seed is its SHA-256).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub key: String,
     /// Evaluator selection.
     #[serde(default)]
     pub selection: Vec<StratumSelection>,
@@ -280,6 +322,10 @@ pub struct Decision {
     pub outcome: String,
     /// Post.
     pub post: String,
+    /// The evaluators whose opinions the committee relied on (pseudonymous ids); each should be
+    /// among those the cited draw selected (`review` flags `EVALUATOR_NOT_FROM_DRAW` otherwise).
+    #[serde(default)]
+    pub evaluators: Vec<String>,
 }
 
 /// `accountability`: a finding that names those responsible.
@@ -324,6 +370,10 @@ pub enum Record {
     DrawReveal(DrawReveal),
     /// draw.result
     DrawResult(DrawResult),
+    /// draw.sources
+    DrawSources(DrawSources),
+    /// draw.void
+    DrawVoid(DrawVoid),
     /// dossier.fact
     DossierFact(DossierFact),
     /// complaint
@@ -393,9 +443,26 @@ pub fn check_record(kind: &str, payload: &[u8]) -> Result<Record, String> {
         }
         "draw.result" => {
             let r: DrawResult = parse(payload)?;
+            id_ok("draw_id", &r.draw_id)?;
             hex32("seed", &r.seed)?;
-            hex32("root_at_size", &r.root_at_size)?;
+            if !r.root_at_size.is_empty() || r.key.is_empty() {
+                hex32("root_at_size", &r.root_at_size)?;
+            }
             Record::DrawResult(r)
+        }
+        "draw.sources" => {
+            let r: DrawSources = parse(payload)?;
+            id_ok("draw_id", &r.draw_id)?;
+            crate::rfc3797::canonical_key(&r.values).map_err(|e| e.to_string())?;
+            Record::DrawSources(r)
+        }
+        "draw.void" => {
+            let r: DrawVoid = parse(payload)?;
+            id_ok("draw_id", &r.draw_id)?;
+            if r.missing.is_empty() {
+                return Err("a void names the missing parties".into());
+            }
+            Record::DrawVoid(r)
         }
         "dossier.fact" => {
             let r: DossierFact = parse(payload)?;
@@ -458,17 +525,43 @@ fn members_ok(members: &[Member]) -> Result<(), String> {
 
 fn draw_commit_ok(r: &DrawCommit) -> Result<(), String> {
     id_ok("draw_id", &r.draw_id)?;
-    if r.algorithm != "ledger-draw-v1" {
-        return Err(format!(
-            "unknown algorithm {:?}; supported: ledger-draw-v1",
-            r.algorithm
-        ));
+    match r.algorithm.as_str() {
+        ALG_LEDGER_DRAW_V1 => {
+            if r.parties.is_empty() {
+                return Err("at least one randomness party".into());
+            }
+            if !r.sources.is_empty() {
+                return Err("public sources belong to rfc3797 draws".into());
+            }
+        }
+        ALG_RFC3797 => {
+            if r.sources.is_empty() {
+                return Err("an rfc3797 draw names its public sources".into());
+            }
+            if r.sources.iter().any(|s| s.trim().is_empty() || s.len() > 1024) {
+                return Err("each source is described in 1-1024 bytes".into());
+            }
+            if !r.parties.is_empty() || r.reveal_at_size != 0 {
+                return Err("an rfc3797 draw has no commit-reveal parties and no reveal_at_size".into());
+            }
+            if r.purpose != DrawPurpose::EvaluatorSelection {
+                return Err("rfc3797 supports evaluator_selection only".into());
+            }
+            if r.pool.len() > crate::rfc3797::MAX_POOL {
+                return Err(format!(
+                    "rfc3797 pools have at most {} members",
+                    crate::rfc3797::MAX_POOL
+                ));
+            }
+        }
+        other => {
+            return Err(format!(
+                "unknown algorithm {other:?}; supported: {ALG_LEDGER_DRAW_V1}, {ALG_RFC3797}"
+            ));
+        }
     }
     if r.subjects.is_empty() {
         return Err("at least one subject".into());
-    }
-    if r.parties.is_empty() {
-        return Err("at least one randomness party".into());
     }
     for p in &r.parties {
         hex32("party commitment", &p.commitment)?;

@@ -5,20 +5,30 @@
 //! verifier does the same on replay. [`DomainState::observe_size`] must be called after every entry
 //! so that a draw learns the root of the tree at its committed size T.
 //!
-//! Rules:
-//! - `draw.commit`: its `draw_id` is new; T (`reveal_at_size`) is larger than the commit's index.
-//! - `draw.reveal`: the draw exists; the party was committed and the signer is the party's key;
-//!   the log has reached size T (the reveal's index ≥ T); SHA-256(secret) equals the commitment;
-//!   each party reveals once.
-//! - `draw.result`: all reveals are in, and the result equals the recomputation
+//! Rules (docs/records.md and docs/draws.md list them with their codes):
+//! - `draw.commit`: its `draw_id` is new; for `ledger-draw-v1`, T (`reveal_at_size`) is larger than
+//!   the log size after the commit.
+//! - `draw.reveal`: the draw exists and is open (no result, void or cancellation); the party was
+//!   committed and the signer is the party's key; the log has reached size T (the reveal's index ≥
+//!   T); the entry's time is not after the deadline; SHA-256(secret) equals the commitment; each
+//!   party reveals once.
+//! - `draw.sources` (`rfc3797` draws): the draw is open, its values are given once, one list per
+//!   committed source, before the deadline.
+//! - `draw.result`: all reveals (or the sources) are in, and the result equals the recomputation
 //!   ([`DomainState::compute_result`]); one result per draw.
+//! - `draw.void`: the draw is open, the entry's time is after the deadline, and `missing` names
+//!   exactly the parties that did not reveal.
 //! - `verification`: the target complaint or dossier fact exists.
-//! - `decision`: the nomination exists and the evaluation it cites is a draw with a result.
-//! - `cancellation`: the target index exists (it is below the cancellation's index).
+//! - `decision`: the nomination exists (and is not cancelled) and the evaluation it cites is a draw
+//!   with a result.
+//! - `cancellation`: the target is an earlier domain record that may be cancelled and is not
+//!   cancelled yet; [`cancellation_authority`] adds that a signer holds a role above every role of
+//!   the target's signers. A cancelled draw takes no more reveals, sources or result.
 
-use crate::domain::{DrawCommit, DrawPurpose, DrawResult, Record, StratumSelection};
+use crate::domain::{ALG_RFC3797, DrawCommit, DrawPurpose, DrawResult, Record, StratumSelection};
 use crate::draw;
 use crate::hash::Hash;
+use crate::registry::{Registry, Role};
 use std::collections::{BTreeMap, BTreeSet};
 
 /// A cross-record rule broken.
@@ -53,13 +63,122 @@ pub struct DrawState {
     pub reveals: BTreeMap<String, Vec<u8>>,
     /// Index of the result, once appended.
     pub result_index: Option<u64>,
+    /// `rfc3797`: the published source values, once recorded.
+    pub sources: Option<Vec<Vec<String>>>,
+    /// Index of the node's `draw.void`, if the draw missed its deadline.
+    pub void_index: Option<u64>,
+    /// Index of the cancellation of the commit, if any.
+    pub cancelled_at: Option<u64>,
 }
 
 impl DrawState {
-    /// True when every committed party has revealed and the root at T is known.
+    /// True for `rfc3797` draws.
+    pub fn is_rfc3797(&self) -> bool {
+        self.commit.algorithm == ALG_RFC3797
+    }
+
+    /// True when every committed party has revealed and the root at T is known (or, for
+    /// `rfc3797`, the sources are recorded).
     pub fn ready(&self) -> bool {
+        if self.is_rfc3797() {
+            return self.sources.is_some();
+        }
         self.root_at_t.is_some() && self.commit.parties.iter().all(|p| self.reveals.contains_key(&p.name))
     }
+
+    /// True while the draw may still take reveals, sources or its result.
+    pub fn open(&self) -> bool {
+        self.result_index.is_none() && self.void_index.is_none() && self.cancelled_at.is_none()
+    }
+
+    /// What is still missing: unrevealed party names in commit order, or `"sources"`.
+    pub fn missing(&self) -> Vec<String> {
+        if self.is_rfc3797() {
+            return if self.sources.is_none() {
+                vec!["sources".into()]
+            } else {
+                vec![]
+            };
+        }
+        self.commit
+            .parties
+            .iter()
+            .filter(|p| !self.reveals.contains_key(&p.name))
+            .map(|p| p.name.clone())
+            .collect()
+    }
+}
+
+/// Kinds that a `cancellation` may void.
+pub const CANCELLABLE_KINDS: &[&str] = &[
+    "nomination",
+    "pool.commit",
+    "draw.commit",
+    "dossier.fact",
+    "complaint",
+    "verification",
+    "decision",
+    "accountability",
+];
+
+fn cancellable(record: &Record) -> bool {
+    matches!(
+        record,
+        Record::Nomination(_)
+            | Record::PoolCommit(_)
+            | Record::DrawCommit(_)
+            | Record::DossierFact(_)
+            | Record::Complaint(_)
+            | Record::Verification(_)
+            | Record::Decision(_)
+            | Record::Accountability(_)
+    )
+}
+
+/// Rank of a role for cancellations: a cancellation needs a signer ranked above every signer of
+/// the record it voids. Administrator 3 > inspector 2 > registrar 1 > every other role 0.
+pub fn role_rank(role: Role) -> u8 {
+    match role {
+        Role::Admin => 3,
+        Role::Inspector => 2,
+        Role::Registrar => 1,
+        _ => 0,
+    }
+}
+
+fn rank_of(registry: &Registry, signers: &[String]) -> u8 {
+    signers
+        .iter()
+        .filter_map(|id| registry.keys.get(id))
+        .flat_map(|k| k.roles.iter().copied().map(role_rank))
+        .max()
+        .unwrap_or(0)
+}
+
+/// The authority rule of cancellations: some signer of the cancellation holds a role ranked above
+/// every role held by the signers of the target ([`role_rank`]). `target_signers` comes from
+/// [`DomainState::signers_of`].
+///
+/// # Errors
+/// `CANCELLATION_NOT_AUTHORIZED`.
+pub fn cancellation_authority(
+    registry: &Registry,
+    target_index: u64,
+    target_signers: &[String],
+    signers: &[String],
+) -> Result<(), RuleError> {
+    let need = rank_of(registry, target_signers);
+    let have = rank_of(registry, signers);
+    if have <= need {
+        return Err(err(
+            "CANCELLATION_NOT_AUTHORIZED",
+            format!(
+                "entry {target_index} was signed with rank {need}; a cancellation needs a signer ranked above it \
+                 (admin 3 > inspector 2 > registrar 1 > other roles 0), got rank {have}"
+            ),
+        ));
+    }
+    Ok(())
 }
 
 /// Domain state as of some index.
@@ -71,16 +190,64 @@ pub struct DomainState {
     waiting: BTreeMap<u64, Vec<String>>,
     /// Complaint and dossier-fact ids.
     pub checkable: BTreeSet<String>,
-    /// Nomination ids.
+    /// Nomination ids (not cancelled).
     pub nominations: BTreeSet<String>,
+    /// Signers of every cancellable record, by index (domain records only, not ballots or
+    /// micro-evaluations, so this stays small).
+    cancellable: BTreeMap<u64, Vec<String>>,
+    /// What each cancellable record declared, for the effects of a cancellation.
+    declared: BTreeMap<u64, Declared>,
+    /// Indices cancelled.
+    pub cancelled: BTreeSet<u64>,
+}
+
+#[derive(Debug, Clone)]
+enum Declared {
+    Draw(String),
+    Nomination(String),
+    Other,
 }
 
 impl DomainState {
-    /// Checks a record about to be appended at `index` with verified `signers` (key ids).
+    /// Checks a record about to be appended at `index` with time `timestamp_micros` and verified
+    /// `signers` (key ids), including the authority rule of cancellations against `registry` (the
+    /// registry as of this index). Node and verifier both call this.
     ///
     /// # Errors
     /// The rule it breaks.
-    pub fn check(&self, index: u64, record: &Record, signers: &[String]) -> Result<(), RuleError> {
+    pub fn check_with_registry(
+        &self,
+        registry: &Registry,
+        index: u64,
+        timestamp_micros: u64,
+        record: &Record,
+        signers: &[String],
+    ) -> Result<(), RuleError> {
+        self.check_at(index, timestamp_micros, record, signers)?;
+        if let Record::Cancellation(c) = record {
+            cancellation_authority(registry, c.target_index, self.signers_of(c.target_index), signers)?;
+        }
+        Ok(())
+    }
+
+    /// Signers of a cancellable record (empty when `index` is not one).
+    pub fn signers_of(&self, index: u64) -> &[String] {
+        self.cancellable.get(&index).map_or(&[], Vec::as_slice)
+    }
+
+    /// Checks a record about to be appended at `index` with time `timestamp_micros` and verified
+    /// `signers` (key ids). The authority rule of cancellations needs the registry: see
+    /// [`Self::check_with_registry`].
+    ///
+    /// # Errors
+    /// The rule it breaks.
+    pub fn check_at(
+        &self,
+        index: u64,
+        timestamp_micros: u64,
+        record: &Record,
+        signers: &[String],
+    ) -> Result<(), RuleError> {
         match record {
             Record::DrawCommit(c) => {
                 if self.draws.contains_key(&c.draw_id) {
@@ -89,7 +256,7 @@ impl DomainState {
                         format!("draw {} was already committed", c.draw_id),
                     ));
                 }
-                if c.reveal_at_size <= index + 1 {
+                if c.algorithm != ALG_RFC3797 && c.reveal_at_size <= index + 1 {
                     return Err(err(
                         "DRAW_SIZE_NOT_FUTURE",
                         format!(
@@ -101,7 +268,16 @@ impl DomainState {
                 }
             }
             Record::DrawReveal(r) => {
-                let d = self.draw(&r.draw_id)?;
+                let d = self.open_draw(&r.draw_id)?;
+                if timestamp_micros > d.commit.reveal_deadline_micros {
+                    return Err(err(
+                        "REVEAL_LATE",
+                        format!(
+                            "draw {} closed for reveals at {} (this entry is at {timestamp_micros})",
+                            r.draw_id, d.commit.reveal_deadline_micros
+                        ),
+                    ));
+                }
                 let p = d.commit.parties.iter().find(|p| p.name == r.party).ok_or_else(|| {
                     err(
                         "REVEAL_UNKNOWN_PARTY",
@@ -137,6 +313,62 @@ impl DomainState {
                     ));
                 }
             }
+            Record::DrawSources(r) => {
+                let d = self.open_draw(&r.draw_id)?;
+                if !d.is_rfc3797() {
+                    return Err(err(
+                        "SOURCES_NOT_RFC3797",
+                        format!("draw {} uses {}, not rfc3797", r.draw_id, d.commit.algorithm),
+                    ));
+                }
+                if d.sources.is_some() {
+                    return Err(err(
+                        "SOURCES_DUPLICATE",
+                        format!("the sources of draw {} are already recorded", r.draw_id),
+                    ));
+                }
+                if timestamp_micros > d.commit.reveal_deadline_micros {
+                    return Err(err(
+                        "REVEAL_LATE",
+                        format!(
+                            "draw {} closed for its sources at {} (this entry is at {timestamp_micros})",
+                            r.draw_id, d.commit.reveal_deadline_micros
+                        ),
+                    ));
+                }
+                if r.values.len() != d.commit.sources.len() {
+                    return Err(err(
+                        "SOURCES_MISMATCH",
+                        format!(
+                            "draw {} committed {} sources; {} value lists given",
+                            r.draw_id,
+                            d.commit.sources.len(),
+                            r.values.len()
+                        ),
+                    ));
+                }
+            }
+            Record::DrawVoid(v) => {
+                let d = self.open_draw(&v.draw_id)?;
+                if timestamp_micros <= d.commit.reveal_deadline_micros
+                    || v.deadline_micros != d.commit.reveal_deadline_micros
+                {
+                    return Err(err(
+                        "VOID_BEFORE_DEADLINE",
+                        format!(
+                            "draw {} may be voided only after its deadline {}",
+                            v.draw_id, d.commit.reveal_deadline_micros
+                        ),
+                    ));
+                }
+                let missing = d.missing();
+                if missing.is_empty() || missing != v.missing {
+                    return Err(err(
+                        "VOID_MISMATCH",
+                        format!("draw {}: the missing parties are {missing:?}", v.draw_id),
+                    ));
+                }
+            }
             Record::DrawResult(r) => {
                 let d = self.draw(&r.draw_id)?;
                 if d.result_index.is_some() {
@@ -145,6 +377,7 @@ impl DomainState {
                         format!("draw {} already has a result", r.draw_id),
                     ));
                 }
+                self.open_draw(&r.draw_id)?;
                 let expected = self.compute_result(&r.draw_id)?;
                 if expected != *r {
                     return Err(err(
@@ -176,11 +409,23 @@ impl DomainState {
                     }
                 }
             }
-            Record::Cancellation(c) if c.target_index >= index => {
-                return Err(err(
-                    "CANCELLATION_TARGET_UNKNOWN",
-                    format!("index {} is not an earlier entry", c.target_index),
-                ));
+            Record::Cancellation(c) => {
+                if c.target_index >= index || !self.cancellable.contains_key(&c.target_index) {
+                    return Err(err(
+                        "CANCELLATION_TARGET_UNKNOWN",
+                        format!(
+                            "index {} is not an earlier record that may be cancelled ({})",
+                            c.target_index,
+                            CANCELLABLE_KINDS.join(", ")
+                        ),
+                    ));
+                }
+                if self.cancelled.contains(&c.target_index) {
+                    return Err(err(
+                        "CANCELLATION_DUPLICATE",
+                        format!("entry {} is already cancelled", c.target_index),
+                    ));
+                }
             }
             _ => {}
         }
@@ -193,8 +438,29 @@ impl DomainState {
             .ok_or_else(|| err("DRAW_UNKNOWN", format!("no draw {id:?} was committed")))
     }
 
-    /// Applies a record that passed [`Self::check`] at `index` with leaf hash `leaf_hash`.
-    pub fn apply(&mut self, index: u64, leaf_hash: &Hash, record: &Record) {
+    fn open_draw(&self, id: &str) -> Result<&DrawState, RuleError> {
+        let d = self.draw(id)?;
+        let why = match (d.result_index, d.void_index, d.cancelled_at) {
+            (Some(i), _, _) => format!("has its result at entry {i}"),
+            (_, Some(i), _) => format!("was voided at entry {i}"),
+            (_, _, Some(i)) => format!("was cancelled at entry {i}"),
+            _ => return Ok(d),
+        };
+        Err(err("DRAW_CLOSED", format!("draw {id} {why}")))
+    }
+
+    /// Applies a record that passed [`Self::check_at`] at `index`, with leaf hash `leaf_hash` and
+    /// the verified `signers`.
+    pub fn apply_at(&mut self, index: u64, leaf_hash: &Hash, record: &Record, signers: &[String]) {
+        if cancellable(record) {
+            self.cancellable.insert(index, signers.to_vec());
+            let declared = match record {
+                Record::DrawCommit(c) => Declared::Draw(c.draw_id.clone()),
+                Record::Nomination(n) => Declared::Nomination(n.nomination_id.clone()),
+                _ => Declared::Other,
+            };
+            self.declared.insert(index, declared);
+        }
         match record {
             Record::DrawCommit(c) => {
                 self.waiting
@@ -210,8 +476,35 @@ impl DomainState {
                         root_at_t: None,
                         reveals: BTreeMap::new(),
                         result_index: None,
+                        sources: None,
+                        void_index: None,
+                        cancelled_at: None,
                     },
                 );
+            }
+            Record::DrawSources(r) => {
+                if let Some(d) = self.draws.get_mut(&r.draw_id) {
+                    d.sources = Some(r.values.clone());
+                }
+            }
+            Record::DrawVoid(v) => {
+                if let Some(d) = self.draws.get_mut(&v.draw_id) {
+                    d.void_index = Some(index);
+                }
+            }
+            Record::Cancellation(c) => {
+                self.cancelled.insert(c.target_index);
+                match self.declared.get(&c.target_index) {
+                    Some(Declared::Draw(id)) => {
+                        if let Some(d) = self.draws.get_mut(id) {
+                            d.cancelled_at = Some(index);
+                        }
+                    }
+                    Some(Declared::Nomination(id)) => {
+                        self.nominations.remove(id);
+                    }
+                    _ => {}
+                }
             }
             Record::DrawReveal(r) => {
                 if let (Some(d), Ok(s)) = (self.draws.get_mut(&r.draw_id), hex::decode(&r.secret)) {
@@ -248,12 +541,23 @@ impl DomainState {
         }
     }
 
-    /// Draws whose reveals are all in and whose result is not yet appended.
+    /// Draws whose reveals (or sources) are all in and whose result is not yet appended.
     pub fn ready_draws(&self) -> Vec<String> {
         self.draws
             .iter()
-            .filter(|(_, d)| d.ready() && d.result_index.is_none())
+            .filter(|(_, d)| d.ready() && d.open())
             .map(|(id, _)| id.clone())
+            .collect()
+    }
+
+    /// Open draws whose deadline is before `now_micros` with something still missing: the node
+    /// voids them (`draw.void`), and the verifier flags them `DRAW_ABANDONED` when it never did.
+    /// Returns (draw id, missing parties).
+    pub fn overdue_draws(&self, now_micros: u64) -> Vec<(String, Vec<String>)> {
+        self.draws
+            .iter()
+            .filter(|(_, d)| d.open() && d.commit.reveal_deadline_micros < now_micros && !d.ready())
+            .map(|(id, d)| (id.clone(), d.missing()))
             .collect()
     }
 
@@ -263,6 +567,9 @@ impl DomainState {
     /// When the draw is unknown, not ready, or its inputs cannot be drawn from.
     pub fn compute_result(&self, id: &str) -> Result<DrawResult, RuleError> {
         let d = self.draw(id)?;
+        if d.is_rfc3797() {
+            return compute_rfc3797(d);
+        }
         let root = d.root_at_t.ok_or_else(|| {
             err(
                 "DRAW_NOT_READY",
@@ -287,6 +594,7 @@ impl DomainState {
             draw_id: c.draw_id.clone(),
             seed: seed.to_hex(),
             root_at_size: root.to_hex(),
+            key: String::new(),
             selection: vec![],
             assignment: vec![],
             minute: None,
@@ -334,4 +642,58 @@ impl DomainState {
         }
         Ok(out)
     }
+}
+
+/// The result of an `rfc3797` draw (docs/draws.md): the RFC 3797 key from the sources, the full
+/// selection order over the eligible pool (canonical order, positions 1..n), walked in that order
+/// taking each member whose stratum still has room. With one stratum this is exactly RFC 3797.
+fn compute_rfc3797(d: &DrawState) -> Result<DrawResult, RuleError> {
+    let c = &d.commit;
+    let values = d.sources.as_ref().ok_or_else(|| {
+        err(
+            "DRAW_NOT_READY",
+            format!("the sources of draw {} are not recorded", c.draw_id),
+        )
+    })?;
+    let key = crate::rfc3797::canonical_key(values).map_err(|e| err("DRAW_IMPOSSIBLE", e.to_string()))?;
+    let excluded: BTreeSet<&str> = c.exclusions.iter().map(|x| x.id.as_str()).collect();
+    let eligible: Vec<&crate::domain::Member> = c.pool.iter().filter(|m| !excluded.contains(m.id.as_str())).collect();
+    let order = crate::rfc3797::select(eligible.len(), &key, eligible.len())
+        .map_err(|e| err("DRAW_IMPOSSIBLE", e.to_string()))?;
+    let mut room: BTreeMap<&str, usize> = c.strata.iter().map(|q| (q.name.as_str(), q.quota as usize)).collect();
+    let mut selection: Vec<StratumSelection> = c
+        .strata
+        .iter()
+        .map(|q| StratumSelection {
+            stratum: q.name.clone(),
+            selected: vec![],
+        })
+        .collect();
+    for pos in order {
+        let m = eligible[pos - 1];
+        if let Some(left) = room.get_mut(m.stratum.as_str())
+            && *left > 0
+        {
+            *left -= 1;
+            if let Some(s) = selection.iter_mut().find(|s| s.stratum == m.stratum) {
+                s.selected.push(m.id.clone());
+            }
+        }
+    }
+    if let Some((name, left)) = room.iter().find(|(_, l)| **l > 0) {
+        return Err(err(
+            "DRAW_IMPOSSIBLE",
+            format!("stratum {name:?} has {left} fewer eligible members than its quota"),
+        ));
+    }
+    Ok(DrawResult {
+        version: 1,
+        draw_id: c.draw_id.clone(),
+        seed: Hash::digest(key.as_bytes()).to_hex(),
+        root_at_size: String::new(),
+        key,
+        selection,
+        assignment: vec![],
+        minute: None,
+    })
 }

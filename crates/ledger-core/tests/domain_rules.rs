@@ -1,0 +1,300 @@
+//! Cross-record rules of draws, voids, RFC 3797 draws and cancellations, replayed the way the
+//! node and the verifier replay them: registry check, schema check, domain rule check, apply.
+
+use ed25519_dalek::SigningKey;
+use ledger_core::compact::CompactTree;
+use ledger_core::domain::{DrawResult, check_record};
+use ledger_core::dsse::Envelope;
+use ledger_core::entry::Entry;
+use ledger_core::hash::{Hash, leaf_hash};
+use ledger_core::keys::{key_id, public_key_to_base64};
+use ledger_core::registry::{Registry, payload_type};
+use ledger_core::rules::DomainState;
+use serde_json::json;
+
+fn k(b: u8) -> SigningKey {
+    SigningKey::from_bytes(&[b; 32])
+}
+
+/// A log replayed in memory.
+struct Log {
+    registry: Registry,
+    domain: DomainState,
+    tree: CompactTree,
+    node: SigningKey,
+    admin: SigningKey,
+}
+
+impl Log {
+    fn new() -> Self {
+        let (node, admin) = (k(1), k(2));
+        let charter = json!({
+            "version": 1, "origin": "ledger.test/rules", "node_key": public_key_to_base64(&node.verifying_key()),
+            "admins": [{"name": "admin", "key": public_key_to_base64(&admin.verifying_key())}],
+            "policy": {"admin_quorum": 1}
+        });
+        let mut log = Self {
+            registry: Registry::genesis(&Entry {
+                index: 0,
+                timestamp_micros: 0,
+                prev_root: Hash::default(),
+                envelope: env("charter", &charter, &[&node, &admin]),
+            })
+            .expect("charter"),
+            domain: DomainState::default(),
+            tree: CompactTree::default(),
+            node,
+            admin,
+        };
+        log.tree.append(Hash::digest(b"charter"));
+        log
+    }
+
+    fn size(&self) -> u64 {
+        self.tree.size()
+    }
+
+    /// Appends a record at time `ts`; returns its index or the rule/registry error text.
+    fn append(&mut self, kind: &str, v: &serde_json::Value, keys: &[&SigningKey], ts: u64) -> Result<u64, String> {
+        let index = self.tree.size();
+        let e = Entry {
+            index,
+            timestamp_micros: ts,
+            prev_root: self.tree.root(),
+            envelope: env(kind, v, keys),
+        };
+        let mut reg = self.registry.clone();
+        reg.check_entry(&e).map_err(|e| e.to_string())?;
+        let record = check_record(kind, &e.envelope.payload)?;
+        let signers: Vec<String> = keys.iter().map(|k| key_id(&k.verifying_key())).collect();
+        self.domain
+            .check_with_registry(&reg, index, ts, &record, &signers)
+            .map_err(|e| e.to_string())?;
+        self.registry = reg;
+        let lh = leaf_hash(&e.encode());
+        self.domain.apply_at(index, &lh, &record, &signers);
+        self.tree.append(lh);
+        self.domain.observe_size(self.tree.size(), &self.tree.root());
+        Ok(index)
+    }
+
+    fn enroll(&mut self, key: &SigningKey, name: &str, role: &str) {
+        let v = json!({"version": 1, "name": name, "key": public_key_to_base64(&key.verifying_key()), "roles": [role]});
+        let admin = self.admin.clone();
+        self.append("key.enroll", &v, &[&admin], 1).expect("enroll");
+    }
+
+    /// The node's result for a ready draw, appended as the node does.
+    fn node_result(&mut self, id: &str, ts: u64) -> Result<DrawResult, String> {
+        let r = self.domain.compute_result(id).map_err(|e| e.to_string())?;
+        let node = self.node.clone();
+        self.append("draw.result", &serde_json::to_value(&r).expect("json"), &[&node], ts)?;
+        Ok(r)
+    }
+}
+
+fn env(kind: &str, v: &serde_json::Value, keys: &[&SigningKey]) -> Envelope {
+    let mut e = Envelope::new(payload_type(kind), serde_json::to_vec(v).expect("json"));
+    keys.iter().for_each(|key| e.sign(key));
+    e
+}
+
+fn pool(n: usize) -> Vec<serde_json::Value> {
+    (1..=n)
+        .map(|i| json!({"id": format!("m{i:02}"), "stratum": "all"}))
+        .collect()
+}
+
+fn commit_v1(id: &str, t: u64, deadline: u64, parties: &[(&str, &SigningKey, &[u8])]) -> serde_json::Value {
+    json!({
+        "version": 1, "draw_id": id, "purpose": "evaluator_selection", "subjects": ["cadre-1"],
+        "pool": pool(6), "strata": [{"name": "all", "quota": 2}], "k": 2, "algorithm": "ledger-draw-v1",
+        "parties": parties.iter().map(|(n, key, secret)| json!({
+            "name": n, "keyid": key_id(&key.verifying_key()), "commitment": Hash::digest(secret).to_hex()
+        })).collect::<Vec<_>>(),
+        "reveal_at_size": t, "reveal_deadline_micros": deadline
+    })
+}
+
+fn code(r: Result<u64, String>) -> String {
+    let e = r.expect_err("must be refused");
+    e.split(':').next().unwrap_or_default().to_string()
+}
+
+/// RFC 3797 section 6's worked example run as a ledger draw: a pool of 25 in canonical order, one
+/// stratum of 10, and the three published sources. The selection is the RFC's first ten, in its
+/// order (positions 17, 7, 2, 16, 25, 23, 8, 24, 19, 13).
+#[test]
+fn rfc3797_draw_reproduces_the_worked_example() {
+    let mut log = Log::new();
+    let reg = k(10);
+    log.enroll(&reg, "registrar", "registrar");
+    let commit = json!({
+        "version": 1, "draw_id": "nomcom", "purpose": "evaluator_selection", "subjects": ["cadre-1"],
+        "pool": pool(25), "strata": [{"name": "all", "quota": 10}], "k": 10, "algorithm": "rfc3797",
+        "sources": ["lottery A (one four-digit number)", "lottery B (five numbers)", "lottery C (six numbers)"],
+        "reveal_deadline_micros": 1_000
+    });
+    log.append("draw.commit", &commit, &[&reg], 10).expect("commit");
+    assert!(log.domain.ready_draws().is_empty());
+    let bad_count = json!({"version": 1, "draw_id": "nomcom", "values": [["9319"]]});
+    assert_eq!(
+        code(log.append("draw.sources", &bad_count, &[&reg], 20)),
+        "SOURCES_MISMATCH"
+    );
+    let sources = json!({"version": 1, "draw_id": "nomcom",
+        "values": [["9319"], ["2", "5", "12", "8", "10"], ["9", "18", "26", "34", "41", "45"]]});
+    log.append("draw.sources", &sources, &[&reg], 20).expect("sources");
+    assert_eq!(log.domain.ready_draws(), vec!["nomcom".to_string()]);
+    let r = log.node_result("nomcom", 30).expect("result");
+    assert_eq!(r.key, "9319./2.5.8.10.12./9.18.26.34.41.45./");
+    assert_eq!(r.seed, Hash::digest(r.key.as_bytes()).to_hex());
+    let want: Vec<String> = [17, 7, 2, 16, 25, 23, 8, 24, 19, 13]
+        .iter()
+        .map(|i| format!("m{i:02}"))
+        .collect();
+    assert_eq!(r.selection[0].selected, want);
+    // A second sources record, or a forged result, is refused.
+    assert_eq!(code(log.append("draw.sources", &sources, &[&reg], 40)), "DRAW_CLOSED");
+}
+
+#[test]
+fn rfc3797_commit_shape_is_checked() {
+    let base = json!({
+        "version": 1, "draw_id": "d", "purpose": "evaluator_selection", "subjects": ["c"],
+        "pool": pool(3), "strata": [{"name": "all", "quota": 1}], "k": 1, "algorithm": "rfc3797",
+        "sources": ["lottery"], "reveal_deadline_micros": 1
+    });
+    assert!(check_record("draw.commit", &serde_json::to_vec(&base).expect("json")).is_ok());
+    for (field, value) in [
+        ("sources", json!([])),
+        ("reveal_at_size", json!(5)),
+        (
+            "parties",
+            json!([{"name": "p", "keyid": "x", "commitment": Hash::digest(b"s").to_hex()}]),
+        ),
+        ("algorithm", json!("rfc3797-bis")),
+    ] {
+        let mut v = base.clone();
+        v[field] = value;
+        assert!(
+            check_record("draw.commit", &serde_json::to_vec(&v).expect("json")).is_err(),
+            "{field} must be refused"
+        );
+    }
+}
+
+#[test]
+fn missed_deadline_void_and_late_reveals() {
+    let mut log = Log::new();
+    let (reg, insp) = (k(10), k(11));
+    log.enroll(&reg, "registrar", "registrar");
+    log.enroll(&insp, "inspector", "inspector");
+    let t = log.size() + 2;
+    let commit = commit_v1(
+        "d1",
+        t,
+        1_000,
+        &[("registrar", &reg, b"s1"), ("inspection", &insp, b"s2")],
+    );
+    log.append("draw.commit", &commit, &[&reg], 100).expect("commit");
+    log.append("note", &json!({"version": 1, "text": "filler"}), &[&reg], 110)
+        .expect("note");
+    let reveal1 = json!({"version": 1, "draw_id": "d1", "party": "registrar", "secret": hex::encode(b"s1")});
+    log.append("draw.reveal", &reveal1, &[&reg], 200)
+        .expect("reveal in time");
+    assert!(
+        log.domain.overdue_draws(1_000).is_empty(),
+        "not overdue at the deadline itself"
+    );
+    let overdue = log.domain.overdue_draws(1_001);
+    assert_eq!(overdue, vec![("d1".to_string(), vec!["inspection".to_string()])]);
+
+    // A late reveal is refused: after the deadline the draw only takes its void.
+    let reveal2 = json!({"version": 1, "draw_id": "d1", "party": "inspection", "secret": hex::encode(b"s2")});
+    assert_eq!(
+        code(log.append("draw.reveal", &reveal2, &[&insp], 1_001)),
+        "REVEAL_LATE"
+    );
+
+    let node = log.node.clone();
+    let void = |missing: &[&str]| json!({"version": 1, "draw_id": "d1", "missing": missing, "deadline_micros": 1_000});
+    assert_eq!(
+        code(log.append("draw.void", &void(&["inspection"]), &[&node], 999)),
+        "VOID_BEFORE_DEADLINE"
+    );
+    assert_eq!(
+        code(log.append("draw.void", &void(&["registrar", "inspection"]), &[&node], 1_002)),
+        "VOID_MISMATCH"
+    );
+    assert!(
+        log.append("draw.void", &void(&["inspection"]), &[&reg], 1_002)
+            .expect_err("only the node voids")
+            .contains("role"),
+    );
+    log.append("draw.void", &void(&["inspection"]), &[&node], 1_002)
+        .expect("void");
+    assert!(log.domain.overdue_draws(u64::MAX).is_empty());
+    assert_eq!(code(log.append("draw.reveal", &reveal2, &[&insp], 900)), "DRAW_CLOSED");
+    assert_eq!(
+        code(log.append("draw.void", &void(&["inspection"]), &[&node], 1_003)),
+        "DRAW_CLOSED"
+    );
+}
+
+#[test]
+fn cancellation_needs_a_higher_role_and_closes_what_it_voids() {
+    let mut log = Log::new();
+    let (reg, reg2, insp, nom, comm) = (k(10), k(11), k(12), k(13), k(14));
+    log.enroll(&reg, "registrar", "registrar");
+    log.enroll(&reg2, "registrar 2", "registrar");
+    log.enroll(&insp, "inspector", "inspector");
+    log.enroll(&nom, "nominator", "nominator");
+    log.enroll(&comm, "committee", "committee-member");
+    let t = log.size() + 2;
+    let commit = commit_v1("d1", t, u64::MAX, &[("registrar", &reg, b"s1")]);
+    let ci = log.append("draw.commit", &commit, &[&reg], 100).expect("commit");
+    let nomination =
+        json!({"version": 1, "nomination_id": "n1", "subject": "cadre-1", "post": "head", "organization": "org"});
+    let ni = log.append("nomination", &nomination, &[&nom], 101).expect("nomination");
+    let cancel = |target: u64| json!({"version": 1, "target_index": target, "reason": "procedural error"});
+
+    // Equal rank (registrar over registrar) is not enough; an inspector ranks above.
+    assert_eq!(
+        code(log.append("cancellation", &cancel(ci), &[&reg2], 102)),
+        "CANCELLATION_NOT_AUTHORIZED"
+    );
+    assert_eq!(
+        code(log.append("cancellation", &cancel(ci), &[&reg], 102)),
+        "CANCELLATION_NOT_AUTHORIZED"
+    );
+    // Not a cancellable record (a key enrollment, the charter, a future index).
+    assert_eq!(
+        code(log.append("cancellation", &cancel(1), &[&insp], 102)),
+        "CANCELLATION_TARGET_UNKNOWN"
+    );
+    assert_eq!(
+        code(log.append("cancellation", &cancel(999), &[&insp], 102)),
+        "CANCELLATION_TARGET_UNKNOWN"
+    );
+    log.append("cancellation", &cancel(ci), &[&insp], 102)
+        .expect("inspector cancels");
+    assert_eq!(
+        code(log.append("cancellation", &cancel(ci), &[&insp], 103)),
+        "CANCELLATION_DUPLICATE"
+    );
+    // The cancelled draw takes no reveal and is never voided.
+    let reveal = json!({"version": 1, "draw_id": "d1", "party": "registrar", "secret": hex::encode(b"s1")});
+    assert_eq!(code(log.append("draw.reveal", &reveal, &[&reg], 104)), "DRAW_CLOSED");
+    assert!(log.domain.overdue_draws(u64::MAX).is_empty());
+
+    // A registrar outranks a nominator: the nomination is voided, and a decision citing it refused.
+    log.append("cancellation", &cancel(ni), &[&reg], 105)
+        .expect("registrar cancels a nomination");
+    let decision = json!({"version": 1, "decision_id": "x", "subject": "cadre-1", "nomination_id": "n1",
+        "evaluation_ref": "d1", "outcome": "promote", "post": "head"});
+    assert_eq!(
+        code(log.append("decision", &decision, &[&comm], 106)),
+        "DECISION_WITHOUT_NOMINATION"
+    );
+}

@@ -2,7 +2,11 @@
 //! directory) and prints each figure beside the machine's raw limits measured in the same run.
 //!
 //! Run: `cargo build --release --workspace --bins && target/release/ledger-bench` (`--quick` for a
-//! short smoke run). Figures are medians of several runs with min and max.
+//! short smoke run). Figures are medians of several runs with min and max. Sections: raw limits;
+//! durable appends through gRPC; verifier replay (rate, peak RSS); server-side proofs at 1M and
+//! 10M entries; store size per entry; the PostgreSQL baseline (docs/performance.md).
+
+mod suite;
 
 use anyhow::{Context, Result, bail};
 use clap::Parser;
@@ -25,15 +29,34 @@ struct Args {
     /// Runs per figure.
     #[arg(long, default_value_t = 3)]
     runs: usize,
+    /// Entries of the signed log replayed by the verifier (default 1,000,000; 20,000 with --quick).
+    #[arg(long)]
+    replay_entries: Option<u64>,
+    /// Tree sizes for the proof figures, comma-separated (default 1000000,10000000; with --quick
+    /// 20000,100000). The signed replay log serves the size it matches; others are built unsigned.
+    #[arg(long, value_delimiter = ',')]
+    proof_sizes: Vec<u64>,
+    /// Seconds per PostgreSQL run (default 10; 3 with --quick).
+    #[arg(long)]
+    pg_secs: Option<u64>,
+    /// Skip the PostgreSQL baseline.
+    #[arg(long)]
+    skip_postgres: bool,
+    /// Skip the gRPC node section.
+    #[arg(long)]
+    skip_node: bool,
+    /// Where to build the logs (on the data disk being measured).
+    #[arg(long, default_value = ".")]
+    work_dir: PathBuf,
 }
 
-struct Stats {
+pub(crate) struct Stats {
     med: f64,
     min: f64,
     max: f64,
 }
 
-fn stats(mut v: Vec<f64>) -> Stats {
+pub(crate) fn stats(mut v: Vec<f64>) -> Stats {
     v.sort_by(|a, b| a.total_cmp(b));
     Stats {
         med: v[v.len() / 2],
@@ -42,14 +65,14 @@ fn stats(mut v: Vec<f64>) -> Stats {
     }
 }
 
-fn row(name: &str, s: &Stats, unit: &str, note: &str) {
+pub(crate) fn row(name: &str, s: &Stats, unit: &str, note: &str) {
     println!(
         "{name:<52} {:>12.0} {unit:<9} [{:.0} – {:.0}] {note}",
         s.med, s.min, s.max
     );
 }
 
-fn bin(name: &str) -> Result<PathBuf> {
+pub(crate) fn bin(name: &str) -> Result<PathBuf> {
     let exe = std::env::current_exe()?;
     let p = exe.parent().context("exe dir")?.join(name);
     if !p.exists() {
@@ -387,7 +410,80 @@ async fn main() -> Result<()> {
     println!("== raw limits");
     raw_limits(runs);
 
+    let mut append_rate = None;
+    if !a.skip_node {
+        append_rate = Some(node_section(&a, runs).await?);
+    }
+
+    println!("\n== verifier replay, store size, server-side proofs");
+    let replay_n = a.replay_entries.unwrap_or(if a.quick { 20_000 } else { 1_000_000 });
+    let proof_sizes = if a.proof_sizes.is_empty() {
+        if a.quick {
+            vec![20_000, 100_000]
+        } else {
+            vec![1_000_000, 10_000_000]
+        }
+    } else {
+        a.proof_sizes.clone()
+    };
+    let work = tempfile::Builder::new()
+        .prefix("ledger-bench-logs-")
+        .tempdir_in(&a.work_dir)?;
+    let t = Instant::now();
+    let log = suite::build_log(&work.path().join("signed"), replay_n, true)?;
+    println!(
+        "(built a signed log of {replay_n} entries in {:.1} s)",
+        t.elapsed().as_secs_f64()
+    );
+    suite::replay(&log, runs)?;
+    suite::store_size(&log)?;
+    for &n in &proof_sizes {
+        if n == replay_n {
+            suite::proofs(&log.data, n, runs)?;
+        } else {
+            let dir = work.path().join(format!("unsigned-{n}"));
+            let t = Instant::now();
+            let l = suite::build_log(&dir, n, false)?;
+            println!(
+                "(built an unsigned log of {n} entries in {:.1} s)",
+                t.elapsed().as_secs_f64()
+            );
+            suite::proofs(&l.data, n, runs)?;
+            suite::store_size(&l)?;
+            drop(l);
+            let _ = std::fs::remove_dir_all(&dir);
+        }
+    }
+    drop(work);
+
+    if !a.skip_postgres {
+        println!("\n== baseline: PostgreSQL, same hash-chained appends, 64 clients, synchronous_commit = on");
+        let secs = a.pg_secs.unwrap_or(if a.quick { 3 } else { 10 });
+        if let Some(rates) = suite::postgres(64, secs, runs)? {
+            let s = stats(rates);
+            row(
+                "PostgreSQL hash-chained INSERT, 64 clients (pgbench)",
+                &s,
+                "appends/s",
+                "no signature verification",
+            );
+            if let Some(ours) = append_rate {
+                println!(
+                    "{:<52} {:>12.2} ×        (ledger Append, 64 clients, medians of this run; the ledger also verifies \
+                     every Ed25519 signature)",
+                    "ratio ledger / PostgreSQL",
+                    ours / s.med
+                );
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Section 2: durable appends through gRPC. Returns the median Append rate (64 clients).
+async fn node_section(a: &Args, runs: usize) -> Result<f64> {
     println!("\n== durable signed appends through gRPC (node on loopback, group commit)");
+
     let (node, admin) = start_node()?;
     let key = enroll_platform(&node.addr, &admin).await?;
     let (per, rounds, secs) = if a.quick { (200, 4, 1) } else { (2000, 40, 5) };
@@ -395,9 +491,10 @@ async fn main() -> Result<()> {
     for _ in 0..runs {
         v.push(concurrent_appends(&node.addr, &key, 64, per).await?);
     }
+    let append = stats(v);
     row(
         "Append, 64 concurrent clients",
-        &stats(v),
+        &append,
         "appends/s",
         "target ≥ 20,000/s",
     );
@@ -440,5 +537,5 @@ async fn main() -> Result<()> {
         "{:<52} {:>12.1} ms        [{:.1} – {:.1}] (checkpoint interval 500 ms)",
         "append → covering checkpoint", s.med, s.min, s.max
     );
-    Ok(())
+    Ok(append.med)
 }

@@ -73,14 +73,49 @@ pub struct DomainState {
     pub checkable: BTreeSet<String>,
     /// Nomination ids.
     pub nominations: BTreeSet<String>,
+    /// Elections, ballots, tallies and micro-evaluations (`docs/ballots.md`).
+    pub elections: crate::election_rules::ElectionState,
 }
 
 impl DomainState {
     /// Checks a record about to be appended at `index` with verified `signers` (key ids).
     ///
+    /// Records whose rules depend on the entry's time (`election.open`, `credential.issued`,
+    /// `ballot`, `tally`) are refused here with `ENTRY_TIME_REQUIRED`: use [`Self::check_at`].
+    ///
     /// # Errors
     /// The rule it breaks.
     pub fn check(&self, index: u64, record: &Record, signers: &[String]) -> Result<(), RuleError> {
+        if matches!(
+            record,
+            Record::ElectionOpen(_) | Record::CredentialIssued(_) | Record::Ballot(_) | Record::Tally(_)
+        ) {
+            return Err(err(
+                "ENTRY_TIME_REQUIRED",
+                "election records are checked against the entry's timestamp: call DomainState::check_at",
+            ));
+        }
+        self.check_at(index, 0, record, signers)
+    }
+
+    /// Checks a record about to be appended at `index`, with entry timestamp `timestamp_micros`
+    /// (UTC microseconds) and verified `signers` (key ids): every rule of [`Self::check`] plus the
+    /// election rules of [`crate::election_rules`]. For a ballot, `signers` is its one-time key id.
+    ///
+    /// # Errors
+    /// The rule it breaks.
+    pub fn check_at(
+        &self,
+        index: u64,
+        timestamp_micros: u64,
+        record: &Record,
+        signers: &[String],
+    ) -> Result<(), RuleError> {
+        self.check_base(index, record, signers)?;
+        self.elections.check(index, timestamp_micros, record, signers)
+    }
+
+    fn check_base(&self, index: u64, record: &Record, signers: &[String]) -> Result<(), RuleError> {
         match record {
             Record::DrawCommit(c) => {
                 if self.draws.contains_key(&c.draw_id) {
@@ -195,6 +230,7 @@ impl DomainState {
 
     /// Applies a record that passed [`Self::check`] at `index` with leaf hash `leaf_hash`.
     pub fn apply(&mut self, index: u64, leaf_hash: &Hash, record: &Record) {
+        self.elections.apply(index, record);
         match record {
             Record::DrawCommit(c) => {
                 self.waiting

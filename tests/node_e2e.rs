@@ -179,7 +179,7 @@ async fn authorization_rules() {
     assert!(e.message().contains("unknown key"), "{}", e.message());
 
     // Wrong role: a registrar may not submit citizen micro-evaluations.
-    let e = append(&mut c, &record("evaluation.micro", note_payload(1), &[&reg]), "")
+    let e = append(&mut c, &record("evaluation.micro", micro_payload(1), &[&reg]), "")
         .await
         .expect_err("role");
     assert_eq!(e.code(), Code::PermissionDenied);

@@ -58,8 +58,7 @@ async fn replay_from_node_data_and_export_agree() {
                 if n % 5 == 0 {
                     req(&record("note", note_payload(n), &[&reg]), "", false)
                 } else {
-                    let p =
-                        serde_json::json!({"version": 1, "subject": format!("dept-{}", n % 7), "rating": 1 + n % 5});
+                    let p = micro_payload(n);
                     req(&record("evaluation.micro", p, &[&platform]), &format!("t-{n}"), false)
                 }
             })

@@ -177,3 +177,15 @@ pub async fn append(
 pub fn note_payload(i: u64) -> serde_json::Value {
     serde_json::json!({"version": 1, "text": format!("record {i}"), "subject": format!("cadre-{}", i % 3)})
 }
+
+/// A valid `evaluation.micro` payload for ticket `n` (docs/records.md).
+pub fn micro_payload(n: u64) -> serde_json::Value {
+    serde_json::json!({
+        "version": 1,
+        "ticket_hash": ledger_core::hash::Hash::digest(format!("ticket-{n}").as_bytes()).to_hex(),
+        "subject": format!("cadre-{}", n % 7),
+        "department": format!("dept-{}", n % 3),
+        "rating": 1 + n % 5,
+        "service_time_micros": 1_772_440_200_000_000u64 + n,
+    })
+}

@@ -149,9 +149,11 @@ async fn client(addr: &str) -> Result<LedgerClient<Channel>> {
 }
 
 fn micro_eval(key: &SigningKey, i: u64) -> Envelope {
+    // One citizen rating per service ticket (docs/records.md), about 230 bytes of JSON.
     let payload = serde_json::json!({
-        "version": 1, "subject": format!("dept-{}", i % 50), "service": "household-registration",
-        "ticket_hash": format!("{:064x}", i), "rating": 1 + i % 5, "period": "2026-11"
+        "version": 1, "ticket_hash": format!("{:064x}", u128::from(i as u32) << 64 | u128::from(i)),
+        "subject": format!("cadre-{}", i % 50), "department": format!("dept-{}", i % 12),
+        "rating": 1 + i % 5, "service_time_micros": 1_772_440_200_000_000u64 + i % 1_000_000_000
     });
     let mut env = Envelope::new(
         payload_type("evaluation.micro"),

@@ -271,6 +271,10 @@ pub struct Complaint {
     /// Organization handling it.
     #[serde(default)]
     pub organization: String,
+    /// The complainant's identity sealed to a registered escrow key (`docs/ballots.md`); absent
+    /// for complaints filed openly or before sealing existed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sealed_identity: Option<crate::seal::SealedIdentity>,
 }
 
 /// Outcome of a verification.
@@ -386,11 +390,21 @@ pub enum Record {
     Accountability(Accountability),
     /// cancellation
     Cancellation(Cancellation),
+    /// election.open
+    ElectionOpen(crate::election::ElectionOpen),
+    /// credential.issued
+    CredentialIssued(crate::election::CredentialIssued),
+    /// ballot
+    Ballot(crate::election::Ballot),
+    /// tally
+    Tally(crate::election::Tally),
+    /// evaluation.micro
+    MicroEvaluation(crate::election::MicroEvaluation),
     /// Kinds whose schema belongs to another module (registry records, notes, ballots…).
     Other,
 }
 
-fn id_ok(field: &str, s: &str) -> Result<(), String> {
+pub(crate) fn id_ok(field: &str, s: &str) -> Result<(), String> {
     if s.is_empty() || s.len() > MAX_ID || s.chars().any(char::is_control) {
         return Err(format!(
             "{field} must be 1-{MAX_ID} characters without control characters"
@@ -476,6 +490,10 @@ pub fn check_record(kind: &str, payload: &[u8]) -> Result<Record, String> {
             id_ok("complaint_id", &r.complaint_id)?;
             id_ok("subject", &r.subject)?;
             hex32("content_hash", &r.content_hash)?;
+            if let Some(s) = &r.sealed_identity {
+                id_ok("escrow_id", &s.escrow_id)?;
+                s.check().map_err(|e| format!("sealed_identity: {e}"))?;
+            }
             Record::Complaint(r)
         }
         "verification" => {
@@ -506,6 +524,31 @@ pub fn check_record(kind: &str, payload: &[u8]) -> Result<Record, String> {
                 return Err("a cancellation needs a reason".into());
             }
             Record::Cancellation(r)
+        }
+        "election.open" => {
+            let r = parse(payload)?;
+            crate::election::check_election_open(&r)?;
+            Record::ElectionOpen(r)
+        }
+        "credential.issued" => {
+            let r = parse(payload)?;
+            crate::election::check_credential_issued(&r)?;
+            Record::CredentialIssued(r)
+        }
+        "ballot" => {
+            let r = parse(payload)?;
+            crate::election::check_ballot(&r)?;
+            Record::Ballot(r)
+        }
+        "tally" => {
+            let r = parse(payload)?;
+            crate::election::check_tally(&r)?;
+            Record::Tally(r)
+        }
+        "evaluation.micro" => {
+            let r = parse(payload)?;
+            crate::election::check_micro(&r)?;
+            Record::MicroEvaluation(r)
         }
         _ => Record::Other,
     };

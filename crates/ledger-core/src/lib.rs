@@ -17,9 +17,12 @@
 pub mod bundle;
 pub mod checkpoint;
 pub mod compact;
+pub mod credential;
 pub mod domain;
 pub mod draw;
 pub mod dsse;
+pub mod election;
+pub mod election_rules;
 pub mod entry;
 pub mod hash;
 pub mod keys;
@@ -28,6 +31,7 @@ pub mod note;
 pub mod registry;
 pub mod rfc3797;
 pub mod rules;
+pub mod seal;
 pub mod time;
 
 pub use checkpoint::Checkpoint;

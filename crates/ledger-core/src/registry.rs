@@ -75,6 +75,9 @@ pub fn roles_for_kind(kind: &str) -> Option<&'static [Role]> {
         "draw.result" | "draw.void" | "tally" => &[Node],
         "dossier.fact" | "verification" | "complaint" => &[DataSource, Inspector],
         "evaluation.micro" => &[ServicePlatform],
+        // Signed by a one-time key outside the registry; its credential is its authorization
+        // (see `Registry::verify_signatures` and `election_rules`).
+        "ballot" => &[],
         "decision" => &[CommitteeMember, Registrar],
         "accountability" => &[Inspector],
         "cancellation" => &[Registrar, Inspector, Admin],
@@ -462,7 +465,14 @@ impl Registry {
     ///
     /// # Errors
     /// Unknown key, duplicate signer or bad signature.
+    ///
+    /// A `ballot` is the exception: it must carry exactly one signature, by the one-time key its
+    /// payload names (`ballot_key`), which must not be a registry key; the election rules then
+    /// check the credential that certifies that key.
     pub fn verify_signatures(&self, env: &Envelope) -> Result<Vec<String>, RegistryError> {
+        if kind_of(&env.payload_type) == Some("ballot") {
+            return self.verify_ballot_signature(env);
+        }
         let mut out: Vec<String> = Vec::with_capacity(env.signatures.len());
         for (i, s) in env.signatures.iter().enumerate() {
             let k = self
@@ -479,6 +489,31 @@ impl Registry {
         Ok(out)
     }
 
+    fn verify_ballot_signature(&self, env: &Envelope) -> Result<Vec<String>, RegistryError> {
+        let key = crate::election::ballot_signer(&env.payload).map_err(|detail| RegistryError::InvalidPayload {
+            kind: "ballot".into(),
+            detail,
+        })?;
+        let id = key_id(&key);
+        let [s] = env.signatures.as_slice() else {
+            return Err(RegistryError::InvalidPayload {
+                kind: "ballot".into(),
+                detail: format!("a ballot carries exactly one signature, by its ballot_key {id}"),
+            });
+        };
+        if s.keyid != id {
+            return Err(RegistryError::UnknownKey { keyid: s.keyid.clone() });
+        }
+        if self.keys.contains_key(&id) {
+            return Err(RegistryError::Conflict(format!(
+                "ballot_key {id} is a registry key: ballots are signed by one-time keys"
+            )));
+        }
+        env.verify_signature(0, &key)
+            .map_err(|_| RegistryError::BadSignature { keyid: id.clone() })?;
+        Ok(vec![id])
+    }
+
     /// The authorization half of [`Self::authorize_and_apply`], without effects.
     ///
     /// # Errors
@@ -487,6 +522,15 @@ impl Registry {
         let allowed = roles_for_kind(kind).ok_or_else(|| RegistryError::UnknownKind(kind.to_string()))?;
         if kind == "charter" {
             return Err(RegistryError::Charter("only entry 0 may be a charter".into()));
+        }
+        if kind == "ballot" {
+            // Signers were checked by `verify_signatures`: the one-time key alone, not enrolled.
+            if signers.len() != 1 || self.keys.contains_key(&signers[0]) {
+                return Err(RegistryError::Conflict(
+                    "a ballot is signed by its one-time key only".into(),
+                ));
+            }
+            return Ok(());
         }
         let mut states = Vec::with_capacity(signers.len());
         for id in signers {
@@ -651,6 +695,10 @@ impl Registry {
         let mut keys = Vec::new();
         let mut out: Vec<Option<Result<Vec<String>, RegistryError>>> = Vec::with_capacity(envs.len());
         for env in envs {
+            if kind_of(&env.payload_type) == Some("ballot") {
+                out.push(Some(self.verify_signatures(env)));
+                continue;
+            }
             let mut ids: Vec<String> = Vec::with_capacity(env.signatures.len());
             let mut bad = None;
             let pae = env.pae();

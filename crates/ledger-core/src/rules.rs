@@ -192,6 +192,8 @@ pub struct DomainState {
     pub checkable: BTreeSet<String>,
     /// Nomination ids (not cancelled).
     pub nominations: BTreeSet<String>,
+    /// Elections, ballots, tallies and micro-evaluations (`docs/ballots.md`).
+    pub elections: crate::election_rules::ElectionState,
     /// Signers of every cancellable record, by index (domain records only, not ballots or
     /// micro-evaluations, so this stays small).
     cancellable: BTreeMap<u64, Vec<String>>,
@@ -242,6 +244,17 @@ impl DomainState {
     /// # Errors
     /// The rule it breaks.
     pub fn check_at(
+        &self,
+        index: u64,
+        timestamp_micros: u64,
+        record: &Record,
+        signers: &[String],
+    ) -> Result<(), RuleError> {
+        self.check_base(index, timestamp_micros, record, signers)?;
+        self.elections.check(index, timestamp_micros, record, signers)
+    }
+
+    fn check_base(
         &self,
         index: u64,
         timestamp_micros: u64,
@@ -461,6 +474,7 @@ impl DomainState {
             };
             self.declared.insert(index, declared);
         }
+        self.elections.apply(index, record);
         match record {
             Record::DrawCommit(c) => {
                 self.waiting

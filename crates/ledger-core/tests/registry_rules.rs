@@ -76,7 +76,12 @@ fn roles_scopes_quorum_revocation_rotation() {
         .expect("in scope");
     let e = reg.check_entry(&entry(
         3,
-        rec("evaluation.micro", serde_json::json!({"version": 1}), &[&r]),
+        rec(
+            "evaluation.micro",
+            serde_json::json!({"version": 1, "ticket_hash": "00".repeat(32),
+                "subject": "c1", "department": "d1", "rating": 5, "service_time_micros": 1}),
+            &[&r],
+        ),
     ));
     assert!(
         matches!(e, Err(RegistryError::MissingRole { .. })),

@@ -1,0 +1,367 @@
+//! A whole election in pure code — draw, election.open, credential issuance to drawn evaluators,
+//! blind signing, anonymous ballots, tally — and every attack refused with its rule code.
+
+use ed25519_dalek::SigningKey;
+use ledger_core::credential::{self, Credential, IssuerKey};
+use ledger_core::domain::{Record, check_record};
+use ledger_core::dsse::Envelope;
+use ledger_core::election::{Ballot, Tally, ticket_hash};
+use ledger_core::hash::Hash;
+use ledger_core::keys::{key_id, public_key_to_base64};
+use ledger_core::rules::{DomainState, RuleError};
+use serde_json::{Value, json};
+
+/// TEST ONLY credential key (tests/data/README.md).
+const TEST_KEY_PEM: &str = include_str!("data/TEST_ONLY_credential_key.pem");
+const EL: &str = "el-2026-017";
+const OPEN: u64 = 1_000;
+const CLOSE: u64 = 2_000;
+
+fn rec(kind: &str, v: Value) -> Record {
+    check_record(kind, v.to_string().as_bytes()).unwrap_or_else(|e| panic!("{kind}: {e}"))
+}
+
+/// The node's and verifier's step: check, then apply on success.
+fn step(st: &mut DomainState, index: u64, ts: u64, r: &Record, signers: &[String]) -> Result<(), RuleError> {
+    st.check_at(index, ts, r, signers)?;
+    st.apply_at(index, &Hash::digest(&index.to_le_bytes()), r, signers);
+    Ok(())
+}
+
+fn code(r: Result<(), RuleError>) -> &'static str {
+    match r {
+        Ok(()) => "OK",
+        Err(e) => e.code,
+    }
+}
+
+/// A draw of 3 evaluators (2 of stratum A, 1 of B) from ev-001…ev-005, with its result applied.
+fn drawn_state() -> (DomainState, Vec<String>) {
+    let mut st = DomainState::default();
+    let secret = b"registrar secret";
+    let commit = rec(
+        "draw.commit",
+        json!({"version": 1, "draw_id": "draw-1", "purpose": "evaluator_selection", "subjects": ["cadre-0042"],
+            "pool": [{"id": "ev-001", "stratum": "A"}, {"id": "ev-002", "stratum": "A"}, {"id": "ev-003", "stratum": "A"},
+                     {"id": "ev-004", "stratum": "B"}, {"id": "ev-005", "stratum": "B"}],
+            "strata": [{"name": "A", "quota": 2}, {"name": "B", "quota": 1}], "k": 3, "algorithm": "ledger-draw-v1",
+            "parties": [{"name": "registrar", "keyid": "reg", "commitment": Hash::digest(secret).to_hex()}],
+            "reveal_at_size": 2, "reveal_deadline_micros": 10}),
+    );
+    step(&mut st, 0, 0, &commit, &["reg".into()]).expect("commit");
+    st.observe_size(2, &Hash::digest(b"root at 2"));
+    let reveal = rec(
+        "draw.reveal",
+        json!({"version": 1, "draw_id": "draw-1", "party": "registrar", "secret": hex::encode(secret)}),
+    );
+    step(&mut st, 2, 1, &reveal, &["reg".into()]).expect("reveal");
+    let result = st.compute_result("draw-1").expect("result");
+    let selected: Vec<String> = result.selection.iter().flat_map(|s| s.selected.clone()).collect();
+    step(&mut st, 3, 2, &Record::DrawResult(result), &["node".into()]).expect("result");
+    assert_eq!(selected.len(), 3);
+    (st, selected)
+}
+
+fn open_json(issuer: &IssuerKey) -> Value {
+    json!({"version": 1, "election_id": EL, "subjects": ["cadre-0042"], "draw_id": "draw-1",
+        "weights": {"political": 20, "performance": 20, "integrity": 15, "public_opinion": 30, "responsibility": 15},
+        "score_min": 0, "score_max": 100, "opens_at_micros": OPEN, "closes_at_micros": CLOSE,
+        "credential_suite": "RSABSSA-SHA384-PSS-Randomized",
+        "credential_key": issuer.public_key().to_base64().expect("b64")})
+}
+
+fn issued(evaluator: &str) -> Record {
+    rec(
+        "credential.issued",
+        json!({"version": 1, "election_id": EL, "evaluator": evaluator, "count": 1}),
+    )
+}
+
+/// What an evaluator does: a one-time key, blinding, the registrar's blind signature, finalizing.
+fn obtain(issuer: &IssuerKey, election: &str, seed: u8) -> (SigningKey, Credential) {
+    let k = SigningKey::from_bytes(&[seed; 32]);
+    let mut rng = blind_rsa_signatures::DefaultRng;
+    let st = credential::blind(&mut rng, issuer.public_key(), election, k.verifying_key().as_bytes()).expect("blind");
+    let blind_sig = issuer
+        .blind_sign(st.blinded_message())
+        .expect("registrar signs blindly");
+    let cred = credential::finalize(issuer.public_key(), &st, &blind_sig).expect("finalize");
+    (k, cred)
+}
+
+fn ballot(k: &SigningKey, cred: &Credential, s: [u64; 5]) -> Record {
+    rec(
+        "ballot",
+        json!({"version": 1, "election_id": EL,
+            "scores": [{"subject": "cadre-0042", "scores": {"political": s[0], "performance": s[1], "integrity": s[2],
+                "public_opinion": s[3], "responsibility": s[4]}}],
+            "ballot_key": public_key_to_base64(&k.verifying_key()), "credential": cred}),
+    )
+}
+
+fn signer(k: &SigningKey) -> Vec<String> {
+    vec![key_id(&k.verifying_key())]
+}
+
+#[test]
+fn full_election_and_every_attack() {
+    let issuer = IssuerKey::from_pem(TEST_KEY_PEM).expect("test key");
+    let (mut st, drawn) = drawn_state();
+    let open = rec("election.open", open_json(&issuer));
+    let mut early = open_json(&issuer);
+    early["draw_id"] = json!("draw-9");
+    assert_eq!(
+        code(step(&mut st, 4, 500, &rec("election.open", early), &[])),
+        "ELECTION_DRAW_NOT_READY"
+    );
+    step(&mut st, 4, 500, &open, &[]).expect("open");
+    assert_eq!(code(step(&mut st, 5, 500, &open, &[])), "ELECTION_DUPLICATE");
+
+    // Credentials: only drawn evaluators, once each.
+    let not_drawn = ["ev-001", "ev-002", "ev-003", "ev-004", "ev-005"]
+        .into_iter()
+        .find(|e| !drawn.iter().any(|d| d == e))
+        .expect("two were not drawn");
+    assert_eq!(
+        code(step(&mut st, 5, 600, &issued(not_drawn), &[])),
+        "CREDENTIAL_NOT_DRAWN"
+    );
+    step(&mut st, 5, 600, &issued(&drawn[0]), &[]).expect("issued 0");
+    assert_eq!(
+        code(step(&mut st, 6, 600, &issued(&drawn[0]), &[])),
+        "CREDENTIAL_DUPLICATE"
+    );
+    step(&mut st, 6, 600, &issued(&drawn[1]), &[]).expect("issued 1");
+
+    let (k1, c1) = obtain(&issuer, EL, 11);
+    let (k2, c2) = obtain(&issuer, EL, 12);
+    let b1 = ballot(&k1, &c1, [80, 90, 70, 60, 85]);
+    let b2 = ballot(&k2, &c2, [90, 70, 80, 100, 75]);
+
+    assert_eq!(code(step(&mut st, 7, OPEN - 1, &b1, &signer(&k1))), "BALLOT_LATE");
+    assert_eq!(code(step(&mut st, 7, CLOSE, &b1, &signer(&k1))), "BALLOT_LATE");
+    assert_eq!(
+        code(step(&mut st, 7, OPEN, &b1, &signer(&k2))),
+        "BALLOT_INELIGIBLE",
+        "signed by another key"
+    );
+    step(&mut st, 7, OPEN, &b1, &signer(&k1)).expect("ballot 1");
+    assert_eq!(
+        code(step(&mut st, 8, OPEN + 1, &b1, &signer(&k1))),
+        "BALLOT_DUPLICATE",
+        "credential reused"
+    );
+
+    // Without a valid credential: a signature of the right length that nobody issued.
+    let (k3, _) = obtain(&issuer, "other-election", 13);
+    let (r, s) = c2.parts().expect("parts");
+    let blank = Credential::from_parts(&r, &vec![0x42; s.len()]);
+    assert_eq!(
+        code(step(&mut st, 8, OPEN + 1, &ballot(&k3, &blank, [1; 5]), &signer(&k3))),
+        "BALLOT_INELIGIBLE"
+    );
+    // Forged: a real credential, but for another key (k2's credential on k3's ballot)…
+    assert_eq!(
+        code(step(&mut st, 8, OPEN + 1, &ballot(&k3, &c2, [1; 5]), &signer(&k3))),
+        "BALLOT_INELIGIBLE"
+    );
+    // …or one the same registrar key signed for another election.
+    let (k4, c4) = obtain(&issuer, "other-election", 14);
+    assert_eq!(
+        code(step(&mut st, 8, OPEN + 1, &ballot(&k4, &c4, [1; 5]), &signer(&k4))),
+        "BALLOT_INELIGIBLE"
+    );
+    assert_eq!(
+        code(step(
+            &mut st,
+            8,
+            OPEN + 1,
+            &ballot(&k2, &c2, [101, 0, 0, 0, 0]),
+            &signer(&k2)
+        )),
+        "BALLOT_INVALID"
+    );
+    step(&mut st, 8, OPEN + 1, &b2, &signer(&k2)).expect("ballot 2");
+
+    // The registrar mints a third credential without a credential.issued record.
+    let (k5, c5) = obtain(&issuer, EL, 15);
+    assert_eq!(
+        code(step(&mut st, 9, OPEN + 2, &ballot(&k5, &c5, [50; 5]), &signer(&k5))),
+        "MORE_BALLOTS_THAN_CREDENTIALS"
+    );
+
+    // Micro-evaluations: one rating per ticket.
+    let t = ticket_hash(&[3; 32], "ticket-0001").to_hex();
+    let micro = |batch: &str| {
+        rec(
+            "evaluation.micro",
+            json!({"version": 1, "ticket_hash": t, "subject": "cadre-0042", "department": batch,
+                "rating": 4, "service_time_micros": 1500}),
+        )
+    };
+    step(&mut st, 9, OPEN + 2, &micro("b-1"), &[]).expect("micro");
+    assert_eq!(
+        code(step(&mut st, 10, OPEN + 3, &micro("b-2"), &[])),
+        "MICRO_DUPLICATE_TICKET"
+    );
+    let agg = st.elections.micro_aggregates(0, 2_000);
+    assert_eq!((agg.len(), agg[0].count, agg[0].sum), (1, 1, 4));
+
+    // Tally: only after the close, equal to the recomputation.
+    assert!(st.elections.closed_elections_needing_tally(CLOSE - 1).is_empty());
+    assert_eq!(st.elections.closed_elections_needing_tally(CLOSE), vec![EL.to_string()]);
+    let tally = st.elections.compute_tally(EL).expect("tally");
+    // Independent arithmetic: sums 170, 160, 150, 160, 160; weighted
+    // (20·170 + 20·160 + 15·150 + 30·160 + 15·160) / (100·2) = 16050 / 200 = 80.25.
+    let want: Tally = serde_json::from_value(json!({"version": 1, "election_id": EL, "ballot_count": 2,
+        "ballot_indices": [7, 8], "results": [{"subject": "cadre-0042",
+        "sums": {"political": 170, "performance": 160, "integrity": 150, "public_opinion": 160, "responsibility": 160},
+        "weighted_score": "80.2500"}]}))
+    .expect("tally json");
+    assert_eq!(tally, want);
+    let tally_rec = |t: &Tally| rec("tally", serde_json::to_value(t).expect("json"));
+    assert_eq!(
+        code(step(&mut st, 10, CLOSE - 1, &tally_rec(&tally), &[])),
+        "TALLY_TOO_EARLY"
+    );
+    let mut altered = tally.clone();
+    altered.results[0].weighted_score = Some("85.0000".into());
+    assert_eq!(
+        code(step(&mut st, 10, CLOSE, &tally_rec(&altered), &[])),
+        "TALLY_MISMATCH"
+    );
+    let mut dropped = tally.clone();
+    dropped.ballot_indices = vec![7];
+    dropped.ballot_count = 1;
+    let Record::Ballot(only_first) = &b1 else {
+        panic!("ballot")
+    };
+    dropped.results = ledger_core::election::tally(&st.elections.elections[EL].open, &[(7, only_first)]).results;
+    assert_eq!(
+        dropped.results[0].weighted_score.as_deref(),
+        Some("75.2500"),
+        "the first ballot alone"
+    );
+    assert_eq!(
+        code(step(&mut st, 10, CLOSE, &tally_rec(&dropped), &[])),
+        "TALLY_MISMATCH"
+    );
+    step(&mut st, 10, CLOSE, &tally_rec(&tally), &[]).expect("tally");
+    assert_eq!(
+        code(step(&mut st, 11, CLOSE, &tally_rec(&tally), &[])),
+        "TALLY_DUPLICATE"
+    );
+    assert!(st.elections.closed_elections_needing_tally(CLOSE + 5).is_empty());
+    assert_eq!(
+        code(step(&mut st, 11, CLOSE, &issued(&drawn[2]), &[])),
+        "CREDENTIAL_AFTER_CLOSE"
+    );
+}
+
+#[test]
+fn nothing_on_the_ballot_names_the_evaluator() {
+    let issuer = IssuerKey::from_pem(TEST_KEY_PEM).expect("test key");
+    let (k, c) = obtain(&issuer, EL, 21);
+    let Record::Ballot(b) = ballot(&k, &c, [1; 5]) else {
+        panic!("ballot")
+    };
+    let text = serde_json::to_string(&b).expect("json");
+    for ev in ["ev-001", "ev-002", "ev-003", "ev-004", "ev-005"] {
+        assert!(!text.contains(ev));
+    }
+    let fields: Vec<String> = serde_json::to_value(&b)
+        .expect("json")
+        .as_object()
+        .expect("object")
+        .keys()
+        .cloned()
+        .collect();
+    assert_eq!(
+        fields,
+        ["ballot_key", "credential", "election_id", "scores", "version"],
+        "a ballot carries no evaluator field"
+    );
+    let _: &Ballot = &b;
+}
+
+#[test]
+fn schemas_refuse_bad_values() {
+    let issuer = IssuerKey::from_pem(TEST_KEY_PEM).expect("test key");
+    let bad = |patch: Value| {
+        let mut v = open_json(&issuer);
+        for (k, x) in patch.as_object().expect("object") {
+            v[k] = x.clone();
+        }
+        check_record("election.open", v.to_string().as_bytes()).map(drop)
+    };
+    assert!(bad(json!({})).is_ok());
+    assert!(bad(json!({"weights": {"political": 20, "performance": 20, "integrity": 20, "public_opinion": 30, "responsibility": 15}})).is_err());
+    assert!(bad(json!({"score_min": 100})).is_err());
+    assert!(bad(json!({"closes_at_micros": OPEN})).is_err());
+    assert!(bad(json!({"credential_suite": "RSABSSA-SHA384-PSS-Deterministic"})).is_err());
+    assert!(bad(json!({"credential_key": "AAAA"})).is_err());
+    assert!(bad(json!({"subjects": ["a", "a"]})).is_err());
+    let ci = json!({"version": 1, "election_id": EL, "evaluator": "ev-001", "count": 2});
+    assert!(check_record("credential.issued", ci.to_string().as_bytes()).is_err());
+    let t = json!({"version": 1, "election_id": EL, "ballot_count": 2, "ballot_indices": [8, 7], "results": []});
+    assert!(check_record("tally", t.to_string().as_bytes()).is_err());
+    let r6 = json!({"version": 1, "ticket_hash": "00".repeat(32), "subject": "s", "department": "d", "rating": 6,
+        "service_time_micros": 1});
+    assert!(check_record("evaluation.micro", r6.to_string().as_bytes()).is_err());
+}
+
+/// The registry lets a ballot through on its one-time key alone; enrolled or foreign signers are refused.
+#[test]
+fn registry_admits_ballots_by_their_one_time_key_only() {
+    use ledger_core::entry::Entry;
+    use ledger_core::registry::{Registry, payload_type};
+    let issuer = IssuerKey::from_pem(TEST_KEY_PEM).expect("test key");
+    let (node, admin) = (SigningKey::from_bytes(&[1; 32]), SigningKey::from_bytes(&[2; 32]));
+    let charter = json!({"version": 1, "origin": "ledger.test/ballots",
+        "node_key": public_key_to_base64(&node.verifying_key()),
+        "admins": [{"name": "admin", "key": public_key_to_base64(&admin.verifying_key())}],
+        "policy": {"admin_quorum": 1}});
+    let mut env = Envelope::new(payload_type("charter"), charter.to_string().into_bytes());
+    env.sign(&node);
+    env.sign(&admin);
+    let reg = Registry::genesis(&Entry {
+        index: 0,
+        timestamp_micros: 0,
+        prev_root: Hash::default(),
+        envelope: env,
+    })
+    .expect("charter");
+
+    let (k, c) = obtain(&issuer, EL, 31);
+    let Record::Ballot(b) = ballot(&k, &c, [5; 5]) else {
+        panic!("ballot")
+    };
+    let payload = serde_json::to_vec(&b).expect("json");
+    let signed = |keys: &[&SigningKey]| {
+        let mut e = Envelope::new(payload_type("ballot"), payload.clone());
+        keys.iter().for_each(|key| e.sign(key));
+        e
+    };
+    let ok = signed(&[&k]);
+    assert_eq!(reg.verify_signatures(&ok).expect("one-time key"), signer(&k));
+    reg.authorize("ballot", &signer(&k))
+        .expect("credential is the authorization");
+    assert!(reg.verify_signatures(&signed(&[&admin])).is_err(), "not the ballot key");
+    assert!(
+        reg.verify_signatures(&signed(&[&k, &admin])).is_err(),
+        "a second signer"
+    );
+    assert!(reg.verify_signatures(&signed(&[])).is_err(), "unsigned");
+    assert!(reg.authorize("ballot", &[key_id(&admin.verifying_key())]).is_err());
+    let batch = reg.verify_signatures_batch(&[&ok, &signed(&[&admin])]);
+    assert_eq!(batch[0].as_ref().expect("ok"), &signer(&k));
+    assert!(batch[1].is_err());
+    // A ballot whose one-time key is an enrolled key is refused (it would name its holder).
+    let Record::Ballot(mut b2) = ballot(&admin, &c, [5; 5]) else {
+        panic!("ballot")
+    };
+    b2.ballot_key = public_key_to_base64(&admin.verifying_key());
+    let mut e = Envelope::new(payload_type("ballot"), serde_json::to_vec(&b2).expect("json"));
+    e.sign(&admin);
+    assert!(reg.verify_signatures(&e).is_err());
+}

@@ -551,6 +551,16 @@ impl Registry {
                         detail: "the node role is the charter's".into(),
                     });
                 }
+                if r.roles.contains(&Role::Witness) && crate::cosignature::CosignatureVerifier::new(&r.name, k).is_err()
+                {
+                    return Err(RegistryError::InvalidPayload {
+                        kind: kind.into(),
+                        detail: format!(
+                            "a witness's name is its cosignature key name: {:?} must be non-empty, without spaces or '+'",
+                            r.name
+                        ),
+                    });
+                }
                 if let Some(bad) = r.scope.kinds.iter().find(|k| roles_for_kind(k).is_none()) {
                     return Err(RegistryError::InvalidPayload {
                         kind: kind.into(),
@@ -720,6 +730,16 @@ impl Registry {
         next.apply(index, kind, payload)?;
         *self = next;
         Ok(())
+    }
+
+    /// The cosignature verifiers of the active keys holding the `witness` role: each witness's note
+    /// key name is the name it was enrolled under (docs/witness.md).
+    pub fn witnesses(&self) -> Vec<crate::cosignature::CosignatureVerifier> {
+        self.keys
+            .values()
+            .filter(|k| k.ended.is_none() && k.roles.contains(&Role::Witness))
+            .filter_map(|k| crate::cosignature::CosignatureVerifier::new(&k.name, k.key).ok())
+            .collect()
     }
 
     /// Name of the holder of a key id, for reports.

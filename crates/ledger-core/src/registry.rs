@@ -551,16 +551,6 @@ impl Registry {
                         detail: "the node role is the charter's".into(),
                     });
                 }
-                if r.roles.contains(&Role::Witness) && crate::cosignature::CosignatureVerifier::new(&r.name, k).is_err()
-                {
-                    return Err(RegistryError::InvalidPayload {
-                        kind: kind.into(),
-                        detail: format!(
-                            "a witness's name is its cosignature key name: {:?} must be non-empty, without spaces or '+'",
-                            r.name
-                        ),
-                    });
-                }
                 if let Some(bad) = r.scope.kinds.iter().find(|k| roles_for_kind(k).is_none()) {
                     return Err(RegistryError::InvalidPayload {
                         kind: kind.into(),
@@ -733,7 +723,8 @@ impl Registry {
     }
 
     /// The cosignature verifiers of the active keys holding the `witness` role: each witness's note
-    /// key name is the name it was enrolled under (docs/witness.md).
+    /// key name is the name it was enrolled under (docs/witness.md). A witness enrolled under a name
+    /// that cannot be a note key name (empty, spaces, `+`) can never be matched and is left out.
     pub fn witnesses(&self) -> Vec<crate::cosignature::CosignatureVerifier> {
         self.keys
             .values()

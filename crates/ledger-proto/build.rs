@@ -5,7 +5,10 @@ use prost::Message as _;
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../proto");
-    let files = [root.join("ledger/v1/ledger.proto")];
+    let files = [
+        root.join("ledger/v1/ledger.proto"),
+        root.join("ledger/v1/witness.proto"),
+    ];
     for f in &files {
         println!("cargo:rerun-if-changed={}", f.display());
     }

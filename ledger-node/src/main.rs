@@ -4,10 +4,13 @@
 //! (initialized with development keys, loudly, if empty). See `docs/operations.md`.
 
 mod errors;
+mod fork;
 mod genesis;
 mod metrics;
 mod sequencer;
 mod service;
+mod witness;
+mod witness_push;
 
 use anyhow::{Context, Result, bail};
 use clap::{Args, Parser, Subcommand};
@@ -59,6 +62,18 @@ enum Cmd {
         #[arg(short, long)]
         out: PathBuf,
     },
+    /// Run a C2SP tlog-witness that cosigns the checkpoints of the given logs (docs/witness.md).
+    Witness(witness::WitnessArgs),
+    /// Test only: rewrite the store from index FROM and re-sign (plays a dishonest operator).
+    #[command(hide = true)]
+    DebugFork {
+        /// Data directory (of a stopped node).
+        #[arg(long)]
+        data: PathBuf,
+        /// First index to rewrite.
+        #[arg(long)]
+        from: u64,
+    },
     /// Rebuild an empty data directory from an export stream, verifying as it goes.
     Import {
         /// Data directory (must not hold a ledger).
@@ -104,6 +119,13 @@ struct ServeArgs {
     /// Log format: "text" or "json".
     #[arg(long, env = "LEDGER_LOG_FORMAT")]
     log_format: Option<String>,
+    /// A witness to push checkpoints to: `URL=NAME+HASH+BASE64` (its cosignature key). Repeat,
+    /// or comma-separate in the environment variable.
+    #[arg(long = "witness", env = "LEDGER_WITNESSES", value_delimiter = ',')]
+    witness: Vec<String>,
+    /// How long Append with wait_for_checkpoint waits for a witnessed checkpoint (milliseconds).
+    #[arg(long, env = "LEDGER_WITNESS_TIMEOUT_MS")]
+    witness_timeout_ms: Option<u64>,
 }
 
 impl ServeArgs {
@@ -122,6 +144,12 @@ impl ServeArgs {
             tls_cert: self.tls_cert.or(file.tls_cert),
             tls_key: self.tls_key.or(file.tls_key),
             log_format: self.log_format.or(file.log_format),
+            witness: if self.witness.is_empty() {
+                file.witness
+            } else {
+                self.witness
+            },
+            witness_timeout_ms: self.witness_timeout_ms.or(file.witness_timeout_ms),
         })
     }
 }
@@ -156,6 +184,15 @@ fn main() -> std::process::ExitCode {
             admin_quorum,
             witness_quorum,
         } => genesis::init(&data, &origin, &admin_keys, admin_quorum, witness_quorum),
+        Cmd::Witness(a) => {
+            init_tracing(false);
+            tokio::runtime::Builder::new_multi_thread()
+                .enable_all()
+                .build()
+                .map_err(anyhow::Error::from)
+                .and_then(|rt| rt.block_on(witness::run(a, shutdown_signal())))
+        }
+        Cmd::DebugFork { data, from } => fork::debug_fork(&data, from),
         Cmd::Export { data, out } => (|| {
             let store = Store::open_read_only(&genesis::Layout::new(&data).store)?;
             store.verify().map_err(|e| anyhow::anyhow!("{e}"))?;
@@ -313,10 +350,35 @@ async fn serve(a: ServeArgs) -> Result<()> {
             Err(e) => tracing::warn!(addr = %m, error = %e, "metrics listener not started"),
         }
     }
+    let witnesses = a
+        .witness
+        .iter()
+        .map(|w| w.parse::<witness_push::WitnessConfig>())
+        .collect::<Result<Vec<_>>>()?;
+    let witnessed = Arc::new(witness_push::initial(
+        &store,
+        &shared,
+        !witnesses.is_empty(),
+        Duration::from_millis(a.witness_timeout_ms.unwrap_or(10_000)),
+    )?);
+    if !witnesses.is_empty() {
+        tracing::info!(
+            witnesses = witnesses.len(),
+            quorum = witnessed.quorum,
+            "pushing checkpoints to witnesses"
+        );
+        tokio::spawn(witness_push::run(
+            store.clone(),
+            shared.clone(),
+            witnessed.clone(),
+            witnesses,
+        ));
+    }
     let svc = service::LedgerService {
         store: store.clone(),
         shared: shared.clone(),
         jobs: job_tx,
+        witnessed,
     };
     let (health_reporter, health) = tonic_health::server::health_reporter();
     health_reporter

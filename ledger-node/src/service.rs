@@ -32,6 +32,8 @@ pub struct LedgerService {
     pub shared: Arc<Shared>,
     /// Sequencer queue.
     pub jobs: SyncSender<Job>,
+    /// The latest witnessed checkpoint (docs/witness.md).
+    pub witnessed: Arc<crate::witness_push::Witnessed>,
 }
 
 type BoxStream<T> = Pin<Box<dyn Stream<Item = Result<T, Status>> + Send + 'static>>;
@@ -140,6 +142,29 @@ impl LedgerService {
         }
     }
 
+    /// Waits until a witnessed checkpoint covers `index` (docs/witness.md); returns (size, note).
+    async fn wait_witnessed(&self, index: u64) -> Result<(u64, String), Status> {
+        let mut rx = self.witnessed.latest.subscribe();
+        let w = &self.witnessed;
+        let got = tokio::time::timeout(
+            w.timeout,
+            rx.wait_for(|l| l.as_ref().is_some_and(|(s, _, _)| *s > index)),
+        )
+        .await;
+        match got {
+            Ok(Ok(l)) => match l.as_ref() {
+                Some((s, n, _)) => Ok((*s, n.clone())),
+                None => Err(Status::internal("witnessed checkpoint vanished")),
+            },
+            Ok(Err(_)) => Err(Status::unavailable("the node is shutting down")),
+            Err(_) => Err(Status::deadline_exceeded(format!(
+                "entry {index} is durably appended, but no checkpoint covering it gathered the charter's witness quorum of {} cosignatures within {} ms (a witness may be down or refusing: see the node's log); fetch one later with GetWitnessedCheckpoint",
+                w.quorum,
+                w.timeout.as_millis()
+            ))),
+        }
+    }
+
     fn entry_pb(&self, index: u64) -> Result<pb::LogEntry, Status> {
         let bytes = self
             .store
@@ -177,7 +202,13 @@ impl pb::ledger_server::Ledger for LedgerService {
             .into_iter()
             .next()
             .ok_or_else(|| Status::internal("no outcome"))?;
-        let cp = if wait { res.checkpoint } else { None };
+        let mut cp = if wait { res.checkpoint } else { None };
+        if wait
+            && self.witnessed.required
+            && let Outcome::Appended { index, .. } = &o
+        {
+            cp = Some(self.wait_witnessed(*index).await?);
+        }
         let mut r = self.response(o, &cp)?;
         if !wait {
             r.checkpoint.clear();
@@ -246,7 +277,21 @@ impl pb::ledger_server::Ledger for LedgerService {
         let mut checkpoint = String::new();
         if !items.is_empty() {
             let res = self.submit(items, wait).await?;
-            let cp = if wait { res.checkpoint.clone() } else { None };
+            let mut cp = if wait { res.checkpoint.clone() } else { None };
+            let last = res
+                .outcomes
+                .iter()
+                .filter_map(|o| match o {
+                    Outcome::Appended { index, .. } => Some(*index),
+                    Outcome::Refused(..) => None,
+                })
+                .max();
+            if wait
+                && self.witnessed.required
+                && let Some(last) = last
+            {
+                cp = Some(self.wait_witnessed(last).await?);
+            }
             if let Some((_, n)) = &cp {
                 checkpoint = n.clone();
             }
@@ -343,6 +388,36 @@ impl pb::ledger_server::Ledger for LedgerService {
             .map(|c| c.root.0.to_vec())
             .unwrap_or_default();
         Ok(Response::new(pb::CheckpointResponse { note, size, root }))
+    }
+
+    async fn get_witnessed_checkpoint(
+        &self,
+        _req: Request<pb::GetWitnessedCheckpointRequest>,
+    ) -> Result<Response<pb::WitnessedCheckpointResponse>, Status> {
+        let mut latest = self.witnessed.latest.borrow().clone();
+        if self.witnessed.quorum == 0 {
+            // Every checkpoint is witnessed: the latest, with the cosignatures gathered for it if any.
+            let (size, note) = self.shared.checkpoint.borrow().clone();
+            if latest.as_ref().is_none_or(|(s, _, _)| *s < size) {
+                latest = Some((size, note, Vec::new()));
+            }
+        }
+        let (size, note, witnesses) = latest.ok_or_else(|| {
+            Status::not_found(format!(
+                "no checkpoint has gathered the charter's witness quorum of {} cosignatures yet",
+                self.witnessed.quorum
+            ))
+        })?;
+        let root = ledger_core::note::Note::parse(&note)
+            .ok()
+            .and_then(|n| ledger_core::checkpoint::Checkpoint::from_body(&n.text).ok())
+            .map(|c| c.root.0.to_vec())
+            .unwrap_or_default();
+        Ok(Response::new(pb::WitnessedCheckpointResponse {
+            checkpoint: Some(pb::CheckpointResponse { note, size, root }),
+            witness_quorum: self.witnessed.quorum,
+            witnesses,
+        }))
     }
 
     async fn get_inclusion_proof(

@@ -89,10 +89,19 @@ pub async fn export(req: ExportRequest<'_>) -> Result<Bundle> {
         .await
         .with_context(|| format!("connecting to {}", req.node))?
         .max_decoding_message_size(64 << 20);
-    let latest = c
-        .get_checkpoint(pb::GetCheckpointRequest { size: None })
-        .await?
-        .into_inner();
+    // The latest witnessed checkpoint (enough enrolled witness cosignatures for the charter's
+    // quorum); a node without one serves its latest and the verdict says it is not witnessed.
+    let latest = match c.get_witnessed_checkpoint(pb::GetWitnessedCheckpointRequest {}).await {
+        Ok(r) => r
+            .into_inner()
+            .checkpoint
+            .context("the node's witnessed checkpoint answer is empty")?,
+        Err(s) if s.code() == tonic::Code::NotFound || s.code() == tonic::Code::Unimplemented => c
+            .get_checkpoint(pb::GetCheckpointRequest { size: None })
+            .await?
+            .into_inner(),
+        Err(s) => return Err(s.into()),
+    };
     let e0 = ledger_proto::entry_from_wire(&c.get_entry(pb::GetEntryRequest { index: 0 }).await?.into_inner())?;
     let charter = Registry::genesis(&e0).context("entry 0 is not a valid charter")?;
     let key = NoteVerifier::new(&charter.charter.origin, charter.node_key)?;
@@ -213,7 +222,27 @@ pub fn render(v: &BundleVerdict) -> String {
         v.origin, v.checkpoint_size, v.checkpoint_root
     );
     let _ = writeln!(s, "Trust: {}", v.trust);
-    if v.other_signatures > 0 {
+    if !v.witnesses.is_empty() || v.witness_quorum > 0 {
+        let names: Vec<String> = v
+            .witnesses
+            .iter()
+            .map(|w| {
+                format!(
+                    "{} (at {})",
+                    w.name,
+                    ledger_core::time::rfc3339_micros(w.timestamp * 1_000_000)
+                )
+            })
+            .collect();
+        let _ = writeln!(
+            s,
+            "Witnesses: {} independent witness(es) enrolled in the registry cosigned this checkpoint (the charter asks for {}){}{}",
+            v.witnesses.len(),
+            v.witness_quorum,
+            if names.is_empty() { "" } else { ": " },
+            names.join(", ")
+        );
+    } else if v.other_signatures > 0 {
         let _ = writeln!(
             s,
             "The checkpoint carries {} further signature(s) (witness cosignatures).",

@@ -12,13 +12,14 @@ use crate::report::{FaultsJson, human_faults};
 use crate::source::node::{connect, latest_checkpoint, runtime};
 use anyhow::{Context as _, anyhow};
 use ledger_core::checkpoint::open_checkpoint;
+use ledger_core::cosignature::CosignatureVerifier;
 use ledger_core::entry::Entry;
 use ledger_core::hash::{Hash, empty_root};
 use ledger_core::merkle::verify_consistency;
 use ledger_core::note::NoteVerifier;
 use ledger_core::registry::Registry;
 use ledger_proto::pb::ledger_client::LedgerClient;
-use ledger_proto::pb::{GetConsistencyProofRequest, GetEntriesRequest};
+use ledger_proto::pb::{GetConsistencyProofRequest, GetEntriesRequest, QueryRequest};
 use serde::Serialize;
 use std::fmt::Write as _;
 use std::path::PathBuf;
@@ -33,6 +34,8 @@ pub struct ConsistencyRequest {
     pub checkpoints: Vec<PathBuf>,
     /// Trusted node key.
     pub trusted_key: Option<NoteVerifier>,
+    /// Witness cosignature keys; empty: the witnesses enrolled in the node's registry.
+    pub witness_keys: Vec<CosignatureVerifier>,
     /// Most faults listed.
     pub max_faults: usize,
 }
@@ -48,6 +51,8 @@ pub struct Saved {
     pub root: Option<String>,
     /// "consistent", "FORK", "ROLLBACK", "bad signature" or "not compared".
     pub status: String,
+    /// Witnesses whose valid cosignatures the note carries.
+    pub witnesses: Vec<String>,
 }
 
 /// The result.
@@ -147,6 +152,68 @@ async fn charter_key(client: &mut LedgerClient<Channel>) -> anyhow::Result<Resul
     Ok(NoteVerifier::new(&reg.charter.origin, reg.node_key).map_err(|x| x.to_string()))
 }
 
+/// The witness keys enrolled in the registry the node serves (charter and key records, replayed
+/// with the same rules as `replay`).
+async fn enrolled_witnesses(client: &mut LedgerClient<Channel>) -> anyhow::Result<Vec<CosignatureVerifier>> {
+    let mut stream = client
+        .get_entries(GetEntriesRequest { start: 0, end: 1 })
+        .await
+        .map_err(|s| anyhow!("GetEntries 0: {}", s.message()))?
+        .into_inner();
+    let Some(e0) = stream
+        .message()
+        .await
+        .map_err(|s| anyhow!("GetEntries 0: {}", s.message()))?
+    else {
+        return Ok(Vec::new());
+    };
+    let Ok(mut reg) = Entry::decode(&e0.leaf)
+        .map_err(|e| e.to_string())
+        .and_then(|e| Registry::genesis(&e).map_err(|e| e.to_string()))
+    else {
+        return Ok(Vec::new());
+    };
+    let mut entries = Vec::new();
+    for kind in ["key.enroll", "key.rotate", "key.revoke"] {
+        let mut page_start = 0;
+        loop {
+            let r = match client
+                .query(QueryRequest {
+                    kind: kind.into(),
+                    page_start,
+                    limit: 1000,
+                    with_entries: true,
+                    ..Default::default()
+                })
+                .await
+            {
+                Ok(r) => r.into_inner(),
+                Err(s) => {
+                    // Cosignatures are then not counted (0 witnesses); give --witness-key instead.
+                    eprintln!(
+                        "ledger-verify: cannot list the enrolled witness keys ({kind}: {}); pass --witness-key to count cosignatures",
+                        s.message()
+                    );
+                    return Ok(Vec::new());
+                }
+            };
+            entries.extend(r.entries);
+            if r.next_page_start == 0 {
+                break;
+            }
+            page_start = r.next_page_start;
+        }
+    }
+    entries.sort_by_key(|e| e.index);
+    for e in entries {
+        if let Ok(entry) = Entry::decode(&e.leaf) {
+            // A key record the rules refuse is reported by `replay`; here it simply does not apply.
+            let _ = reg.check_entry(&entry);
+        }
+    }
+    Ok(reg.witnesses())
+}
+
 /// Runs the command.
 ///
 /// # Errors
@@ -192,6 +259,11 @@ async fn run_async(req: &ConsistencyRequest, texts: Vec<(String, String)>) -> an
             }
         },
     };
+    let witnesses = if req.witness_keys.is_empty() {
+        enrolled_witnesses(&mut client).await?
+    } else {
+        req.witness_keys.clone()
+    };
     let mut saved: Vec<Cp> = Vec::new();
     for (file, text) in &texts {
         match open_checkpoint(text, &verifier) {
@@ -201,11 +273,23 @@ async fn run_async(req: &ConsistencyRequest, texts: Vec<(String, String)>) -> an
                     size: c.checkpoint.size,
                     root: c.checkpoint.root,
                 };
+                let cosigners = match c.note.verify_cosignatures(&witnesses) {
+                    Ok(v) => v.into_iter().map(|w| w.name).collect(),
+                    Err(e) => {
+                        faults.push(Fault::new(
+                            Some(cp.size),
+                            Code::CheckpointBadSignature,
+                            format!("{file}: a witness cosignature does not verify: {e}"),
+                        ));
+                        Vec::new()
+                    }
+                };
                 out.saved.push(Saved {
                     file: file.clone(),
                     size: Some(cp.size),
                     root: Some(cp.root.to_hex()),
                     status: "consistent".into(),
+                    witnesses: cosigners,
                 });
                 saved.push(cp);
             }
@@ -220,6 +304,7 @@ async fn run_async(req: &ConsistencyRequest, texts: Vec<(String, String)>) -> an
                     size: None,
                     root: None,
                     status: "bad signature".into(),
+                    witnesses: Vec::new(),
                 });
             }
         }
@@ -386,7 +471,15 @@ pub fn human(o: &ConsistencyOutcome) -> String {
     for c in &o.saved {
         match (c.size, &c.root) {
             (Some(size), Some(root)) => {
-                let _ = writeln!(s, "saved:        {}: size {size}, root {root}: {}", c.file, c.status);
+                let _ = writeln!(
+                    s,
+                    "saved:        {}: size {size}, root {root}: {}; cosigned by {} witness(es){}{}",
+                    c.file,
+                    c.status,
+                    c.witnesses.len(),
+                    if c.witnesses.is_empty() { "" } else { ": " },
+                    c.witnesses.join(", ")
+                );
             }
             _ => {
                 let _ = writeln!(s, "saved:        {}: {}", c.file, c.status);

@@ -292,6 +292,10 @@ struct ConsistencyArgs {
     /// The node's checkpoint key, NAME+HASH+BASE64.
     #[arg(long, value_name = "KEY")]
     trusted_key: Option<String>,
+    /// A witness's cosignature key NAME+HASH+BASE64 (repeat); default: the witness keys enrolled
+    /// in the registry the node serves.
+    #[arg(long = "witness-key", value_name = "KEY")]
+    witness_keys: Vec<String>,
     /// Also write a machine-readable report here.
     #[arg(long, value_name = "FILE")]
     json: Option<PathBuf>,
@@ -346,6 +350,11 @@ fn consistency_cmd(a: ConsistencyArgs) -> anyhow::Result<bool> {
         node: a.node,
         checkpoints: a.checkpoints,
         trusted_key: trusted(a.trusted_key.as_deref())?,
+        witness_keys: a
+            .witness_keys
+            .iter()
+            .map(|k| ledger_core::cosignature::CosignatureVerifier::parse(k).context("--witness-key"))
+            .collect::<anyhow::Result<_>>()?,
         max_faults: a.max_faults,
     };
     let o = consistency::run(&req)?;

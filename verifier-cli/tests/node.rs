@@ -60,6 +60,13 @@ impl Ledger for Mock {
         }
         Ok(Response::new(tokio_stream::iter(out)))
     }
+    async fn get_witnessed_checkpoint(
+        &self,
+        _r: Request<pb::GetWitnessedCheckpointRequest>,
+    ) -> Result<Response<pb::WitnessedCheckpointResponse>, Status> {
+        Err(Status::unimplemented("no witnesses in this mock"))
+    }
+
     async fn get_checkpoint(
         &self,
         r: Request<pb::GetCheckpointRequest>,

@@ -98,6 +98,13 @@ impl Ledger for Fake {
         Err(Status::unimplemented("entries"))
     }
 
+    async fn get_witnessed_checkpoint(
+        &self,
+        _r: Request<pb::GetWitnessedCheckpointRequest>,
+    ) -> Result<Response<pb::WitnessedCheckpointResponse>, Status> {
+        Err(Status::unimplemented("no witnesses in this mock"))
+    }
+
     async fn get_checkpoint(
         &self,
         req: Request<pb::GetCheckpointRequest>,

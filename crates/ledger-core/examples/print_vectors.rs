@@ -31,4 +31,14 @@ fn main() {
         extensions: vec![],
     };
     print!("checkpoint_note\n{}", cp.sign(&log).expect("sign").to_text());
+    let witness = ledger_core::cosignature::CosignatureSigner::new(
+        "witness.example/w1",
+        ed25519_dalek::SigningKey::from_bytes(&[3u8; 32]),
+    )
+    .expect("witness");
+    println!("test_witness_vkey\n{}", witness.verifier().to_string_key());
+    let mut note = cp.sign(&log).expect("sign");
+    note.signatures
+        .push(witness.sign(&note.text, 1_679_315_147).expect("cosign"));
+    print!("cosigned_checkpoint_note\n{}", note.to_text());
 }

@@ -6,6 +6,7 @@
 //! project.
 
 use crate::checkpoint::{Checkpoint, open_checkpoint};
+use crate::cosignature::Cosignature;
 use crate::entry::Entry;
 use crate::hash::{Hash, leaf_hash};
 use crate::merkle::{verify_consistency, verify_inclusion};
@@ -156,6 +157,11 @@ pub struct BundleVerdict {
     /// Signature lines on the checkpoint beyond the node's (witness cosignatures; counted, not
     /// judged here).
     pub other_signatures: usize,
+    /// Valid cosignatures on the checkpoint by witness keys enrolled (role `witness`, active) in
+    /// the registry as of the checkpoint: how many independent witnesses vouch for it.
+    pub witnesses: Vec<Cosignature>,
+    /// The charter's `witness_quorum` (cosignatures that make a checkpoint witnessed).
+    pub witness_quorum: u32,
     /// Where trust in the node key comes from.
     pub trust: String,
     /// Per requested record.
@@ -194,6 +200,8 @@ pub fn verify_bundle(b: &Bundle, trusted: Option<&NoteVerifier>) -> BundleVerdic
         checkpoint_size: 0,
         checkpoint_root: Hash::default(),
         other_signatures: 0,
+        witnesses: Vec::new(),
+        witness_quorum: 0,
         trust: String::new(),
         records: Vec::new(),
         consistency: None,
@@ -218,10 +226,10 @@ pub fn verify_bundle(b: &Bundle, trusted: Option<&NoteVerifier>) -> BundleVerdic
         Some(_) => v.trust = "node key pinned by the caller (--trusted-key)".into(),
         None => v.trust = "node key taken from the bundle itself (no --trusted-key given); compare it with the key published by the operator".into(),
     }
-    let cp: Checkpoint = match open_checkpoint(&b.checkpoint, &key) {
+    let (cp, cp_note): (Checkpoint, crate::note::Note) = match open_checkpoint(&b.checkpoint, &key) {
         Ok(c) => {
             v.other_signatures = c.note.signatures.len().saturating_sub(1);
-            c.checkpoint
+            (c.checkpoint, c.note)
         }
         Err(e) => {
             v.problems.push(format!("CHECKPOINT_BAD_SIGNATURE: {e}"));
@@ -279,6 +287,26 @@ pub fn verify_bundle(b: &Bundle, trusted: Option<&NoteVerifier>) -> BundleVerdic
             ri += 1;
         }
         v.records.push(judge_record(r, &registry, &cp, &b.checkpoint));
+    }
+    // Witnesses: the registry as of the checkpoint (every key record below its size).
+    for e in reg_entries.iter().skip(ri.max(1)) {
+        if let Err(x) = registry.check_entry(e) {
+            v.problems.push(format!("key record {}: {x}", e.index));
+        }
+    }
+    v.witness_quorum = registry.charter.policy.witness_quorum;
+    match cp_note.verify_cosignatures(&registry.witnesses()) {
+        Ok(w) => v.witnesses = w,
+        Err(e) => v.problems.push(format!(
+            "COSIGNATURE_INVALID: a line by an enrolled witness key does not verify: {e}"
+        )),
+    }
+    if (v.witnesses.len() as u32) < v.witness_quorum {
+        v.problems.push(format!(
+            "NOT_WITNESSED: the checkpoint carries {} valid witness cosignature(s), the charter's witness quorum is {}",
+            v.witnesses.len(),
+            v.witness_quorum
+        ));
     }
     if let Some(c) = &b.consistency {
         v.consistency = Some(match open_checkpoint(&c.from_checkpoint, &key) {

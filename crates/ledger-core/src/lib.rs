@@ -8,7 +8,9 @@
 //! - [`dsse`]: DSSE v1 envelopes signed with Ed25519 over the pre-authentication encoding (PAE).
 //! - [`entry`]: the log entry (index, timestamp, `prev_root` chain link, envelope) and its canonical
 //!   byte encoding, whose SHA-256 leaf hash goes into the tree.
-//! - [`note`] and [`checkpoint`]: C2SP signed notes (Ed25519) and C2SP tlog-checkpoint bodies.
+//! - [`note`] and [`checkpoint`]: C2SP signed notes (Ed25519) and C2SP tlog-checkpoint bodies;
+//!   [`cosignature`]: C2SP tlog-cosignature v1 (timestamped Ed25519 witness cosignatures);
+//!   [`witness`]: the C2SP tlog-witness add-checkpoint rules.
 //!
 //! No I/O, no async, no storage, no network: storage enters through the one-method
 //! [`merkle::NodeSource`] trait and time enters as an argument. Functions never panic on input;
@@ -17,6 +19,7 @@
 pub mod bundle;
 pub mod checkpoint;
 pub mod compact;
+pub mod cosignature;
 pub mod credential;
 pub mod domain;
 pub mod draw;
@@ -33,6 +36,7 @@ pub mod rfc3797;
 pub mod rules;
 pub mod seal;
 pub mod time;
+pub mod witness;
 
 pub use checkpoint::Checkpoint;
 pub use compact::CompactTree;

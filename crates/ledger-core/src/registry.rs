@@ -770,6 +770,17 @@ impl Registry {
         Ok(())
     }
 
+    /// The cosignature verifiers of the active keys holding the `witness` role: each witness's note
+    /// key name is the name it was enrolled under (docs/witness.md). A witness enrolled under a name
+    /// that cannot be a note key name (empty, spaces, `+`) can never be matched and is left out.
+    pub fn witnesses(&self) -> Vec<crate::cosignature::CosignatureVerifier> {
+        self.keys
+            .values()
+            .filter(|k| k.ended.is_none() && k.roles.contains(&Role::Witness))
+            .filter_map(|k| crate::cosignature::CosignatureVerifier::new(&k.name, k.key).ok())
+            .collect()
+    }
+
     /// Name of the holder of a key id, for reports.
     pub fn holder(&self, keyid: &str) -> Option<&str> {
         self.keys.get(keyid).map(|k| k.name.as_str())

@@ -230,3 +230,35 @@ impl SignForTest for SigningKey {
         self.sign(b"message").to_bytes()
     }
 }
+
+#[test]
+fn witness_keys_are_named_cosigners_until_revoked() {
+    let (node, a) = (k(1), k(2));
+    let mut reg = Registry::genesis(&charter(&node, &[&a], 1, &[&node, &a])).expect("charter");
+    let w = k(20);
+    let named = |name: &str| {
+        rec(
+            "key.enroll",
+            serde_json::json!({"version": 1, "name": name, "key": public_key_to_base64(&w.verifying_key()), "roles": ["witness"], "scope": {}}),
+            &[&a],
+        )
+    };
+    // A witness name is its note key name: one with a space can never be matched, so such a
+    // witness does not count (the enrollment itself stays valid, as in logs written before).
+    let mut other = reg.clone();
+    other.check_entry(&entry(1, named("audit office"))).expect("enroll");
+    assert!(other.witnesses().is_empty());
+    reg.check_entry(&entry(1, named("audit.example/w1")))
+        .expect("enroll witness");
+    let ws = reg.witnesses();
+    assert_eq!(ws.len(), 1);
+    assert_eq!(ws[0].name, "audit.example/w1");
+    assert_eq!(ws[0].key, w.verifying_key());
+    let revoke = rec(
+        "key.revoke",
+        serde_json::json!({"version": 1, "keyid": key_id(&w.verifying_key()), "reason": "retired"}),
+        &[&a],
+    );
+    reg.check_entry(&entry(2, revoke)).expect("revoke");
+    assert!(reg.witnesses().is_empty(), "a revoked witness no longer counts");
+}

@@ -14,6 +14,7 @@
 //! | `r` | client request id | index (u64 BE) ‖ SHA-256 of the envelope's leaf-independent bytes |
 //! | `x` | tag (u8), value, 0x00, index (u64 BE) | empty (secondary indices: kind, subject, draw) |
 //! | `m` | `size` | tree size (u64 BE) |
+//! | `m` | `witnessed` | size (u64 BE) ‖ the latest witnessed checkpoint note (docs/witness.md) |
 
 pub mod export;
 mod verify;
@@ -77,6 +78,9 @@ pub struct Store {
     // For a read-only open, the temporary copy that is deleted on drop.
     _snapshot: Option<tempfile::TempDir>,
 }
+
+/// Key of the latest witnessed checkpoint.
+pub const WITNESSED_KEY: &[u8] = b"mwitnessed";
 
 fn be(i: u64) -> [u8; 8] {
     i.to_be_bytes()
@@ -398,6 +402,42 @@ impl Store {
         self.tree.insert(key(b'c', &be(size)), note.as_bytes())?;
         self.db.flush()?;
         Ok(())
+    }
+
+    /// Replaces the stored checkpoint of `size` with the same checkpoint carrying witness
+    /// cosignatures, and when `witnessed` (it reached the charter's witness quorum) records it as
+    /// the latest witnessed checkpoint. Durable on return.
+    ///
+    /// # Errors
+    /// On storage failure.
+    pub fn put_cosigned_checkpoint(&self, size: u64, note: &str, witnessed: bool) -> Result<(), StoreError> {
+        if self.read_only {
+            return Err(StoreError::ReadOnly);
+        }
+        let mut b = sled::Batch::default();
+        b.insert(key(b'c', &be(size)), note.as_bytes());
+        if witnessed {
+            let mut v = be(size).to_vec();
+            v.extend_from_slice(note.as_bytes());
+            b.insert(WITNESSED_KEY, v);
+        }
+        self.tree.apply_batch(b)?;
+        self.db.flush()?;
+        Ok(())
+    }
+
+    /// The latest witnessed checkpoint (size, note), if any.
+    ///
+    /// # Errors
+    /// On storage failure or a malformed value.
+    pub fn latest_witnessed(&self) -> Result<Option<(u64, String)>, StoreError> {
+        match self.tree.get(WITNESSED_KEY)? {
+            None => Ok(None),
+            Some(v) => Ok(Some((
+                read_u64(&v, "mwitnessed")?,
+                String::from_utf8_lossy(&v[8..]).into_owned(),
+            ))),
+        }
     }
 
     /// Bytes on disk.

@@ -1,0 +1,271 @@
+//! `ledger-node witness`: a C2SP tlog-witness (<https://c2sp.org/tlog-witness>) over gRPC
+//! (`proto/ledger/v1/witness.proto`, docs/witness.md).
+//!
+//! The witness keeps, per log origin, the latest checkpoint it cosigned, in one file per origin
+//! under `DATA/state/` (written to a temporary file, synced, renamed, directory synced). Checking a
+//! request against that state and persisting the new checkpoint happen under one lock, as the spec
+//! requires, and the cosignature is returned only after the new state is durable. The rules
+//! themselves are `ledger_core::witness`; this module is the shell: keys, files, transport.
+
+use anyhow::{Context, Result, bail};
+use ledger_core::checkpoint::Checkpoint;
+use ledger_core::cosignature::CosignatureSigner;
+use ledger_core::hash::Hash;
+use ledger_core::note::{Note, NoteVerifier};
+use ledger_core::witness::{AddCheckpoint, MAX_ADD_CHECKPOINT_BYTES, WitnessError, check_submission, open_submission};
+use ledger_proto::pb;
+use ledger_proto::pb::witness_server::WitnessServer;
+use prost::Message as _;
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use tonic::{Request, Response, Status};
+
+/// Command-line arguments of `ledger-node witness`.
+#[derive(clap::Args)]
+pub struct WitnessArgs {
+    /// Witness data directory (key and per-log state).
+    #[arg(long, env = "LEDGER_WITNESS_DATA")]
+    pub data: PathBuf,
+    /// gRPC listen address.
+    #[arg(long, env = "LEDGER_WITNESS_LISTEN", default_value = "127.0.0.1:50061")]
+    pub listen: SocketAddr,
+    /// The witness's name (its cosignature key name, e.g. "audit.example/witness"); fixed at the
+    /// first start. Enroll the key under this name with the `witness` role.
+    #[arg(long)]
+    pub name: Option<String>,
+    /// A log to witness: its checkpoint verifier key `origin+hash+base64`, or a file holding it
+    /// (the node's `DATA/keys/node.vkey`). Repeat for several logs.
+    #[arg(long = "log-key", required = true)]
+    pub log_keys: Vec<String>,
+}
+
+/// What the witness holds for one log.
+#[derive(Clone)]
+struct Held {
+    size: u64,
+    root: Hash,
+    note: String,
+}
+
+/// The gRPC service.
+pub struct WitnessService {
+    signer: CosignatureSigner,
+    logs: Vec<NoteVerifier>,
+    state_dir: PathBuf,
+    held: tokio::sync::Mutex<HashMap<String, Held>>,
+}
+
+fn state_file(dir: &Path, origin: &str) -> PathBuf {
+    dir.join(format!("{}.checkpoint", Hash::digest(origin.as_bytes()).to_hex()))
+}
+
+fn now_secs() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
+/// Writes `text` to `path` durably: temporary file, fsync, rename, fsync of the directory.
+fn write_durably(path: &Path, text: &str) -> std::io::Result<()> {
+    use std::io::Write as _;
+    let tmp = path.with_extension("tmp");
+    {
+        let mut f = std::fs::File::create(&tmp)?;
+        f.write_all(text.as_bytes())?;
+        f.sync_all()?;
+    }
+    std::fs::rename(&tmp, path)?;
+    if let Some(d) = path.parent() {
+        std::fs::File::open(d)?.sync_all()?;
+    }
+    Ok(())
+}
+
+/// The gRPC status of a refusal: the code of docs/witness.md, the spec's HTTP status and the held
+/// size in a [`pb::WitnessRefusal`] detail, and both in the message.
+pub fn refusal_status(e: &WitnessError) -> Status {
+    let code = match e.http_status() {
+        403 => tonic::Code::PermissionDenied,
+        404 => tonic::Code::NotFound,
+        409 => tonic::Code::FailedPrecondition,
+        _ => tonic::Code::InvalidArgument,
+    };
+    let detail = pb::WitnessRefusal {
+        http_status: u32::from(e.http_status()),
+        held_size: e.held_size().unwrap_or(0),
+    };
+    Status::with_details(
+        code,
+        format!("{e} (tlog-witness {})", e.http_status()),
+        detail.encode_to_vec().into(),
+    )
+}
+
+/// Decodes the [`pb::WitnessRefusal`] detail of a witness's refusal.
+pub fn refusal_of(s: &Status) -> Option<pb::WitnessRefusal> {
+    pb::WitnessRefusal::decode(s.details())
+        .ok()
+        .filter(|r| r.http_status != 0)
+}
+
+impl WitnessService {
+    /// Loads the key and state (re-verifying every held checkpoint against its log key).
+    ///
+    /// # Errors
+    /// When the key or a state file cannot be read, or a held checkpoint does not verify.
+    pub fn open(a: &WitnessArgs) -> Result<Self> {
+        std::fs::create_dir_all(a.data.join("state"))?;
+        let key_path = a.data.join("witness.key");
+        let vkey_path = a.data.join("witness.vkey");
+        let key = if key_path.exists() {
+            ledger_client::keyfile::read_signing_key(&key_path)
+                .with_context(|| format!("reading {}", key_path.display()))?
+        } else {
+            let k = ed25519_dalek::SigningKey::generate(&mut rand::rng());
+            ledger_client::keyfile::write_key_pair(&key_path, &k)
+                .with_context(|| format!("writing {}", key_path.display()))?;
+            k
+        };
+        let stored_name = std::fs::read_to_string(&vkey_path)
+            .ok()
+            .and_then(|s| s.split('+').next().map(str::to_string));
+        let name = match (&a.name, stored_name) {
+            (Some(n), Some(s)) if *n != s => {
+                bail!(
+                    "this witness is named {s:?} (see {}); its name cannot change",
+                    vkey_path.display()
+                )
+            }
+            (Some(n), _) => n.clone(),
+            (None, Some(s)) => s,
+            (None, None) => bail!("--name is required at the first start"),
+        };
+        let signer = CosignatureSigner::new(&name, key)?;
+        std::fs::write(&vkey_path, format!("{}\n", signer.verifier().to_string_key()))?;
+        let mut logs = Vec::new();
+        for k in &a.log_keys {
+            let text = if Path::new(k).exists() {
+                std::fs::read_to_string(k).with_context(|| format!("reading {k}"))?
+            } else {
+                k.clone()
+            };
+            logs.push(NoteVerifier::parse(text.trim()).with_context(|| format!("log key {k:?}"))?);
+        }
+        let state_dir = a.data.join("state");
+        let mut held = HashMap::new();
+        for log in &logs {
+            let p = state_file(&state_dir, &log.name);
+            let Ok(text) = std::fs::read_to_string(&p) else {
+                continue;
+            };
+            let cp = ledger_core::checkpoint::open_checkpoint(&text, log)
+                .with_context(|| format!("held checkpoint {} does not verify", p.display()))?;
+            held.insert(
+                log.name.clone(),
+                Held {
+                    size: cp.checkpoint.size,
+                    root: cp.checkpoint.root,
+                    note: text,
+                },
+            );
+        }
+        Ok(Self {
+            signer,
+            logs,
+            state_dir,
+            held: tokio::sync::Mutex::new(held),
+        })
+    }
+
+    /// Handles one add-checkpoint body: the spec's checks, then cosign and persist atomically.
+    async fn add(&self, body: &str) -> Result<String, Status> {
+        let req = AddCheckpoint::parse(body).map_err(|e| refusal_status(&e))?;
+        let opened = open_submission(&req.checkpoint, &self.logs).map_err(|e| refusal_status(&e))?;
+        let cp: &Checkpoint = &opened.checkpoint;
+        let mut held = self.held.lock().await;
+        let current = held.get(&cp.origin).map(|h| (h.size, h.root));
+        if let Err(e) = check_submission(current, req.old_size, &req.proof, cp) {
+            tracing::warn!(origin = %cp.origin, size = cp.size, old = req.old_size, error = %e, "refused");
+            return Err(refusal_status(&e));
+        }
+        let line = self
+            .signer
+            .sign(&opened.note.text, now_secs())
+            .map_err(|e| Status::internal(e.to_string()))?;
+        let mut stored = Note {
+            text: opened.note.text.clone(),
+            signatures: opened.note.signatures.clone(),
+        };
+        stored.signatures.retain(|s| !self.signer.verifier().matches(s));
+        stored.signatures.push(line.clone());
+        let text = stored.to_text();
+        write_durably(&state_file(&self.state_dir, &cp.origin), &text)
+            .map_err(|e| Status::unavailable(format!("cannot persist the witness state: {e}")))?;
+        held.insert(
+            cp.origin.clone(),
+            Held {
+                size: cp.size,
+                root: cp.root,
+                note: text,
+            },
+        );
+        tracing::info!(origin = %cp.origin, size = cp.size, "cosigned");
+        Ok(format!("{}\n", line.to_line()))
+    }
+}
+
+#[tonic::async_trait]
+impl pb::witness_server::Witness for WitnessService {
+    async fn add_checkpoint(
+        &self,
+        req: Request<pb::AddCheckpointRequest>,
+    ) -> Result<Response<pb::AddCheckpointResponse>, Status> {
+        let cosignatures = self.add(&req.into_inner().body).await?;
+        Ok(Response::new(pb::AddCheckpointResponse { cosignatures }))
+    }
+
+    async fn get_latest(&self, req: Request<pb::GetLatestRequest>) -> Result<Response<pb::GetLatestResponse>, Status> {
+        let origin = req.into_inner().origin;
+        let held = self.held.lock().await;
+        let h = held
+            .get(&origin)
+            .ok_or_else(|| Status::not_found(format!("no checkpoint cosigned for origin {origin:?}")))?;
+        Ok(Response::new(pb::GetLatestResponse {
+            checkpoint: h.note.clone(),
+        }))
+    }
+
+    async fn info(&self, _req: Request<pb::WitnessInfoRequest>) -> Result<Response<pb::WitnessInfoResponse>, Status> {
+        Ok(Response::new(pb::WitnessInfoResponse {
+            verifier_key: self.signer.verifier().to_string_key(),
+            origins: self.logs.iter().map(|l| l.name.clone()).collect(),
+        }))
+    }
+}
+
+/// Runs the witness until SIGTERM/SIGINT.
+///
+/// # Errors
+/// When the state cannot be loaded or the address cannot be bound.
+pub async fn run(a: WitnessArgs, shutdown: impl std::future::Future<Output = ()>) -> Result<()> {
+    let svc = Arc::new(WitnessService::open(&a)?);
+    let listener = tokio::net::TcpListener::bind(a.listen)
+        .await
+        .with_context(|| format!("binding {}", a.listen))?;
+    let bound = listener.local_addr()?;
+    tracing::info!(addr = %bound, key = %svc.signer.verifier().to_string_key(), "witness serving");
+    println!("witness key {}", svc.signer.verifier().to_string_key());
+    println!("listening on {bound}");
+    tonic::transport::Server::builder()
+        .add_service(
+            WitnessServer::from_arc(svc)
+                .max_decoding_message_size(2 * MAX_ADD_CHECKPOINT_BYTES)
+                .max_encoding_message_size(2 * MAX_ADD_CHECKPOINT_BYTES),
+        )
+        .serve_with_incoming_shutdown(tokio_stream::wrappers::TcpListenerStream::new(listener), shutdown)
+        .await?;
+    Ok(())
+}

@@ -1,0 +1,297 @@
+//! The node's side of witnessing: push each new checkpoint to the configured witnesses
+//! (C2SP tlog-witness add-checkpoint over gRPC), merge the cosignatures they return into the
+//! checkpoint note, store it, and publish the latest *witnessed* checkpoint: one carrying valid
+//! cosignatures by at least the charter's `witness_quorum` of the witness keys enrolled in the
+//! registry (docs/witness.md).
+//!
+//! Each witness is asked with a consistency proof from the size the node believes it holds
+//! (0 at start); on a conflict the witness names its size and the node retries once from it. A
+//! witness that refuses (a fork, a rollback) is logged and skipped; it is never argued with.
+
+use crate::sequencer::Shared;
+use crate::witness::refusal_of;
+use anyhow::{Context, Result};
+use ledger_core::cosignature::CosignatureVerifier;
+use ledger_core::merkle::consistency_proof;
+use ledger_core::note::Note;
+use ledger_core::witness::AddCheckpoint;
+use ledger_proto::pb;
+use ledger_proto::pb::witness_client::WitnessClient;
+use ledger_store::Store;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::watch;
+use tonic::transport::Channel;
+
+/// Longest wait for one witness's answer.
+const PUSH_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// One configured witness: `URL=NAME+HASH+BASE64` (its cosignature verifier key).
+#[derive(Debug, Clone)]
+pub struct WitnessConfig {
+    /// gRPC URL.
+    pub url: String,
+    /// Its cosignature key.
+    pub key: CosignatureVerifier,
+}
+
+impl std::str::FromStr for WitnessConfig {
+    type Err = anyhow::Error;
+
+    fn from_str(s: &str) -> Result<Self> {
+        let (url, key) = s
+            .split_once('=')
+            .with_context(|| format!("witness {s:?}: expected URL=NAME+HASH+BASE64"))?;
+        let key = CosignatureVerifier::parse(key).with_context(|| format!("witness {url}: bad verifier key"))?;
+        Ok(Self {
+            url: url.to_string(),
+            key,
+        })
+    }
+}
+
+/// The latest witnessed checkpoint, shared with the gRPC handlers.
+pub struct Witnessed {
+    /// (size, note, names of the enrolled witnesses that cosigned it); `None` until there is one.
+    pub latest: watch::Sender<Option<(u64, String, Vec<String>)>>,
+    /// Whether witnesses are configured and the charter's quorum is above 0, so that
+    /// `wait_for_checkpoint` waits for a witnessed checkpoint.
+    pub required: bool,
+    /// The charter's quorum.
+    pub quorum: u32,
+    /// How long `wait_for_checkpoint` waits for one.
+    pub timeout: Duration,
+}
+
+/// Valid cosignatures on `note` by the enrolled witnesses.
+fn enrolled_cosigners(shared: &Shared, note: &Note) -> Vec<String> {
+    let Ok(reg) = shared.registry.read() else {
+        return Vec::new();
+    };
+    note.verify_cosignatures(&reg.witnesses())
+        .map(|v| v.into_iter().map(|c| c.name).collect())
+        .unwrap_or_default()
+}
+
+/// Initial state: with quorum 0 every checkpoint is witnessed; else the stored witnessed one.
+///
+/// # Errors
+/// On storage failure.
+pub fn initial(store: &Store, shared: &Shared, configured: bool, timeout: Duration) -> Result<Witnessed> {
+    let quorum = shared
+        .registry
+        .read()
+        .map(|r| r.charter.policy.witness_quorum)
+        .unwrap_or(0);
+    let latest = if quorum == 0 {
+        let (s, n) = shared.checkpoint.borrow().clone();
+        Some((s, n, Vec::new()))
+    } else {
+        store.latest_witnessed()?.map(|(s, n)| {
+            let names = Note::parse(&n)
+                .map(|x| enrolled_cosigners(shared, &x))
+                .unwrap_or_default();
+            (s, n, names)
+        })
+    };
+    let (tx, _) = watch::channel(latest);
+    Ok(Witnessed {
+        latest: tx,
+        required: configured && quorum > 0,
+        quorum,
+        timeout,
+    })
+}
+
+struct Peer {
+    cfg: WitnessConfig,
+    client: Option<WitnessClient<Channel>>,
+    /// Size the node believes the witness holds.
+    held: u64,
+}
+
+enum PushError {
+    Conflict(u64),
+    Other(String),
+}
+
+impl Peer {
+    async fn client(&mut self) -> Result<&mut WitnessClient<Channel>, String> {
+        if self.client.is_none() {
+            let ch = tonic::transport::Endpoint::from_shared(self.cfg.url.clone())
+                .map_err(|e| e.to_string())?
+                .connect_timeout(PUSH_TIMEOUT)
+                .timeout(PUSH_TIMEOUT)
+                .connect()
+                .await
+                .map_err(|e| format!("cannot connect: {e}"))?;
+            self.client = Some(WitnessClient::new(ch));
+        }
+        self.client.as_mut().ok_or_else(|| "no client".to_string())
+    }
+
+    async fn add(&mut self, store: &Store, old: u64, size: u64, note: &str) -> Result<String, PushError> {
+        let proof = if old == 0 || old >= size {
+            Vec::new()
+        } else {
+            consistency_proof(store, old, size).map_err(|e| PushError::Other(format!("no proof from {old}: {e}")))?
+        };
+        let body = AddCheckpoint {
+            old_size: old,
+            proof,
+            checkpoint: note.to_string(),
+        }
+        .to_body();
+        let c = self.client().await.map_err(PushError::Other)?;
+        match c.add_checkpoint(pb::AddCheckpointRequest { body }).await {
+            Ok(r) => Ok(r.into_inner().cosignatures),
+            Err(s) => {
+                if let Some(r) = refusal_of(&s)
+                    && r.http_status == 409
+                    && r.held_size != old
+                {
+                    return Err(PushError::Conflict(r.held_size));
+                }
+                if matches!(s.code(), tonic::Code::Unavailable | tonic::Code::Unknown) {
+                    self.client = None;
+                }
+                Err(PushError::Other(format!("{:?}: {}", s.code(), s.message())))
+            }
+        }
+    }
+
+    /// Pushes one checkpoint; returns the witness's cosignature lines.
+    async fn push(&mut self, store: &Store, size: u64, note: &str) -> Result<String, String> {
+        let mut old = self.held.min(size);
+        for _ in 0..2 {
+            match self.add(store, old, size, note).await {
+                Ok(lines) => {
+                    self.held = size;
+                    return Ok(lines);
+                }
+                Err(PushError::Conflict(h)) if h <= size && h != old => {
+                    self.held = h;
+                    old = h;
+                }
+                Err(PushError::Conflict(h)) => {
+                    self.held = h;
+                    return Err(format!(
+                        "the witness holds size {h}, beyond this checkpoint of size {size}"
+                    ));
+                }
+                Err(PushError::Other(m)) => return Err(m),
+            }
+        }
+        Err("the witness's size keeps changing".into())
+    }
+}
+
+/// Pushes every new checkpoint to the witnesses until the node stops.
+pub async fn run(store: Arc<Store>, shared: Arc<Shared>, witnessed: Arc<Witnessed>, witnesses: Vec<WitnessConfig>) {
+    {
+        let enrolled = shared.registry.read().map(|r| r.witnesses()).unwrap_or_default();
+        for w in &witnesses {
+            if !enrolled.contains(&w.key) {
+                tracing::warn!(witness = %w.key.name, url = %w.url, "witness key is not enrolled with the witness role; its cosignatures do not count toward the quorum");
+            }
+        }
+    }
+    let mut peers: Vec<Peer> = witnesses
+        .into_iter()
+        .map(|cfg| Peer {
+            cfg,
+            client: None,
+            held: 0,
+        })
+        .collect();
+    let mut rx = shared.checkpoint.subscribe();
+    loop {
+        let (size, text) = rx.borrow_and_update().clone();
+        let Ok(mut note) = Note::parse(&text) else {
+            tracing::error!(size, "the node's own checkpoint note does not parse");
+            if rx.changed().await.is_err() {
+                return;
+            }
+            continue;
+        };
+        let results = {
+            let futs = peers.iter_mut().map(|p| {
+                let store = store.clone();
+                let text = text.clone();
+                async move {
+                    let r = tokio::time::timeout(PUSH_TIMEOUT, p.push(&store, size, &text)).await;
+                    (p.cfg.clone(), r.unwrap_or_else(|_| Err("timed out".into())))
+                }
+            });
+            join_all(futs).await
+        };
+        for (cfg, r) in results {
+            match r {
+                Ok(lines) => {
+                    let merged = Note::parse(&format!("{}\n{lines}", note.text));
+                    let Ok(answer) = merged else {
+                        tracing::warn!(witness = %cfg.key.name, "malformed cosignature answer");
+                        continue;
+                    };
+                    let mine: Vec<_> = answer
+                        .signatures
+                        .into_iter()
+                        .filter(|s| cfg.key.matches(s) && cfg.key.verify(&note.text, &s.sig).is_ok())
+                        .collect();
+                    if mine.is_empty() {
+                        tracing::warn!(witness = %cfg.key.name, "the answer holds no valid cosignature by this witness");
+                    }
+                    note.signatures.retain(|s| !cfg.key.matches(s));
+                    note.merge_signatures(mine);
+                }
+                Err(m) => {
+                    tracing::warn!(witness = %cfg.key.name, url = %cfg.url, size, error = %m, "witness did not cosign")
+                }
+            }
+        }
+        let names = enrolled_cosigners(&shared, &note);
+        let is_witnessed = witnessed.quorum > 0 && names.len() as u32 >= witnessed.quorum;
+        let merged = note.to_text();
+        if merged != text || is_witnessed {
+            let st = store.clone();
+            let m = merged.clone();
+            let r = tokio::task::spawn_blocking(move || st.put_cosigned_checkpoint(size, &m, is_witnessed)).await;
+            if !matches!(r, Ok(Ok(()))) {
+                tracing::error!(size, "cannot store the cosigned checkpoint");
+            }
+        }
+        if is_witnessed || witnessed.quorum == 0 {
+            witnessed.latest.send_replace(Some((size, merged, names)));
+        }
+        if rx.changed().await.is_err() {
+            return;
+        }
+    }
+}
+
+/// Awaits every future (no extra dependency for a handful of witnesses).
+async fn join_all<F: std::future::Future>(futs: impl IntoIterator<Item = F>) -> Vec<F::Output> {
+    let mut out = Vec::new();
+    let mut pending: Vec<std::pin::Pin<Box<F>>> = futs.into_iter().map(Box::pin).collect();
+    // Poll them concurrently by racing them one by one with the rest started.
+    let mut results: Vec<Option<F::Output>> = (0..pending.len()).map(|_| None).collect();
+    std::future::poll_fn(|cx| {
+        let mut done = true;
+        for (i, f) in pending.iter_mut().enumerate() {
+            if results[i].is_none() {
+                match f.as_mut().poll(cx) {
+                    std::task::Poll::Ready(v) => results[i] = Some(v),
+                    std::task::Poll::Pending => done = false,
+                }
+            }
+        }
+        if done {
+            std::task::Poll::Ready(())
+        } else {
+            std::task::Poll::Pending
+        }
+    })
+    .await;
+    out.extend(results.into_iter().flatten());
+    out
+}

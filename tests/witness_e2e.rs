@@ -1,0 +1,669 @@
+//! Witness cosigning end to end (issue 7, R11): real `ledger-node serve` and `ledger-node witness`
+//! processes on loopback, the C2SP tlog-witness protocol over gRPC, and `ledger-verify` judging
+//! what they produced. Needs the workspace binaries (`cargo build --workspace`).
+
+mod support;
+
+use base64::Engine as _;
+use ledger_core::checkpoint::open_checkpoint;
+use ledger_core::cosignature::CosignatureVerifier;
+use ledger_core::hash::Hash;
+use ledger_core::merkle;
+use ledger_core::note::{Note, NoteSigner, NoteVerifier};
+use ledger_core::witness::{AddCheckpoint, MAX_ADD_CHECKPOINT_BYTES};
+use ledger_proto::pb;
+use ledger_proto::pb::witness_client::WitnessClient;
+use prost::Message as _;
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use support::*;
+use tonic::Code;
+use tonic::transport::Channel;
+
+const ORIGIN: &str = "ledger.test/witnessed";
+
+/// Spawns a binary and waits for its "listening on ADDR" line; returns the child, the address and
+/// the lines printed before it.
+fn spawn(mut cmd: Command) -> (Child, String, Vec<String>) {
+    let mut child = cmd
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("spawn");
+    let mut lines = BufReader::new(child.stdout.take().expect("stdout")).lines();
+    let mut before = Vec::new();
+    for line in lines.by_ref() {
+        let line = line.unwrap_or_default();
+        if let Some(a) = line.strip_prefix("listening on ") {
+            let addr = format!("http://{a}");
+            std::thread::spawn(move || for _ in lines {});
+            return (child, addr, before);
+        }
+        before.push(line);
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    panic!("{:?} did not start", cmd.get_program());
+}
+
+struct WitnessProc {
+    child: Option<Child>,
+    addr: String,
+    key: CosignatureVerifier,
+}
+
+impl WitnessProc {
+    fn start(data: &Path, name: Option<&str>, log_vkey: &Path) -> Self {
+        let mut c = Command::new(bin("ledger-node"));
+        c.args(["witness", "--listen", "127.0.0.1:0", "--data"])
+            .arg(data)
+            .arg("--log-key")
+            .arg(log_vkey);
+        if let Some(n) = name {
+            c.args(["--name", n]);
+        }
+        let (child, addr, before) = spawn(c);
+        let key = before
+            .iter()
+            .find_map(|l| l.strip_prefix("witness key "))
+            .map(|k| CosignatureVerifier::parse(k).expect("witness vkey"))
+            .expect("the witness prints its key");
+        Self {
+            child: Some(child),
+            addr,
+            key,
+        }
+    }
+
+    async fn client(&self) -> WitnessClient<Channel> {
+        WitnessClient::connect(self.addr.clone())
+            .await
+            .expect("connect witness")
+    }
+
+    fn stop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = Command::new("kill").arg("-TERM").arg(c.id().to_string()).status();
+            let _ = c.wait();
+        }
+    }
+}
+
+impl Drop for WitnessProc {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+fn init_with_quorum(data: &Path, quorum: u32) {
+    let out = Command::new(bin("ledger-node"))
+        .args([
+            "init",
+            "--origin",
+            ORIGIN,
+            "--witness-quorum",
+            &quorum.to_string(),
+            "--data",
+        ])
+        .arg(data)
+        .output()
+        .expect("init");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+}
+
+fn start_node(data: &Path, witnesses: &[&WitnessProc]) -> Node {
+    let mut c = Command::new(bin("ledger-node"));
+    c.args([
+        "serve",
+        "--listen",
+        "127.0.0.1:0",
+        "--metrics-listen",
+        "off",
+        "--checkpoint-interval-ms",
+        "200",
+        "--witness-timeout-ms",
+        "4000",
+        "--data",
+    ])
+    .arg(data);
+    for w in witnesses {
+        c.arg("--witness").arg(format!("{}={}", w.addr, w.key.to_string_key()));
+    }
+    let (child, addr, _) = spawn(c);
+    Node {
+        child: Some(child),
+        addr,
+        data: data.to_path_buf(),
+    }
+}
+
+fn enroll_witness(w: &CosignatureVerifier, admin: &ed25519_dalek::SigningKey) -> ledger_core::dsse::Envelope {
+    record(
+        "key.enroll",
+        serde_json::json!({
+            "version": 1, "name": w.name,
+            "key": ledger_core::keys::public_key_to_base64(&w.key),
+            "roles": ["witness"], "scope": {"organization": "court", "kinds": []}
+        }),
+        &[admin],
+    )
+}
+
+fn node_vkey(data: &Path) -> NoteVerifier {
+    NoteVerifier::parse(
+        std::fs::read_to_string(data.join("keys/node.vkey"))
+            .expect("vkey")
+            .trim(),
+    )
+    .expect("parse")
+}
+
+fn hashes(v: &[Vec<u8>]) -> Vec<Hash> {
+    v.iter().map(|h| Hash::from_slice(h).expect("32 bytes")).collect()
+}
+
+/// A node with three enrolled witnesses and a registrar, quorum 3.
+struct Setup {
+    _dir: tempfile::TempDir,
+    data: PathBuf,
+    node: Node,
+    witnesses: Vec<WitnessProc>,
+    registrar: ed25519_dalek::SigningKey,
+}
+
+async fn setup() -> Setup {
+    let dir = tempfile::tempdir().expect("tmp");
+    let data = dir.path().join("node");
+    init_with_quorum(&data, 3);
+    let witnesses: Vec<WitnessProc> = (1..=3)
+        .map(|i| {
+            WitnessProc::start(
+                &dir.path().join(format!("w{i}")),
+                Some(&format!("witness.test/w{i}")),
+                &data.join("keys/node.vkey"),
+            )
+        })
+        .collect();
+    let node = start_node(&data, &witnesses.iter().collect::<Vec<_>>());
+    let mut c = node.client().await;
+    let admin = key(&data.join("keys/admin.key"));
+    for (i, w) in witnesses.iter().enumerate() {
+        append(&mut c, &enroll_witness(&w.key, &admin), &format!("enroll-w{i}"))
+            .await
+            .expect("enroll witness");
+    }
+    let registrar = new_key();
+    append(
+        &mut c,
+        &enroll(&registrar, "registrar", &["registrar"], &[&admin]),
+        "enroll-r",
+    )
+    .await
+    .expect("enroll registrar");
+    Setup {
+        _dir: dir,
+        data,
+        node,
+        witnesses,
+        registrar,
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn honest_growth_is_cosigned_by_all_and_bundles_verify_offline() {
+    let s = setup().await;
+    let mut c = s.node.client().await;
+    let log = node_vkey(&s.data);
+    let keys: Vec<CosignatureVerifier> = s.witnesses.iter().map(|w| w.key.clone()).collect();
+    let mut last_size = 0;
+    for i in 0..3 {
+        let env = record("note", note_payload(i), &[&s.registrar]);
+        let r = c
+            .append(req(&env, &format!("n-{i}"), true))
+            .await
+            .expect("append waits for a witnessed checkpoint")
+            .into_inner();
+        let cp = open_checkpoint(&r.checkpoint, &log).expect("log signature");
+        let cos = cp.note.verify_cosignatures(&keys).expect("cosignatures verify");
+        assert_eq!(cos.len(), 3, "cosigned by all three witnesses: {}", r.checkpoint);
+        assert!(cp.checkpoint.size > r.index && cp.checkpoint.size > last_size);
+        last_size = cp.checkpoint.size;
+        merkle::verify_inclusion(
+            r.index,
+            cp.checkpoint.size,
+            &Hash::from_slice(&r.leaf_hash).expect("hash"),
+            &hashes(&r.inclusion_proof),
+            &cp.checkpoint.root,
+        )
+        .expect("inclusion in the witnessed checkpoint");
+    }
+    let w = c
+        .get_witnessed_checkpoint(pb::GetWitnessedCheckpointRequest {})
+        .await
+        .expect("witnessed")
+        .into_inner();
+    assert_eq!(w.witness_quorum, 3);
+    assert_eq!(w.witnesses.len(), 3, "{:?}", w.witnesses);
+    let wcp = w.checkpoint.expect("checkpoint");
+    assert!(wcp.size >= last_size);
+    // Each witness holds what it cosigned, with its own cosignature.
+    for wp in &s.witnesses {
+        let held = wp
+            .client()
+            .await
+            .get_latest(pb::GetLatestRequest { origin: ORIGIN.into() })
+            .await
+            .expect("witness holds a checkpoint")
+            .into_inner()
+            .checkpoint;
+        let n = open_checkpoint(&held, &log).expect("held checkpoint verifies");
+        assert!(n.checkpoint.size >= last_size);
+        assert_eq!(
+            n.note
+                .verify_cosignatures(std::slice::from_ref(&wp.key))
+                .expect("own")
+                .len(),
+            1
+        );
+    }
+
+    // A court bundle: the checkpoint carries the cosignatures and verifies offline.
+    let file = s._dir.path().join("b.ledger-bundle.json");
+    let out = Command::new(bin("ledger-verify"))
+        .args(["bundle", "export", "--node", &s.node.addr, "--index", "5", "-o"])
+        .arg(&file)
+        .output()
+        .expect("export");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let b: serde_json::Value = serde_json::from_slice(&std::fs::read(&file).expect("bundle")).expect("json");
+    let note = Note::parse(b["checkpoint"].as_str().expect("checkpoint")).expect("note");
+    assert_eq!(note.verify_cosignatures(&keys).expect("cosigs").len(), 3);
+    let out = Command::new(bin("ledger-verify"))
+        .args(["bundle", "verify"])
+        .arg(&file)
+        .arg("--trusted-key")
+        .arg(log.to_string_key())
+        .output()
+        .expect("verify");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{text}");
+    assert!(text.contains("3 independent witness(es)"), "{text}");
+    // Without the registry's witness enrollments (a bundle cut down by hand), quorum is not met.
+    let mut cut = b.clone();
+    let reg = cut["registry"].as_array().expect("registry").clone();
+    cut["registry"] = serde_json::Value::Array(reg.into_iter().take(1).collect());
+    let cut_file = s._dir.path().join("cut.ledger-bundle.json");
+    std::fs::write(&cut_file, serde_json::to_vec(&cut).expect("json")).expect("write");
+    let out = Command::new(bin("ledger-verify"))
+        .args(["bundle", "verify"])
+        .arg(&cut_file)
+        .output()
+        .expect("verify");
+    assert_eq!(out.status.code(), Some(1), "{}", String::from_utf8_lossy(&out.stdout));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("NOT_WITNESSED"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_forked_node_gets_no_cosignature_and_the_verifier_names_the_fork() {
+    let mut s = setup().await;
+    let mut c = s.node.client().await;
+    let log = node_vkey(&s.data);
+    let env = record("note", note_payload(1), &[&s.registrar]);
+    let r = c
+        .append(req(&env, "before", true))
+        .await
+        .expect("witnessed")
+        .into_inner();
+    let old = open_checkpoint(&r.checkpoint, &log).expect("verifies");
+    let old_file = s._dir.path().join("cosigned-old.txt");
+    std::fs::write(&old_file, &r.checkpoint).expect("write");
+    let held_before: Vec<String> = {
+        let mut v = Vec::new();
+        for w in &s.witnesses {
+            v.push(
+                w.client()
+                    .await
+                    .get_latest(pb::GetLatestRequest { origin: ORIGIN.into() })
+                    .await
+                    .expect("held")
+                    .into_inner()
+                    .checkpoint,
+            );
+        }
+        v
+    };
+
+    // The operator rewrites history from index 2 and re-signs.
+    s.node.stop();
+    let out = Command::new(bin("ledger-node"))
+        .args(["debug-fork", "--from", "2", "--data"])
+        .arg(&s.data)
+        .output()
+        .expect("fork");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let node = start_node(&s.data, &s.witnesses.iter().collect::<Vec<_>>());
+    let mut c = node.client().await;
+    let env = record("note", note_payload(2), &[&s.registrar]);
+    let err = c
+        .append(req(&env, "after", true))
+        .await
+        .expect_err("no witnessed checkpoint");
+    assert_eq!(err.code(), Code::DeadlineExceeded, "{err}");
+    assert!(err.message().contains("durably appended"), "{err}");
+    let err = c
+        .get_witnessed_checkpoint(pb::GetWitnessedCheckpointRequest {})
+        .await
+        .expect_err("none witnessed");
+    assert_eq!(err.code(), Code::NotFound);
+    // Every witness refused: each still holds exactly what it held before the fork.
+    for (w, before) in s.witnesses.iter().zip(&held_before) {
+        let now = w
+            .client()
+            .await
+            .get_latest(pb::GetLatestRequest { origin: ORIGIN.into() })
+            .await
+            .expect("held")
+            .into_inner()
+            .checkpoint;
+        assert_eq!(&now, before, "witness {} cosigned the fork", w.key.name);
+    }
+    // The forked checkpoint, pushed by hand, is refused with the witness's reason.
+    let forked = c
+        .get_checkpoint(pb::GetCheckpointRequest { size: None })
+        .await
+        .expect("cp")
+        .into_inner();
+    let proof = c
+        .get_consistency_proof(pb::GetConsistencyProofRequest {
+            old_size: old.checkpoint.size,
+            new_size: forked.size,
+        })
+        .await
+        .expect("proof")
+        .into_inner();
+    let body = AddCheckpoint {
+        old_size: old.checkpoint.size,
+        proof: hashes(&proof.hashes),
+        checkpoint: forked.note.clone(),
+    }
+    .to_body();
+    let err = s.witnesses[0]
+        .client()
+        .await
+        .add_checkpoint(pb::AddCheckpointRequest { body })
+        .await
+        .expect_err("refused");
+    assert!(
+        err.message().contains("does not verify") || err.message().contains("conflict"),
+        "{err}"
+    );
+
+    // Gossip: the old cosigned checkpoint, shown to the verifier, reveals the fork with both roots.
+    let new_file = s._dir.path().join("forked-new.txt");
+    std::fs::write(&new_file, &forked.note).expect("write");
+    let out = Command::new(bin("ledger-verify"))
+        .args(["consistency", "--node", &node.addr, "--checkpoint"])
+        .arg(&old_file)
+        .arg("--checkpoint")
+        .arg(&new_file)
+        .output()
+        .expect("consistency");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{text}");
+    assert!(text.contains("FORK"), "{text}");
+    let forked_root = open_checkpoint(&forked.note, &log)
+        .expect("forked verifies")
+        .checkpoint
+        .root;
+    assert!(text.contains(&old.checkpoint.root.to_hex()), "old root named: {text}");
+    assert!(text.contains(&forked_root.to_hex()), "new root named: {text}");
+    assert!(
+        text.contains("3 witness"),
+        "cosignatures on the old checkpoint reported: {text}"
+    );
+}
+
+fn status_refusal(s: &tonic::Status) -> pb::WitnessRefusal {
+    pb::WitnessRefusal::decode(s.details()).expect("refusal detail")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restarted_witness_never_rolls_back_and_refuses_bad_input() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let data = dir.path().join("node");
+    init_with_quorum(&data, 0);
+    // The node knows no witness: this test plays the log's side of the protocol by hand.
+    let node = start_node(&data, &[]);
+    let mut c = node.client().await;
+    let admin = key(&data.join("keys/admin.key"));
+    let registrar = new_key();
+    append(&mut c, &enroll(&registrar, "registrar", &["registrar"], &[&admin]), "r")
+        .await
+        .expect("enroll");
+    let wdir = dir.path().join("w");
+    let mut w = WitnessProc::start(&wdir, Some("witness.test/solo"), &data.join("keys/node.vkey"));
+    let cp = |c: &mut pb::ledger_client::LedgerClient<Channel>| {
+        let mut c = c.clone();
+        async move {
+            c.get_checkpoint(pb::GetCheckpointRequest { size: None })
+                .await
+                .expect("cp")
+                .into_inner()
+        }
+    };
+    for i in 0..4 {
+        c.append(req(
+            &record("note", note_payload(i), &[&registrar]),
+            &format!("a{i}"),
+            true,
+        ))
+        .await
+        .expect("append");
+    }
+    let big = cp(&mut c).await;
+    let mut wc = w.client().await;
+    let first = AddCheckpoint {
+        old_size: 0,
+        proof: vec![],
+        checkpoint: big.note.clone(),
+    };
+    let lines = wc
+        .add_checkpoint(pb::AddCheckpointRequest { body: first.to_body() })
+        .await
+        .expect("first cosignature")
+        .into_inner()
+        .cosignatures;
+    let merged = Note::parse(&format!("{}\n{lines}", Note::parse(&big.note).expect("n").text)).expect("lines");
+    assert_eq!(
+        merged
+            .verify_cosignatures(std::slice::from_ref(&w.key))
+            .expect("v")
+            .len(),
+        1
+    );
+
+    // Restart the witness from its own data (name remembered): the held size survives.
+    w.stop();
+    let w = WitnessProc::start(&wdir, None, &data.join("keys/node.vkey"));
+    let mut wc = w.client().await;
+    let held = || async {
+        w.client()
+            .await
+            .get_latest(pb::GetLatestRequest { origin: ORIGIN.into() })
+            .await
+            .expect("held")
+            .into_inner()
+            .checkpoint
+    };
+    let held_text = held().await;
+    assert_eq!(
+        open_checkpoint(&held_text, &node_vkey(&data))
+            .expect("v")
+            .checkpoint
+            .size,
+        big.size
+    );
+    let small = c
+        .get_checkpoint(pb::GetCheckpointRequest { size: Some(1) })
+        .await
+        .expect("genesis checkpoint")
+        .into_inner();
+    for old in [0, 1] {
+        let body = AddCheckpoint {
+            old_size: old,
+            proof: vec![],
+            checkpoint: small.note.clone(),
+        }
+        .to_body();
+        let err = wc
+            .add_checkpoint(pb::AddCheckpointRequest { body })
+            .await
+            .expect_err("smaller tree refused");
+        assert_eq!(err.code(), Code::FailedPrecondition, "{err}");
+        let r = status_refusal(&err);
+        assert_eq!((r.http_status, r.held_size), (409, big.size), "{err}");
+        assert!(err.message().contains(&big.size.to_string()), "{err}");
+    }
+
+    // Grow the log for a genuine next checkpoint.
+    for i in 10..12 {
+        c.append(req(
+            &record("note", note_payload(i), &[&registrar]),
+            &format!("b{i}"),
+            true,
+        ))
+        .await
+        .expect("append");
+    }
+    let next = cp(&mut c).await;
+    let proof = hashes(
+        &c.get_consistency_proof(pb::GetConsistencyProofRequest {
+            old_size: big.size,
+            new_size: next.size,
+        })
+        .await
+        .expect("proof")
+        .into_inner()
+        .hashes,
+    );
+    let other_origin = ledger_core::checkpoint::Checkpoint {
+        origin: "other.test/log".into(),
+        size: 3,
+        root: Hash::digest(b"x"),
+        extensions: vec![],
+    }
+    .sign(&NoteSigner::new("other.test/log", new_key()).expect("s"))
+    .expect("sign")
+    .to_text();
+    let n = Note::parse(&next.note).expect("n");
+    let forged = ledger_core::checkpoint::Checkpoint::from_body(&n.text)
+        .expect("body")
+        .sign(&NoteSigner::new(ORIGIN, new_key()).expect("s"))
+        .expect("sign")
+        .to_text();
+    let mut bad_proof = proof.clone();
+    bad_proof[0] = Hash::digest(b"not a node");
+    let b64 = |h: &Hash| base64::engine::general_purpose::STANDARD.encode(h.0);
+    let cases: Vec<(&str, String, Code, u32)> = vec![
+        ("not a request", "hello\n".into(), Code::InvalidArgument, 400),
+        (
+            "malformed note",
+            format!("old {}\n\nno signatures here\n", big.size),
+            Code::InvalidArgument,
+            400,
+        ),
+        (
+            "wrong origin",
+            AddCheckpoint {
+                old_size: 0,
+                proof: vec![],
+                checkpoint: other_origin,
+            }
+            .to_body(),
+            Code::NotFound,
+            404,
+        ),
+        (
+            "signed by another key",
+            AddCheckpoint {
+                old_size: big.size,
+                proof: proof.clone(),
+                checkpoint: forged,
+            }
+            .to_body(),
+            Code::PermissionDenied,
+            403,
+        ),
+        (
+            "proof that does not verify",
+            AddCheckpoint {
+                old_size: big.size,
+                proof: bad_proof,
+                checkpoint: next.note.clone(),
+            }
+            .to_body(),
+            Code::InvalidArgument,
+            422,
+        ),
+        (
+            "old size above the checkpoint's",
+            AddCheckpoint {
+                old_size: next.size + 1,
+                proof: vec![],
+                checkpoint: next.note.clone(),
+            }
+            .to_body(),
+            Code::InvalidArgument,
+            400,
+        ),
+        (
+            "proof line not base64",
+            format!("old {}\n{}\n!!!\n\n{}", big.size, b64(&proof[0]), next.note),
+            Code::InvalidArgument,
+            400,
+        ),
+        (
+            "oversized request",
+            format!("old 0\n\n{}", "x".repeat(MAX_ADD_CHECKPOINT_BYTES)),
+            Code::InvalidArgument,
+            400,
+        ),
+    ];
+    for (what, body, code, http) in cases {
+        let err = wc
+            .add_checkpoint(pb::AddCheckpointRequest { body })
+            .await
+            .expect_err(what);
+        assert_eq!(err.code(), code, "{what}: {err}");
+        assert_eq!(status_refusal(&err).http_status, http, "{what}: {err}");
+        assert_eq!(held().await, held_text, "{what} changed the witness state");
+    }
+    // Far beyond the limit, the transport refuses before parsing.
+    let err = wc
+        .add_checkpoint(pb::AddCheckpointRequest {
+            body: "x".repeat(4 * MAX_ADD_CHECKPOINT_BYTES),
+        })
+        .await
+        .expect_err("huge");
+    assert_eq!(err.code(), Code::OutOfRange, "{err}");
+    assert!(err.message().contains("too large"), "{err}");
+    assert_eq!(held().await, held_text);
+
+    // The genuine extension is still cosigned: the state was intact.
+    let body = AddCheckpoint {
+        old_size: big.size,
+        proof,
+        checkpoint: next.note.clone(),
+    }
+    .to_body();
+    wc.add_checkpoint(pb::AddCheckpointRequest { body })
+        .await
+        .expect("consistent growth cosigned");
+    let now = open_checkpoint(&held().await, &node_vkey(&data)).expect("v");
+    assert_eq!(now.checkpoint.size, next.size);
+}

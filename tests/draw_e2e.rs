@@ -197,36 +197,6 @@ async fn honest_draw_cycle_and_manipulations() {
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stdout));
 }
 
-fn now_micros() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .expect("clock")
-        .as_micros() as u64
-}
-
-/// Every entry of the log, decoded: (index, kind, payload JSON, signer key ids).
-async fn entries(
-    c: &mut pb::ledger_client::LedgerClient<tonic::transport::Channel>,
-) -> Vec<(u64, String, serde_json::Value, Vec<String>)> {
-    let mut s = c
-        .get_entries(pb::GetEntriesRequest { start: 0, end: 0 })
-        .await
-        .expect("entries")
-        .into_inner();
-    let mut out = Vec::new();
-    while let Some(e) = s.message().await.expect("entry") {
-        let env = e.envelope.expect("envelope");
-        let kind = env
-            .payload_type
-            .trim_start_matches("application/vnd.ledger.")
-            .trim_end_matches(".v1+json")
-            .to_string();
-        let v: serde_json::Value = serde_json::from_slice(&env.payload).unwrap_or_default();
-        out.push((e.index, kind, v, env.signatures.into_iter().map(|s| s.keyid).collect()));
-    }
-    out
-}
-
 /// A party that never reveals: past the deadline the node appends `draw.void` naming it, later
 /// reveals are refused, and a cancellation needs a role above the draw's registrar. An RFC 3797
 /// draw takes its public source values and the node appends the RFC's selection.

@@ -188,8 +188,11 @@ impl Sequencer {
             }
             let due = last_cp_at.elapsed() >= self.interval && ct.size() > last_cp_size;
             // Draws past their deadline with reveals (or sources) missing are voided by the node.
-            let overdue = domain.overdue_draws(now_micros());
-            if jobs.is_empty() && !due && overdue.is_empty() {
+            let now = now_micros();
+            let overdue = domain.overdue_draws(now);
+            // Elections past their close get their tally from the node.
+            let closed = domain.elections.closed_elections_needing_tally(now);
+            if jobs.is_empty() && !due && overdue.is_empty() && closed.is_empty() {
                 continue;
             }
             let want_cp = due || jobs.iter().any(|j| j.want_checkpoint);
@@ -212,6 +215,21 @@ impl Sequencer {
                     &mut last_ts,
                     &mut g,
                 );
+            }
+            for id in closed {
+                match domain.elections.compute_tally(&id) {
+                    Ok(t) => self.append_node_record(
+                        &id,
+                        "tally",
+                        &t,
+                        &mut ct,
+                        &mut registry,
+                        &mut domain,
+                        &mut last_ts,
+                        &mut g,
+                    ),
+                    Err(e) => tracing::error!(election = %id, error = %e, "cannot compute the tally"),
+                }
             }
             let mut outcomes: Vec<Vec<Outcome>> = Vec::with_capacity(jobs.len());
             for job in &mut jobs {
@@ -280,7 +298,7 @@ impl Sequencer {
         }
     }
 
-    /// Signs and sequences a record computed by the node itself (`draw.result`, `draw.void`).
+    /// Signs and sequences a record computed by the node itself (`draw.result`, `draw.void`, `tally`).
     #[allow(clippy::too_many_arguments)]
     fn append_node_record<T: serde::Serialize>(
         &self,
@@ -305,8 +323,8 @@ impl Sequencer {
             request_id: None,
         };
         match self.sequence_one(item, ct, registry, domain, last_ts, g) {
-            Outcome::Refused(_, m) => tracing::error!(draw, kind, error = %m, "could not append a node record"),
-            Outcome::Appended { index, .. } => tracing::info!(draw, kind, index, "node record appended"),
+            Outcome::Refused(_, m) => tracing::error!(id = draw, kind, error = %m, "could not append a node record"),
+            Outcome::Appended { index, .. } => tracing::info!(id = draw, kind, index, "node record appended"),
         }
     }
 

@@ -65,8 +65,17 @@ impl Node {
             let line = line.unwrap_or_default();
             if let Some(a) = line.strip_prefix("listening on ") {
                 let addr = format!("http://{a}");
-                // Keep draining stdout so the node never blocks on a full pipe.
+                // Keep draining stdout so the node never blocks on a full pipe, and keep its log
+                // (stderr) next to the data directory for failing tests to show.
                 std::thread::spawn(move || for _ in lines {});
+                if let Some(mut err) = child.stderr.take() {
+                    let log = data.with_extension("node.log");
+                    std::thread::spawn(move || {
+                        if let Ok(mut f) = std::fs::OpenOptions::new().create(true).append(true).open(log) {
+                            let _ = std::io::copy(&mut err, &mut f);
+                        }
+                    });
+                }
                 return Ok(Node {
                     child: Some(child),
                     addr,
@@ -188,4 +197,33 @@ pub fn micro_payload(n: u64) -> serde_json::Value {
         "rating": 1 + n % 5,
         "service_time_micros": 1_772_440_200_000_000u64 + n,
     })
+}
+
+/// Every entry of the log, decoded: (index, kind, payload JSON, signer key ids).
+pub async fn entries(c: &mut LedgerClient<Channel>) -> Vec<(u64, String, serde_json::Value, Vec<String>)> {
+    let mut s = c
+        .get_entries(pb::GetEntriesRequest { start: 0, end: 0 })
+        .await
+        .expect("entries")
+        .into_inner();
+    let mut out = Vec::new();
+    while let Some(e) = s.message().await.expect("entry") {
+        let env = e.envelope.expect("envelope");
+        let kind = env
+            .payload_type
+            .trim_start_matches("application/vnd.ledger.")
+            .trim_end_matches(".v1+json")
+            .to_string();
+        let v: serde_json::Value = serde_json::from_slice(&env.payload).unwrap_or_default();
+        out.push((e.index, kind, v, env.signatures.into_iter().map(|s| s.keyid).collect()));
+    }
+    out
+}
+
+/// Microseconds since the epoch, now.
+pub fn now_micros() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("clock")
+        .as_micros() as u64
 }

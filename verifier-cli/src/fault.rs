@@ -4,8 +4,7 @@ use serde::Serialize;
 use std::collections::BTreeMap;
 
 /// What is wrong, as a stable machine-readable code (`docs/verifier.md` lists their meaning).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
-#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum Code {
     /// The bytes are not a canonical entry encoding, or the source's fields disagree with them.
     MalformedEntry,
@@ -42,6 +41,14 @@ pub enum Code {
     /// A cross-record domain rule (`ledger_core::rules`), e.g. `DRAW_RESULT_MISMATCH`,
     /// `REVEAL_MISMATCH`, `DUPLICATE_DRAW`, `VERIFICATION_TARGET_UNKNOWN`.
     Domain(&'static str),
+}
+
+/// Codes are written as their plain name (`"TALLY_MISMATCH"`, `"BAD_SIGNATURE"`), domain rule
+/// codes included.
+impl Serialize for Code {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.as_str())
+    }
 }
 
 impl Code {

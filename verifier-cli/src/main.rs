@@ -16,6 +16,7 @@ mod report;
 mod review;
 mod sigs;
 mod source;
+mod unseal;
 
 use anyhow::Context as _;
 use clap::{ArgGroup, Args, Parser, Subcommand};
@@ -46,6 +47,71 @@ enum Cmd {
     /// Court bundles: export from a node, verify offline, render for printing.
     #[command(subcommand)]
     Bundle(BundleCmd),
+    /// (Court, with the escrow key) Opens the sealed complainant identity of the complaint at an
+    /// index and prints an opening that anyone can check against the ledger (docs/ballots.md).
+    Unseal(UnsealArgs),
+    /// Checks an opening printed by `unseal` against the ledger, without the escrow key.
+    CheckOpening(CheckOpeningArgs),
+}
+
+#[derive(Args)]
+struct UnsealArgs {
+    #[command(flatten)]
+    source: SourceArgs,
+    /// The escrow's secret key file (standard base64 of the 32-byte X25519 key).
+    #[arg(long, value_name = "FILE")]
+    key: PathBuf,
+    /// Index of the complaint entry.
+    #[arg(long)]
+    index: u64,
+    /// Also write the opening (JSON) here.
+    #[arg(long, value_name = "FILE")]
+    out: Option<PathBuf>,
+}
+
+#[derive(Args)]
+struct CheckOpeningArgs {
+    #[command(flatten)]
+    source: SourceArgs,
+    /// The opening file written by `unseal --out`.
+    #[arg(long, value_name = "FILE")]
+    opening: PathBuf,
+}
+
+fn unseal_cmd(a: UnsealArgs) -> anyhow::Result<bool> {
+    let key = unseal::read_escrow_key(&a.key)?;
+    let mut src = open_source(&a.source)?;
+    let o = unseal::unseal_entry(&mut *src, &key, a.index)?;
+    let text = serde_json::to_string_pretty(&o)?;
+    println!("{text}");
+    println!(
+        "opened complaint {} at entry {}: SHA-256(salt ‖ identity) = recorded commitment {}",
+        o.complaint_id, o.index, o.commitment
+    );
+    if let Some(p) = &a.out {
+        std::fs::write(p, format!("{text}\n")).with_context(|| format!("writing {}", p.display()))?;
+    }
+    Ok(true)
+}
+
+fn check_opening_cmd(a: CheckOpeningArgs) -> anyhow::Result<bool> {
+    let text = std::fs::read_to_string(&a.opening).with_context(|| format!("reading {}", a.opening.display()))?;
+    let o: unseal::OpeningFile =
+        serde_json::from_str(&text).with_context(|| format!("{} is not an opening file", a.opening.display()))?;
+    let mut src = open_source(&a.source)?;
+    match unseal::check_opening(&mut *src, &o) {
+        Ok(()) => {
+            println!(
+                "OK: the opening matches complaint {} at entry {} (leaf hash {}): its complainant is {:?}",
+                o.complaint_id, o.index, o.leaf_hash, o.identity
+            );
+            Ok(true)
+        }
+        Err(e) => {
+            println!("MISMATCH: {e}");
+            Ok(false)
+        }
+    }
 }
 
 #[derive(Args)]
@@ -372,6 +438,8 @@ fn main() -> ExitCode {
         Cmd::Consistency(a) => consistency_cmd(a),
         Cmd::Bundle(c) => bundle_cmd(c),
         Cmd::Review(a) => review_cmd(a),
+        Cmd::Unseal(a) => unseal_cmd(a),
+        Cmd::CheckOpening(a) => check_opening_cmd(a),
     };
     match r {
         Ok(true) => ExitCode::SUCCESS,

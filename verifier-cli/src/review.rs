@@ -93,6 +93,21 @@ pub struct ReviewReport {
     pub flags: Vec<Flag>,
     /// Complaint verification by organization.
     pub organizations: BTreeMap<String, OrgStats>,
+    /// Citizen micro-evaluations per subject and department for services in the period (UTC days).
+    pub micro: Vec<MicroRow>,
+}
+
+/// Citizen ratings of one subject in one department.
+#[derive(Debug, Clone, Serialize)]
+pub struct MicroRow {
+    /// Subject (cadre).
+    pub subject: String,
+    /// Department.
+    pub department: String,
+    /// Ratings.
+    pub count: u64,
+    /// Mean rating (1–5), two decimals.
+    pub mean: String,
 }
 
 struct Checkable {
@@ -151,6 +166,8 @@ fn subject_of(r: &Record) -> Vec<String> {
         Record::DossierFact(x) => vec![x.subject.clone()],
         Record::Complaint(x) => vec![x.subject.clone()],
         Record::Decision(x) => vec![x.subject.clone()],
+        Record::ElectionOpen(x) => x.subjects.clone(),
+        Record::Tally(x) => x.results.iter().map(|r| r.subject.clone()).collect(),
         _ => vec![],
     }
 }
@@ -239,7 +256,9 @@ impl Review {
                 .draw
                 .as_ref()
                 .is_none_or(|d| String::from_utf8_lossy(&e.envelope.payload).contains(&format!("\"{d}\"")));
-        let domain_kind = !matches!(record, Record::Other) || kind == "note";
+        // Micro-evaluations and ballots are many and anonymous: aggregated, not listed.
+        let domain_kind =
+            !matches!(record, Record::Other | Record::MicroEvaluation(_) | Record::Ballot(_)) || kind == "note";
         if in_scope
             && domain_kind
             && (self.filter.subject.is_some() || self.filter.draw.is_some() || !subjects.is_empty() || kind != "note")
@@ -368,6 +387,39 @@ impl Review {
             }),
             Record::Cancellation(c) => {
                 self.cancelled.insert(c.target_index);
+            }
+            Record::Accountability(a) => {
+                if let Some(o) = &a.opening {
+                    let mut ev: Vec<u64> = self
+                        .checkable
+                        .get(&o.complaint_id)
+                        .map(|c| c.index)
+                        .into_iter()
+                        .collect();
+                    ev.extend(self.checkable.get(&o.complaint_id).and_then(|c| c.verified_at));
+                    ev.push(index);
+                    let subj = self
+                        .checkable
+                        .get(&o.complaint_id)
+                        .map(|c| c.subject.clone())
+                        .unwrap_or_default();
+                    self.flag(
+                        "MALICIOUS_FALSE_REPORT",
+                        index,
+                        &subj,
+                        format!(
+                            "complaint {} was found a malicious false report; the court's opening names its \
+                             complainant {:?} (finding: {})",
+                            o.complaint_id, o.opening.identity, a.finding
+                        ),
+                        ev,
+                    );
+                    if let Some(last) = self.report.flags.last_mut() {
+                        last.accountability
+                            .insert("complainant (unsealed)".into(), vec![o.opening.identity.clone()]);
+                        last.accountability.insert("finding signed by".into(), names.clone());
+                    }
+                }
             }
             _ => {}
         }
@@ -517,6 +569,20 @@ impl Review {
             }
         }
         let f = &self.filter;
+        self.report.micro = self
+            .domain
+            .elections
+            .micro_aggregates(f.from.unwrap_or(0), f.to.unwrap_or(u64::MAX))
+            .into_iter()
+            .filter(|a| f.subject.as_ref().is_none_or(|s| *s == a.subject))
+            .map(|a| MicroRow {
+                // Display only (never compared byte for byte): two decimals.
+                mean: format!("{:.2}", a.sum as f64 / a.count.max(1) as f64),
+                subject: a.subject,
+                department: a.department,
+                count: a.count,
+            })
+            .collect();
         if let Some(s) = &f.subject {
             self.report.flags.retain(|x| x.subject == *s);
         }
@@ -587,6 +653,16 @@ pub fn human(r: &ReviewReport) -> String {
                 o.before_decision,
                 o.verified_before_decision,
                 o.redraws
+            );
+        }
+    }
+    if !r.micro.is_empty() {
+        let _ = writeln!(s, "\nCitizen micro-evaluations (无感化评价) in the period:");
+        for m in &r.micro {
+            let _ = writeln!(
+                s,
+                "  {} / {}: {} ratings, mean {} of 5",
+                m.subject, m.department, m.count, m.mean
             );
         }
     }
@@ -662,6 +738,17 @@ pub fn html(r: &ReviewReport) -> String {
             o.redraws
         );
     }
+    let mut micro = String::new();
+    for m in &r.micro {
+        let _ = writeln!(
+            micro,
+            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+            esc(&m.subject),
+            esc(&m.department),
+            m.count,
+            esc(&m.mean)
+        );
+    }
     let mut tl = String::new();
     for t in &r.timeline {
         let cls = if flagged.contains(&t.index) { " class=bad" } else { "" };
@@ -684,6 +771,7 @@ code{{white-space:pre-wrap;word-break:break-all}}</style></head><body>\
 <h2>时间线 <small>Timeline</small></h2>{svg}\
 <h2>问题标记 <small>Flags</small> ({})</h2><table><tr><th>代码 Code</th><th>记录 Entry</th><th>对象 Subject</th><th>说明 What</th><th>证据 Evidence</th><th>责任链 Accountability</th></tr>{flags}</table>\
 <h2>信访核查率 <small>Complaint verification by organization</small></h2><table><tr><th>单位 Organization</th><th>投诉 Complaints</th><th>已核查 Verified</th><th>决定前核查 Verified before decision</th><th>重抽 Redraws</th></tr>{orgs}</table>\
+<h2>群众评价 <small>Citizen micro-evaluations</small></h2><table><tr><th>对象 Subject</th><th>部门 Department</th><th>评价数 Ratings</th><th>平均 Mean (1–5)</th></tr>{micro}</table>\
 <h2>记录 <small>Records</small></h2><table><tr><th>序号</th><th>时间 Time</th><th>类型 Kind</th><th>签署 Signed by</th><th>内容 Content</th></tr>{tl}</table></body></html>\n",
         esc(&r.scope),
         r.entries,

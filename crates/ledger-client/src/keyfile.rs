@@ -123,3 +123,27 @@ pub fn write_key_pair(path: impl AsRef<Path>, key: &SigningKey) -> Result<PathBu
     write_public_key(&pub_path, &key.verifying_key())?;
     Ok(pub_path)
 }
+
+/// Writes an escrow secret key file (standard base64 of the 32-byte X25519 secret key and a
+/// newline) with mode 0600, and `<path>.pub` with the public key; never overwrites. Returns the
+/// public key (base64) for the `escrow.key` record.
+///
+/// # Errors
+/// [`ClientError::KeyFile`] when a file exists or cannot be written.
+pub fn write_escrow_key(path: impl AsRef<Path>) -> Result<String, ClientError> {
+    use base64::Engine as _;
+    let b64 = base64::engine::general_purpose::STANDARD;
+    let mut seed = [0u8; 32];
+    rand::Rng::fill_bytes(&mut rand::rng(), &mut seed);
+    let sk = ledger_core::seal::EscrowSecretKey::from_bytes(seed);
+    let pk = sk
+        .public_key()
+        .map_err(|e| ClientError::KeyFile {
+            path: path.as_ref().to_path_buf(),
+            error: std::io::Error::other(e.to_string()),
+        })?
+        .to_base64();
+    create_new(path.as_ref(), 0o600, &format!("{}\n", b64.encode(sk.to_bytes())))?;
+    create_new(&public_key_path(path.as_ref()), 0o644, &format!("{pk}\n"))?;
+    Ok(pk)
+}

@@ -346,6 +346,36 @@ pub struct Accountability {
     pub responsible: Vec<String>,
     /// The finding.
     pub finding: String,
+    /// For a malicious false report: the unsealed identity of the complainant (the court's opening
+    /// of the complaint's sealed identity), which ties the finding to a person (blacklist).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub opening: Option<CitedOpening>,
+}
+
+/// `escrow.key`: registers an escrow's X25519 public key (e.g. a court's) to which complainant
+/// identities are sealed (docs/ballots.md).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EscrowKey {
+    /// Always 1.
+    pub version: u32,
+    /// Unique id that complaints name in `sealed_identity.escrow_id`.
+    pub escrow_id: String,
+    /// Standard base64 of the 32-byte X25519 public key.
+    pub public_key: String,
+    /// Who holds the secret key (e.g. "intermediate people's court of X").
+    pub holder: String,
+}
+
+/// An unsealed complainant identity cited by an `accountability` record.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CitedOpening {
+    /// The complaint whose sealed identity was opened.
+    pub complaint_id: String,
+    /// The opening (identity and salt) that matches the complaint's commitment.
+    #[serde(flatten)]
+    pub opening: crate::seal::Opening,
 }
 
 /// `cancellation`: voids an earlier record (never deletes it).
@@ -390,6 +420,8 @@ pub enum Record {
     Accountability(Accountability),
     /// cancellation
     Cancellation(Cancellation),
+    /// escrow.key
+    EscrowKey(EscrowKey),
     /// election.open
     ElectionOpen(crate::election::ElectionOpen),
     /// credential.issued
@@ -516,7 +548,17 @@ pub fn check_record(kind: &str, payload: &[u8]) -> Result<Record, String> {
             if r.responsible.is_empty() {
                 return Err("an accountability finding must name at least one responsible party".into());
             }
+            if let Some(o) = &r.opening {
+                id_ok("opening.complaint_id", &o.complaint_id)?;
+            }
             Record::Accountability(r)
+        }
+        "escrow.key" => {
+            let r: EscrowKey = parse(payload)?;
+            id_ok("escrow_id", &r.escrow_id)?;
+            id_ok("holder", &r.holder)?;
+            crate::seal::EscrowPublicKey::from_base64(&r.public_key).map_err(|e| format!("public_key: {e}"))?;
+            Record::EscrowKey(r)
         }
         "cancellation" => {
             let r: Cancellation = parse(payload)?;
@@ -634,15 +676,33 @@ fn draw_commit_ok(r: &DrawCommit) -> Result<(), String> {
             if sum != u64::from(r.k) {
                 return Err(format!("k = {} but the quotas add up to {sum}", r.k));
             }
+            // Every quota must be fillable, so that a draw with all its reveals always has a result.
+            for q in &r.strata {
+                let eligible = r
+                    .pool
+                    .iter()
+                    .filter(|m| m.stratum == q.name && !r.exclusions.iter().any(|x| x.id == m.id))
+                    .count();
+                if eligible < q.quota as usize {
+                    return Err(format!(
+                        "stratum {:?} has {eligible} eligible members for a quota of {}",
+                        q.name, q.quota
+                    ));
+                }
+            }
         }
         DrawPurpose::SubjectMatching => {
-            if r.pool.is_empty() {
-                return Err("subject matching needs a pool of evaluators".into());
+            if r.pool.len() <= r.exclusions.len() {
+                return Err("subject matching needs at least one eligible evaluator".into());
             }
         }
         DrawPurpose::EvaluationTime => {
-            if r.windows.is_empty() {
-                return Err("evaluation time needs windows".into());
+            if r.windows.is_empty() || r.windows.iter().any(|(a, b)| a >= b) {
+                return Err("evaluation time needs non-empty windows [start, end)".into());
+            }
+            let total = r.windows.iter().try_fold(0u64, |t, (a, b)| t.checked_add(b - a));
+            if total.is_none() {
+                return Err("evaluation time windows are too long".into());
             }
         }
     }

@@ -69,6 +69,7 @@ pub fn roles_for_kind(kind: &str) -> Option<&'static [Role]> {
     Some(match kind {
         "charter" => &[Node],
         "key.enroll" | "key.rotate" | "key.revoke" => &[Admin],
+        "escrow.key" => &[Admin],
         "nomination" => &[Nominator, Registrar],
         "pool.commit" | "draw.commit" | "draw.sources" | "election.open" | "credential.issued" => &[Registrar],
         "draw.reveal" => &[Registrar, Inspector, DataSource, CommitteeMember],

@@ -21,6 +21,9 @@
 //! - `verification`: the target complaint or dossier fact exists.
 //! - `decision`: the nomination exists (and is not cancelled) and the evaluation it cites is a draw
 //!   with a result.
+//! - `escrow.key`: its id is new. `complaint`: its id is new and a sealed identity names a
+//!   registered escrow. `accountability` citing an unsealed identity: the complaint was sealed, a
+//!   verification of it concluded `malicious_false_report`, and the opening matches its commitment.
 //! - `cancellation`: the target is an earlier domain record that may be cancelled and is not
 //!   cancelled yet; [`cancellation_authority`] adds that a signer holds a role above every role of
 //!   the target's signers. A cancelled draw takes no more reveals, sources or result.
@@ -201,6 +204,10 @@ pub struct DomainState {
     declared: BTreeMap<u64, Declared>,
     /// Indices cancelled.
     pub cancelled: BTreeSet<u64>,
+    /// Registered escrow keys: escrow id → index of its `escrow.key`.
+    pub escrows: BTreeMap<String, u64>,
+    /// Sealed complaints: complaint id → (commitment, a verification found a malicious false report).
+    pub sealed: BTreeMap<String, (String, bool)>,
 }
 
 #[derive(Debug, Clone)]
@@ -399,6 +406,54 @@ impl DomainState {
                     ));
                 }
             }
+            Record::EscrowKey(k) if self.escrows.contains_key(&k.escrow_id) => {
+                return Err(err(
+                    "ESCROW_DUPLICATE",
+                    format!("escrow {:?} is already registered", k.escrow_id),
+                ));
+            }
+            Record::Complaint(c) => {
+                if self.checkable.contains(&c.complaint_id) {
+                    return Err(err("DUPLICATE_ID", format!("id {:?} is already used", c.complaint_id)));
+                }
+                if let Some(s) = &c.sealed_identity
+                    && !self.escrows.contains_key(&s.escrow_id)
+                {
+                    return Err(err(
+                        "ESCROW_UNKNOWN",
+                        format!("no escrow.key registers {:?}", s.escrow_id),
+                    ));
+                }
+            }
+            Record::DossierFact(f) if self.checkable.contains(&f.fact_id) => {
+                return Err(err("DUPLICATE_ID", format!("id {:?} is already used", f.fact_id)));
+            }
+            Record::Accountability(a) => {
+                if let Some(o) = &a.opening {
+                    let (commitment, malicious) = self.sealed.get(&o.complaint_id).ok_or_else(|| {
+                        err(
+                            "OPENING_COMPLAINT_UNKNOWN",
+                            format!("no complaint {:?} with a sealed identity", o.complaint_id),
+                        )
+                    })?;
+                    if !malicious {
+                        return Err(err(
+                            "ACCOUNTABILITY_WITHOUT_FINDING",
+                            format!(
+                                "no verification of {:?} concluded malicious_false_report: an identity is unsealed \
+                                 into the record only for a malicious false report",
+                                o.complaint_id
+                            ),
+                        ));
+                    }
+                    o.opening.verify(commitment).map_err(|e| {
+                        err(
+                            "OPENING_MISMATCH",
+                            format!("the opening does not match the commitment of {:?}: {e}", o.complaint_id),
+                        )
+                    })?;
+                }
+            }
             Record::Verification(v) if !self.checkable.contains(&v.target_id) => {
                 return Err(err(
                     "VERIFICATION_TARGET_UNKNOWN",
@@ -532,6 +587,18 @@ impl DomainState {
             }
             Record::Complaint(c) => {
                 self.checkable.insert(c.complaint_id.clone());
+                if let Some(sealed) = &c.sealed_identity {
+                    self.sealed
+                        .insert(c.complaint_id.clone(), (sealed.commitment.clone(), false));
+                }
+            }
+            Record::EscrowKey(k) => {
+                self.escrows.insert(k.escrow_id.clone(), index);
+            }
+            Record::Verification(v) if v.outcome == crate::domain::VerificationOutcome::MaliciousFalseReport => {
+                if let Some(s) = self.sealed.get_mut(&v.target_id) {
+                    s.1 = true;
+                }
             }
             Record::DossierFact(f) => {
                 self.checkable.insert(f.fact_id.clone());

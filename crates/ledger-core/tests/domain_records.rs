@@ -33,7 +33,7 @@ fn documented_examples_are_valid() {
             n += 1;
         }
     }
-    assert_eq!(n, 18, "one example per domain kind");
+    assert_eq!(n, 19, "one example per domain kind");
 }
 
 #[test]

@@ -66,6 +66,13 @@ enum Cmd {
         #[arg(long, value_name = "FILE")]
         out: PathBuf,
     },
+    /// Generate an escrow (court) X25519 key pair for sealed complainant identities: secret key
+    /// file (mode 0600) and FILE.pub; prints the public key for the `escrow.key` record.
+    EscrowKeygen {
+        /// Secret key file to create.
+        #[arg(long, value_name = "FILE")]
+        out: PathBuf,
+    },
     /// Enroll a key (key.enroll record signed by the given administrator keys).
     Enroll {
         /// Administrator key file (repeat, or list several, for a quorum).
@@ -287,6 +294,16 @@ async fn run(cli: Cli) -> Result<()> {
                     cli.node,
                     ledger_client::demo::MANIPULATED
                 );
+            }
+            Ok(())
+        }
+        Cmd::EscrowKeygen { out } => {
+            let pk = ledger_client::keyfile::write_escrow_key(&out)?;
+            if json_out {
+                print_json(&json!({"public_key": pk, "key_file": out.display().to_string()}));
+            } else {
+                println!("escrow public key: {pk}");
+                println!("wrote {} (secret, mode 0600) and its .pub", out.display());
             }
             Ok(())
         }

@@ -63,7 +63,7 @@ async fn election_micro_evaluations_and_sealed_complaints() {
     init(&data, "ledger.test/election", &[], 1);
     let admin = key(&data.join("keys/admin.key"));
     let node_sk = key(&data.join("keys/node.key"));
-    let (reg, insp, platform, petitions) = (new_key(), new_key(), new_key(), new_key());
+    let (reg, insp, platform, petitions, comm) = (new_key(), new_key(), new_key(), new_key(), new_key());
     let node = Node::start(&data);
     let mut c = node.client().await;
     for (k, name, role) in [
@@ -71,6 +71,7 @@ async fn election_micro_evaluations_and_sealed_complaints() {
         (&insp, "discipline inspection", "inspector"),
         (&platform, "government service platform", "service-platform"),
         (&petitions, "petition office", "data-source"),
+        (&comm, "committee member", "committee-member"),
     ] {
         append(&mut c, &enroll(k, name, &[role], &[&admin]), "")
             .await
@@ -85,7 +86,7 @@ async fn election_micro_evaluations_and_sealed_complaints() {
     let commit = json!({"version": 1, "draw_id": "draw-e", "purpose": "evaluator_selection", "subjects": ["cadre-1"],
         "pool": pool, "strata": [{"name": "all", "quota": 3}], "k": 3, "algorithm": "ledger-draw-v1",
         "parties": [{"name": "registrar", "keyid": key_id(&reg.verifying_key()), "commitment": Hash::digest(&secret).to_hex()}],
-        "reveal_at_size": 7, "reveal_deadline_micros": now_micros() + 600_000_000});
+        "reveal_at_size": 8, "reveal_deadline_micros": now_micros() + 600_000_000});
     append(&mut c, &record("draw.commit", commit, &[&reg]), "")
         .await
         .expect("commit");
@@ -328,6 +329,17 @@ async fn election_micro_evaluations_and_sealed_complaints() {
     assert_eq!(t["ballot_indices"], json!(ballot_idx));
     // (20·230 + 20·220 + 15·210 + 30·220 + 15·220) / (100·3) = 22050 / 300 = 73.5
     assert_eq!(t["results"][0]["weighted_score"], "73.5000", "{t}");
+    // A decision may rely on the tallied election.
+    let nom =
+        json!({"version": 1, "nomination_id": "nom-1", "subject": "cadre-1", "post": "head", "organization": "org-1"});
+    append(&mut c, &record("nomination", nom, &[&reg]), "")
+        .await
+        .expect("nomination");
+    let dec = json!({"version": 1, "decision_id": "dec-1", "subject": "cadre-1", "nomination_id": "nom-1",
+        "evaluation_ref": "el-1", "outcome": "promote", "post": "head"});
+    append(&mut c, &record("decision", dec, &[&comm]), "")
+        .await
+        .expect("decision citing the election");
     let (late_k, late_cred) = obtain(&issuer, "el-1");
     let e = append(&mut c, &ballot("el-1", &late_k, &late_cred, [1; 5]), "")
         .await
@@ -404,8 +416,15 @@ async fn election_micro_evaluations_and_sealed_complaints() {
             faults.iter().any(|f| f["code"] == "TALLY_MISMATCH" && f["index"] == ti),
             "{name}: {faults:?}"
         );
-        // Only the tally is wrong: the chain and signatures are perfect.
-        assert_eq!(faults.len(), 1, "{name}: {faults:?}");
+        // Only the tally is wrong (the chain and signatures are perfect); the decision that relied on
+        // the election is named too, since a rejected tally leaves the election untallied.
+        assert!(
+            faults
+                .iter()
+                .all(|f| f["code"] == "TALLY_MISMATCH" || f["code"] == "DECISION_WITHOUT_EVALUATION"),
+            "{name}: {faults:?}"
+        );
+        assert_eq!(faults.len(), 2, "{name}: {faults:?}");
     };
     forge("altered", &|v| {
         v["results"][0]["weighted_score"] = json!("95.0000");

@@ -518,7 +518,14 @@ impl Review {
                     accountability: acc.clone(),
                 });
             }
-            if let Some(d) = self.draws.get(&dc.evaluation_ref)
+            // The evaluation is a draw, or an election whose voters that draw selected.
+            let draw_ref = self
+                .domain
+                .elections
+                .elections
+                .get(&dc.evaluation_ref)
+                .map_or(dc.evaluation_ref.as_str(), |e| e.open.draw_id.as_str());
+            if let Some(d) = self.draws.get(draw_ref)
                 && d.result.is_some()
             {
                 let outside: Vec<&String> = dc.evaluators.iter().filter(|e| !d.selected.contains(*e)).collect();

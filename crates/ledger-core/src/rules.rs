@@ -20,7 +20,7 @@
 //!   exactly the parties that did not reveal.
 //! - `verification`: the target complaint or dossier fact exists.
 //! - `decision`: the nomination exists (and is not cancelled) and the evaluation it cites is a draw
-//!   with a result.
+//!   with its result or an election with its tally.
 //! - `escrow.key`: its id is new. `complaint`: its id is new and a sealed identity names a
 //!   registered escrow. `accountability` citing an unsealed identity: the complaint was sealed, a
 //!   verification of it concluded `malicious_false_report`, and the opening matches its commitment.
@@ -467,14 +467,23 @@ impl DomainState {
                         format!("no nomination {:?}", dc.nomination_id),
                     ));
                 }
-                match self.draws.get(&dc.evaluation_ref) {
-                    Some(d) if d.result_index.is_some() => {}
-                    _ => {
-                        return Err(err(
-                            "DECISION_WITHOUT_EVALUATION",
-                            format!("{:?} is not a completed draw or evaluation", dc.evaluation_ref),
-                        ));
-                    }
+                let draw_done = self
+                    .draws
+                    .get(&dc.evaluation_ref)
+                    .is_some_and(|d| d.result_index.is_some());
+                let election_done = self
+                    .elections
+                    .elections
+                    .get(&dc.evaluation_ref)
+                    .is_some_and(|e| e.tally_index.is_some());
+                if !draw_done && !election_done {
+                    return Err(err(
+                        "DECISION_WITHOUT_EVALUATION",
+                        format!(
+                            "{:?} is neither a draw with its result nor an election with its tally",
+                            dc.evaluation_ref
+                        ),
+                    ));
                 }
             }
             Record::Cancellation(c) => {

@@ -2,7 +2,8 @@
 //!
 //! - `replay` re-reads a whole log (from a node, a data directory or an export file) and re-checks
 //!   every leaf hash, hash-chain link, timestamp, signature, registry rule and checkpoint.
-//! - `consistency` checks that checkpoints saved earlier are still prefixes of the node's log.
+//! - `consistency` checks that checkpoints saved earlier or held by witnesses are still prefixes of
+//!   the node's log, or, without a node, that they agree with each other (gossip).
 //!
 //! Exit codes: 0 no fault, 1 faults found, 2 usage or I/O error. See `docs/verifier.md`.
 

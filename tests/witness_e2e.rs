@@ -428,6 +428,144 @@ async fn a_forked_node_gets_no_cosignature_and_the_verifier_names_the_fork() {
     );
 }
 
+/// Waits until the witness holds a checkpoint of `size` for the log and returns it (note text).
+async fn held_at(w: &WitnessProc, log: &NoteVerifier, size: u64) -> String {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    loop {
+        let held = w
+            .client()
+            .await
+            .get_latest(pb::GetLatestRequest { origin: ORIGIN.into() })
+            .await
+            .ok()
+            .map(|r| r.into_inner().checkpoint);
+        if let Some(text) = held
+            && open_checkpoint(&text, log)
+                .expect("held checkpoint verifies")
+                .checkpoint
+                .size
+                == size
+        {
+            return text;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "witness {} never held size {size}",
+            w.key.name
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+}
+
+/// Runs `ledger-verify consistency ARGS`; returns the exit code and stdout.
+fn gossip(args: &[String]) -> (Option<i32>, String) {
+    let out = Command::new(bin("ledger-verify"))
+        .arg("consistency")
+        .args(args)
+        .output()
+        .expect("ledger-verify");
+    (out.status.code(), String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
+/// The report line about one checkpoint source.
+fn saved_line<'a>(text: &'a str, source: &str) -> &'a str {
+    text.lines()
+        .find(|l| l.starts_with("saved:") && l.contains(&format!("{source}:")))
+        .unwrap_or_else(|| panic!("no line for {source}: {text}"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn witnesses_that_cosigned_different_forks_are_named_without_a_node() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let data = dir.path().join("node");
+    init_with_quorum(&data, 0);
+    let vkey = data.join("keys/node.vkey");
+    let log = node_vkey(&data);
+    let honest = WitnessProc::start(&dir.path().join("w0"), Some("witness.test/honest"), &vkey);
+    let before = WitnessProc::start(&dir.path().join("w1"), Some("witness.test/before"), &vkey);
+    let idle = WitnessProc::start(&dir.path().join("w3"), Some("witness.test/idle"), &vkey);
+    let mut node = start_node(&data, &[&honest, &before]);
+    let mut c = node.client().await;
+    let admin = key(&data.join("keys/admin.key"));
+    let registrar = new_key();
+    append(&mut c, &enroll(&registrar, "registrar", &["registrar"], &[&admin]), "r")
+        .await
+        .expect("enroll");
+    for i in 0..4 {
+        let env = record("note", note_payload(i), &[&registrar]);
+        c.append(req(&env, &format!("n{i}"), true)).await.expect("append");
+    }
+    let size = c
+        .get_checkpoint(pb::GetCheckpointRequest { size: None })
+        .await
+        .expect("cp")
+        .into_inner()
+        .size;
+    let honest_cp = held_at(&honest, &log, size).await;
+    let before_cp = held_at(&before, &log, size).await;
+    assert_eq!(
+        honest_cp.lines().take(3).collect::<Vec<_>>(),
+        before_cp.lines().take(3).collect::<Vec<_>>()
+    );
+
+    // Honest witnesses agree; a witness that holds nothing for the log is reported, not a fault.
+    let trusted = log.to_string_key();
+    let mut args: Vec<String> = vec!["--trusted-key".into(), trusted.clone()];
+    for w in [&honest, &before, &idle] {
+        args.extend(["--witness-url".into(), w.addr.clone()]);
+        args.extend(["--witness-key".into(), w.key.to_string_key()]);
+    }
+    let (code, text) = gossip(&args);
+    assert_eq!(code, Some(0), "{text}");
+    for (w, name) in [(&honest, "witness.test/honest"), (&before, "witness.test/before")] {
+        let line = saved_line(&text, &w.addr);
+        assert!(line.contains(&format!("size {size}")), "{line}");
+        assert!(line.contains(": consistent;"), "{line}");
+        assert!(line.contains(&format!("cosigned by 1 witness(es): {name}")), "{line}");
+    }
+    assert!(saved_line(&text, &idle.addr).ends_with("no checkpoint"), "{text}");
+
+    // The operator forks the log after `before` cosigned it, and shows the rewritten history of the
+    // same size to a fresh witness, which has no reason to refuse it.
+    node.stop();
+    let out = Command::new(bin("ledger-node"))
+        .args(["debug-fork", "--from", "2", "--data"])
+        .arg(&data)
+        .output()
+        .expect("fork");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let fresh = WitnessProc::start(&dir.path().join("w2"), Some("witness.test/fresh"), &vkey);
+    let forked_node = start_node(&data, &[&fresh]);
+    let fresh_cp = held_at(&fresh, &log, size).await;
+    let root = |t: &str| open_checkpoint(t, &log).expect("verifies").checkpoint.root.to_hex();
+    let (old_root, forked_root) = (root(&before_cp), root(&fresh_cp));
+    assert_ne!(old_root, forked_root);
+
+    // Gossip without the node: the two witnesses' checkpoints of one size disagree.
+    let mut args: Vec<String> = vec!["--trusted-key".into(), trusted.clone()];
+    for w in [&before, &fresh] {
+        args.extend(["--witness-url".into(), w.addr.clone()]);
+        args.extend(["--witness-key".into(), w.key.to_string_key()]);
+    }
+    let (code, text) = gossip(&args);
+    assert_eq!(code, Some(1), "{text}");
+    let fork = text
+        .lines()
+        .find(|l| l.contains("FORK:"))
+        .unwrap_or_else(|| panic!("no FORK: {text}"));
+    assert!(fork.contains(&before.addr) && fork.contains(&fresh.addr), "{fork}");
+    assert!(text.contains(&old_root) && text.contains(&forked_root), "{text}");
+    assert!(saved_line(&text, &before.addr).contains("FORK; cosigned by 1 witness(es): witness.test/before"));
+    assert!(saved_line(&text, &fresh.addr).contains("FORK; cosigned by 1 witness(es): witness.test/fresh"));
+
+    // With the node, its proofs side with the fork's witness and name the other one.
+    args.extend(["--node".into(), forked_node.addr.clone()]);
+    let (code, text) = gossip(&args);
+    assert_eq!(code, Some(1), "{text}");
+    assert!(saved_line(&text, &before.addr).contains(": FORK;"), "{text}");
+    assert!(saved_line(&text, &fresh.addr).contains(": consistent;"), "{text}");
+}
+
 fn status_refusal(s: &tonic::Status) -> pb::WitnessRefusal {
     pb::WitnessRefusal::decode(s.details()).expect("refusal detail")
 }

@@ -269,11 +269,16 @@ pub async fn run(store: Arc<Store>, shared: Arc<Shared>, witnessed: Arc<Witnesse
     }
 }
 
-/// Awaits every future (no extra dependency for a handful of witnesses).
+/// Runs every future concurrently on the current task and returns their outputs in input order
+/// (a minimal `futures::future::join_all`, to avoid a dependency for a handful of witnesses).
+///
+/// Nothing is spawned: the futures only make progress while the returned future is polled. Each
+/// time it is woken it polls every future that has not finished yet (all share the task's waker,
+/// so a wake-up by any of them re-polls them all), keeps the outputs of those that are ready, and
+/// completes once all are. The cost is O(n) polls per wake-up, fine for a few witnesses; the
+/// slowest future bounds the whole (callers wrap each in a timeout).
 async fn join_all<F: std::future::Future>(futs: impl IntoIterator<Item = F>) -> Vec<F::Output> {
-    let mut out = Vec::new();
     let mut pending: Vec<std::pin::Pin<Box<F>>> = futs.into_iter().map(Box::pin).collect();
-    // Poll them concurrently by racing them one by one with the rest started.
     let mut results: Vec<Option<F::Output>> = (0..pending.len()).map(|_| None).collect();
     std::future::poll_fn(|cx| {
         let mut done = true;
@@ -292,6 +297,27 @@ async fn join_all<F: std::future::Future>(futs: impl IntoIterator<Item = F>) -> 
         }
     })
     .await;
-    out.extend(results.into_iter().flatten());
-    out
+    // Every slot is filled once the poll_fn above has completed.
+    results.into_iter().flatten().collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::join_all;
+    use std::time::{Duration, Instant};
+
+    #[tokio::test(flavor = "current_thread")]
+    async fn join_all_runs_futures_concurrently_and_keeps_input_order() {
+        let t0 = Instant::now();
+        // The first future finishes last: outputs still come back in input order.
+        let futs = (0..4u64).map(|i| async move {
+            tokio::time::sleep(Duration::from_millis(400 - 100 * i)).await;
+            i
+        });
+        assert_eq!(join_all(futs).await, vec![0, 1, 2, 3]);
+        // One after the other would take 1 s; together they take the longest, 400 ms.
+        let took = t0.elapsed();
+        assert!(took < Duration::from_millis(900), "not concurrent: {took:?}");
+        assert!(join_all(Vec::<std::future::Ready<u8>>::new()).await.is_empty());
+    }
 }

@@ -2,7 +2,8 @@
 //!
 //! - `replay` re-reads a whole log (from a node, a data directory or an export file) and re-checks
 //!   every leaf hash, hash-chain link, timestamp, signature, registry rule and checkpoint.
-//! - `consistency` checks that checkpoints saved earlier are still prefixes of the node's log.
+//! - `consistency` checks that checkpoints saved earlier or held by witnesses are still prefixes of
+//!   the node's log, or, without a node, that they agree with each other (gossip).
 //!
 //! Exit codes: 0 no fault, 1 faults found, 2 usage or I/O error. See `docs/verifier.md`.
 
@@ -40,7 +41,8 @@ struct Cli {
 enum Cmd {
     /// Replays a whole log and re-checks everything.
     Replay(ReplayArgs),
-    /// Checks saved checkpoints against the node's log (fork and rollback detection).
+    /// Checks saved and witnesses' checkpoints against the node's log, or against each other
+    /// (fork and rollback detection, gossip).
     Consistency(ConsistencyArgs),
     /// Retrospective review (回溯测评): timeline, flags and accountability per cadre, draw or period.
     Review(ReviewArgs),
@@ -348,18 +350,22 @@ struct ReplayArgs {
 }
 
 #[derive(Args)]
+#[command(group(ArgGroup::new("saved").required(true).multiple(true).args(["checkpoints", "witness_urls"])))]
 struct ConsistencyArgs {
-    /// Node gRPC URL.
+    /// Node gRPC URL; without it the checkpoints are only compared with each other.
     #[arg(long)]
-    node: String,
+    node: Option<String>,
     /// A signed checkpoint note saved earlier (repeat for several).
-    #[arg(long = "checkpoint", value_name = "FILE", required = true)]
+    #[arg(long = "checkpoint", value_name = "FILE")]
     checkpoints: Vec<PathBuf>,
-    /// The node's checkpoint key, NAME+HASH+BASE64.
-    #[arg(long, value_name = "KEY")]
+    /// A witness gRPC URL (repeat): its latest cosigned checkpoint for the log is checked too.
+    #[arg(long = "witness-url", value_name = "URL")]
+    witness_urls: Vec<String>,
+    /// The node's checkpoint key, NAME+HASH+BASE64 (required without --node).
+    #[arg(long, value_name = "KEY", required_unless_present = "node")]
     trusted_key: Option<String>,
     /// A witness's cosignature key NAME+HASH+BASE64 (repeat); default: the witness keys enrolled
-    /// in the registry the node serves.
+    /// in the registry the node serves (none without --node).
     #[arg(long = "witness-key", value_name = "KEY")]
     witness_keys: Vec<String>,
     /// Also write a machine-readable report here.
@@ -415,6 +421,7 @@ fn consistency_cmd(a: ConsistencyArgs) -> anyhow::Result<bool> {
     let req = consistency::ConsistencyRequest {
         node: a.node,
         checkpoints: a.checkpoints,
+        witness_urls: a.witness_urls,
         trusted_key: trusted(a.trusted_key.as_deref())?,
         witness_keys: a
             .witness_keys

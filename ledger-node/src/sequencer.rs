@@ -1,11 +1,15 @@
-//! The sequencer: one plain thread that owns the tree, the registry and the store's write side.
+//! The sequencer: one plain thread that owns the tree, the registry and the domain state, and a
+//! writer thread that owns the store's write side.
 //!
-//! It takes every job waiting in its queue (up to a group limit), authorizes each item against the
-//! registry *as of its index*, assigns indices and timestamps, builds the entries and their node
-//! hashes, signs a checkpoint when one is due or asked for, writes the whole group with one sled
-//! batch and one flush, and only then answers every request in the group (group commit). If the
-//! write fails nothing is acknowledged and the sequencer stops: the node then answers UNAVAILABLE
-//! until it is restarted and the store re-verified.
+//! The sequencer takes every job waiting in its queue (up to a group limit), authorizes each item
+//! against the registry *as of its index*, assigns indices and timestamps, builds the entries and
+//! their node hashes, and signs a checkpoint when one is due or asked for. It hands the finished
+//! group to the writer, which writes it with one sled batch and one flush and only then answers
+//! every request in the group (group commit), while the sequencer already prepares the next group
+//! (a two-stage pipeline: at most one group is being written while the next is sequenced). A
+//! request id used in the group being written is found in memory, so de-duplication never misses
+//! it. If a write fails nothing of that group (or any later one) is acknowledged and the sequencer
+//! stops: the node then answers UNAVAILABLE until it is restarted and the store re-verified.
 
 use crate::errors::registry_code;
 use crate::metrics::Metrics;
@@ -94,7 +98,82 @@ struct Group {
     prepared: Vec<PreparedEntry>,
     nodes: Vec<CompletedNode>,
     in_group: HashMap<String, (Hash, Outcome)>,
+    /// Request ids of the previous group, which may still be on its way to disk.
+    in_flight: HashMap<String, (Hash, Outcome)>,
     registry_changed: bool,
+}
+
+/// A sequenced group on its way to disk.
+struct Write {
+    prepared: Vec<PreparedEntry>,
+    nodes: Vec<CompletedNode>,
+    size: u64,
+    checkpoint: Option<(u64, String)>,
+    /// The registry after this group, when the group changed it.
+    registry: Option<Registry>,
+    replies: Vec<(oneshot::Sender<JobResult>, Vec<Outcome>)>,
+}
+
+/// The writer stage: writes groups in order, then publishes and answers them.
+fn writer(store: Arc<Store>, shared: Arc<Shared>, failed: Arc<std::sync::atomic::AtomicBool>, rx: Receiver<Write>) {
+    for w in rx {
+        if failed.load(Relaxed) {
+            refuse_all(w.replies, "storage failure earlier in the pipeline; restart the node");
+            continue;
+        }
+        let t = Instant::now();
+        let r = if w.prepared.is_empty() && w.checkpoint.is_none() {
+            Ok(())
+        } else {
+            store.commit_group(
+                &w.prepared,
+                &w.nodes,
+                w.size,
+                w.checkpoint.as_ref().map(|(s, n)| (*s, n.as_str())),
+            )
+        };
+        match r {
+            Ok(()) => {
+                let m = &shared.metrics;
+                m.flush_micros_sum.fetch_add(t.elapsed().as_micros() as u64, Relaxed);
+                m.groups.fetch_add(1, Relaxed);
+                m.appends.fetch_add(w.prepared.len() as u64, Relaxed);
+                m.group_max.fetch_max(w.prepared.len() as u64, Relaxed);
+                if let Some(reg) = w.registry
+                    && let Ok(mut r) = shared.registry.write()
+                {
+                    *r = reg;
+                }
+                shared.size.store(w.size, Relaxed);
+                m.tree_size.store(w.size, Relaxed);
+                if let Some((s, n)) = &w.checkpoint {
+                    m.checkpoints.fetch_add(1, Relaxed);
+                    shared.checkpoint.send_replace((*s, n.clone()));
+                }
+                for (reply, outcomes) in w.replies {
+                    let _ = reply.send(JobResult {
+                        outcomes,
+                        checkpoint: w.checkpoint.clone(),
+                    });
+                }
+            }
+            Err(e) => {
+                tracing::error!(error = %e, size = w.size, "group commit failed; nothing acknowledged, sequencer stops");
+                failed.store(true, Relaxed);
+                refuse_all(w.replies, &format!("storage failure: {e}"));
+            }
+        }
+    }
+}
+
+fn refuse_all(replies: Vec<(oneshot::Sender<JobResult>, Vec<Outcome>)>, why: &str) {
+    for (reply, outs) in replies {
+        let refused = Outcome::Refused(tonic::Code::Unavailable, why.to_string());
+        let _ = reply.send(JobResult {
+            outcomes: vec![refused; outs.len()],
+            checkpoint: None,
+        });
+    }
 }
 
 /// Sequencer state and configuration.
@@ -159,7 +238,25 @@ impl Sequencer {
             .unwrap_or(0);
         let mut last_cp_size = self.store.latest_checkpoint().ok().flatten().map(|c| c.0).unwrap_or(0);
         let mut last_cp_at = Instant::now();
+        let failed = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        // Rendezvous channel: a send returns once the writer has taken the group, i.e. once the
+        // previous group is durable; so at most one group is in flight while the next is sequenced.
+        let (wtx, wrx) = std::sync::mpsc::sync_channel::<Write>(0);
+        let writer_thread = {
+            let (store, shared, failed) = (self.store.clone(), self.shared.clone(), failed.clone());
+            std::thread::Builder::new()
+                .name("ledger-writer".into())
+                .spawn(move || writer(store, shared, failed, wrx))
+        };
+        let Ok(writer_thread) = writer_thread else {
+            tracing::error!("cannot start the writer thread; sequencer not started");
+            return;
+        };
+        let mut in_flight: HashMap<String, (Hash, Outcome)> = HashMap::new();
         loop {
+            if failed.load(Relaxed) {
+                break;
+            }
             let wait = self
                 .interval
                 .saturating_sub(last_cp_at.elapsed())
@@ -170,10 +267,17 @@ impl Sequencer {
                 Err(RecvTimeoutError::Timeout) => {}
                 Err(RecvTimeoutError::Disconnected) => {
                     if ct.size() > last_cp_size {
-                        let _ = self.commit(&mut ct, &[], Vec::new(), true, &mut last_cp_size);
+                        let checkpoint = self.sign_checkpoint(&ct);
+                        let _ = wtx.send(Write {
+                            prepared: Vec::new(),
+                            nodes: Vec::new(),
+                            size: ct.size(),
+                            checkpoint,
+                            registry: None,
+                            replies: Vec::new(),
+                        });
                     }
-                    tracing::info!(size = ct.size(), "sequencer stopped");
-                    return;
+                    break;
                 }
             }
             let mut n: usize = jobs.iter().map(|j| j.items.len()).sum();
@@ -196,8 +300,10 @@ impl Sequencer {
                 continue;
             }
             let want_cp = due || jobs.iter().any(|j| j.want_checkpoint);
-            let start_size = ct.size();
-            let mut g = Group::default();
+            let mut g = Group {
+                in_flight: std::mem::take(&mut in_flight),
+                ..Group::default()
+            };
             for (id, missing) in overdue {
                 let void = ledger_core::domain::DrawVoid {
                     version: 1,
@@ -263,37 +369,50 @@ impl Sequencer {
                 prepared,
                 nodes,
                 registry_changed,
+                in_group,
                 ..
             } = g;
-            let result = self.commit(&mut ct, &nodes, prepared, want_cp, &mut last_cp_size);
-            match result {
-                Ok(cp) => {
-                    if want_cp {
-                        last_cp_at = Instant::now();
-                    }
-                    if registry_changed && let Ok(mut r) = self.shared.registry.write() {
-                        *r = registry.clone();
-                    }
-                    self.shared.size.store(ct.size(), Relaxed);
-                    self.shared.metrics.tree_size.store(ct.size(), Relaxed);
-                    for (job, outs) in jobs.into_iter().zip(outcomes) {
-                        let _ = job.reply.send(JobResult {
-                            outcomes: outs,
-                            checkpoint: cp.clone(),
-                        });
-                    }
-                }
-                Err(e) => {
-                    tracing::error!(error = %e, size = start_size, "group commit failed; nothing acknowledged, sequencer stops");
-                    for (job, outs) in jobs.into_iter().zip(outcomes) {
-                        let refused = Outcome::Refused(tonic::Code::Unavailable, format!("storage failure: {e}"));
-                        let _ = job.reply.send(JobResult {
-                            outcomes: vec![refused; outs.len()],
-                            checkpoint: None,
-                        });
-                    }
-                    return;
-                }
+            in_flight = in_group;
+            let checkpoint = if want_cp { self.sign_checkpoint(&ct) } else { None };
+            if let Some((s, _)) = &checkpoint {
+                last_cp_size = *s;
+                last_cp_at = Instant::now();
+            }
+            let write = Write {
+                prepared,
+                nodes,
+                size: ct.size(),
+                checkpoint,
+                registry: registry_changed.then(|| registry.clone()),
+                replies: jobs.into_iter().map(|j| j.reply).zip(outcomes).collect(),
+            };
+            if let Err(e) = wtx.send(write) {
+                refuse_all(e.0.replies, "the writer stopped");
+                break;
+            }
+        }
+        drop(wtx);
+        let _ = writer_thread.join();
+        tracing::info!(size = ct.size(), "sequencer stopped");
+    }
+
+    /// Signs a checkpoint of the current tree (None for the empty tree or if signing fails).
+    fn sign_checkpoint(&self, ct: &CompactTree) -> Option<(u64, String)> {
+        let size = ct.size();
+        if size == 0 {
+            return None;
+        }
+        let c = Checkpoint {
+            origin: self.origin.clone(),
+            size,
+            root: ct.root(),
+            extensions: vec![],
+        };
+        match c.sign(&self.signer) {
+            Ok(n) => Some((size, n.to_text())),
+            Err(e) => {
+                tracing::error!(error = %e, "cannot sign checkpoint");
+                None
             }
         }
     }
@@ -341,11 +460,12 @@ impl Sequencer {
             prepared,
             nodes,
             in_group,
+            in_flight,
             registry_changed,
         } = g;
         let digest = item.request_id.as_ref().map(|_| request_digest(&item.envelope));
         if let (Some(id), Some(d)) = (&item.request_id, &digest) {
-            let earlier = match in_group.get(id) {
+            let earlier = match in_group.get(id).or_else(|| in_flight.get(id)) {
                 Some((h, o)) => Some((*h, o.clone())),
                 None => match self.store.request(id) {
                     Ok(Some((index, h))) => self.outcome_of(index).map(|o| (h, o)),
@@ -444,50 +564,5 @@ impl Sequencer {
             timestamp_micros: e.timestamp_micros,
             duplicate: true,
         })
-    }
-
-    fn commit(
-        &self,
-        ct: &mut CompactTree,
-        nodes: &[CompletedNode],
-        prepared: Vec<PreparedEntry>,
-        want_cp: bool,
-        last_cp_size: &mut u64,
-    ) -> Result<Option<(u64, String)>, ledger_store::StoreError> {
-        let size = ct.size();
-        let cp = if want_cp && size > 0 {
-            let c = Checkpoint {
-                origin: self.origin.clone(),
-                size,
-                root: ct.root(),
-                extensions: vec![],
-            };
-            match c.sign(&self.signer) {
-                Ok(n) => Some((size, n.to_text())),
-                Err(e) => {
-                    tracing::error!(error = %e, "cannot sign checkpoint");
-                    None
-                }
-            }
-        } else {
-            None
-        };
-        if prepared.is_empty() && cp.is_none() {
-            return Ok(None);
-        }
-        let t = Instant::now();
-        self.store
-            .commit_group(&prepared, nodes, size, cp.as_ref().map(|(s, n)| (*s, n.as_str())))?;
-        let m = &self.shared.metrics;
-        m.flush_micros_sum.fetch_add(t.elapsed().as_micros() as u64, Relaxed);
-        m.groups.fetch_add(1, Relaxed);
-        m.appends.fetch_add(prepared.len() as u64, Relaxed);
-        m.group_max.fetch_max(prepared.len() as u64, Relaxed);
-        if let Some((s, n)) = &cp {
-            *last_cp_size = *s;
-            m.checkpoints.fetch_add(1, Relaxed);
-            self.shared.checkpoint.send_replace((*s, n.clone()));
-        }
-        Ok(cp)
     }
 }

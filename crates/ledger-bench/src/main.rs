@@ -151,7 +151,7 @@ async fn client(addr: &str) -> Result<LedgerClient<Channel>> {
 fn micro_eval(key: &SigningKey, i: u64) -> Envelope {
     // One citizen rating per service ticket (docs/records.md), about 230 bytes of JSON.
     let payload = serde_json::json!({
-        "version": 1, "ticket_hash": format!("{:064x}", u128::from(i as u32) << 64 | u128::from(i)),
+        "version": 1, "ticket_hash": format!("{:032x}{:032x}", rand::random::<u128>(), i),
         "subject": format!("cadre-{}", i % 50), "department": format!("dept-{}", i % 12),
         "rating": 1 + i % 5, "service_time_micros": 1_772_440_200_000_000u64 + i % 1_000_000_000
     });

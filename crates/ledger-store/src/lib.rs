@@ -123,6 +123,9 @@ fn term_key(tag: u8, value: &str, index: u64) -> Option<Vec<u8>> {
     Some(k)
 }
 
+/// Page cache of a read-only store (bytes).
+pub const READ_ONLY_CACHE_BYTES: u64 = 32 << 20;
+
 impl Store {
     /// Opens (creating if needed) a store for writing. sled holds a lock on the directory, so only
     /// one process may have it open for writing.
@@ -155,7 +158,12 @@ impl Store {
         }
         let snap = tempfile::Builder::new().prefix("ledger-ro-").tempdir()?;
         copy_dir(dir, snap.path())?;
-        let db = sled::Config::new().path(snap.path()).open()?;
+        // Readers scan or look up; a small page cache keeps their memory independent of the log
+        // size (sled's default would grow to 1 GiB on a large log).
+        let db = sled::Config::new()
+            .path(snap.path())
+            .cache_capacity(READ_ONLY_CACHE_BYTES)
+            .open()?;
         let tree = db.open_tree("ledger")?;
         Ok(Self {
             db,

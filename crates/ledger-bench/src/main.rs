@@ -397,6 +397,14 @@ fn raw_limits(runs: usize) {
 
 #[tokio::main]
 async fn main() -> Result<()> {
+    // Internal: one chunk of a large proof-only log, built in a fresh process (see suite.rs).
+    let argv: Vec<String> = std::env::args().collect();
+    if argv.get(1).map(String::as_str) == Some("--internal-extend") {
+        let (Some(dir), Some(to)) = (argv.get(2), argv.get(4).and_then(|t| t.parse().ok())) else {
+            bail!("usage: --internal-extend DATA --to N");
+        };
+        return suite::extend_unsigned(std::path::Path::new(dir), to);
+    }
     let a = Args::parse();
     let runs = a.runs.max(1);
     let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);

@@ -34,6 +34,74 @@ pub struct BuiltLog {
     pub leaf_bytes: u64,
 }
 
+/// Entries built by one process at a time for large proof-only logs.
+const CHUNK: u64 = 1_000_000;
+
+/// Appends unsigned entries to the store at `data` until it holds `to` entries (one chunk of a
+/// large proof-only log, run in its own process). Prints "payload_bytes leaf_bytes".
+///
+/// # Errors
+/// On storage failure.
+pub fn extend_unsigned(data: &Path, to: u64) -> Result<()> {
+    let store = Store::open(data)?;
+    let mut tree = store.compact_tree()?;
+    let (p, l) = append_range(&store, &mut tree, to, &[], &[])?;
+    store.flush()?;
+    println!("{p} {l}");
+    Ok(())
+}
+
+/// Appends entries from the tree's size up to `n`: the `head` envelopes first (charter and
+/// enrollments), then notes, signed round-robin by `signers` when there are any. Returns (payload
+/// bytes, leaf bytes) appended.
+fn append_range(
+    store: &Store,
+    tree: &mut CompactTree,
+    n: u64,
+    head: &[Envelope],
+    signers: &[SigningKey],
+) -> Result<(u64, u64)> {
+    let (mut payload_bytes, mut leaf_bytes) = (0u64, 0u64);
+    let t0 = 1_767_225_600_000_000u64;
+    let mut i = tree.size();
+    while i < n {
+        let mut group = Vec::with_capacity(10_000);
+        let mut nodes = Vec::new();
+        while i < n && group.len() < 10_000 {
+            let env = if (i as usize) < head.len() {
+                head[i as usize].clone()
+            } else {
+                let mut env = Envelope::new(payload_type("note"), payload(i));
+                if !signers.is_empty() {
+                    env.sign(&signers[(i % signers.len() as u64) as usize]);
+                }
+                env
+            };
+            payload_bytes += env.payload.len() as u64;
+            let leaf = Entry {
+                index: i,
+                timestamp_micros: t0 + i,
+                prev_root: tree.root(),
+                envelope: env,
+            }
+            .encode();
+            leaf_bytes += leaf.len() as u64;
+            let lh = leaf_hash(&leaf);
+            tree.append_with(lh, |c| nodes.push(c));
+            group.push(PreparedEntry {
+                index: i,
+                leaf,
+                leaf_hash: lh,
+                request: None,
+                terms: vec![(b'k', "note".to_string())],
+            });
+            i += 1;
+        }
+        store.commit_group(&group, &nodes, tree.size(), None)?;
+    }
+    Ok((payload_bytes, leaf_bytes))
+}
+
 /// A record payload of about 300 bytes, like a citizen micro-evaluation.
 fn payload(i: u64) -> Vec<u8> {
     format!(
@@ -47,14 +115,22 @@ fn payload(i: u64) -> Vec<u8> {
 
 /// Builds a log of `n` entries into `dir/data` (and `dir/log.export` when `signed`). A signed log is
 /// valid for `ledger-verify`: charter, 16 enrolled registrar keys, notes signed round-robin, and a
-/// node-signed checkpoint at the end. An unsigned log (for proof latency only) holds small
-/// envelopes without signatures.
+/// node-signed checkpoint at the end. An unsigned log (for proof latency only) holds the same
+/// records without signatures.
 pub fn build_log(dir: &Path, n: u64, signed: bool) -> Result<BuiltLog> {
     let data = dir.join("data");
-    let store = Store::open(&data)?;
+    let cache = std::env::var("LEDGER_BENCH_SLED_CACHE_MB")
+        .ok()
+        .and_then(|v| v.parse::<u64>().ok())
+        .map_or(ledger_store::DEFAULT_CACHE_BYTES, |mb| mb << 20);
+    let mut store = Store::open_with_cache(&data, cache)?;
     let node = SigningKey::from_bytes(&[1; 32]);
     let admin = SigningKey::from_bytes(&[2; 32]);
-    let signers: Vec<SigningKey> = (0..16u8).map(|i| SigningKey::from_bytes(&[100 + i; 32])).collect();
+    let signers: Vec<SigningKey> = if signed {
+        (0..16u8).map(|i| SigningKey::from_bytes(&[100 + i; 32])).collect()
+    } else {
+        Vec::new()
+    };
     let mut head: Vec<Envelope> = Vec::new();
     if signed {
         let charter = Charter {
@@ -84,53 +160,38 @@ pub fn build_log(dir: &Path, n: u64, signed: bool) -> Result<BuiltLog> {
             head.push(env);
         }
     }
-    let mut tree = CompactTree::new();
-    let (mut payload_bytes, mut leaf_bytes) = (0u64, 0u64);
-    let t0 = 1_767_225_600_000_000u64;
-    let mut i = 0u64;
-    while i < n {
-        let mut group = Vec::with_capacity(10_000);
-        let mut nodes = Vec::new();
-        while i < n && group.len() < 10_000 {
-            let env = if (i as usize) < head.len() {
-                head[i as usize].clone()
-            } else {
-                if signed {
-                    let mut env = Envelope::new(payload_type("note"), payload(i));
-                    env.sign(&signers[(i % 16) as usize]);
-                    env
-                } else {
-                    // Proof-only logs: small records, so that 10M entries fit on the bench disk
-                    // (proof work does not depend on record size; cache effects make this slightly
-                    // favourable, stated in docs/performance.md).
-                    Envelope::new(
-                        payload_type("note"),
-                        format!("{{\"version\":1,\"n\":{i}}}").into_bytes(),
-                    )
-                }
+    let (payload_bytes, leaf_bytes) = if signed || n <= CHUNK {
+        let mut tree = CompactTree::new();
+        append_range(&store, &mut tree, n, &head, &signers)?
+    } else {
+        // sled's memory grows with everything one process has written through it (reopening the
+        // instance does not give it back: about 3-5 KB per entry here), so a 10M-entry log is built
+        // a million entries at a time, each chunk by a fresh process (`--internal-extend`).
+        drop(store);
+        let (mut p, mut l) = (0u64, 0u64);
+        let mut size = 0;
+        while size < n {
+            let to = (size + CHUNK).min(n);
+            let out = std::process::Command::new(std::env::current_exe()?)
+                .arg("--internal-extend")
+                .arg(&data)
+                .arg("--to")
+                .arg(to.to_string())
+                .stderr(Stdio::inherit())
+                .output()?;
+            let text = String::from_utf8_lossy(&out.stdout);
+            let nums: Vec<u64> = text.split_whitespace().filter_map(|w| w.parse().ok()).collect();
+            let [dp, dl] = nums[..] else {
+                bail!("building entries {size}..{to} failed: {text}");
             };
-            payload_bytes += env.payload.len() as u64;
-            let leaf = Entry {
-                index: i,
-                timestamp_micros: t0 + i,
-                prev_root: tree.root(),
-                envelope: env,
-            }
-            .encode();
-            leaf_bytes += leaf.len() as u64;
-            let lh = leaf_hash(&leaf);
-            tree.append_with(lh, |c| nodes.push(c));
-            group.push(PreparedEntry {
-                index: i,
-                leaf,
-                leaf_hash: lh,
-                request: None,
-                terms: vec![(b'k', "note".to_string())],
-            });
-            i += 1;
+            p += dp;
+            l += dl;
+            size = to;
         }
-        store.commit_group(&group, &nodes, tree.size(), None)?;
-    }
+        store = Store::open_with_cache(&data, cache)?;
+        (p, l)
+    };
+    let tree = store.compact_tree()?;
     let mut export = None;
     if signed {
         let signer = ledger_core::note::NoteSigner::new(ORIGIN, node)?;

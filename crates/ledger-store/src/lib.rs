@@ -123,6 +123,9 @@ fn term_key(tag: u8, value: &str, index: u64) -> Option<Vec<u8>> {
     Some(k)
 }
 
+/// Page cache of a writable store (bytes): sled's default.
+pub const DEFAULT_CACHE_BYTES: u64 = 1 << 30;
+
 /// Page cache of a read-only store (bytes).
 pub const READ_ONLY_CACHE_BYTES: u64 = 32 << 20;
 
@@ -133,7 +136,19 @@ impl Store {
     /// # Errors
     /// When sled cannot open the directory.
     pub fn open(dir: &Path) -> Result<Self, StoreError> {
-        let db = sled::Config::new().path(dir).mode(sled::Mode::HighThroughput).open()?;
+        Self::open_with_cache(dir, DEFAULT_CACHE_BYTES)
+    }
+
+    /// [`Self::open`] with a given page-cache size in bytes.
+    ///
+    /// # Errors
+    /// When sled cannot open the directory.
+    pub fn open_with_cache(dir: &Path, cache_bytes: u64) -> Result<Self, StoreError> {
+        let db = sled::Config::new()
+            .path(dir)
+            .mode(sled::Mode::HighThroughput)
+            .cache_capacity(cache_bytes)
+            .open()?;
         let tree = db.open_tree("ledger")?;
         Ok(Self {
             db,

@@ -45,6 +45,10 @@ struct Args {
     /// Skip the gRPC node section.
     #[arg(long)]
     skip_node: bool,
+    /// Instead of the suite: append this many micro-evaluations with AppendBatch to a fresh node
+    /// and print the node's resident memory every 10% (a soak test of the store's memory).
+    #[arg(long, value_name = "N")]
+    soak: Option<u64>,
     /// Where to build the logs (on the data disk being measured).
     #[arg(long, default_value = ".")]
     work_dir: PathBuf,
@@ -406,6 +410,9 @@ async fn main() -> Result<()> {
         return suite::extend_unsigned(std::path::Path::new(dir), to);
     }
     let a = Args::parse();
+    if let Some(n) = a.soak {
+        return soak(n).await;
+    }
     let runs = a.runs.max(1);
     let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
     let cpu = std::fs::read_to_string("/proc/cpuinfo")
@@ -548,4 +555,39 @@ async fn node_section(a: &Args, runs: usize) -> Result<f64> {
         "append → covering checkpoint", s.med, s.min, s.max
     );
     Ok(append.med)
+}
+
+/// Resident and peak memory of a process, MiB (from /proc).
+fn rss_mib(pid: u32) -> (f64, f64) {
+    let s = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    let get = |k: &str| {
+        s.lines()
+            .find_map(|l| l.strip_prefix(k))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
+            .unwrap_or(0.0)
+            / 1024.0
+    };
+    (get("VmRSS:"), get("VmHWM:"))
+}
+
+/// `--soak N`: N micro-evaluations through AppendBatch (4 clients × 500), node RSS every 10%.
+async fn soak(n: u64) -> Result<()> {
+    let (node, admin) = start_node()?;
+    let key = enroll_platform(&node.addr, &admin).await?;
+    let pid = node.child.id();
+    println!("soak: {n} appends through AppendBatch; node pid {pid}");
+    println!(
+        "{:>10} {:>10} {:>12} {:>12}",
+        "appended", "rate/s", "RSS MiB", "peak MiB"
+    );
+    let step = (n / 10).max(2000);
+    let mut done = 0;
+    while done < n {
+        let rounds = (step / 2000).max(1) as usize;
+        let rate = batches(&node.addr, &key, 4, 500, rounds).await?;
+        done += (rounds * 2000) as u64;
+        let (rss, hwm) = rss_mib(pid);
+        println!("{done:>10} {rate:>10.0} {rss:>12.0} {hwm:>12.0}");
+    }
+    Ok(())
 }

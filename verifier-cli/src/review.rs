@@ -493,7 +493,14 @@ impl Review {
             if let Some((_, n, _)) = self.nominations.get(&dc.nomination_id) {
                 acc.insert("nominator".to_string(), n.clone());
             }
-            if let Some(d) = self.draws.get(&dc.evaluation_ref) {
+            // The evaluation is a draw, or an election whose voters that draw selected.
+            let draw_ref = self
+                .domain
+                .elections
+                .elections
+                .get(&dc.evaluation_ref)
+                .map_or(dc.evaluation_ref.clone(), |e| e.open.draw_id.clone());
+            if let Some(d) = self.draws.get(&draw_ref) {
                 acc.insert("registrar (draw)".to_string(), d.signers.clone());
             }
             acc.insert("committee".to_string(), dc.signers.clone());
@@ -518,14 +525,7 @@ impl Review {
                     accountability: acc.clone(),
                 });
             }
-            // The evaluation is a draw, or an election whose voters that draw selected.
-            let draw_ref = self
-                .domain
-                .elections
-                .elections
-                .get(&dc.evaluation_ref)
-                .map_or(dc.evaluation_ref.as_str(), |e| e.open.draw_id.as_str());
-            if let Some(d) = self.draws.get(draw_ref)
+            if let Some(d) = self.draws.get(&draw_ref)
                 && d.result.is_some()
             {
                 let outside: Vec<&String> = dc.evaluators.iter().filter(|e| !d.selected.contains(*e)).collect();
@@ -548,10 +548,8 @@ impl Review {
                     });
                 }
             }
-            if let (Some((ni, _, _)), Some(d)) = (
-                self.nominations.get(&dc.nomination_id),
-                self.draws.get(&dc.evaluation_ref),
-            ) && *ni > d.index
+            if let (Some((ni, _, _)), Some(d)) = (self.nominations.get(&dc.nomination_id), self.draws.get(&draw_ref))
+                && *ni > d.index
             {
                 self.report.flags.push(Flag {
                     code: "LATE_NOMINATION".into(),

@@ -412,17 +412,7 @@ pub fn postgres(clients: usize, secs: u64, runs: usize) -> Result<Option<Vec<f64
             return Ok(None);
         }
     }
-    let sh = |cmd: &Path, args: &[&str]| -> Command {
-        let mut c = if as_root {
-            let mut c = Command::new("runuser");
-            c.args(["-u", "postgres", "--"]).arg(cmd);
-            c
-        } else {
-            Command::new(cmd)
-        };
-        c.args(args);
-        c
-    };
+    let sh = |cmd: &Path, args: &[&str]| pg_command(as_root, cmd, args);
     let pd = pgdata.to_str().context("path")?;
     let out = sh(
         &pg.join("initdb"),
@@ -475,15 +465,7 @@ pub fn postgres(clients: usize, secs: u64, runs: usize) -> Result<Option<Vec<f64
     let pg_ctl = pg.join("pg_ctl");
     let pd2 = pd.to_string();
     let _stop = Stop(move || {
-        let mut c = if as_root {
-            let mut c = Command::new("runuser");
-            c.args(["-u", "postgres", "--"]).arg(&pg_ctl);
-            c
-        } else {
-            Command::new(&pg_ctl)
-        };
-        let _ = c
-            .args(["-D", &pd2, "-m", "fast", "stop"])
+        let _ = pg_command(as_root, &pg_ctl, &["-D", &pd2, "-m", "fast", "stop"])
             .stdout(Stdio::null())
             .status();
     });
@@ -580,6 +562,20 @@ END $$;";
         }
     }
     Ok(Some(rates))
+}
+
+/// A PostgreSQL program with arguments, run as the `postgres` system user when we are root
+/// (initdb and the server refuse to run as root).
+fn pg_command(as_root: bool, program: &Path, args: &[&str]) -> Command {
+    let mut c = if as_root {
+        let mut c = Command::new("runuser");
+        c.args(["-u", "postgres", "--"]).arg(program);
+        c
+    } else {
+        Command::new(program)
+    };
+    c.args(args);
+    c
 }
 
 /// Directory of the PostgreSQL server binaries, installing Debian's package when missing (and

@@ -71,32 +71,12 @@ impl CosignatureVerifier {
     /// # Errors
     /// When the string is malformed, is not a cosignature/v1 key, or the hash does not match.
     pub fn parse(s: &str) -> Result<Self, NoteError> {
-        let bad = |m: &str| NoteError::MalformedKey(m.to_string());
-        let mut parts = s.trim().splitn(3, '+');
-        let (Some(name), Some(hash_hex), Some(b64)) = (parts.next(), parts.next(), parts.next()) else {
-            return Err(bad("expected name+hash+key"));
-        };
-        if hash_hex.len() != 8
-            || !hash_hex
-                .bytes()
-                .all(|c| c.is_ascii_hexdigit() && !c.is_ascii_uppercase())
-        {
-            return Err(bad("key hash must be 8 lowercase hex digits"));
-        }
-        let kh = u32::from_str_radix(hash_hex, 16).map_err(|_| bad("key hash is not hex"))?;
-        let raw = B64.decode(b64).map_err(|_| bad("key is not base64"))?;
-        if raw.len() != 33 || raw[0] != ALG_COSIGNATURE_V1 {
-            return Err(bad(
-                "key must be 0x04 followed by a 32-byte Ed25519 key (cosignature/v1)",
-            ));
-        }
-        let arr: [u8; 32] = raw[1..].try_into().map_err(|_| bad("key length"))?;
-        let key = VerifyingKey::from_bytes(&arr).map_err(|_| bad("not a valid Ed25519 key"))?;
-        let v = Self::new(name, key)?;
-        if v.key_hash != kh {
-            return Err(bad("key hash does not match the key"));
-        }
-        Ok(v)
+        let (name, key) = crate::note::parse_verifier_key(
+            s.trim(),
+            ALG_COSIGNATURE_V1,
+            "key must be 0x04 followed by a 32-byte Ed25519 key (cosignature/v1)",
+        )?;
+        Self::new(name, key)
     }
 
     /// The `name+hash+key` string.

@@ -227,33 +227,8 @@ impl NoteVerifier {
     /// # Errors
     /// When the string is malformed or the key hash does not match.
     pub fn parse(s: &str) -> Result<Self, NoteError> {
-        let bad = |m: &str| NoteError::MalformedKey(m.to_string());
-        let mut parts = s.splitn(3, '+');
-        let (Some(name), Some(hash_hex), Some(b64)) = (parts.next(), parts.next(), parts.next()) else {
-            return Err(bad("expected name+hash+key"));
-        };
-        if !valid_key_name(name) {
-            return Err(bad("invalid key name"));
-        }
-        if hash_hex.len() != 8
-            || !hash_hex
-                .bytes()
-                .all(|c| c.is_ascii_hexdigit() && !c.is_ascii_uppercase())
-        {
-            return Err(bad("key hash must be 8 lowercase hex digits"));
-        }
-        let kh = u32::from_str_radix(hash_hex, 16).map_err(|_| bad("key hash is not hex"))?;
-        let raw = B64.decode(b64).map_err(|_| bad("key is not base64"))?;
-        if raw.len() != 33 || raw[0] != ALG_ED25519 {
-            return Err(bad("key must be 0x01 followed by a 32-byte Ed25519 key"));
-        }
-        let arr: [u8; 32] = raw[1..].try_into().map_err(|_| bad("key length"))?;
-        let key = VerifyingKey::from_bytes(&arr).map_err(|_| bad("not a valid Ed25519 key"))?;
-        let v = Self::new(name, key)?;
-        if v.key_hash != kh {
-            return Err(bad("key hash does not match the key"));
-        }
-        Ok(v)
+        let (name, key) = parse_verifier_key(s, ALG_ED25519, "key must be 0x01 followed by a 32-byte Ed25519 key")?;
+        Self::new(name, key)
     }
 
     /// The `name+hash+key` string.
@@ -269,6 +244,45 @@ impl NoteVerifier {
         };
         self.key.verify_strict(msg, &sig).is_ok()
     }
+}
+
+/// Parses a verifier key string `<name>+<hex key hash>+<base64(alg ‖ 32-byte Ed25519 key)>` for
+/// signature type `alg` and checks that the key hash is the one `key_hash(name, alg, key)` gives.
+/// `wrong_type` is the error text for a key of another type or length.
+///
+/// # Errors
+/// [`NoteError::MalformedKey`] naming what is wrong.
+pub(crate) fn parse_verifier_key<'a>(
+    s: &'a str,
+    alg: u8,
+    wrong_type: &str,
+) -> Result<(&'a str, VerifyingKey), NoteError> {
+    let bad = |m: &str| NoteError::MalformedKey(m.to_string());
+    let mut parts = s.splitn(3, '+');
+    let (Some(name), Some(hash_hex), Some(b64)) = (parts.next(), parts.next(), parts.next()) else {
+        return Err(bad("expected name+hash+key"));
+    };
+    if !valid_key_name(name) {
+        return Err(bad("invalid key name"));
+    }
+    if hash_hex.len() != 8
+        || !hash_hex
+            .bytes()
+            .all(|c| c.is_ascii_hexdigit() && !c.is_ascii_uppercase())
+    {
+        return Err(bad("key hash must be 8 lowercase hex digits"));
+    }
+    let kh = u32::from_str_radix(hash_hex, 16).map_err(|_| bad("key hash is not hex"))?;
+    let raw = B64.decode(b64).map_err(|_| bad("key is not base64"))?;
+    if raw.len() != 33 || raw[0] != alg {
+        return Err(bad(wrong_type));
+    }
+    let arr: [u8; 32] = raw[1..].try_into().map_err(|_| bad("key length"))?;
+    let key = VerifyingKey::from_bytes(&arr).map_err(|_| bad("not a valid Ed25519 key"))?;
+    if key_hash(name, alg, key.as_bytes()) != kh {
+        return Err(bad("key hash does not match the key"));
+    }
+    Ok((name, key))
 }
 
 /// An Ed25519 note signer.

@@ -14,8 +14,9 @@ mod witness_push;
 
 use anyhow::{Context, Result, bail};
 use clap::{Args, Parser, Subcommand};
+use ledger_core::entry::Entry;
 use ledger_core::note::NoteSigner;
-use ledger_core::registry::Registry;
+use ledger_core::state::LedgerState;
 use ledger_proto::pb::ledger_server::LedgerServer;
 use ledger_store::Store;
 use serde::Deserialize;
@@ -218,65 +219,31 @@ fn main() -> std::process::ExitCode {
     }
 }
 
-/// Indices of every entry of the given kinds, in log order (from the kind index).
-fn indices_of_kinds(store: &Store, kinds: &[&str]) -> Result<Vec<u64>> {
-    let mut idx: Vec<u64> = Vec::new();
-    for k in kinds {
-        let mut start = 0;
-        loop {
-            let page = store.query(b'k', k, start, 10_000)?;
-            let Some(last) = page.last().copied() else { break };
-            idx.extend(page);
-            start = last + 1;
-        }
-    }
-    idx.sort_unstable();
-    Ok(idx)
-}
-
-/// Rebuilds the registry as of the end of the log from the charter and the key records.
-fn load_registry(store: &Store) -> Result<Registry> {
-    let bytes = store.entry(0)?.context("the store has no charter")?;
-    let mut reg = Registry::genesis(&ledger_core::entry::Entry::decode(&bytes)?)?;
-    for i in indices_of_kinds(store, &["key.enroll", "key.rotate", "key.revoke"])? {
-        let bytes = store.entry(i)?.with_context(|| format!("key record {i} missing"))?;
-        let e = ledger_core::entry::Entry::decode(&bytes)?;
-        reg.check_entry(&e)
-            .with_context(|| format!("key record at index {i} does not satisfy the registry"))?;
-    }
-    Ok(reg)
-}
-
-/// Rebuilds the domain state (draws, complaints, facts, nominations, cancellable records) from
-/// the records that matter.
-fn load_domain(store: &Store) -> Result<ledger_core::rules::DomainState> {
-    let mut st = ledger_core::rules::DomainState::default();
-    let size = store.size()?;
-    let mut kinds = vec![
-        "draw.reveal",
-        "draw.result",
-        "draw.sources",
-        "draw.void",
-        "cancellation",
-    ];
-    kinds.extend_from_slice(ledger_core::rules::CANCELLABLE_KINDS);
-    for i in indices_of_kinds(store, &kinds)? {
-        let bytes = store.entry(i)?.with_context(|| format!("record {i} missing"))?;
-        let e = ledger_core::entry::Entry::decode(&bytes)?;
-        let kind = ledger_core::registry::envelope_kind(&e.envelope)?;
-        let record = ledger_core::domain::check_record(kind, &e.envelope.payload)
-            .map_err(|m| anyhow::anyhow!("record {i}: {m}"))?;
+/// Folds the whole stored log into the ledger state (registry and domain) with the same step the
+/// sequencer and the verifier use ([`LedgerState::check`] and [`LedgerState::apply`]), so the node
+/// after a restart knows exactly what it knew before. The store was verified just before (hash
+/// chain, leaf hashes, checkpoints), so each entry's `prev_root` is the root of the tree before it
+/// and the signers are the key ids its envelope names (every signature was verified at append).
+/// An entry that does not pass the rules (a log written under older rules) is reported and left
+/// out of the state, as `ledger-verify replay` leaves it out. Returns the state and how many
+/// entries were left out.
+fn load_state(store: &Store, size: u64, root: &ledger_core::hash::Hash) -> Result<(LedgerState, u64)> {
+    let mut entries = store.entries(0, size);
+    let (_, bytes) = entries.next().context("the store has no charter")??;
+    let mut state = LedgerState::genesis(&Entry::decode(&bytes)?)?;
+    let mut refused = 0u64;
+    for r in entries {
+        let (index, bytes) = r?;
+        let e = Entry::decode(&bytes).with_context(|| format!("entry {index} does not decode"))?;
+        state.observe_size(index, &e.prev_root);
         let signers: Vec<String> = e.envelope.signatures.iter().map(|s| s.keyid.clone()).collect();
-        st.apply_at(i, &ledger_core::hash::leaf_hash(&bytes), &record, &signers);
-        if let ledger_core::domain::Record::DrawCommit(c) = &record
-            && c.reveal_at_size > 0
-            && c.reveal_at_size <= size
-        {
-            let root = ledger_core::merkle::root_from_source(store, c.reveal_at_size)?;
-            st.observe_size(c.reveal_at_size, &root);
+        if let Err(err) = state.fold(&e, &ledger_core::hash::leaf_hash(&bytes), &signers) {
+            refused += 1;
+            tracing::warn!(index, error = %err, "stored entry breaks a rule; left out of the state (ledger-verify replay names it)");
         }
     }
-    Ok(st)
+    state.observe_size(size, root);
+    Ok((state, refused))
 }
 
 async fn serve(a: ServeArgs) -> Result<()> {
@@ -301,7 +268,15 @@ async fn serve(a: ServeArgs) -> Result<()> {
         .verify()
         .map_err(|e| anyhow::anyhow!("refusing to serve {}: {e}", data.display()))?;
     tracing::info!(size = report.size, root = %report.root, checkpoints = report.checkpoints, ms = t.elapsed().as_millis() as u64, "store verified");
-    let registry = load_registry(&store)?;
+    let t = std::time::Instant::now();
+    let (state, refused) = load_state(&store, report.size, &report.root)?;
+    tracing::info!(
+        size = report.size,
+        refused,
+        ms = t.elapsed().as_millis() as u64,
+        "state folded"
+    );
+    let registry = state.registry.clone();
     let node_key = ledger_client::keyfile::read_signing_key(&layout.node_key)
         .with_context(|| format!("reading node key {}", layout.node_key.display()))?;
     if node_key.verifying_key() != registry.node_key {
@@ -309,7 +284,6 @@ async fn serve(a: ServeArgs) -> Result<()> {
     }
     let origin = registry.charter.origin.clone();
     let signer = NoteSigner::new(&origin, node_key.clone())?;
-    let domain = load_domain(&store)?;
     let latest = store.latest_checkpoint()?.context("the store has no checkpoint")?;
     let metrics = Arc::new(metrics::Metrics::default());
     metrics
@@ -330,11 +304,10 @@ async fn serve(a: ServeArgs) -> Result<()> {
         interval: Duration::from_millis(a.checkpoint_interval_ms.unwrap_or(500)),
         shared: shared.clone(),
         node_key,
-        domain,
     };
     let seq_thread = std::thread::Builder::new()
         .name("sequencer".into())
-        .spawn(move || seq.run(job_rx))?;
+        .spawn(move || seq.run(job_rx, state))?;
 
     if let Some(m) = a
         .metrics_listen

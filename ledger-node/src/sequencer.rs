@@ -20,7 +20,7 @@ use ledger_core::entry::Entry;
 use ledger_core::hash::Hash;
 use ledger_core::note::NoteSigner;
 use ledger_core::registry::{Registry, index_terms, payload_type};
-use ledger_core::rules::DomainState;
+use ledger_core::state::{LedgerState, StepError};
 use ledger_store::{PreparedEntry, Store};
 use std::collections::HashMap;
 use std::sync::atomic::Ordering::Relaxed;
@@ -190,8 +190,6 @@ pub struct Sequencer {
     pub shared: Arc<Shared>,
     /// Node key (signs node-computed records such as `draw.result`).
     pub node_key: ed25519_dalek::SigningKey,
-    /// Domain state as of the end of the log (loaded at start).
-    pub domain: DomainState,
 }
 
 fn now_micros() -> u64 {
@@ -217,18 +215,14 @@ pub fn request_digest(env: &Envelope) -> Hash {
 
 impl Sequencer {
     /// Runs until every job sender is dropped; then signs a final checkpoint if needed and returns.
-    pub fn run(mut self, rx: Receiver<Job>) {
-        let mut domain = std::mem::take(&mut self.domain);
+    /// `state` is the state as of the end of the stored log (folded at start-up).
+    pub fn run(self, rx: Receiver<Job>, mut state: LedgerState) {
         let mut ct = match self.store.compact_tree() {
             Ok(ct) => ct,
             Err(e) => {
                 tracing::error!(error = %e, "cannot load the tree; sequencer not started");
                 return;
             }
-        };
-        let mut registry = match self.shared.registry.read() {
-            Ok(r) => r.clone(),
-            Err(_) => return,
         };
         let mut last_ts = self
             .store
@@ -293,9 +287,9 @@ impl Sequencer {
             let due = last_cp_at.elapsed() >= self.interval && ct.size() > last_cp_size;
             // Draws past their deadline with reveals (or sources) missing are voided by the node.
             let now = now_micros();
-            let overdue = domain.overdue_draws(now);
+            let overdue = state.domain.overdue_draws(now);
             // Elections past their close get their tally from the node.
-            let closed = domain.elections.closed_elections_needing_tally(now);
+            let closed = state.domain.elections.closed_elections_needing_tally(now);
             if jobs.is_empty() && !due && overdue.is_empty() && closed.is_empty() {
                 continue;
             }
@@ -307,33 +301,19 @@ impl Sequencer {
             for (id, missing) in overdue {
                 let void = ledger_core::domain::DrawVoid {
                     version: 1,
-                    deadline_micros: domain.draws.get(&id).map_or(0, |d| d.commit.reveal_deadline_micros),
+                    deadline_micros: state
+                        .domain
+                        .draws
+                        .get(&id)
+                        .map_or(0, |d| d.commit.reveal_deadline_micros),
                     draw_id: id.clone(),
                     missing,
                 };
-                self.append_node_record(
-                    &id,
-                    "draw.void",
-                    &void,
-                    &mut ct,
-                    &mut registry,
-                    &mut domain,
-                    &mut last_ts,
-                    &mut g,
-                );
+                self.append_node_record(&id, "draw.void", &void, &mut ct, &mut state, &mut last_ts, &mut g);
             }
             for id in closed {
-                match domain.elections.compute_tally(&id) {
-                    Ok(t) => self.append_node_record(
-                        &id,
-                        "tally",
-                        &t,
-                        &mut ct,
-                        &mut registry,
-                        &mut domain,
-                        &mut last_ts,
-                        &mut g,
-                    ),
+                match state.domain.elections.compute_tally(&id) {
+                    Ok(t) => self.append_node_record(&id, "tally", &t, &mut ct, &mut state, &mut last_ts, &mut g),
                     Err(e) => tracing::error!(election = %id, error = %e, "cannot compute the tally"),
                 }
             }
@@ -342,19 +322,18 @@ impl Sequencer {
                 let mut outs = Vec::with_capacity(job.items.len());
                 for item in job.items.drain(..) {
                     let completes_draw = item.kind == "draw.reveal" || item.kind == "draw.sources";
-                    outs.push(self.sequence_one(item, &mut ct, &mut registry, &mut domain, &mut last_ts, &mut g));
+                    outs.push(self.sequence_one(item, &mut ct, &mut state, &mut last_ts, &mut g));
                     if completes_draw {
                         // The last reveal (or the sources) of a draw makes the node append its result
                         // right after it.
-                        for id in domain.ready_draws() {
-                            match domain.compute_result(&id) {
+                        for id in state.domain.ready_draws() {
+                            match state.domain.compute_result(&id) {
                                 Ok(result) => self.append_node_record(
                                     &id,
                                     "draw.result",
                                     &result,
                                     &mut ct,
-                                    &mut registry,
-                                    &mut domain,
+                                    &mut state,
                                     &mut last_ts,
                                     &mut g,
                                 ),
@@ -383,7 +362,7 @@ impl Sequencer {
                 nodes,
                 size: ct.size(),
                 checkpoint,
-                registry: registry_changed.then(|| registry.clone()),
+                registry: registry_changed.then(|| state.registry.clone()),
                 replies: jobs.into_iter().map(|j| j.reply).zip(outcomes).collect(),
             };
             if let Err(e) = wtx.send(write) {
@@ -425,8 +404,7 @@ impl Sequencer {
         kind: &str,
         record: &T,
         ct: &mut CompactTree,
-        registry: &mut Registry,
-        domain: &mut DomainState,
+        state: &mut LedgerState,
         last_ts: &mut u64,
         g: &mut Group,
     ) {
@@ -441,7 +419,7 @@ impl Sequencer {
             signers: vec![ledger_core::keys::key_id(&self.node_key.verifying_key())],
             request_id: None,
         };
-        match self.sequence_one(item, ct, registry, domain, last_ts, g) {
+        match self.sequence_one(item, ct, state, last_ts, g) {
             Outcome::Refused(_, m) => tracing::error!(id = draw, kind, error = %m, "could not append a node record"),
             Outcome::Appended { index, .. } => tracing::info!(id = draw, kind, index, "node record appended"),
         }
@@ -451,8 +429,7 @@ impl Sequencer {
         &self,
         item: Item,
         ct: &mut CompactTree,
-        registry: &mut Registry,
-        domain: &mut DomainState,
+        state: &mut LedgerState,
         last_ts: &mut u64,
         g: &mut Group,
     ) -> Outcome {
@@ -498,25 +475,26 @@ impl Sequencer {
             }
         }
         let index = ct.size();
-        if let Err(e) = registry.authorize_and_apply(index, &item.kind, &item.envelope.payload, &item.signers) {
-            self.shared.metrics.reject(registry_code(&e));
-            return Outcome::Refused(registry_code(&e), e.to_string());
-        }
-        let record = match ledger_core::domain::check_record(&item.kind, &item.envelope.payload) {
-            Ok(r) => r,
-            Err(e) => return Outcome::Refused(tonic::Code::InvalidArgument, e),
-        };
         let ts = now_micros().max(*last_ts + 1);
-        if let Err(e) = domain.check_with_registry(registry, index, ts, &record, &item.signers) {
-            let code = if e.code == "CANCELLATION_NOT_AUTHORIZED" {
-                tonic::Code::PermissionDenied
-            } else {
-                tonic::Code::FailedPrecondition
-            };
-            self.shared.metrics.reject(code);
-            return Outcome::Refused(code, e.to_string());
-        }
-        if ledger_core::registry::is_key_record(&item.kind) {
+        // The one state step (ledger_core::state), as start-up and the verifier fold it.
+        let checked = match state.check(index, ts, &item.kind, &item.envelope.payload, &item.signers) {
+            Ok(c) => c,
+            Err(StepError::Registry(e)) => {
+                self.shared.metrics.reject(registry_code(&e));
+                return Outcome::Refused(registry_code(&e), e.to_string());
+            }
+            Err(StepError::Record(e)) => return Outcome::Refused(tonic::Code::InvalidArgument, e),
+            Err(StepError::Rule(e)) => {
+                let code = if e.code == "CANCELLATION_NOT_AUTHORIZED" {
+                    tonic::Code::PermissionDenied
+                } else {
+                    tonic::Code::FailedPrecondition
+                };
+                self.shared.metrics.reject(code);
+                return Outcome::Refused(code, e.to_string());
+            }
+        };
+        if checked.changes_registry() {
             *registry_changed = true;
         }
         *last_ts = ts;
@@ -530,8 +508,8 @@ impl Sequencer {
         let leaf = entry.encode();
         let leaf_hash = ledger_core::hash::leaf_hash(&leaf);
         ct.append_with(leaf_hash, |n| nodes.push(n));
-        domain.apply_at(index, &leaf_hash, &record, &item.signers);
-        domain.observe_size(ct.size(), &ct.root());
+        state.apply(&leaf_hash, checked);
+        state.observe_size(ct.size(), &ct.root());
         let out = Outcome::Appended {
             index,
             leaf_hash,

@@ -35,6 +35,7 @@ pub mod registry;
 pub mod rfc3797;
 pub mod rules;
 pub mod seal;
+pub mod state;
 pub mod time;
 pub mod witness;
 

@@ -771,6 +771,28 @@ impl Registry {
         Ok(())
     }
 
+    /// The non-mutating form of [`Self::authorize_and_apply`]: authorizes the record and, for a key
+    /// record, returns the registry as it will be after it (`None` for other kinds, which leave the
+    /// registry unchanged). [`crate::state::LedgerState`] uses it to split a step into check and apply.
+    ///
+    /// # Errors
+    /// As [`Self::authorize_and_apply`].
+    pub fn authorize_next(
+        &self,
+        index: u64,
+        kind: &str,
+        payload: &[u8],
+        signers: &[String],
+    ) -> Result<Option<Registry>, RegistryError> {
+        self.authorize(kind, signers)?;
+        if !is_key_record(kind) {
+            return Ok(None);
+        }
+        let mut next = self.clone();
+        next.apply(index, kind, payload)?;
+        Ok(Some(next))
+    }
+
     /// The cosignature verifiers of the active keys holding the `witness` role: each witness's note
     /// key name is the name it was enrolled under (docs/witness.md). A witness enrolled under a name
     /// that cannot be a note key name (empty, spaces, `+`) can never be matched and is left out.

@@ -1,0 +1,181 @@
+//! The whole state of a log (registry and domain) and the one step that folds an entry into it.
+//!
+//! Every place that follows a log entry by entry uses [`LedgerState`]: the node's sequencer (which
+//! checks an item, assigns its index and then applies it), the node's start-up (which folds the
+//! stored log), `ledger-verify replay` and `review`, and bundle verification (which holds only the
+//! registry's entries and folds them with [`fold_registry`]). So the node before and after a
+//! restart, and the verifier, cannot drift apart.
+//!
+//! A step is, in this order:
+//! 1. registry: the signers (verified key ids) may append a record of the kind at this index, and
+//!    a key record's effect is computed ([`Registry::authorize_next`]);
+//! 2. record: the payload parses as its kind ([`crate::domain::check_record`], once);
+//! 3. domain: the cross-record rules, including the authority rule of cancellations against the
+//!    registry as of this index ([`DomainState::check_with_registry`]).
+//!
+//! [`LedgerState::check`] does all three without changing the state and returns a [`Checked`]
+//! step holding the typed record; [`LedgerState::apply`] applies it (registry, then domain);
+//! [`LedgerState::observe_size`] tells the state the tree's new size and root after each entry.
+//! A step that fails changes nothing.
+//!
+//! Signatures are not verified here: callers verify them once, in their own way (the node at its
+//! edge, in batches; the verifier in worker threads), and pass the verified key ids.
+//! [`LedgerState::verify_entry`] is the plain one-entry form for callers without such a pipeline.
+
+use crate::domain::{Record, check_record};
+use crate::entry::Entry;
+use crate::hash::Hash;
+use crate::registry::{Registry, RegistryError, check_payload, envelope_kind};
+use crate::rules::{DomainState, RuleError};
+
+/// Why an entry cannot be folded into the state. The variants keep apart what callers answer
+/// differently (the node's gRPC code, the verifier's fault code).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum StepError {
+    /// A registry rule: signer authority, quorum, or a key record that conflicts with the registry.
+    #[error(transparent)]
+    Registry(#[from] RegistryError),
+    /// The payload does not parse as its kind.
+    #[error("{0}")]
+    Record(String),
+    /// A cross-record rule of the domain, with its fault code.
+    #[error(transparent)]
+    Rule(#[from] RuleError),
+}
+
+/// A step that passed [`LedgerState::check`], ready for [`LedgerState::apply`].
+#[derive(Debug, Clone)]
+pub struct Checked {
+    /// Index of the entry.
+    pub index: u64,
+    /// The typed record (parsed once).
+    pub record: Record,
+    /// Verified signers (key ids).
+    pub signers: Vec<String>,
+    /// The registry after a key record (`None` when the record leaves it unchanged).
+    next_registry: Option<Registry>,
+}
+
+impl Checked {
+    /// Whether applying this step changes the registry (a key record).
+    pub fn changes_registry(&self) -> bool {
+        self.next_registry.is_some()
+    }
+}
+
+/// Registry and domain state as of some index.
+#[derive(Debug, Clone)]
+pub struct LedgerState {
+    /// The key registry.
+    pub registry: Registry,
+    /// Cross-record state: draws, complaints, nominations, cancellations, escrows, elections,
+    /// credentials, ballots, tallies and micro-evaluations.
+    pub domain: DomainState,
+}
+
+impl LedgerState {
+    /// The state after the charter (entry 0).
+    ///
+    /// # Errors
+    /// When the entry is not a valid, fully signed charter at index 0.
+    pub fn genesis(charter: &Entry) -> Result<Self, RegistryError> {
+        Ok(Self {
+            registry: Registry::genesis(charter)?,
+            domain: DomainState::default(),
+        })
+    }
+
+    /// Checks, without changing the state, that a record of `kind` with `payload`, signed by the
+    /// verified `signers`, may be appended at `index` with time `timestamp_micros`.
+    ///
+    /// # Errors
+    /// The first rule it breaks: registry, then record schema, then domain rules.
+    pub fn check(
+        &self,
+        index: u64,
+        timestamp_micros: u64,
+        kind: &str,
+        payload: &[u8],
+        signers: &[String],
+    ) -> Result<Checked, StepError> {
+        let next_registry = self.registry.authorize_next(index, kind, payload, signers)?;
+        let record = check_record(kind, payload).map_err(StepError::Record)?;
+        let registry = next_registry.as_ref().unwrap_or(&self.registry);
+        self.domain
+            .check_with_registry(registry, index, timestamp_micros, &record, signers)?;
+        Ok(Checked {
+            index,
+            record,
+            signers: signers.to_vec(),
+            next_registry,
+        })
+    }
+
+    /// Applies a checked step; `leaf_hash` is the hash of the entry that holds it.
+    pub fn apply(&mut self, leaf_hash: &Hash, checked: Checked) {
+        if let Some(next) = checked.next_registry {
+            self.registry = next;
+        }
+        self.domain
+            .apply_at(checked.index, leaf_hash, &checked.record, &checked.signers);
+    }
+
+    /// Tells the state that the log now has `size` entries with `root` (call after every entry).
+    pub fn observe_size(&mut self, size: u64, root: &Hash) {
+        self.domain.observe_size(size, root);
+    }
+
+    /// [`Self::check`] then [`Self::apply`] for an entry of the log (after the charter), with its
+    /// verified `signers`. Returns the typed record. Does not call [`Self::observe_size`].
+    ///
+    /// # Errors
+    /// As [`Self::check`] (a kind that is not a ledger kind is a registry error); the state is then
+    /// unchanged.
+    pub fn fold(&mut self, entry: &Entry, leaf_hash: &Hash, signers: &[String]) -> Result<Record, StepError> {
+        let kind = envelope_kind(&entry.envelope)?;
+        let checked = self.check(
+            entry.index,
+            entry.timestamp_micros,
+            kind,
+            &entry.envelope.payload,
+            signers,
+        )?;
+        let record = checked.record.clone();
+        self.apply(leaf_hash, checked);
+        Ok(record)
+    }
+
+    /// The per-entry checks before a step, for callers that verify one entry at a time: envelope
+    /// limits, kind, payload schema, and every signature against the registry. Returns the kind and
+    /// the verified signers.
+    ///
+    /// # Errors
+    /// The first of these rules the entry breaks.
+    pub fn verify_entry(&self, entry: &Entry) -> Result<(String, Vec<String>), RegistryError> {
+        verify_entry(&self.registry, entry)
+    }
+}
+
+fn verify_entry(registry: &Registry, entry: &Entry) -> Result<(String, Vec<String>), RegistryError> {
+    let env = &entry.envelope;
+    env.check_limits()?;
+    let kind = envelope_kind(env)?.to_string();
+    check_payload(&kind, &env.payload)?;
+    let signers = registry.verify_signatures(env)?;
+    Ok((kind, signers))
+}
+
+/// The registry half of a step, for holders of a subset of the log (a bundle holds the charter and
+/// the key records, not the domain records between them): verifies the entry as
+/// [`LedgerState::verify_entry`] and applies the registry step of [`LedgerState::check`].
+/// The registry is unchanged when it fails.
+///
+/// # Errors
+/// The first registry rule the entry breaks.
+pub fn fold_registry(registry: &mut Registry, entry: &Entry) -> Result<(), RegistryError> {
+    let (kind, signers) = verify_entry(registry, entry)?;
+    if let Some(next) = registry.authorize_next(entry.index, &kind, &entry.envelope.payload, &signers)? {
+        *registry = next;
+    }
+    Ok(())
+}

@@ -1,6 +1,6 @@
 //! Order-independent preparation of entries, run by the pipeline's worker threads: decoding,
-//! leaf hash, envelope limits, kind and payload checks; and [`check_prepared`], the registry check
-//! that reuses the workers' signature results. Pure: no I/O.
+//! leaf hash, envelope limits, kind and payload checks; and [`prepared_signers`], the signature
+//! check that reuses the workers' results before the state step. Pure: no I/O.
 
 use crate::fault::Code;
 use ledger_core::dsse::Envelope;
@@ -148,21 +148,22 @@ pub fn prepare_item(item: Item) -> Prepared {
     }
 }
 
-/// [`Registry::check_entry`] for an entry whose order-independent checks are done: the same rules
-/// in the same order (limits, kind, payload; then per signature in order: known key, no duplicate,
-/// verifies; then authorization and effects), using the worker's cryptographic results where it
-/// has them and verifying the rest here.
+/// The checks of [`ledger_core::state::LedgerState::verify_entry`] for an entry whose
+/// order-independent checks are done: the same rules in the same order (limits, kind, payload;
+/// then per signature in order: known key, no duplicate, verifies), using the worker's
+/// cryptographic results where it has them and verifying the rest here. Returns the kind and the
+/// verified signers, for the state step that follows (authorization and effects).
 ///
 /// # Errors
-/// The first rule the entry breaks, as `check_entry` would report it.
-pub fn check_prepared(reg: &mut Registry, d: &Decoded) -> Result<(), RegistryError> {
+/// The first rule the entry breaks, as `verify_entry` would report it.
+pub fn prepared_signers(reg: &Registry, d: &Decoded) -> Result<(String, Vec<String>), RegistryError> {
     let kind = d.rules.clone()?;
     let env = &d.entry.envelope;
     if kind == "ballot" {
         // Signed by a one-time key named in the payload, not by a registry key (docs/ballots.md):
         // the registry's own rule, verified here (ballots are few next to other records).
         let signers = reg.verify_signatures(env)?;
-        return reg.authorize_and_apply(d.entry.index, &kind, &env.payload, &signers);
+        return Ok((kind, signers));
     }
     let mut signers: Vec<String> = Vec::with_capacity(env.signatures.len());
     for (i, s) in env.signatures.iter().enumerate() {
@@ -183,7 +184,7 @@ pub fn check_prepared(reg: &mut Registry, d: &Decoded) -> Result<(), RegistryErr
         }
         signers.push(s.keyid.clone());
     }
-    reg.authorize_and_apply(d.entry.index, &kind, &env.payload, &signers)
+    Ok((kind, signers))
 }
 
 /// The fault code of a registry rule.
@@ -207,6 +208,7 @@ mod tests {
     use base64::engine::general_purpose::STANDARD as B64;
     use ed25519_dalek::SigningKey;
     use ledger_core::registry::{Charter, KeyEnroll, NamedKey, Policy, Role, Scope, payload_type};
+    use ledger_core::state::{LedgerState, StepError};
 
     fn b64(k: &SigningKey) -> String {
         B64.encode(k.verifying_key().as_bytes())
@@ -235,10 +237,22 @@ mod tests {
         env
     }
 
-    /// `check_prepared` decides exactly as `Registry::check_entry`, with the signatures checked
+    /// What the replayer does with a prepared entry (`prepared_signers`, then the state step of
+    /// `ledger_core::state`), as far as the registry goes.
+    fn step(st: &mut LedgerState, d: &Decoded) -> Result<(), RegistryError> {
+        let (_, signers) = prepared_signers(&st.registry, d)?;
+        let lh = leaf_hash(&d.entry.encode());
+        match st.fold(&d.entry, &lh, &signers) {
+            Ok(_) => Ok(()),
+            Err(StepError::Registry(e)) => Err(e),
+            Err(e) => panic!("not a registry error: {e}"),
+        }
+    }
+
+    /// The replayer's step decides exactly as `Registry::check_entry`, with the signatures checked
     /// ahead (batch or strict) or not at all.
     #[test]
-    fn check_prepared_matches_check_entry() {
+    fn prepared_step_matches_check_entry() {
         let (node, admin, reg_key, stranger) = (
             SigningKey::from_bytes(&[1; 32]),
             SigningKey::from_bytes(&[2; 32]),
@@ -289,10 +303,11 @@ mod tests {
             signed("charter", &serde_json::to_vec(&charter).unwrap(), &[&node, &admin]),
         ];
         let g = prepare(raw(0, genesis));
-        let mut reg_ref = Registry::genesis(&g.decoded.as_ref().unwrap().entry).unwrap();
-        let mut reg_lazy = reg_ref.clone();
-        let mut reg_batch = reg_ref.clone();
-        let mut reg_strict = reg_ref.clone();
+        let genesis_entry = &g.decoded.as_ref().unwrap().entry;
+        let mut reg_ref = Registry::genesis(genesis_entry).unwrap();
+        let mut reg_lazy = LedgerState::genesis(genesis_entry).unwrap();
+        let mut reg_batch = reg_lazy.clone();
+        let mut reg_strict = reg_lazy.clone();
         let mut items = vec![Prepared::Entry(Box::new(g))];
         items.extend(
             cases
@@ -317,9 +332,9 @@ mod tests {
             };
             let (l, b, s) = (get(l), get(b), get(s));
             let want = reg_ref.check_entry(&l.entry);
-            assert_eq!(check_prepared(&mut reg_lazy, &l), want, "{:?}", l.entry.envelope);
-            assert_eq!(check_prepared(&mut reg_batch, &b), want, "{:?}", b.entry.envelope);
-            assert_eq!(check_prepared(&mut reg_strict, &s), want, "{:?}", s.entry.envelope);
+            assert_eq!(step(&mut reg_lazy, &l), want, "{:?}", l.entry.envelope);
+            assert_eq!(step(&mut reg_batch, &b), want, "{:?}", b.entry.envelope);
+            assert_eq!(step(&mut reg_strict, &s), want, "{:?}", s.entry.envelope);
             outcomes.push(want.map_err(|e| registry_code(&e)));
         }
         use Code::*;

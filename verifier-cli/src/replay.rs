@@ -9,13 +9,14 @@
 //! Memory is O(log n) for the tree, plus the pending checkpoint sizes and a bounded fault list.
 
 use crate::fault::{Code, Fault, Faults};
-use crate::prepare::{Prepared, PreparedEntry, check_prepared, registry_code};
+use crate::prepare::{Prepared, PreparedEntry, prepared_signers, registry_code};
 use ledger_core::checkpoint::{Checkpoint, open_checkpoint};
 use ledger_core::compact::CompactTree;
 use ledger_core::entry::Entry;
 use ledger_core::hash::{Hash, empty_root};
 use ledger_core::note::{Note, NoteVerifier};
-use ledger_core::registry::{Registry, RegistryError, envelope_kind};
+use ledger_core::registry::{RegistryError, envelope_kind};
+use ledger_core::state::{LedgerState, StepError};
 use std::collections::BTreeMap;
 
 /// Checkpoint notes kept while the node key is not known yet (before the charter is replayed).
@@ -71,9 +72,9 @@ pub struct Replayer {
     chain_diverged: bool,
     links_after_break: u64,
     last_ts: Option<u64>,
-    registry: Option<Registry>,
-    /// Cross-record domain state (draws, complaints, nominations).
-    domain: ledger_core::rules::DomainState,
+    /// Registry and domain state, folded with the node's own step (`ledger_core::state`); `None`
+    /// until a valid charter is read.
+    state: Option<LedgerState>,
     charter_decided: bool,
     verifier: Option<NoteVerifier>,
     node_key: Option<String>,
@@ -99,8 +100,7 @@ impl Replayer {
             chain_diverged: false,
             links_after_break: 0,
             last_ts: None,
-            registry: None,
-            domain: ledger_core::rules::DomainState::default(),
+            state: None,
             charter_decided: false,
             node_key: None,
             deferred: Vec::new(),
@@ -232,9 +232,17 @@ impl Replayer {
             }
         }
         self.tree.append(p.leaf_hash);
-        self.domain.observe_size(self.tree.size(), &self.tree.root());
         self.reach_pending();
+        self.step(index, p);
+        // After the entry's step, as the node does.
+        let (size, root) = (self.tree.size(), self.tree.root());
+        if let Some(st) = self.state.as_mut() {
+            st.observe_size(size, &root);
+        }
+    }
 
+    /// The entry's own checks and its state step.
+    fn step(&mut self, index: u64, p: PreparedEntry) {
         let d = match p.decoded {
             Ok(d) => d,
             Err(e) => {
@@ -273,40 +281,39 @@ impl Replayer {
             self.charter(&d.entry);
             return;
         }
-        let Some(result) = self.registry.as_mut().map(|reg| check_prepared(reg, &d)) else {
+        let Some(state) = self.state.as_mut() else {
             return;
         };
-        if result.is_ok()
-            && let Some(reg) = self.registry.as_ref()
-            && let Ok(kind) = envelope_kind(&d.entry.envelope)
-            && let Ok(record) = ledger_core::domain::check_record(kind, &d.entry.envelope.payload)
-        {
-            let signers: Vec<String> = d.entry.envelope.signatures.iter().map(|s| s.keyid.clone()).collect();
-            match self.domain.check_with_registry(reg, index, ts, &record, &signers) {
-                Ok(()) => self.domain.apply_at(index, &p.leaf_hash, &record, &signers),
-                Err(e) => self.fault(Fault::new(Some(index), Code::Domain(e.code), e.detail)),
+        // Signatures (the workers' results), then the node's step: registry, record, domain rules.
+        let step = prepared_signers(&state.registry, &d)
+            .map_err(StepError::from)
+            .and_then(|(_, signers)| state.fold(&d.entry, &p.leaf_hash, &signers));
+        match step {
+            Ok(_) => {}
+            Err(StepError::Rule(e)) => self.fault(Fault::new(Some(index), Code::Domain(e.code), e.detail)),
+            Err(StepError::Record(m)) => self.fault(Fault::new(Some(index), Code::InvalidRecord, m)),
+            Err(StepError::Registry(e)) => {
+                let mut f = Fault::new(Some(index), registry_code(&e), e.to_string());
+                match &e {
+                    RegistryError::MissingRole { needed, held, .. } => f = f.evidence(needed, held),
+                    RegistryError::MissingQuorum { need, have, .. } => f = f.evidence(need, have),
+                    _ => {}
+                }
+                self.fault(f);
             }
-        }
-        if let Err(e) = result {
-            let mut f = Fault::new(Some(index), registry_code(&e), e.to_string());
-            match &e {
-                RegistryError::MissingRole { needed, held, .. } => f = f.evidence(needed, held),
-                RegistryError::MissingQuorum { need, have, .. } => f = f.evidence(need, have),
-                _ => {}
-            }
-            self.fault(f);
         }
     }
 
     fn charter(&mut self, entry: &Entry) {
-        let reg = match Registry::genesis(entry) {
-            Ok(r) => r,
+        let state = match LedgerState::genesis(entry) {
+            Ok(s) => s,
             Err(e) => {
                 self.fault(Fault::new(Some(0), Code::BadCharter, e.to_string()));
                 self.decide_charter();
                 return;
             }
         };
+        let reg = &state.registry;
         let origin = reg.charter.origin.clone();
         let charter_key = NoteVerifier::new(&origin, reg.node_key).ok();
         self.node_key = charter_key.as_ref().map(NoteVerifier::to_string_key);
@@ -336,7 +343,7 @@ impl Replayer {
         if self.verifier.is_none() {
             self.verifier = charter_key;
         }
-        self.registry = Some(reg);
+        self.state = Some(state);
         self.decide_charter();
     }
 
@@ -480,7 +487,7 @@ impl Replayer {
         };
         Outcome {
             trust,
-            origin: self.registry.as_ref().map(|r| r.charter.origin.clone()),
+            origin: self.state.as_ref().map(|s| s.registry.charter.origin.clone()),
             node_key: self.node_key,
             entries: self.entries,
             counts_by_kind: self.kinds,

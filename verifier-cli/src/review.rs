@@ -13,6 +13,7 @@ use ledger_core::entry::Entry;
 use ledger_core::hash::leaf_hash;
 use ledger_core::registry::{Registry, envelope_kind};
 use ledger_core::rules::DomainState;
+use ledger_core::state::{LedgerState, StepError};
 use ledger_core::time::rfc3339_micros;
 use serde::Serialize;
 use std::collections::{BTreeMap, BTreeSet};
@@ -146,8 +147,10 @@ struct DecisionInfo {
 #[derive(Default)]
 pub struct Review {
     filter: Filter,
-    registry: Option<Registry>,
-    domain: DomainState,
+    /// Registry and domain state, folded with the node's own step (`ledger_core::state`).
+    state: Option<LedgerState>,
+    /// Domain state alone, for a log without a valid charter (no registry to judge signers by).
+    domain_only: DomainState,
     checkable: BTreeMap<String, Checkable>,
     nominations: BTreeMap<String, (u64, Vec<String>, String)>,
     draws: BTreeMap<String, DrawInfo>,
@@ -186,12 +189,20 @@ impl Review {
             .signatures
             .iter()
             .map(|s| {
-                self.registry.as_ref().and_then(|r| r.holder(&s.keyid)).map_or_else(
+                self.registry().and_then(|r| r.holder(&s.keyid)).map_or_else(
                     || format!("unknown key {}", &s.keyid[..s.keyid.len().min(12)]),
                     String::from,
                 )
             })
             .collect()
+    }
+
+    fn registry(&self) -> Option<&Registry> {
+        self.state.as_ref().map(|s| &s.registry)
+    }
+
+    fn domain(&self) -> &DomainState {
+        self.state.as_ref().map_or(&self.domain_only, |s| &s.domain)
     }
 
     fn in_period(&self, ts: u64) -> bool {
@@ -209,44 +220,78 @@ impl Review {
         });
     }
 
+    /// Tells the state that the log now has `size` entries (after the entry's step, as the node does).
+    fn observe(&mut self, size: u64) {
+        let root = self.tree.root();
+        match self.state.as_mut() {
+            Some(st) => st.observe_size(size, &root),
+            None => self.domain_only.observe_size(size, &root),
+        }
+    }
+
     /// Feeds one entry (in log order).
     pub fn entry(&mut self, bytes: &[u8]) {
         self.report.entries += 1;
         let lh = leaf_hash(bytes);
+        let size = self.tree.size();
         self.tree.append(lh);
-        self.domain.observe_size(self.tree.size(), &self.tree.root());
-        let Ok(e) = Entry::decode(bytes) else { return };
+        let Ok(e) = Entry::decode(bytes) else {
+            self.observe(size + 1);
+            return;
+        };
         let index = e.index;
         self.last_ts = self.last_ts.max(e.timestamp_micros);
         if index == 0 {
-            self.registry = Registry::genesis(&e).ok();
+            self.state = LedgerState::genesis(&e).ok();
+            self.observe(size + 1);
             return;
         }
-        if let Some(reg) = self.registry.as_mut()
-            && let Err(err) = reg.check_entry(&e)
-        {
-            self.flag("REGISTRY_VIOLATION", index, "", err.to_string(), vec![index]);
-            return;
-        }
-        let Ok(kind) = envelope_kind(&e.envelope) else { return };
-        let kind = kind.to_string();
-        let Ok(record) = check_record(&kind, &e.envelope.payload) else {
-            return;
+        let kind = envelope_kind(&e.envelope).map(str::to_string);
+        let step = match (self.state.as_mut(), &kind) {
+            // The node's step: signatures, registry, record, domain rules; applied when it passes.
+            (Some(st), _) => st
+                .verify_entry(&e)
+                .map_err(StepError::from)
+                .and_then(|(_, signers)| st.fold(&e, &lh, &signers)),
+            // No charter: the domain rules alone, with the key ids the envelope names.
+            (None, Err(_)) => {
+                self.observe(size + 1);
+                return;
+            }
+            (None, Ok(kind)) => {
+                let signer_ids: Vec<String> = e.envelope.signatures.iter().map(|s| s.keyid.clone()).collect();
+                check_record(kind, &e.envelope.payload)
+                    .map_err(StepError::Record)
+                    .and_then(|record| {
+                        self.domain_only
+                            .check_at(index, e.timestamp_micros, &record, &signer_ids)?;
+                        self.domain_only.apply_at(index, &lh, &record, &signer_ids);
+                        Ok(record)
+                    })
+            }
         };
-        let signer_ids: Vec<String> = e.envelope.signatures.iter().map(|s| s.keyid.clone()).collect();
-        let checked = match self.registry.as_ref() {
-            Some(reg) => self
-                .domain
-                .check_with_registry(reg, index, e.timestamp_micros, &record, &signer_ids),
-            None => self.domain.check_at(index, e.timestamp_micros, &record, &signer_ids),
-        };
-        match checked {
-            Ok(()) => self.domain.apply_at(index, &lh, &record, &signer_ids),
-            Err(err) => {
+        self.observe(size + 1);
+        let record = match step {
+            Ok(record) => record,
+            Err(StepError::Registry(err)) => {
+                self.flag("REGISTRY_VIOLATION", index, "", err.to_string(), vec![index]);
+                return;
+            }
+            Err(StepError::Record(_)) => return,
+            Err(StepError::Rule(err)) => {
+                let Some(record) = kind
+                    .as_deref()
+                    .ok()
+                    .and_then(|k| check_record(k, &e.envelope.payload).ok())
+                else {
+                    return;
+                };
                 let subj = subject_of(&record).into_iter().next().unwrap_or_default();
                 self.flag(err.code, index, &subj, err.detail, vec![index]);
+                record
             }
-        }
+        };
+        let Ok(kind) = kind else { return };
         let names = self.names(&e);
         let subjects = subject_of(&record);
         let in_scope = self.in_period(e.timestamp_micros)
@@ -306,8 +351,7 @@ impl Review {
             }
             Record::DrawCommit(c) => {
                 let org = self
-                    .registry
-                    .as_ref()
+                    .registry()
                     .and_then(|r| e.envelope.signatures.first().and_then(|s| r.keys.get(&s.keyid)))
                     .map(|k| k.scope.organization.clone())
                     .unwrap_or_default();
@@ -354,7 +398,7 @@ impl Review {
                             .parties
                             .iter()
                             .map(|p| {
-                                let who = self.registry.as_ref().and_then(|r| r.holder(&p.keyid)).unwrap_or("?");
+                                let who = self.registry().and_then(|r| r.holder(&p.keyid)).unwrap_or("?");
                                 (p.name.clone(), who.to_string())
                             })
                             .collect(),
@@ -495,7 +539,7 @@ impl Review {
             }
             // The evaluation is a draw, or an election whose voters that draw selected.
             let draw_ref = self
-                .domain
+                .domain()
                 .elections
                 .elections
                 .get(&dc.evaluation_ref)
@@ -575,7 +619,7 @@ impl Review {
         }
         let f = &self.filter;
         self.report.micro = self
-            .domain
+            .domain()
             .elections
             .micro_aggregates(f.from.unwrap_or(0), f.to.unwrap_or(u64::MAX))
             .into_iter()

@@ -6,6 +6,7 @@
 //! durable appends through gRPC; verifier replay (rate, peak RSS); server-side proofs at 1M and
 //! 10M entries; store size per entry; the PostgreSQL baseline (docs/performance.md).
 
+mod startup;
 mod suite;
 
 use anyhow::{Context, Result, bail};
@@ -49,6 +50,10 @@ struct Args {
     /// and print the node's resident memory every 10% (a soak test of the store's memory).
     #[arg(long, value_name = "N")]
     soak: Option<u64>,
+    /// Instead of the suite: build a node data directory of N entries (micro-evaluations) and
+    /// measure the node's start-up on it (store verification, state fold, time to listen).
+    #[arg(long, value_name = "N")]
+    startup: Option<u64>,
     /// Where to build the logs (on the data disk being measured).
     #[arg(long, default_value = ".")]
     work_dir: PathBuf,
@@ -412,6 +417,9 @@ async fn main() -> Result<()> {
     let a = Args::parse();
     if let Some(n) = a.soak {
         return soak(n).await;
+    }
+    if let Some(n) = a.startup {
+        return startup::run(&a.work_dir, n, a.runs.max(1));
     }
     let runs = a.runs.max(1);
     let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);

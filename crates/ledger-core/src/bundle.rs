@@ -281,7 +281,7 @@ pub fn verify_bundle(b: &Bundle, trusted: Option<&NoteVerifier>) -> BundleVerdic
     for r in records {
         while ri < reg_entries.len() && reg_entries[ri].index < r.index {
             let e = &reg_entries[ri];
-            if let Err(x) = registry.check_entry(e) {
+            if let Err(x) = crate::state::fold_registry(&mut registry, e) {
                 v.problems.push(format!("key record {}: {x}", e.index));
             }
             ri += 1;
@@ -290,7 +290,7 @@ pub fn verify_bundle(b: &Bundle, trusted: Option<&NoteVerifier>) -> BundleVerdic
     }
     // Witnesses: the registry as of the checkpoint (every key record below its size).
     for e in reg_entries.iter().skip(ri.max(1)) {
-        if let Err(x) = registry.check_entry(e) {
+        if let Err(x) = crate::state::fold_registry(&mut registry, e) {
             v.problems.push(format!("key record {}: {x}", e.index));
         }
     }
@@ -388,7 +388,7 @@ fn judge_record(r: &BundleEntry, registry: &Registry, cp: &Checkpoint, note: &st
         if let Err(e) = Registry::genesis(&entry) {
             rv.problems.push(format!("charter: {e}"));
         }
-    } else if let Err(e) = reg.check_entry(&entry) {
+    } else if let Err(e) = crate::state::fold_registry(&mut reg, &entry) {
         rv.problems.push(format!("{}: {e}", fault_code(&e)));
     }
     rv

@@ -2,9 +2,10 @@
 //!
 //! Entry 0 is the charter (origin, node checkpoint key, administrator keys, policy). Later
 //! `key.enroll`, `key.rotate` and `key.revoke` records, signed by a quorum of administrators, change
-//! the registry going forward. The node runs [`Registry::verify_signatures`] and
-//! [`Registry::authorize_and_apply`] before it sequences an entry; the verifier runs
-//! [`Registry::check_entry`] (the same two steps) on replay, so both apply the very same rules.
+//! the registry going forward. The node runs [`Registry::verify_signatures`] at its edge; the
+//! registry half of every state step ([`crate::state::LedgerState::check`], used by the node's
+//! sequencer and start-up, the verifier's replay and review, and bundles) is
+//! [`Registry::authorize_next`], so all apply the very same rules.
 //!
 //! Rules (`docs/registry.md`):
 //! - every signature on an envelope must be by a key the registry knows and must verify;

@@ -179,3 +179,125 @@ pub fn fold_registry(registry: &mut Registry, entry: &Entry) -> Result<(), Regis
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+    use crate::dsse::Envelope;
+    use crate::keys::{key_id, public_key_to_base64};
+    use crate::registry::{Charter, NamedKey, Policy, payload_type};
+    use ed25519_dalek::SigningKey;
+
+    fn entry(index: u64, kind: &str, payload: &serde_json::Value, keys: &[&SigningKey]) -> Entry {
+        let mut env = Envelope::new(payload_type(kind), serde_json::to_vec(payload).unwrap());
+        for k in keys {
+            env.sign(k);
+        }
+        Entry {
+            index,
+            timestamp_micros: 1_000 + index,
+            prev_root: Hash::default(),
+            envelope: env,
+        }
+    }
+
+    fn ids(keys: &[&SigningKey]) -> Vec<String> {
+        keys.iter().map(|k| key_id(&k.verifying_key())).collect()
+    }
+
+    fn genesis() -> (LedgerState, SigningKey) {
+        let (node, admin) = (SigningKey::from_bytes(&[1; 32]), SigningKey::from_bytes(&[2; 32]));
+        let charter = Charter {
+            version: 1,
+            origin: "test/state".into(),
+            node_key: public_key_to_base64(&node.verifying_key()),
+            admins: vec![NamedKey {
+                name: "a".into(),
+                key: public_key_to_base64(&admin.verifying_key()),
+            }],
+            policy: Policy::default(),
+        };
+        let e = entry(0, "charter", &serde_json::to_value(&charter).unwrap(), &[&node, &admin]);
+        (LedgerState::genesis(&e).unwrap(), admin)
+    }
+
+    fn escrow(id: &str) -> serde_json::Value {
+        let pk = crate::seal::EscrowSecretKey::from_bytes([7; 32]).public_key().unwrap();
+        serde_json::json!({"version": 1, "escrow_id": id, "public_key": pk.to_base64(), "holder": "court"})
+    }
+
+    /// `check` changes nothing; `apply` makes the step count; each failure keeps its kind.
+    #[test]
+    fn check_then_apply_and_error_kinds() {
+        let (mut st, admin) = genesis();
+        let reg = SigningKey::from_bytes(&[3; 32]);
+        let enroll = serde_json::json!({"version": 1, "name": "registrar",
+            "key": public_key_to_base64(&reg.verifying_key()), "roles": ["registrar"],
+            "scope": {"organization": "o", "kinds": []}});
+        let e = entry(1, "key.enroll", &enroll, &[&admin]);
+        let checked = st
+            .check(1, 1_001, "key.enroll", &e.envelope.payload, &ids(&[&admin]))
+            .unwrap();
+        assert!(checked.changes_registry());
+        assert!(
+            st.registry.holder(&key_id(&reg.verifying_key())).is_none(),
+            "check alone changes nothing"
+        );
+        st.apply(&Hash::default(), checked);
+        assert_eq!(st.registry.holder(&key_id(&reg.verifying_key())), Some("registrar"));
+
+        // The same key again: a registry conflict, and the state is unchanged.
+        let again = entry(2, "key.enroll", &enroll, &[&admin]);
+        let before = st.registry.keys.len();
+        assert!(matches!(
+            st.fold(&again, &Hash::default(), &ids(&[&admin])),
+            Err(StepError::Registry(RegistryError::Conflict(_)))
+        ));
+        assert_eq!(st.registry.keys.len(), before);
+
+        // A signer without the role: a registry error.
+        let esc = entry(2, "escrow.key", &escrow("court-1"), &[&reg]);
+        assert!(matches!(
+            st.fold(&esc, &Hash::default(), &ids(&[&reg])),
+            Err(StepError::Registry(RegistryError::MissingRole { .. }))
+        ));
+        // Accepted once, then a domain rule with its code.
+        let esc = entry(2, "escrow.key", &escrow("court-1"), &[&admin]);
+        assert!(matches!(
+            st.fold(&esc, &Hash::default(), &ids(&[&admin])).unwrap(),
+            Record::EscrowKey(_)
+        ));
+        let dup = entry(3, "escrow.key", &escrow("court-1"), &[&admin]);
+        match st.fold(&dup, &Hash::default(), &ids(&[&admin])) {
+            Err(StepError::Rule(e)) => assert_eq!(e.code, "ESCROW_DUPLICATE"),
+            other => panic!("{other:?}"),
+        }
+        // A payload that does not parse as its kind: a record error.
+        assert!(matches!(
+            st.check(3, 1_003, "escrow.key", br#"{"version":1}"#, &ids(&[&admin])),
+            Err(StepError::Record(_))
+        ));
+    }
+
+    /// `fold_registry` decides exactly as `Registry::check_entry`.
+    #[test]
+    fn fold_registry_matches_check_entry() {
+        let (st, admin) = genesis();
+        let stranger = SigningKey::from_bytes(&[9; 32]);
+        let k = SigningKey::from_bytes(&[4; 32]);
+        let enroll = serde_json::json!({"version": 1, "name": "w", "key": public_key_to_base64(&k.verifying_key()),
+            "roles": ["witness"], "scope": {"organization": "o", "kinds": []}});
+        let cases = [
+            entry(1, "key.enroll", &enroll, &[&stranger]),
+            entry(1, "key.enroll", &enroll, &[&admin]),
+            entry(2, "key.enroll", &enroll, &[&admin]),
+            entry(2, "note", &serde_json::json!({"version": 1}), &[&k]),
+        ];
+        let (mut a, mut b) = (st.registry.clone(), st.registry);
+        for e in &cases {
+            assert_eq!(fold_registry(&mut a, e), b.check_entry(e), "{e:?}");
+        }
+        assert_eq!(a.keys.len(), b.keys.len());
+    }
+}

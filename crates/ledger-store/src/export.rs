@@ -178,7 +178,9 @@ pub fn import<R: Read>(store: &Store, r: R) -> Result<u64, StoreError> {
                             Some(NoteVerifier::new(&reg.charter.origin, reg.node_key).map_err(|x| err(x.to_string()))?);
                         registry = Some(reg);
                     }
-                    Some(reg) => reg.check_entry(&e).map_err(|x| err(format!("entry {index}: {x}")))?,
+                    Some(reg) => {
+                        ledger_core::state::fold_registry(reg, &e).map_err(|x| err(format!("entry {index}: {x}")))?
+                    }
                 }
                 let lh = ledger_core::hash::leaf_hash(&bytes);
                 ct.append_with(lh, |n| nodes.push(n));

@@ -1,0 +1,164 @@
+//! `--startup N`: the node's start-up at N entries. Builds a node data directory (`ledger-node
+//! init`, then N − 2 citizen micro-evaluations by one enrolled service platform, written straight
+//! into the store with a node-signed checkpoint at the end: the kind whose state grows with the
+//! log, one ticket hash per rating), then starts `ledger-node serve` on it `runs` times and reads
+//! from its log how long the store verification and the state fold took, and the time until it
+//! listens.
+
+use crate::{bin, micro_eval, row, rss_mib, stats};
+use anyhow::{Context, Result, bail};
+use ed25519_dalek::SigningKey;
+use ledger_core::compact::CompactTree;
+use ledger_core::dsse::Envelope;
+use ledger_core::entry::Entry;
+use ledger_core::hash::leaf_hash;
+use ledger_core::registry::{index_terms, kind_of, payload_type};
+use ledger_store::{PreparedEntry, Store};
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::Instant;
+
+const ORIGIN: &str = "bench.ledger/startup";
+
+/// Appends the enrollment of a service platform and micro-evaluations up to `n` entries.
+fn build(data: &Path, n: u64) -> Result<()> {
+    let st = Command::new(bin("ledger-node")?)
+        .args(["init", "--origin", ORIGIN])
+        .arg("--data")
+        .arg(data)
+        .stdout(Stdio::null())
+        .status()?;
+    if !st.success() {
+        bail!("init failed");
+    }
+    let admin = ledger_client::keyfile::read_signing_key(data.join("keys/admin.key"))?;
+    let node = ledger_client::keyfile::read_signing_key(data.join("keys/node.key"))?;
+    let platform = SigningKey::generate(&mut rand::rng());
+    let store = Store::open(&data.join("store"))?;
+    let mut tree = store.compact_tree()?;
+    let t0 = store.timestamp(0)?.context("no charter")?;
+    let mut i = tree.size();
+    while i < n {
+        let mut group = Vec::with_capacity(10_000);
+        let mut nodes = Vec::new();
+        while i < n && group.len() < 10_000 {
+            let env = if i == 1 {
+                let payload = serde_json::json!({"version": 1, "name": "bench platform",
+                    "key": ledger_core::keys::public_key_to_base64(&platform.verifying_key()),
+                    "roles": ["service-platform"]});
+                let mut env = Envelope::new(payload_type("key.enroll"), serde_json::to_vec(&payload)?);
+                env.sign(&admin);
+                env
+            } else {
+                micro_eval(&platform, i)
+            };
+            let kind = kind_of(&env.payload_type).unwrap_or_default().to_string();
+            let terms = index_terms(&kind, &env.payload);
+            let leaf = Entry {
+                index: i,
+                timestamp_micros: t0 + i,
+                prev_root: tree.root(),
+                envelope: env,
+            }
+            .encode();
+            let lh = leaf_hash(&leaf);
+            tree.append_with(lh, |c| nodes.push(c));
+            group.push(PreparedEntry {
+                index: i,
+                leaf,
+                leaf_hash: lh,
+                request: None,
+                terms,
+            });
+            i += 1;
+        }
+        store.commit_group(&group, &nodes, tree.size(), None)?;
+    }
+    let signer = ledger_core::note::NoteSigner::new(ORIGIN, node)?;
+    let cp = ledger_core::checkpoint::Checkpoint {
+        origin: ORIGIN.into(),
+        size: tree.size(),
+        root: tree.root(),
+        extensions: vec![],
+    }
+    .sign(&signer)?
+    .to_text();
+    store.put_checkpoint(tree.size(), &cp)?;
+    store.flush()?;
+    Ok(())
+}
+
+/// Milliseconds in the node's JSON log line whose message is `msg`.
+fn ms_of(lines: &[String], msg: &str) -> Option<f64> {
+    lines.iter().find_map(|l| {
+        let v: serde_json::Value = serde_json::from_str(l).ok()?;
+        let f = v.get("fields")?;
+        (f.get("message")?.as_str()? == msg).then(|| f.get("ms")?.as_f64())?
+    })
+}
+
+/// One start: (store verification ms, state fold ms, seconds until listening, peak RSS MiB).
+fn start_once(data: &Path) -> Result<(f64, f64, f64, f64)> {
+    let t = Instant::now();
+    let mut child = Command::new(bin("ledger-node")?)
+        .args([
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--metrics-listen",
+            "off",
+            "--log-format",
+            "json",
+        ])
+        .arg("--data")
+        .arg(data)
+        .env("RUST_LOG", "info")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()?;
+    let err = child.stderr.take().context("stderr")?;
+    let log = std::thread::spawn(move || BufReader::new(err).lines().map_while(Result::ok).collect::<Vec<_>>());
+    let out = child.stdout.take().context("stdout")?;
+    let listening = BufReader::new(out)
+        .lines()
+        .map_while(Result::ok)
+        .any(|l| l.starts_with("listening on "));
+    let secs = t.elapsed().as_secs_f64();
+    let (_, peak) = rss_mib(child.id());
+    let _ = child.kill();
+    let _ = child.wait();
+    let lines = log.join().unwrap_or_default();
+    if !listening {
+        bail!("the node did not start:\n{}", lines.join("\n"));
+    }
+    let verify = ms_of(&lines, "store verified").context("no 'store verified' line")?;
+    let fold = ms_of(&lines, "state folded").context("no 'state folded' line")?;
+    Ok((verify, fold, secs, peak))
+}
+
+/// `--startup N`.
+pub fn run(work: &Path, n: u64, runs: usize) -> Result<()> {
+    let dir = tempfile::Builder::new().prefix("ledger-startup-").tempdir_in(work)?;
+    let data = dir.path().join("d");
+    let t = Instant::now();
+    build(&data, n.max(3))?;
+    println!(
+        "start-up of ledger-node at {} entries (micro-evaluations; built in {:.1} s), {runs} runs:",
+        n.max(3),
+        t.elapsed().as_secs_f64()
+    );
+    let (mut v, mut f, mut s, mut p) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    for _ in 0..runs {
+        let (a, b, c, d) = start_once(&data)?;
+        v.push(a);
+        f.push(b);
+        s.push(c);
+        p.push(d);
+    }
+    row("store verification (hashes, chain, checkpoints)", &stats(v), "ms", "");
+    row("state fold (registry + domain, every entry)", &stats(f), "ms", "");
+    row("start → listening", &stats(s), "s", "");
+    row("peak RSS at start-up", &stats(p), "MiB", "");
+    Ok(())
+}

@@ -257,9 +257,9 @@ fn load_domain(store: &Store) -> Result<ledger_core::rules::DomainState> {
         "draw.result",
         "draw.sources",
         "draw.void",
-        "cancellation",
     ];
     kinds.extend_from_slice(ledger_core::rules::CANCELLABLE_KINDS);
+    kinds.extend_from_slice(ledger_core::rules::STATEMENT_KINDS);
     for i in indices_of_kinds(store, &kinds)? {
         let bytes = store.entry(i)?.with_context(|| format!("record {i} missing"))?;
         let e = ledger_core::entry::Entry::decode(&bytes)?;
@@ -268,6 +268,7 @@ fn load_domain(store: &Store) -> Result<ledger_core::rules::DomainState> {
             .map_err(|m| anyhow::anyhow!("record {i}: {m}"))?;
         let signers: Vec<String> = e.envelope.signatures.iter().map(|s| s.keyid.clone()).collect();
         st.apply_at(i, &ledger_core::hash::leaf_hash(&bytes), &record, &signers);
+        st.apply_statement(i, kind, &e.envelope);
         if let ledger_core::domain::Record::DrawCommit(c) = &record
             && c.reveal_at_size > 0
             && c.reveal_at_size <= size

@@ -19,7 +19,7 @@ use ledger_core::dsse::Envelope;
 use ledger_core::entry::Entry;
 use ledger_core::hash::Hash;
 use ledger_core::note::NoteSigner;
-use ledger_core::registry::{Registry, index_terms, payload_type};
+use ledger_core::registry::{Registry, index_terms, payload_type_for_log};
 use ledger_core::rules::DomainState;
 use ledger_store::{PreparedEntry, Store};
 use std::collections::HashMap;
@@ -192,6 +192,19 @@ pub struct Sequencer {
     pub node_key: ed25519_dalek::SigningKey,
     /// Domain state as of the end of the log (loaded at start).
     pub domain: DomainState,
+}
+
+/// The gRPC code of a broken domain rule: ALREADY_EXISTS for a record already in the log (its id or
+/// its signed statement), PERMISSION_DENIED for a cancellation without authority, and
+/// FAILED_PRECONDITION for every other rule.
+pub fn rule_code(code: &str) -> tonic::Code {
+    match code {
+        "DUPLICATE_ID" | "DUPLICATE_STATEMENT" | "DUPLICATE_DRAW" | "ESCROW_DUPLICATE" | "ELECTION_DUPLICATE" => {
+            tonic::Code::AlreadyExists
+        }
+        "CANCELLATION_NOT_AUTHORIZED" => tonic::Code::PermissionDenied,
+        _ => tonic::Code::FailedPrecondition,
+    }
 }
 
 fn now_micros() -> u64 {
@@ -433,7 +446,7 @@ impl Sequencer {
         let Ok(payload) = serde_json::to_vec(record) else {
             return;
         };
-        let mut env = Envelope::new(payload_type(kind), payload);
+        let mut env = Envelope::new(payload_type_for_log(kind, &self.origin), payload);
         env.sign(&self.node_key);
         let item = Item {
             envelope: env,
@@ -498,6 +511,16 @@ impl Sequencer {
             }
         }
         let index = ct.size();
+        // Bound to this log, and not a signed statement already in it (checked before the registry
+        // applies a key record).
+        if let Err(e) = registry.check_log_binding(&item.envelope.payload_type) {
+            self.shared.metrics.reject(registry_code(&e));
+            return Outcome::Refused(registry_code(&e), e.to_string());
+        }
+        if let Err(e) = domain.check_statement(&item.kind, &item.envelope) {
+            self.shared.metrics.reject(tonic::Code::AlreadyExists);
+            return Outcome::Refused(tonic::Code::AlreadyExists, e.to_string());
+        }
         if let Err(e) = registry.authorize_and_apply(index, &item.kind, &item.envelope.payload, &item.signers) {
             self.shared.metrics.reject(registry_code(&e));
             return Outcome::Refused(registry_code(&e), e.to_string());
@@ -508,11 +531,7 @@ impl Sequencer {
         };
         let ts = now_micros().max(*last_ts + 1);
         if let Err(e) = domain.check_with_registry(registry, index, ts, &record, &item.signers) {
-            let code = if e.code == "CANCELLATION_NOT_AUTHORIZED" {
-                tonic::Code::PermissionDenied
-            } else {
-                tonic::Code::FailedPrecondition
-            };
+            let code = rule_code(e.code);
             self.shared.metrics.reject(code);
             return Outcome::Refused(code, e.to_string());
         }
@@ -521,6 +540,7 @@ impl Sequencer {
         }
         *last_ts = ts;
         let terms = index_terms(&item.kind, &item.envelope.payload);
+        domain.apply_statement(index, &item.kind, &item.envelope);
         let entry = Entry {
             index,
             timestamp_micros: ts,

@@ -158,6 +158,7 @@ pub fn prepare_item(item: Item) -> Prepared {
 pub fn check_prepared(reg: &mut Registry, d: &Decoded) -> Result<(), RegistryError> {
     let kind = d.rules.clone()?;
     let env = &d.entry.envelope;
+    reg.check_log_binding(&env.payload_type)?;
     if kind == "ballot" {
         // Signed by a one-time key named in the payload, not by a registry key (docs/ballots.md):
         // the registry's own rule, verified here (ballots are few next to other records).
@@ -194,6 +195,8 @@ pub fn registry_code(e: &RegistryError) -> Code {
         | RegistryError::Revoked { .. }
         | RegistryError::MissingRole { .. }
         | RegistryError::MissingQuorum { .. } => Code::UnauthorizedSigner,
+        RegistryError::WrongLog { .. } => Code::WrongLog,
+        RegistryError::LogBindingMissing { .. } => Code::LogBindingMissing,
         _ => Code::InvalidRecord,
     }
 }

@@ -273,9 +273,18 @@ impl Replayer {
             self.charter(&d.entry);
             return;
         }
+        // A signed statement already in the log is refused before the registry applies it, as
+        // the node does (DUPLICATE_STATEMENT).
+        if let Ok(kind) = &d.rules
+            && let Err(e) = self.domain.check_statement(kind, &d.entry.envelope)
+        {
+            self.fault(Fault::new(Some(index), Code::Domain(e.code), e.detail));
+            return;
+        }
         let Some(result) = self.registry.as_mut().map(|reg| check_prepared(reg, &d)) else {
             return;
         };
+
         if result.is_ok()
             && let Some(reg) = self.registry.as_ref()
             && let Ok(kind) = envelope_kind(&d.entry.envelope)
@@ -283,7 +292,10 @@ impl Replayer {
         {
             let signers: Vec<String> = d.entry.envelope.signatures.iter().map(|s| s.keyid.clone()).collect();
             match self.domain.check_with_registry(reg, index, ts, &record, &signers) {
-                Ok(()) => self.domain.apply_at(index, &p.leaf_hash, &record, &signers),
+                Ok(()) => {
+                    self.domain.apply_at(index, &p.leaf_hash, &record, &signers);
+                    self.domain.apply_statement(index, kind, &d.entry.envelope);
+                }
                 Err(e) => self.fault(Fault::new(Some(index), Code::Domain(e.code), e.detail)),
             }
         }

@@ -222,6 +222,13 @@ impl Review {
             self.registry = Registry::genesis(&e).ok();
             return;
         }
+        // A record that fails a rule is flagged and feeds none of the analysis below.
+        if let Ok(kind) = envelope_kind(&e.envelope)
+            && let Err(err) = self.domain.check_statement(kind, &e.envelope)
+        {
+            self.flag(err.code, index, "", err.detail, vec![index]);
+            return;
+        }
         if let Some(reg) = self.registry.as_mut()
             && let Err(err) = reg.check_entry(&e)
         {
@@ -241,10 +248,14 @@ impl Review {
             None => self.domain.check_at(index, e.timestamp_micros, &record, &signer_ids),
         };
         match checked {
-            Ok(()) => self.domain.apply_at(index, &lh, &record, &signer_ids),
+            Ok(()) => {
+                self.domain.apply_at(index, &lh, &record, &signer_ids);
+                self.domain.apply_statement(index, &kind, &e.envelope);
+            }
             Err(err) => {
                 let subj = subject_of(&record).into_iter().next().unwrap_or_default();
                 self.flag(err.code, index, &subj, err.detail, vec![index]);
+                return;
             }
         }
         let names = self.names(&e);

@@ -87,13 +87,20 @@ async fn draw(c: &mut LedgerClient<Channel>, registrar: &SigningKey, id: &str, s
         .expect("commit")
         .index;
     let sources = json!({"version": 1, "draw_id": id, "values": [["42"]]});
-    let si = append(c, &record("draw.sources", sources, &[registrar]), &format!("{id}-sources"))
-        .await
-        .expect("sources")
-        .index;
+    let si = append(
+        c,
+        &record("draw.sources", sources, &[registrar]),
+        &format!("{id}-sources"),
+    )
+    .await
+    .expect("sources")
+    .index;
     // The node's result follows the sources.
     let result = read_envelope(c, si + 1).await;
-    assert_eq!(ledger_core::registry::kind_of(&result.payload_type), Some("draw.result"));
+    assert_eq!(
+        ledger_core::registry::kind_of(&result.payload_type),
+        Some("draw.result")
+    );
     ci
 }
 
@@ -107,13 +114,21 @@ async fn keyless_replays_are_refused() {
     let a = enroll_all(&mut c, key(&data.join("keys/admin.key"))).await;
 
     // An honest cycle for cadre-1.
-    let nom = append(&mut c, &record("nomination", nomination("nom-1", "cadre-1"), &[&a.registrar]), "nom-1")
-        .await
-        .expect("nomination");
+    let nom = append(
+        &mut c,
+        &record("nomination", nomination("nom-1", "cadre-1"), &[&a.registrar]),
+        "nom-1",
+    )
+    .await
+    .expect("nomination");
     draw(&mut c, &a.registrar, "draw-1", "cadre-1").await;
     let dec = append(
         &mut c,
-        &record("decision", decision("dec-1", "cadre-1", "nom-1", "draw-1"), &[&a.committee]),
+        &record(
+            "decision",
+            decision("dec-1", "cadre-1", "nom-1", "draw-1"),
+            &[&a.committee],
+        ),
         "dec-1",
     )
     .await
@@ -122,9 +137,13 @@ async fn keyless_replays_are_refused() {
         .await
         .expect("note");
     // A nomination the inspector cancels.
-    let nom2 = append(&mut c, &record("nomination", nomination("nom-2", "cadre-2"), &[&a.registrar]), "nom-2")
-        .await
-        .expect("nomination 2");
+    let nom2 = append(
+        &mut c,
+        &record("nomination", nomination("nom-2", "cadre-2"), &[&a.registrar]),
+        "nom-2",
+    )
+    .await
+    .expect("nomination 2");
     let cancel = json!({"version": 1, "target_index": nom2.index, "reason": "procedural error"});
     append(&mut c, &record("cancellation", cancel, &[&a.inspector]), "cancel-nom-2")
         .await
@@ -176,7 +195,10 @@ async fn an_envelope_is_valid_in_its_own_log_only() {
     let (mut ca, mut cb) = (node_a.client().await, node_b.client().await);
     // The same registrar is enrolled in both logs.
     let registrar = new_key();
-    for (c, data, origin) in [(&mut ca, &data_a, "ledger.test/log-a"), (&mut cb, &data_b, "ledger.test/log-b")] {
+    for (c, data, origin) in [
+        (&mut ca, &data_a, "ledger.test/log-a"),
+        (&mut cb, &data_b, "ledger.test/log-b"),
+    ] {
         let admin = key(&data.join("keys/admin.key"));
         let e = record_in(
             Some(origin),
@@ -189,7 +211,12 @@ async fn an_envelope_is_valid_in_its_own_log_only() {
     }
     let ia = append(
         &mut ca,
-        &record_in(Some("ledger.test/log-a"), "nomination", nomination("nom-9", "cadre-9"), &[&registrar]),
+        &record_in(
+            Some("ledger.test/log-a"),
+            "nomination",
+            nomination("nom-9", "cadre-9"),
+            &[&registrar],
+        ),
         "",
     )
     .await
@@ -218,10 +245,25 @@ async fn an_envelope_is_valid_in_its_own_log_only() {
         .await
         .expect("batch")
         .into_inner();
-    assert_eq!(r.results[0].error_code, Code::PermissionDenied as i32, "{:?}", r.results[0]);
-    assert_eq!(r.results[1].error_code, Code::InvalidArgument as i32, "{:?}", r.results[1]);
+    assert_eq!(
+        r.results[0].error_code,
+        Code::PermissionDenied as i32,
+        "{:?}",
+        r.results[0]
+    );
+    assert_eq!(
+        r.results[1].error_code,
+        Code::InvalidArgument as i32,
+        "{:?}",
+        r.results[1]
+    );
     // The same record signed for log b is accepted there.
-    let ok = record_in(Some("ledger.test/log-b"), "nomination", nomination("nom-9", "cadre-9"), &[&registrar]);
+    let ok = record_in(
+        Some("ledger.test/log-b"),
+        "nomination",
+        nomination("nom-9", "cadre-9"),
+        &[&registrar],
+    );
     append(&mut cb, &ok, "").await.expect("bound to log b");
 }
 
@@ -234,9 +276,13 @@ async fn decision_and_rating_rules() {
     let mut c = node.client().await;
     let a = enroll_all(&mut c, key(&data.join("keys/admin.key"))).await;
     for (id, subject) in [("nom-x", "cadre-x"), ("nom-y", "cadre-y")] {
-        append(&mut c, &record("nomination", nomination(id, subject), &[&a.registrar]), "")
-            .await
-            .expect("nomination");
+        append(
+            &mut c,
+            &record("nomination", nomination(id, subject), &[&a.registrar]),
+            "",
+        )
+        .await
+        .expect("nomination");
     }
     let draw_x = draw(&mut c, &a.registrar, "draw-x", "cadre-x").await;
     draw(&mut c, &a.registrar, "draw-y", "cadre-y").await;
@@ -244,12 +290,22 @@ async fn decision_and_rating_rules() {
     // A decision for cadre-y citing cadre-x's nomination, or cadre-x's draw.
     let cm = [&a.committee];
     refused(
-        append(&mut c, &record("decision", decision("d1", "cadre-y", "nom-x", "draw-y"), &cm), "").await,
+        append(
+            &mut c,
+            &record("decision", decision("d1", "cadre-y", "nom-x", "draw-y"), &cm),
+            "",
+        )
+        .await,
         Code::FailedPrecondition,
         &["DECISION_SUBJECT_MISMATCH", "nom-x"],
     );
     refused(
-        append(&mut c, &record("decision", decision("d2", "cadre-y", "nom-y", "draw-x"), &cm), "").await,
+        append(
+            &mut c,
+            &record("decision", decision("d2", "cadre-y", "nom-y", "draw-x"), &cm),
+            "",
+        )
+        .await,
         Code::FailedPrecondition,
         &["DECISION_SUBJECT_MISMATCH", "draw-x"],
     );
@@ -260,14 +316,23 @@ async fn decision_and_rating_rules() {
         .expect("cancel the draw")
         .index;
     refused(
-        append(&mut c, &record("decision", decision("d3", "cadre-x", "nom-x", "draw-x"), &cm), "").await,
+        append(
+            &mut c,
+            &record("decision", decision("d3", "cadre-x", "nom-x", "draw-x"), &cm),
+            "",
+        )
+        .await,
         Code::FailedPrecondition,
         &["DECISION_EVALUATION_CANCELLED", &format!("entry {ci}")],
     );
     // The honest decision for cadre-y passes.
-    append(&mut c, &record("decision", decision("d4", "cadre-y", "nom-y", "draw-y"), &cm), "")
-        .await
-        .expect("honest decision");
+    append(
+        &mut c,
+        &record("decision", decision("d4", "cadre-y", "nom-y", "draw-y"), &cm),
+        "",
+    )
+    .await
+    .expect("honest decision");
 
     // Ratings placed at impossible times.
     let micro = |n: u64, service: u64| {

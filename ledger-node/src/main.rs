@@ -252,12 +252,7 @@ fn load_registry(store: &Store) -> Result<Registry> {
 fn load_domain(store: &Store) -> Result<ledger_core::rules::DomainState> {
     let mut st = ledger_core::rules::DomainState::default();
     let size = store.size()?;
-    let mut kinds = vec![
-        "draw.reveal",
-        "draw.result",
-        "draw.sources",
-        "draw.void",
-    ];
+    let mut kinds = vec!["draw.reveal", "draw.result", "draw.sources", "draw.void"];
     kinds.extend_from_slice(ledger_core::rules::CANCELLABLE_KINDS);
     kinds.extend_from_slice(ledger_core::rules::STATEMENT_KINDS);
     for i in indices_of_kinds(store, &kinds)? {

@@ -5,9 +5,9 @@
 use ed25519_dalek::SigningKey;
 use ledger_core::dsse::Envelope;
 use ledger_core::registry::payload_type_in;
-use std::cell::RefCell;
 use ledger_proto::pb;
 use ledger_proto::pb::ledger_client::LedgerClient;
+use std::cell::RefCell;
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};

@@ -94,7 +94,10 @@ fn replayed_records_in_an_old_log_are_named_and_feed_no_analysis() {
     assert_eq!(r.codes().len(), 4, "{r:?}");
     let faults = r.json.as_ref().unwrap().to_string();
     for earlier in [icomplaint, inom, idec, inote] {
-        assert!(faults.contains(&format!("entry {earlier}")), "names entry {earlier}: {r:?}");
+        assert!(
+            faults.contains(&format!("entry {earlier}")),
+            "names entry {earlier}: {r:?}"
+        );
     }
 
     let r = verify(dir.path(), &["review", "--data", s(&data)]);

@@ -191,7 +191,10 @@ async fn enroll_platform(addr: &str, admin: &SigningKey) -> Result<SigningKey> {
     let key = SigningKey::generate(&mut rand::rng());
     let payload = serde_json::json!({"version": 1, "name": "bench platform",
         "key": ledger_core::keys::public_key_to_base64(&key.verifying_key()), "roles": ["service-platform"]});
-    let mut env = Envelope::new(payload_type_for_log("key.enroll", ORIGIN), serde_json::to_vec(&payload)?);
+    let mut env = Envelope::new(
+        payload_type_for_log("key.enroll", ORIGIN),
+        serde_json::to_vec(&payload)?,
+    );
     env.sign(admin);
     client(addr).await?.append(req(&env)).await?;
     Ok(key)

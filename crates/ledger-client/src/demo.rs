@@ -25,7 +25,13 @@ struct Cast {
     petitions: SigningKey,
 }
 
-async fn put(c: &LedgerClient, origin: &str, kind: &str, v: serde_json::Value, k: &SigningKey) -> Result<u64, ClientError> {
+async fn put(
+    c: &LedgerClient,
+    origin: &str,
+    kind: &str,
+    v: serde_json::Value,
+    k: &SigningKey,
+) -> Result<u64, ClientError> {
     let o = c
         .append(&sign_record_in(kind, Some(origin), &v, &[k]), None, false)
         .await?;
@@ -54,14 +60,16 @@ async fn draw(c: &LedgerClient, cast: &Cast, id: &str, subject: &str, last: u64)
     });
     put(c, &cast.origin, "draw.commit", commit, &cast.registrar).await?;
     put(
-        c, &cast.origin,
+        c,
+        &cast.origin,
         "note",
         json!({"version": 1, "text": format!("{id}: the log grows past the committed size")}),
         &cast.registrar,
     )
     .await?;
     let last = put(
-        c, &cast.origin,
+        c,
+        &cast.origin,
         "note",
         json!({"version": 1, "text": format!("{id}: …so the root at T exists")}),
         &cast.registrar,
@@ -112,7 +120,14 @@ pub async fn run(c: &LedgerClient, admin: &SigningKey) -> Result<(), ClientError
     let v = json!({"version": 1, "verification_id": "ver-1", "target_id": format!("complaint-{HONEST}"), "outcome": "unsubstantiated"});
     let last = put(c, &cast.origin, "verification", v, &cast.petitions).await?;
     let last = draw(c, &cast, "draw-0001", HONEST, last).await?;
-    put(c, &cast.origin, "decision", decision(HONEST, "draw-0001"), &cast.committee).await?;
+    put(
+        c,
+        &cast.origin,
+        "decision",
+        decision(HONEST, "draw-0001"),
+        &cast.committee,
+    )
+    .await?;
 
     println!("\nManipulations around {MANIPULATED}:");
     put(c, &cast.origin, "nomination", nom(MANIPULATED), &cast.registrar).await?;
@@ -122,7 +137,11 @@ pub async fn run(c: &LedgerClient, admin: &SigningKey) -> Result<(), ClientError
     let last = draw(c, &cast, "draw-0002a", MANIPULATED, last).await?;
     let fake = json!({"version": 1, "draw_id": "draw-0002a", "party": "registrar", "secret": "00"});
     match c
-        .append(&sign_record_in("draw.reveal", Some(&cast.origin), &fake, &[&cast.registrar]), None, false)
+        .append(
+            &sign_record_in("draw.reveal", Some(&cast.origin), &fake, &[&cast.registrar]),
+            None,
+            false,
+        )
         .await
     {
         Err(e) => println!("  refused: a second, different reveal — {e}"),
@@ -130,7 +149,11 @@ pub async fn run(c: &LedgerClient, admin: &SigningKey) -> Result<(), ClientError
     }
     let forged = json!({"version": 1, "draw_id": "draw-0002a", "seed": "00".repeat(32), "root_at_size": "00".repeat(32), "selection": []});
     match c
-        .append(&sign_record_in("draw.result", Some(&cast.origin), &forged, &[&cast.registrar]), None, false)
+        .append(
+            &sign_record_in("draw.result", Some(&cast.origin), &forged, &[&cast.registrar]),
+            None,
+            false,
+        )
         .await
     {
         Err(e) => println!("  refused: a draw result written by the registrar — {e}"),
@@ -138,7 +161,14 @@ pub async fn run(c: &LedgerClient, admin: &SigningKey) -> Result<(), ClientError
     }
     println!("  (an unfavourable result: the registrar redraws under a new id)");
     draw(c, &cast, "draw-0002b", MANIPULATED, last).await?;
-    put(c, &cast.origin, "decision", decision(MANIPULATED, "draw-0002b"), &cast.committee).await?;
+    put(
+        c,
+        &cast.origin,
+        "decision",
+        decision(MANIPULATED, "draw-0002b"),
+        &cast.committee,
+    )
+    .await?;
     println!("\nThe complaint against {MANIPULATED} was never verified, and the draw was redone.");
     Ok(())
 }

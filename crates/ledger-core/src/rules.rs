@@ -292,7 +292,9 @@ impl DomainState {
         match self.statements.get(&statement_digest(env).0) {
             Some(at) => Err(err(
                 "DUPLICATE_STATEMENT",
-                format!("this signed {kind} (same payload type and payload) is already entry {at}; a record is appended at most once"),
+                format!(
+                    "this signed {kind} (same payload type and payload) is already entry {at}; a record is appended at most once"
+                ),
             )),
             None => Ok(()),
         }

@@ -379,8 +379,18 @@ fn micro_evaluation_service_time_window() {
         )
     };
     let mut st = DomainState::default();
-    for (n, service) in [(1, 0), (2, 1), (3, 1u64 << 63), (4, ts + 1), (5, ts - MICRO_MAX_AGE_MICROS - 1)] {
-        assert_eq!(code(step(&mut st, n, ts, &micro(n, service), &[])), "MICRO_TIME_OUT_OF_RANGE", "{service}");
+    for (n, service) in [
+        (1, 0),
+        (2, 1),
+        (3, 1u64 << 63),
+        (4, ts + 1),
+        (5, ts - MICRO_MAX_AGE_MICROS - 1),
+    ] {
+        assert_eq!(
+            code(step(&mut st, n, ts, &micro(n, service), &[])),
+            "MICRO_TIME_OUT_OF_RANGE",
+            "{service}"
+        );
     }
     for (n, service) in [(6, ts), (7, ts - MICRO_MAX_AGE_MICROS), (8, ts - 3_600_000_000)] {
         step(&mut st, n, ts, &micro(n, service), &[]).expect("in the window");

@@ -326,7 +326,12 @@ fn cycle() -> (Log, [SigningKey; 4], u64) {
     }
     let t = log.size() + 2;
     let ci = log
-        .append("draw.commit", &commit_v1("d1", t, u64::MAX, &[("registrar", &reg, b"s1")]), &[&reg], 101)
+        .append(
+            "draw.commit",
+            &commit_v1("d1", t, u64::MAX, &[("registrar", &reg, b"s1")]),
+            &[&reg],
+            101,
+        )
         .expect("commit");
     log.append("note", &json!({"version": 1, "text": "filler"}), &[&reg], 102)
         .expect("note");
@@ -349,9 +354,16 @@ fn records_are_appended_at_most_once() {
     // A cancelled nomination cannot come back under its id, even re-signed with other fields.
     let n1 = json!({"version": 1, "nomination_id": "n1", "subject": "cadre-1", "post": "head", "organization": "org"});
     let n1_index = 5; // after the charter and four enrollments
-    log.append("cancellation", &json!({"version": 1, "target_index": n1_index, "reason": "withdrawn"}), &[&insp], 110)
-        .expect("cancel n1");
-    let e = log.append("nomination", &n1, &[&reg], 111).expect_err("replayed nomination");
+    log.append(
+        "cancellation",
+        &json!({"version": 1, "target_index": n1_index, "reason": "withdrawn"}),
+        &[&insp],
+        110,
+    )
+    .expect("cancel n1");
+    let e = log
+        .append("nomination", &n1, &[&reg], 111)
+        .expect_err("replayed nomination");
     assert!(e.starts_with("DUPLICATE_ID") && e.contains("entry 5"), "{e}");
     let mut other = n1.clone();
     other["reason"] = json!("re-nominated");
@@ -363,20 +375,41 @@ fn records_are_appended_at_most_once() {
     let mut pool2 = pool.clone();
     pool2["purpose"] = json!("other");
     assert_eq!(code(log.append("pool.commit", &pool2, &[&reg], 113)), "DUPLICATE_ID");
-    let complaint = |id: &str, cat: &str| json!({"version": 1, "complaint_id": id, "subject": "cadre-1", "category": cat,
-        "content_hash": Hash::digest(id.as_bytes()).to_hex()});
-    log.append("complaint", &complaint("c1", "a"), &[&src], 113).expect("complaint");
-    assert_eq!(code(log.append("complaint", &complaint("c1", "b"), &[&src], 114)), "DUPLICATE_ID");
-    let fact = |id: &str, cat: &str| json!({"version": 1, "fact_id": id, "subject": "cadre-1", "source": "audit",
-        "category": cat, "content_hash": Hash::digest(id.as_bytes()).to_hex()});
-    log.append("dossier.fact", &fact("f1", "a"), &[&src], 114).expect("fact");
-    assert_eq!(code(log.append("dossier.fact", &fact("f1", "b"), &[&src], 115)), "DUPLICATE_ID");
+    let complaint = |id: &str, cat: &str| {
+        json!({"version": 1, "complaint_id": id, "subject": "cadre-1", "category": cat,
+        "content_hash": Hash::digest(id.as_bytes()).to_hex()})
+    };
+    log.append("complaint", &complaint("c1", "a"), &[&src], 113)
+        .expect("complaint");
+    assert_eq!(
+        code(log.append("complaint", &complaint("c1", "b"), &[&src], 114)),
+        "DUPLICATE_ID"
+    );
+    let fact = |id: &str, cat: &str| {
+        json!({"version": 1, "fact_id": id, "subject": "cadre-1", "source": "audit",
+        "category": cat, "content_hash": Hash::digest(id.as_bytes()).to_hex()})
+    };
+    log.append("dossier.fact", &fact("f1", "a"), &[&src], 114)
+        .expect("fact");
+    assert_eq!(
+        code(log.append("dossier.fact", &fact("f1", "b"), &[&src], 115)),
+        "DUPLICATE_ID"
+    );
     let ver = |outcome: &str| json!({"version": 1, "verification_id": "v1", "target_id": "c1", "outcome": outcome});
-    log.append("verification", &ver("unsubstantiated"), &[&insp], 115).expect("verification");
-    assert_eq!(code(log.append("verification", &ver("substantiated"), &[&insp], 116)), "DUPLICATE_ID");
-    let acc = |f: &str| json!({"version": 1, "accountability_id": "a1", "refs": ["c1"], "responsible": ["x"], "finding": f});
-    log.append("accountability", &acc("late"), &[&insp], 116).expect("accountability");
-    assert_eq!(code(log.append("accountability", &acc("later"), &[&insp], 117)), "DUPLICATE_ID");
+    log.append("verification", &ver("unsubstantiated"), &[&insp], 115)
+        .expect("verification");
+    assert_eq!(
+        code(log.append("verification", &ver("substantiated"), &[&insp], 116)),
+        "DUPLICATE_ID"
+    );
+    let acc =
+        |f: &str| json!({"version": 1, "accountability_id": "a1", "refs": ["c1"], "responsible": ["x"], "finding": f});
+    log.append("accountability", &acc("late"), &[&insp], 116)
+        .expect("accountability");
+    assert_eq!(
+        code(log.append("accountability", &acc("later"), &[&insp], 117)),
+        "DUPLICATE_ID"
+    );
     log.append("decision", &decision("dec-2", "cadre-2", "n2", "d1"), &[&comm], 117)
         .expect_err("cadre-2 was not drawn by d1");
     let n3 = json!({"version": 1, "nomination_id": "n3", "subject": "cadre-1", "post": "head", "organization": "org"});
@@ -386,10 +419,20 @@ fn records_are_appended_at_most_once() {
         .expect("decision");
     let mut again = decision("dec-3", "cadre-1", "n3", "d1");
     again["outcome"] = json!("reject");
-    let e = log.append("decision", &again, &[&comm], 119).expect_err("decision id reused");
-    assert!(e.starts_with("DUPLICATE_ID") && e.contains(&format!("entry {di}")), "{e}");
+    let e = log
+        .append("decision", &again, &[&comm], 119)
+        .expect_err("decision id reused");
+    assert!(
+        e.starts_with("DUPLICATE_ID") && e.contains(&format!("entry {di}")),
+        "{e}"
+    );
     assert_eq!(
-        code(log.append("draw.commit", &commit_v1("d1", 999, u64::MAX, &[("registrar", &reg, b"s1")]), &[&reg], 119)),
+        code(log.append(
+            "draw.commit",
+            &commit_v1("d1", 999, u64::MAX, &[("registrar", &reg, b"s1")]),
+            &[&reg],
+            119
+        )),
         "DUPLICATE_DRAW"
     );
 
@@ -397,14 +440,26 @@ fn records_are_appended_at_most_once() {
     let note = json!({"version": 1, "text": "minutes of the meeting"});
     let ni = log.append("note", &note, &[&reg], 120).expect("note");
     let e = log.append("note", &note, &[&reg], 121).expect_err("replayed note");
-    assert!(e.starts_with("DUPLICATE_STATEMENT") && e.contains(&format!("entry {ni}")), "{e}");
+    assert!(
+        e.starts_with("DUPLICATE_STATEMENT") && e.contains(&format!("entry {ni}")),
+        "{e}"
+    );
     assert_eq!(code(log.append("note", &note, &[&insp], 121)), "DUPLICATE_STATEMENT");
-    log.append("note", &json!({"version": 1, "text": "minutes, second meeting"}), &[&reg], 121)
-        .expect("another note");
-    let enroll = json!({"version": 1, "name": "x", "key": public_key_to_base64(&k(40).verifying_key()), "roles": ["inspector"]});
+    log.append(
+        "note",
+        &json!({"version": 1, "text": "minutes, second meeting"}),
+        &[&reg],
+        121,
+    )
+    .expect("another note");
+    let enroll =
+        json!({"version": 1, "name": "x", "key": public_key_to_base64(&k(40).verifying_key()), "roles": ["inspector"]});
     let admin = log.admin.clone();
     log.append("key.enroll", &enroll, &[&admin], 122).expect("enroll");
-    assert_eq!(code(log.append("key.enroll", &enroll, &[&admin], 123)), "DUPLICATE_STATEMENT");
+    assert_eq!(
+        code(log.append("key.enroll", &enroll, &[&admin], 123)),
+        "DUPLICATE_STATEMENT"
+    );
 }
 
 /// Issue 12 item 7: a decision cites a live evaluation about its own cadre, and its nomination's.
@@ -415,11 +470,17 @@ fn decision_subject_and_cancelled_evaluation() {
     let e = log
         .append("decision", &decision("x1", "cadre-2", "n1", "d1"), &[&comm], 110)
         .expect_err("another cadre's nomination");
-    assert!(e.starts_with("DECISION_SUBJECT_MISMATCH") && e.contains("nominates \"cadre-1\""), "{e}");
+    assert!(
+        e.starts_with("DECISION_SUBJECT_MISMATCH") && e.contains("nominates \"cadre-1\""),
+        "{e}"
+    );
     let e = log
         .append("decision", &decision("x2", "cadre-2", "n2", "d1"), &[&comm], 110)
         .expect_err("a draw about another cadre");
-    assert!(e.starts_with("DECISION_SUBJECT_MISMATCH") && e.contains("evaluated"), "{e}");
+    assert!(
+        e.starts_with("DECISION_SUBJECT_MISMATCH") && e.contains("evaluated"),
+        "{e}"
+    );
     // The honest decision passes the rule (checked, not appended, so the draw can be cancelled).
     let ok = log.domain.check_at(
         log.size(),
@@ -429,8 +490,13 @@ fn decision_subject_and_cancelled_evaluation() {
     );
     assert_eq!(ok, Ok(()));
     // After the inspector cancels the draw (its result stays in the log), no decision may cite it.
-    log.append("cancellation", &json!({"version": 1, "target_index": ci, "reason": "rigged pool"}), &[&insp], 111)
-        .expect("cancel the draw");
+    log.append(
+        "cancellation",
+        &json!({"version": 1, "target_index": ci, "reason": "rigged pool"}),
+        &[&insp],
+        111,
+    )
+    .expect("cancel the draw");
     let e = log
         .append("decision", &decision("x3", "cadre-1", "n1", "d1"), &[&comm], 112)
         .expect_err("cancelled draw");

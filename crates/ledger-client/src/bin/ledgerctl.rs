@@ -162,7 +162,9 @@ enum Cmd {
 async fn origin_of(client: &LedgerClient, given: Option<String>) -> Result<String> {
     match given {
         Some(o) if ledger_core::registry::origin_bindable(&o) => Ok(o),
-        Some(o) => bail!("--origin {o:?} cannot be bound: it must be non-empty without '\"', '\\', control characters or whitespace"),
+        Some(o) => bail!(
+            "--origin {o:?} cannot be bound: it must be non-empty without '\"', '\\', control characters or whitespace"
+        ),
         None => Ok(client.origin().await?),
     }
 }

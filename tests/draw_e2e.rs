@@ -60,7 +60,7 @@ async fn honest_draw_cycle_and_manipulations() {
     let e = append(&mut c, &record("draw.commit", commit.clone(), &[&reg]), "again")
         .await
         .expect_err("redraw");
-    assert_eq!(e.code(), Code::FailedPrecondition);
+    assert_eq!(e.code(), Code::AlreadyExists);
     assert!(e.message().contains("DUPLICATE_DRAW"), "{}", e.message());
 
     let reveal = |party: &str, secret: &[u8]| serde_json::json!({"version": 1, "draw_id": "draw-1", "party": party, "secret": hex::encode(secret)});
@@ -109,7 +109,7 @@ async fn honest_draw_cycle_and_manipulations() {
     let entry = ledger_proto::entry_from_wire(&e).expect("entry");
     assert_eq!(
         entry.envelope.payload_type,
-        ledger_core::registry::payload_type("draw.result")
+        ledger_core::registry::payload_type_for_log("draw.result", "ledger.test/draw")
     );
     let result: ledger_core::domain::DrawResult = serde_json::from_slice(&entry.envelope.payload).expect("result");
 

@@ -15,7 +15,7 @@ use ledger_core::dsse::Envelope;
 use ledger_core::entry::Entry;
 use ledger_core::hash::{Hash, leaf_hash};
 use ledger_core::keys::{key_id, public_key_to_base64};
-use ledger_core::registry::payload_type;
+use ledger_core::registry::payload_type_in;
 use ledger_core::seal::{EscrowSecretKey, seal_identity};
 use ledger_proto::pb;
 use serde_json::{Value, json};
@@ -397,7 +397,10 @@ async fn election_micro_evaluations_and_sealed_complaints() {
     let forge = |name: &str, edit: &dyn Fn(&mut Value)| {
         let mut tv = t.clone();
         edit(&mut tv);
-        let mut env = Envelope::new(payload_type("tally"), serde_json::to_vec(&tv).expect("json"));
+        let mut env = Envelope::new(
+            payload_type_in("tally", current_origin().as_deref()),
+            serde_json::to_vec(&tv).expect("json"),
+        );
         env.sign(&node_sk);
         let mut envs = envs.clone();
         envs[ti as usize].1 = env;

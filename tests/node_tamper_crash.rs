@@ -133,9 +133,11 @@ async fn kill_9_never_loses_an_acknowledged_entry() {
             let mut c = c.clone();
             let tx = tx.clone();
             let reg = reg.clone();
+            let origin = current_origin();
             tasks.push(tokio::spawn(async move {
                 for i in 0..10_000u64 {
-                    let env = record("note", note_payload(round * 1_000_000 + w * 100_000 + i), &[&reg]);
+                    let payload = note_payload(round * 1_000_000 + w * 100_000 + i);
+                    let env = record_in(origin.as_deref(), "note", payload, &[&reg]);
                     match append(&mut c, &env, "").await {
                         Ok(r) => {
                             if tx.send((r.index, r.leaf_hash)).is_err() {

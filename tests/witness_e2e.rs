@@ -101,6 +101,7 @@ impl Drop for WitnessProc {
 }
 
 fn init_with_quorum(data: &Path, quorum: u32) {
+    support::set_origin(Some(ORIGIN));
     let out = Command::new(bin("ledger-node"))
         .args([
             "init",

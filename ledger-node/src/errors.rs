@@ -8,7 +8,9 @@ use tonic::{Code, Status};
 pub fn registry_code(e: &RegistryError) -> Code {
     use RegistryError::*;
     match e {
-        UnknownKey { .. } | Revoked { .. } | MissingRole { .. } | MissingQuorum { .. } => Code::PermissionDenied,
+        UnknownKey { .. } | Revoked { .. } | MissingRole { .. } | MissingQuorum { .. } | WrongLog { .. } => {
+            Code::PermissionDenied
+        }
         Conflict(_) => Code::FailedPrecondition,
         _ => Code::InvalidArgument,
     }

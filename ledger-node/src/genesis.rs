@@ -59,6 +59,12 @@ fn load_or_create(path: &Path) -> Result<SigningKey> {
 /// # Errors
 /// When the store is not empty, a key cannot be read or written, or the charter is invalid.
 pub fn init(dir: &Path, origin: &str, admin_keys: &[PathBuf], admin_quorum: u32, witness_quorum: u32) -> Result<()> {
+    if !ledger_core::registry::origin_bindable(origin) {
+        bail!(
+            "origin {origin:?} is refused: records name it in their payload type (log=\"<origin>\"), so it must be \
+             non-empty without '\"', '\\', control characters or whitespace"
+        );
+    }
     let layout = Layout::new(dir);
     std::fs::create_dir_all(dir)?;
     let store = Store::open(&layout.store).context("opening the store")?;
@@ -100,6 +106,7 @@ pub fn init(dir: &Path, origin: &str, admin_keys: &[PathBuf], admin_quorum: u32,
         policy: Policy {
             admin_quorum,
             witness_quorum,
+            log_binding: true,
         },
     };
     let mut env = Envelope::new(payload_type("charter"), serde_json::to_vec(&charter)?);

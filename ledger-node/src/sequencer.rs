@@ -19,7 +19,7 @@ use ledger_core::dsse::Envelope;
 use ledger_core::entry::Entry;
 use ledger_core::hash::Hash;
 use ledger_core::note::NoteSigner;
-use ledger_core::registry::{Registry, index_terms, payload_type};
+use ledger_core::registry::{Registry, index_terms, payload_type_for_log};
 use ledger_core::state::{LedgerState, StepError};
 use ledger_store::{PreparedEntry, Store};
 use std::collections::HashMap;
@@ -190,6 +190,19 @@ pub struct Sequencer {
     pub shared: Arc<Shared>,
     /// Node key (signs node-computed records such as `draw.result`).
     pub node_key: ed25519_dalek::SigningKey,
+}
+
+/// The gRPC code of a broken domain rule: ALREADY_EXISTS for a record already in the log (its id or
+/// its signed statement), PERMISSION_DENIED for a cancellation without authority, and
+/// FAILED_PRECONDITION for every other rule.
+pub fn rule_code(code: &str) -> tonic::Code {
+    match code {
+        "DUPLICATE_ID" | "DUPLICATE_STATEMENT" | "DUPLICATE_DRAW" | "ESCROW_DUPLICATE" | "ELECTION_DUPLICATE" => {
+            tonic::Code::AlreadyExists
+        }
+        "CANCELLATION_NOT_AUTHORIZED" => tonic::Code::PermissionDenied,
+        _ => tonic::Code::FailedPrecondition,
+    }
 }
 
 fn now_micros() -> u64 {
@@ -411,7 +424,7 @@ impl Sequencer {
         let Ok(payload) = serde_json::to_vec(record) else {
             return;
         };
-        let mut env = Envelope::new(payload_type(kind), payload);
+        let mut env = Envelope::new(payload_type_for_log(kind, &self.origin), payload);
         env.sign(&self.node_key);
         let item = Item {
             envelope: env,
@@ -477,7 +490,7 @@ impl Sequencer {
         let index = ct.size();
         let ts = now_micros().max(*last_ts + 1);
         // The one state step (ledger_core::state), as start-up and the verifier fold it.
-        let checked = match state.check(index, ts, &item.kind, &item.envelope.payload, &item.signers) {
+        let checked = match state.check(index, ts, &item.kind, &item.envelope, &item.signers) {
             Ok(c) => c,
             Err(StepError::Registry(e)) => {
                 self.shared.metrics.reject(registry_code(&e));
@@ -485,11 +498,7 @@ impl Sequencer {
             }
             Err(StepError::Record(e)) => return Outcome::Refused(tonic::Code::InvalidArgument, e),
             Err(StepError::Rule(e)) => {
-                let code = if e.code == "CANCELLATION_NOT_AUTHORIZED" {
-                    tonic::Code::PermissionDenied
-                } else {
-                    tonic::Code::FailedPrecondition
-                };
+                let code = rule_code(e.code);
                 self.shared.metrics.reject(code);
                 return Outcome::Refused(code, e.to_string());
             }

@@ -4,9 +4,10 @@
 
 use ed25519_dalek::SigningKey;
 use ledger_core::dsse::Envelope;
-use ledger_core::registry::payload_type;
+use ledger_core::registry::payload_type_in;
 use ledger_proto::pb;
 use ledger_proto::pb::ledger_client::LedgerClient;
+use std::cell::RefCell;
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -122,8 +123,25 @@ impl Drop for Node {
     }
 }
 
-/// Runs `ledger-node init`.
+thread_local! {
+    /// Origin of the log this test thread writes to: [`record`] binds envelopes to it
+    /// (`ledger-node init` writes charters with `log_binding`). Set by [`init`] and [`set_origin`].
+    static ORIGIN: RefCell<Option<String>> = const { RefCell::new(None) };
+}
+
+/// Makes [`record`] bind envelopes to `origin` (`None`: unbound, for old-style logs).
+pub fn set_origin(origin: Option<&str>) {
+    ORIGIN.with(|o| *o.borrow_mut() = origin.map(String::from));
+}
+
+/// The origin [`record`] binds to on this thread.
+pub fn current_origin() -> Option<String> {
+    ORIGIN.with(|o| o.borrow().clone())
+}
+
+/// Runs `ledger-node init`; later [`record`]s on this thread are bound to `origin`.
 pub fn init(data: &Path, origin: &str, admin_keys: &[PathBuf], quorum: u32) {
+    set_origin(Some(origin));
     let mut c = Command::new(bin("ledger-node"));
     c.args(["init", "--origin", origin, "--admin-quorum", &quorum.to_string()])
         .arg("--data")
@@ -147,8 +165,17 @@ pub fn new_key() -> SigningKey {
     SigningKey::generate(&mut rand::rng())
 }
 
+/// A record of `kind` signed by `keys`, bound to this thread's log ([`set_origin`]).
 pub fn record(kind: &str, payload: serde_json::Value, keys: &[&SigningKey]) -> Envelope {
-    let mut env = Envelope::new(payload_type(kind), serde_json::to_vec(&payload).expect("json"));
+    record_in(current_origin().as_deref(), kind, payload, keys)
+}
+
+/// A record of `kind` signed by `keys`, bound to the log `origin` (unbound when `None`).
+pub fn record_in(origin: Option<&str>, kind: &str, payload: serde_json::Value, keys: &[&SigningKey]) -> Envelope {
+    let mut env = Envelope::new(
+        payload_type_in(kind, origin),
+        serde_json::to_vec(&payload).expect("json"),
+    );
     for k in keys {
         env.sign(k);
     }
@@ -195,7 +222,7 @@ pub fn micro_payload(n: u64) -> serde_json::Value {
         "subject": format!("cadre-{}", n % 7),
         "department": format!("dept-{}", n % 3),
         "rating": 1 + n % 5,
-        "service_time_micros": 1_772_440_200_000_000u64 + n,
+        "service_time_micros": now_micros() - 3_600_000_000 + n % 1_000_000,
     })
 }
 
@@ -209,10 +236,8 @@ pub async fn entries(c: &mut LedgerClient<Channel>) -> Vec<(u64, String, serde_j
     let mut out = Vec::new();
     while let Some(e) = s.message().await.expect("entry") {
         let env = e.envelope.expect("envelope");
-        let kind = env
-            .payload_type
-            .trim_start_matches("application/vnd.ledger.")
-            .trim_end_matches(".v1+json")
+        let kind = ledger_core::registry::kind_of(&env.payload_type)
+            .unwrap_or_default()
             .to_string();
         let v: serde_json::Value = serde_json::from_slice(&env.payload).unwrap_or_default();
         out.push((e.index, kind, v, env.signatures.into_iter().map(|s| s.keyid).collect()));

@@ -28,6 +28,10 @@ pub enum Code {
     UnauthorizedSigner,
     /// Any other registry rule: unknown kind, invalid payload, duplicate signer, conflicting key record.
     InvalidRecord,
+    /// The envelope's payload type binds it to another log (another origin).
+    WrongLog,
+    /// The charter requires bound payload types (`policy.log_binding`) and the envelope's is not.
+    LogBindingMissing,
     /// A checkpoint does not carry a valid signature by the node key (or does not parse).
     CheckpointBadSignature,
     /// A checkpoint's root is not the recomputed root at its size.
@@ -67,6 +71,8 @@ impl Code {
             Code::BadSignature => "BAD_SIGNATURE",
             Code::UnauthorizedSigner => "UNAUTHORIZED_SIGNER",
             Code::InvalidRecord => "INVALID_RECORD",
+            Code::WrongLog => "WRONG_LOG",
+            Code::LogBindingMissing => "LOG_BINDING_MISSING",
             Code::CheckpointBadSignature => "CHECKPOINT_BAD_SIGNATURE",
             Code::CheckpointRootMismatch => "CHECKPOINT_ROOT_MISMATCH",
             Code::CheckpointMisplaced => "CHECKPOINT_MISPLACED",

@@ -159,6 +159,7 @@ pub fn prepare_item(item: Item) -> Prepared {
 pub fn prepared_signers(reg: &Registry, d: &Decoded) -> Result<(String, Vec<String>), RegistryError> {
     let kind = d.rules.clone()?;
     let env = &d.entry.envelope;
+    reg.check_log_binding(&env.payload_type)?;
     if kind == "ballot" {
         // Signed by a one-time key named in the payload, not by a registry key (docs/ballots.md):
         // the registry's own rule, verified here (ballots are few next to other records).
@@ -195,6 +196,8 @@ pub fn registry_code(e: &RegistryError) -> Code {
         | RegistryError::Revoked { .. }
         | RegistryError::MissingRole { .. }
         | RegistryError::MissingQuorum { .. } => Code::UnauthorizedSigner,
+        RegistryError::WrongLog { .. } => Code::WrongLog,
+        RegistryError::LogBindingMissing { .. } => Code::LogBindingMissing,
         _ => Code::InvalidRecord,
     }
 }

@@ -13,7 +13,7 @@ use anyhow::{Context, Result, bail};
 use clap::Parser;
 use ed25519_dalek::{Signer, SigningKey};
 use ledger_core::dsse::Envelope;
-use ledger_core::registry::payload_type;
+use ledger_core::registry::payload_type_for_log;
 use ledger_proto::pb;
 use ledger_proto::pb::ledger_client::LedgerClient;
 use std::io::{BufRead, BufReader, Write};
@@ -106,11 +106,21 @@ impl Drop for Node {
     }
 }
 
+/// Origin of the bench's node: its records are bound to it (docs/format.md).
+const ORIGIN: &str = "bench.ledger/test";
+
+/// Now, in microseconds since the epoch (0 if the clock is before 1970).
+fn now_micros() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_micros() as u64)
+}
+
 fn start_node() -> Result<(Node, SigningKey)> {
     let dir = tempfile::Builder::new().prefix("ledger-bench-").tempdir_in(".")?;
     let data = dir.path().join("d");
     let st = Command::new(bin("ledger-node")?)
-        .args(["init", "--origin", "bench.ledger/test"])
+        .args(["init", "--origin", ORIGIN])
         .arg("--data")
         .arg(&data)
         .stdout(Stdio::null())
@@ -158,14 +168,16 @@ async fn client(addr: &str) -> Result<LedgerClient<Channel>> {
 }
 
 fn micro_eval(key: &SigningKey, i: u64) -> Envelope {
-    // One citizen rating per service ticket (docs/records.md), about 230 bytes of JSON.
+    // One citizen rating per service ticket (docs/records.md), about 230 bytes of JSON; the service
+    // lies in the hour before now (the node refuses services in the future or over 400 days old).
+    let service = now_micros().saturating_sub(3_600_000_000);
     let payload = serde_json::json!({
         "version": 1, "ticket_hash": format!("{:032x}{:032x}", rand::random::<u128>(), i),
         "subject": format!("cadre-{}", i % 50), "department": format!("dept-{}", i % 12),
-        "rating": 1 + i % 5, "service_time_micros": 1_772_440_200_000_000u64 + i % 1_000_000_000
+        "rating": 1 + i % 5, "service_time_micros": service + i % 1_000_000_000
     });
     let mut env = Envelope::new(
-        payload_type("evaluation.micro"),
+        payload_type_for_log("evaluation.micro", ORIGIN),
         serde_json::to_vec(&payload).unwrap_or_default(),
     );
     env.sign(key);
@@ -184,7 +196,10 @@ async fn enroll_platform(addr: &str, admin: &SigningKey) -> Result<SigningKey> {
     let key = SigningKey::generate(&mut rand::rng());
     let payload = serde_json::json!({"version": 1, "name": "bench platform",
         "key": ledger_core::keys::public_key_to_base64(&key.verifying_key()), "roles": ["service-platform"]});
-    let mut env = Envelope::new(payload_type("key.enroll"), serde_json::to_vec(&payload)?);
+    let mut env = Envelope::new(
+        payload_type_for_log("key.enroll", ORIGIN),
+        serde_json::to_vec(&payload)?,
+    );
     env.sign(admin);
     client(addr).await?.append(req(&env)).await?;
     Ok(key)

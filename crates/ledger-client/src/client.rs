@@ -434,6 +434,22 @@ impl LedgerClient {
         Ok(out)
     }
 
+    /// The log's origin: the first line of its latest checkpoint note. Records for this log are
+    /// signed bound to it ([`crate::sign_record_in`]).
+    ///
+    /// # Errors
+    /// When the node refuses or its checkpoint has no origin line.
+    pub async fn origin(&self) -> Result<String, ClientError> {
+        let note = self.checkpoint(None).await?;
+        match note.lines().next().map(str::trim) {
+            Some(o) if ledger_core::registry::origin_bindable(o) => Ok(o.to_string()),
+            _ => Err(ClientError::Payload(format!(
+                "the node's checkpoint names no usable origin on its first line: {:?}",
+                note.lines().next().unwrap_or_default()
+            ))),
+        }
+    }
+
     /// Fetches a signed checkpoint note: the latest, or the one of tree size `size`.
     ///
     /// # Errors

@@ -7,7 +7,7 @@
 
 use crate::client::LedgerClient;
 use crate::error::ClientError;
-use crate::sign::sign_record;
+use crate::sign::sign_record_in;
 use ed25519_dalek::SigningKey;
 use ledger_core::hash::Hash;
 use ledger_core::keys::{key_id, public_key_to_base64};
@@ -19,13 +19,22 @@ pub const HONEST: &str = "cadre-0001";
 pub const MANIPULATED: &str = "cadre-0002";
 
 struct Cast {
+    origin: String,
     registrar: SigningKey,
     committee: SigningKey,
     petitions: SigningKey,
 }
 
-async fn put(c: &LedgerClient, kind: &str, v: serde_json::Value, k: &SigningKey) -> Result<u64, ClientError> {
-    let o = c.append(&sign_record(kind, &v, &[k]), None, false).await?;
+async fn put(
+    c: &LedgerClient,
+    origin: &str,
+    kind: &str,
+    v: serde_json::Value,
+    k: &SigningKey,
+) -> Result<u64, ClientError> {
+    let o = c
+        .append(&sign_record_in(kind, Some(origin), &v, &[k]), None, false)
+        .await?;
     println!(
         "  #{:<4} {kind:<14} {}",
         o.index,
@@ -49,23 +58,25 @@ async fn draw(c: &LedgerClient, cast: &Cast, id: &str, subject: &str, last: u64)
         "parties": [{"name": "registrar", "keyid": key_id(&cast.registrar.verifying_key()), "commitment": Hash::digest(&secret).to_hex()}],
         "reveal_at_size": last + 4, "reveal_deadline_micros": 4_000_000_000_000_000u64
     });
-    put(c, "draw.commit", commit, &cast.registrar).await?;
+    put(c, &cast.origin, "draw.commit", commit, &cast.registrar).await?;
     put(
         c,
+        &cast.origin,
         "note",
-        json!({"version": 1, "text": "the log grows past the committed size"}),
+        json!({"version": 1, "text": format!("{id}: the log grows past the committed size")}),
         &cast.registrar,
     )
     .await?;
     let last = put(
         c,
+        &cast.origin,
         "note",
-        json!({"version": 1, "text": "…so the root at T exists"}),
+        json!({"version": 1, "text": format!("{id}: …so the root at T exists")}),
         &cast.registrar,
     )
     .await?;
     let reveal = json!({"version": 1, "draw_id": id, "party": "registrar", "secret": hex::encode(&secret)});
-    let r = put(c, "draw.reveal", reveal, &cast.registrar).await?;
+    let r = put(c, &cast.origin, "draw.reveal", reveal, &cast.registrar).await?;
     let e = c.get_entry(r + 1).await?;
     println!(
         "  #{:<4} draw.result    appended by the node: {}",
@@ -81,6 +92,7 @@ async fn draw(c: &LedgerClient, cast: &Cast, id: &str, subject: &str, last: u64)
 /// When the node refuses something the honest cycle needs, or cannot be reached.
 pub async fn run(c: &LedgerClient, admin: &SigningKey) -> Result<(), ClientError> {
     let cast = Cast {
+        origin: c.origin().await?,
         registrar: SigningKey::generate(&mut rand::rng()),
         committee: SigningKey::generate(&mut rand::rng()),
         petitions: SigningKey::generate(&mut rand::rng()),
@@ -96,29 +108,40 @@ pub async fn run(c: &LedgerClient, admin: &SigningKey) -> Result<(), ClientError
         (&cast.petitions, "Petition office", vec!["data-source"]),
     ] {
         let v = json!({"version": 1, "name": name, "key": public_key_to_base64(&k.verifying_key()), "roles": roles, "scope": {"organization": "county-7"}});
-        put(c, "key.enroll", v, admin).await?;
+        put(c, &cast.origin, "key.enroll", v, admin).await?;
     }
     let nom = |s: &str| json!({"version": 1, "nomination_id": format!("nom-{s}"), "subject": s, "post": "deputy head", "organization": "county-7"});
     let complaint = |s: &str| json!({"version": 1, "complaint_id": format!("complaint-{s}"), "subject": s, "category": "abuse of office", "content_hash": Hash::digest(s.as_bytes()).to_hex(), "organization": "county-7"});
     let decision = |s: &str, d: &str| json!({"version": 1, "decision_id": format!("dec-{s}"), "subject": s, "nomination_id": format!("nom-{s}"), "evaluation_ref": d, "outcome": "promote", "post": "deputy head"});
 
     println!("\nHonest cycle for {HONEST}:");
-    put(c, "nomination", nom(HONEST), &cast.registrar).await?;
-    put(c, "complaint", complaint(HONEST), &cast.petitions).await?;
+    put(c, &cast.origin, "nomination", nom(HONEST), &cast.registrar).await?;
+    put(c, &cast.origin, "complaint", complaint(HONEST), &cast.petitions).await?;
     let v = json!({"version": 1, "verification_id": "ver-1", "target_id": format!("complaint-{HONEST}"), "outcome": "unsubstantiated"});
-    let last = put(c, "verification", v, &cast.petitions).await?;
+    let last = put(c, &cast.origin, "verification", v, &cast.petitions).await?;
     let last = draw(c, &cast, "draw-0001", HONEST, last).await?;
-    put(c, "decision", decision(HONEST, "draw-0001"), &cast.committee).await?;
+    put(
+        c,
+        &cast.origin,
+        "decision",
+        decision(HONEST, "draw-0001"),
+        &cast.committee,
+    )
+    .await?;
 
     println!("\nManipulations around {MANIPULATED}:");
-    put(c, "nomination", nom(MANIPULATED), &cast.registrar).await?;
-    let last = put(c, "complaint", complaint(MANIPULATED), &cast.petitions)
+    put(c, &cast.origin, "nomination", nom(MANIPULATED), &cast.registrar).await?;
+    let last = put(c, &cast.origin, "complaint", complaint(MANIPULATED), &cast.petitions)
         .await?
         .max(last);
     let last = draw(c, &cast, "draw-0002a", MANIPULATED, last).await?;
     let fake = json!({"version": 1, "draw_id": "draw-0002a", "party": "registrar", "secret": "00"});
     match c
-        .append(&sign_record("draw.reveal", &fake, &[&cast.registrar]), None, false)
+        .append(
+            &sign_record_in("draw.reveal", Some(&cast.origin), &fake, &[&cast.registrar]),
+            None,
+            false,
+        )
         .await
     {
         Err(e) => println!("  refused: a second, different reveal — {e}"),
@@ -126,7 +149,11 @@ pub async fn run(c: &LedgerClient, admin: &SigningKey) -> Result<(), ClientError
     }
     let forged = json!({"version": 1, "draw_id": "draw-0002a", "seed": "00".repeat(32), "root_at_size": "00".repeat(32), "selection": []});
     match c
-        .append(&sign_record("draw.result", &forged, &[&cast.registrar]), None, false)
+        .append(
+            &sign_record_in("draw.result", Some(&cast.origin), &forged, &[&cast.registrar]),
+            None,
+            false,
+        )
         .await
     {
         Err(e) => println!("  refused: a draw result written by the registrar — {e}"),
@@ -134,7 +161,14 @@ pub async fn run(c: &LedgerClient, admin: &SigningKey) -> Result<(), ClientError
     }
     println!("  (an unfavourable result: the registrar redraws under a new id)");
     draw(c, &cast, "draw-0002b", MANIPULATED, last).await?;
-    put(c, "decision", decision(MANIPULATED, "draw-0002b"), &cast.committee).await?;
+    put(
+        c,
+        &cast.origin,
+        "decision",
+        decision(MANIPULATED, "draw-0002b"),
+        &cast.committee,
+    )
+    .await?;
     println!("\nThe complaint against {MANIPULATED} was never verified, and the draw was redone.");
     Ok(())
 }

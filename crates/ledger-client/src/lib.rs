@@ -26,5 +26,8 @@ pub use error::ClientError;
 pub use keyfile::{
     public_key_path, read_public_key, read_signing_key, write_key_pair, write_public_key, write_signing_key,
 };
-pub use sign::{compact_json, sign_record, sign_record_bytes, sign_record_json};
+pub use sign::{
+    compact_json, sign_record, sign_record_bytes, sign_record_bytes_in, sign_record_in, sign_record_json,
+    sign_record_json_in,
+};
 pub use verify::{CheckpointTracker, check_extends, verify_appended, verify_inclusion_in_note, verify_outcome_proof};

@@ -19,7 +19,9 @@
 //! - `tally`: the election exists; its time is at or after the close (`TALLY_TOO_EARLY`); one per
 //!   election (`TALLY_DUPLICATE`); it equals the recomputation ([`ElectionState::compute_tally`])
 //!   (`TALLY_MISMATCH`).
-//! - `evaluation.micro`: no ticket hash was rated before (`MICRO_DUPLICATE_TICKET`).
+//! - `evaluation.micro`: `service_time_micros` is not after the entry's time and at most
+//!   [`MICRO_MAX_AGE_MICROS`] (400 days) before it (`MICRO_TIME_OUT_OF_RANGE`); no ticket hash was
+//!   rated before (`MICRO_DUPLICATE_TICKET`).
 
 use crate::credential::IssuerPublicKey;
 use crate::domain::Record;
@@ -80,6 +82,9 @@ pub struct ElectionInfo {
 
 /// One UTC day in microseconds: micro-evaluations are aggregated per day of service.
 pub const DAY_MICROS: u64 = 86_400_000_000;
+
+/// How long before its entry's (node-assigned) time a service may lie to be rated: 400 days.
+pub const MICRO_MAX_AGE_MICROS: u64 = 400 * DAY_MICROS;
 
 /// Per (subject, department, UTC day of service): (count, sum of ratings). Grows with subjects ×
 /// departments × days, not with the number of ratings.
@@ -188,6 +193,17 @@ impl ElectionState {
                 Ok(())
             }
             Record::MicroEvaluation(m) => {
+                let earliest = timestamp_micros.saturating_sub(MICRO_MAX_AGE_MICROS);
+                if m.service_time_micros > timestamp_micros || m.service_time_micros < earliest {
+                    return Err(err(
+                        "MICRO_TIME_OUT_OF_RANGE",
+                        format!(
+                            "service_time_micros {} must lie in [{earliest}, {timestamp_micros}]: not after the entry's time, \
+                             at most 400 days before it",
+                            m.service_time_micros
+                        ),
+                    ));
+                }
                 if ticket_key(&m.ticket_hash).is_some_and(|k| self.tickets.contains(&k)) {
                     return Err(err(
                         "MICRO_DUPLICATE_TICKET",

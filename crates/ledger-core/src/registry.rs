@@ -31,11 +31,52 @@ pub fn payload_type(kind: &str) -> String {
     format!("{PAYLOAD_TYPE_PREFIX}{kind}{PAYLOAD_TYPE_SUFFIX}")
 }
 
-/// The record kind named by a payload type, if it has the ledger's form.
+/// What a bound payload type adds after the version-1 suffix, before the log's origin.
+pub const LOG_PARAMETER: &str = "; log=\"";
+
+/// The payload type of a record kind bound to one log (docs/format.md):
+/// `application/vnd.ledger.<kind>.v1+json; log="<origin>"`. The origin is covered by every
+/// signature (DSSE PAE), so the record is valid in that log only.
+pub fn payload_type_for_log(kind: &str, origin: &str) -> String {
+    format!("{PAYLOAD_TYPE_PREFIX}{kind}{PAYLOAD_TYPE_SUFFIX}{LOG_PARAMETER}{origin}\"")
+}
+
+/// The payload type a signer uses: bound to `origin` when given, the unbound form otherwise.
+pub fn payload_type_in(kind: &str, origin: Option<&str>) -> String {
+    match origin {
+        Some(o) => payload_type_for_log(kind, o),
+        None => payload_type(kind),
+    }
+}
+
+/// True when `origin` can be named in a bound payload type: non-empty, without `"`, `\`,
+/// control characters or whitespace.
+pub fn origin_bindable(origin: &str) -> bool {
+    !origin.is_empty()
+        && !origin
+            .chars()
+            .any(|c| c == '"' || c == '\\' || c.is_control() || c.is_whitespace())
+}
+
+/// Splits a payload type of the ledger's form into its record kind and, for the bound form, the
+/// log origin it names. `None` when it has neither form.
+pub fn parse_payload_type(payload_type: &str) -> Option<(&str, Option<&str>)> {
+    let rest = payload_type.strip_prefix(PAYLOAD_TYPE_PREFIX)?;
+    if let Some(kind) = rest.strip_suffix(PAYLOAD_TYPE_SUFFIX) {
+        return Some((kind, None));
+    }
+    let at = rest.find(PAYLOAD_TYPE_SUFFIX)?;
+    let (kind, tail) = rest.split_at(at);
+    let origin = tail
+        .strip_prefix(PAYLOAD_TYPE_SUFFIX)?
+        .strip_prefix(LOG_PARAMETER)?
+        .strip_suffix('"')?;
+    origin_bindable(origin).then_some((kind, Some(origin)))
+}
+
+/// The record kind named by a payload type, if it has the ledger's form (unbound or bound).
 pub fn kind_of(payload_type: &str) -> Option<&str> {
-    payload_type
-        .strip_prefix(PAYLOAD_TYPE_PREFIX)?
-        .strip_suffix(PAYLOAD_TYPE_SUFFIX)
+    parse_payload_type(payload_type).map(|(k, _)| k)
 }
 
 /// A role a key can hold.
@@ -102,6 +143,11 @@ pub struct Policy {
     /// Witness cosignatures that make a checkpoint "witnessed" (0: none required).
     #[serde(default)]
     pub witness_quorum: u32,
+    /// Every envelope after entry 0 must carry the payload type bound to this log's origin
+    /// ([`payload_type_for_log`]). Absent (false) in charters written before log binding: both
+    /// forms are then accepted, the bound one only with this log's origin.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub log_binding: bool,
 }
 
 impl Default for Policy {
@@ -109,6 +155,7 @@ impl Default for Policy {
         Self {
             admin_quorum: 1,
             witness_quorum: 0,
+            log_binding: false,
         }
     }
 }
@@ -203,7 +250,9 @@ pub enum RegistryError {
     #[error(transparent)]
     Envelope(#[from] DsseError),
     /// The payload type is not a ledger record kind.
-    #[error("unknown payload type {0:?}: expected application/vnd.ledger.<kind>.v1+json with a known kind")]
+    #[error(
+        "unknown payload type {0:?}: expected application/vnd.ledger.<kind>.v1+json (or bound: ...v1+json; log=\"<origin>\") with a known kind"
+    )]
     UnknownKind(String),
     /// The payload does not parse as its kind requires.
     #[error("invalid {kind} payload: {detail}")]
@@ -269,6 +318,26 @@ pub enum RegistryError {
     /// The charter is missing, misplaced or invalid.
     #[error("charter: {0}")]
     Charter(String),
+    /// The envelope's payload type binds it to another log.
+    #[error(
+        "WRONG_LOG: the envelope is bound to log {found:?}, not to this log {expected:?}; it was signed for another ledger"
+    )]
+    WrongLog {
+        /// Origin named in the payload type.
+        found: String,
+        /// This log's origin.
+        expected: String,
+    },
+    /// This log requires bound payload types and the envelope's is not.
+    #[error(
+        "LOG_BINDING_MISSING: this log's charter requires payload type {expected:?}; sign the record with it (the unbound {found:?} is valid in any log)"
+    )]
+    LogBindingMissing {
+        /// The payload type found.
+        found: String,
+        /// The bound payload type expected.
+        expected: String,
+    },
 }
 
 /// A key as the registry knows it.
@@ -414,6 +483,19 @@ impl Registry {
                 charter.admins.len()
             )));
         }
+        if charter.policy.log_binding && !origin_bindable(&charter.origin) {
+            return Err(RegistryError::Charter(
+                "with log_binding the origin must not contain '\"', '\\', control characters or whitespace".into(),
+            ));
+        }
+        if let Some((_, Some(o))) = parse_payload_type(&env.payload_type)
+            && o != charter.origin
+        {
+            return Err(RegistryError::WrongLog {
+                found: o.to_string(),
+                expected: charter.origin.clone(),
+            });
+        }
         let node_key = key_of("charter", &charter.node_key)?;
         let mut keys = BTreeMap::new();
         keys.insert(
@@ -471,7 +553,11 @@ impl Registry {
     /// A `ballot` is the exception: it must carry exactly one signature, by the one-time key its
     /// payload names (`ballot_key`), which must not be a registry key; the election rules then
     /// check the credential that certifies that key.
+    ///
+    /// The log binding of the payload type ([`Self::check_log_binding`]) is checked first: it is
+    /// part of what the signatures cover.
     pub fn verify_signatures(&self, env: &Envelope) -> Result<Vec<String>, RegistryError> {
+        self.check_log_binding(&env.payload_type)?;
         if kind_of(&env.payload_type) == Some("ballot") {
             return self.verify_ballot_signature(env);
         }
@@ -514,6 +600,31 @@ impl Registry {
         env.verify_signature(0, &key)
             .map_err(|_| RegistryError::BadSignature { keyid: id.clone() })?;
         Ok(vec![id])
+    }
+
+    /// The log-binding rule (docs/registry.md): a bound payload type must name this log's origin
+    /// (`WRONG_LOG`); when the charter sets `policy.log_binding`, every record but the charter
+    /// must be bound (`LOG_BINDING_MISSING`).
+    ///
+    /// # Errors
+    /// [`RegistryError::WrongLog`], [`RegistryError::LogBindingMissing`], or
+    /// [`RegistryError::UnknownKind`] for a payload type of neither form.
+    pub fn check_log_binding(&self, payload_type: &str) -> Result<(), RegistryError> {
+        let origin = &self.charter.origin;
+        match parse_payload_type(payload_type) {
+            None => Err(RegistryError::UnknownKind(payload_type.to_string())),
+            Some((_, Some(o))) if o != origin => Err(RegistryError::WrongLog {
+                found: o.to_string(),
+                expected: origin.clone(),
+            }),
+            Some((kind, None)) if self.charter.policy.log_binding && kind != "charter" => {
+                Err(RegistryError::LogBindingMissing {
+                    found: payload_type.to_string(),
+                    expected: payload_type_for_log(kind, origin),
+                })
+            }
+            _ => Ok(()),
+        }
     }
 
     /// The authorization half of [`Self::authorize_and_apply`], without effects.
@@ -697,6 +808,10 @@ impl Registry {
         let mut keys = Vec::new();
         let mut out: Vec<Option<Result<Vec<String>, RegistryError>>> = Vec::with_capacity(envs.len());
         for env in envs {
+            if let Err(e) = self.check_log_binding(&env.payload_type) {
+                out.push(Some(Err(e)));
+                continue;
+            }
             if kind_of(&env.payload_type) == Some("ballot") {
                 out.push(Some(self.verify_signatures(env)));
                 continue;

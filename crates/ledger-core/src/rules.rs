@@ -20,7 +20,15 @@
 //!   exactly the parties that did not reveal.
 //! - `verification`: the target complaint or dossier fact exists.
 //! - `decision`: the nomination exists (and is not cancelled) and the evaluation it cites is a draw
-//!   with its result or an election with its tally.
+//!   with its result or an election with its tally (`DECISION_WITHOUT_EVALUATION`), neither
+//!   cancelled (`DECISION_EVALUATION_CANCELLED`: the draw, or the election's draw); the decision's
+//!   `subject` is the nomination's `subject` and one of the draw's (or election's) `subjects`
+//!   (`DECISION_SUBJECT_MISMATCH`).
+//! - Appended at most once: a record id of `nomination`, `pool.commit`, `dossier.fact`,
+//!   `complaint`, `verification`, `decision` and `accountability` is never used twice for its kind,
+//!   not even after a cancellation (`DUPLICATE_ID`; draws, escrows and elections have their own
+//!   codes). A record of a kind without an id ([`STATEMENT_KINDS`]) is never appended twice with the
+//!   same payload type and payload (`DUPLICATE_STATEMENT`, [`DomainState::check_statement`]).
 //! - `escrow.key`: its id is new. `complaint`: its id is new and a sealed identity names a
 //!   registered escrow. `accountability` citing an unsealed identity: the complaint was sealed, a
 //!   verification of it concluded `malicious_false_report`, and the opening matches its commitment.
@@ -30,9 +38,10 @@
 
 use crate::domain::{ALG_RFC3797, DrawCommit, DrawPurpose, DrawResult, Record, StratumSelection};
 use crate::draw;
+use crate::dsse::Envelope;
 use crate::hash::Hash;
 use crate::registry::{Registry, Role};
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 /// A cross-record rule broken.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -138,6 +147,30 @@ fn cancellable(record: &Record) -> bool {
     )
 }
 
+/// Kinds without a record id of their own and without another uniqueness rule: each signed
+/// statement (payload type and payload) is appended at most once (`DUPLICATE_STATEMENT`).
+pub const STATEMENT_KINDS: &[&str] = &["note", "key.enroll", "key.rotate", "key.revoke", "cancellation"];
+
+/// The digest that identifies a signed statement: SHA-256 of the DSSE PAE(payloadType, payload),
+/// the bytes every signature covers.
+pub fn statement_digest(env: &Envelope) -> Hash {
+    Hash::digest(&env.pae())
+}
+
+/// The kind and id of a record whose id must be new for its kind (`DUPLICATE_ID`).
+fn record_id(record: &Record) -> Option<(&'static str, &str)> {
+    Some(match record {
+        Record::Nomination(n) => ("nomination", n.nomination_id.as_str()),
+        Record::PoolCommit(p) => ("pool.commit", p.pool_id.as_str()),
+        Record::DossierFact(f) => ("dossier.fact", f.fact_id.as_str()),
+        Record::Complaint(c) => ("complaint", c.complaint_id.as_str()),
+        Record::Verification(v) => ("verification", v.verification_id.as_str()),
+        Record::Decision(d) => ("decision", d.decision_id.as_str()),
+        Record::Accountability(a) => ("accountability", a.accountability_id.as_str()),
+        _ => return None,
+    })
+}
+
 /// Rank of a role for cancellations: a cancellation needs a signer ranked above every signer of
 /// the record it voids. Administrator 3 > inspector 2 > registrar 1 > every other role 0.
 pub fn role_rank(role: Role) -> u8 {
@@ -208,6 +241,12 @@ pub struct DomainState {
     pub escrows: BTreeMap<String, u64>,
     /// Sealed complaints: complaint id → (commitment, a verification found a malicious false report).
     pub sealed: BTreeMap<String, (String, bool)>,
+    /// Every record id used, by kind, kept after cancellations: (kind, id) → index of its record.
+    pub ids: BTreeMap<(&'static str, String), u64>,
+    /// The subject of every nomination, by id (kept after a cancellation).
+    pub nomination_subjects: BTreeMap<String, String>,
+    /// [`statement_digest`] of every record of a [`STATEMENT_KINDS`] kind → its index.
+    pub statements: HashMap<[u8; 32], u64>,
 }
 
 #[derive(Debug, Clone)]
@@ -239,6 +278,36 @@ impl DomainState {
         Ok(())
     }
 
+    /// The `DUPLICATE_STATEMENT` rule for a record of `kind` in envelope `env`: a record of a kind
+    /// without an id ([`STATEMENT_KINDS`]) whose payload type and payload are already in the log is
+    /// refused. Other kinds pass. Node and verifier call this before the registry applies a key
+    /// record, and [`Self::apply_statement`] after the record is appended.
+    ///
+    /// # Errors
+    /// `DUPLICATE_STATEMENT`, naming the earlier index.
+    pub fn check_statement(&self, kind: &str, env: &Envelope) -> Result<(), RuleError> {
+        if !STATEMENT_KINDS.contains(&kind) {
+            return Ok(());
+        }
+        match self.statements.get(&statement_digest(env).0) {
+            Some(at) => Err(err(
+                "DUPLICATE_STATEMENT",
+                format!(
+                    "this signed {kind} (same payload type and payload) is already entry {at}; a record is appended at most once"
+                ),
+            )),
+            None => Ok(()),
+        }
+    }
+
+    /// Records the statement of an appended record of `kind` at `index` (see
+    /// [`Self::check_statement`]).
+    pub fn apply_statement(&mut self, index: u64, kind: &str, env: &Envelope) {
+        if STATEMENT_KINDS.contains(&kind) {
+            self.statements.entry(statement_digest(env).0).or_insert(index);
+        }
+    }
+
     /// Signers of a cancellable record (empty when `index` is not one).
     pub fn signers_of(&self, index: u64) -> &[String] {
         self.cancellable.get(&index).map_or(&[], Vec::as_slice)
@@ -268,12 +337,20 @@ impl DomainState {
         record: &Record,
         signers: &[String],
     ) -> Result<(), RuleError> {
+        if let Some((kind, id)) = record_id(record)
+            && let Some(at) = self.ids.get(&(kind, id.to_string()))
+        {
+            return Err(err(
+                "DUPLICATE_ID",
+                format!("{kind} id {id:?} was already used at entry {at}; a record is appended at most once"),
+            ));
+        }
         match record {
             Record::DrawCommit(c) => {
-                if self.draws.contains_key(&c.draw_id) {
+                if let Some(d) = self.draws.get(&c.draw_id) {
                     return Err(err(
                         "DUPLICATE_DRAW",
-                        format!("draw {} was already committed", c.draw_id),
+                        format!("draw {} was already committed at entry {}", c.draw_id, d.commit_index),
                     ));
                 }
                 if c.algorithm != ALG_RFC3797 && c.reveal_at_size <= index + 1 {
@@ -409,7 +486,11 @@ impl DomainState {
             Record::EscrowKey(k) if self.escrows.contains_key(&k.escrow_id) => {
                 return Err(err(
                     "ESCROW_DUPLICATE",
-                    format!("escrow {:?} is already registered", k.escrow_id),
+                    format!(
+                        "escrow {:?} is already registered at entry {}",
+                        k.escrow_id,
+                        self.escrows.get(&k.escrow_id).copied().unwrap_or_default()
+                    ),
                 ));
             }
             Record::Complaint(c) => {
@@ -460,32 +541,7 @@ impl DomainState {
                     format!("no complaint or dossier fact {:?}", v.target_id),
                 ));
             }
-            Record::Decision(dc) => {
-                if !self.nominations.contains(&dc.nomination_id) {
-                    return Err(err(
-                        "DECISION_WITHOUT_NOMINATION",
-                        format!("no nomination {:?}", dc.nomination_id),
-                    ));
-                }
-                let draw_done = self
-                    .draws
-                    .get(&dc.evaluation_ref)
-                    .is_some_and(|d| d.result_index.is_some());
-                let election_done = self
-                    .elections
-                    .elections
-                    .get(&dc.evaluation_ref)
-                    .is_some_and(|e| e.tally_index.is_some());
-                if !draw_done && !election_done {
-                    return Err(err(
-                        "DECISION_WITHOUT_EVALUATION",
-                        format!(
-                            "{:?} is neither a draw with its result nor an election with its tally",
-                            dc.evaluation_ref
-                        ),
-                    ));
-                }
-            }
+            Record::Decision(dc) => self.check_decision(dc)?,
             Record::Cancellation(c) => {
                 if c.target_index >= index || !self.cancellable.contains_key(&c.target_index) {
                     return Err(err(
@@ -505,6 +561,78 @@ impl DomainState {
                 }
             }
             _ => {}
+        }
+        Ok(())
+    }
+
+    fn check_decision(&self, dc: &crate::domain::Decision) -> Result<(), RuleError> {
+        if !self.nominations.contains(&dc.nomination_id) {
+            let why = if self.nomination_subjects.contains_key(&dc.nomination_id) {
+                "was cancelled"
+            } else {
+                "does not exist"
+            };
+            return Err(err(
+                "DECISION_WITHOUT_NOMINATION",
+                format!("nomination {:?} {why}", dc.nomination_id),
+            ));
+        }
+        if let Some(s) = self.nomination_subjects.get(&dc.nomination_id)
+            && *s != dc.subject
+        {
+            return Err(err(
+                "DECISION_SUBJECT_MISMATCH",
+                format!(
+                    "the decision is about {:?} but nomination {:?} nominates {s:?}",
+                    dc.subject, dc.nomination_id
+                ),
+            ));
+        }
+        let draw = self.draws.get(&dc.evaluation_ref);
+        let election = self
+            .elections
+            .elections
+            .get(&dc.evaluation_ref)
+            .filter(|e| e.tally_index.is_some());
+        // (what the evaluation was about, the cancellation of its draw if any)
+        let cited = match (draw.filter(|d| d.result_index.is_some()), election) {
+            (Some(d), _) => Some((&d.commit.subjects, d.cancelled_at, "draw")),
+            (None, Some(e)) => Some((
+                &e.open.subjects,
+                self.draws.get(&e.open.draw_id).and_then(|d| d.cancelled_at),
+                "election (its draw)",
+            )),
+            (None, None) => None,
+        };
+        let Some((subjects, cancelled_at, what)) = cited else {
+            if let Some(at) = draw.and_then(|d| d.cancelled_at) {
+                return Err(err(
+                    "DECISION_EVALUATION_CANCELLED",
+                    format!("draw {:?} was cancelled at entry {at}", dc.evaluation_ref),
+                ));
+            }
+            return Err(err(
+                "DECISION_WITHOUT_EVALUATION",
+                format!(
+                    "{:?} is neither a draw with its result nor an election with its tally",
+                    dc.evaluation_ref
+                ),
+            ));
+        };
+        if let Some(at) = cancelled_at {
+            return Err(err(
+                "DECISION_EVALUATION_CANCELLED",
+                format!("the {what} {:?} was cancelled at entry {at}", dc.evaluation_ref),
+            ));
+        }
+        if !subjects.contains(&dc.subject) {
+            return Err(err(
+                "DECISION_SUBJECT_MISMATCH",
+                format!(
+                    "the decision is about {:?} but {what} {:?} evaluated {subjects:?}",
+                    dc.subject, dc.evaluation_ref
+                ),
+            ));
         }
         Ok(())
     }
@@ -537,6 +665,9 @@ impl DomainState {
                 _ => Declared::Other,
             };
             self.declared.insert(index, declared);
+        }
+        if let Some((kind, id)) = record_id(record) {
+            self.ids.entry((kind, id.to_string())).or_insert(index);
         }
         self.elections.apply(index, record);
         match record {
@@ -614,6 +745,9 @@ impl DomainState {
             }
             Record::Nomination(n) => {
                 self.nominations.insert(n.nomination_id.clone());
+                self.nomination_subjects
+                    .entry(n.nomination_id.clone())
+                    .or_insert_with(|| n.subject.clone());
             }
             _ => {}
         }

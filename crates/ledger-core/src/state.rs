@@ -7,6 +7,8 @@
 //! restart, and the verifier, cannot drift apart.
 //!
 //! A step is, in this order:
+//! 0. the payload type is bound to this log where the charter asks for it, and a signed statement
+//!    of a kind without an id is not already in the log (`DUPLICATE_STATEMENT`);
 //! 1. registry: the signers (verified key ids) may append a record of the kind at this index, and
 //!    a key record's effect is computed ([`Registry::authorize_next`]);
 //! 2. record: the payload parses as its kind ([`crate::domain::check_record`], once);
@@ -26,7 +28,8 @@ use crate::domain::{Record, check_record};
 use crate::entry::Entry;
 use crate::hash::Hash;
 use crate::registry::{Registry, RegistryError, check_payload, envelope_kind};
-use crate::rules::{DomainState, RuleError};
+use crate::dsse::Envelope;
+use crate::rules::{DomainState, RuleError, STATEMENT_KINDS, statement_digest};
 
 /// Why an entry cannot be folded into the state. The variants keep apart what callers answer
 /// differently (the node's gRPC code, the verifier's fault code).
@@ -54,6 +57,8 @@ pub struct Checked {
     pub signers: Vec<String>,
     /// The registry after a key record (`None` when the record leaves it unchanged).
     next_registry: Option<Registry>,
+    /// The statement digest of a record of a kind without an id (`DUPLICATE_STATEMENT`).
+    statement: Option<Hash>,
 }
 
 impl Checked {
@@ -85,19 +90,23 @@ impl LedgerState {
         })
     }
 
-    /// Checks, without changing the state, that a record of `kind` with `payload`, signed by the
+    /// Checks, without changing the state, that a record of `kind` in envelope `env`, signed by the
     /// verified `signers`, may be appended at `index` with time `timestamp_micros`.
     ///
     /// # Errors
-    /// The first rule it breaks: registry, then record schema, then domain rules.
+    /// The first rule it breaks: the log binding of the payload type, a signed statement already
+    /// in the log (`DUPLICATE_STATEMENT`), registry, then record schema, then domain rules.
     pub fn check(
         &self,
         index: u64,
         timestamp_micros: u64,
         kind: &str,
-        payload: &[u8],
+        env: &Envelope,
         signers: &[String],
     ) -> Result<Checked, StepError> {
+        self.registry.check_log_binding(&env.payload_type)?;
+        self.domain.check_statement(kind, env)?;
+        let payload = env.payload.as_slice();
         let next_registry = self.registry.authorize_next(index, kind, payload, signers)?;
         let record = check_record(kind, payload).map_err(StepError::Record)?;
         let registry = next_registry.as_ref().unwrap_or(&self.registry);
@@ -108,6 +117,7 @@ impl LedgerState {
             record,
             signers: signers.to_vec(),
             next_registry,
+            statement: STATEMENT_KINDS.contains(&kind).then(|| statement_digest(env)),
         })
     }
 
@@ -118,6 +128,9 @@ impl LedgerState {
         }
         self.domain
             .apply_at(checked.index, leaf_hash, &checked.record, &checked.signers);
+        if let Some(d) = checked.statement {
+            self.domain.statements.entry(d.0).or_insert(checked.index);
+        }
     }
 
     /// Tells the state that the log now has `size` entries with `root` (call after every entry).
@@ -137,7 +150,7 @@ impl LedgerState {
             entry.index,
             entry.timestamp_micros,
             kind,
-            &entry.envelope.payload,
+            &entry.envelope,
             signers,
         )?;
         let record = checked.record.clone();
@@ -275,7 +288,7 @@ mod tests {
         }
         // A payload that does not parse as its kind: a record error.
         assert!(matches!(
-            st.check(3, 1_003, "escrow.key", br#"{"version":1}"#, &ids(&[&admin])),
+            st.check(3, 1_003, "escrow.key", &entry(3, "escrow.key", &serde_json::json!({"version": 1}), &[&admin]).envelope, &ids(&[&admin])),
             Err(StepError::Record(_))
         ));
     }

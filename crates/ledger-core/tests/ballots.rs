@@ -196,7 +196,7 @@ fn full_election_and_every_attack() {
         rec(
             "evaluation.micro",
             json!({"version": 1, "ticket_hash": t, "subject": "cadre-0042", "department": batch,
-                "rating": 4, "service_time_micros": 1500}),
+                "rating": 4, "service_time_micros": 900}),
         )
     };
     step(&mut st, 9, OPEN + 2, &micro("b-1"), &[]).expect("micro");
@@ -364,4 +364,35 @@ fn registry_admits_ballots_by_their_one_time_key_only() {
     let mut e = Envelope::new(payload_type("ballot"), serde_json::to_vec(&b2).expect("json"));
     e.sign(&admin);
     assert!(reg.verify_signatures(&e).is_err());
+}
+
+/// Issue 12 item 7: a rating's service time lies in the 400 days up to its entry's time.
+#[test]
+fn micro_evaluation_service_time_window() {
+    use ledger_core::election_rules::MICRO_MAX_AGE_MICROS;
+    let ts: u64 = 1_796_000_000_000_000; // the entry's (node) time, 2026-11
+    let micro = |n: u64, service: u64| {
+        rec(
+            "evaluation.micro",
+            json!({"version": 1, "ticket_hash": ticket_hash(&[4; 32], &format!("t-{n}")).to_hex(),
+                "subject": "cadre-0042", "department": "d", "rating": 3, "service_time_micros": service}),
+        )
+    };
+    let mut st = DomainState::default();
+    for (n, service) in [
+        (1, 0),
+        (2, 1),
+        (3, 1u64 << 63),
+        (4, ts + 1),
+        (5, ts - MICRO_MAX_AGE_MICROS - 1),
+    ] {
+        assert_eq!(
+            code(step(&mut st, n, ts, &micro(n, service), &[])),
+            "MICRO_TIME_OUT_OF_RANGE",
+            "{service}"
+        );
+    }
+    for (n, service) in [(6, ts), (7, ts - MICRO_MAX_AGE_MICROS), (8, ts - 3_600_000_000)] {
+        step(&mut st, n, ts, &micro(n, service), &[]).expect("in the window");
+    }
 }

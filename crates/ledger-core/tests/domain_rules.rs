@@ -63,6 +63,10 @@ impl Log {
             prev_root: self.tree.root(),
             envelope: env(kind, v, keys),
         };
+        // As the node: a signed statement already in the log is refused before the registry applies it.
+        self.domain
+            .check_statement(kind, &e.envelope)
+            .map_err(|e| e.to_string())?;
         let mut reg = self.registry.clone();
         reg.check_entry(&e).map_err(|e| e.to_string())?;
         let record = check_record(kind, &e.envelope.payload)?;
@@ -73,6 +77,7 @@ impl Log {
         self.registry = reg;
         let lh = leaf_hash(&e.encode());
         self.domain.apply_at(index, &lh, &record, &signers);
+        self.domain.apply_statement(index, kind, &e.envelope);
         self.tree.append(lh);
         self.domain.observe_size(self.tree.size(), &self.tree.root());
         Ok(index)
@@ -279,8 +284,15 @@ fn cancellation_needs_a_higher_role_and_closes_what_it_voids() {
     );
     log.append("cancellation", &cancel(ci), &[&insp], 102)
         .expect("inspector cancels");
+    // The same signed cancellation again is a repeated statement; a new one of the same target is
+    // a duplicate cancellation.
     assert_eq!(
         code(log.append("cancellation", &cancel(ci), &[&insp], 103)),
+        "DUPLICATE_STATEMENT"
+    );
+    let again = json!({"version": 1, "target_index": ci, "reason": "cancelled again"});
+    assert_eq!(
+        code(log.append("cancellation", &again, &[&insp], 103)),
         "CANCELLATION_DUPLICATE"
     );
     // The cancelled draw takes no reveal and is never voided.
@@ -296,5 +308,200 @@ fn cancellation_needs_a_higher_role_and_closes_what_it_voids() {
     assert_eq!(
         code(log.append("decision", &decision, &[&comm], 106)),
         "DECISION_WITHOUT_NOMINATION"
+    );
+}
+
+/// A log with a registrar, an inspector, a data source and a committee member, the nominations
+/// `n1` (cadre-1) and `n2` (cadre-2), and the draw `d1` about cadre-1 with its result.
+fn cycle() -> (Log, [SigningKey; 4], u64) {
+    let mut log = Log::new();
+    let (reg, insp, src, comm) = (k(10), k(12), k(15), k(14));
+    log.enroll(&reg, "registrar", "registrar");
+    log.enroll(&insp, "inspector", "inspector");
+    log.enroll(&src, "petition office", "data-source");
+    log.enroll(&comm, "committee", "committee-member");
+    for (id, subject) in [("n1", "cadre-1"), ("n2", "cadre-2")] {
+        let n = json!({"version": 1, "nomination_id": id, "subject": subject, "post": "head", "organization": "org"});
+        log.append("nomination", &n, &[&reg], 100).expect("nomination");
+    }
+    let t = log.size() + 2;
+    let ci = log
+        .append(
+            "draw.commit",
+            &commit_v1("d1", t, u64::MAX, &[("registrar", &reg, b"s1")]),
+            &[&reg],
+            101,
+        )
+        .expect("commit");
+    log.append("note", &json!({"version": 1, "text": "filler"}), &[&reg], 102)
+        .expect("note");
+    let reveal = json!({"version": 1, "draw_id": "d1", "party": "registrar", "secret": hex::encode(b"s1")});
+    log.append("draw.reveal", &reveal, &[&reg], 103).expect("reveal");
+    log.node_result("d1", 104).expect("result");
+    (log, [reg, insp, src, comm], ci)
+}
+
+fn decision(id: &str, subject: &str, nomination: &str, evaluation: &str) -> serde_json::Value {
+    json!({"version": 1, "decision_id": id, "subject": subject, "nomination_id": nomination,
+        "evaluation_ref": evaluation, "outcome": "promote", "post": "head"})
+}
+
+/// Issue 12 item 2: a record id is used once per kind, forever (also after a cancellation), and a
+/// record without an id is appended at most once.
+#[test]
+fn records_are_appended_at_most_once() {
+    let (mut log, [reg, insp, src, comm], _) = cycle();
+    // A cancelled nomination cannot come back under its id, even re-signed with other fields.
+    let n1 = json!({"version": 1, "nomination_id": "n1", "subject": "cadre-1", "post": "head", "organization": "org"});
+    let n1_index = 5; // after the charter and four enrollments
+    log.append(
+        "cancellation",
+        &json!({"version": 1, "target_index": n1_index, "reason": "withdrawn"}),
+        &[&insp],
+        110,
+    )
+    .expect("cancel n1");
+    let e = log
+        .append("nomination", &n1, &[&reg], 111)
+        .expect_err("replayed nomination");
+    assert!(e.starts_with("DUPLICATE_ID") && e.contains("entry 5"), "{e}");
+    let mut other = n1.clone();
+    other["reason"] = json!("re-nominated");
+    assert_eq!(code(log.append("nomination", &other, &[&reg], 111)), "DUPLICATE_ID");
+
+    // Every other kind with an id.
+    let pool = json!({"version": 1, "pool_id": "p1", "purpose": "evaluators", "members": pool(3)});
+    log.append("pool.commit", &pool, &[&reg], 112).expect("pool");
+    let mut pool2 = pool.clone();
+    pool2["purpose"] = json!("other");
+    assert_eq!(code(log.append("pool.commit", &pool2, &[&reg], 113)), "DUPLICATE_ID");
+    let complaint = |id: &str, cat: &str| {
+        json!({"version": 1, "complaint_id": id, "subject": "cadre-1", "category": cat,
+        "content_hash": Hash::digest(id.as_bytes()).to_hex()})
+    };
+    log.append("complaint", &complaint("c1", "a"), &[&src], 113)
+        .expect("complaint");
+    assert_eq!(
+        code(log.append("complaint", &complaint("c1", "b"), &[&src], 114)),
+        "DUPLICATE_ID"
+    );
+    let fact = |id: &str, cat: &str| {
+        json!({"version": 1, "fact_id": id, "subject": "cadre-1", "source": "audit",
+        "category": cat, "content_hash": Hash::digest(id.as_bytes()).to_hex()})
+    };
+    log.append("dossier.fact", &fact("f1", "a"), &[&src], 114)
+        .expect("fact");
+    assert_eq!(
+        code(log.append("dossier.fact", &fact("f1", "b"), &[&src], 115)),
+        "DUPLICATE_ID"
+    );
+    let ver = |outcome: &str| json!({"version": 1, "verification_id": "v1", "target_id": "c1", "outcome": outcome});
+    log.append("verification", &ver("unsubstantiated"), &[&insp], 115)
+        .expect("verification");
+    assert_eq!(
+        code(log.append("verification", &ver("substantiated"), &[&insp], 116)),
+        "DUPLICATE_ID"
+    );
+    let acc =
+        |f: &str| json!({"version": 1, "accountability_id": "a1", "refs": ["c1"], "responsible": ["x"], "finding": f});
+    log.append("accountability", &acc("late"), &[&insp], 116)
+        .expect("accountability");
+    assert_eq!(
+        code(log.append("accountability", &acc("later"), &[&insp], 117)),
+        "DUPLICATE_ID"
+    );
+    log.append("decision", &decision("dec-2", "cadre-2", "n2", "d1"), &[&comm], 117)
+        .expect_err("cadre-2 was not drawn by d1");
+    let n3 = json!({"version": 1, "nomination_id": "n3", "subject": "cadre-1", "post": "head", "organization": "org"});
+    log.append("nomination", &n3, &[&reg], 117).expect("n3");
+    let di = log
+        .append("decision", &decision("dec-3", "cadre-1", "n3", "d1"), &[&comm], 118)
+        .expect("decision");
+    let mut again = decision("dec-3", "cadre-1", "n3", "d1");
+    again["outcome"] = json!("reject");
+    let e = log
+        .append("decision", &again, &[&comm], 119)
+        .expect_err("decision id reused");
+    assert!(
+        e.starts_with("DUPLICATE_ID") && e.contains(&format!("entry {di}")),
+        "{e}"
+    );
+    assert_eq!(
+        code(log.append(
+            "draw.commit",
+            &commit_v1("d1", 999, u64::MAX, &[("registrar", &reg, b"s1")]),
+            &[&reg],
+            119
+        )),
+        "DUPLICATE_DRAW"
+    );
+
+    // Kinds without an id: the same signed statement once; another payload is another statement.
+    let note = json!({"version": 1, "text": "minutes of the meeting"});
+    let ni = log.append("note", &note, &[&reg], 120).expect("note");
+    let e = log.append("note", &note, &[&reg], 121).expect_err("replayed note");
+    assert!(
+        e.starts_with("DUPLICATE_STATEMENT") && e.contains(&format!("entry {ni}")),
+        "{e}"
+    );
+    assert_eq!(code(log.append("note", &note, &[&insp], 121)), "DUPLICATE_STATEMENT");
+    log.append(
+        "note",
+        &json!({"version": 1, "text": "minutes, second meeting"}),
+        &[&reg],
+        121,
+    )
+    .expect("another note");
+    let enroll =
+        json!({"version": 1, "name": "x", "key": public_key_to_base64(&k(40).verifying_key()), "roles": ["inspector"]});
+    let admin = log.admin.clone();
+    log.append("key.enroll", &enroll, &[&admin], 122).expect("enroll");
+    assert_eq!(
+        code(log.append("key.enroll", &enroll, &[&admin], 123)),
+        "DUPLICATE_STATEMENT"
+    );
+}
+
+/// Issue 12 item 7: a decision cites a live evaluation about its own cadre, and its nomination's.
+#[test]
+fn decision_subject_and_cancelled_evaluation() {
+    let (mut log, [_reg, insp, _src, comm], ci) = cycle();
+    // Cadre-2's decision citing cadre-1's nomination, or a draw about cadre-1 only.
+    let e = log
+        .append("decision", &decision("x1", "cadre-2", "n1", "d1"), &[&comm], 110)
+        .expect_err("another cadre's nomination");
+    assert!(
+        e.starts_with("DECISION_SUBJECT_MISMATCH") && e.contains("nominates \"cadre-1\""),
+        "{e}"
+    );
+    let e = log
+        .append("decision", &decision("x2", "cadre-2", "n2", "d1"), &[&comm], 110)
+        .expect_err("a draw about another cadre");
+    assert!(
+        e.starts_with("DECISION_SUBJECT_MISMATCH") && e.contains("evaluated"),
+        "{e}"
+    );
+    // The honest decision passes the rule (checked, not appended, so the draw can be cancelled).
+    let ok = log.domain.check_at(
+        log.size(),
+        110,
+        &check_record("decision", decision("x3", "cadre-1", "n1", "d1").to_string().as_bytes()).expect("record"),
+        &[key_id(&comm.verifying_key())],
+    );
+    assert_eq!(ok, Ok(()));
+    // After the inspector cancels the draw (its result stays in the log), no decision may cite it.
+    log.append(
+        "cancellation",
+        &json!({"version": 1, "target_index": ci, "reason": "rigged pool"}),
+        &[&insp],
+        111,
+    )
+    .expect("cancel the draw");
+    let e = log
+        .append("decision", &decision("x3", "cadre-1", "n1", "d1"), &[&comm], 112)
+        .expect_err("cancelled draw");
+    assert!(
+        e.starts_with("DECISION_EVALUATION_CANCELLED") && e.contains(&format!("entry {}", log.size() - 1)),
+        "{e}"
     );
 }

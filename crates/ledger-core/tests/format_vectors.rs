@@ -152,3 +152,22 @@ fn decoding_garbage_and_truncations_errors() {
     huge.extend_from_slice(&u64::MAX.to_le_bytes());
     assert!(Entry::decode(&huge).is_err());
 }
+
+/// Issue 12 item 2: a note bound to the log `ledger.example/test` (docs/format.md, "Payload types
+/// bound to one log"): its payload type, PAE, signature and statement digest.
+#[test]
+fn bound_payload_type_vector() {
+    use ledger_core::registry::{kind_of, payload_type_for_log};
+    let v = vectors();
+    let pt = payload_type_for_log("note", "ledger.example/test");
+    assert_eq!(pt, v["bound_payload_type"].trim());
+    assert_eq!(kind_of(&pt), Some("note"));
+    let mut env = Envelope::new(pt, br#"{"version":1,"text":"hello"}"#.to_vec());
+    assert_eq!(env.pae(), hexv(&v, "bound_pae"));
+    env.sign(&signer());
+    assert_eq!(env.signatures[0].sig, hexv(&v, "bound_dsse_sig"));
+    assert_eq!(
+        ledger_core::rules::statement_digest(&env).0.to_vec(),
+        hexv(&v, "bound_statement_digest")
+    );
+}

@@ -262,3 +262,82 @@ fn witness_keys_are_named_cosigners_until_revoked() {
     reg.check_entry(&entry(2, revoke)).expect("revoke");
     assert!(reg.witnesses().is_empty(), "a revoked witness no longer counts");
 }
+
+fn bound_rec(kind: &str, origin: &str, v: serde_json::Value, keys: &[&SigningKey]) -> Envelope {
+    let mut e = Envelope::new(
+        ledger_core::registry::payload_type_for_log(kind, origin),
+        serde_json::to_vec(&v).expect("json"),
+    );
+    keys.iter().for_each(|key| e.sign(key));
+    e
+}
+
+fn binding_charter(node: &SigningKey, admin: &SigningKey, log_binding: bool) -> Registry {
+    let mut policy = serde_json::json!({"admin_quorum": 1});
+    if log_binding {
+        policy["log_binding"] = serde_json::json!(true);
+    }
+    let v = serde_json::json!({
+        "version": 1, "origin": "ledger.test/reg", "node_key": public_key_to_base64(&node.verifying_key()),
+        "admins": [{"name": "admin", "key": public_key_to_base64(&admin.verifying_key())}], "policy": policy
+    });
+    Registry::genesis(&entry(0, rec("charter", v, &[node, admin]))).expect("charter")
+}
+
+/// Issue 12 item 2: the payload type names the log; both forms parse to the same kind.
+#[test]
+fn payload_types_bound_and_unbound() {
+    use ledger_core::registry::{kind_of, parse_payload_type, payload_type_for_log};
+    let bound = payload_type_for_log("key.enroll", "ledger.example/county-7");
+    assert_eq!(
+        bound,
+        "application/vnd.ledger.key.enroll.v1+json; log=\"ledger.example/county-7\""
+    );
+    assert_eq!(kind_of(&bound), Some("key.enroll"));
+    assert_eq!(kind_of(&payload_type("key.enroll")), Some("key.enroll"));
+    assert_eq!(
+        parse_payload_type(&bound),
+        Some(("key.enroll", Some("ledger.example/county-7")))
+    );
+    for bad in [
+        "application/vnd.ledger.note.v1+json; log=\"\"",
+        "application/vnd.ledger.note.v1+json; log=\"a b\"",
+        "application/vnd.ledger.note.v1+json; log=\"a\\\"b\"",
+        "application/vnd.ledger.note.v1+json; log=a",
+        "application/vnd.ledger.note.v1+json;log=\"a\"",
+        "application/vnd.ledger.note.v1+json; log=\"a\" ",
+    ] {
+        assert_eq!(kind_of(bad), None, "{bad}");
+    }
+}
+
+/// A log with `log_binding` takes only envelopes bound to its origin; an older log takes both
+/// forms, the bound one only with its own origin.
+#[test]
+fn log_binding_rules() {
+    let (node, admin, r) = (k(1), k(2), k(5));
+    let note = serde_json::json!({"version": 1, "text": "x"});
+    for log_binding in [true, false] {
+        let mut reg = binding_charter(&node, &admin, log_binding);
+        reg.check_entry(&entry(1, bound_rec("key.enroll", "ledger.test/reg", serde_json::json!({"version": 1, "name": "r", "key": public_key_to_base64(&r.verifying_key()), "roles": ["registrar"]}), &[&admin])))
+            .expect("bound enrollment");
+        let other = reg.check_entry(&entry(2, bound_rec("note", "ledger.test/other", note.clone(), &[&r])));
+        assert!(
+            matches!(&other, Err(e @ RegistryError::WrongLog { found, .. }) if found == "ledger.test/other" && e.to_string().starts_with("WRONG_LOG")),
+            "{other:?}"
+        );
+        let batch = reg.verify_signatures_batch(&[&bound_rec("note", "ledger.test/other", note.clone(), &[&r])]);
+        assert!(matches!(batch[0], Err(RegistryError::WrongLog { .. })));
+        let unbound = reg.check_entry(&entry(2, rec("note", note.clone(), &[&r])));
+        if log_binding {
+            assert!(
+                matches!(&unbound, Err(RegistryError::LogBindingMissing { expected, .. }) if expected.ends_with("; log=\"ledger.test/reg\"")),
+                "{unbound:?}"
+            );
+        } else {
+            unbound.expect("an older log takes unbound records");
+        }
+        reg.check_entry(&entry(3, bound_rec("note", "ledger.test/reg", note.clone(), &[&r])))
+            .expect("bound to this log");
+    }
+}

@@ -11,7 +11,9 @@ use ed25519_dalek::SigningKey;
 use ledger_client::client::{AppendOutcome, LedgerClient};
 use ledger_client::error::code_name;
 use ledger_client::verify::{open_note, verify_inclusion_in_note};
-use ledger_client::{ClientError, compact_json, read_signing_key, sign_record_bytes, sign_record_json, write_key_pair};
+use ledger_client::{
+    ClientError, compact_json, read_signing_key, sign_record_bytes_in, sign_record_json_in, write_key_pair,
+};
 use ledger_core::checkpoint::Checkpoint;
 use ledger_core::dsse::Envelope;
 use ledger_core::keys::{key_id, public_key_from_base64, public_key_to_base64};
@@ -32,6 +34,10 @@ struct Cli {
     /// Machine-readable JSON output (errors as JSON on stderr).
     #[arg(long, global = true)]
     json: bool,
+    /// Origin of the log that records are signed for (bound into their payload type); learned
+    /// from the node's checkpoint when not given.
+    #[arg(long, global = true, env = "LEDGER_ORIGIN")]
+    origin: Option<String>,
     #[command(subcommand)]
     cmd: Cmd,
 }
@@ -150,6 +156,17 @@ enum Cmd {
         #[arg(long, value_name = "VKEY")]
         node_key: Option<String>,
     },
+}
+
+/// The origin records are bound to: `--origin`, or the node's (first line of its checkpoint).
+async fn origin_of(client: &LedgerClient, given: Option<String>) -> Result<String> {
+    match given {
+        Some(o) if ledger_core::registry::origin_bindable(&o) => Ok(o),
+        Some(o) => bail!(
+            "--origin {o:?} cannot be bound: it must be non-empty without '\"', '\\', control characters or whitespace"
+        ),
+        None => Ok(client.origin().await?),
+    }
 }
 
 fn parse_role(s: &str) -> Result<Role, String> {
@@ -350,8 +367,9 @@ async fn run(cli: Cli) -> Result<()> {
                     kinds,
                 },
             };
-            let env = sign_record_json("key.enroll", &record, &keys.iter().collect::<Vec<_>>())?;
             let client = LedgerClient::connect(&cli.node).await?;
+            let origin = origin_of(&client, cli.origin).await?;
+            let env = sign_record_json_in("key.enroll", Some(&origin), &record, &keys.iter().collect::<Vec<_>>())?;
             append_and_report(&client, &env, &opts, json_out, json!({"enrolled_keyid": key_id(&vk)})).await
         }
         Cmd::Revoke {
@@ -370,8 +388,9 @@ async fn run(cli: Cli) -> Result<()> {
                 keyid: keyid.clone(),
                 reason,
             };
-            let env = sign_record_json("key.revoke", &record, &keys.iter().collect::<Vec<_>>())?;
             let client = LedgerClient::connect(&cli.node).await?;
+            let origin = origin_of(&client, cli.origin).await?;
+            let env = sign_record_json_in("key.revoke", Some(&origin), &record, &keys.iter().collect::<Vec<_>>())?;
             append_and_report(&client, &env, &opts, json_out, json!({"revoked_keyid": keyid})).await
         }
         Cmd::Append {
@@ -382,8 +401,9 @@ async fn run(cli: Cli) -> Result<()> {
         } => {
             let bytes = read_payload(&payload)?;
             let keys = read_keys(&keys)?;
-            let env = sign_record_bytes(&kind, bytes, &keys.iter().collect::<Vec<_>>());
             let client = LedgerClient::connect(&cli.node).await?;
+            let origin = origin_of(&client, cli.origin).await?;
+            let env = sign_record_bytes_in(&kind, Some(&origin), bytes, &keys.iter().collect::<Vec<_>>());
             append_and_report(&client, &env, &opts, json_out, json!({})).await
         }
         Cmd::Get { index } => {

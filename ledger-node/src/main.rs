@@ -3,6 +3,7 @@
 //! `ledger-node serve` alone starts a node on 127.0.0.1:50051 with its data in `./ledger-data`
 //! (initialized with development keys, loudly, if empty). See `docs/operations.md`.
 
+mod edge;
 mod errors;
 mod fork;
 mod genesis;
@@ -374,11 +375,18 @@ async fn serve(a: ServeArgs) -> Result<()> {
             witnesses,
         ));
     }
+    let edge = Arc::new(edge::EdgePool::per_core(a.queue_depth.unwrap_or(4096)));
+    tracing::info!(
+        threads = edge.workers(),
+        queue = edge.queue(),
+        "edge checks (signatures, payloads) on a bounded pool"
+    );
     let svc = service::LedgerService {
         store: store.clone(),
         shared: shared.clone(),
         jobs: job_tx,
         witnessed,
+        edge,
     };
     let (health_reporter, health) = tonic_health::server::health_reporter();
     health_reporter

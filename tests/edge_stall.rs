@@ -43,7 +43,7 @@ fn crafted_commit(party: &ed25519_dalek::SigningKey, repeated: bool) -> Vec<u8> 
     let exclusions: Vec<serde_json::Value> = (0..EXCLUDED)
         .map(|j| serde_json::json!({"id": format!("e{:05}", 2 * j + 1), "reason": "x"}))
         .collect();
-    let quota = |i: usize| u32::from(i < MEMBERS && i % 2 == 0);
+    let quota = |i: usize| u32::from(i < MEMBERS && i.is_multiple_of(2));
     let strata: Vec<serde_json::Value> = (0..STRATA)
         .map(|i| serde_json::json!({"name": stratum(i), "quota": quota(i)}))
         .collect();

@@ -410,7 +410,14 @@ async fn serve(a: ServeArgs) -> Result<()> {
     tracing::info!(addr = %bound, origin = %origin, size = report.size, "ledger node serving");
     // A line for scripts and tests that start the node on port 0.
     println!("listening on {bound}");
-    let incoming = tokio_stream::wrappers::TcpListenerStream::new(listener);
+    // TCP_NODELAY on every connection, as tonic sets it on listeners it binds itself: without it,
+    // HTTP/2 flow-control updates for a large request wait for the client's delayed ACK (~40 ms).
+    let incoming = tokio_stream::StreamExt::map(tokio_stream::wrappers::TcpListenerStream::new(listener), |s| {
+        if let Ok(s) = &s {
+            let _ = s.set_nodelay(true);
+        }
+        s
+    });
     builder
         .add_service(health)
         .add_service(reflection)

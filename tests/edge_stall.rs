@@ -204,6 +204,27 @@ async fn crafted_draw_commit_does_not_stall_the_node() {
     let ok = r.expect("the valid crafted commit is accepted");
     assert_eq!(ok.index, 2);
 
+    // A burst: twice as many registrar-signed crafted commits at once as the machine has cores
+    // (with the checks on the async workers, two of these made GetCheckpoint time out). Each is
+    // refused for its repeated names; reads stay answered meanwhile (the watcher above).
+    let burst = 2 * std::thread::available_parallelism().map_or(2, usize::from) + 2;
+    let mut signed_worst = envelope(crafted_commit(&reg, true));
+    signed_worst.sign(&reg);
+    let t = Instant::now();
+    let tasks: Vec<_> = (0..burst)
+        .map(|_| {
+            let (mut c, env) = (c.clone(), signed_worst.clone());
+            tokio::spawn(async move { timed_append(&mut c, &env).await })
+        })
+        .collect();
+    for task in tasks {
+        let (r, _) = task.await.expect("join");
+        let e = r.expect_err("repeated stratum names");
+        assert_eq!(e.code(), Code::InvalidArgument, "{e:?}");
+        assert!(e.message().contains("DRAW_STRATUM_REPEATED"), "{}", e.message());
+    }
+    let t_burst = t.elapsed();
+
     stop.store(true, Ordering::Relaxed);
     let lat = watcher.await.expect("GetCheckpoint kept answering");
     assert!(!lat.is_empty());
@@ -218,6 +239,10 @@ async fn crafted_draw_commit_does_not_stall_the_node() {
         ms(t_batch),
         ms(t_signed_worst),
         ms(t_signed_valid)
+    );
+    println!(
+        "a burst of {burst} registrar-signed crafted commits at once, all refused: {:.1} ms",
+        ms(t_burst)
     );
     println!(
         "GetCheckpoint meanwhile: {} calls, all answered, max {:.1} ms",

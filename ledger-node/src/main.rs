@@ -3,6 +3,7 @@
 //! `ledger-node serve` alone starts a node on 127.0.0.1:50051 with its data in `./ledger-data`
 //! (initialized with development keys, loudly, if empty). See `docs/operations.md`.
 
+mod edge;
 mod errors;
 mod fork;
 mod genesis;
@@ -347,11 +348,18 @@ async fn serve(a: ServeArgs) -> Result<()> {
             witnesses,
         ));
     }
+    let edge = Arc::new(edge::EdgePool::per_core(a.queue_depth.unwrap_or(4096)));
+    tracing::info!(
+        threads = edge.workers(),
+        queue = edge.queue(),
+        "edge checks (signatures, payloads) on a bounded pool"
+    );
     let svc = service::LedgerService {
         store: store.clone(),
         shared: shared.clone(),
         jobs: job_tx,
         witnessed,
+        edge,
     };
     let (health_reporter, health) = tonic_health::server::health_reporter();
     health_reporter
@@ -375,7 +383,14 @@ async fn serve(a: ServeArgs) -> Result<()> {
     tracing::info!(addr = %bound, origin = %origin, size = report.size, "ledger node serving");
     // A line for scripts and tests that start the node on port 0.
     println!("listening on {bound}");
-    let incoming = tokio_stream::wrappers::TcpListenerStream::new(listener);
+    // TCP_NODELAY on every connection, as tonic sets it on listeners it binds itself: without it,
+    // HTTP/2 flow-control updates for a large request wait for the client's delayed ACK (~40 ms).
+    let incoming = tokio_stream::StreamExt::map(tokio_stream::wrappers::TcpListenerStream::new(listener), |s| {
+        if let Ok(s) = &s {
+            let _ = s.set_nodelay(true);
+        }
+        s
+    });
     builder
         .add_service(health)
         .add_service(reflection)

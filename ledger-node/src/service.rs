@@ -1,6 +1,13 @@
-//! The `ledger.v1.Ledger` gRPC service: checks requests at the edge (sizes, shape, kind, payload,
-//! signatures) and hands checked items to the sequencer; serves reads and proofs from the store.
+//! The `ledger.v1.Ledger` gRPC service: checks requests at the edge and hands checked items to the
+//! sequencer; serves reads and proofs from the store.
+//!
+//! Edge order (docs/design.md): limits → payload type/kind → signatures (key ids looked up before
+//! any cryptography, each signature verified once, one batch per AppendBatch) → payload parsing and
+//! schema. Unsigned requests and signatures by keys the registry does not know never reach the
+//! payload parser. The signature and payload work runs on the bounded [`EdgePool`], off the async
+//! workers that answer reads.
 
+use crate::edge::EdgePool;
 use crate::errors::{registry_status, store_status};
 use crate::sequencer::{Item, Job, JobResult, Outcome, Shared};
 use ledger_core::dsse::Envelope;
@@ -34,6 +41,8 @@ pub struct LedgerService {
     pub jobs: SyncSender<Job>,
     /// The latest witnessed checkpoint (docs/witness.md).
     pub witnessed: Arc<crate::witness_push::Witnessed>,
+    /// Threads for the CPU-heavy edge checks.
+    pub edge: Arc<EdgePool>,
 }
 
 type BoxStream<T> = Pin<Box<dyn Stream<Item = Result<T, Status>> + Send + 'static>>;
@@ -50,46 +59,78 @@ fn check_request_id(id: &str) -> Result<Option<String>, Status> {
     Ok(Some(id.to_string()))
 }
 
-impl LedgerService {
-    /// Checks one append request at the edge and turns it into a sequencer item.
-    fn check_item(&self, req: pb::AppendRequest) -> Result<Item, Status> {
-        let mut item = self.check_shape(req)?;
-        let reg = self
-            .shared
+/// The edge checks that need neither cryptography nor the payload: request id, envelope present,
+/// size limits (including "no signature"), payload type → record kind.
+fn check_envelope(req: pb::AppendRequest) -> Result<Item, Status> {
+    let request_id = check_request_id(&req.request_id)?;
+    let env: Envelope = req
+        .envelope
+        .ok_or_else(|| Status::invalid_argument("envelope is required"))?
+        .into();
+    env.check_limits()
+        .map_err(|e| Status::invalid_argument(e.to_string()))?;
+    let kind = envelope_kind(&env).map_err(|e| registry_status(&e))?.to_string();
+    Ok(Item {
+        envelope: env,
+        kind,
+        signers: Vec::new(),
+        request_id,
+    })
+}
+
+/// The payload's schema: parsed only once its signatures verified.
+fn check_item_payload(item: &Item) -> Result<(), Status> {
+    check_payload(&item.kind, &item.envelope.payload).map_err(|e| registry_status(&e))
+}
+
+/// The whole edge check of one Append (runs on the edge pool).
+fn check_one(shared: &Shared, req: pb::AppendRequest) -> Result<Item, Status> {
+    let mut item = check_envelope(req)?;
+    item.signers = shared
+        .registry
+        .read()
+        .map_err(|_| Status::internal("registry lock poisoned"))?
+        .verify_signatures(&item.envelope)
+        .map_err(|e| registry_status(&e))?;
+    check_item_payload(&item)?;
+    Ok(item)
+}
+
+/// The edge check of every item of an AppendBatch (runs on the edge pool): all signatures in one
+/// batch verification, then each verified item's payload.
+fn check_batch(shared: &Shared, reqs: Vec<pb::AppendRequest>) -> Result<Vec<Result<Item, Status>>, Status> {
+    let mut out: Vec<Result<Item, Status>> = reqs.into_iter().map(check_envelope).collect();
+    let verdicts = {
+        let reg = shared
             .registry
             .read()
             .map_err(|_| Status::internal("registry lock poisoned"))?;
-        item.signers = reg.verify_signatures(&item.envelope).map_err(|e| registry_status(&e))?;
-        Ok(item)
-    }
-
-    /// Everything but the signatures: request id, limits, kind, payload.
-    fn check_shape(&self, req: pb::AppendRequest) -> Result<Item, Status> {
-        let request_id = check_request_id(&req.request_id)?;
-        let env: Envelope = req
-            .envelope
-            .ok_or_else(|| Status::invalid_argument("envelope is required"))?
-            .into();
-        env.check_limits()
-            .map_err(|e| Status::invalid_argument(e.to_string()))?;
-        let kind = envelope_kind(&env).map_err(|e| registry_status(&e))?.to_string();
-        check_payload(&kind, &env.payload).map_err(|e| registry_status(&e))?;
-        let signers = {
-            let reg = self
-                .shared
-                .registry
-                .read()
-                .map_err(|_| Status::internal("registry lock poisoned"))?;
-            reg.verify_signatures(&env).map_err(|e| registry_status(&e))?
+        let envs: Vec<&Envelope> = out
+            .iter()
+            .filter_map(|r| r.as_ref().ok())
+            .map(|it| &it.envelope)
+            .collect();
+        reg.verify_signatures_batch(&envs)
+    };
+    let mut verdicts = verdicts.into_iter();
+    for r in &mut out {
+        let Ok(item) = r else { continue };
+        let checked = match verdicts.next() {
+            Some(Ok(signers)) => {
+                item.signers = signers;
+                check_item_payload(item)
+            }
+            Some(Err(e)) => Err(registry_status(&e)),
+            None => Err(Status::internal("no signature verdict for an item")),
         };
-        Ok(Item {
-            envelope: env,
-            kind,
-            signers,
-            request_id,
-        })
+        if let Err(s) = checked {
+            *r = Err(s);
+        }
     }
+    Ok(out)
+}
 
+impl LedgerService {
     async fn submit(&self, items: Vec<Item>, want_checkpoint: bool) -> Result<JobResult, Status> {
         let (tx, rx) = tokio::sync::oneshot::channel();
         match self.jobs.try_send(Job {
@@ -193,8 +234,12 @@ impl pb::ledger_server::Ledger for LedgerService {
     async fn append(&self, req: Request<pb::AppendRequest>) -> Result<Response<pb::AppendResponse>, Status> {
         let req = req.into_inner();
         let wait = req.wait_for_checkpoint;
+        let shared = self.shared.clone();
         let item = self
-            .check_item(req)
+            .edge
+            .run(move || check_one(&shared, req))
+            .await
+            .and_then(|r| r)
             .inspect_err(|s| self.shared.metrics.reject(s.code()))?;
         let res = self.submit(vec![item], wait).await?;
         let o = res
@@ -232,10 +277,15 @@ impl pb::ledger_server::Ledger for LedgerService {
             )));
         }
         let wait = req.wait_for_checkpoint;
-        // Check every item at the edge (shape first, then all signatures in one batch); only the
-        // good ones go to the sequencer.
-        let mut results: Vec<Option<pb::AppendItemResult>> = Vec::with_capacity(req.items.len());
-        let mut shaped = Vec::new();
+        // Check every item at the edge (limits and kinds, then all signatures in one batch, then
+        // the verified items' payloads) on the edge pool; only the good ones go to the sequencer.
+        let shared = self.shared.clone();
+        let checked = self
+            .edge
+            .run(move || check_batch(&shared, req.items))
+            .await
+            .and_then(|r| r)
+            .inspect_err(|s| self.shared.metrics.reject(s.code()))?;
         let refuse = |s: Status| {
             self.shared.metrics.reject(s.code());
             Some(pb::AppendItemResult {
@@ -244,34 +294,17 @@ impl pb::ledger_server::Ledger for LedgerService {
                 error_message: s.message().to_string(),
             })
         };
-        for (i, it) in req.items.into_iter().enumerate() {
-            match self.check_shape(it) {
+        let mut results: Vec<Option<pb::AppendItemResult>> = Vec::with_capacity(checked.len());
+        let mut items = Vec::new();
+        let mut slots = Vec::new();
+        for (i, c) in checked.into_iter().enumerate() {
+            match c {
                 Ok(item) => {
-                    shaped.push((i, item));
+                    items.push(item);
+                    slots.push(i);
                     results.push(None);
                 }
                 Err(s) => results.push(refuse(s)),
-            }
-        }
-        let verdicts = {
-            let reg = self
-                .shared
-                .registry
-                .read()
-                .map_err(|_| Status::internal("registry lock poisoned"))?;
-            let envs: Vec<&Envelope> = shaped.iter().map(|(_, it)| &it.envelope).collect();
-            reg.verify_signatures_batch(&envs)
-        };
-        let mut items = Vec::new();
-        let mut slots = Vec::new();
-        for ((i, mut item), v) in shaped.into_iter().zip(verdicts) {
-            match v {
-                Ok(signers) => {
-                    item.signers = signers;
-                    items.push(item);
-                    slots.push(i);
-                }
-                Err(e) => results[i] = refuse(registry_status(&e)),
             }
         }
         let mut checkpoint = String::new();

@@ -5,11 +5,17 @@
 //! and validates a payload for its kind; the node runs it before sequencing and the verifier on replay.
 
 use serde::{Deserialize, Serialize};
+use std::collections::{BTreeMap, BTreeSet};
 
 /// Longest id accepted in any record.
 pub const MAX_ID: usize = 128;
 /// Most members in a pool or draw.
 pub const MAX_POOL: usize = 100_000;
+/// Code of a `draw.commit` whose `strata` name the same stratum twice (docs/records.md).
+pub const DRAW_STRATUM_REPEATED: &str = "DRAW_STRATUM_REPEATED";
+/// Code of a `draw.sources` whose values make an RFC 3797 key longer than
+/// [`crate::rfc3797::MAX_KEY`] (docs/records.md).
+pub const DRAW_SOURCES_TOO_LONG: &str = "DRAW_SOURCES_TOO_LONG";
 
 /// Draw algorithm: commit-reveal secrets and a future tree root (docs/draws.md).
 pub const ALG_LEDGER_DRAW_V1: &str = "ledger-draw-v1";
@@ -499,7 +505,14 @@ pub fn check_record(kind: &str, payload: &[u8]) -> Result<Record, String> {
         "draw.sources" => {
             let r: DrawSources = parse(payload)?;
             id_ok("draw_id", &r.draw_id)?;
-            crate::rfc3797::canonical_key(&r.values).map_err(|e| e.to_string())?;
+            let key = crate::rfc3797::canonical_key(&r.values).map_err(|e| e.to_string())?;
+            if key.len() > crate::rfc3797::MAX_KEY {
+                return Err(format!(
+                    "{DRAW_SOURCES_TOO_LONG}: the canonical key of these values is {} bytes, the limit is {}",
+                    key.len(),
+                    crate::rfc3797::MAX_KEY
+                ));
+            }
             Record::DrawSources(r)
         }
         "draw.void" => {
@@ -659,30 +672,43 @@ fn draw_commit_ok(r: &DrawCommit) -> Result<(), String> {
         return Err("party names must be unique".into());
     }
     members_ok(&r.pool)?;
+    // The pool is canonical (unique ids, sorted bytewise) by now: exclusions are found by binary
+    // search, and every rule below is linear or n·log n in the payload's lists.
+    let mut excluded: BTreeSet<&str> = BTreeSet::new();
     for x in &r.exclusions {
-        if !r.pool.iter().any(|m| m.id == x.id) {
+        if r.pool.binary_search_by(|m| m.id.as_str().cmp(&x.id)).is_err() {
             return Err(format!("excluded id {:?} is not in the pool", x.id));
         }
         if x.reason.trim().is_empty() {
             return Err(format!("exclusion of {:?} needs a reason", x.id));
         }
+        excluded.insert(&x.id);
     }
     match r.purpose {
         DrawPurpose::EvaluatorSelection => {
             if r.strata.is_empty() {
                 return Err("evaluator selection needs strata with quotas".into());
             }
+            let mut names: BTreeSet<&str> = BTreeSet::new();
+            for q in &r.strata {
+                if !names.insert(&q.name) {
+                    return Err(format!(
+                        "{DRAW_STRATUM_REPEATED}: stratum {:?} is listed more than once in strata; list each stratum once with its quota",
+                        q.name
+                    ));
+                }
+            }
             let sum: u64 = r.strata.iter().map(|s| u64::from(s.quota)).sum();
             if sum != u64::from(r.k) {
                 return Err(format!("k = {} but the quotas add up to {sum}", r.k));
             }
             // Every quota must be fillable, so that a draw with all its reveals always has a result.
+            let mut eligible: BTreeMap<&str, usize> = BTreeMap::new();
+            for m in r.pool.iter().filter(|m| !excluded.contains(m.id.as_str())) {
+                *eligible.entry(&m.stratum).or_default() += 1;
+            }
             for q in &r.strata {
-                let eligible = r
-                    .pool
-                    .iter()
-                    .filter(|m| m.stratum == q.name && !r.exclusions.iter().any(|x| x.id == m.id))
-                    .count();
+                let eligible = eligible.get(q.name.as_str()).copied().unwrap_or(0);
                 if eligible < q.quota as usize {
                     return Err(format!(
                         "stratum {:?} has {eligible} eligible members for a quota of {}",

@@ -10,6 +10,7 @@ use crate::credential::{self, Credential};
 use crate::domain::id_ok;
 use crate::hash::Hash;
 use serde::{Deserialize, Serialize};
+use std::collections::{BTreeMap, BTreeSet};
 
 /// Most subjects in one election.
 pub const MAX_SUBJECTS: usize = 64;
@@ -367,16 +368,28 @@ pub fn tally(open: &ElectionOpen, ballots: &[(u64, &Ballot)]) -> Tally {
     let mut indices: Vec<u64> = ballots.iter().map(|(i, _)| *i).collect();
     indices.sort_unstable();
     let n = ballots.len() as u64;
+    // One pass over the ballots, each score added to its subject's sums (the first score for a
+    // subject counts), instead of subjects × ballots × scores comparisons.
+    let mut sums: BTreeMap<&str, Dimensions> = open
+        .subjects
+        .iter()
+        .map(|s| (s.as_str(), Dimensions::default()))
+        .collect();
+    for (_, b) in ballots {
+        let mut seen: BTreeSet<&str> = BTreeSet::new();
+        for s in &b.scores {
+            if seen.insert(&s.subject)
+                && let Some(d) = sums.get_mut(s.subject.as_str())
+            {
+                d.add(&s.scores);
+            }
+        }
+    }
     let results = open
         .subjects
         .iter()
         .map(|subject| {
-            let mut sums = Dimensions::default();
-            for (_, b) in ballots {
-                if let Some(s) = b.scores.iter().find(|s| &s.subject == subject) {
-                    sums.add(&s.scores);
-                }
-            }
+            let sums = sums.remove(subject.as_str()).unwrap_or_default();
             let weighted: u128 = sums
                 .values()
                 .iter()

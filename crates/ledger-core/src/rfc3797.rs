@@ -27,6 +27,9 @@ use std::cmp::Ordering;
 /// The most pool members (and so selections) the two-byte index of RFC 3797 section 4 allows, as in
 /// the RFC's reference code (`pool limit of 2**16-1`).
 pub const MAX_POOL: usize = 65_535;
+/// Longest canonical key accepted from a `draw.sources` record, in bytes: each of up to
+/// [`MAX_POOL`] selections hashes the whole key, so its length bounds the draw's work.
+pub const MAX_KEY: usize = 4096;
 
 /// Why a key or a selection could not be produced.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -171,7 +174,9 @@ pub fn select(pool_size: usize, key: &str, count: usize) -> Result<Vec<usize>, R
     if count > pool_size {
         return Err(Rfc3797Error::CountExceedsPool { count, pool_size });
     }
-    let mut remaining: Vec<usize> = (1..=pool_size).collect();
+    // The remaining positions as an order-statistic (Fenwick) tree: taking the r-th remaining
+    // position costs O(log n), not the O(n) shift of removing it from a vector.
+    let mut remaining = Remaining::new(pool_size);
     let mut selected = Vec::with_capacity(count);
     for i in 0..count {
         // count <= pool_size <= MAX_POOL = u16::MAX, so i < u16::MAX.
@@ -179,7 +184,59 @@ pub fn select(pool_size: usize, key: &str, count: usize) -> Result<Vec<usize>, R
         let value = u128::from_be_bytes(digest(key, i));
         // remaining.len() >= 1 here since i < count <= pool_size; the cast back is lossless.
         let r = (value % remaining.len() as u128) as usize;
-        selected.push(remaining.remove(r));
+        selected.push(remaining.take(r));
     }
     Ok(selected)
+}
+
+/// Positions `1..=n` not yet selected, in order, as a Fenwick tree of 0/1 counts.
+struct Remaining {
+    tree: Vec<usize>,
+    len: usize,
+    top: usize,
+}
+
+impl Remaining {
+    fn new(n: usize) -> Self {
+        let mut tree = vec![0usize; n + 1];
+        for i in 1..=n {
+            tree[i] += 1;
+            let parent = i + (i & i.wrapping_neg());
+            if parent <= n {
+                tree[parent] += tree[i];
+            }
+        }
+        let top = if n == 0 {
+            0
+        } else {
+            1 << (usize::BITS - 1 - n.leading_zeros())
+        };
+        Self { tree, len: n, top }
+    }
+
+    fn len(&self) -> usize {
+        self.len
+    }
+
+    /// Removes and returns the `r`-th (0-based) remaining position; `r < self.len()`.
+    fn take(&mut self, r: usize) -> usize {
+        let n = self.tree.len() - 1;
+        let (mut pos, mut want, mut step) = (0, r + 1, self.top);
+        while step > 0 {
+            let next = pos + step;
+            if next <= n && self.tree[next] < want {
+                pos = next;
+                want -= self.tree[next];
+            }
+            step >>= 1;
+        }
+        let found = pos + 1;
+        let mut j = found;
+        while j <= n {
+            self.tree[j] -= 1;
+            j += j & j.wrapping_neg();
+        }
+        self.len -= 1;
+        found
+    }
 }

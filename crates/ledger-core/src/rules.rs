@@ -826,16 +826,18 @@ impl DomainState {
         let bad = |e: draw::DrawError| err("DRAW_IMPOSSIBLE", e.to_string());
         match c.purpose {
             DrawPurpose::EvaluatorSelection => {
+                // Eligible members grouped by stratum once (canonical order kept): linear, not
+                // strata × pool.
+                let mut by_stratum: BTreeMap<&str, Vec<&str>> = BTreeMap::new();
+                for m in &eligible {
+                    by_stratum.entry(&m.stratum).or_default().push(&m.id);
+                }
                 let strata: Vec<draw::Stratum> = c
                     .strata
                     .iter()
                     .map(|q| draw::Stratum {
                         name: &q.name,
-                        members: eligible
-                            .iter()
-                            .filter(|m| m.stratum == q.name)
-                            .map(|m| m.id.as_str())
-                            .collect(),
+                        members: by_stratum.get(q.name.as_str()).cloned().unwrap_or_default(),
                         quota: q.quota as usize,
                     })
                     .collect();
@@ -893,13 +895,18 @@ fn compute_rfc3797(d: &DrawState) -> Result<DrawResult, RuleError> {
             selected: vec![],
         })
         .collect();
+    // Position of each stratum's (first) selection, looked up per member instead of scanned.
+    let mut slot: BTreeMap<&str, usize> = BTreeMap::new();
+    for (i, q) in c.strata.iter().enumerate() {
+        slot.entry(q.name.as_str()).or_insert(i);
+    }
     for pos in order {
         let m = eligible[pos - 1];
         if let Some(left) = room.get_mut(m.stratum.as_str())
             && *left > 0
         {
             *left -= 1;
-            if let Some(s) = selection.iter_mut().find(|s| s.stratum == m.stratum) {
+            if let Some(s) = slot.get(m.stratum.as_str()).and_then(|i| selection.get_mut(*i)) {
                 s.selected.push(m.id.clone());
             }
         }

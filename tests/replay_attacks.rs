@@ -109,7 +109,7 @@ async fn keyless_replays_are_refused() {
     let dir = tempfile::tempdir().expect("tmp");
     let data = dir.path().join("d");
     init(&data, "ledger.test/replay-a", &[], 1);
-    let node = Node::start(&data);
+    let mut node = Node::start(&data);
     let mut c = node.client().await;
     let a = enroll_all(&mut c, key(&data.join("keys/admin.key"))).await;
 
@@ -183,6 +183,19 @@ async fn keyless_replays_are_refused() {
         .into_inner();
     let entries = entries(&mut c).await;
     assert_eq!(entries.last().map(|e| e.1.as_str()), Some("cancellation"), "{size:?}");
+
+    // After a restart the node still knows what is in its log.
+    node.stop();
+    let node = Node::start(&data);
+    let mut c = node.client().await;
+    for (index, code) in [(nom2.index, "DUPLICATE_ID"), (note.index, "DUPLICATE_STATEMENT")] {
+        let env = read_envelope(&mut c, index).await;
+        refused(
+            append(&mut c, &env, &format!("after-restart-{index}")).await,
+            Code::AlreadyExists,
+            &[code],
+        );
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -128,9 +128,7 @@ fn decision_and_rating_rules_in_an_old_log() {
     log.enroll(&committee, Role::CommitteeMember);
     log.enroll(&inspector, Role::Inspector);
     log.enroll(&platform, Role::ServicePlatform);
-    let nom = |id: &str, subject: &str| {
-        json!({"version": 1, "nomination_id": id, "subject": subject, "post": "head", "organization": "org-1"})
-    };
+    let nom = |id: &str, subject: &str| json!({"version": 1, "nomination_id": id, "subject": subject, "post": "head", "organization": "org-1"});
     log.push(env("nomination", &nom("nom-A", "cadre-A"), &reg));
     log.push(env("nomination", &nom("nom-B", "cadre-B"), &reg));
     let mut domain = DomainState::default();
@@ -160,11 +158,23 @@ fn decision_and_rating_rules_in_an_old_log() {
         json!({"version": 1, "decision_id": id, "subject": subject, "nomination_id": nomination,
             "evaluation_ref": draw, "outcome": "promote", "post": "head"})
     };
-    let i_nom = log.push(env("decision", &decision("d1", "cadre-B", "nom-A", "draw-B"), &committee));
-    let i_draw = log.push(env("decision", &decision("d2", "cadre-B", "nom-B", "draw-A"), &committee));
+    let i_nom = log.push(env(
+        "decision",
+        &decision("d1", "cadre-B", "nom-A", "draw-B"),
+        &committee,
+    ));
+    let i_draw = log.push(env(
+        "decision",
+        &decision("d2", "cadre-B", "nom-B", "draw-A"),
+        &committee,
+    ));
     let cancel = json!({"version": 1, "target_index": commits[0], "reason": "rigged pool"});
     log.push(env("cancellation", &cancel, &inspector));
-    let i_cancelled = log.push(env("decision", &decision("d3", "cadre-A", "nom-A", "draw-A"), &committee));
+    let i_cancelled = log.push(env(
+        "decision",
+        &decision("d3", "cadre-A", "nom-A", "draw-A"),
+        &committee,
+    ));
     let micro = |n: u64, service: u64| {
         json!({"version": 1, "ticket_hash": Hash::digest(format!("t{n}").as_bytes()).to_hex(), "subject": "cadre-A",
             "department": "permits", "rating": 1, "service_time_micros": service})

@@ -270,6 +270,20 @@ async fn an_envelope_is_valid_in_its_own_log_only() {
         "{:?}",
         r.results[1]
     );
+    // An origin that cannot be named in a payload type is refused at init.
+    for bad in [
+        "ledger.test/\"quoted\"",
+        "ledger.test/back\\slash",
+        "ledger.test/tab\there",
+    ] {
+        let out = std::process::Command::new(bin("ledger-node"))
+            .args(["init", "--origin", bad, "--data"])
+            .arg(dir.path().join("bad"))
+            .output()
+            .expect("init");
+        assert!(!out.status.success(), "{bad:?}");
+        assert!(String::from_utf8_lossy(&out.stderr).contains("is refused"), "{bad:?}");
+    }
     // The same record signed for log b is accepted there.
     let ok = record_in(
         Some("ledger.test/log-b"),

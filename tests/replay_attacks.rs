@@ -109,7 +109,7 @@ async fn keyless_replays_are_refused() {
     let dir = tempfile::tempdir().expect("tmp");
     let data = dir.path().join("d");
     init(&data, "ledger.test/replay-a", &[], 1);
-    let node = Node::start(&data);
+    let mut node = Node::start(&data);
     let mut c = node.client().await;
     let a = enroll_all(&mut c, key(&data.join("keys/admin.key"))).await;
 
@@ -183,6 +183,19 @@ async fn keyless_replays_are_refused() {
         .into_inner();
     let entries = entries(&mut c).await;
     assert_eq!(entries.last().map(|e| e.1.as_str()), Some("cancellation"), "{size:?}");
+
+    // After a restart the node still knows what is in its log.
+    node.stop();
+    let node = Node::start(&data);
+    let mut c = node.client().await;
+    for (index, code) in [(nom2.index, "DUPLICATE_ID"), (note.index, "DUPLICATE_STATEMENT")] {
+        let env = read_envelope(&mut c, index).await;
+        refused(
+            append(&mut c, &env, &format!("after-restart-{index}")).await,
+            Code::AlreadyExists,
+            &[code],
+        );
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -257,6 +270,20 @@ async fn an_envelope_is_valid_in_its_own_log_only() {
         "{:?}",
         r.results[1]
     );
+    // An origin that cannot be named in a payload type is refused at init.
+    for bad in [
+        "ledger.test/\"quoted\"",
+        "ledger.test/back\\slash",
+        "ledger.test/tab\there",
+    ] {
+        let out = std::process::Command::new(bin("ledger-node"))
+            .args(["init", "--origin", bad, "--data"])
+            .arg(dir.path().join("bad"))
+            .output()
+            .expect("init");
+        assert!(!out.status.success(), "{bad:?}");
+        assert!(String::from_utf8_lossy(&out.stderr).contains("is refused"), "{bad:?}");
+    }
     // The same record signed for log b is accepted there.
     let ok = record_in(
         Some("ledger.test/log-b"),
@@ -350,4 +377,51 @@ async fn decision_and_rating_rules() {
     append(&mut c, &micro(5, now_micros() - 86_400_000_000), "")
         .await
         .expect("a rating of yesterday's service");
+}
+
+/// `ledgerctl` learns the node's origin and binds what it signs; `ledgerctl demo` (the client
+/// library's signing helpers) runs its whole cycle against a node that requires binding; a record
+/// signed for another origin (`--origin`) is refused with WRONG_LOG.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ledgerctl_signs_for_the_nodes_log() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let data = dir.path().join("d");
+    init(&data, "ledger.test/ctl", &[], 1);
+    let node = Node::start(&data);
+    let admin = data.join("keys/admin.key");
+    let ctl = |args: &[&str]| {
+        std::process::Command::new(bin("ledgerctl"))
+            .arg("--node")
+            .arg(&node.addr)
+            .args(args)
+            .output()
+            .expect("ledgerctl")
+    };
+    let out = ctl(&["demo", "--admin-key", admin.to_str().expect("utf8")]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let payload = dir.path().join("note.json");
+    std::fs::write(&payload, r#"{"version": 1, "text": "signed by ledgerctl"}"#).expect("write");
+    let append = ["append", "--kind", "note", "--payload", payload.to_str().expect("utf8")];
+    let key = ["--key", admin.to_str().expect("utf8")];
+    let out = ctl(&[&append[..], &key[..], &["--origin", "ledger.test/elsewhere"]].concat());
+    assert_eq!(out.status.code(), Some(3), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("WRONG_LOG"));
+    let out = ctl(&[&append[..], &key[..]].concat());
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let mut c = node.client().await;
+    let last = entries(&mut c).await.pop().expect("entries");
+    assert_eq!(
+        (last.1.as_str(), &last.2["text"]),
+        ("note", &json!("signed by ledgerctl"))
+    );
+    // Every envelope in the log is bound to it.
+    let mut s = c
+        .get_entries(pb::GetEntriesRequest { start: 1, end: 0 })
+        .await
+        .expect("entries")
+        .into_inner();
+    while let Some(e) = s.message().await.expect("entry") {
+        let t = e.envelope.expect("envelope").payload_type;
+        assert!(t.ends_with("; log=\"ledger.test/ctl\""), "{t}");
+    }
 }

@@ -8,6 +8,9 @@
 //! [`Registry::authorize_next`], so all apply the very same rules.
 //!
 //! Rules (`docs/registry.md`):
+//! - the payload type is bound to this log: a bound type (`...v1+json; log="<origin>"`) names this
+//!   log's origin (`WRONG_LOG`), and a charter with `policy.log_binding` refuses unbound types after
+//!   entry 0 (`LOG_BINDING_MISSING`) ([`Registry::check_log_binding`]);
 //! - every signature on an envelope must be by a key the registry knows and must verify;
 //! - every signer must be active (not revoked, not rotated away) at that index;
 //! - key records need `policy.admin_quorum` distinct active administrators;

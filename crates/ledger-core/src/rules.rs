@@ -242,7 +242,7 @@ pub struct DomainState {
     /// Sealed complaints: complaint id → (commitment, a verification found a malicious false report).
     pub sealed: BTreeMap<String, (String, bool)>,
     /// Every record id used, by kind, kept after cancellations: (kind, id) → index of its record.
-    pub ids: BTreeMap<(&'static str, String), u64>,
+    pub ids: BTreeMap<(String, String), u64>,
     /// The subject of every nomination, by id (kept after a cancellation).
     pub nomination_subjects: BTreeMap<String, String>,
     /// [`statement_digest`] of every record of a [`STATEMENT_KINDS`] kind → its index.
@@ -338,7 +338,7 @@ impl DomainState {
         signers: &[String],
     ) -> Result<(), RuleError> {
         if let Some((kind, id)) = record_id(record)
-            && let Some(at) = self.ids.get(&(kind, id.to_string()))
+            && let Some(at) = self.ids.get(&(kind.to_string(), id.to_string()))
         {
             return Err(err(
                 "DUPLICATE_ID",
@@ -667,7 +667,7 @@ impl DomainState {
             self.declared.insert(index, declared);
         }
         if let Some((kind, id)) = record_id(record) {
-            self.ids.entry((kind, id.to_string())).or_insert(index);
+            self.ids.entry((kind.to_string(), id.to_string())).or_insert(index);
         }
         self.elections.apply(index, record);
         match record {

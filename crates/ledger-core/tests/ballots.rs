@@ -396,3 +396,48 @@ fn micro_evaluation_service_time_window() {
         step(&mut st, n, ts, &micro(n, service), &[]).expect("in the window");
     }
 }
+
+/// Issue 12 item 7 for a decision that cites an election: the election's subjects and its draw.
+#[test]
+fn decision_on_an_election_checks_its_subjects_and_draw() {
+    let issuer = IssuerKey::from_pem(TEST_KEY_PEM).expect("test key");
+    let (mut st, _) = drawn_state();
+    step(
+        &mut st,
+        4,
+        OPEN,
+        &rec("election.open", open_json(&issuer)),
+        &["reg".into()],
+    )
+    .expect("open");
+    let t = st.elections.compute_tally(EL).expect("tally");
+    let t = rec("tally", serde_json::to_value(&t).expect("json"));
+    step(&mut st, 5, CLOSE, &t, &[]).expect("tally");
+    for (i, (id, subject)) in [("n1", "cadre-0042"), ("n2", "cadre-0099")].into_iter().enumerate() {
+        let n = json!({"version": 1, "nomination_id": id, "subject": subject, "post": "head", "organization": "o"});
+        step(&mut st, 6 + i as u64, CLOSE, &rec("nomination", n), &["reg".into()]).expect("nomination");
+    }
+    let decision = |subject: &str, nomination: &str| {
+        rec(
+            "decision",
+            json!({"version": 1, "decision_id": "dec-1", "subject": subject, "nomination_id": nomination,
+                "evaluation_ref": EL, "outcome": "promote", "post": "head"}),
+        )
+    };
+    let c = &["committee".to_string()];
+    assert_eq!(
+        code(st.check_at(8, CLOSE, &decision("cadre-0099", "n2"), c)),
+        "DECISION_SUBJECT_MISMATCH"
+    );
+    assert_eq!(st.check_at(8, CLOSE, &decision("cadre-0042", "n1"), c), Ok(()));
+    // The draw the election was opened on is cancelled (entry 0 is its commit).
+    let cancel = rec(
+        "cancellation",
+        json!({"version": 1, "target_index": 0, "reason": "rigged pool"}),
+    );
+    step(&mut st, 8, CLOSE, &cancel, &["inspector".into()]).expect("cancel the draw");
+    assert_eq!(
+        code(st.check_at(9, CLOSE, &decision("cadre-0042", "n1"), c)),
+        "DECISION_EVALUATION_CANCELLED"
+    );
+}

@@ -119,7 +119,7 @@ enum Cmd {
     },
     /// Append a record: a JSON payload of some kind, signed by the given keys.
     Append {
-        /// Record kind, e.g. `nomination` (payload type application/vnd.ledger.<kind>.v1+json).
+        /// Record kind, e.g. `nomination` (payload type application/vnd.ledger.<kind>.v1+json; log="<origin>").
         #[arg(long)]
         kind: String,
         /// JSON payload file (`-` for stdin); re-serialized compactly before signing.

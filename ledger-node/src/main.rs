@@ -220,6 +220,9 @@ fn main() -> std::process::ExitCode {
     }
 }
 
+/// Stored entries that break a rule named one by one in the start-up log (the rest are counted).
+const MAX_REFUSED_LOGGED: u64 = 100;
+
 /// Folds the whole stored log into the ledger state (registry and domain) with the same step the
 /// sequencer and the verifier use ([`LedgerState::check`] and [`LedgerState::apply`]), so the node
 /// after a restart knows exactly what it knew before. The store was verified just before (hash
@@ -240,7 +243,9 @@ fn load_state(store: &Store, size: u64, root: &ledger_core::hash::Hash) -> Resul
         let signers: Vec<String> = e.envelope.signatures.iter().map(|s| s.keyid.clone()).collect();
         if let Err(err) = state.fold(&e, &ledger_core::hash::leaf_hash(&bytes), &signers) {
             refused += 1;
-            tracing::warn!(index, error = %err, "stored entry breaks a rule; left out of the state (ledger-verify replay names it)");
+            if refused <= MAX_REFUSED_LOGGED {
+                tracing::warn!(index, error = %err, "stored entry breaks a rule; left out of the state (ledger-verify replay names it)");
+            }
         }
     }
     state.observe_size(size, root);

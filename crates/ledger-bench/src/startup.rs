@@ -8,7 +8,6 @@
 use crate::{bin, micro_eval, row, rss_mib, stats};
 use anyhow::{Context, Result, bail};
 use ed25519_dalek::SigningKey;
-use ledger_core::compact::CompactTree;
 use ledger_core::dsse::Envelope;
 use ledger_core::entry::Entry;
 use ledger_core::hash::leaf_hash;

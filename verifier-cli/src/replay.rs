@@ -531,8 +531,26 @@ impl Replayer {
     fn check_marks(&mut self) -> Vec<(String, u64)> {
         let mut held = Vec::new();
         for m in std::mem::take(&mut self.marks) {
+            let end = self.expected;
             let Some(v) = &self.verifier else {
-                self.checkpoints_unchecked += 1;
+                // No node key (no valid charter): the signature cannot be checked, but a log
+                // shorter than the size the mark claims is still named.
+                match m.size {
+                    Some(claimed) if claimed > end => {
+                        let f = Fault::new(
+                            Some(end),
+                            Code::Rollback,
+                            format!(
+                                "the log holds {end} entries but its high-water mark {} claims a checkpoint of \
+                                 {claimed} entries (its signature cannot be checked without the charter)",
+                                m.file
+                            ),
+                        )
+                        .evidence(claimed, end);
+                        self.fault(f);
+                    }
+                    _ => self.checkpoints_unchecked += 1,
+                }
                 continue;
             };
             let cp = match open_checkpoint(&m.note, v) {
@@ -547,7 +565,6 @@ impl Replayer {
                     continue;
                 }
             };
-            let end = self.expected;
             if cp.size > end {
                 let f = Fault::new(
                     Some(end),

@@ -26,6 +26,8 @@ struct Built {
     size: u64,
     /// A mark file taken while the log was smaller (for the "older mark" damage).
     older_mark: String,
+    /// An export taken from the running node while the log was smaller.
+    older_export: PathBuf,
 }
 
 const ENTRIES: u64 = 60;
@@ -72,6 +74,9 @@ async fn build(dir: &Path) -> Built {
             );
             if i == 19 {
                 older_mark = mark;
+                // `export` works on a running node (and checks its mark).
+                ledger_node(&["export", "--data", s(&data), "--out", s(&dir.join("older.export"))])
+                    .expect("export of a running node");
             }
         }
         acked.insert(r.index, r.leaf_hash);
@@ -84,7 +89,43 @@ async fn build(dir: &Path) -> Built {
         acked,
         size,
         older_mark,
+        older_export: dir.join("older.export"),
     }
+}
+
+fn s(p: &Path) -> &str {
+    p.to_str().expect("utf-8 path")
+}
+
+/// Runs `ledger-node ARGS`: Ok(stdout) or Err(stderr).
+fn ledger_node(args: &[&str]) -> Result<String, String> {
+    let out = Command::new(bin("ledger-node")).args(args).output().expect("run ledger-node");
+    if out.status.success() {
+        Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+    } else {
+        Err(String::from_utf8_lossy(&out.stderr).into_owned())
+    }
+}
+
+/// Asserts that a node on `data` serves every acknowledged entry unchanged.
+async fn assert_serves_all(data: &Path, b: &Built, extra: &[&str]) {
+    let mut node = Node::try_start_with(data, extra).unwrap_or_else(|e| panic!("node refused {}: {e}", data.display()));
+    let mut c = node.client().await;
+    for (i, h) in &b.acked {
+        let e = c
+            .get_entry(pb::GetEntryRequest { index: *i })
+            .await
+            .unwrap_or_else(|st| panic!("entry {i}: {st:?}"))
+            .into_inner();
+        assert_eq!(&leaf_hash(&e.leaf).0.to_vec(), h, "entry {i} changed");
+    }
+    node.stop();
+}
+
+/// The mark's size, read from the file.
+fn mark_size(data: &Path) -> Option<u64> {
+    let text = std::fs::read_to_string(data.join("high-water.checkpoint")).ok()?;
+    ledger_store::high_water::claimed_size(&text)
 }
 
 fn copy_dir(from: &Path, to: &Path) {
@@ -323,4 +364,62 @@ async fn damaged_store_is_refused_or_served_whole() {
         !rollbacks.is_empty(),
         "no damage made sled lose entries; the test no longer exercises the mark ({served:?})"
     );
+}
+
+/// The restore path (docs/operations.md): a lost store is rebuilt by `import` from an export that
+/// holds the mark; an older export is refused against the mark; `--adopt-store` re-creates a
+/// missing mark, loudly.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn restore_is_checked_against_the_mark_and_adopt_store_recreates_it() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let b = build(dir.path()).await;
+    let full = dir.path().join("full.export");
+    ledger_node(&["export", "--data", s(&b.data), "--out", s(&full)]).expect("export");
+
+    // The store is lost; export refuses it, and so does the node.
+    let r = dir.path().join("restored");
+    copy_dir(&b.data, &r);
+    std::fs::remove_dir_all(r.join("store")).expect("rm store");
+    let e = ledger_node(&["export", "--data", s(&r), "--out", s(&dir.path().join("x.export"))])
+        .expect_err("export of a lost store");
+    assert!(e.contains("not a ledger data directory"), "{e}");
+    let e = Node::try_start(&r).err().expect("the node served a lost store");
+    assert!(
+        e.contains("ROLLBACK") && e.contains("0 entries") && e.contains(&format!("{} entries", b.size)),
+        "{e}"
+    );
+    // Now an empty store is there (the node created it): export names the rollback too.
+    let e = ledger_node(&["export", "--data", s(&r), "--out", s(&dir.path().join("x.export"))])
+        .expect_err("export of an empty store with a mark");
+    assert!(e.contains("ROLLBACK"), "{e}");
+    std::fs::remove_dir_all(r.join("store")).expect("rm store");
+    // `init` does not overwrite a directory that has a mark.
+    let e = ledger_node(&["init", "--data", s(&r), "--origin", "ledger.test/damage"]).expect_err("init over a mark");
+    assert!(e.contains("high-water mark"), "{e}");
+
+    // An older export does not restore the log: refused against the mark, naming both sizes.
+    let older = dir.path().join("older");
+    copy_dir(&r, &older);
+    let e = ledger_node(&["import", "--data", s(&older), "--in", s(&b.older_export)]).expect_err("older import");
+    assert!(e.contains("ROLLBACK") && e.contains(&format!("{} entries", b.size)), "{e}");
+    assert!(Node::try_start(&older).is_err(), "the node serves a log older than its mark");
+
+    // The full export restores it: checked against the mark, then served whole.
+    let out = ledger_node(&["import", "--data", s(&r), "--in", s(&full)]).expect("import");
+    assert!(out.contains(&format!("checkpoint of {}", b.size)), "{out}");
+    assert_eq!(mark_size(&r), Some(b.size));
+    assert_serves_all(&r, &b, &[]).await;
+
+    // A directory without a mark (made before marks existed) is served only with --adopt-store,
+    // which re-creates the mark from the store's latest checkpoint and says so in the log.
+    let a = dir.path().join("adopt");
+    copy_dir(&b.data, &a);
+    std::fs::remove_file(a.join("high-water.checkpoint")).expect("rm mark");
+    let e = Node::try_start(&a).err().expect("served without a mark");
+    assert!(e.contains("--adopt-store"), "{e}");
+    assert_serves_all(&a, &b, &["--adopt-store"]).await;
+    assert_eq!(mark_size(&a), Some(b.size));
+    let log = std::fs::read_to_string(a.with_extension("node.log")).expect("node log");
+    assert!(log.contains("--adopt-store") && log.contains("no high-water mark"), "{log}");
+    assert_serves_all(&a, &b, &[]).await;
 }

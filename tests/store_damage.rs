@@ -66,7 +66,10 @@ async fn build(dir: &Path) -> Built {
             .expect("append")
             .into_inner();
         if i % 10 == 9 {
-            assert!(!r.checkpoint.is_empty(), "wait_for_checkpoint answers with a checkpoint");
+            assert!(
+                !r.checkpoint.is_empty(),
+                "wait_for_checkpoint answers with a checkpoint"
+            );
             let mark = std::fs::read_to_string(data.join("high-water.checkpoint")).expect("mark");
             assert_eq!(
                 mark, r.checkpoint,
@@ -99,7 +102,10 @@ fn s(p: &Path) -> &str {
 
 /// Runs `ledger-node ARGS`: Ok(stdout) or Err(stderr).
 fn ledger_node(args: &[&str]) -> Result<String, String> {
-    let out = Command::new(bin("ledger-node")).args(args).output().expect("run ledger-node");
+    let out = Command::new(bin("ledger-node"))
+        .args(args)
+        .output()
+        .expect("run ledger-node");
     if out.status.success() {
         Ok(String::from_utf8_lossy(&out.stdout).into_owned())
     } else {
@@ -347,7 +353,11 @@ async fn damaged_store_is_refused_or_served_whole() {
             } else {
                 "refused"
             },
-            if ok { "OK (same log)".to_string() } else { codes.join(",") }
+            if ok {
+                "OK (same log)".to_string()
+            } else {
+                codes.join(",")
+            }
         );
     }
     eprintln!("refused:\n  {}", refused.join("\n  "));
@@ -401,8 +411,14 @@ async fn restore_is_checked_against_the_mark_and_adopt_store_recreates_it() {
     let older = dir.path().join("older");
     copy_dir(&r, &older);
     let e = ledger_node(&["import", "--data", s(&older), "--in", s(&b.older_export)]).expect_err("older import");
-    assert!(e.contains("ROLLBACK") && e.contains(&format!("{} entries", b.size)), "{e}");
-    assert!(Node::try_start(&older).is_err(), "the node serves a log older than its mark");
+    assert!(
+        e.contains("ROLLBACK") && e.contains(&format!("{} entries", b.size)),
+        "{e}"
+    );
+    assert!(
+        Node::try_start(&older).is_err(),
+        "the node serves a log older than its mark"
+    );
 
     // The full export restores it: checked against the mark, then served whole.
     let out = ledger_node(&["import", "--data", s(&r), "--in", s(&full)]).expect("import");
@@ -420,6 +436,9 @@ async fn restore_is_checked_against_the_mark_and_adopt_store_recreates_it() {
     assert_serves_all(&a, &b, &["--adopt-store"]).await;
     assert_eq!(mark_size(&a), Some(b.size));
     let log = std::fs::read_to_string(a.with_extension("node.log")).expect("node log");
-    assert!(log.contains("--adopt-store") && log.contains("no high-water mark"), "{log}");
+    assert!(
+        log.contains("--adopt-store") && log.contains("no high-water mark"),
+        "{log}"
+    );
     assert_serves_all(&a, &b, &[]).await;
 }

@@ -39,12 +39,11 @@ pub fn read(data: &Path) -> Result<(Option<String>, Option<String>)> {
 pub fn check(store: &Store, data: &Path, marks: (Option<String>, Option<String>), adopt: bool) -> Result<Checked> {
     let (mark, witnessed) = marks;
     let mark_path = high_water::mark_path(data);
-    let r = high_water::verify_against_marks(store, data, mark.as_deref(), witnessed.as_deref()).map_err(|e| {
-        match &e {
+    let r =
+        high_water::verify_against_marks(store, data, mark.as_deref(), witnessed.as_deref()).map_err(|e| match &e {
             OpenRefusal::Mark { .. } => anyhow::anyhow!("refusing to serve {}: {e}; {RESTORE}", data.display()),
             _ => anyhow::anyhow!("refusing to serve {}: {e}", data.display()),
-        }
-    })?;
+        })?;
     let mut mark_size = r.mark.unwrap_or(0);
     if r.mark.is_none() && r.report.size > 0 {
         if !adopt {
@@ -92,6 +91,7 @@ pub fn write_latest(store: &Store, data: &Path) -> Result<u64> {
         .latest_checkpoint()?
         .context("the store has no checkpoint for the high-water mark")?;
     let path = high_water::mark_path(data);
-    high_water::write_atomic(&path, &note).with_context(|| format!("writing the high-water mark {}", path.display()))?;
+    high_water::write_atomic(&path, &note)
+        .with_context(|| format!("writing the high-water mark {}", path.display()))?;
     Ok(size)
 }

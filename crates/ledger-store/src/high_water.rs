@@ -112,7 +112,10 @@ impl fmt::Display for MarkFault {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             MarkFault::BadMark { detail } => {
-                write!(f, "the high-water mark is not a checkpoint signed by the node key: {detail}")
+                write!(
+                    f,
+                    "the high-water mark is not a checkpoint signed by the node key: {detail}"
+                )
             }
             MarkFault::Shorter { mark, store } => write!(
                 f,
@@ -352,16 +355,26 @@ mod tests {
         .to_text();
         let v = signer.verifier();
         assert_eq!(claimed_size(&note), Some(52));
-        let e = check(&note, &v, 22, |_| Some(root)).expect_err("shorter");
+        let e = check(&note, v, 22, |_| Some(root)).expect_err("shorter");
         assert_eq!(e, MarkFault::Shorter { mark: 52, store: 22 });
         assert!(e.to_string().contains("22 entries") && e.to_string().contains("52 entries"));
         let other = Hash::digest(b"other");
-        let e = check(&note, &v, 60, |_| Some(other)).expect_err("differs");
-        assert!(matches!(e, MarkFault::Differs { mark: 52, store: 60, .. }), "{e}");
-        assert_eq!(check(&note, &v, 60, |_| Some(root)).expect("ok").size, 52);
+        let e = check(&note, v, 60, |_| Some(other)).expect_err("differs");
+        assert!(
+            matches!(
+                e,
+                MarkFault::Differs {
+                    mark: 52,
+                    store: 60,
+                    ..
+                }
+            ),
+            "{e}"
+        );
+        assert_eq!(check(&note, v, 60, |_| Some(root)).expect("ok").size, 52);
         let forged = note.replace("52", "53");
         assert!(matches!(
-            check(&forged, &v, 60, |_| Some(root)),
+            check(&forged, v, 60, |_| Some(root)),
             Err(MarkFault::BadMark { .. })
         ));
     }

@@ -268,7 +268,11 @@ impl Store {
                 }));
             }
         }
-        let asked = roots.iter().filter(|(s, _)| sizes.contains(s)).map(|(s, r)| (*s, *r)).collect();
+        let asked = roots
+            .iter()
+            .filter(|(s, _)| sizes.contains(s))
+            .map(|(s, r)| (*s, *r))
+            .collect();
         Ok((
             OpenReport {
                 size,

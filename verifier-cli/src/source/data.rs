@@ -36,7 +36,9 @@ impl DataSource {
             ledger_store::high_water::mark_path(&data_dir),
             ledger_store::high_water::witnessed_path(&data_dir),
         ] {
-            if let Some(note) = ledger_store::high_water::read(&p).with_context(|| format!("cannot read {}", p.display()))? {
+            if let Some(note) =
+                ledger_store::high_water::read(&p).with_context(|| format!("cannot read {}", p.display()))?
+            {
                 marks.push((p.display().to_string(), note));
             }
         }

@@ -204,7 +204,7 @@ fn main() -> std::process::ExitCode {
             // The marks first: a running node writes a mark after its store group.
             let m = marks::read(&data)?;
             let store = Store::open_read_only(&genesis::Layout::new(&data).store)?;
-            marks::check(&store, &data, m, false)?;
+            marks::check(&store, &data, m, false, "export")?;
             let f = std::io::BufWriter::new(std::fs::File::create(&out)?);
             let (n, c) = ledger_store::export::export(&store, f)?;
             println!("exported {n} entries and {c} checkpoints to {}", out.display());
@@ -218,8 +218,10 @@ fn main() -> std::process::ExitCode {
             store.flush()?;
             // A restore: the imported log must hold the mark kept in DATA (if any).
             if m.0.is_some() || m.1.is_some() {
-                marks::check(&store, &data, m, false)
-                    .context("the imported log does not hold this directory's high-water mark; delete DATA/store and import another export")?;
+                marks::check(&store, &data, m, false, "import into").context(
+                    "the imported log does not hold this directory's high-water mark; delete DATA/store and \
+                     import a newer export",
+                )?;
             }
             let size = marks::write_latest(&store, &data)?;
             println!(
@@ -321,7 +323,7 @@ async fn serve(a: ServeArgs) -> Result<()> {
     }
     let store = Arc::new(Store::open(&layout.store)?);
     let t = std::time::Instant::now();
-    let checked = marks::check(&store, &data, m, a.adopt_store)?;
+    let checked = marks::check(&store, &data, m, a.adopt_store, "serve")?;
     let report = checked.report;
     tracing::info!(size = report.size, root = %report.root, checkpoints = report.checkpoints, ms = t.elapsed().as_millis() as u64, "store verified");
     let registry = load_registry(&store)?;

@@ -31,24 +31,31 @@ pub fn read(data: &Path) -> Result<(Option<String>, Option<String>)> {
 }
 
 /// Verifies `store` (the store of data directory `data`) and checks it against the marks read
-/// before. A missing mark with a non-empty store is refused unless `adopt`, which re-creates the
-/// mark from the store's latest checkpoint.
+/// before, for `action` ("serve", "export", "import into"; named in the refusal). A missing mark
+/// with a non-empty store is refused unless `adopt`, which re-creates the mark from the store's
+/// latest checkpoint.
 ///
 /// # Errors
 /// When the store does not verify, does not satisfy a mark, or has no mark (without `adopt`).
-pub fn check(store: &Store, data: &Path, marks: (Option<String>, Option<String>), adopt: bool) -> Result<Checked> {
+pub fn check(
+    store: &Store,
+    data: &Path,
+    marks: (Option<String>, Option<String>),
+    adopt: bool,
+    action: &str,
+) -> Result<Checked> {
     let (mark, witnessed) = marks;
     let mark_path = high_water::mark_path(data);
     let r =
         high_water::verify_against_marks(store, data, mark.as_deref(), witnessed.as_deref()).map_err(|e| match &e {
-            OpenRefusal::Mark { .. } => anyhow::anyhow!("refusing to serve {}: {e}; {RESTORE}", data.display()),
-            _ => anyhow::anyhow!("refusing to serve {}: {e}", data.display()),
+            OpenRefusal::Mark { .. } => anyhow::anyhow!("refusing to {action} {}: {e}; {RESTORE}", data.display()),
+            _ => anyhow::anyhow!("refusing to {action} {}: {e}", data.display()),
         })?;
     let mut mark_size = r.mark.unwrap_or(0);
     if r.mark.is_none() && r.report.size > 0 {
         if !adopt {
             bail!(
-                "refusing to serve {}: the store holds {} entries but there is no high-water mark ({}). \
+                "refusing to {action} {}: the store holds {} entries but there is no high-water mark ({}). \
                  If this data directory was made before high-water marks existed, start the node once \
                  with --adopt-store to create the mark from the store's latest checkpoint. Otherwise \
                  the mark was deleted and the store cannot be trusted to be complete: {RESTORE}",

@@ -806,3 +806,52 @@ async fn a_restarted_witness_never_rolls_back_and_refuses_bad_input() {
     let now = open_checkpoint(&held().await, &node_vkey(&data)).expect("v");
     assert_eq!(now.checkpoint.size, next.size);
 }
+
+/// Issue 12 item 1: the latest witnessed checkpoint is also kept outside the store, in
+/// `DATA/high-water.witnessed`, before `wait_for_checkpoint` answers; the node checks it at open
+/// and `ledger-verify replay --data` reports both marks held.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn witnessed_checkpoint_is_kept_as_a_high_water_mark() {
+    let mut s = setup().await;
+    let mut c = s.node.client().await;
+    let env = record("note", note_payload(7), &[&s.registrar]);
+    let r = c
+        .append(req(&env, "hw-1", true))
+        .await
+        .expect("append waits for a witnessed checkpoint")
+        .into_inner();
+    let log = node_vkey(&s.data);
+    let text = std::fs::read_to_string(s.data.join("high-water.witnessed")).expect("witnessed mark written");
+    let cp = open_checkpoint(&text, &log).expect("the witnessed mark carries the node's signature");
+    let keys: Vec<CosignatureVerifier> = s.witnesses.iter().map(|w| w.key.clone()).collect();
+    assert_eq!(cp.note.verify_cosignatures(&keys).expect("cosignatures").len(), 3);
+    assert!(cp.checkpoint.size > r.index);
+    let mark = std::fs::read_to_string(s.data.join("high-water.checkpoint")).expect("mark");
+    let mark_size = open_checkpoint(&mark, &log).expect("mark signature").checkpoint.size;
+    assert!(mark_size >= cp.checkpoint.size);
+    s.node.stop();
+
+    let out = Command::new(bin("ledger-verify"))
+        .args(["replay", "--data"])
+        .arg(&s.data)
+        .output()
+        .expect("ledger-verify");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{stdout}");
+    assert!(
+        stdout.contains("high-water.witnessed") && stdout.contains("high-water.checkpoint"),
+        "{stdout}"
+    );
+
+    // A witnessed mark that is not the node's signature stops the node.
+    let forged = text.replacen(&format!("\n{}\n", cp.checkpoint.size), "\n1\n", 1);
+    assert_ne!(forged, text);
+    std::fs::write(s.data.join("high-water.witnessed"), forged).expect("write");
+    let err = Node::try_start(&s.data)
+        .err()
+        .expect("served with a forged witnessed mark");
+    assert!(
+        err.contains("high-water.witnessed") && err.contains("not a checkpoint signed by the node key"),
+        "{err}"
+    );
+}

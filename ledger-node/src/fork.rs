@@ -85,6 +85,12 @@ pub fn debug_fork(data: &Path, from: u64) -> Result<()> {
     .sign(&NoteSigner::new(&origin, key)?)?
     .to_text();
     store.commit_group(&prepared, &nodes, size, Some((size, &note)))?;
+    // The operator holds the node key, so the marks are rewritten too (only witnesses can tell).
+    crate::marks::write_latest(&store, data)?;
+    match std::fs::remove_file(ledger_store::high_water::witnessed_path(data)) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(e.into()),
+        _ => {}
+    }
     println!(
         "forked {origin:?} from index {from}: size {size}, new root {}",
         ct.root()

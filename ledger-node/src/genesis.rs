@@ -67,6 +67,15 @@ pub fn init(dir: &Path, origin: &str, admin_keys: &[PathBuf], admin_quorum: u32,
     }
     let layout = Layout::new(dir);
     std::fs::create_dir_all(dir)?;
+    let mark = ledger_store::high_water::mark_path(dir);
+    if mark.exists() {
+        bail!(
+            "{} holds a high-water mark ({}): it held a ledger whose store is now missing or damaged; \
+             refusing to initialize over it (restore it: docs/operations.md)",
+            dir.display(),
+            mark.display()
+        );
+    }
     let store = Store::open(&layout.store).context("opening the store")?;
     if store.size()? != 0 {
         bail!(
@@ -142,6 +151,7 @@ pub fn init(dir: &Path, origin: &str, admin_keys: &[PathBuf], admin_quorum: u32,
         terms: vec![(b'k', "charter".into())],
     };
     store.commit_group(&[prepared], &nodes, 1, Some((1, &cp.to_text())))?;
+    crate::marks::write_latest(&store, dir)?;
     // The checkpoint verifier key, for clients, witnesses and courts (public).
     std::fs::write(
         dir.join("keys/node.vkey"),

@@ -7,6 +7,7 @@ mod edge;
 mod errors;
 mod fork;
 mod genesis;
+mod marks;
 mod metrics;
 mod sequencer;
 mod service;
@@ -128,6 +129,11 @@ struct ServeArgs {
     /// How long Append with wait_for_checkpoint waits for a witnessed checkpoint (milliseconds).
     #[arg(long, env = "LEDGER_WITNESS_TIMEOUT_MS")]
     witness_timeout_ms: Option<u64>,
+    /// Serve a non-empty store that has no high-water mark, creating the mark from the store's
+    /// latest checkpoint (once, to upgrade a data directory made before marks; docs/operations.md).
+    #[arg(long)]
+    #[serde(skip)]
+    adopt_store: bool,
 }
 
 impl ServeArgs {
@@ -152,6 +158,7 @@ impl ServeArgs {
                 self.witness
             },
             witness_timeout_ms: self.witness_timeout_ms.or(file.witness_timeout_ms),
+            adopt_store: self.adopt_store,
         })
     }
 }
@@ -196,18 +203,33 @@ fn main() -> std::process::ExitCode {
         }
         Cmd::DebugFork { data, from } => fork::debug_fork(&data, from),
         Cmd::Export { data, out } => (|| {
+            // The marks first: a running node writes a mark after its store group.
+            let m = marks::read(&data)?;
             let store = Store::open_read_only(&genesis::Layout::new(&data).store)?;
-            store.verify().map_err(|e| anyhow::anyhow!("{e}"))?;
+            marks::check(&store, &data, m, false, "export")?;
             let f = std::io::BufWriter::new(std::fs::File::create(&out)?);
             let (n, c) = ledger_store::export::export(&store, f)?;
             println!("exported {n} entries and {c} checkpoints to {}", out.display());
             Ok(())
         })(),
         Cmd::Import { data, input } => (|| {
+            let m = marks::read(&data)?;
             let store = Store::open(&genesis::Layout::new(&data).store)?;
             let f = std::io::BufReader::new(std::fs::File::open(&input)?);
             let n = ledger_store::export::import(&store, f)?;
-            println!("imported and verified {n} entries into {}", data.display());
+            store.flush()?;
+            // A restore: the imported log must hold the mark kept in DATA (if any).
+            if m.0.is_some() || m.1.is_some() {
+                marks::check(&store, &data, m, false, "import into").context(
+                    "the imported log does not hold this directory's high-water mark; delete DATA/store and \
+                     import a newer export",
+                )?;
+            }
+            let size = marks::write_latest(&store, &data)?;
+            println!(
+                "imported and verified {n} entries into {} (high-water mark: checkpoint of {size})",
+                data.display()
+            );
             Ok(())
         })(),
     };
@@ -256,8 +278,11 @@ async fn serve(a: ServeArgs) -> Result<()> {
     let data = a.data.clone().unwrap_or_else(|| PathBuf::from("ledger-data"));
     let listen = a.listen.unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 50051)));
     let layout = genesis::Layout::new(&data);
+    let mut m = marks::read(&data)?;
     let empty = { Store::open(&layout.store)?.size()? == 0 };
-    if empty {
+    // An empty store with a mark lost its whole log: refused by the mark check below, never
+    // re-initialized.
+    if empty && m.0.is_none() && m.1.is_none() {
         let origin = a.origin.clone().unwrap_or_else(|| "ledger.localhost/dev".to_string());
         tracing::warn!("**************************************************************************");
         tracing::warn!(
@@ -267,12 +292,12 @@ async fn serve(a: ServeArgs) -> Result<()> {
         tracing::warn!("Do not use this ledger for real records; run `ledger-node init` instead.");
         tracing::warn!("**************************************************************************");
         genesis::init(&data, &origin, &[], 1, 0)?;
+        m = marks::read(&data)?;
     }
     let store = Arc::new(Store::open(&layout.store)?);
     let t = std::time::Instant::now();
-    let report = store
-        .verify()
-        .map_err(|e| anyhow::anyhow!("refusing to serve {}: {e}", data.display()))?;
+    let checked = marks::check(&store, &data, m, a.adopt_store, "serve")?;
+    let report = checked.report;
     tracing::info!(size = report.size, root = %report.root, checkpoints = report.checkpoints, ms = t.elapsed().as_millis() as u64, "store verified");
     let t = std::time::Instant::now();
     let (state, refused) = load_state(&store, report.size, &report.root)?;
@@ -301,6 +326,8 @@ async fn serve(a: ServeArgs) -> Result<()> {
         checkpoint: cp_tx,
         metrics: metrics.clone(),
         size: std::sync::atomic::AtomicU64::new(report.size),
+        high_water: checked.mark,
+        witnessed_mark: checked.witnessed,
     });
     let (job_tx, job_rx) = std::sync::mpsc::sync_channel(a.queue_depth.unwrap_or(4096));
     let seq = sequencer::Sequencer {

@@ -90,6 +90,11 @@ pub struct Shared {
     pub metrics: Arc<Metrics>,
     /// Current tree size (durable).
     pub size: std::sync::atomic::AtomicU64,
+    /// The high-water mark file (`DATA/high-water.checkpoint`): the latest signed checkpoint,
+    /// written after its group is durable and before anyone is answered.
+    pub high_water: ledger_store::high_water::HighWater,
+    /// The latest witnessed checkpoint's file (`DATA/high-water.witnessed`).
+    pub witnessed_mark: ledger_store::high_water::HighWater,
 }
 
 /// What one group accumulates before its commit.
@@ -143,6 +148,14 @@ fn writer(store: Arc<Store>, shared: Arc<Shared>, failed: Arc<std::sync::atomic:
                     && let Ok(mut r) = shared.registry.write()
                 {
                     *r = reg;
+                }
+                // The group is durable: only now may the mark cover its checkpoint (one small file
+                // write and two fsyncs per checkpoint, not per entry). A failure leaves the older
+                // mark in place, which the store still satisfies.
+                if let Some((s, n)) = &w.checkpoint
+                    && let Err(e) = shared.high_water.advance(*s, n)
+                {
+                    tracing::error!(error = %e, size = *s, file = %shared.high_water.path().display(), "cannot write the high-water mark");
                 }
                 shared.size.store(w.size, Relaxed);
                 m.tree_size.store(w.size, Relaxed);

@@ -255,9 +255,21 @@ pub async fn run(store: Arc<Store>, shared: Arc<Shared>, witnessed: Arc<Witnesse
         if merged != text || is_witnessed {
             let st = store.clone();
             let m = merged.clone();
-            let r = tokio::task::spawn_blocking(move || st.put_cosigned_checkpoint(size, &m, is_witnessed)).await;
-            if !matches!(r, Ok(Ok(()))) {
-                tracing::error!(size, "cannot store the cosigned checkpoint");
+            let sh = shared.clone();
+            let r = tokio::task::spawn_blocking(move || {
+                st.put_cosigned_checkpoint(size, &m, is_witnessed)?;
+                // Durable in the store: now the marks outside sled may hold it.
+                if is_witnessed {
+                    sh.witnessed_mark.advance(size, &m)?;
+                }
+                sh.high_water.advance(size, &m)?;
+                Ok::<(), anyhow::Error>(())
+            })
+            .await;
+            match r {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => tracing::error!(size, error = %e, "cannot store the cosigned checkpoint"),
+                Err(e) => tracing::error!(size, error = %e, "cannot store the cosigned checkpoint"),
             }
         }
         if is_witnessed || witnessed.quorum == 0 {

@@ -43,6 +43,11 @@ impl Node {
 
     /// Starts the node; on failure returns what it printed on stderr.
     pub fn try_start(data: &Path) -> Result<Node, String> {
+        Self::try_start_with(data, &[])
+    }
+
+    /// [`Node::try_start`] with extra `serve` arguments.
+    pub fn try_start_with(data: &Path, extra: &[&str]) -> Result<Node, String> {
         let mut child = Command::new(bin("ledger-node"))
             .args([
                 "serve",
@@ -53,6 +58,7 @@ impl Node {
                 "--checkpoint-interval-ms",
                 "200",
             ])
+            .args(extra)
             .arg("--data")
             .arg(data)
             .env("RUST_LOG", "warn")

@@ -393,11 +393,14 @@ fn replay(a: ReplayArgs) -> anyhow::Result<bool> {
     let threads = a
         .threads
         .unwrap_or_else(|| std::thread::available_parallelism().map_or(2, usize::from));
-    let replayer = replay::Replayer::new(replay::ReplayOptions {
+    let mut replayer = replay::Replayer::new(replay::ReplayOptions {
         trusted_key,
         origin: a.origin.clone(),
         max_faults: a.max_faults,
     });
+    for (file, note) in src.high_water_marks() {
+        replayer.high_water(file, note);
+    }
     let opts = pipeline::PipelineOptions {
         threads,
         window: a.window,

@@ -58,8 +58,21 @@ pub struct Outcome {
     pub checkpoints_unchecked: u64,
     /// Entries after a chain break whose links also disagree with the recomputed tree.
     pub links_after_break: u64,
+    /// The high-water marks checked: (file, checkpoint size) of each that the log holds.
+    pub high_water: Vec<(String, u64)>,
     /// Faults.
     pub faults: Faults,
+}
+
+/// A high-water mark kept beside the log, checked at the end of the replay.
+#[derive(Debug, Clone)]
+struct Mark {
+    file: String,
+    note: String,
+    /// The size the note claims (read before its signature is checked).
+    size: Option<u64>,
+    /// The recomputed root at that size, once the replay reaches it.
+    root: Option<Hash>,
 }
 
 /// Replays a log in order.
@@ -83,6 +96,7 @@ pub struct Replayer {
     checkpoints_checked: u64,
     checkpoints_unchecked: u64,
     kinds: BTreeMap<String, u64>,
+    marks: Vec<Mark>,
     faults: Faults,
 }
 
@@ -108,8 +122,18 @@ impl Replayer {
             checkpoints_checked: 0,
             checkpoints_unchecked: 0,
             kinds: BTreeMap::new(),
+            marks: Vec::new(),
             faults,
         }
+    }
+
+    /// Adds a high-water mark (a signed checkpoint the log must hold, kept outside the store):
+    /// at the end, a log shorter than it or with another root at its size is a `ROLLBACK`. Call
+    /// before feeding entries.
+    pub fn high_water(&mut self, file: String, note: String) {
+        let size = ledger_store::high_water::claimed_size(&note);
+        let root = (size == Some(0)).then(empty_root);
+        self.marks.push(Mark { file, note, size, root });
     }
 
     /// Entries processed so far.
@@ -233,6 +257,12 @@ impl Replayer {
         }
         self.tree.append(p.leaf_hash);
         self.reach_pending();
+        if self.reliable {
+            let size = self.tree.size();
+            for m in self.marks.iter_mut().filter(|m| m.size == Some(size)) {
+                m.root = Some(self.tree.root());
+            }
+        }
         self.step(index, p);
         // After the entry's step, as the node does.
         let (size, root) = (self.tree.size(), self.tree.root());
@@ -465,6 +495,7 @@ impl Replayer {
                 .evidence(max, end),
             );
         }
+        let high_water = self.check_marks();
         if let Some(c) = claimed_size
             && c > self.expected
         {
@@ -497,7 +528,85 @@ impl Replayer {
             checkpoints_checked: self.checkpoints_checked,
             checkpoints_unchecked: self.checkpoints_unchecked,
             links_after_break: self.links_after_break,
+            high_water,
             faults: self.faults,
         }
+    }
+
+    /// Judges the high-water marks at the end of the log: each must carry the node key's
+    /// signature, and the log must hold its size with the same root there.
+    fn check_marks(&mut self) -> Vec<(String, u64)> {
+        let mut held = Vec::new();
+        for m in std::mem::take(&mut self.marks) {
+            let end = self.expected;
+            let Some(v) = &self.verifier else {
+                // No node key (no valid charter): the signature cannot be checked, but a log
+                // shorter than the size the mark claims is still named.
+                match m.size {
+                    Some(claimed) if claimed > end => {
+                        let f = Fault::new(
+                            Some(end),
+                            Code::Rollback,
+                            format!(
+                                "the log holds {end} entries but its high-water mark {} claims a checkpoint of \
+                                 {claimed} entries (its signature cannot be checked without the charter)",
+                                m.file
+                            ),
+                        )
+                        .evidence(claimed, end);
+                        self.fault(f);
+                    }
+                    _ => self.checkpoints_unchecked += 1,
+                }
+                continue;
+            };
+            let cp = match open_checkpoint(&m.note, v) {
+                Ok(cp) => cp.checkpoint,
+                Err(e) => {
+                    let f = Fault::new(
+                        m.size,
+                        Code::CheckpointBadSignature,
+                        format!("the high-water mark {} does not verify with the node key: {e}", m.file),
+                    );
+                    self.fault(f);
+                    continue;
+                }
+            };
+            if cp.size > end {
+                let f = Fault::new(
+                    Some(end),
+                    Code::Rollback,
+                    format!(
+                        "the log holds {end} entries but its high-water mark {} is a signed checkpoint of {} \
+                         entries: {} acknowledged entries are missing (the store was cut or damaged; restore it, \
+                         docs/operations.md)",
+                        m.file,
+                        cp.size,
+                        cp.size - end
+                    ),
+                )
+                .evidence(cp.size, end);
+                self.fault(f);
+                continue;
+            }
+            match m.root {
+                Some(r) if r == cp.root => held.push((m.file, cp.size)),
+                Some(r) => {
+                    let f = Fault::new(
+                        Some(cp.size),
+                        Code::Rollback,
+                        format!(
+                            "the log holds {end} entries but its root at size {} differs from the high-water mark \
+                             {} (a signed checkpoint of {} entries): a different log",
+                            cp.size, m.file, cp.size
+                        ),
+                    )
+                    .evidence(cp.root, r);
+                    self.fault(f);
+                }
+                None => self.checkpoints_unchecked += 1,
+            }
+        }
+        held
     }
 }

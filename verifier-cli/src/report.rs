@@ -69,6 +69,8 @@ pub struct ReplayJson<'a> {
     pub checkpoints_unchecked: u64,
     /// Entries after a chain break whose links disagree for the same reason.
     pub links_after_break: u64,
+    /// High-water marks the log holds: file and checkpoint size (a data directory's marks).
+    pub high_water: Vec<HighWaterJson<'a>>,
     /// Faults.
     #[serde(flatten)]
     pub faults: FaultsJson<'a>,
@@ -76,6 +78,15 @@ pub struct ReplayJson<'a> {
     pub elapsed_seconds: f64,
     /// True when no fault was found.
     pub ok: bool,
+}
+
+/// A high-water mark the log holds.
+#[derive(Debug, Serialize)]
+pub struct HighWaterJson<'a> {
+    /// The mark file.
+    pub file: &'a str,
+    /// Its checkpoint's size.
+    pub size: u64,
 }
 
 /// Builds the JSON document of a replay.
@@ -96,6 +107,11 @@ pub fn replay_json<'a>(source: &'a str, o: &'a Outcome, elapsed: f64) -> ReplayJ
         checkpoints_checked: o.checkpoints_checked,
         checkpoints_unchecked: o.checkpoints_unchecked,
         links_after_break: o.links_after_break,
+        high_water: o
+            .high_water
+            .iter()
+            .map(|(file, size)| HighWaterJson { file, size: *size })
+            .collect(),
         faults: FaultsJson::new(&o.faults),
         elapsed_seconds: elapsed,
         ok: o.faults.total() == 0,
@@ -164,6 +180,9 @@ pub fn replay_human(source: &str, o: &Outcome, elapsed: f64) -> String {
         "checkpoints:  {} checked, {} not checked",
         o.checkpoints_checked, o.checkpoints_unchecked
     );
+    for (file, size) in &o.high_water {
+        let _ = writeln!(s, "high-water:   {file}: checkpoint of {size} entries, held by the log");
+    }
     if o.links_after_break > 0 {
         let _ = writeln!(
             s,

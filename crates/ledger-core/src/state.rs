@@ -250,7 +250,7 @@ mod tests {
             "scope": {"organization": "o", "kinds": []}});
         let e = entry(1, "key.enroll", &enroll, &[&admin]);
         let checked = st
-            .check(1, 1_001, "key.enroll", &e.envelope.payload, &ids(&[&admin]))
+            .check(1, 1_001, "key.enroll", &e.envelope, &ids(&[&admin]))
             .unwrap();
         assert!(checked.changes_registry());
         assert!(

@@ -17,6 +17,7 @@
 //! | `m` | `witnessed` | size (u64 BE) ‖ the latest witnessed checkpoint note (docs/witness.md) |
 
 pub mod export;
+pub mod high_water;
 mod verify;
 
 pub use verify::{OpenReport, TamperFault};

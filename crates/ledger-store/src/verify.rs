@@ -159,13 +159,22 @@ impl Store {
     /// # Errors
     /// [`StoreError::Tampered`] naming the first fault, or a storage error.
     pub fn verify(&self) -> Result<OpenReport, StoreError> {
+        self.verify_with_roots_at(&[]).map(|(r, _)| r)
+    }
+
+    /// [`Self::verify`], also returning the recomputed root at each of `sizes` that is not above
+    /// the store's size (for the high-water mark check, `crate::high_water`).
+    ///
+    /// # Errors
+    /// As [`Self::verify`].
+    pub fn verify_with_roots_at(&self, sizes: &[u64]) -> Result<(OpenReport, BTreeMap<u64, Hash>), StoreError> {
         let size = self.size()?;
         let checkpoints: BTreeMap<u64, String> = self.checkpoints().collect::<Result<_, _>>()?;
         let mut roots: BTreeMap<u64, Hash> = BTreeMap::new();
         let mut ct = CompactTree::new();
         let mut last_ts = 0u64;
         let mut verifier = None;
-        if checkpoints.contains_key(&0) {
+        if checkpoints.contains_key(&0) || sizes.contains(&0) {
             roots.insert(0, ct.root());
         }
         for r in self.entries(0, u64::MAX) {
@@ -222,7 +231,7 @@ impl Store {
             }
             last_ts = e.timestamp_micros;
             ct.append(lh);
-            if checkpoints.contains_key(&ct.size()) {
+            if checkpoints.contains_key(&ct.size()) || sizes.contains(&ct.size()) {
                 roots.insert(ct.size(), ct.root());
             }
         }
@@ -259,11 +268,19 @@ impl Store {
                 }));
             }
         }
-        Ok(OpenReport {
-            size,
-            root: ct.root(),
-            checkpoints: checkpoints.len(),
-            node_verifier: verifier,
-        })
+        let asked = roots
+            .iter()
+            .filter(|(s, _)| sizes.contains(s))
+            .map(|(s, r)| (*s, *r))
+            .collect();
+        Ok((
+            OpenReport {
+                size,
+                root: ct.root(),
+                checkpoints: checkpoints.len(),
+                node_verifier: verifier,
+            },
+            asked,
+        ))
     }
 }

@@ -13,6 +13,7 @@ pub struct DataSource {
     dir: PathBuf,
     store: Store,
     size: u64,
+    marks: Vec<(String, String)>,
 }
 
 impl DataSource {
@@ -23,17 +24,31 @@ impl DataSource {
     /// When the directory is not a ledger store.
     pub fn open(dir: &Path) -> anyhow::Result<Self> {
         let nested = dir.join("store");
-        let at = if nested.join("conf").exists() || nested.join("db").exists() {
-            nested
+        let (at, data_dir) = if nested.join("conf").exists() || nested.join("db").exists() {
+            (nested, dir.to_path_buf())
         } else {
-            dir.to_path_buf()
+            (dir.to_path_buf(), dir.parent().unwrap_or(dir).to_path_buf())
         };
+        // The marks before the store: a running node writes a mark after its store group, so
+        // the snapshot taken next is never older than the marks.
+        let mut marks = Vec::new();
+        for p in [
+            ledger_store::high_water::mark_path(&data_dir),
+            ledger_store::high_water::witnessed_path(&data_dir),
+        ] {
+            if let Some(note) =
+                ledger_store::high_water::read(&p).with_context(|| format!("cannot read {}", p.display()))?
+            {
+                marks.push((p.display().to_string(), note));
+            }
+        }
         let store = Store::open_read_only(&at).with_context(|| format!("cannot open {}", dir.display()))?;
         let size = store.size().context("cannot read the store's size")?;
         Ok(Self {
             dir: dir.to_path_buf(),
             store,
             size,
+            marks,
         })
     }
 }
@@ -45,6 +60,10 @@ impl Source for DataSource {
 
     fn expected_entries(&self) -> Option<u64> {
         Some(self.size)
+    }
+
+    fn high_water_marks(&self) -> Vec<(String, String)> {
+        self.marks.clone()
     }
 
     fn run(&mut self, sink: &mut dyn FnMut(Item) -> bool) -> anyhow::Result<SourceEnd> {

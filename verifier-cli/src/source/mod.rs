@@ -28,4 +28,10 @@ pub trait Source: Send {
     /// # Errors
     /// On I/O or transport failure (exit code 2).
     fn run(&mut self, sink: &mut dyn FnMut(Item) -> bool) -> anyhow::Result<SourceEnd>;
+
+    /// The high-water marks kept beside the log (a data directory's `high-water.checkpoint` and
+    /// `high-water.witnessed`) as (file, signed checkpoint note), read before the log.
+    fn high_water_marks(&self) -> Vec<(String, String)> {
+        Vec::new()
+    }
 }

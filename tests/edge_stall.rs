@@ -9,7 +9,7 @@ mod support;
 
 use ledger_core::dsse::{Envelope, Signature};
 use ledger_core::keys::key_id;
-use ledger_core::registry::payload_type;
+use ledger_core::registry::payload_type_for_log;
 use ledger_proto::pb;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -61,7 +61,7 @@ fn crafted_commit(party: &ed25519_dalek::SigningKey, repeated: bool) -> Vec<u8> 
 }
 
 fn envelope(payload: Vec<u8>) -> Envelope {
-    Envelope::new(payload_type("draw.commit"), payload)
+    Envelope::new(payload_type_for_log("draw.commit", "ledger.test/edge"), payload)
 }
 
 /// Sends `env` with Append and returns the answer and how long it took.

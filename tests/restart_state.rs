@@ -173,7 +173,7 @@ async fn restart_forgets_nothing() {
     let e = append(&mut c, &record("escrow.key", escrow_key("court-1"), &[&admin]), "")
         .await
         .expect_err("a second escrow.key with the same id");
-    assert_eq!(e.code(), Code::FailedPrecondition, "{}", e.message());
+    assert_eq!(e.code(), Code::AlreadyExists, "{}", e.message());
     assert_eq!(code_of(&e), "ESCROW_DUPLICATE", "{}", e.message());
     let e = append(&mut c, &record("credential.issued", issued(&drawn[0]), &[&reg]), "")
         .await

@@ -281,6 +281,14 @@ mod tests {
             scope: Scope::default(),
         })
         .unwrap();
+        let enroll_again = serde_json::to_vec(&KeyEnroll {
+            version: 1,
+            name: "registrar again".into(),
+            key: b64(&reg_key),
+            roles: vec![Role::Registrar],
+            scope: Scope::default(),
+        })
+        .unwrap();
         let note = br#"{"version":1,"x":1}"#;
         let mut flipped = signed("note", note, &[&admin]);
         flipped.signatures[0].sig[5] ^= 1;
@@ -296,9 +304,9 @@ mod tests {
             signed("note", note, &[&reg_key]), // not enrolled yet
             signed("key.enroll", &enroll, &[&node]),
             signed("key.enroll", &enroll, &[&admin]),
-            signed("note", note, &[&reg_key]),
-            signed("key.enroll", &enroll, &[&admin]), // already enrolled
-            signed("note", note, &[&node]),           // the node role may not sign notes
+            signed("note", br#"{"version":1,"x":2}"#, &[&reg_key]),
+            signed("key.enroll", &enroll_again, &[&admin]), // already enrolled
+            signed("note", br#"{"version":1,"x":3}"#, &[&node]), // the node role may not sign notes
             signed("no-such-kind", note, &[&admin]),
             signed("note", b"not json", &[&admin]),
             signed("note", br#"{"version":2}"#, &[&admin]),

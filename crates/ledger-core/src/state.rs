@@ -260,8 +260,11 @@ mod tests {
         st.apply(&Hash::default(), checked);
         assert_eq!(st.registry.holder(&key_id(&reg.verifying_key())), Some("registrar"));
 
-        // The same key again: a registry conflict, and the state is unchanged.
-        let again = entry(2, "key.enroll", &enroll, &[&admin]);
+        // The same key again (under another name, so not the same signed statement): a registry
+        // conflict, and the state is unchanged.
+        let mut enroll_again = enroll.clone();
+        enroll_again["name"] = "registrar again".into();
+        let again = entry(2, "key.enroll", &enroll_again, &[&admin]);
         let before = st.registry.keys.len();
         assert!(matches!(
             st.fold(&again, &Hash::default(), &ids(&[&admin])),

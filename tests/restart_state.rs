@@ -239,3 +239,88 @@ async fn restart_forgets_nothing() {
     );
     assert!(String::from_utf8_lossy(&out.stdout).contains("OK"));
 }
+
+/// A log written under older rules (here: a second `escrow.key` with the same id, written into the
+/// store by an operator with the node key, as a node without the rule would have accepted it): the
+/// node still starts, names the entry in its log and leaves it out of its state exactly as
+/// `ledger-verify replay` does — which names it `ESCROW_DUPLICATE` — and the id stays taken.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn start_up_leaves_out_what_replay_names() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let data = dir.path().join("d");
+    let origin = "ledger.test/older-rules";
+    init(&data, origin, &[], 1);
+    let admin = key(&data.join("keys/admin.key"));
+    let node_sk = key(&data.join("keys/node.key"));
+    {
+        let store = ledger_store::Store::open(&data.join("store")).expect("store");
+        let mut tree = store.compact_tree().expect("tree");
+        let t0 = store.timestamp(0).expect("ts").expect("charter");
+        let (mut group, mut nodes) = (Vec::new(), Vec::new());
+        for env in [
+            record("escrow.key", escrow_key("court-1"), &[&admin]),
+            record("escrow.key", escrow_key("court-1"), &[&admin]),
+        ] {
+            let leaf = ledger_core::entry::Entry {
+                index: tree.size(),
+                timestamp_micros: t0 + tree.size(),
+                prev_root: tree.root(),
+                envelope: env,
+            }
+            .encode();
+            let lh = ledger_core::hash::leaf_hash(&leaf);
+            group.push(ledger_store::PreparedEntry {
+                index: tree.size(),
+                leaf,
+                leaf_hash: lh,
+                request: None,
+                terms: vec![(b'k', "escrow.key".to_string())],
+            });
+            tree.append_with(lh, |n| nodes.push(n));
+        }
+        let signer = ledger_core::note::NoteSigner::new(origin, node_sk).expect("signer");
+        let cp = ledger_core::checkpoint::Checkpoint {
+            origin: origin.into(),
+            size: tree.size(),
+            root: tree.root(),
+            extensions: vec![],
+        }
+        .sign(&signer)
+        .expect("sign")
+        .to_text();
+        store
+            .commit_group(&group, &nodes, tree.size(), Some((tree.size(), &cp)))
+            .expect("commit");
+        store.flush().expect("flush");
+    }
+
+    let mut node = Node::start(&data);
+    let mut c = node.client().await;
+    let e = append(&mut c, &record("escrow.key", escrow_key("court-1"), &[&admin]), "")
+        .await
+        .expect_err("the id is taken by entry 1");
+    assert_eq!(code_of(&e), "ESCROW_DUPLICATE", "{}", e.message());
+    append(&mut c, &record("escrow.key", escrow_key("court-2"), &[&admin]), "")
+        .await
+        .expect("a new id");
+    drop(c);
+    node.stop();
+    let log = std::fs::read_to_string(data.with_extension("node.log")).unwrap_or_default();
+    assert!(
+        log.contains("left out of the state") && log.contains("ESCROW_DUPLICATE"),
+        "{log}"
+    );
+
+    let json = dir.path().join("replay.json");
+    let out = Command::new(bin("ledger-verify"))
+        .args(["replay", "--data", data.to_str().expect("utf8"), "--json"])
+        .arg(&json)
+        .output()
+        .expect("replay");
+    assert_eq!(out.status.code(), Some(1), "{}", String::from_utf8_lossy(&out.stdout));
+    let j: Value = serde_json::from_str(&std::fs::read_to_string(&json).expect("json")).expect("json");
+    let faults = j["faults"].as_array().expect("faults");
+    assert_eq!(faults.len(), 1, "{faults:?}");
+    assert_eq!(faults[0]["code"], "ESCROW_DUPLICATE", "{faults:?}");
+    assert_eq!(faults[0]["index"], 2, "{faults:?}");
+}

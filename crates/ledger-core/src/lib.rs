@@ -11,6 +11,8 @@
 //! - [`note`] and [`checkpoint`]: C2SP signed notes (Ed25519) and C2SP tlog-checkpoint bodies;
 //!   [`cosignature`]: C2SP tlog-cosignature v1 (timestamped Ed25519 witness cosignatures);
 //!   [`witness`]: the C2SP tlog-witness add-checkpoint rules.
+//! - [`state`]: the whole state of a log (key [`registry`] and domain [`rules`]) and the one step
+//!   that folds an entry into it, used by the node's sequencer and start-up and by the verifier.
 //!
 //! No I/O, no async, no storage, no network: storage enters through the one-method
 //! [`merkle::NodeSource`] trait and time enters as an argument. Functions never panic on input;

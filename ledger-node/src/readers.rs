@@ -82,37 +82,55 @@ impl Readers {
         Self { limits, slots }
     }
 
-    /// Opens a stream of entries `[start, end)`, or RESOURCE_EXHAUSTED when every slot is taken.
+    /// Answers `GetEntries` for `[start, end)` (already checked against the log size).
+    ///
+    /// A range of at most [`STREAM_CHUNK`] entries that fits in one chunk is read at once and
+    /// answered from memory without a slot, so small reads are answered even while every slot is
+    /// taken. A larger range takes a slot and is read lazily.
     ///
     /// # Errors
-    /// RESOURCE_EXHAUSTED when [`ReadLimits::max_streams`] streams are open.
-    pub fn open(&self, store: Arc<Store>, start: u64, end: u64) -> Result<EntryStream, Status> {
+    /// RESOURCE_EXHAUSTED when [`ReadLimits::max_streams`] streams are open; UNAVAILABLE or
+    /// DATA_LOSS when the store cannot be read.
+    pub fn get_entries(&self, store: Arc<Store>, start: u64, end: u64) -> Result<EntriesStream, Status> {
+        let mut first = VecDeque::new();
+        let mut next = start;
+        if end.saturating_sub(start) <= STREAM_CHUNK as u64 {
+            let chunk = read_chunk(&store, start, end)?;
+            next = chunk.last().map_or(end, |e| e.index.saturating_add(1));
+            if next >= end {
+                return Ok(Box::pin(tokio_stream::iter(chunk.into_iter().map(Ok))));
+            }
+            first = chunk.into();
+        }
         let permit = self.slots.clone().try_acquire_owned().map_err(|_| {
             Status::resource_exhausted(format!(
-                "{} GetEntries streams are open, the node's limit; read or close one, or retry later",
+                "{} GetEntries streams are open, the node's limit; read or close one, retry later, or ask for at most {STREAM_CHUNK} entries",
                 self.limits.max_streams
             ))
         })?;
         let idle = self.limits.stream_idle;
         let slot = Arc::new(Mutex::new(Slot {
             permit: Some(permit),
-            buf: VecDeque::new(),
+            buf: first,
             last_poll: Instant::now(),
             resume: start,
             expired: false,
         }));
         tokio::spawn(watchdog(Arc::downgrade(&slot), idle));
-        Ok(EntryStream {
+        Ok(Box::pin(EntryStream {
             store,
-            next: start,
+            next,
             end,
             slot,
             fetch: None,
             idle,
             done: false,
-        })
+        }))
     }
 }
+
+/// The stream `GetEntries` answers with.
+pub type EntriesStream = Pin<Box<dyn tokio_stream::Stream<Item = Result<pb::LogEntry, Status>> + Send + 'static>>;
 
 /// What a stream shares with its watchdog.
 struct Slot {

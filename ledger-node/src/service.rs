@@ -345,11 +345,11 @@ impl pb::ledger_server::Ledger for LedgerService {
                 req.start
             )));
         }
-        if req.start == end {
-            return Ok(Response::new(Box::pin(tokio_stream::empty())));
-        }
-        let stream = self.readers.open(self.store.clone(), req.start, end)?;
-        Ok(Response::new(Box::pin(stream)))
+        Ok(Response::new(self.readers.get_entries(
+            self.store.clone(),
+            req.start,
+            end,
+        )?))
     }
 
     async fn get_checkpoint(

@@ -48,6 +48,7 @@ fn start_node(data: &Path, extra: &[&str]) -> Node {
         }
     }
     let _ = child.kill();
+    let _ = child.wait();
     panic!("the node did not start");
 }
 

@@ -35,7 +35,7 @@ struct Cli {
 #[derive(Subcommand)]
 enum Cmd {
     /// Serve the gRPC API (initializing DIR with development keys if it is empty).
-    Serve(ServeArgs),
+    Serve(Box<ServeArgs>),
     /// Create the node and administrator keys and write the charter (entry 0).
     Init {
         /// Data directory.

@@ -563,7 +563,7 @@ impl pb::ledger_server::Ledger for LedgerService {
             };
             candidates_left -= page.len().min(candidates_left);
             let Some(&last) = page.last() else { break };
-            let exhausted = filters.first().is_some() && page.len() < want;
+            let exhausted = !filters.is_empty() && page.len() < want;
             for i in page {
                 if i >= hi {
                     break 'outer;

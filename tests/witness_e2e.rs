@@ -855,3 +855,95 @@ async fn witnessed_checkpoint_is_kept_as_a_high_water_mark() {
         "{err}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_witness_keeps_no_lines_planted_in_a_submission() {
+    let s = setup().await;
+    let mut c = s.node.client().await;
+    let log = node_vkey(&s.data);
+    let env = record("note", note_payload(1), &[&s.registrar]);
+    c.append(req(&env, "planted-1", true)).await.expect("witnessed append");
+    let size = c
+        .get_checkpoint(pb::GetCheckpointRequest { size: None })
+        .await
+        .expect("cp")
+        .into_inner()
+        .size;
+    let target = &s.witnesses[0];
+    let held = held_at(target, &log, size).await;
+
+    // Resubmit the witness's own current checkpoint with a garbage line in the name (and key hash)
+    // of another enrolled witness and 20 junk lines.
+    let mut planted = Note::parse(&held).expect("held note");
+    let other = &s.witnesses[1].key;
+    planted.signatures.push(ledger_core::note::NoteSignature {
+        name: other.name.clone(),
+        key_hash: other.key_hash,
+        sig: vec![0x5a; 72],
+    });
+    for i in 0..20u8 {
+        planted.signatures.push(ledger_core::note::NoteSignature {
+            name: format!("junk.test/{i}"),
+            key_hash: u32::from(i) * 7919,
+            sig: vec![i; 64],
+        });
+    }
+    let body = AddCheckpoint {
+        old_size: size,
+        proof: vec![],
+        checkpoint: planted.to_text(),
+    }
+    .to_body();
+    let answer = target
+        .client()
+        .await
+        .add_checkpoint(pb::AddCheckpointRequest { body })
+        .await
+        .expect("the same checkpoint is cosigned again")
+        .into_inner()
+        .cosignatures;
+    // The answer is the witness's own cosignature line only.
+    assert_eq!(answer.lines().count(), 1, "{answer}");
+    assert!(answer.starts_with(&format!("— {} ", target.key.name)), "{answer}");
+
+    // What it stores and serves: the log's signature and its own cosignature, nothing else.
+    let served = target
+        .client()
+        .await
+        .get_latest(pb::GetLatestRequest { origin: ORIGIN.into() })
+        .await
+        .expect("held")
+        .into_inner()
+        .checkpoint;
+    let n = open_checkpoint(&served, &log).expect("the log's signature verifies");
+    assert_eq!(n.checkpoint.size, size);
+    assert_eq!(n.note.signatures.len(), 2, "{served}");
+    assert_eq!(n.note.signatures[0].name, ORIGIN, "{served}");
+    assert_eq!(n.note.signatures[0].key_hash, log.key_hash, "{served}");
+    let all: Vec<CosignatureVerifier> = s.witnesses.iter().map(|w| w.key.clone()).collect();
+    let cos = n
+        .note
+        .verify_cosignatures(&all)
+        .expect("every cosignature line on the served note verifies");
+    assert_eq!(
+        cos.iter().map(|c| c.name.as_str()).collect::<Vec<_>>(),
+        vec![target.key.name.as_str()]
+    );
+    assert!(!served.contains("junk.test"), "{served}");
+    let state = std::fs::read_dir(s._dir.path().join("w1/state"))
+        .expect("state dir")
+        .filter_map(Result::ok)
+        .find(|e| e.path().extension().is_some_and(|x| x == "checkpoint"))
+        .expect("state file");
+    assert_eq!(std::fs::read_to_string(state.path()).expect("state"), served);
+
+    // The verifier, against the honest log and honest witnesses, finds nothing wrong.
+    let mut args: Vec<String> = vec!["--node".into(), s.node.addr.clone()];
+    for w in &s.witnesses {
+        args.extend(["--witness-url".into(), w.addr.clone()]);
+    }
+    let (code, text) = gossip(&args);
+    assert!(!text.contains("CHECKPOINT_BAD_SIGNATURE"), "{text}");
+    assert_eq!(code, Some(0), "{text}");
+    assert!(saved_line(&text, &target.addr).contains(": consistent;"), "{text}");
+}

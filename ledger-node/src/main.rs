@@ -9,6 +9,7 @@ mod fork;
 mod genesis;
 mod marks;
 mod metrics;
+mod readers;
 mod sequencer;
 mod service;
 mod witness;
@@ -37,7 +38,7 @@ struct Cli {
 #[derive(Subcommand)]
 enum Cmd {
     /// Serve the gRPC API (initializing DIR with development keys if it is empty).
-    Serve(ServeArgs),
+    Serve(Box<ServeArgs>),
     /// Create the node and administrator keys and write the charter (entry 0).
     Init {
         /// Data directory.
@@ -134,6 +135,19 @@ struct ServeArgs {
     #[arg(long)]
     #[serde(skip)]
     adopt_store: bool,
+    /// GetEntries streams open at once before RESOURCE_EXHAUSTED (default 64).
+    #[arg(long, env = "LEDGER_MAX_STREAMS")]
+    max_streams: Option<usize>,
+    /// A GetEntries stream its client does not read for this long is closed (milliseconds,
+    /// default 30000).
+    #[arg(long, env = "LEDGER_STREAM_IDLE_MS")]
+    stream_idle_ms: Option<u64>,
+    /// Index terms one Query call examines before it ends its page early (default 10000).
+    #[arg(long, env = "LEDGER_QUERY_SCAN_LIMIT")]
+    query_scan_limit: Option<usize>,
+    /// Largest Query answer with entries, in bytes (default 4 MiB).
+    #[arg(long, env = "LEDGER_QUERY_MAX_BYTES")]
+    query_max_bytes: Option<usize>,
 }
 
 impl ServeArgs {
@@ -159,6 +173,10 @@ impl ServeArgs {
             },
             witness_timeout_ms: self.witness_timeout_ms.or(file.witness_timeout_ms),
             adopt_store: self.adopt_store,
+            max_streams: self.max_streams.or(file.max_streams),
+            stream_idle_ms: self.stream_idle_ms.or(file.stream_idle_ms),
+            query_scan_limit: self.query_scan_limit.or(file.query_scan_limit),
+            query_max_bytes: self.query_max_bytes.or(file.query_max_bytes),
         })
     }
 }
@@ -392,6 +410,14 @@ async fn serve(a: ServeArgs) -> Result<()> {
         jobs: job_tx,
         witnessed,
         edge,
+        readers: Arc::new(readers::Readers::new(readers::ReadLimits {
+            max_streams: a.max_streams.unwrap_or(readers::DEFAULT_MAX_STREAMS),
+            stream_idle: a
+                .stream_idle_ms
+                .map_or(readers::DEFAULT_STREAM_IDLE, Duration::from_millis),
+            query_scan: a.query_scan_limit.unwrap_or(readers::DEFAULT_QUERY_SCAN),
+            query_bytes: a.query_max_bytes.unwrap_or(readers::DEFAULT_QUERY_BYTES),
+        })),
     };
     let (health_reporter, health) = tonic_health::server::health_reporter();
     health_reporter

@@ -43,6 +43,8 @@ pub struct LedgerService {
     pub witnessed: Arc<crate::witness_push::Witnessed>,
     /// Threads for the CPU-heavy edge checks.
     pub edge: Arc<EdgePool>,
+    /// Reader limits and stream slots (docs/api.md).
+    pub readers: Arc<crate::readers::Readers>,
 }
 
 type BoxStream<T> = Pin<Box<dyn Stream<Item = Result<T, Status>> + Send + 'static>>;
@@ -376,28 +378,11 @@ impl pb::ledger_server::Ledger for LedgerService {
                 req.start
             )));
         }
-        let (tx, rx) = tokio::sync::mpsc::channel(256);
-        let store = self.store.clone();
-        let start = req.start;
-        tokio::task::spawn_blocking(move || {
-            for r in store.entries(start, end) {
-                let msg = match r {
-                    Ok((i, bytes)) => match Entry::decode(&bytes) {
-                        Ok(e) => Ok(ledger_proto::log_entry(
-                            &bytes,
-                            &e,
-                            &ledger_core::hash::leaf_hash(&bytes),
-                        )),
-                        Err(e) => Err(Status::data_loss(format!("entry {i}: {e}"))),
-                    },
-                    Err(e) => Err(store_status(&e)),
-                };
-                if tx.blocking_send(msg).is_err() {
-                    return;
-                }
-            }
-        });
-        Ok(Response::new(Box::pin(tokio_stream::wrappers::ReceiverStream::new(rx))))
+        Ok(Response::new(self.readers.get_entries(
+            self.store.clone(),
+            req.start,
+            end,
+        )?))
     }
 
     async fn get_checkpoint(
@@ -591,21 +576,27 @@ impl pb::ledger_server::Ledger for LedgerService {
         } else {
             self.first_at_or_after(q.to_micros, size)?
         };
+        // Bounded work: at most `query_scan` index terms per call, each candidate costing one term
+        // read plus one membership lookup per further filter. When the budget runs out the page
+        // ends early and `next_page_start` says where to continue.
+        let limits = &self.readers.limits;
+        let mut candidates_left = (limits.query_scan / filters.len().max(1)).max(1);
         let mut start = q.page_start.max(lo);
         let mut indices = Vec::new();
         let mut next = 0;
         'outer: while start < hi {
-            let page: Vec<u64> = match filters.first() {
-                Some((tag, v)) => self
-                    .store
-                    .query(*tag, v, start, limit + 1)
-                    .map_err(|e| store_status(&e))?,
-                None => (start..hi.min(start + limit as u64 + 1)).collect(),
-            };
-            if page.is_empty() {
+            if candidates_left == 0 {
+                next = start;
                 break;
             }
-            let last = *page.last().unwrap_or(&start);
+            let want = candidates_left.min(1024);
+            let page: Vec<u64> = match filters.first() {
+                Some((tag, v)) => self.store.query(*tag, v, start, want).map_err(|e| store_status(&e))?,
+                None => (start..hi.min(start.saturating_add(want as u64))).collect(),
+            };
+            candidates_left -= page.len().min(candidates_left);
+            let Some(&last) = page.last() else { break };
+            let exhausted = !filters.is_empty() && page.len() < want;
             for i in page {
                 if i >= hi {
                     break 'outer;
@@ -625,16 +616,30 @@ impl pb::ledger_server::Ledger for LedgerService {
                     indices.push(i);
                 }
             }
-            start = last + 1;
+            if exhausted {
+                break;
+            }
+            start = last.saturating_add(1);
         }
-        let entries = if q.with_entries {
-            indices
-                .iter()
-                .map(|i| self.entry_pb(*i))
-                .collect::<Result<Vec<_>, _>>()?
-        } else {
-            vec![]
-        };
+        // Bounded answers: entries are added while the encoded response stays within
+        // `query_bytes` (the first is always included, so paging progresses); the page then ends
+        // at the first index left out.
+        let mut entries = Vec::new();
+        if q.with_entries {
+            let mut bytes = 16 + 11 * indices.len();
+            for n in 0..indices.len() {
+                let e = self.entry_pb(indices[n])?;
+                let len = prost::Message::encoded_len(&e);
+                let cost = 1 + prost::length_delimiter_len(len) + len;
+                if n > 0 && bytes + cost > limits.query_bytes {
+                    next = indices[n];
+                    indices.truncate(n);
+                    break;
+                }
+                bytes += cost;
+                entries.push(e);
+            }
+        }
         Ok(Response::new(pb::QueryResponse {
             indices,
             entries,

@@ -11,8 +11,10 @@ use anyhow::{Context, Result, bail};
 use ledger_core::checkpoint::Checkpoint;
 use ledger_core::cosignature::CosignatureSigner;
 use ledger_core::hash::Hash;
-use ledger_core::note::{Note, NoteVerifier};
-use ledger_core::witness::{AddCheckpoint, MAX_ADD_CHECKPOINT_BYTES, WitnessError, check_submission, open_submission};
+use ledger_core::note::NoteVerifier;
+use ledger_core::witness::{
+    AddCheckpoint, MAX_ADD_CHECKPOINT_BYTES, WitnessError, check_submission, kept_note, open_submission,
+};
 use ledger_proto::pb;
 use ledger_proto::pb::witness_server::WitnessServer;
 use prost::Message as _;
@@ -163,12 +165,20 @@ impl WitnessService {
             };
             let cp = ledger_core::checkpoint::open_checkpoint(&text, log)
                 .with_context(|| format!("held checkpoint {} does not verify", p.display()))?;
+            // State written by an older version may hold lines planted by a submitter: serve only
+            // the log's signature and this witness's own valid cosignature.
+            let own = cp
+                .note
+                .signatures
+                .iter()
+                .find(|s| signer.verifier().matches(s) && signer.verifier().verify(&cp.note.text, &s.sig).is_ok());
+            let note = kept_note(&cp, std::slice::from_ref(log), own.cloned()).to_text();
             held.insert(
                 log.name.clone(),
                 Held {
                     size: cp.checkpoint.size,
                     root: cp.checkpoint.root,
-                    note: text,
+                    note,
                 },
             );
         }
@@ -195,13 +205,9 @@ impl WitnessService {
             .signer
             .sign(&opened.note.text, now_secs())
             .map_err(|e| Status::internal(e.to_string()))?;
-        let mut stored = Note {
-            text: opened.note.text.clone(),
-            signatures: opened.note.signatures.clone(),
-        };
-        stored.signatures.retain(|s| !self.signer.verifier().matches(s));
-        stored.signatures.push(line.clone());
-        let text = stored.to_text();
+        // Keep only the log's verified signature and our own cosignature (never lines planted in
+        // the submission, e.g. in another witness's name).
+        let text = kept_note(&opened, &self.logs, Some(line.clone())).to_text();
         write_durably(&state_file(&self.state_dir, &cp.origin), &text)
             .map_err(|e| Status::unavailable(format!("cannot persist the witness state: {e}")))?;
         held.insert(

@@ -13,7 +13,7 @@
 use crate::checkpoint::{Checkpoint, SignedCheckpoint};
 use crate::hash::{Hash, empty_root};
 use crate::merkle::verify_consistency;
-use crate::note::{MAX_NOTE_BYTES, Note, NoteError, NoteVerifier};
+use crate::note::{MAX_NOTE_BYTES, Note, NoteError, NoteSignature, NoteVerifier};
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as B64;
 
@@ -175,6 +175,31 @@ pub fn open_submission(note_text: &str, logs: &[NoteVerifier]) -> Result<SignedC
     Ok(SignedCheckpoint { checkpoint, note })
 }
 
+/// The note a witness keeps and serves for an accepted submission: the checkpoint text, the
+/// signature lines of the log's trusted key(s) for this origin (each verified by
+/// [`open_submission`]), once each, and the witness's own cosignature `own` (absent only when a
+/// witness reloads a held note without a valid cosignature of its own). Every other line of
+/// the submission (cosignatures in other witnesses' names, lines by unknown keys, junk) is
+/// dropped: a witness vouches only for what it verified or signed, so nothing planted by a
+/// submitter is stored or served in its name.
+pub fn kept_note(opened: &SignedCheckpoint, logs: &[NoteVerifier], own: Option<NoteSignature>) -> Note {
+    let origin = &opened.checkpoint.origin;
+    let mut signatures: Vec<NoteSignature> = Vec::new();
+    for s in &opened.note.signatures {
+        let by_log = logs
+            .iter()
+            .any(|k| k.name == *origin && k.name == s.name && k.key_hash == s.key_hash);
+        if by_log && !signatures.contains(s) {
+            signatures.push(s.clone());
+        }
+    }
+    signatures.extend(own);
+    Note {
+        text: opened.note.text.clone(),
+        signatures,
+    }
+}
+
 /// Checks a submission against the checkpoint the witness holds for its origin (`held`: size and
 /// root, `None` if it never cosigned one), in the order the spec gives.
 ///
@@ -230,4 +255,56 @@ pub fn check_submission(
         size: cp.size,
         detail: e.to_string(),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cosignature::CosignatureSigner;
+    use crate::hash::Hash;
+    use crate::note::NoteSigner;
+    use ed25519_dalek::SigningKey;
+
+    #[test]
+    fn kept_note_holds_only_the_log_signature_and_the_own_cosignature() {
+        let log = NoteSigner::new("log.test/a", SigningKey::from_bytes(&[1; 32])).expect("log key");
+        let other_log = NoteSigner::new("log.test/b", SigningKey::from_bytes(&[2; 32])).expect("log key");
+        let me = CosignatureSigner::new("w.test/me", SigningKey::from_bytes(&[3; 32])).expect("witness");
+        let peer = CosignatureSigner::new("w.test/peer", SigningKey::from_bytes(&[4; 32])).expect("witness");
+        let cp = Checkpoint {
+            origin: "log.test/a".into(),
+            size: 3,
+            root: Hash::digest(b"root"),
+            extensions: vec![],
+        };
+        let mut note = cp.sign(&log).expect("sign");
+        let log_line = note.signatures[0].clone();
+        // Planted: a line in the peer's name (not its signature), the peer's valid cosignature, a
+        // line in the other log's name, a repeat of the log's line, and junk by unknown names.
+        let mut planted = peer.sign(&note.text, 7).expect("cosign");
+        planted.sig[20] ^= 1;
+        note.signatures.push(planted);
+        note.signatures.push(peer.sign(&note.text, 8).expect("cosign"));
+        note.signatures.push(other_log.sign(&note.text).expect("sign"));
+        note.signatures.push(log_line.clone());
+        for i in 0..20u8 {
+            note.signatures.push(NoteSignature {
+                name: format!("junk{i}"),
+                key_hash: u32::from(i),
+                sig: vec![i; 64],
+            });
+        }
+        let opened = open_submission(&note.to_text(), &[log.verifier().clone(), other_log.verifier().clone()])
+            .expect("the log's signature verifies");
+        let own = me.sign(&opened.note.text, 9).expect("cosign");
+        let kept = kept_note(
+            &opened,
+            &[log.verifier().clone(), other_log.verifier().clone()],
+            Some(own.clone()),
+        );
+        assert_eq!(kept.signatures, vec![log_line.clone(), own]);
+        assert_eq!(kept.text, note.text);
+        let reloaded = kept_note(&opened, &[log.verifier().clone()], None);
+        assert_eq!(reloaded.signatures, vec![log_line]);
+    }
 }

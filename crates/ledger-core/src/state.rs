@@ -25,10 +25,10 @@
 //! [`LedgerState::verify_entry`] is the plain one-entry form for callers without such a pipeline.
 
 use crate::domain::{Record, check_record};
+use crate::dsse::Envelope;
 use crate::entry::Entry;
 use crate::hash::Hash;
 use crate::registry::{Registry, RegistryError, check_payload, envelope_kind};
-use crate::dsse::Envelope;
 use crate::rules::{DomainState, RuleError, STATEMENT_KINDS, statement_digest};
 
 /// Why an entry cannot be folded into the state. The variants keep apart what callers answer
@@ -146,13 +146,7 @@ impl LedgerState {
     /// unchanged.
     pub fn fold(&mut self, entry: &Entry, leaf_hash: &Hash, signers: &[String]) -> Result<Record, StepError> {
         let kind = envelope_kind(&entry.envelope)?;
-        let checked = self.check(
-            entry.index,
-            entry.timestamp_micros,
-            kind,
-            &entry.envelope,
-            signers,
-        )?;
+        let checked = self.check(entry.index, entry.timestamp_micros, kind, &entry.envelope, signers)?;
         let record = checked.record.clone();
         self.apply(leaf_hash, checked);
         Ok(record)
@@ -249,9 +243,7 @@ mod tests {
             "key": public_key_to_base64(&reg.verifying_key()), "roles": ["registrar"],
             "scope": {"organization": "o", "kinds": []}});
         let e = entry(1, "key.enroll", &enroll, &[&admin]);
-        let checked = st
-            .check(1, 1_001, "key.enroll", &e.envelope, &ids(&[&admin]))
-            .unwrap();
+        let checked = st.check(1, 1_001, "key.enroll", &e.envelope, &ids(&[&admin])).unwrap();
         assert!(checked.changes_registry());
         assert!(
             st.registry.holder(&key_id(&reg.verifying_key())).is_none(),
@@ -291,7 +283,13 @@ mod tests {
         }
         // A payload that does not parse as its kind: a record error.
         assert!(matches!(
-            st.check(3, 1_003, "escrow.key", &entry(3, "escrow.key", &serde_json::json!({"version": 1}), &[&admin]).envelope, &ids(&[&admin])),
+            st.check(
+                3,
+                1_003,
+                "escrow.key",
+                &entry(3, "escrow.key", &serde_json::json!({"version": 1}), &[&admin]).envelope,
+                &ids(&[&admin])
+            ),
             Err(StepError::Record(_))
         ));
     }

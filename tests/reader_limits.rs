@@ -7,9 +7,7 @@ mod support;
 use ledger_proto::pb;
 use ledger_proto::pb::ledger_client::LedgerClient;
 use prost::Message as _;
-use std::io::{BufRead, BufReader};
 use std::path::Path;
-use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 use support::*;
 use tonic::Code;
@@ -17,39 +15,7 @@ use tonic::transport::{Channel, Endpoint};
 
 /// Starts `ledger-node serve` on DATA with extra flags.
 fn start_node(data: &Path, extra: &[&str]) -> Node {
-    let mut child = Command::new(bin("ledger-node"))
-        .args([
-            "serve",
-            "--listen",
-            "127.0.0.1:0",
-            "--metrics-listen",
-            "off",
-            "--checkpoint-interval-ms",
-            "200",
-        ])
-        .args(extra)
-        .arg("--data")
-        .arg(data)
-        .env("RUST_LOG", "warn")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .expect("spawn ledger-node");
-    let mut lines = BufReader::new(child.stdout.take().expect("stdout")).lines();
-    for line in lines.by_ref() {
-        let line = line.unwrap_or_default();
-        if let Some(a) = line.strip_prefix("listening on ") {
-            std::thread::spawn(move || for _ in lines {});
-            return Node {
-                child: Some(child),
-                addr: format!("http://{a}"),
-                data: data.to_path_buf(),
-            };
-        }
-    }
-    let _ = child.kill();
-    let _ = child.wait();
-    panic!("the node did not start");
+    Node::try_start_with(data, extra).unwrap_or_else(|e| panic!("the node did not start: {e}"))
 }
 
 /// A field of /proc/PID/status (Linux), e.g. "Threads" or "VmRSS" (in kB).

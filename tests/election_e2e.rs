@@ -79,36 +79,7 @@ async fn election_micro_evaluations_and_sealed_complaints() {
     }
 
     // The draw that selects the evaluators (3 of 6).
-    let secret = b"registrar secret".to_vec();
-    let pool: Vec<Value> = (0..6)
-        .map(|i| json!({"id": format!("ev-{i:02}"), "stratum": "all"}))
-        .collect();
-    let commit = json!({"version": 1, "draw_id": "draw-e", "purpose": "evaluator_selection", "subjects": ["cadre-1"],
-        "pool": pool, "strata": [{"name": "all", "quota": 3}], "k": 3, "algorithm": "ledger-draw-v1",
-        "parties": [{"name": "registrar", "keyid": key_id(&reg.verifying_key()), "commitment": Hash::digest(&secret).to_hex()}],
-        "reveal_at_size": 8, "reveal_deadline_micros": now_micros() + 600_000_000});
-    append(&mut c, &record("draw.commit", commit, &[&reg]), "")
-        .await
-        .expect("commit");
-    append(&mut c, &record("note", note_payload(0), &[&reg]), "")
-        .await
-        .expect("filler");
-    let reveal = json!({"version": 1, "draw_id": "draw-e", "party": "registrar", "secret": hex::encode(&secret)});
-    append(&mut c, &record("draw.reveal", reveal, &[&reg]), "")
-        .await
-        .expect("reveal");
-    let result = entries(&mut c)
-        .await
-        .into_iter()
-        .find(|e| e.1 == "draw.result")
-        .expect("result");
-    let drawn: Vec<String> = result.2["selection"][0]["selected"]
-        .as_array()
-        .expect("selected")
-        .iter()
-        .map(|v| v.as_str().expect("id").to_string())
-        .collect();
-    assert_eq!(drawn.len(), 3);
+    let drawn = evaluator_draw(&mut c, &reg, "draw-e", 6, 8).await;
     let outsider = (0..6)
         .map(|i| format!("ev-{i:02}"))
         .find(|id| !drawn.contains(id))

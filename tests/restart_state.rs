@@ -12,8 +12,7 @@ mod support;
 use ed25519_dalek::SigningKey;
 use ledger_core::credential::{self, Credential, IssuerKey};
 use ledger_core::dsse::Envelope;
-use ledger_core::hash::Hash;
-use ledger_core::keys::{key_id, public_key_to_base64};
+use ledger_core::keys::public_key_to_base64;
 use ledger_core::seal::EscrowSecretKey;
 use ledger_proto::pb;
 use serde_json::{Value, json};
@@ -79,36 +78,7 @@ async fn restart_forgets_nothing() {
     .expect("enroll platform");
 
     // The draw that selects the evaluators (3 of 5): commit at 3, filler at 4, reveal at 5 ≥ T = 5.
-    let secret = b"registrar secret".to_vec();
-    let pool: Vec<Value> = (0..5)
-        .map(|i| json!({"id": format!("ev-{i:02}"), "stratum": "all"}))
-        .collect();
-    let commit = json!({"version": 1, "draw_id": "draw-r", "purpose": "evaluator_selection", "subjects": ["cadre-1"],
-        "pool": pool, "strata": [{"name": "all", "quota": 3}], "k": 3, "algorithm": "ledger-draw-v1",
-        "parties": [{"name": "registrar", "keyid": key_id(&reg.verifying_key()), "commitment": Hash::digest(&secret).to_hex()}],
-        "reveal_at_size": 5, "reveal_deadline_micros": now_micros() + 600_000_000});
-    append(&mut c, &record("draw.commit", commit, &[&reg]), "")
-        .await
-        .expect("commit");
-    append(&mut c, &record("note", note_payload(0), &[&reg]), "")
-        .await
-        .expect("filler");
-    let reveal = json!({"version": 1, "draw_id": "draw-r", "party": "registrar", "secret": hex::encode(&secret)});
-    append(&mut c, &record("draw.reveal", reveal, &[&reg]), "")
-        .await
-        .expect("reveal");
-    let result = entries(&mut c)
-        .await
-        .into_iter()
-        .find(|e| e.1 == "draw.result")
-        .expect("the node appends the draw's result");
-    let drawn: Vec<String> = result.2["selection"][0]["selected"]
-        .as_array()
-        .expect("selected")
-        .iter()
-        .map(|v| v.as_str().expect("id").to_string())
-        .collect();
-    assert_eq!(drawn.len(), 3);
+    let drawn = evaluator_draw(&mut c, &reg, "draw-r", 5, 5).await;
 
     // Micro-evaluations and an escrow key before the restart.
     let items: Vec<pb::AppendRequest> = (0..20u64)

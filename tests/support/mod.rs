@@ -258,3 +258,49 @@ pub fn now_micros() -> u64 {
         .expect("clock")
         .as_micros() as u64
 }
+
+/// Runs an honest `ledger-draw-v1` evaluator selection for `cadre-1` with the registrar `reg` as its
+/// only party: commits `draw_id` over a pool `ev-00..` of `pool_size` members with a quota of 3 and
+/// T = `reveal_at_size` (the next two appends must reach it: a filler note, then the reveal), and
+/// returns the evaluators the node's `draw.result` selected.
+pub async fn evaluator_draw(
+    c: &mut LedgerClient<Channel>,
+    reg: &SigningKey,
+    draw_id: &str,
+    pool_size: usize,
+    reveal_at_size: u64,
+) -> Vec<String> {
+    use serde_json::json;
+    let secret = b"registrar secret".to_vec();
+    let pool: Vec<serde_json::Value> = (0..pool_size)
+        .map(|i| json!({"id": format!("ev-{i:02}"), "stratum": "all"}))
+        .collect();
+    let commit = json!({"version": 1, "draw_id": draw_id, "purpose": "evaluator_selection", "subjects": ["cadre-1"],
+        "pool": pool, "strata": [{"name": "all", "quota": 3}], "k": 3, "algorithm": "ledger-draw-v1",
+        "parties": [{"name": "registrar", "keyid": ledger_core::keys::key_id(&reg.verifying_key()),
+                     "commitment": ledger_core::hash::Hash::digest(&secret).to_hex()}],
+        "reveal_at_size": reveal_at_size, "reveal_deadline_micros": now_micros() + 600_000_000});
+    append(c, &record("draw.commit", commit, &[reg]), "")
+        .await
+        .expect("commit");
+    append(c, &record("note", note_payload(0), &[reg]), "")
+        .await
+        .expect("filler");
+    let reveal = json!({"version": 1, "draw_id": draw_id, "party": "registrar", "secret": hex::encode(&secret)});
+    append(c, &record("draw.reveal", reveal, &[reg]), "")
+        .await
+        .expect("reveal");
+    let result = entries(c)
+        .await
+        .into_iter()
+        .find(|e| e.1 == "draw.result" && e.2["draw_id"] == draw_id)
+        .expect("the node appends the draw's result");
+    let drawn: Vec<String> = result.2["selection"][0]["selected"]
+        .as_array()
+        .expect("selected")
+        .iter()
+        .map(|v| v.as_str().expect("id").to_string())
+        .collect();
+    assert_eq!(drawn.len(), 3);
+    drawn
+}

@@ -7,21 +7,13 @@
 
 mod common;
 
-use common::{Log, T0, export_store, key, s, verify};
-use ed25519_dalek::SigningKey;
+use common::{Log, T0, env, export_store, key, s, verify};
 use ledger_core::domain::check_record;
-use ledger_core::dsse::Envelope;
 use ledger_core::hash::Hash;
-use ledger_core::registry::{Role, payload_type};
+use ledger_core::registry::Role;
 use ledger_core::rules::DomainState;
 use serde_json::json;
 use tempfile::TempDir;
-
-fn env(kind: &str, v: &serde_json::Value, k: &SigningKey) -> Envelope {
-    let mut e = Envelope::new(payload_type(kind), serde_json::to_vec(v).unwrap());
-    e.sign(k);
-    e
-}
 
 #[test]
 fn replayed_records_in_an_old_log_are_named_and_feed_no_analysis() {

@@ -6,22 +6,14 @@
 
 mod common;
 
-use common::{Log, T0, export_store, key, s, verify};
-use ed25519_dalek::SigningKey;
+use common::{Log, T0, env, export_store, key, s, verify};
 use ledger_core::domain::check_record;
-use ledger_core::dsse::Envelope;
 use ledger_core::hash::Hash;
 use ledger_core::keys::key_id;
-use ledger_core::registry::{Role, payload_type};
+use ledger_core::registry::Role;
 use ledger_core::rules::DomainState;
 use serde_json::json;
 use tempfile::TempDir;
-
-fn env(kind: &str, v: &serde_json::Value, k: &SigningKey) -> Envelope {
-    let mut e = Envelope::new(payload_type(kind), serde_json::to_vec(v).unwrap());
-    e.sign(k);
-    e
-}
 
 #[test]
 fn abandoned_draw_late_nomination_and_registry_violation_are_flagged() {

@@ -24,6 +24,14 @@ pub fn key(seed: u8) -> SigningKey {
     SigningKey::from_bytes(&[seed; 32])
 }
 
+/// An envelope of `kind` (unbound payload type, as in logs written before log binding) with the JSON
+/// payload `v`, signed by `k`.
+pub fn env(kind: &str, v: &serde_json::Value, k: &SigningKey) -> Envelope {
+    let mut e = Envelope::new(payload_type(kind), serde_json::to_vec(v).unwrap());
+    e.sign(k);
+    e
+}
+
 fn b64key(k: &SigningKey) -> String {
     B64.encode(k.verifying_key().as_bytes())
 }

@@ -32,7 +32,7 @@ pub enum ElectionCmd {
         subjects: Vec<String>,
         /// Weights in percent of political, performance, integrity, public_opinion, responsibility
         /// (in that order, adding up to 100).
-        #[arg(long, value_delimiter = ',', num_args = 5, default_values_t = [20, 20, 20, 20, 20])]
+        #[arg(long, value_delimiter = ',', default_values_t = [20, 20, 20, 20, 20])]
         weights: Vec<u64>,
         /// Lowest score of a dimension.
         #[arg(long, default_value_t = 0)]

@@ -105,14 +105,30 @@ async fn full_election_from_the_shell() {
             "commitment": ledger_core::hash::Hash::digest(secret).to_hex()}],
         "reveal_at_size": size + 2, "reveal_deadline_micros": now_micros() + 600_000_000}),
     );
-    sh.ok(&["append", "--kind", "draw.commit", "--payload", &commit, "--key", "reg.key"]);
+    sh.ok(&[
+        "append",
+        "--kind",
+        "draw.commit",
+        "--payload",
+        &commit,
+        "--key",
+        "reg.key",
+    ]);
     let note = sh.write("note.json", &note_payload(0));
     sh.ok(&["append", "--kind", "note", "--payload", &note, "--key", "reg.key"]);
     let reveal = sh.write(
         "reveal.json",
         &json!({"version": 1, "draw_id": "draw-e", "party": "registrar", "secret": hex::encode(secret)}),
     );
-    sh.ok(&["append", "--kind", "draw.reveal", "--payload", &reveal, "--key", "reg.key"]);
+    sh.ok(&[
+        "append",
+        "--kind",
+        "draw.reveal",
+        "--payload",
+        &reveal,
+        "--key",
+        "reg.key",
+    ]);
     let result = entries(&mut c)
         .await
         .into_iter()
@@ -151,7 +167,10 @@ async fn full_election_from_the_shell() {
     #[cfg(unix)]
     {
         use std::os::unix::fs::PermissionsExt as _;
-        let mode = std::fs::metadata(tmp.path().join("el-1.pem")).expect("pem").permissions().mode();
+        let mode = std::fs::metadata(tmp.path().join("el-1.pem"))
+            .expect("pem")
+            .permissions()
+            .mode();
         assert_eq!(mode & 0o777, 0o600, "credential key mode");
     }
     // The key file is never overwritten.
@@ -203,7 +222,10 @@ async fn full_election_from_the_shell() {
         1,
     );
     assert!(err.contains("CREDENTIAL_NOT_DRAWN"), "{err}");
-    assert!(!tmp.path().join("out.sig.json").exists(), "no blind signature handed out");
+    assert!(
+        !tmp.path().join("out.sig.json").exists(),
+        "no blind signature handed out"
+    );
 
     // Each drawn evaluator: request (own machine), issue (registrar), finalize, cast.
     let scores = [
@@ -235,7 +257,10 @@ async fn full_election_from_the_shell() {
         #[cfg(unix)]
         {
             use std::os::unix::fs::PermissionsExt as _;
-            let mode = std::fs::metadata(tmp.path().join(&sec)).expect("secrets").permissions().mode();
+            let mode = std::fs::metadata(tmp.path().join(&sec))
+                .expect("secrets")
+                .permissions()
+                .mode();
             assert_eq!(mode & 0o777, 0o600, "secrets mode");
         }
         // The request carries no secret: neither the ballot key nor the blinding secret.
@@ -243,7 +268,10 @@ async fn full_election_from_the_shell() {
         let s = read_json(&tmp.path().join(&sec));
         let r_text = r.to_string();
         for secret_field in ["ballot_key_seed", "blinding_secret"] {
-            assert!(!r_text.contains(s[secret_field].as_str().expect("field")), "{secret_field} leaked");
+            assert!(
+                !r_text.contains(s[secret_field].as_str().expect("field")),
+                "{secret_field} leaked"
+            );
         }
         sh.ok(&[
             "credential",
@@ -313,7 +341,10 @@ async fn full_election_from_the_shell() {
         3,
     );
     assert!(err.contains("CREDENTIAL_DUPLICATE"), "{err}");
-    assert!(!tmp.path().join("again.sig.json").exists(), "no blind signature handed out");
+    assert!(
+        !tmp.path().join("again.sig.json").exists(),
+        "no blind signature handed out"
+    );
 
     // A double vote with the same credential is refused by the node.
     let cred0 = format!("{}.cred.json", drawn[0]);

@@ -611,3 +611,91 @@ pub async fn check_receipt(
         counted: tally.map(|(_, t)| t.ballot_indices.contains(&receipt.index)),
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// TEST ONLY: the published credential key of ledger-core's tests.
+    const TEST_KEY_PEM: &str = include_str!("../../ledger-core/tests/data/TEST_ONLY_credential_key.pem");
+
+    fn open_for(issuer: &IssuerKey) -> ElectionOpen {
+        ElectionOpen {
+            version: 1,
+            election_id: "el-1".into(),
+            subjects: vec!["cadre-1".into()],
+            draw_id: "draw-1".into(),
+            weights: Dimensions {
+                political: 20,
+                performance: 20,
+                integrity: 20,
+                public_opinion: 20,
+                responsibility: 20,
+            },
+            score_min: 0,
+            score_max: 100,
+            opens_at_micros: 1,
+            closes_at_micros: 2,
+            credential_suite: credential::SUITE.into(),
+            credential_key: issuer.public_key().to_base64().expect("b64"),
+        }
+    }
+
+    fn sign_request(issuer: &IssuerKey, req: &CredentialRequest) -> BlindSignature {
+        let blinded = B64.decode(&req.blinded_message).expect("b64");
+        BlindSignature {
+            version: 1,
+            election_id: req.election_id.clone(),
+            evaluator: req.evaluator.clone(),
+            blind_signature: B64.encode(issuer.blind_sign(&blinded).expect("sign")),
+            issued_index: 7,
+        }
+    }
+
+    #[test]
+    fn request_issue_finalize_through_files() {
+        let issuer = IssuerKey::from_pem(TEST_KEY_PEM).expect("test key");
+        let open = open_for(&issuer);
+        let (req, sec) = request_credential(&open, "ev-01").expect("request");
+        // The secrets travel through a 0600 file, the request and signature through JSON.
+        let dir = tempfile::tempdir().expect("tmp");
+        let p = dir.path().join("secrets.json");
+        write_secret_json(&p, &sec).expect("write");
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt as _;
+            assert_eq!(std::fs::metadata(&p).expect("meta").permissions().mode() & 0o777, 0o600);
+        }
+        assert!(write_secret_json(&p, &sec).is_err(), "never overwrites");
+        let sec: CredentialSecrets = read_json(&p).expect("read");
+        let req: CredentialRequest = serde_json::from_str(&serde_json::to_string(&req).expect("json")).expect("json");
+        let sig = sign_request(&issuer, &req);
+        let done = finalize_credential(&sec, &sig).expect("finalize");
+        let cred = done.credential.clone().expect("credential");
+        let k = done.ballot_key().expect("ballot key");
+        assert_eq!(
+            credential::verify(issuer.public_key(), "el-1", k.verifying_key().as_bytes(), &cred),
+            Ok(())
+        );
+        // The registrar's view (request) holds neither the ballot key nor the blinding secret.
+        let seen = serde_json::to_string(&req).expect("json");
+        assert!(!seen.contains(&sec.ballot_key_seed) && !seen.contains(&sec.blinding_secret));
+        assert!(!seen.contains(&public_key_to_base64(&k.verifying_key())));
+    }
+
+    #[test]
+    fn finalize_refuses_foreign_signatures() {
+        let issuer = IssuerKey::from_pem(TEST_KEY_PEM).expect("test key");
+        let open = open_for(&issuer);
+        let (_, sec) = request_credential(&open, "ev-01").expect("request");
+        let (req2, _) = request_credential(&open, "ev-02").expect("request");
+        // Another evaluator's signature file.
+        let e = finalize_credential(&sec, &sign_request(&issuer, &req2)).expect_err("other evaluator");
+        assert!(e.to_string().contains("ev-02"), "{e}");
+        // The right names over another blinded message does not finalize.
+        let mut sig = sign_request(&issuer, &req2);
+        sig.evaluator = "ev-01".into();
+        let e = finalize_credential(&sec, &sig).expect_err("other message");
+        assert!(e.to_string().contains("finalize"), "{e}");
+    }
+}

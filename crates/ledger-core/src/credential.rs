@@ -331,7 +331,10 @@ mod tests {
         // The state survives a trip through its parts (an evaluator's secrets file).
         let (secret, r) = st.secret_parts();
         let kept = BlindingState::from_parts("el-1", &bk, st.blinded_message().to_vec(), secret.to_vec(), r);
-        assert_eq!(verify(&pk, "el-1", &bk, &finalize(&pk, &kept, &bs).expect("kept")), Ok(()));
+        assert_eq!(
+            verify(&pk, "el-1", &bk, &finalize(&pk, &kept, &bs).expect("kept")),
+            Ok(())
+        );
         let wrong = BlindingState::from_parts("el-1", &[8u8; 32], st.blinded_message().to_vec(), secret.to_vec(), r);
         assert!(finalize(&pk, &wrong, &bs).is_err(), "secrets of another ballot key");
         assert_eq!(verify(&pk, "el-2", &bk, &cred), Err(CredentialError::Invalid));

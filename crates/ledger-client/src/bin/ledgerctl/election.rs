@@ -386,8 +386,10 @@ pub async fn ballot(cmd: BallotCmd, node: &str, origin: Option<String>, json_out
             let client = LedgerClient::connect(node).await?;
             let c = el::check_receipt(&client, &r, verifier.as_ref()).await?;
             if json_out {
-                print_json(&json!({"index": r.index, "election_id": r.election_id, "in_log": c.in_log,
-                    "proof_verified": c.proof_verified, "tally_index": c.tally_index, "counted": c.counted}));
+                print_json(
+                    &json!({"index": r.index, "election_id": r.election_id, "in_log": c.in_log,
+                    "proof_verified": c.proof_verified, "tally_index": c.tally_index, "counted": c.counted}),
+                );
             } else {
                 println!(
                     "ballot {} of {}: {}",
@@ -421,5 +423,20 @@ pub async fn ballot(cmd: BallotCmd, node: &str, origin: Option<String>, json_out
             }
             Ok(())
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn scores_parse() {
+        let s = parse_scores("cadre-1=80,90,70,60,85").expect("scores");
+        assert_eq!(s.subject, "cadre-1");
+        assert_eq!(s.scores.values(), [80, 90, 70, 60, 85]);
+        assert!(parse_scores("cadre-1=1,2,3,4").is_err(), "four scores");
+        assert!(parse_scores("cadre-1=1,2,3,4,x").is_err(), "not a number");
+        assert!(parse_scores("80,90,70,60,85").is_err(), "no subject");
     }
 }

@@ -146,7 +146,8 @@ async fn full_election_from_the_shell() {
         .find(|id| !drawn.contains(id))
         .expect("an undrawn pool member");
 
-    // The registrar opens the election (a new credential key, mode 0600); it closes in 10 s.
+    // The registrar opens the election (a new credential key, mode 0600); it closes in 6 s, ample
+    // for the steps below (well under a second on the development machine).
     let out = sh.ok(&[
         "election",
         "open",
@@ -159,10 +160,11 @@ async fn full_election_from_the_shell() {
         "--weights",
         "20,20,15,30,15",
         "--closes-in-secs",
-        "10",
+        "6",
         "--credential-key",
         "el-1.pem",
     ]);
+    let opened = std::time::Instant::now();
     assert!(out.contains("opened election el-1"), "{out}");
     #[cfg(unix)]
     {
@@ -311,6 +313,44 @@ async fn full_election_from_the_shell() {
         ballot_idx.push(read_json(&tmp.path().join(&rec))["index"].as_u64().expect("index"));
     }
 
+    // Both steps are idempotent for a lost answer: issuing the same request again returns the same
+    // blind signature (no second credential.issued), and casting the same ballot again the same entry.
+    let d0 = &drawn[0];
+    sh.ok(&[
+        "credential",
+        "issue",
+        "--key",
+        "reg.key",
+        "--credential-key",
+        "el-1.pem",
+        "--request",
+        &format!("{d0}.req.json"),
+        "--out",
+        "reissued.sig.json",
+    ]);
+    let (first, again) = (
+        read_json(&tmp.path().join(format!("{d0}.sig.json"))),
+        read_json(&tmp.path().join("reissued.sig.json")),
+    );
+    assert_eq!(first, again, "the same request, the same blind signature and entry");
+    sh.ok(&[
+        "ballot",
+        "cast",
+        "--credential",
+        &format!("{d0}.cred.json"),
+        "--score",
+        &format!("cadre-1={}", scores[0].0),
+        "--score",
+        &format!("cadre-2={}", scores[0].1),
+        "--receipt",
+        "recast.receipt.json",
+    ]);
+    assert_eq!(
+        read_json(&tmp.path().join("recast.receipt.json"))["index"],
+        ballot_idx[0],
+        "the same ballot, the same entry"
+    );
+
     // A second credential for a drawn evaluator: the node refuses the credential.issued.
     let again = format!("{}.again.req.json", drawn[0]);
     sh.ok(&[
@@ -372,6 +412,7 @@ async fn full_election_from_the_shell() {
     assert!(out.contains("in the log"), "{out}");
 
     // The node tallies at close.
+    eprintln!("steps before the close took {:?}", opened.elapsed());
     let mut tally = None;
     for _ in 0..300 {
         if let Some(t) = entries(&mut c).await.into_iter().find(|e| e.1 == "tally") {
@@ -381,6 +422,10 @@ async fn full_election_from_the_shell() {
         tokio::time::sleep(std::time::Duration::from_millis(100)).await;
     }
     let (ti, _, t, _) = tally.expect("the node tallies el-1 at close");
+    let all = entries(&mut c).await;
+    let issued = all.iter().filter(|e| e.1 == "credential.issued").count();
+    assert_eq!(issued, 3, "one credential.issued per drawn evaluator");
+    assert_eq!(all.iter().filter(|e| e.1 == "ballot").count(), 3, "one ballot each");
     assert_eq!(t["ballot_count"], 3, "{t}");
     assert_eq!(t["ballot_indices"], json!(ballot_idx), "{t}");
     // cadre-1: (20·230 + 20·220 + 15·210 + 30·220 + 15·220) / 300 = 73.5

@@ -394,7 +394,8 @@ pub fn request_credential(
 
 /// Registrar: checks that `request` is for this election's key and from an evaluator its draw
 /// selected, blind-signs it, appends `credential.issued` (the node refuses an undrawn evaluator
-/// and a second credential), and only then returns the blind signature.
+/// and a second credential), and only then returns the blind signature. Issuing the same request
+/// again returns the same signature (the append is idempotent by request id).
 ///
 /// # Errors
 /// When the request does not match the election, the evaluator was not drawn, the blinded message
@@ -443,7 +444,16 @@ pub async fn issue_credential(
         count: 1,
     };
     let env = sign_record_json_in("credential.issued", Some(origin), &issued, &[registrar])?;
-    let out = client.append(&env, None, false).await?;
+    // Idempotent: the same request issued again (after a crash before the signature file was
+    // written) gets the same entry back and the same, deterministic, blind signature; a new blinded
+    // message from the same evaluator is a second credential, refused by the node.
+    let mut id = b"ledger-credential-issue-v1\0".to_vec();
+    for part in [&open.election_id, &request.evaluator, &request.blinded_message] {
+        id.extend_from_slice(part.as_bytes());
+        id.push(0);
+    }
+    let request_id = format!("credential-{}", Hash::digest(&id).to_hex());
+    let out = client.append(&env, Some(request_id), false).await?;
     Ok((
         BlindSignature {
             version: 1,
@@ -513,7 +523,8 @@ pub struct Receipt {
 }
 
 /// Evaluator: casts a ballot with the finalized credential in `secrets`, signed by the one-time
-/// ballot key only, and waits for a checkpoint so the receipt carries the inclusion proof.
+/// ballot key only, and waits for a checkpoint so the receipt carries the inclusion proof. Casting
+/// the same ballot again (e.g. after a lost answer) returns the same entry.
 ///
 /// # Errors
 /// When the credential is not finalized, or the node refuses the ballot (e.g. `BALLOT_DUPLICATE`).
@@ -538,7 +549,10 @@ pub async fn cast_ballot(
     };
     ledger_core::election::check_ballot(&ballot).map_err(|e| payload_err("ballot", e))?;
     let env = sign_record_json_in("ballot", Some(origin), &ballot, &[&k])?;
-    let out = client.append(&env, None, true).await?;
+    // Idempotent: casting the same ballot again (Ed25519 signatures are deterministic) returns the
+    // same entry; a different ballot with the same credential is refused (`BALLOT_DUPLICATE`).
+    let request_id = format!("ballot-{}", Hash::digest(&env.payload).to_hex());
+    let out = client.append(&env, Some(request_id), true).await?;
     let checkpoint = out.checkpoint.clone().ok_or(ClientError::NoCheckpoint {
         index: out.index,
         detail: Some("the node answered without a checkpoint".into()),

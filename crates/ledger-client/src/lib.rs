@@ -6,6 +6,8 @@
 //!   overwritten).
 //! - [`client`]: [`LedgerClient`], a gRPC client of one node. Appends always carry a request id and
 //!   retries on `UNAVAILABLE` reuse it, so a record is sequenced at most once.
+//! - [`election`]: the registrar's and evaluators' steps of an election (open, blind credentials,
+//!   ballots, receipts).
 //! - [`verify`]: checks that trust only the node's checkpoint key: signed checkpoints, inclusion
 //!   proofs of appended entries, and a [`CheckpointTracker`] that refuses rewinds and forks.
 //!
@@ -13,6 +15,7 @@
 
 pub mod client;
 pub mod demo;
+pub mod election;
 pub mod error;
 pub mod keyfile;
 pub mod sign;

@@ -180,6 +180,32 @@ impl BlindingState {
     pub fn blinded_message(&self) -> &[u8] {
         &self.result.blind_message.0
     }
+
+    /// The blinding secret (RFC 9474's inverse blinding factor `inv`) and the message randomizer,
+    /// for an evaluator who keeps them in a file between blinding and finalizing. Secret: with them
+    /// the registrar could link the credential to the blinded message it signed.
+    pub fn secret_parts(&self) -> (&[u8], Option<[u8; 32]>) {
+        (&self.result.secret.0, self.result.msg_randomizer.map(|r| r.0))
+    }
+
+    /// Rebuilds the state kept by [`blind`] for `ballot_key` in `election_id` from the blinded
+    /// message and [`Self::secret_parts`].
+    pub fn from_parts(
+        election_id: &str,
+        ballot_key: &[u8; 32],
+        blinded_message: Vec<u8>,
+        secret: Vec<u8>,
+        randomizer: Option<[u8; 32]>,
+    ) -> Self {
+        Self {
+            message: credential_message(election_id, ballot_key),
+            result: BlindingResult {
+                blind_message: BlindMessage(blinded_message),
+                secret: blind_rsa_signatures::Secret(secret),
+                msg_randomizer: randomizer.map(MessageRandomizer),
+            },
+        }
+    }
 }
 
 /// Blinds the credential message for `ballot_key` in `election_id` (RFC 9474 §4.2 Prepare + Blind).
@@ -302,6 +328,15 @@ mod tests {
         let bs = issuer.blind_sign(st.blinded_message()).expect("sign");
         let cred = finalize(&pk, &st, &bs).expect("finalize");
         assert_eq!(verify(&pk, "el-1", &bk, &cred), Ok(()));
+        // The state survives a trip through its parts (an evaluator's secrets file).
+        let (secret, r) = st.secret_parts();
+        let kept = BlindingState::from_parts("el-1", &bk, st.blinded_message().to_vec(), secret.to_vec(), r);
+        assert_eq!(
+            verify(&pk, "el-1", &bk, &finalize(&pk, &kept, &bs).expect("kept")),
+            Ok(())
+        );
+        let wrong = BlindingState::from_parts("el-1", &[8u8; 32], st.blinded_message().to_vec(), secret.to_vec(), r);
+        assert!(finalize(&pk, &wrong, &bs).is_err(), "secrets of another ballot key");
         assert_eq!(verify(&pk, "el-2", &bk, &cred), Err(CredentialError::Invalid));
         assert_eq!(verify(&pk, "el-1", &[8u8; 32], &cred), Err(CredentialError::Invalid));
         let mut other = cred.clone();

@@ -46,6 +46,18 @@ pub struct DrawnEvaluators {
 }
 
 impl DrawnEvaluators {
+    /// The evaluators a `draw.result` selected or assigned.
+    pub fn of_result(r: &crate::domain::DrawResult) -> Self {
+        Self {
+            selected: r.selection.iter().flat_map(|s| s.selected.iter().cloned()).collect(),
+            assigned: r
+                .assignment
+                .iter()
+                .map(|a| (a.subject.clone(), a.evaluators.iter().cloned().collect()))
+                .collect(),
+        }
+    }
+
     /// Who may vote in an election on `subjects`: all selected evaluators and those assigned to
     /// one of the subjects.
     pub fn eligible(&self, subjects: &[String]) -> BTreeSet<String> {
@@ -303,14 +315,7 @@ impl ElectionState {
     pub fn apply(&mut self, index: u64, record: &Record) {
         match record {
             Record::DrawResult(r) => {
-                let d = DrawnEvaluators {
-                    selected: r.selection.iter().flat_map(|s| s.selected.iter().cloned()).collect(),
-                    assigned: r
-                        .assignment
-                        .iter()
-                        .map(|a| (a.subject.clone(), a.evaluators.iter().cloned().collect()))
-                        .collect(),
-                };
+                let d = DrawnEvaluators::of_result(r);
                 self.drawn.insert(r.draw_id.clone(), d);
             }
             Record::ElectionOpen(o) => {

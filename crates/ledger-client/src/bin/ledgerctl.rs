@@ -24,6 +24,9 @@ use std::io::Read as _;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
+#[path = "ledgerctl/election.rs"]
+mod election;
+
 /// Command line client of a ledger node.
 #[derive(Debug, Parser)]
 #[command(name = "ledgerctl", version, propagate_version = true)]
@@ -144,6 +147,21 @@ enum Cmd {
         /// Node checkpoint key `name+hash+base64`: verify the note's signature.
         #[arg(long, value_name = "VKEY")]
         node_key: Option<String>,
+    },
+    /// Elections (registrar): open one for the evaluators of a draw.
+    Election {
+        #[command(subcommand)]
+        cmd: election::ElectionCmd,
+    },
+    /// Blind ballot credentials: request and finalize (evaluator), issue (registrar).
+    Credential {
+        #[command(subcommand)]
+        cmd: election::CredentialCmd,
+    },
+    /// Anonymous ballots: cast one with a credential, check a receipt.
+    Ballot {
+        #[command(subcommand)]
+        cmd: election::BallotCmd,
     },
     /// Print the inclusion proof of an entry, and verify it when given the node key.
     Proof {
@@ -477,6 +495,9 @@ async fn run(cli: Cli) -> Result<()> {
             }
             Ok(())
         }
+        Cmd::Election { cmd } => election::election(cmd, &cli.node, cli.origin, json_out).await,
+        Cmd::Credential { cmd } => election::credential(cmd, &cli.node, cli.origin, json_out).await,
+        Cmd::Ballot { cmd } => election::ballot(cmd, &cli.node, cli.origin, json_out).await,
         Cmd::Proof { index, size, node_key } => {
             let verifier = node_key.as_deref().map(parse_node_key).transpose()?;
             let client = LedgerClient::connect(&cli.node).await?;

@@ -187,7 +187,7 @@ impl Review {
             .iter()
             .map(|s| {
                 self.registry.as_ref().and_then(|r| r.holder(&s.keyid)).map_or_else(
-                    || format!("unknown key {}", &s.keyid[..s.keyid.len().min(12)]),
+                    || format!("unknown key {}", s.keyid.chars().take(12).collect::<String>()),
                     String::from,
                 )
             })

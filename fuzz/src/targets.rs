@@ -316,6 +316,7 @@ fn key_file(s: &str) {
     if std::fs::write(path, s).is_ok() {
         let _ = ledger_client::keyfile::read_signing_key(path);
         let _ = ledger_client::keyfile::read_public_key(path);
+        let _ = std::fs::remove_file(path);
     }
 }
 

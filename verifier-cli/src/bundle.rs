@@ -273,7 +273,7 @@ pub fn render(v: &BundleVerdict) -> String {
                 g.name,
                 g.roles.join(", "),
                 org,
-                &g.keyid[..g.keyid.len().min(16)]
+                g.keyid.chars().take(16).collect::<String>()
             );
         }
         let _ = writeln!(s, "  says: {}", r.payload.chars().take(600).collect::<String>());
@@ -409,8 +409,16 @@ pub fn verify_file(path: &Path, trusted: Option<&NoteVerifier>) -> Result<Bundle
         );
     }
     let text = std::fs::read_to_string(path)?;
-    let b: Bundle =
-        serde_json::from_str(&text).with_context(|| format!("{} is not a ledger bundle", path.display()))?;
+    verify_text(&text, trusted).with_context(|| format!("{} is not a ledger bundle", path.display()))
+}
+
+/// Verifies the text of a bundle file (what [`verify_file`] does after reading it; the fuzz
+/// harness in `fuzz/` calls this directly).
+///
+/// # Errors
+/// When the text is not a bundle (the verdict itself is returned, not an error).
+pub fn verify_text(text: &str, trusted: Option<&NoteVerifier>) -> Result<BundleVerdict> {
+    let b: Bundle = serde_json::from_str(text)?;
     let mut v = verify_bundle(&b, trusted);
     // Nothing in the file may differ from what was exported: the layout must be canonical and the
     // summary must be exactly what the verifier itself concludes from the bundle.

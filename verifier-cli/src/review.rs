@@ -190,7 +190,7 @@ impl Review {
             .iter()
             .map(|s| {
                 self.registry().and_then(|r| r.holder(&s.keyid)).map_or_else(
-                    || format!("unknown key {}", &s.keyid[..s.keyid.len().min(12)]),
+                    || format!("unknown key {}", s.keyid.chars().take(12).collect::<String>()),
                     String::from,
                 )
             })

@@ -354,7 +354,11 @@ impl Store {
         let mut out = Vec::new();
         for r in self.tree.range(from..=to).take(limit) {
             let (k, _) = r?;
-            out.push(read_u64(&k[k.len() - 8..], "term key")?);
+            // A key edited into the data directory may be shorter than a term key: no panic.
+            out.push(read_u64(
+                k.get(k.len().saturating_sub(8)..).unwrap_or_default(),
+                "term key",
+            )?);
         }
         Ok(out)
     }

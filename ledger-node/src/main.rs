@@ -346,6 +346,7 @@ async fn serve(a: ServeArgs) -> Result<()> {
         size: std::sync::atomic::AtomicU64::new(report.size),
         high_water: checked.mark,
         witnessed_mark: checked.witnessed,
+        up: tokio::sync::watch::channel(None).0,
     });
     let (job_tx, job_rx) = std::sync::mpsc::sync_channel(a.queue_depth.unwrap_or(4096));
     let seq = sequencer::Sequencer {
@@ -420,12 +421,25 @@ async fn serve(a: ServeArgs) -> Result<()> {
         })),
     };
     let (health_reporter, health) = tonic_health::server::health_reporter();
-    health_reporter
-        .set_serving::<LedgerServer<service::LedgerService>>()
-        .await;
+    // Health follows the sequencer: SERVING only while appends can succeed (docs/operations.md).
+    let mut up = shared.up.subscribe();
+    let first = *up.wait_for(Option::is_some).await?;
+    set_health(&health_reporter, first == Some(true)).await;
+    tokio::spawn(async move {
+        while up.changed().await.is_ok() {
+            let now = *up.borrow_and_update();
+            set_health(&health_reporter, now == Some(true)).await;
+        }
+    });
     let reflection = tonic_reflection::server::Builder::configure()
         .register_encoded_file_descriptor_set(ledger_proto::FILE_DESCRIPTOR_SET)
+        .register_encoded_file_descriptor_set(tonic_reflection::pb::v1alpha::FILE_DESCRIPTOR_SET)
         .build_v1()?;
+    // v1alpha too, for older grpcurl, Evans and Python grpcio-reflection clients.
+    let reflection_alpha = tonic_reflection::server::Builder::configure()
+        .register_encoded_file_descriptor_set(ledger_proto::FILE_DESCRIPTOR_SET)
+        .register_encoded_file_descriptor_set(tonic_reflection::pb::v1::FILE_DESCRIPTOR_SET)
+        .build_v1alpha()?;
     let mut builder = tonic::transport::Server::builder();
     if let (Some(c), Some(k)) = (&a.tls_cert, &a.tls_key) {
         let id = tonic::transport::Identity::from_pem(std::fs::read(c)?, std::fs::read(k)?);
@@ -452,6 +466,7 @@ async fn serve(a: ServeArgs) -> Result<()> {
     builder
         .add_service(health)
         .add_service(reflection)
+        .add_service(reflection_alpha)
         .add_service(
             LedgerServer::new(svc)
                 .max_decoding_message_size(64 << 20)
@@ -465,6 +480,21 @@ async fn serve(a: ServeArgs) -> Result<()> {
     store.flush()?;
     tracing::info!("stopped cleanly");
     Ok(())
+}
+
+/// Health of the Ledger service and of the server as a whole ("").
+async fn set_health(r: &tonic_health::server::HealthReporter, serving: bool) {
+    let status = if serving {
+        tonic_health::ServingStatus::Serving
+    } else {
+        tonic_health::ServingStatus::NotServing
+    };
+    r.set_service_status(
+        <LedgerServer<service::LedgerService> as tonic::server::NamedService>::NAME,
+        status,
+    )
+    .await;
+    r.set_service_status("", status).await;
 }
 
 async fn shutdown_signal() {

@@ -100,7 +100,7 @@ async fn health_becomes(addr: &str, service: &str, want: ServingStatus) -> Servi
     }
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn healthy_node_is_serving_and_appends() {
     let dir = tempfile::tempdir().expect("tempdir");
     let data = dir.path().join("d");
@@ -124,7 +124,7 @@ async fn healthy_node_is_serving_and_appends() {
 /// Attack/failure: the store stops accepting writes under a running node. Before, health stayed
 /// SERVING; now appends are refused UNAVAILABLE, health turns NOT_SERVING (for the Ledger service
 /// and for the server as a whole), `ledger_sequencer_up` is 0, and reads still work.
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn storage_failure_turns_health_not_serving() {
     let dir = tempfile::tempdir().expect("tempdir");
     let data = dir.path().join("d");
@@ -218,7 +218,7 @@ async fn reflection_v1_services(addr: &str) -> Vec<String> {
 
 /// Older grpcurl, Evans and Python grpcio-reflection speak `grpc.reflection.v1alpha`: the node
 /// answers it (it used to answer UNIMPLEMENTED) as well as `grpc.reflection.v1`.
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn reflection_v1alpha_and_v1_list_the_services() {
     let dir = tempfile::tempdir().expect("tempdir");
     let data = dir.path().join("d");

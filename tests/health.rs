@@ -112,9 +112,13 @@ async fn healthy_node_is_serving_and_appends() {
     assert_eq!(health(&node.addr, "").await, ServingStatus::Serving);
     assert_eq!(metric(port, "ledger_sequencer_up"), 1);
     let mut c = node.client().await;
-    let r = append(&mut c, &enroll(&new_key(), "registrar", &["registrar"], &[&admin]), "ok-1")
-        .await
-        .expect("append on a healthy node");
+    let r = append(
+        &mut c,
+        &enroll(&new_key(), "registrar", &["registrar"], &[&admin]),
+        "ok-1",
+    )
+    .await
+    .expect("append on a healthy node");
     assert_eq!(r.index, 1);
     assert_eq!(health(&node.addr, LEDGER).await, ServingStatus::Serving);
     assert_eq!(metric(port, "ledger_sequencer_up"), 1);
@@ -137,9 +141,13 @@ async fn storage_failure_turns_health_not_serving() {
     assert_eq!(metric(port, "ledger_sequencer_up"), 1);
     let mut c = node.client().await;
 
-    let e = append(&mut c, &enroll(&new_key(), "registrar", &["registrar"], &[&admin]), "f-1")
-        .await
-        .expect_err("the injected commit failure must not be acknowledged");
+    let e = append(
+        &mut c,
+        &enroll(&new_key(), "registrar", &["registrar"], &[&admin]),
+        "f-1",
+    )
+    .await
+    .expect_err("the injected commit failure must not be acknowledged");
     assert_eq!(e.code(), Code::Unavailable, "{e:?}");
     assert!(e.message().contains("storage failure"), "{e:?}");
 
@@ -195,10 +203,10 @@ async fn reflection_v1alpha_services(addr: &str) -> Vec<String> {
 }
 
 async fn reflection_v1_services(addr: &str) -> Vec<String> {
+    use tonic_reflection::pb::v1::ServerReflectionRequest;
     use tonic_reflection::pb::v1::server_reflection_client::ServerReflectionClient;
     use tonic_reflection::pb::v1::server_reflection_request::MessageRequest;
     use tonic_reflection::pb::v1::server_reflection_response::MessageResponse;
-    use tonic_reflection::pb::v1::ServerReflectionRequest;
     let mut c = ServerReflectionClient::new(channel(addr).await);
     let req = ServerReflectionRequest {
         host: String::new(),
@@ -229,8 +237,107 @@ async fn reflection_v1alpha_and_v1_list_the_services() {
         reflection_v1_services(&node.addr).await,
     ] {
         assert!(names.iter().any(|n| n == LEDGER), "{names:?}");
-        assert!(names.iter().any(|n| n == "grpc.reflection.v1alpha.ServerReflection"), "{names:?}");
-        assert!(names.iter().any(|n| n == "grpc.reflection.v1.ServerReflection"), "{names:?}");
+        assert!(
+            names.iter().any(|n| n == "grpc.reflection.v1alpha.ServerReflection"),
+            "{names:?}"
+        );
+        assert!(
+            names.iter().any(|n| n == "grpc.reflection.v1.ServerReflection"),
+            "{names:?}"
+        );
     }
+    node.stop();
+}
+
+/// Readiness: while the node is still starting (held before it verifies its store), the port
+/// answers, health is NOT_SERVING and the Ledger service answers UNAVAILABLE instead of serving a
+/// half-loaded node; once ready it is SERVING and appends succeed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn starting_node_is_not_serving_until_ready() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let data = dir.path().join("d");
+    init(&data, "ledger.test/health-start", &[], 1);
+    let admin = key(&data.join("keys/admin.key"));
+    let release = dir.path().join("release");
+    let port = free_port();
+    let addr = format!("http://127.0.0.1:{port}");
+    let hold = format!("hold-start:{}", release.display());
+    let mut child = Command::new(bin("ledger-node"))
+        .args(["serve", "--metrics-listen", "off", "--checkpoint-interval-ms", "200"])
+        .arg("--listen")
+        .arg(format!("127.0.0.1:{port}"))
+        .arg("--data")
+        .arg(&data)
+        .env("RUST_LOG", "warn")
+        .env("LEDGER_FAULT_INJECT", &hold)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("spawn ledger-node");
+    // The port opens before the node is ready: wait (bounded) until it answers.
+    let t = Instant::now();
+    let ch = loop {
+        match tonic::transport::Endpoint::from_shared(addr.clone())
+            .expect("endpoint")
+            .connect()
+            .await
+        {
+            Ok(ch) => break ch,
+            Err(e) if t.elapsed() > Duration::from_secs(20) => {
+                let _ = child.kill();
+                panic!("the port never opened: {e}");
+            }
+            Err(_) => tokio::time::sleep(Duration::from_millis(20)).await,
+        }
+    };
+    let mut h = HealthClient::new(ch.clone());
+    for service in [LEDGER, ""] {
+        let r = h
+            .check(tonic_health::pb::HealthCheckRequest {
+                service: service.into(),
+            })
+            .await
+            .expect("health answers during start-up")
+            .into_inner();
+        assert_eq!(
+            ServingStatus::try_from(r.status),
+            Ok(ServingStatus::NotServing),
+            "{service:?}"
+        );
+    }
+    let mut c = ledger_proto::pb::ledger_client::LedgerClient::new(ch.clone());
+    let e = c
+        .get_checkpoint(pb::GetCheckpointRequest { size: None })
+        .await
+        .expect_err("a starting node serves nothing");
+    assert_eq!(e.code(), Code::Unavailable, "{e:?}");
+    assert!(e.message().contains("starting"), "{e:?}");
+
+    // Release start-up: "listening on" is printed once the node is ready.
+    std::fs::write(&release, b"").expect("release");
+    let mut lines = BufReader::new(child.stdout.take().expect("stdout")).lines();
+    assert!(
+        lines
+            .by_ref()
+            .any(|l| l.unwrap_or_default().starts_with("listening on ")),
+        "the node did not become ready"
+    );
+    std::thread::spawn(move || for _ in lines {});
+    let mut node = Node {
+        child: Some(child),
+        addr: addr.clone(),
+        data: data.clone(),
+    };
+    assert_eq!(health(&addr, LEDGER).await, ServingStatus::Serving);
+    assert_eq!(health(&addr, "").await, ServingStatus::Serving);
+    let r = append(
+        &mut c,
+        &enroll(&new_key(), "registrar", &["registrar"], &[&admin]),
+        "s-1",
+    )
+    .await
+    .expect("append once ready");
+    assert_eq!(r.index, 1);
+    drop((c, h, ch));
     node.stop();
 }

@@ -112,7 +112,10 @@ impl Shared {
     fn set_down(&self, why: &str) {
         self.metrics.sequencer_up.store(0, Relaxed);
         if self.up.send_replace(Some(false)) != Some(false) {
-            tracing::error!(reason = why, "appends cannot succeed: health NOT_SERVING until the node is restarted");
+            tracing::error!(
+                reason = why,
+                "appends cannot succeed: health NOT_SERVING until the node is restarted"
+            );
         }
     }
 

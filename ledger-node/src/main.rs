@@ -477,16 +477,9 @@ async fn serve(a: ServeArgs) -> Result<()> {
             query_bytes: a.query_max_bytes.unwrap_or(readers::DEFAULT_QUERY_BYTES),
         })),
     };
-    // Health follows the sequencer: SERVING only while appends can succeed (docs/operations.md).
+    // The sequencer has started (or already stopped) before the gate opens.
     let mut up = shared.up.subscribe();
     let first = *up.wait_for(Option::is_some).await?;
-    set_health(&health_reporter, first == Some(true)).await;
-    tokio::spawn(async move {
-        while up.changed().await.is_ok() {
-            let now = *up.borrow_and_update();
-            set_health(&health_reporter, now == Some(true)).await;
-        }
-    });
     gate.open(
         LedgerServer::new(svc)
             .max_decoding_message_size(64 << 20)
@@ -494,6 +487,14 @@ async fn serve(a: ServeArgs) -> Result<()> {
     );
     drop(gate);
     ready.store(true, std::sync::atomic::Ordering::SeqCst);
+    // Health follows the sequencer: SERVING only while appends can succeed (docs/operations.md).
+    set_health(&health_reporter, first == Some(true)).await;
+    tokio::spawn(async move {
+        while up.changed().await.is_ok() {
+            let now = *up.borrow_and_update();
+            set_health(&health_reporter, now == Some(true)).await;
+        }
+    });
     tracing::info!(addr = %bound, origin = %origin, size = report.size, "ledger node serving");
     // A line for scripts and tests that start the node on port 0.
     println!("listening on {bound}");

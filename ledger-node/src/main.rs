@@ -6,6 +6,7 @@
 mod edge;
 mod errors;
 mod fork;
+mod gate;
 mod genesis;
 mod marks;
 mod metrics;
@@ -296,6 +297,62 @@ async fn serve(a: ServeArgs) -> Result<()> {
     let data = a.data.clone().unwrap_or_else(|| PathBuf::from("ledger-data"));
     let listen = a.listen.unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 50051)));
     let layout = genesis::Layout::new(&data);
+    // The port opens before the store is verified: until the node is ready, health says
+    // NOT_SERVING and the Ledger service answers UNAVAILABLE (gate.rs). "listening on" is printed
+    // once the node is ready. A stop signal during start-up ends the process at once.
+    let ready = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let (health_reporter, health) = tonic_health::server::health_reporter();
+    set_health(&health_reporter, false).await;
+    let reflection = tonic_reflection::server::Builder::configure()
+        .register_encoded_file_descriptor_set(ledger_proto::FILE_DESCRIPTOR_SET)
+        .register_encoded_file_descriptor_set(tonic_reflection::pb::v1alpha::FILE_DESCRIPTOR_SET)
+        .build_v1()?;
+    // v1alpha too, for older grpcurl, Evans and Python grpcio-reflection clients.
+    let reflection_alpha = tonic_reflection::server::Builder::configure()
+        .register_encoded_file_descriptor_set(ledger_proto::FILE_DESCRIPTOR_SET)
+        .register_encoded_file_descriptor_set(tonic_reflection::pb::v1::FILE_DESCRIPTOR_SET)
+        .build_v1alpha()?;
+    let mut builder = tonic::transport::Server::builder();
+    if let (Some(c), Some(k)) = (&a.tls_cert, &a.tls_key) {
+        let id = tonic::transport::Identity::from_pem(std::fs::read(c)?, std::fs::read(k)?);
+        builder = builder.tls_config(tonic::transport::ServerTlsConfig::new().identity(id))?;
+        tracing::info!("TLS enabled");
+    } else if a.tls_cert.is_some() || a.tls_key.is_some() {
+        bail!("TLS needs both --tls-cert and --tls-key");
+    }
+    let listener = tokio::net::TcpListener::bind(listen)
+        .await
+        .with_context(|| format!("binding {listen}"))?;
+    let bound = listener.local_addr()?;
+    // TCP_NODELAY on every connection, as tonic sets it on listeners it binds itself: without it,
+    // HTTP/2 flow-control updates for a large request wait for the client's delayed ACK (~40 ms).
+    let incoming = tokio_stream::StreamExt::map(tokio_stream::wrappers::TcpListenerStream::new(listener), |s| {
+        if let Ok(s) = &s {
+            let _ = s.set_nodelay(true);
+        }
+        s
+    });
+    tracing::info!(addr = %bound, "gRPC port open; health NOT_SERVING until the store is verified");
+    let gate = gate::Gate::<LedgerServer<service::LedgerService>>::new();
+    let stop = {
+        let ready = ready.clone();
+        async move {
+            shutdown_signal().await;
+            if !ready.load(std::sync::atomic::Ordering::SeqCst) {
+                tracing::warn!("stop signal during start-up: exiting before the node was ready");
+                std::process::exit(1);
+            }
+        }
+    };
+    let server = tokio::spawn(
+        builder
+            .add_service(health)
+            .add_service(reflection)
+            .add_service(reflection_alpha)
+            .add_service(gate.clone())
+            .serve_with_incoming_shutdown(incoming, stop),
+    );
+    hold_start_for_tests();
     let mut m = marks::read(&data)?;
     let empty = { Store::open(&layout.store)?.size()? == 0 };
     // An empty store with a mark lost its whole log: refused by the mark check below, never
@@ -346,6 +403,7 @@ async fn serve(a: ServeArgs) -> Result<()> {
         size: std::sync::atomic::AtomicU64::new(report.size),
         high_water: checked.mark,
         witnessed_mark: checked.witnessed,
+        up: tokio::sync::watch::channel(None).0,
     });
     let (job_tx, job_rx) = std::sync::mpsc::sync_channel(a.queue_depth.unwrap_or(4096));
     let seq = sequencer::Sequencer {
@@ -419,52 +477,70 @@ async fn serve(a: ServeArgs) -> Result<()> {
             query_bytes: a.query_max_bytes.unwrap_or(readers::DEFAULT_QUERY_BYTES),
         })),
     };
-    let (health_reporter, health) = tonic_health::server::health_reporter();
-    health_reporter
-        .set_serving::<LedgerServer<service::LedgerService>>()
-        .await;
-    let reflection = tonic_reflection::server::Builder::configure()
-        .register_encoded_file_descriptor_set(ledger_proto::FILE_DESCRIPTOR_SET)
-        .build_v1()?;
-    let mut builder = tonic::transport::Server::builder();
-    if let (Some(c), Some(k)) = (&a.tls_cert, &a.tls_key) {
-        let id = tonic::transport::Identity::from_pem(std::fs::read(c)?, std::fs::read(k)?);
-        builder = builder.tls_config(tonic::transport::ServerTlsConfig::new().identity(id))?;
-        tracing::info!("TLS enabled");
-    } else if a.tls_cert.is_some() || a.tls_key.is_some() {
-        bail!("TLS needs both --tls-cert and --tls-key");
-    }
-    let listener = tokio::net::TcpListener::bind(listen)
-        .await
-        .with_context(|| format!("binding {listen}"))?;
-    let bound = listener.local_addr()?;
+    // The sequencer has started (or already stopped) before the gate opens.
+    let mut up = shared.up.subscribe();
+    let first = *up.wait_for(Option::is_some).await?;
+    gate.open(
+        LedgerServer::new(svc)
+            .max_decoding_message_size(64 << 20)
+            .max_encoding_message_size(64 << 20),
+    );
+    drop(gate);
+    ready.store(true, std::sync::atomic::Ordering::SeqCst);
+    // Health follows the sequencer: SERVING only while appends can succeed (docs/operations.md).
+    set_health(&health_reporter, first == Some(true)).await;
+    tokio::spawn(async move {
+        while up.changed().await.is_ok() {
+            let now = *up.borrow_and_update();
+            set_health(&health_reporter, now == Some(true)).await;
+        }
+    });
     tracing::info!(addr = %bound, origin = %origin, size = report.size, "ledger node serving");
     // A line for scripts and tests that start the node on port 0.
     println!("listening on {bound}");
-    // TCP_NODELAY on every connection, as tonic sets it on listeners it binds itself: without it,
-    // HTTP/2 flow-control updates for a large request wait for the client's delayed ACK (~40 ms).
-    let incoming = tokio_stream::StreamExt::map(tokio_stream::wrappers::TcpListenerStream::new(listener), |s| {
-        if let Ok(s) = &s {
-            let _ = s.set_nodelay(true);
-        }
-        s
-    });
-    builder
-        .add_service(health)
-        .add_service(reflection)
-        .add_service(
-            LedgerServer::new(svc)
-                .max_decoding_message_size(64 << 20)
-                .max_encoding_message_size(64 << 20),
-        )
-        .serve_with_incoming_shutdown(incoming, shutdown_signal())
-        .await?;
+    server.await??;
     tracing::info!("shutting down: finishing the current group");
     // The service (and its job sender) is dropped by now; the sequencer drains and exits.
     tokio::task::spawn_blocking(move || seq_thread.join()).await.ok();
     store.flush()?;
     tracing::info!("stopped cleanly");
     Ok(())
+}
+
+/// Fault-injection switch for tests: `LEDGER_FAULT_INJECT=hold-start:PATH` holds start-up (port
+/// open, not ready) until PATH exists, at most 60 s, so a test can observe a node that is still
+/// starting. Honoured only when set (docs/operations.md).
+fn hold_start_for_tests() {
+    let Ok(v) = std::env::var(sequencer::FAULT_INJECT_ENV) else {
+        return;
+    };
+    let Some(path) = v.strip_prefix("hold-start:") else {
+        return;
+    };
+    tracing::warn!(
+        path,
+        "{}=hold-start: start-up held until the file exists (fault injection for tests)",
+        sequencer::FAULT_INJECT_ENV
+    );
+    let t = std::time::Instant::now();
+    while !std::path::Path::new(path).exists() && t.elapsed() < Duration::from_secs(60) {
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+/// Health of the Ledger service and of the server as a whole ("").
+async fn set_health(r: &tonic_health::server::HealthReporter, serving: bool) {
+    let status = if serving {
+        tonic_health::ServingStatus::Serving
+    } else {
+        tonic_health::ServingStatus::NotServing
+    };
+    r.set_service_status(
+        <LedgerServer<service::LedgerService> as tonic::server::NamedService>::NAME,
+        status,
+    )
+    .await;
+    r.set_service_status("", status).await;
 }
 
 async fn shutdown_signal() {

@@ -22,6 +22,9 @@ pub struct Metrics {
     pub tree_size: AtomicU64,
     /// Checkpoints signed.
     pub checkpoints: AtomicU64,
+    /// 1 while the sequencer and its writer can append, 0 once they stopped (storage failure,
+    /// shutdown) or before they started.
+    pub sequencer_up: AtomicU64,
     /// Rejections by reason (gRPC code name).
     pub rejections: Mutex<std::collections::BTreeMap<String, u64>>,
 }
@@ -81,6 +84,12 @@ impl Metrics {
             "Checkpoints signed.",
             "counter",
             self.checkpoints.load(Relaxed),
+        );
+        c(
+            "ledger_sequencer_up",
+            "1 while appends can succeed (sequencer and writer running), 0 once they stopped.",
+            "gauge",
+            self.sequencer_up.load(Relaxed),
         );
         let _ = writeln!(
             s,

@@ -95,6 +95,57 @@ pub struct Shared {
     pub high_water: ledger_store::high_water::HighWater,
     /// The latest witnessed checkpoint's file (`DATA/high-water.witnessed`).
     pub witnessed_mark: ledger_store::high_water::HighWater,
+    /// Whether appends can succeed: None while the sequencer starts, `Some(true)` while it and its
+    /// writer run, `Some(false)` once either stopped (storage failure, shutdown). The health
+    /// service follows it (docs/operations.md).
+    pub up: watch::Sender<Option<bool>>,
+}
+
+impl Shared {
+    /// Marks the sequencer running: health SERVING, `ledger_sequencer_up` 1.
+    fn set_up(&self) {
+        self.metrics.sequencer_up.store(1, Relaxed);
+        self.up.send_replace(Some(true));
+    }
+
+    /// Marks appends impossible (health NOT_SERVING, `ledger_sequencer_up` 0), logging why once.
+    fn set_down(&self, why: &str) {
+        self.metrics.sequencer_up.store(0, Relaxed);
+        if self.up.send_replace(Some(false)) != Some(false) {
+            tracing::error!(
+                reason = why,
+                "appends cannot succeed: health NOT_SERVING until the node is restarted"
+            );
+        }
+    }
+
+    /// Marks the node down for a clean shutdown (every job sender dropped): no error line.
+    fn set_stopping(&self) {
+        self.metrics.sequencer_up.store(0, Relaxed);
+        self.up.send_replace(Some(false));
+    }
+}
+
+/// Sets the node down when the sequencer returns or unwinds, whatever the path.
+struct DownOnDrop(Arc<Shared>);
+
+impl Drop for DownOnDrop {
+    fn drop(&mut self) {
+        self.0.set_down("the sequencer stopped");
+    }
+}
+
+/// Fault-injection switch for tests: `LEDGER_FAULT_INJECT=fail-commit` makes the writer fail its
+/// first group commit as a storage failure would (nothing written, nothing acknowledged). Honoured
+/// only when set to exactly that value; see docs/operations.md.
+pub const FAULT_INJECT_ENV: &str = "LEDGER_FAULT_INJECT";
+
+fn fault_fail_commit() -> bool {
+    let on = std::env::var(FAULT_INJECT_ENV).is_ok_and(|v| v == "fail-commit");
+    if on {
+        tracing::warn!("{FAULT_INJECT_ENV}=fail-commit: the first group commit will fail (fault injection for tests)");
+    }
+    on
 }
 
 /// What one group accumulates before its commit.
@@ -121,6 +172,7 @@ struct Write {
 
 /// The writer stage: writes groups in order, then publishes and answers them.
 fn writer(store: Arc<Store>, shared: Arc<Shared>, failed: Arc<std::sync::atomic::AtomicBool>, rx: Receiver<Write>) {
+    let mut inject_failure = fault_fail_commit();
     for w in rx {
         if failed.load(Relaxed) {
             refuse_all(w.replies, "storage failure earlier in the pipeline; restart the node");
@@ -129,13 +181,17 @@ fn writer(store: Arc<Store>, shared: Arc<Shared>, failed: Arc<std::sync::atomic:
         let t = Instant::now();
         let r = if w.prepared.is_empty() && w.checkpoint.is_none() {
             Ok(())
+        } else if std::mem::take(&mut inject_failure) {
+            Err(format!("injected by {FAULT_INJECT_ENV}=fail-commit"))
         } else {
-            store.commit_group(
-                &w.prepared,
-                &w.nodes,
-                w.size,
-                w.checkpoint.as_ref().map(|(s, n)| (*s, n.as_str())),
-            )
+            store
+                .commit_group(
+                    &w.prepared,
+                    &w.nodes,
+                    w.size,
+                    w.checkpoint.as_ref().map(|(s, n)| (*s, n.as_str())),
+                )
+                .map_err(|e| e.to_string())
         };
         match r {
             Ok(()) => {
@@ -173,6 +229,7 @@ fn writer(store: Arc<Store>, shared: Arc<Shared>, failed: Arc<std::sync::atomic:
             Err(e) => {
                 tracing::error!(error = %e, size = w.size, "group commit failed; nothing acknowledged, sequencer stops");
                 failed.store(true, Relaxed);
+                shared.set_down("group commit failed");
                 refuse_all(w.replies, &format!("storage failure: {e}"));
             }
         }
@@ -243,6 +300,7 @@ impl Sequencer {
     /// Runs until every job sender is dropped; then signs a final checkpoint if needed and returns.
     /// `state` is the state as of the end of the stored log (folded at start-up).
     pub fn run(self, rx: Receiver<Job>, mut state: LedgerState) {
+        let _down = DownOnDrop(self.shared.clone());
         let mut ct = match self.store.compact_tree() {
             Ok(ct) => ct,
             Err(e) => {
@@ -272,6 +330,7 @@ impl Sequencer {
             tracing::error!("cannot start the writer thread; sequencer not started");
             return;
         };
+        self.shared.set_up();
         let mut in_flight: HashMap<String, (Hash, Outcome)> = HashMap::new();
         loop {
             if failed.load(Relaxed) {
@@ -286,6 +345,7 @@ impl Sequencer {
                 Ok(j) => jobs.push(j),
                 Err(RecvTimeoutError::Timeout) => {}
                 Err(RecvTimeoutError::Disconnected) => {
+                    self.shared.set_stopping();
                     if ct.size() > last_cp_size {
                         let checkpoint = self.sign_checkpoint(&ct);
                         let _ = wtx.send(Write {

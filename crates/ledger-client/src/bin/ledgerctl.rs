@@ -26,6 +26,8 @@ use std::process::ExitCode;
 
 #[path = "ledgerctl/election.rs"]
 mod election;
+#[path = "ledgerctl/micro.rs"]
+mod micro;
 
 /// Command line client of a ledger node.
 #[derive(Debug, Parser)]
@@ -162,6 +164,11 @@ enum Cmd {
     Ballot {
         #[command(subcommand)]
         cmd: election::BallotCmd,
+    },
+    /// Micro-evaluations (service platform): send a file of ratings, resumably.
+    Micro {
+        #[command(subcommand)]
+        cmd: micro::MicroCmd,
     },
     /// Print the inclusion proof of an entry, and verify it when given the node key.
     Proof {
@@ -498,6 +505,7 @@ async fn run(cli: Cli) -> Result<()> {
         Cmd::Election { cmd } => election::election(cmd, &cli.node, cli.origin, json_out).await,
         Cmd::Credential { cmd } => election::credential(cmd, &cli.node, cli.origin, json_out).await,
         Cmd::Ballot { cmd } => election::ballot(cmd, &cli.node, cli.origin, json_out).await,
+        Cmd::Micro { cmd } => micro::micro(cmd, &cli.node, cli.origin, json_out).await,
         Cmd::Proof { index, size, node_key } => {
             let verifier = node_key.as_deref().map(parse_node_key).transpose()?;
             let client = LedgerClient::connect(&cli.node).await?;

@@ -64,8 +64,8 @@ struct AppendOpts {
 
 #[derive(Debug, Subcommand)]
 enum Cmd {
-    /// Run the demo against a node: an honest evaluation cycle and the manipulations the policy
-    /// essay describes, then the retrospective review of both cadres.
+    /// Run the demo against a node: an honest evaluation cycle with an anonymous election, the
+    /// manipulations the policy essay describes, then the retrospective review of both cadres.
     Demo {
         /// The node's administrator key (from `ledger-node init`, or the development key).
         #[arg(long, value_name = "FILE", default_value = "ledger-data/keys/admin.key")]
@@ -315,27 +315,16 @@ async fn run(cli: Cli) -> Result<()> {
             let client = LedgerClient::connect(&cli.node).await?;
             ledger_client::demo::run(&client, &admin).await?;
             let verify = std::env::current_exe()?.with_file_name("ledger-verify");
-            if verify.exists() {
-                println!(
-                    "\n$ ledger-verify review --node {} --subject {}",
-                    cli.node,
-                    ledger_client::demo::MANIPULATED
-                );
-                let _ = std::process::Command::new(&verify)
-                    .args([
-                        "review",
-                        "--node",
-                        &cli.node,
-                        "--subject",
-                        ledger_client::demo::MANIPULATED,
-                    ])
-                    .status();
-            } else {
-                println!(
-                    "\nNow run: ledger-verify review --node {} --subject {}",
-                    cli.node,
-                    ledger_client::demo::MANIPULATED
-                );
+            // The honest cadre's review shows the election's tally, the other one the flags.
+            for subject in [ledger_client::demo::HONEST, ledger_client::demo::MANIPULATED] {
+                if verify.exists() {
+                    println!("\n$ ledger-verify review --node {} --subject {subject}", cli.node);
+                    let _ = std::process::Command::new(&verify)
+                        .args(["review", "--node", &cli.node, "--subject", subject])
+                        .status();
+                } else {
+                    println!("\nNow run: ledger-verify review --node {} --subject {subject}", cli.node);
+                }
             }
             Ok(())
         }

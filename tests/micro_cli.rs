@@ -94,7 +94,16 @@ async fn micro_file_resumed_after_sigkill_counted_once() {
     // First run, killed with SIGKILL once the node holds some of the ratings.
     let started = Instant::now();
     let mut child = Command::new(env!("CARGO_BIN_EXE_ledgerctl"))
-        .args(["--node", &addr, "micro", "send", "ratings.jsonl", "--key", "platform.key", "--quiet"])
+        .args([
+            "--node",
+            &addr,
+            "micro",
+            "send",
+            "ratings.jsonl",
+            "--key",
+            "platform.key",
+            "--quiet",
+        ])
         .current_dir(dir)
         .stdout(Stdio::null())
         .stderr(Stdio::null())
@@ -113,17 +122,27 @@ async fn micro_file_resumed_after_sigkill_counted_once() {
     // Killed once about a fifth of the file is answered, so the node holds some but not all.
     while done() < file_len / 5 {
         assert!(Instant::now() < deadline, "no batch answered within 60 s");
-        assert!(child.try_wait().expect("wait").is_none(), "ledgerctl ended before it was killed");
+        assert!(
+            child.try_wait().expect("wait").is_none(),
+            "ledgerctl ended before it was killed"
+        );
         std::thread::sleep(Duration::from_millis(10));
     }
     child.kill().expect("SIGKILL");
     child.wait().expect("reap");
     let (partial, _) = micro_counts(&node).await;
-    assert!(partial > 0 && partial < RATINGS, "{partial} of {RATINGS} sent before the kill");
+    assert!(
+        partial > 0 && partial < RATINGS,
+        "{partial} of {RATINGS} sent before the kill"
+    );
 
     // Second run, to completion: the progress file skips what was answered, the node answers the
     // rest of the interrupted batch as duplicates.
-    let out = ok(&addr, dir, &["--json", "micro", "send", "ratings.jsonl", "--key", "platform.key"]);
+    let out = ok(
+        &addr,
+        dir,
+        &["--json", "micro", "send", "ratings.jsonl", "--key", "platform.key"],
+    );
     let elapsed = started.elapsed();
     let s: Value = serde_json::from_str(&out).expect("summary");
     assert_eq!(s["ratings"], RATINGS, "{s}");
@@ -144,10 +163,17 @@ async fn micro_file_resumed_after_sigkill_counted_once() {
     assert_eq!(distinct, RATINGS as usize);
 
     // A third run finds everything done.
-    let s: Value =
-        serde_json::from_str(&ok(&addr, dir, &["--json", "micro", "send", "ratings.jsonl", "--key", "platform.key"]))
-            .expect("summary");
-    assert_eq!((s["skipped"].as_u64(), s["sent"].as_u64()), (Some(RATINGS), Some(0)), "{s}");
+    let s: Value = serde_json::from_str(&ok(
+        &addr,
+        dir,
+        &["--json", "micro", "send", "ratings.jsonl", "--key", "platform.key"],
+    ))
+    .expect("summary");
+    assert_eq!(
+        (s["skipped"].as_u64(), s["sent"].as_u64()),
+        (Some(RATINGS), Some(0)),
+        "{s}"
+    );
 
     // Part of the file sent again without a progress file: all already present, nothing appended.
     let text = std::fs::read_to_string(&file).expect("read");
@@ -156,10 +182,22 @@ async fn micro_file_resumed_after_sigkill_counted_once() {
     let s: Value = serde_json::from_str(&ok(
         &addr,
         dir,
-        &["--json", "micro", "send", "again.jsonl", "--key", "platform.key", "--no-progress-file"],
+        &[
+            "--json",
+            "micro",
+            "send",
+            "again.jsonl",
+            "--key",
+            "platform.key",
+            "--no-progress-file",
+        ],
     ))
     .expect("summary");
-    assert_eq!((s["sent"].as_u64(), s["already_present"].as_u64()), (Some(0), Some(2000)), "{s}");
+    assert_eq!(
+        (s["sent"].as_u64(), s["already_present"].as_u64()),
+        (Some(0), Some(2000)),
+        "{s}"
+    );
     assert!(!dir.join("again.jsonl.progress").exists());
 
     // A bad line and a rating out of the 400-day window are refused with their codes; the rest goes.
@@ -167,7 +205,11 @@ async fn micro_file_resumed_after_sigkill_counted_once() {
     late["service_time_micros"] = serde_json::json!(1_000_000u64);
     let mixed = format!("{}\nnot json\n{late}\n", micro_payload(RATINGS + 1));
     std::fs::write(dir.join("mixed.jsonl"), mixed).expect("write");
-    let o = ledgerctl(&addr, dir, &["--json", "micro", "send", "mixed.jsonl", "--key", "platform.key"]);
+    let o = ledgerctl(
+        &addr,
+        dir,
+        &["--json", "micro", "send", "mixed.jsonl", "--key", "platform.key"],
+    );
     assert_eq!(o.status.code(), Some(1), "{}", String::from_utf8_lossy(&o.stderr));
     let s: Value = serde_json::from_slice(&o.stdout).expect("summary");
     assert_eq!(s["sent"], 1, "{s}");

@@ -149,7 +149,10 @@ async fn election(c: &LedgerClient, cast: &Cast, draw_id: &str) -> Result<(), Cl
         let (req, sec) = el::request_credential(&open, ev)?;
         // The registrar blind-signs: it learns who got a credential, never which ballot key.
         let (sig, o) = el::issue_credential(c, &cast.origin, &cast.registrar, &issuer, &req).await?;
-        println!("  #{:<4} credential.issued to {ev} (blind signature: the registrar cannot link it to a ballot)", o.index);
+        println!(
+            "  #{:<4} credential.issued to {ev} (blind signature: the registrar cannot link it to a ballot)",
+            o.index
+        );
         secrets.push(el::finalize_credential(&sec, &sig)?);
     }
     if let Some(undrawn) = (0..8).map(|i| format!("ev-{i:02}")).find(|e| !drawn.contains(e)) {
@@ -172,10 +175,7 @@ async fn election(c: &LedgerClient, cast: &Cast, draw_id: &str) -> Result<(), Cl
         println!(
             "  #{:<4} ballot         signed by a one-time key only; receipt: inclusion proof in the checkpoint of size {}",
             r.index,
-            r.checkpoint
-                .lines()
-                .nth(1)
-                .unwrap_or_default()
+            r.checkpoint.lines().nth(1).unwrap_or_default()
         );
     }
     if let Some(sec) = secrets.first() {

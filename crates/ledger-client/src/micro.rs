@@ -187,10 +187,11 @@ fn resume_point(progress: &Path, data: &[u8]) -> usize {
         return 0;
     };
     match serde_json::from_slice::<Progress>(&text) {
-        Ok(p) if p.version == 1
-            && p.bytes_done <= data.len()
-            && (p.bytes_done == 0 || data[p.bytes_done - 1] == b'\n')
-            && Hash::digest(&data[..p.bytes_done]).to_hex() == p.prefix_sha256 =>
+        Ok(p)
+            if p.version == 1
+                && p.bytes_done <= data.len()
+                && (p.bytes_done == 0 || data[p.bytes_done - 1] == b'\n')
+                && Hash::digest(&data[..p.bytes_done]).to_hex() == p.prefix_sha256 =>
         {
             p.bytes_done
         }
@@ -209,7 +210,11 @@ fn save_progress(progress: &Path, data: &[u8], bytes_done: usize) -> Result<(), 
         path: progress.to_path_buf(),
         error: e,
     };
-    std::fs::write(&tmp, serde_json::to_vec(&p).map_err(|e| ClientError::Payload(e.to_string()))?).map_err(io)?;
+    std::fs::write(
+        &tmp,
+        serde_json::to_vec(&p).map_err(|e| ClientError::Payload(e.to_string()))?,
+    )
+    .map_err(io)?;
     std::fs::rename(&tmp, progress).map_err(io)
 }
 
@@ -325,12 +330,10 @@ mod tests {
         let spaced: serde_json::Value = serde_json::from_str(LINE).expect("json");
         let again = MicroLine::parse(&serde_json::to_string_pretty(&spaced).expect("pretty")).expect("pretty line");
         let k = SigningKey::from_bytes(&[7; 32]);
-        assert_eq!(
-            m.envelope("o", &k).expect("env"),
-            again.envelope("o", &k).expect("env")
-        );
+        assert_eq!(m.envelope("o", &k).expect("env"), again.envelope("o", &k).expect("env"));
         assert!(
-            String::from_utf8_lossy(&m.envelope("o", &k).expect("env").payload).starts_with(r#"{"version":1,"ticket_hash""#)
+            String::from_utf8_lossy(&m.envelope("o", &k).expect("env").payload)
+                .starts_with(r#"{"version":1,"ticket_hash""#)
         );
     }
 

@@ -323,7 +323,10 @@ async fn run(cli: Cli) -> Result<()> {
                         .args(["review", "--node", &cli.node, "--subject", subject])
                         .status();
                 } else {
-                    println!("\nNow run: ledger-verify review --node {} --subject {subject}", cli.node);
+                    println!(
+                        "\nNow run: ledger-verify review --node {} --subject {subject}",
+                        cli.node
+                    );
                 }
             }
             Ok(())

@@ -399,6 +399,33 @@ async fn ledgerctl_signs_for_the_nodes_log() {
     };
     let out = ctl(&["demo", "--admin-key", admin.to_str().expect("utf8")]);
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    // The demo's election: credentials for the drawn only, one ballot per credential, the node's
+    // tally, a decision citing the election, and the review showing the recomputed tally.
+    let text = String::from_utf8_lossy(&out.stdout);
+    for expected in [
+        "election.open  el-0001",
+        "refused: a credential for ev-",
+        "refused: a second ballot with the same credential",
+        "BALLOT_DUPLICATE",
+        "tally          appended by the node: 3 ballots, cadre-0001 weighted score",
+        "Elections (tallies recomputed from the ballots on replay",
+        "el-0001 (tally entry",
+        "3 ballots) cadre-0001: political 75.0, performance 80.0, integrity 85.0, public opinion 70.0, responsibility 75.0",
+    ] {
+        assert!(text.contains(expected), "demo output lacks {expected:?}:\n{text}");
+    }
+    assert!(!text.contains("UNEXPECTED"), "{text}");
+    {
+        let mut c = node.client().await;
+        let log = entries(&mut c).await;
+        assert_eq!(log.iter().filter(|e| e.1 == "ballot").count(), 3);
+        assert_eq!(log.iter().filter(|e| e.1 == "credential.issued").count(), 3);
+        assert!(log.iter().any(|e| e.1 == "tally" && e.2["election_id"] == "el-0001"));
+        assert!(
+            log.iter()
+                .any(|e| e.1 == "decision" && e.2["subject"] == "cadre-0001" && e.2["evaluation_ref"] == "el-0001")
+        );
+    }
     let payload = dir.path().join("note.json");
     std::fs::write(&payload, r#"{"version": 1, "text": "signed by ledgerctl"}"#).expect("write");
     let append = ["append", "--kind", "note", "--payload", payload.to_str().expect("utf8")];

@@ -96,6 +96,22 @@ pub struct ReviewReport {
     pub organizations: BTreeMap<String, OrgStats>,
     /// Citizen micro-evaluations per subject and department for services in the period (UTC days).
     pub micro: Vec<MicroRow>,
+    /// Election tallies in scope, each recomputed from the counted ballots on replay (a tally
+    /// that differs is flagged instead, and not listed here).
+    pub elections: Vec<ElectionRow>,
+}
+
+/// One election's tally as the verifier recomputed it.
+#[derive(Debug, Clone, Serialize)]
+pub struct ElectionRow {
+    /// Index of the `tally` entry.
+    pub index: u64,
+    /// Election.
+    pub election_id: String,
+    /// Ballots counted.
+    pub ballot_count: u64,
+    /// Per subject: the five dimensions' sums and the weighted score.
+    pub results: Vec<ledger_core::election::SubjectResult>,
 }
 
 /// Citizen ratings of one subject in one department.
@@ -467,6 +483,12 @@ impl Review {
                     }
                 }
             }
+            Record::Tally(t) if in_scope => self.report.elections.push(ElectionRow {
+                index,
+                election_id: t.election_id,
+                ballot_count: t.ballot_count,
+                results: t.results,
+            }),
             _ => {}
         }
     }
@@ -715,6 +737,33 @@ pub fn human(r: &ReviewReport) -> String {
                 "  {} / {}: {} ratings, mean {} of 5",
                 m.subject, m.department, m.count, m.mean
             );
+        }
+    }
+    if !r.elections.is_empty() {
+        let _ = writeln!(
+            s,
+            "\nElections (tallies recomputed from the ballots on replay; mean score per dimension):"
+        );
+        for e in &r.elections {
+            let n = e.ballot_count.max(1) as f64;
+            for x in &e.results {
+                let d = &x.sums;
+                let _ = writeln!(
+                    s,
+                    "  {} (tally entry {}, {} ballots) {}: political {:.1}, performance {:.1}, integrity {:.1}, \
+                     public opinion {:.1}, responsibility {:.1}; weighted score {}",
+                    e.election_id,
+                    e.index,
+                    e.ballot_count,
+                    x.subject,
+                    d.political as f64 / n,
+                    d.performance as f64 / n,
+                    d.integrity as f64 / n,
+                    d.public_opinion as f64 / n,
+                    d.responsibility as f64 / n,
+                    x.weighted_score.as_deref().unwrap_or("none (no ballot)")
+                );
+            }
         }
     }
     let _ = writeln!(s, "\nTimeline ({} records):", r.timeline.len());

@@ -132,6 +132,14 @@ pub enum ClientError {
     /// A payload could not be serialized.
     #[error("payload: {0}")]
     Payload(String),
+    /// A data file (e.g. a micro-evaluation file or its progress file) could not be read or written.
+    #[error("{}: {error}", path.display())]
+    File {
+        /// The file.
+        path: PathBuf,
+        /// The I/O error.
+        error: std::io::Error,
+    },
 }
 
 impl ClientError {

@@ -8,6 +8,8 @@
 //!   retries on `UNAVAILABLE` reuse it, so a record is sequenced at most once.
 //! - [`election`]: the registrar's and evaluators' steps of an election (open, blind credentials,
 //!   ballots, receipts).
+//! - [`micro`]: a service platform's micro-evaluations sent in bulk from a JSON-lines file,
+//!   resumable without duplicates.
 //! - [`verify`]: checks that trust only the node's checkpoint key: signed checkpoints, inclusion
 //!   proofs of appended entries, and a [`CheckpointTracker`] that refuses rewinds and forks.
 //!
@@ -18,6 +20,7 @@ pub mod demo;
 pub mod election;
 pub mod error;
 pub mod keyfile;
+pub mod micro;
 pub mod sign;
 pub mod verify;
 

@@ -26,6 +26,8 @@ use std::process::ExitCode;
 
 #[path = "ledgerctl/election.rs"]
 mod election;
+#[path = "ledgerctl/micro.rs"]
+mod micro;
 
 /// Command line client of a ledger node.
 #[derive(Debug, Parser)]
@@ -62,8 +64,8 @@ struct AppendOpts {
 
 #[derive(Debug, Subcommand)]
 enum Cmd {
-    /// Run the demo against a node: an honest evaluation cycle and the manipulations the policy
-    /// essay describes, then the retrospective review of both cadres.
+    /// Run the demo against a node: an honest evaluation cycle with an anonymous election, the
+    /// manipulations the policy essay describes, then the retrospective review of both cadres.
     Demo {
         /// The node's administrator key (from `ledger-node init`, or the development key).
         #[arg(long, value_name = "FILE", default_value = "ledger-data/keys/admin.key")]
@@ -162,6 +164,11 @@ enum Cmd {
     Ballot {
         #[command(subcommand)]
         cmd: election::BallotCmd,
+    },
+    /// Micro-evaluations (service platform): send a file of ratings, resumably.
+    Micro {
+        #[command(subcommand)]
+        cmd: micro::MicroCmd,
     },
     /// Print the inclusion proof of an entry, and verify it when given the node key.
     Proof {
@@ -308,27 +315,19 @@ async fn run(cli: Cli) -> Result<()> {
             let client = LedgerClient::connect(&cli.node).await?;
             ledger_client::demo::run(&client, &admin).await?;
             let verify = std::env::current_exe()?.with_file_name("ledger-verify");
-            if verify.exists() {
-                println!(
-                    "\n$ ledger-verify review --node {} --subject {}",
-                    cli.node,
-                    ledger_client::demo::MANIPULATED
-                );
-                let _ = std::process::Command::new(&verify)
-                    .args([
-                        "review",
-                        "--node",
-                        &cli.node,
-                        "--subject",
-                        ledger_client::demo::MANIPULATED,
-                    ])
-                    .status();
-            } else {
-                println!(
-                    "\nNow run: ledger-verify review --node {} --subject {}",
-                    cli.node,
-                    ledger_client::demo::MANIPULATED
-                );
+            // The honest cadre's review shows the election's tally, the other one the flags.
+            for subject in [ledger_client::demo::HONEST, ledger_client::demo::MANIPULATED] {
+                if verify.exists() {
+                    println!("\n$ ledger-verify review --node {} --subject {subject}", cli.node);
+                    let _ = std::process::Command::new(&verify)
+                        .args(["review", "--node", &cli.node, "--subject", subject])
+                        .status();
+                } else {
+                    println!(
+                        "\nNow run: ledger-verify review --node {} --subject {subject}",
+                        cli.node
+                    );
+                }
             }
             Ok(())
         }
@@ -498,6 +497,7 @@ async fn run(cli: Cli) -> Result<()> {
         Cmd::Election { cmd } => election::election(cmd, &cli.node, cli.origin, json_out).await,
         Cmd::Credential { cmd } => election::credential(cmd, &cli.node, cli.origin, json_out).await,
         Cmd::Ballot { cmd } => election::ballot(cmd, &cli.node, cli.origin, json_out).await,
+        Cmd::Micro { cmd } => micro::micro(cmd, &cli.node, cli.origin, json_out).await,
         Cmd::Proof { index, size, node_key } => {
             let verifier = node_key.as_deref().map(parse_node_key).transpose()?;
             let client = LedgerClient::connect(&cli.node).await?;

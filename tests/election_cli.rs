@@ -541,4 +541,32 @@ async fn full_election_from_the_shell() {
         .output()
         .expect("replay");
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stdout));
+
+    // Review: every credential of el-1 was requested personally by its (keyed) evaluator.
+    let rj = tmp.path().join("review.json");
+    let out = Command::new(bin("ledger-verify"))
+        .args(["review", "--data"])
+        .arg(&data)
+        .arg("--json")
+        .arg(&rj)
+        .output()
+        .expect("review");
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        text.contains("3 requested personally (signed), 0 on the registrar's word alone"),
+        "{text}"
+    );
+    let r = read_json(&rj);
+    let el1 = &r["elections"][0];
+    assert_eq!(el1["election_id"], "el-1", "{r}");
+    assert_eq!(
+        (
+            &el1["issued"],
+            &el1["requested"],
+            &el1["registrar_word"],
+            &el1["with_key"]
+        ),
+        (&json!(3), &json!(3), &json!(0), &json!(3)),
+        "{r}"
+    );
 }

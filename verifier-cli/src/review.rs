@@ -96,6 +96,25 @@ pub struct ReviewReport {
     pub organizations: BTreeMap<String, OrgStats>,
     /// Citizen micro-evaluations per subject and department for services in the period (UTC days).
     pub micro: Vec<MicroRow>,
+    /// Credential issuance per election: requested personally vs. on the registrar's word.
+    pub elections: Vec<ElectionRow>,
+}
+
+/// How the credentials of one election were issued.
+#[derive(Debug, Clone, Serialize)]
+pub struct ElectionRow {
+    /// Election.
+    pub election_id: String,
+    /// Drawn evaluators who could receive a credential.
+    pub eligible: u64,
+    /// Of those, the ones with a key in the draw's pool (must request personally).
+    pub with_key: u64,
+    /// Credentials issued.
+    pub issued: u64,
+    /// Issued on the evaluator's own signed request.
+    pub requested: u64,
+    /// Issued on the registrar's word alone (the evaluator has no key in the pool).
+    pub registrar_word: u64,
 }
 
 /// Citizen ratings of one subject in one department.
@@ -634,6 +653,22 @@ impl Review {
                 count: a.count,
             })
             .collect();
+        self.report.elections = self
+            .domain()
+            .elections
+            .elections
+            .iter()
+            .filter(|(_, e)| f.subject.as_ref().is_none_or(|s| e.open.subjects.contains(s)))
+            .filter(|(_, e)| f.draw.as_ref().is_none_or(|d| e.open.draw_id == *d))
+            .map(|(id, e)| ElectionRow {
+                election_id: id.clone(),
+                eligible: e.eligible.len() as u64,
+                with_key: e.keys.len() as u64,
+                issued: e.issued.len() as u64,
+                requested: e.requested.len() as u64,
+                registrar_word: e.issued.len().saturating_sub(e.requested.len()) as u64,
+            })
+            .collect();
         if let Some(s) = &f.subject {
             self.report.flags.retain(|x| x.subject == *s);
         }
@@ -714,6 +749,19 @@ pub fn human(r: &ReviewReport) -> String {
                 s,
                 "  {} / {}: {} ratings, mean {} of 5",
                 m.subject, m.department, m.count, m.mean
+            );
+        }
+    }
+    if !r.elections.is_empty() {
+        let _ = writeln!(
+            s,
+            "\nCredentials per election (requested personally / on the registrar's word):"
+        );
+        for e in &r.elections {
+            let _ = writeln!(
+                s,
+                "  {}: {} issued to {} eligible evaluators ({} with a pool key): {} requested personally (signed), {} on the registrar's word alone",
+                e.election_id, e.issued, e.eligible, e.with_key, e.requested, e.registrar_word
             );
         }
     }

@@ -721,6 +721,33 @@ mod tests {
     }
 
     #[test]
+    fn request_signed_with_the_pool_key_verifies_in_the_record() {
+        let issuer = IssuerKey::from_pem(TEST_KEY_PEM).expect("test key");
+        let open = open_for(&issuer);
+        let ek = SigningKey::from_bytes(&[7; 32]);
+        let (req, _) = request_credential(&open, "ev-01", Some(&ek)).expect("request");
+        let blinded = B64.decode(&req.blinded_message).expect("b64");
+        let issued = CredentialIssued {
+            version: 1,
+            election_id: "el-1".into(),
+            evaluator: "ev-01".into(),
+            count: 1,
+            blinded_message_hash: Some(Hash::digest(&blinded).to_hex()),
+            request_signature: req.request_signature.clone(),
+        };
+        assert_eq!(issued.verify_request(&ek.verifying_key()), Ok(()));
+        let other = SigningKey::from_bytes(&[8; 32]);
+        assert!(issued.verify_request(&other.verifying_key()).is_err());
+        // Without a key, no signature (the old request format, unchanged).
+        let (plain, _) = request_credential(&open, "ev-01", None).expect("request");
+        assert!(
+            !serde_json::to_string(&plain)
+                .expect("json")
+                .contains("request_signature")
+        );
+    }
+
+    #[test]
     fn finalize_refuses_foreign_signatures() {
         let issuer = IssuerKey::from_pem(TEST_KEY_PEM).expect("test key");
         let open = open_for(&issuer);

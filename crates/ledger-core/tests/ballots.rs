@@ -574,3 +574,18 @@ fn pool_member_key_is_optional_and_checked() {
     let e = check_record("draw.commit", bad.to_string().as_bytes()).expect_err("bad key");
     assert!(e.to_string().contains("key"), "{e}");
 }
+
+#[test]
+fn credential_request_bytes_are_as_documented() {
+    // docs/ballots.md: prefix ‖ 0x00 ‖ u32be len ‖ election ‖ u32be len ‖ evaluator ‖ SHA-256(blinded).
+    let h = Hash::digest(b"blinded");
+    let m = ledger_core::election::credential_request_message("el-1", "ev-03", &h);
+    let mut want = b"ledger credential request v1\x00".to_vec();
+    want.extend_from_slice(&[0, 0, 0, 4]);
+    want.extend_from_slice(b"el-1");
+    want.extend_from_slice(&[0, 0, 0, 5]);
+    want.extend_from_slice(b"ev-03");
+    want.extend_from_slice(h.as_bytes());
+    assert_eq!(m, want);
+    assert_eq!(m.len(), 29 + 4 + 4 + 4 + 5 + 32);
+}

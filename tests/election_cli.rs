@@ -94,8 +94,15 @@ async fn full_election_from_the_shell() {
     };
     let mut c = node.client().await;
     let size = entries(&mut c).await.len() as u64;
+    // Every pool member has a key of their own, fixed in the draw commitment: they must sign their
+    // credential requests (CREDENTIAL_NOT_REQUESTED otherwise).
     let pool: Vec<Value> = (0..6)
-        .map(|i| json!({"id": format!("ev-{i:02}"), "stratum": "all"}))
+        .map(|i| {
+            let id = format!("ev-{i:02}");
+            sh.ok(&["keygen", "--out", &format!("{id}.key")]);
+            let pk = std::fs::read_to_string(tmp.path().join(format!("{id}.key.pub"))).expect("pub");
+            json!({"id": id, "stratum": "all", "key": pk.trim()})
+        })
         .collect();
     let commit = sh.write(
         "commit.json",
@@ -229,7 +236,82 @@ async fn full_election_from_the_shell() {
         "no blind signature handed out"
     );
 
-    // Each drawn evaluator: request (own machine), issue (registrar), finalize, cast.
+    // The registrar issues a credential in a drawn evaluator's name without the evaluator's signed
+    // request (ballot stuffing within the drawn panel): the node refuses the credential.issued.
+    sh.ok(&[
+        "credential",
+        "request",
+        "--election-id",
+        "el-1",
+        "--evaluator",
+        &drawn[0],
+        "--out",
+        "forged.req.json",
+        "--secrets",
+        "forged.secrets.json",
+    ]);
+    let err = sh.fails(
+        &[
+            "credential",
+            "issue",
+            "--key",
+            "reg.key",
+            "--credential-key",
+            "el-1.pem",
+            "--request",
+            "forged.req.json",
+            "--out",
+            "forged.sig.json",
+        ],
+        3,
+    );
+    assert!(err.contains("CREDENTIAL_NOT_REQUESTED"), "{err}");
+    assert!(
+        err.contains("FailedPrecondition") || err.contains("FAILED_PRECONDITION"),
+        "{err}"
+    );
+    assert!(
+        !tmp.path().join("forged.sig.json").exists(),
+        "no blind signature handed out"
+    );
+    // Another pool member's key does not make a valid request either.
+    let other = (0..6)
+        .map(|i| format!("ev-{i:02}"))
+        .find(|id| *id != drawn[0])
+        .expect("another member");
+    sh.ok(&[
+        "credential",
+        "request",
+        "--election-id",
+        "el-1",
+        "--evaluator",
+        &drawn[0],
+        "--key",
+        &format!("{other}.key"),
+        "--out",
+        "forged2.req.json",
+        "--secrets",
+        "forged2.secrets.json",
+    ]);
+    let err = sh.fails(
+        &[
+            "credential",
+            "issue",
+            "--key",
+            "reg.key",
+            "--credential-key",
+            "el-1.pem",
+            "--request",
+            "forged2.req.json",
+            "--out",
+            "forged2.sig.json",
+        ],
+        3,
+    );
+    assert!(err.contains("CREDENTIAL_NOT_REQUESTED"), "{err}");
+
+    // Each drawn evaluator: request (own machine, signed with their pool key), issue (registrar),
+    // finalize, cast.
     let scores = [
         ("80,90,70,60,85", "60,60,60,60,60"),
         ("90,70,80,100,75", "70,70,70,70,70"),
@@ -251,6 +333,8 @@ async fn full_election_from_the_shell() {
             "el-1",
             "--evaluator",
             ev,
+            "--key",
+            &format!("{ev}.key"),
             "--out",
             &req,
             "--secrets",
@@ -360,6 +444,8 @@ async fn full_election_from_the_shell() {
         "el-1",
         "--evaluator",
         &drawn[0],
+        "--key",
+        &format!("{}.key", drawn[0]),
         "--out",
         &again,
         "--secrets",
@@ -455,4 +541,32 @@ async fn full_election_from_the_shell() {
         .output()
         .expect("replay");
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stdout));
+
+    // Review: every credential of el-1 was requested personally by its (keyed) evaluator.
+    let rj = tmp.path().join("review.json");
+    let out = Command::new(bin("ledger-verify"))
+        .args(["review", "--data"])
+        .arg(&data)
+        .arg("--json")
+        .arg(&rj)
+        .output()
+        .expect("review");
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        text.contains("3 requested personally (signed), 0 on the registrar's word alone"),
+        "{text}"
+    );
+    let r = read_json(&rj);
+    let el1 = &r["credentials"][0];
+    assert_eq!(el1["election_id"], "el-1", "{r}");
+    assert_eq!(
+        (
+            &el1["issued"],
+            &el1["requested"],
+            &el1["registrar_word"],
+            &el1["with_key"]
+        ),
+        (&json!(3), &json!(3), &json!(0), &json!(3)),
+        "{r}"
+    );
 }

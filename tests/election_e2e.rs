@@ -353,6 +353,23 @@ async fn election_micro_evaluations_and_sealed_complaints() {
         .map(|m| m["count"].as_u64().expect("count"))
         .sum();
     assert_eq!(rated, 200, "{text}");
+    // The pool had no keys: every credential was issued on the registrar's word alone.
+    let el1 = r["credentials"]
+        .as_array()
+        .expect("credentials")
+        .iter()
+        .find(|e| e["election_id"] == "el-1")
+        .unwrap_or_else(|| panic!("{text}"));
+    assert_eq!(
+        (
+            &el1["issued"],
+            &el1["requested"],
+            &el1["registrar_word"],
+            &el1["with_key"]
+        ),
+        (&json!(3), &json!(0), &json!(3), &json!(0)),
+        "{text}"
+    );
 
     // An operator holding the node key rewrites history after the fact and re-signs a perfectly
     // chained log: an altered tally, or a ballot dropped from it, is named by the verifier.

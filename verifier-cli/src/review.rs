@@ -99,6 +99,8 @@ pub struct ReviewReport {
     /// Election tallies in scope, each recomputed from the counted ballots on replay (a tally
     /// that differs is flagged instead, and not listed here).
     pub elections: Vec<ElectionRow>,
+    /// Credential issuance per election: requested personally vs. on the registrar's word.
+    pub credentials: Vec<CredentialRow>,
 }
 
 /// One election's tally as the verifier recomputed it.
@@ -112,6 +114,23 @@ pub struct ElectionRow {
     pub ballot_count: u64,
     /// Per subject: the five dimensions' sums and the weighted score.
     pub results: Vec<ledger_core::election::SubjectResult>,
+}
+
+/// How the credentials of one election were issued.
+#[derive(Debug, Clone, Serialize)]
+pub struct CredentialRow {
+    /// Election.
+    pub election_id: String,
+    /// Drawn evaluators who could receive a credential.
+    pub eligible: u64,
+    /// Of those, the ones with a key in the draw's pool (must request personally).
+    pub with_key: u64,
+    /// Credentials issued.
+    pub issued: u64,
+    /// Issued on the evaluator's own signed request.
+    pub requested: u64,
+    /// Issued on the registrar's word alone (the evaluator has no key in the pool).
+    pub registrar_word: u64,
 }
 
 /// Citizen ratings of one subject in one department.
@@ -656,6 +675,22 @@ impl Review {
                 count: a.count,
             })
             .collect();
+        self.report.credentials = self
+            .domain()
+            .elections
+            .elections
+            .iter()
+            .filter(|(_, e)| f.subject.as_ref().is_none_or(|s| e.open.subjects.contains(s)))
+            .filter(|(_, e)| f.draw.as_ref().is_none_or(|d| e.open.draw_id == *d))
+            .map(|(id, e)| CredentialRow {
+                election_id: id.clone(),
+                eligible: e.eligible.len() as u64,
+                with_key: e.keys.len() as u64,
+                issued: e.issued.len() as u64,
+                requested: e.requested.len() as u64,
+                registrar_word: e.issued.len().saturating_sub(e.requested.len()) as u64,
+            })
+            .collect();
         if let Some(s) = &f.subject {
             self.report.flags.retain(|x| x.subject == *s);
         }
@@ -764,6 +799,19 @@ pub fn human(r: &ReviewReport) -> String {
                     x.weighted_score.as_deref().unwrap_or("none (no ballot)")
                 );
             }
+        }
+    }
+    if !r.credentials.is_empty() {
+        let _ = writeln!(
+            s,
+            "\nCredentials per election (requested personally / on the registrar's word):"
+        );
+        for e in &r.credentials {
+            let _ = writeln!(
+                s,
+                "  {}: {} issued to {} eligible evaluators ({} with a pool key): {} requested personally (signed), {} on the registrar's word alone",
+                e.election_id, e.issued, e.eligible, e.with_key, e.requested, e.registrar_word
+            );
         }
     }
     let _ = writeln!(s, "\nTimeline ({} records):", r.timeline.len());

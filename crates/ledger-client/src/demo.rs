@@ -146,7 +146,7 @@ async fn election(c: &LedgerClient, cast: &Cast, draw_id: &str) -> Result<(), Cl
     let mut secrets = Vec::new();
     for ev in &drawn {
         // On the evaluator's machine: a one-time ballot key, its credential message blinded.
-        let (req, sec) = el::request_credential(&open, ev)?;
+        let (req, sec) = el::request_credential(&open, ev, None)?;
         // The registrar blind-signs: it learns who got a credential, never which ballot key.
         let (sig, o) = el::issue_credential(c, &cast.origin, &cast.registrar, &issuer, &req).await?;
         println!(

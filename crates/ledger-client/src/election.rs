@@ -18,10 +18,12 @@ use crate::sign::sign_record_json_in;
 use crate::verify::verify_inclusion_in_note;
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as B64;
-use ed25519_dalek::SigningKey;
+use ed25519_dalek::{Signer as _, SigningKey};
 use ledger_core::credential::{self, BlindingState, Credential, IssuerKey, IssuerPublicKey};
 use ledger_core::domain::DrawResult;
-use ledger_core::election::{Ballot, CredentialIssued, Dimensions, ElectionOpen, SubjectScores, Tally};
+use ledger_core::election::{
+    Ballot, CredentialIssued, Dimensions, ElectionOpen, SubjectScores, Tally, credential_request_message,
+};
 use ledger_core::election_rules::DrawnEvaluators;
 use ledger_core::entry::Entry;
 use ledger_core::hash::Hash;
@@ -296,6 +298,11 @@ pub struct CredentialRequest {
     pub credential_key: String,
     /// Standard base64 of the blinded message.
     pub blinded_message: String,
+    /// Standard base64 of the evaluator's Ed25519 signature by their pool key over
+    /// [`ledger_core::election::credential_request_message`] (required when the draw's pool gives
+    /// the evaluator a key).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub request_signature: Option<String>,
 }
 
 /// What the evaluator keeps on their machine until the ballot is cast (secret: the ballot key
@@ -355,14 +362,17 @@ fn issuer_key(b64: &str) -> Result<IssuerPublicKey, ClientError> {
     IssuerPublicKey::from_base64(b64).map_err(|e| payload_err("credential key", e))
 }
 
-/// Evaluator: makes a one-time ballot key and blinds its credential message for `open`'s key.
-/// Send the request to the registrar; keep the secrets (mode 0600, [`write_secret_json`]).
+/// Evaluator: makes a one-time ballot key and blinds its credential message for `open`'s key;
+/// with `evaluator_key` (the key fixed for this evaluator in the draw's pool) signs the request
+/// over the blinded message only. Send the request to the registrar; keep the secrets (mode 0600,
+/// [`write_secret_json`]).
 ///
 /// # Errors
 /// When the election's key is malformed or blinding fails.
 pub fn request_credential(
     open: &ElectionOpen,
     evaluator: &str,
+    evaluator_key: Option<&SigningKey>,
 ) -> Result<(CredentialRequest, CredentialSecrets), ClientError> {
     let pk = issuer_key(&open.credential_key)?;
     let k = SigningKey::generate(&mut rand::rng());
@@ -371,12 +381,17 @@ pub fn request_credential(
     let (secret, randomizer) = st.secret_parts();
     let randomizer = randomizer.ok_or_else(|| ClientError::Payload("blinding gave no message randomizer".into()))?;
     let blinded = B64.encode(st.blinded_message());
+    let request_signature = evaluator_key.map(|ek| {
+        let m = credential_request_message(&open.election_id, evaluator, &Hash::digest(st.blinded_message()));
+        B64.encode(ek.sign(&m).to_bytes())
+    });
     let req = CredentialRequest {
         version: 1,
         election_id: open.election_id.clone(),
         evaluator: evaluator.to_string(),
         credential_key: open.credential_key.clone(),
         blinded_message: blinded.clone(),
+        request_signature,
     };
     let secrets = CredentialSecrets {
         version: 1,
@@ -437,11 +452,19 @@ pub async fn issue_credential(
     let sig = issuer
         .blind_sign(&blinded)
         .map_err(|e| payload_err("blinded_message", e))?;
+    // The evaluator's request signature travels into the record, where node and verifier check it
+    // against the evaluator's pool key (CREDENTIAL_NOT_REQUESTED); it is not checked here, so a
+    // request without one reaches the node, which decides.
     let issued = CredentialIssued {
         version: 1,
         election_id: open.election_id.clone(),
         evaluator: request.evaluator.clone(),
         count: 1,
+        blinded_message_hash: request
+            .request_signature
+            .as_ref()
+            .map(|_| Hash::digest(&blinded).to_hex()),
+        request_signature: request.request_signature.clone(),
     };
     let env = sign_record_json_in("credential.issued", Some(origin), &issued, &[registrar])?;
     // Idempotent: the same request issued again (after a crash before the signature file was
@@ -670,7 +693,7 @@ mod tests {
     fn request_issue_finalize_through_files() {
         let issuer = IssuerKey::from_pem(TEST_KEY_PEM).expect("test key");
         let open = open_for(&issuer);
-        let (req, sec) = request_credential(&open, "ev-01").expect("request");
+        let (req, sec) = request_credential(&open, "ev-01", None).expect("request");
         // The secrets travel through a 0600 file, the request and signature through JSON.
         let dir = tempfile::tempdir().expect("tmp");
         let p = dir.path().join("secrets.json");
@@ -698,11 +721,38 @@ mod tests {
     }
 
     #[test]
+    fn request_signed_with_the_pool_key_verifies_in_the_record() {
+        let issuer = IssuerKey::from_pem(TEST_KEY_PEM).expect("test key");
+        let open = open_for(&issuer);
+        let ek = SigningKey::from_bytes(&[7; 32]);
+        let (req, _) = request_credential(&open, "ev-01", Some(&ek)).expect("request");
+        let blinded = B64.decode(&req.blinded_message).expect("b64");
+        let issued = CredentialIssued {
+            version: 1,
+            election_id: "el-1".into(),
+            evaluator: "ev-01".into(),
+            count: 1,
+            blinded_message_hash: Some(Hash::digest(&blinded).to_hex()),
+            request_signature: req.request_signature.clone(),
+        };
+        assert_eq!(issued.verify_request(&ek.verifying_key()), Ok(()));
+        let other = SigningKey::from_bytes(&[8; 32]);
+        assert!(issued.verify_request(&other.verifying_key()).is_err());
+        // Without a key, no signature (the old request format, unchanged).
+        let (plain, _) = request_credential(&open, "ev-01", None).expect("request");
+        assert!(
+            !serde_json::to_string(&plain)
+                .expect("json")
+                .contains("request_signature")
+        );
+    }
+
+    #[test]
     fn finalize_refuses_foreign_signatures() {
         let issuer = IssuerKey::from_pem(TEST_KEY_PEM).expect("test key");
         let open = open_for(&issuer);
-        let (_, sec) = request_credential(&open, "ev-01").expect("request");
-        let (req2, _) = request_credential(&open, "ev-02").expect("request");
+        let (_, sec) = request_credential(&open, "ev-01", None).expect("request");
+        let (req2, _) = request_credential(&open, "ev-02", None).expect("request");
         // Another evaluator's signature file.
         let e = finalize_credential(&sec, &sign_request(&issuer, &req2)).expect_err("other evaluator");
         assert!(e.to_string().contains("ev-02"), "{e}");

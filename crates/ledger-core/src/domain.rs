@@ -45,6 +45,11 @@ pub struct Member {
     /// Affiliation (employer, unit), used to detect skewed pools.
     #[serde(default)]
     pub affiliation: String,
+    /// The member's Ed25519 public key (standard base64 of its 32 bytes), fixed with the pool: an
+    /// evaluator with a key must sign their own credential request (`CREDENTIAL_NOT_REQUESTED`,
+    /// `docs/ballots.md`). Absent in older records, which serialize unchanged.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key: Option<String>,
 }
 
 /// A stratum quota.
@@ -616,6 +621,9 @@ fn members_ok(members: &[Member]) -> Result<(), String> {
     }
     for m in members {
         id_ok("member id", &m.id)?;
+        if let Some(k) = &m.key {
+            crate::keys::public_key_from_base64(k).map_err(|e| format!("member {:?}: key: {e}", m.id))?;
+        }
     }
     let ids: Vec<&str> = members.iter().map(|m| m.id.as_str()).collect();
     crate::draw::check_canonical(&ids).map_err(|e| e.to_string())

@@ -9,6 +9,8 @@
 use crate::credential::{self, Credential};
 use crate::domain::id_ok;
 use crate::hash::Hash;
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD as B64;
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -99,6 +101,53 @@ pub struct CredentialIssued {
     pub evaluator: String,
     /// Credentials issued: always 1.
     pub count: u32,
+    /// Lowercase hex SHA-256 of the blinded message the registrar signed (with
+    /// `request_signature`; unlinkable to the ballot).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub blinded_message_hash: Option<String>,
+    /// Standard base64 of the evaluator's Ed25519 signature over [`credential_request_message`]:
+    /// the evaluator asked for this credential. Required when their pool entry has a key.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub request_signature: Option<String>,
+}
+
+/// Domain-separation prefix of the bytes an evaluator signs to request a credential.
+pub const CREDENTIAL_REQUEST_PREFIX: &[u8] = b"ledger credential request v1\0";
+
+/// The bytes an evaluator signs to request a credential: [`CREDENTIAL_REQUEST_PREFIX`], then the
+/// election id and the evaluator id, each as a 4-byte big-endian length and its UTF-8 bytes, then
+/// the 32-byte SHA-256 of the blinded message (`docs/ballots.md`).
+pub fn credential_request_message(election_id: &str, evaluator: &str, blinded_message_hash: &Hash) -> Vec<u8> {
+    let mut m = CREDENTIAL_REQUEST_PREFIX.to_vec();
+    for part in [election_id, evaluator] {
+        let len = u32::try_from(part.len()).unwrap_or(u32::MAX);
+        m.extend_from_slice(&len.to_be_bytes());
+        m.extend_from_slice(part.as_bytes());
+    }
+    m.extend_from_slice(blinded_message_hash.as_bytes());
+    m
+}
+
+impl CredentialIssued {
+    /// Checks `request_signature` against the evaluator's pool key.
+    ///
+    /// # Errors
+    /// What is missing or wrong.
+    pub fn verify_request(&self, key: &ed25519_dalek::VerifyingKey) -> Result<(), String> {
+        let (Some(h), Some(sig)) = (&self.blinded_message_hash, &self.request_signature) else {
+            return Err("no request signature by the evaluator's pool key".into());
+        };
+        let h = Hash::from_hex(h).map_err(|e| format!("blinded_message_hash: {e}"))?;
+        let sig = B64
+            .decode(sig)
+            .map_err(|e| format!("request_signature: {e}"))
+            .and_then(|b| ed25519_dalek::Signature::from_slice(&b).map_err(|e| format!("request_signature: {e}")))?;
+        key.verify_strict(
+            &credential_request_message(&self.election_id, &self.evaluator, &h),
+            &sig,
+        )
+        .map_err(|_| "the request signature does not verify with the evaluator's pool key".to_string())
+    }
 }
 
 /// One subject's scores on a ballot.
@@ -288,6 +337,11 @@ pub fn check_credential_issued(r: &CredentialIssued) -> Result<(), String> {
     id_ok("evaluator", &r.evaluator)?;
     if r.count != 1 {
         return Err("count must be 1: one credential per record".into());
+    }
+    match (&r.blinded_message_hash, &r.request_signature) {
+        (None, None) => {}
+        (Some(h), Some(_)) => hex32("blinded_message_hash", h)?,
+        _ => return Err("blinded_message_hash and request_signature come together".into()),
     }
     Ok(())
 }

@@ -9,7 +9,10 @@
 //!   (`ELECTION_NO_EVALUATORS`); it closes after the entry's time (`ELECTION_ALREADY_CLOSED`).
 //! - `credential.issued`: the election exists (`ELECTION_UNKNOWN`) and has not closed
 //!   (`CREDENTIAL_AFTER_CLOSE`); the evaluator was drawn for it (`CREDENTIAL_NOT_DRAWN`) and has
-//!   no credential yet (`CREDENTIAL_DUPLICATE`) — so credentials never outnumber drawn evaluators.
+//!   no credential yet (`CREDENTIAL_DUPLICATE`) — so credentials never outnumber drawn evaluators;
+//!   when the evaluator's entry in the draw's pool has a key, the record carries the evaluator's
+//!   valid request signature by it, and a record for an evaluator without a key carries none
+//!   (`CREDENTIAL_NOT_REQUESTED`).
 //! - `ballot`: the election exists (`ELECTION_UNKNOWN`); the entry's time is in
 //!   `[opens_at, closes_at)` (`BALLOT_LATE`, also for early ballots); the envelope's only signer is
 //!   the ballot's one-time key and the credential verifies for this election and key
@@ -82,8 +85,12 @@ pub struct ElectionInfo {
     pub key: IssuerPublicKey,
     /// Drawn evaluators who may receive a credential.
     pub eligible: BTreeSet<String>,
+    /// Pool keys of the eligible evaluators who have one (they must sign their requests).
+    pub keys: BTreeMap<String, ed25519_dalek::VerifyingKey>,
     /// Evaluators who received one.
     pub issued: BTreeSet<String>,
+    /// Of those, the ones whose request signature the record carries (requested personally).
+    pub requested: BTreeSet<String>,
     /// One-time keys of accepted ballots (a credential certifies exactly one key).
     pub used_keys: BTreeSet<[u8; 32]>,
     /// Accepted ballots with their log index, in log order.
@@ -122,6 +129,8 @@ pub struct ElectionState {
     pub elections: BTreeMap<String, ElectionInfo>,
     /// Evaluators selected by each draw with a result, by draw id.
     pub drawn: BTreeMap<String, DrawnEvaluators>,
+    /// Pool members' keys of each draw commitment, by draw id (only members with a key).
+    pub pool_keys: BTreeMap<String, BTreeMap<String, ed25519_dalek::VerifyingKey>>,
     /// Every rated ticket hash (32 bytes each: the one part of the state that grows with the
     /// number of micro-evaluations, about 40 bytes per rating in memory).
     pub tickets: std::collections::HashSet<[u8; 32]>,
@@ -174,7 +183,25 @@ impl ElectionState {
                         format!("{:?} already received a credential for {}", c.evaluator, c.election_id),
                     ));
                 }
-                Ok(())
+                match e.keys.get(&c.evaluator) {
+                    Some(k) => c.verify_request(k).map_err(|d| {
+                        err(
+                            "CREDENTIAL_NOT_REQUESTED",
+                            format!(
+                                "{:?} has a key in the pool of draw {}: {d}",
+                                c.evaluator, e.open.draw_id
+                            ),
+                        )
+                    }),
+                    None if c.request_signature.is_some() => Err(err(
+                        "CREDENTIAL_NOT_REQUESTED",
+                        format!(
+                            "{:?} has no key in the pool of draw {}: a request signature cannot be checked",
+                            c.evaluator, e.open.draw_id
+                        ),
+                    )),
+                    None => Ok(()),
+                }
             }
             Record::Ballot(b) => self.check_ballot(timestamp_micros, b, signers),
             Record::Tally(t) => {
@@ -314,6 +341,19 @@ impl ElectionState {
     /// Applies a record that passed [`Self::check`] at `index`.
     pub fn apply(&mut self, index: u64, record: &Record) {
         match record {
+            Record::DrawCommit(c) => {
+                let keys: BTreeMap<String, ed25519_dalek::VerifyingKey> = c
+                    .pool
+                    .iter()
+                    .filter_map(|m| {
+                        let k = crate::keys::public_key_from_base64(m.key.as_deref()?).ok()?;
+                        Some((m.id.clone(), k))
+                    })
+                    .collect();
+                if !keys.is_empty() {
+                    self.pool_keys.insert(c.draw_id.clone(), keys);
+                }
+            }
             Record::DrawResult(r) => {
                 let d = DrawnEvaluators::of_result(r);
                 self.drawn.insert(r.draw_id.clone(), d);
@@ -325,12 +365,25 @@ impl ElectionState {
                 ) else {
                     return;
                 };
+                let eligible = d.eligible(&o.subjects);
+                let keys = self
+                    .pool_keys
+                    .get(&o.draw_id)
+                    .map(|k| {
+                        k.iter()
+                            .filter(|(id, _)| eligible.contains(*id))
+                            .map(|(id, k)| (id.clone(), *k))
+                            .collect()
+                    })
+                    .unwrap_or_default();
                 let info = ElectionInfo {
                     open_index: index,
                     open: o.clone(),
                     key,
-                    eligible: d.eligible(&o.subjects),
+                    eligible,
+                    keys,
                     issued: BTreeSet::new(),
+                    requested: BTreeSet::new(),
                     used_keys: BTreeSet::new(),
                     ballots: Vec::new(),
                     tally_index: None,
@@ -339,6 +392,9 @@ impl ElectionState {
             }
             Record::CredentialIssued(c) => {
                 if let Some(e) = self.elections.get_mut(&c.election_id) {
+                    if e.keys.contains_key(&c.evaluator) && c.request_signature.is_some() {
+                        e.requested.insert(c.evaluator.clone());
+                    }
                     e.issued.insert(c.evaluator.clone());
                 }
             }

@@ -37,13 +37,19 @@ fn code(r: Result<(), RuleError>) -> &'static str {
 
 /// A draw of 3 evaluators (2 of stratum A, 1 of B) from ev-001…ev-005, with its result applied.
 fn drawn_state() -> (DomainState, Vec<String>) {
+    drawn_state_with(
+        json!([{"id": "ev-001", "stratum": "A"}, {"id": "ev-002", "stratum": "A"}, {"id": "ev-003", "stratum": "A"},
+                     {"id": "ev-004", "stratum": "B"}, {"id": "ev-005", "stratum": "B"}]),
+    )
+}
+
+fn drawn_state_with(pool: Value) -> (DomainState, Vec<String>) {
     let mut st = DomainState::default();
     let secret = b"registrar secret";
     let commit = rec(
         "draw.commit",
         json!({"version": 1, "draw_id": "draw-1", "purpose": "evaluator_selection", "subjects": ["cadre-0042"],
-            "pool": [{"id": "ev-001", "stratum": "A"}, {"id": "ev-002", "stratum": "A"}, {"id": "ev-003", "stratum": "A"},
-                     {"id": "ev-004", "stratum": "B"}, {"id": "ev-005", "stratum": "B"}],
+            "pool": pool,
             "strata": [{"name": "A", "quota": 2}, {"name": "B", "quota": 1}], "k": 3, "algorithm": "ledger-draw-v1",
             "parties": [{"name": "registrar", "keyid": "reg", "commitment": Hash::digest(secret).to_hex()}],
             "reveal_at_size": 2, "reveal_deadline_micros": 10}),
@@ -440,4 +446,146 @@ fn decision_on_an_election_checks_its_subjects_and_draw() {
         code(st.check_at(9, CLOSE, &decision("cadre-0042", "n1"), c)),
         "DECISION_EVALUATION_CANCELLED"
     );
+}
+
+/// An evaluator's pool key (seed from the member number).
+fn member_key(n: u8) -> SigningKey {
+    SigningKey::from_bytes(&[100 + n; 32])
+}
+
+/// `credential.issued` with the request signature of `key` over `blinded` for `election`.
+fn issued_signed(evaluator: &str, election: &str, key: &SigningKey, blinded: &[u8]) -> Record {
+    use base64::Engine as _;
+    use ed25519_dalek::Signer as _;
+    let h = Hash::digest(blinded);
+    let m = ledger_core::election::credential_request_message(election, evaluator, &h);
+    rec(
+        "credential.issued",
+        json!({"version": 1, "election_id": EL, "evaluator": evaluator, "count": 1,
+            "blinded_message_hash": h.to_hex(),
+            "request_signature": base64::engine::general_purpose::STANDARD.encode(key.sign(&m).to_bytes())}),
+    )
+}
+
+#[test]
+fn issuance_needs_the_evaluators_signed_request() {
+    let issuer = IssuerKey::from_pem(TEST_KEY_PEM).expect("test key");
+    // Stratum A (ev-001…ev-003, 2 drawn) has keys in the pool, stratum B (ev-004, ev-005, 1
+    // drawn) has none.
+    let pool: Vec<Value> = (1..=5u8)
+        .map(|n| {
+            let mut m = json!({"id": format!("ev-00{n}"), "stratum": if n <= 3 { "A" } else { "B" }});
+            if n <= 3 {
+                m["key"] = json!(public_key_to_base64(&member_key(n).verifying_key()));
+            }
+            m
+        })
+        .collect();
+    let (mut st, drawn) = drawn_state_with(Value::Array(pool));
+    step(&mut st, 4, 500, &rec("election.open", open_json(&issuer)), &[]).expect("open");
+    let keyed = drawn
+        .iter()
+        .find(|d| d.as_str() < "ev-004")
+        .expect("a drawn member with a key")
+        .clone();
+    let n: u8 = keyed[4..].parse().expect("member number");
+    let blinded = b"the blinded message";
+
+    // The registrar's word alone: refused.
+    assert_eq!(
+        code(step(&mut st, 5, 600, &issued(&keyed), &[])),
+        "CREDENTIAL_NOT_REQUESTED"
+    );
+    // Signed by another member's key, for another election, or over other bytes than the hash says.
+    let other = member_key(if n == 1 { 2 } else { 1 });
+    assert_eq!(
+        code(step(&mut st, 5, 600, &issued_signed(&keyed, EL, &other, blinded), &[])),
+        "CREDENTIAL_NOT_REQUESTED"
+    );
+    assert_eq!(
+        code(step(
+            &mut st,
+            5,
+            600,
+            &issued_signed(&keyed, "el-other", &member_key(n), blinded),
+            &[]
+        )),
+        "CREDENTIAL_NOT_REQUESTED"
+    );
+    let Record::CredentialIssued(mut swapped) = issued_signed(&keyed, EL, &member_key(n), blinded) else {
+        panic!("credential.issued")
+    };
+    swapped.blinded_message_hash = Some(Hash::digest(b"another blinded message").to_hex());
+    assert_eq!(
+        code(step(&mut st, 5, 600, &Record::CredentialIssued(swapped), &[])),
+        "CREDENTIAL_NOT_REQUESTED"
+    );
+    // Half a request (hash without signature) is malformed on its own.
+    let half = json!({"version": 1, "election_id": EL, "evaluator": keyed, "count": 1,
+        "blinded_message_hash": Hash::digest(blinded).to_hex()});
+    assert!(check_record("credential.issued", half.to_string().as_bytes()).is_err());
+    // The evaluator's own request: accepted and counted as requested personally.
+    step(
+        &mut st,
+        5,
+        600,
+        &issued_signed(&keyed, EL, &member_key(n), blinded),
+        &[],
+    )
+    .expect("signed request");
+    let e = &st.elections.elections[EL];
+    assert!(e.issued.contains(&keyed) && e.requested.contains(&keyed));
+
+    // A member without a key: the old behaviour (registrar's word), and a signature that nothing
+    // can check is refused.
+    let keyless = drawn
+        .iter()
+        .find(|d| d.as_str() >= "ev-004")
+        .expect("a drawn member without a key");
+    assert_eq!(
+        code(step(
+            &mut st,
+            6,
+            600,
+            &issued_signed(keyless, EL, &member_key(5), blinded),
+            &[]
+        )),
+        "CREDENTIAL_NOT_REQUESTED"
+    );
+    step(&mut st, 6, 600, &issued(keyless), &[]).expect("keyless member, registrar's word");
+    let e = &st.elections.elections[EL];
+    assert!(e.issued.contains(keyless) && !e.requested.contains(keyless));
+}
+
+#[test]
+fn pool_member_key_is_optional_and_checked() {
+    let without = json!({"id": "ev-001", "stratum": "A"});
+    let m: ledger_core::domain::Member = serde_json::from_value(without.clone()).expect("member");
+    assert_eq!(m.key, None);
+    assert_eq!(
+        serde_json::to_value(&m).expect("json"),
+        json!({"id": "ev-001", "stratum": "A", "affiliation": ""})
+    );
+    let bad = json!({"version": 1, "draw_id": "draw-1", "purpose": "evaluator_selection", "subjects": ["cadre-0042"],
+        "pool": [{"id": "ev-001", "stratum": "A", "key": "not a key"}],
+        "strata": [{"name": "A", "quota": 1}], "k": 1, "algorithm": "ledger-draw-v1",
+        "parties": [{"name": "registrar", "keyid": "reg", "commitment": Hash::digest(b"s").to_hex()}],
+        "reveal_at_size": 2, "reveal_deadline_micros": 10});
+    let e = check_record("draw.commit", bad.to_string().as_bytes()).expect_err("bad key");
+    assert!(e.to_string().contains("key"), "{e}");
+}
+
+#[test]
+fn credential_request_bytes_are_as_documented() {
+    // docs/ballots.md: prefix ‖ 0x00 ‖ u32be len ‖ election ‖ u32be len ‖ evaluator ‖ SHA-256(blinded).
+    let h = Hash::digest(b"blinded");
+    let m = ledger_core::election::credential_request_message("el-1", "ev-03", &h);
+    let mut want = b"ledger credential request v1\x00".to_vec();
+    want.extend_from_slice(&[0, 0, 0, 4]);
+    want.extend_from_slice(b"el-1");
+    want.extend_from_slice(&[0, 0, 0, 5]);
+    want.extend_from_slice(b"ev-03");
+    want.extend_from_slice(h.as_bytes());
+    assert_eq!(m, want);
+    assert_eq!(m.len(), 29 + 4 + 4 + 4 + 5 + 32);
 }

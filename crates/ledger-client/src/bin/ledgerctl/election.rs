@@ -77,6 +77,10 @@ pub enum CredentialCmd {
         /// Secrets file to create (keep it).
         #[arg(long, value_name = "FILE.json")]
         secrets: PathBuf,
+        /// Your signing key file, whose public key the draw's pool fixed for you: signs the
+        /// request (over the blinded message only), as the node requires for such evaluators.
+        #[arg(long, value_name = "KEYFILE")]
+        key: Option<PathBuf>,
     },
     /// Registrar: check that the requester was drawn, blind-sign the request, append
     /// `credential.issued`, and write the blind signature for the evaluator.
@@ -266,15 +270,17 @@ pub async fn credential(cmd: CredentialCmd, node: &str, origin: Option<String>, 
             evaluator,
             out,
             secrets,
+            key,
         } => {
             for p in [&out, &secrets] {
                 if p.symlink_metadata().is_ok() {
                     bail!("{} exists: not overwriting", p.display());
                 }
             }
+            let evaluator_key = key.as_deref().map(read_signing_key).transpose()?;
             let client = LedgerClient::connect(node).await?;
             let (_, open) = el::fetch_election(&client, &election_id).await?;
-            let (req, sec) = el::request_credential(&open, &evaluator)?;
+            let (req, sec) = el::request_credential(&open, &evaluator, evaluator_key.as_ref())?;
             el::write_secret_json(&secrets, &sec)?;
             write_json(&out, &req)?;
             if json_out {

@@ -74,16 +74,7 @@ fn build(data: &Path, n: u64) -> Result<()> {
         }
         store.commit_group(&group, &nodes, tree.size(), None)?;
     }
-    let signer = ledger_core::note::NoteSigner::new(ORIGIN, node)?;
-    let cp = ledger_core::checkpoint::Checkpoint {
-        origin: ORIGIN.into(),
-        size: tree.size(),
-        root: tree.root(),
-        extensions: vec![],
-    }
-    .sign(&signer)?
-    .to_text();
-    store.put_checkpoint(tree.size(), &cp)?;
+    crate::suite::put_signed_checkpoint(&store, &tree, ORIGIN, node)?;
     store.flush()?;
     Ok(())
 }

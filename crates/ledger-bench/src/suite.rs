@@ -37,6 +37,24 @@ pub struct BuiltLog {
 /// Entries built by one process at a time for large proof-only logs.
 const CHUNK: u64 = 1_000_000;
 
+/// Signs a checkpoint of `tree` for `origin` with the node key and stores it.
+///
+/// # Errors
+/// On signing or storage failure.
+pub fn put_signed_checkpoint(store: &Store, tree: &CompactTree, origin: &str, node: SigningKey) -> Result<()> {
+    let signer = ledger_core::note::NoteSigner::new(origin, node)?;
+    let cp = ledger_core::checkpoint::Checkpoint {
+        origin: origin.into(),
+        size: tree.size(),
+        root: tree.root(),
+        extensions: vec![],
+    }
+    .sign(&signer)?
+    .to_text();
+    store.put_checkpoint(tree.size(), &cp)?;
+    Ok(())
+}
+
 /// Appends unsigned entries to the store at `data` until it holds `to` entries (one chunk of a
 /// large proof-only log, run in its own process). Prints "payload_bytes leaf_bytes".
 ///
@@ -194,16 +212,7 @@ pub fn build_log(dir: &Path, n: u64, signed: bool) -> Result<BuiltLog> {
     let tree = store.compact_tree()?;
     let mut export = None;
     if signed {
-        let signer = ledger_core::note::NoteSigner::new(ORIGIN, node)?;
-        let cp = ledger_core::checkpoint::Checkpoint {
-            origin: ORIGIN.into(),
-            size: tree.size(),
-            root: tree.root(),
-            extensions: vec![],
-        }
-        .sign(&signer)?
-        .to_text();
-        store.put_checkpoint(tree.size(), &cp)?;
+        put_signed_checkpoint(&store, &tree, ORIGIN, node)?;
         let p = dir.join("log.export");
         let f = std::fs::File::create(&p)?;
         ledger_store::export::export(&store, std::io::BufWriter::new(f))?;

@@ -49,6 +49,40 @@ impl Shell {
         err
     }
 
+    /// Runs `credential request` for election el-1 (`--out REQ --secrets SECRETS`), signed with
+    /// the pool key file `key` when given; returns stdout.
+    fn request(&self, evaluator: &str, key: Option<&str>, req: &str, secrets: &str) -> String {
+        let mut args = vec![
+            "credential",
+            "request",
+            "--election-id",
+            "el-1",
+            "--evaluator",
+            evaluator,
+        ];
+        if let Some(k) = key {
+            args.extend(["--key", k]);
+        }
+        args.extend(["--out", req, "--secrets", secrets]);
+        self.ok(&args)
+    }
+
+    /// The arguments of `credential issue` by the registrar for el-1, from `req` into `out`.
+    fn issue_args<'a>(req: &'a str, out: &'a str) -> [&'a str; 10] {
+        [
+            "credential",
+            "issue",
+            "--key",
+            "reg.key",
+            "--credential-key",
+            "el-1.pem",
+            "--request",
+            req,
+            "--out",
+            out,
+        ]
+    }
+
     fn write(&self, name: &str, v: &Value) -> String {
         std::fs::write(self.dir.join(name), v.to_string()).expect("write");
         name.to_string()
@@ -203,33 +237,8 @@ async fn full_election_from_the_shell() {
     assert!(err.contains("not overwriting"), "{err}");
 
     // An undrawn pool member asks for a credential: the registrar's tool refuses to sign.
-    sh.ok(&[
-        "credential",
-        "request",
-        "--election-id",
-        "el-1",
-        "--evaluator",
-        &outsider,
-        "--out",
-        "out.req.json",
-        "--secrets",
-        "out.secrets.json",
-    ]);
-    let err = sh.fails(
-        &[
-            "credential",
-            "issue",
-            "--key",
-            "reg.key",
-            "--credential-key",
-            "el-1.pem",
-            "--request",
-            "out.req.json",
-            "--out",
-            "out.sig.json",
-        ],
-        1,
-    );
+    sh.request(&outsider, None, "out.req.json", "out.secrets.json");
+    let err = sh.fails(&Shell::issue_args("out.req.json", "out.sig.json"), 1);
     assert!(err.contains("CREDENTIAL_NOT_DRAWN"), "{err}");
     assert!(
         !tmp.path().join("out.sig.json").exists(),
@@ -238,33 +247,8 @@ async fn full_election_from_the_shell() {
 
     // The registrar issues a credential in a drawn evaluator's name without the evaluator's signed
     // request (ballot stuffing within the drawn panel): the node refuses the credential.issued.
-    sh.ok(&[
-        "credential",
-        "request",
-        "--election-id",
-        "el-1",
-        "--evaluator",
-        &drawn[0],
-        "--out",
-        "forged.req.json",
-        "--secrets",
-        "forged.secrets.json",
-    ]);
-    let err = sh.fails(
-        &[
-            "credential",
-            "issue",
-            "--key",
-            "reg.key",
-            "--credential-key",
-            "el-1.pem",
-            "--request",
-            "forged.req.json",
-            "--out",
-            "forged.sig.json",
-        ],
-        3,
-    );
+    sh.request(&drawn[0], None, "forged.req.json", "forged.secrets.json");
+    let err = sh.fails(&Shell::issue_args("forged.req.json", "forged.sig.json"), 3);
     assert!(err.contains("CREDENTIAL_NOT_REQUESTED"), "{err}");
     assert!(
         err.contains("FailedPrecondition") || err.contains("FAILED_PRECONDITION"),
@@ -279,35 +263,13 @@ async fn full_election_from_the_shell() {
         .map(|i| format!("ev-{i:02}"))
         .find(|id| *id != drawn[0])
         .expect("another member");
-    sh.ok(&[
-        "credential",
-        "request",
-        "--election-id",
-        "el-1",
-        "--evaluator",
+    sh.request(
         &drawn[0],
-        "--key",
-        &format!("{other}.key"),
-        "--out",
+        Some(&format!("{other}.key")),
         "forged2.req.json",
-        "--secrets",
         "forged2.secrets.json",
-    ]);
-    let err = sh.fails(
-        &[
-            "credential",
-            "issue",
-            "--key",
-            "reg.key",
-            "--credential-key",
-            "el-1.pem",
-            "--request",
-            "forged2.req.json",
-            "--out",
-            "forged2.sig.json",
-        ],
-        3,
     );
+    let err = sh.fails(&Shell::issue_args("forged2.req.json", "forged2.sig.json"), 3);
     assert!(err.contains("CREDENTIAL_NOT_REQUESTED"), "{err}");
 
     // Each drawn evaluator: request (own machine, signed with their pool key), issue (registrar),
@@ -326,20 +288,7 @@ async fn full_election_from_the_shell() {
             format!("{ev}.cred.json"),
             format!("{ev}.receipt.json"),
         );
-        sh.ok(&[
-            "credential",
-            "request",
-            "--election-id",
-            "el-1",
-            "--evaluator",
-            ev,
-            "--key",
-            &format!("{ev}.key"),
-            "--out",
-            &req,
-            "--secrets",
-            &sec,
-        ]);
+        sh.request(ev, Some(&format!("{ev}.key")), &req, &sec);
         #[cfg(unix)]
         {
             use std::os::unix::fs::PermissionsExt as _;
@@ -359,18 +308,7 @@ async fn full_election_from_the_shell() {
                 "{secret_field} leaked"
             );
         }
-        sh.ok(&[
-            "credential",
-            "issue",
-            "--key",
-            "reg.key",
-            "--credential-key",
-            "el-1.pem",
-            "--request",
-            &req,
-            "--out",
-            &sig,
-        ]);
+        sh.ok(&Shell::issue_args(&req, &sig));
         sh.ok(&[
             "credential",
             "finalize",
@@ -400,18 +338,7 @@ async fn full_election_from_the_shell() {
     // Both steps are idempotent for a lost answer: issuing the same request again returns the same
     // blind signature (no second credential.issued), and casting the same ballot again the same entry.
     let d0 = &drawn[0];
-    sh.ok(&[
-        "credential",
-        "issue",
-        "--key",
-        "reg.key",
-        "--credential-key",
-        "el-1.pem",
-        "--request",
-        &format!("{d0}.req.json"),
-        "--out",
-        "reissued.sig.json",
-    ]);
+    sh.ok(&Shell::issue_args(&format!("{d0}.req.json"), "reissued.sig.json"));
     let (first, again) = (
         read_json(&tmp.path().join(format!("{d0}.sig.json"))),
         read_json(&tmp.path().join("reissued.sig.json")),
@@ -437,35 +364,13 @@ async fn full_election_from_the_shell() {
 
     // A second credential for a drawn evaluator: the node refuses the credential.issued.
     let again = format!("{}.again.req.json", drawn[0]);
-    sh.ok(&[
-        "credential",
-        "request",
-        "--election-id",
-        "el-1",
-        "--evaluator",
+    sh.request(
         &drawn[0],
-        "--key",
-        &format!("{}.key", drawn[0]),
-        "--out",
+        Some(&format!("{}.key", drawn[0])),
         &again,
-        "--secrets",
         "again.secrets.json",
-    ]);
-    let err = sh.fails(
-        &[
-            "credential",
-            "issue",
-            "--key",
-            "reg.key",
-            "--credential-key",
-            "el-1.pem",
-            "--request",
-            &again,
-            "--out",
-            "again.sig.json",
-        ],
-        3,
     );
+    let err = sh.fails(&Shell::issue_args(&again, "again.sig.json"), 3);
     assert!(err.contains("CREDENTIAL_DUPLICATE"), "{err}");
     assert!(
         !tmp.path().join("again.sig.json").exists(),

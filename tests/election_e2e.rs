@@ -8,13 +8,12 @@
 mod support;
 
 use base64::Engine as _;
-use ed25519_dalek::SigningKey;
 use ledger_core::compact::CompactTree;
-use ledger_core::credential::{self, Credential, IssuerKey};
+use ledger_core::credential::{Credential, IssuerKey};
 use ledger_core::dsse::Envelope;
 use ledger_core::entry::Entry;
 use ledger_core::hash::{Hash, leaf_hash};
-use ledger_core::keys::{key_id, public_key_to_base64};
+use ledger_core::keys::key_id;
 use ledger_core::registry::payload_type_in;
 use ledger_core::seal::{EscrowSecretKey, seal_identity};
 use ledger_proto::pb;
@@ -27,33 +26,6 @@ const TEST_ONLY_ISSUER_PEM: &str = include_str!("../crates/ledger-core/tests/dat
 
 fn verify_bin() -> std::path::PathBuf {
     std::path::PathBuf::from(env!("CARGO_BIN_EXE_ledger-verify"))
-}
-
-/// An evaluator's side: a one-time key, blinded, signed blindly by the registrar, finalized.
-fn obtain(issuer: &IssuerKey, election: &str) -> (SigningKey, Credential) {
-    let k = new_key();
-    let st = credential::blind(
-        &mut rand::rng(),
-        issuer.public_key(),
-        election,
-        k.verifying_key().as_bytes(),
-    )
-    .expect("blind");
-    let blind_sig = issuer.blind_sign(st.blinded_message()).expect("blind signature");
-    let cred = credential::finalize(issuer.public_key(), &st, &blind_sig).expect("finalize");
-    (k, cred)
-}
-
-fn ballot(election: &str, k: &SigningKey, cred: &Credential, s: [u64; 5]) -> Envelope {
-    let v = json!({"version": 1, "election_id": election,
-        "scores": [{"subject": "cadre-1", "scores": {"political": s[0], "performance": s[1], "integrity": s[2],
-            "public_opinion": s[3], "responsibility": s[4]}}],
-        "ballot_key": public_key_to_base64(&k.verifying_key()), "credential": cred});
-    record("ballot", v, &[k])
-}
-
-fn code_of(e: &tonic::Status) -> String {
-    e.message().split(':').next().unwrap_or_default().to_string()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -304,3 +304,34 @@ pub async fn evaluator_draw(
     assert_eq!(drawn.len(), 3);
     drawn
 }
+
+/// An evaluator's side: a one-time key, blinded, signed blindly by the registrar, finalized.
+pub fn obtain(
+    issuer: &ledger_core::credential::IssuerKey,
+    election: &str,
+) -> (SigningKey, ledger_core::credential::Credential) {
+    let k = new_key();
+    let st = ledger_core::credential::blind(
+        &mut rand::rng(),
+        issuer.public_key(),
+        election,
+        k.verifying_key().as_bytes(),
+    )
+    .expect("blind");
+    let blind_sig = issuer.blind_sign(st.blinded_message()).expect("blind signature");
+    let cred = ledger_core::credential::finalize(issuer.public_key(), &st, &blind_sig).expect("finalize");
+    (k, cred)
+}
+
+pub fn ballot(election: &str, k: &SigningKey, cred: &ledger_core::credential::Credential, s: [u64; 5]) -> Envelope {
+    let v = serde_json::json!({"version": 1, "election_id": election,
+        "scores": [{"subject": "cadre-1", "scores": {"political": s[0], "performance": s[1], "integrity": s[2],
+            "public_opinion": s[3], "responsibility": s[4]}}],
+        "ballot_key": ledger_core::keys::public_key_to_base64(&k.verifying_key()), "credential": cred});
+    record("ballot", v, &[k])
+}
+
+/// The fault code at the start of a refusal's message.
+pub fn code_of(e: &tonic::Status) -> String {
+    e.message().split(':').next().unwrap_or_default().to_string()
+}

@@ -52,6 +52,11 @@ struct Run {
     python: PathBuf,
 }
 
+fn base64_of(bytes: &[u8]) -> String {
+    use base64::Engine as _;
+    base64::engine::general_purpose::STANDARD.encode(bytes)
+}
+
 fn show(what: &str, o: &Output) -> String {
     format!(
         "{what} ({:?}):\nstdout: {}\nstderr: {}",
@@ -347,6 +352,47 @@ async fn python_evaluator_takes_part_in_an_election() {
         (&json!(true), &json!(true), &json!(true), &json!(tally_index)),
         "{v}"
     );
+
+    // Python checks its receipt later against the log; a receipt with a doctored proof, a checkpoint
+    // whose root was changed (the node's signature no longer verifies), or an index pointing at
+    // another entry fails the check (exit 4).
+    let check = |receipt: &str| {
+        run.evaluator(&[
+            "check",
+            "--node",
+            &run.node,
+            "--receipt",
+            receipt,
+            "--node-key",
+            vkey,
+        ])
+    };
+    let (code, v) = check("py.receipt.json");
+    assert_eq!((code, &v["in_log"]), (Some(0), &json!(true)), "{v}");
+    let good = run.read("py.receipt.json");
+    let mut doctored = good.clone();
+    let proof = doctored["inclusion_proof"].as_array_mut().expect("proof");
+    assert!(!proof.is_empty(), "a proof of some length: {good}");
+    proof[0] = json!(hex::encode([7u8; 32]));
+    run.write("doctored-proof.json", &doctored);
+    let (code, v) = check("doctored-proof.json");
+    assert_eq!(code, Some(4), "{v}");
+    assert!(v["message"].as_str().expect("message").contains("inclusion proof"), "{v}");
+    let mut doctored = good.clone();
+    let note = good["checkpoint"].as_str().expect("note");
+    let lines: Vec<&str> = note.split('\n').collect();
+    let other_root = base64_of(&[9u8; 32]);
+    doctored["checkpoint"] = json!(note.replacen(lines[2], &other_root, 1));
+    run.write("doctored-checkpoint.json", &doctored);
+    let (code, v) = check("doctored-checkpoint.json");
+    assert_eq!(code, Some(4), "{v}");
+    assert!(v["message"].as_str().expect("message").contains("signature does not verify"), "{v}");
+    let mut doctored = good.clone();
+    doctored["index"] = json!(tally_index);
+    run.write("doctored-index.json", &doctored);
+    let (code, v) = check("doctored-index.json");
+    assert_eq!(code, Some(4), "{v}");
+    assert!(v["message"].as_str().expect("message").contains("not a ballot"), "{v}");
 
     // The verifier replays the log and recomputes the tally with the Python ballot in it.
     drop(c);

@@ -13,6 +13,7 @@ Randomized) is done here with Python integers. See README.md next to this file.
     evaluator.py finalize --state ev.state.json --blind-signature ev.sig.json --out ev.cred.json
     evaluator.py cast     --node URL --credential ev.cred.json --score SUBJECT=p,f,i,o,r ... \
                           --node-key "$(cat node.vkey)" --receipt ev.receipt.json
+    evaluator.py check    --node URL --receipt ev.receipt.json --node-key "$(cat node.vkey)"
 
 Exit status: 0 done; 1 usage or local error; 3 the node refused (a JSON line on stdout names the gRPC
 status and the ledger's code, e.g. FAILED_PRECONDITION / BALLOT_DUPLICATE); 4 a check failed (proof,
@@ -263,7 +264,7 @@ def verify_inclusion(index, size, lhash, proof, root):
 def verify_note(note, vkey):
     """Checks the Ed25519 signature of the key `vkey` (name+hash+base64(0x01‖pk)) on a C2SP signed
     note; returns (origin, size, root) of the checkpoint body."""
-    name, khash, kdata = vkey.strip().rsplit("+", 2)
+    name, khash, kdata = vkey.strip().split("+", 2)  # a key name has no "+"; base64 may
     kbytes = unb64(kdata)
     if len(kbytes) != 33 or kbytes[0] != 0x01:
         raise CheckFailed("node key: not an Ed25519 verifier key")
@@ -498,32 +499,21 @@ def cmd_cast(args):
             envelope=env, request_id="ballot-" + sha256(payload).hex(), wait_for_checkpoint=True
         )
         r = node.call("Append", req)
-        # The receipt: the entry, as read back, is this ballot; its leaf bytes rebuilt here hash to
-        # the leaf hash; the proof leads to the root of a checkpoint signed by the node key.
-        entry = node.call("GetEntry", pb.GetEntryRequest(index=r.index))
+        receipt = {
+            "version": 1,
+            "election_id": ballot["election_id"],
+            "index": r.index,
+            "leaf_hash": r.leaf_hash.hex(),
+            "timestamp_micros": r.timestamp_micros,
+            "ballot_key": ballot["ballot_key"],
+            "checkpoint": r.checkpoint,
+            "inclusion_proof": [h.hex() for h in r.inclusion_proof],
+        }
+        entry = check_receipt(node, receipt, args.node_key)
     finally:
         node.close()
-    if entry.envelope.payload != payload or entry.envelope.SerializeToString() != env.SerializeToString():
+    if entry.envelope.SerializeToString() != env.SerializeToString():
         raise CheckFailed(f"entry {r.index} is not this ballot")
-    leaf = leaf_bytes(entry)
-    if leaf != entry.leaf or leaf_hash(leaf) != r.leaf_hash or entry.leaf_hash != r.leaf_hash:
-        raise CheckFailed(f"entry {r.index}: leaf bytes or leaf hash do not match docs/format.md")
-    proof_verified = None
-    if args.node_key:
-        _, size, root = verify_note(r.checkpoint, args.node_key)
-        if not verify_inclusion(r.index, size, r.leaf_hash, list(r.inclusion_proof), root):
-            raise CheckFailed("the inclusion proof does not lead to the checkpoint's root")
-        proof_verified = True
-    receipt = {
-        "version": 1,
-        "election_id": ballot["election_id"],
-        "index": r.index,
-        "leaf_hash": r.leaf_hash.hex(),
-        "timestamp_micros": r.timestamp_micros,
-        "ballot_key": ballot["ballot_key"],
-        "checkpoint": r.checkpoint,
-        "inclusion_proof": [h.hex() for h in r.inclusion_proof],
-    }
     if args.receipt:
         write_json(args.receipt, receipt, secret=True)
     print(
@@ -533,10 +523,42 @@ def cmd_cast(args):
                 "index": r.index,
                 "duplicate": r.duplicate,
                 "leaf_hash": r.leaf_hash.hex(),
-                "proof_verified": proof_verified,
+                "proof_verified": bool(args.node_key),
             }
         )
     )
+
+
+def check_receipt(node, receipt, node_key):
+    """The receipt's entry, read back from the node, is a ballot with the receipt's key; its leaf
+    bytes, rebuilt here from docs/format.md, hash to the receipt's leaf hash; and (with the node key)
+    the inclusion proof leads to the root of a checkpoint signed by the node. Returns the entry."""
+    index, lhash = receipt["index"], bytes.fromhex(receipt["leaf_hash"])
+    entry = node.call("GetEntry", node.pb.GetEntryRequest(index=index))
+    if not entry.envelope.payload_type.startswith("application/vnd.ledger.ballot.v1+json"):
+        raise CheckFailed(f"entry {index} is not a ballot")
+    ballot = json.loads(entry.envelope.payload)
+    if ballot.get("ballot_key") != receipt["ballot_key"] or ballot.get("election_id") != receipt["election_id"]:
+        raise CheckFailed(f"entry {index} is not this ballot")
+    leaf = leaf_bytes(entry)
+    if leaf != entry.leaf or leaf_hash(leaf) != lhash or entry.leaf_hash != lhash:
+        raise CheckFailed(f"entry {index}: the leaf bytes or leaf hash do not match the receipt")
+    if node_key:
+        _, size, root = verify_note(receipt["checkpoint"], node_key)
+        proof = [bytes.fromhex(h) for h in receipt["inclusion_proof"]]
+        if not verify_inclusion(index, size, lhash, proof, root):
+            raise CheckFailed("the inclusion proof does not lead to the checkpoint's root")
+    return entry
+
+
+def cmd_check(args):
+    receipt = read_json(args.receipt)
+    node = Node(args.node, args.proto_dir)
+    try:
+        check_receipt(node, receipt, args.node_key)
+    finally:
+        node.close()
+    print(json.dumps({"in_log": True, "index": receipt["index"], "proof_verified": True}))
 
 
 def main(argv=None):
@@ -563,17 +585,24 @@ def main(argv=None):
     c.add_argument("--score", action="append", required=True, help="SUBJECT=p,f,i,o,r (repeat per subject)")
     c.add_argument("--node-key", help="the node's verifier key (keys/node.vkey) to check the checkpoint")
     c.add_argument("--receipt", help="write the receipt here (ledgerctl ballot check reads it)")
+    ck = sub.add_parser("check", help="check a receipt against the log and the node key")
+    ck.add_argument("--node", required=True)
+    ck.add_argument("--receipt", required=True)
+    ck.add_argument("--node-key", required=True)
     args = p.parse_args(argv)
     try:
-        {"keygen": cmd_keygen, "request": cmd_request, "finalize": cmd_finalize, "cast": cmd_cast}[args.cmd](args)
+        commands = {"keygen": cmd_keygen, "request": cmd_request, "finalize": cmd_finalize, "cast": cmd_cast, "check": cmd_check}
+        commands[args.cmd](args)
     except Refused as e:
         print(json.dumps({"refused": True, "status": e.status, "code": e.code, "message": e.message}))
         print(f"evaluator.py: the node refused: {e}", file=sys.stderr)
         return 3
     except CheckFailed as e:
+        print(json.dumps({"check_failed": True, "message": str(e)}))
         print(f"evaluator.py: check failed: {e}", file=sys.stderr)
         return 4
     except (OSError, ValueError, KeyError) as e:
+        print(json.dumps({"error": True, "message": str(e)}))
         print(f"evaluator.py: {e}", file=sys.stderr)
         return 1
     return 0

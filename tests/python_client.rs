@@ -93,7 +93,8 @@ impl Run {
             .last()
             .unwrap_or_default()
             .to_string();
-        let v = serde_json::from_str(&last).unwrap_or_else(|_| panic!("{}", show(&format!("evaluator.py {args:?}"), &o)));
+        let v =
+            serde_json::from_str(&last).unwrap_or_else(|_| panic!("{}", show(&format!("evaluator.py {args:?}"), &o)));
         (o.status.code(), v)
     }
 
@@ -170,14 +171,30 @@ async fn python_evaluator_takes_part_in_an_election() {
             "commitment": ledger_core::hash::Hash::digest(secret).to_hex()}],
         "reveal_at_size": size + 2, "reveal_deadline_micros": now_micros() + 600_000_000}),
     );
-    run.ledgerctl(&["append", "--kind", "draw.commit", "--payload", &commit, "--key", "reg.key"]);
+    run.ledgerctl(&[
+        "append",
+        "--kind",
+        "draw.commit",
+        "--payload",
+        &commit,
+        "--key",
+        "reg.key",
+    ]);
     let note = run.write("note.json", &note_payload(0));
     run.ledgerctl(&["append", "--kind", "note", "--payload", &note, "--key", "reg.key"]);
     let reveal = run.write(
         "reveal.json",
         &json!({"version": 1, "draw_id": "draw-py", "party": "registrar", "secret": hex::encode(secret)}),
     );
-    run.ledgerctl(&["append", "--kind", "draw.reveal", "--payload", &reveal, "--key", "reg.key"]);
+    run.ledgerctl(&[
+        "append",
+        "--kind",
+        "draw.reveal",
+        "--payload",
+        &reveal,
+        "--key",
+        "reg.key",
+    ]);
     assert!(
         entries(&mut c).await.iter().any(|e| e.1 == "draw.result"),
         "the node appends the draw result"
@@ -268,7 +285,10 @@ async fn python_evaluator_takes_part_in_an_election() {
         "--receipt",
         "py.receipt.json",
     ]);
-    assert_eq!(cast["proof_verified"], true, "Python verified the inclusion proof: {cast}");
+    assert_eq!(
+        cast["proof_verified"], true,
+        "Python verified the inclusion proof: {cast}"
+    );
     let py_index = cast["index"].as_u64().expect("index");
 
     // A second ballot with the same credential: refused by the node, as Python sees it.
@@ -356,17 +376,8 @@ async fn python_evaluator_takes_part_in_an_election() {
     // Python checks its receipt later against the log; a receipt with a doctored proof, a checkpoint
     // whose root was changed (the node's signature no longer verifies), or an index pointing at
     // another entry fails the check (exit 4).
-    let check = |receipt: &str| {
-        run.evaluator(&[
-            "check",
-            "--node",
-            &run.node,
-            "--receipt",
-            receipt,
-            "--node-key",
-            vkey,
-        ])
-    };
+    let check =
+        |receipt: &str| run.evaluator(&["check", "--node", &run.node, "--receipt", receipt, "--node-key", vkey]);
     let (code, v) = check("py.receipt.json");
     assert_eq!((code, &v["in_log"]), (Some(0), &json!(true)), "{v}");
     let good = run.read("py.receipt.json");
@@ -377,7 +388,10 @@ async fn python_evaluator_takes_part_in_an_election() {
     run.write("doctored-proof.json", &doctored);
     let (code, v) = check("doctored-proof.json");
     assert_eq!(code, Some(4), "{v}");
-    assert!(v["message"].as_str().expect("message").contains("inclusion proof"), "{v}");
+    assert!(
+        v["message"].as_str().expect("message").contains("inclusion proof"),
+        "{v}"
+    );
     let mut doctored = good.clone();
     let note = good["checkpoint"].as_str().expect("note");
     let lines: Vec<&str> = note.split('\n').collect();
@@ -386,7 +400,13 @@ async fn python_evaluator_takes_part_in_an_election() {
     run.write("doctored-checkpoint.json", &doctored);
     let (code, v) = check("doctored-checkpoint.json");
     assert_eq!(code, Some(4), "{v}");
-    assert!(v["message"].as_str().expect("message").contains("signature does not verify"), "{v}");
+    assert!(
+        v["message"]
+            .as_str()
+            .expect("message")
+            .contains("signature does not verify"),
+        "{v}"
+    );
     let mut doctored = good.clone();
     doctored["index"] = json!(tally_index);
     run.write("doctored-index.json", &doctored);

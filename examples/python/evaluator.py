@@ -117,7 +117,10 @@ class Node:
         self._tmp = tempfile.mkdtemp(prefix="ledger-pb-")
         self.pb = compile_proto(proto_dir, self._tmp)
         target = re.sub(r"^https?://", "", url)
-        self.channel = grpc.insecure_channel(target)
+        if url.startswith("https://"):
+            self.channel = grpc.secure_channel(target, grpc.ssl_channel_credentials())
+        else:
+            self.channel = grpc.insecure_channel(target)
         self.stub = self._import("ledger.v1.ledger_pb2_grpc").LedgerStub(self.channel)
 
     def _import(self, name):

@@ -92,7 +92,9 @@ async fn small_ledger(data: &Path, n: u64) -> (Node, ed25519_dalek::SigningKey) 
         .expect("enroll");
     for i in 0..n {
         let env = record("note", note_payload(i), &[&reg]);
-        c.append(req(&env, &format!("n-{i}"), i % 5 == 4)).await.expect("append");
+        c.append(req(&env, &format!("n-{i}"), i % 5 == 4))
+            .await
+            .expect("append");
     }
     (node, reg)
 }
@@ -117,7 +119,9 @@ async fn restore_drill_backup_under_load_wipe_restore_continue_replay_clean() {
                     break;
                 }
                 let env = record_in(Some(ORIGIN), "note", note_payload(1000 + i), &[&reg]);
-                let r = append(&mut c, &env, &format!("load-{i}")).await.expect("append under load");
+                let r = append(&mut c, &env, &format!("load-{i}"))
+                    .await
+                    .expect("append under load");
                 acked.lock().expect("lock").insert(r.index, r.leaf_hash);
                 count.fetch_add(1, Ordering::SeqCst);
             }
@@ -131,7 +135,11 @@ async fn restore_drill_backup_under_load_wipe_restore_continue_replay_clean() {
         tokio::task::spawn_blocking(move || backup(&d, &b)).await.expect("join")
     };
     assert!(out.status.success(), "backup failed: {}", text(&out));
-    assert!(text(&out).contains("verified against the high-water mark"), "{}", text(&out));
+    assert!(
+        text(&out).contains("verified against the high-water mark"),
+        "{}",
+        text(&out)
+    );
     // The client keeps appending after the backup's snapshot, then stops.
     let after = count.load(Ordering::SeqCst);
     for _ in 0..2000 {
@@ -147,9 +155,14 @@ async fn restore_drill_backup_under_load_wipe_restore_continue_replay_clean() {
 
     let m = manifest(&bk);
     let size = m["size"].as_u64().expect("size");
-    let mark = m["high_water"]["size"].as_u64().expect("the backup names the high-water mark");
+    let mark = m["high_water"]["size"]
+        .as_u64()
+        .expect("the backup names the high-water mark");
     assert!(mark <= size && size > 21, "manifest: {m}");
-    assert!(size < acked_size, "the client appended after the snapshot ({size} < {acked_size})");
+    assert!(
+        size < acked_size,
+        "the client appended after the snapshot ({size} < {acked_size})"
+    );
     assert!(m["witnessed"].is_null(), "no witnesses here: {m}");
     let files: Vec<&str> = m["files"]
         .as_array()
@@ -160,7 +173,10 @@ async fn restore_drill_backup_under_load_wipe_restore_continue_replay_clean() {
     for f in ["ledger.export", "high-water.checkpoint", "keys/node.vkey"] {
         assert!(files.contains(&f), "{f} missing from {files:?}");
     }
-    assert!(!bk.join("keys/node.key").exists(), "the secret node key is never in a backup");
+    assert!(
+        !bk.join("keys/node.key").exists(),
+        "the secret node key is never in a backup"
+    );
     assert!(m["not_included"].to_string().contains("keys/node.key"), "{m}");
     assert!(!bk.join(".verify").exists(), "the scratch store is removed");
 
@@ -179,7 +195,10 @@ async fn restore_drill_backup_under_load_wipe_restore_continue_replay_clean() {
         .await
         .expect("checkpoint")
         .into_inner();
-    assert!(cp.size <= size, "the restored node's latest checkpoint is within the backup");
+    assert!(
+        cp.size <= size,
+        "the restored node's latest checkpoint is within the backup"
+    );
     c.get_entry(pb::GetEntryRequest { index: size - 1 })
         .await
         .expect("the backup's last entry is served");
@@ -222,7 +241,11 @@ async fn tampered_backup_is_refused_naming_the_file() {
     assert!(out.status.success(), "backup: {}", text(&out));
     // Into a non-empty directory: refused.
     let again = backup(&data, &bk);
-    assert!(!again.status.success() && text(&again).contains("not empty"), "{}", text(&again));
+    assert!(
+        !again.status.success() && text(&again).contains("not empty"),
+        "{}",
+        text(&again)
+    );
 
     let copy_backup = |name: &str| -> PathBuf {
         let d = dir.path().join(name);
@@ -269,7 +292,11 @@ async fn tampered_backup_is_refused_naming_the_file() {
     let target = dir.path().join("r-ok");
     assert!(restore(&bk, &target, None).status.success());
     let out = restore(&bk, &target, None);
-    assert!(!out.status.success() && text(&out).contains("already holds a store"), "{}", text(&out));
+    assert!(
+        !out.status.success() && text(&out).contains("already holds a store"),
+        "{}",
+        text(&out)
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -307,7 +334,10 @@ async fn backup_older_than_the_witnessed_checkpoint_is_refused() {
     let target = dir.path().join("r");
     let out = restore(&bk, &target, Some(&w));
     let t = text(&out);
-    assert!(!out.status.success(), "a backup older than the witnessed checkpoint was restored");
+    assert!(
+        !out.status.success(),
+        "a backup older than the witnessed checkpoint was restored"
+    );
     assert!(
         t.contains("ROLLBACK")
             && t.contains(&format!("holds {size} entries"))

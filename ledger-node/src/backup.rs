@@ -137,7 +137,7 @@ fn not_included() -> Vec<Excluded> {
         },
         Excluded {
             path: "TLS key (--tls-key)".into(),
-            why: format!("{custody}"),
+            why: custody.to_string(),
         },
     ]
 }
@@ -157,7 +157,9 @@ fn sha256_file(path: &Path) -> Result<(u64, String)> {
     let mut buf = vec![0u8; 1 << 16];
     let mut n = 0u64;
     loop {
-        let k = f.read(&mut buf).with_context(|| format!("reading {}", path.display()))?;
+        let k = f
+            .read(&mut buf)
+            .with_context(|| format!("reading {}", path.display()))?;
         if k == 0 {
             break;
         }
@@ -259,7 +261,10 @@ fn backup_once(a: &BackupArgs) -> Result<Manifest> {
             checked.report.root
         );
     }
-    let v = report.node_verifier.as_ref().context("the written export has no charter")?;
+    let v = report
+        .node_verifier
+        .as_ref()
+        .context("the written export has no charter")?;
     for (name, note) in [(high_water::MARK_FILE, &mark), (high_water::WITNESSED_FILE, &witnessed)] {
         if let Some(note) = note {
             high_water::check(note, v, report.size, |s| roots.get(&s).copied())
@@ -317,7 +322,8 @@ fn backup_once(a: &BackupArgs) -> Result<Manifest> {
 pub fn check_files(from: &Path) -> Result<Manifest> {
     let mpath = from.join(MANIFEST);
     let text = std::fs::read_to_string(&mpath).with_context(|| format!("reading {}", mpath.display()))?;
-    let m: Manifest = serde_json::from_str(&text).with_context(|| format!("{} is not a backup manifest", mpath.display()))?;
+    let m: Manifest =
+        serde_json::from_str(&text).with_context(|| format!("{} is not a backup manifest", mpath.display()))?;
     if m.format != FORMAT {
         bail!("{}: format {:?}, expected {FORMAT:?}", mpath.display(), m.format);
     }
@@ -330,10 +336,14 @@ pub fn check_files(from: &Path) -> Result<Manifest> {
     ];
     for f in &m.files {
         if !allowed.contains(&f.path.as_str()) {
-            bail!("backup file {:?}: not a file a backup holds (manifest altered?)", f.path);
+            bail!(
+                "backup file {:?}: not a file a backup holds (manifest altered?)",
+                f.path
+            );
         }
         let p = from.join(&f.path);
-        let (bytes, sha) = sha256_file(&p).with_context(|| format!("backup file {} is missing or unreadable", f.path))?;
+        let (bytes, sha) =
+            sha256_file(&p).with_context(|| format!("backup file {} is missing or unreadable", f.path))?;
         if bytes != f.bytes || sha != f.sha256 {
             bail!(
                 "backup file {} is damaged or altered: {bytes} bytes with SHA-256 {sha}, the manifest says {} bytes \
@@ -398,7 +408,10 @@ pub fn restore(a: &RestoreArgs) -> Result<()> {
     let rd = std::io::BufReader::new(std::fs::File::open(a.from.join(EXPORT_FILE))?);
     let n = ledger_store::export::import(&store, rd).with_context(|| format!("{EXPORT_FILE} does not verify"))?;
     store.flush()?;
-    let sizes: Vec<u64> = notes.iter().filter_map(|(_, n, _)| high_water::claimed_size(n)).collect();
+    let sizes: Vec<u64> = notes
+        .iter()
+        .filter_map(|(_, n, _)| high_water::claimed_size(n))
+        .collect();
     let (report, roots) = store.verify_with_roots_at(&sizes)?;
     if n != m.size || report.size != m.size || report.root.to_hex() != m.root {
         bail!(

@@ -368,4 +368,13 @@ async fn backup_older_than_the_witnessed_checkpoint_is_refused() {
             && err.contains(&format!("{newer_size} entries")),
         "serve names both sizes: {err}"
     );
+    // backup refuses it as well, and leaves no half backup behind.
+    let out2 = dir.path().join("backup2");
+    let out = backup(&target, &out2);
+    assert!(
+        !out.status.success() && text(&out).contains("ROLLBACK"),
+        "backup of a store below its witnessed mark: {}",
+        text(&out)
+    );
+    assert!(!out2.join("manifest.json").exists() && !out2.join("ledger.export").exists());
 }

@@ -38,8 +38,8 @@ pub const VKEY_FILE: &str = "keys/node.vkey";
 /// The node's config file, when `--config` is given.
 pub const CONFIG_FILE: &str = "config.toml";
 
-/// How often `backup` retries when the copy of a running store does not verify.
-const ATTEMPTS: u32 = 3;
+/// Copies of a running store `backup` takes before it gives up.
+const ATTEMPTS: u32 = 5;
 
 /// `ledger-node backup`.
 #[derive(Args)]
@@ -187,45 +187,69 @@ fn now_unix() -> u64 {
 /// `ledger-node backup --data DIR --out BACKUP_DIR [--config FILE]`.
 ///
 /// # Errors
-/// When the store does not satisfy its marks, the copy does not verify (after [`ATTEMPTS`] tries),
-/// or a file cannot be written.
+/// When the store does not satisfy its marks (after [`ATTEMPTS`] copies), the written copy does
+/// not verify, or a file cannot be written; the files written so far are removed again (without
+/// `manifest.json` a directory is never a backup).
 pub fn backup(a: &BackupArgs) -> Result<()> {
     if a.out.exists() && std::fs::read_dir(&a.out)?.next().is_some() {
         bail!("refusing to back up into {}: it is not empty", a.out.display());
     }
     std::fs::create_dir_all(a.out.join("keys")).with_context(|| format!("creating {}", a.out.display()))?;
+    let m = match write_backup(a) {
+        Ok(m) => m,
+        Err(e) => {
+            for f in [
+                MANIFEST,
+                EXPORT_FILE,
+                high_water::MARK_FILE,
+                high_water::WITNESSED_FILE,
+                VKEY_FILE,
+                CONFIG_FILE,
+            ] {
+                let _ = std::fs::remove_file(a.out.join(f));
+            }
+            let _ = std::fs::remove_dir(a.out.join("keys"));
+            return Err(e);
+        }
+    };
+    println!(
+        "backup of {} entries (root {}) verified against the high-water mark ({}) and the witnessed checkpoint \
+         ({}) in {}; NOT included: keys/node.key and the administrator keys (restore them from key custody)",
+        m.size,
+        m.root,
+        m.high_water.as_ref().map_or("none".into(), |x| x.size.to_string()),
+        m.witnessed.as_ref().map_or("none".into(), |x| x.size.to_string()),
+        a.out.display()
+    );
+    Ok(())
+}
+
+/// The marks, then a copy of the store that verifies and holds them. A copy of a store that a
+/// running node writes to can catch sled mid-write (it then reads as damaged or short); another
+/// copy is taken, at most [`ATTEMPTS`] in all.
+fn snapshot(data: &Path) -> Result<(Store, crate::marks::Checked, Option<String>, Option<String>)> {
     let mut last = None;
     for attempt in 1..=ATTEMPTS {
-        match backup_once(a) {
-            Ok(m) => {
-                println!(
-                    "backup of {} entries (root {}) verified against the high-water mark ({}) and the witnessed \
-                     checkpoint ({}) in {}; NOT included: keys/node.key and the administrator keys (restore them from \
-                     key custody)",
-                    m.size,
-                    m.root,
-                    m.high_water.as_ref().map_or("none".into(), |x| x.size.to_string()),
-                    m.witnessed.as_ref().map_or("none".into(), |x| x.size.to_string()),
-                    a.out.display()
-                );
-                return Ok(());
-            }
+        // The marks first: a running node writes a mark after its store group.
+        let r = crate::marks::read(data).and_then(|(mark, witnessed)| {
+            let store = Store::open_read_only(&crate::genesis::Layout::new(data).store)?;
+            let checked = crate::marks::check(&store, data, (mark.clone(), witnessed.clone()), false, "back up")?;
+            Ok((store, checked, mark, witnessed))
+        });
+        match r {
+            Ok(s) => return Ok(s),
             Err(e) => {
-                tracing::warn!(attempt, error = %format!("{e:#}"), "backup copy did not verify; retrying");
-                eprintln!("ledger-node backup: attempt {attempt} of {ATTEMPTS} failed: {e:#}");
+                eprintln!("ledger-node backup: copy {attempt} of {ATTEMPTS} of the store did not verify: {e:#}");
                 last = Some(e);
             }
         }
     }
-    Err(last.unwrap_or_else(|| anyhow::anyhow!("backup failed")))
+    Err(last.unwrap_or_else(|| anyhow::anyhow!("no copy of the store verified")))
 }
 
-fn backup_once(a: &BackupArgs) -> Result<Manifest> {
+fn write_backup(a: &BackupArgs) -> Result<Manifest> {
     let data = &a.data;
-    // The marks first: a running node writes a mark after its store group.
-    let (mark, witnessed) = crate::marks::read(data)?;
-    let store = Store::open_read_only(&crate::genesis::Layout::new(data).store)?;
-    let checked = crate::marks::check(&store, data, (mark.clone(), witnessed.clone()), false, "back up")?;
+    let (store, checked, mark, witnessed) = snapshot(data)?;
     let origin = checked
         .report
         .node_verifier

@@ -448,6 +448,7 @@ pub fn restore(a: &RestoreArgs) -> Result<()> {
     }
     let v = report.node_verifier.as_ref().context("the backup has no charter")?;
     let mut newest_witnessed: Option<(u64, &str)> = None;
+    let mut newest: Option<(u64, &str)> = None;
     for (name, note, witnessed) in &notes {
         let cp = high_water::check(note, v, report.size, |s| roots.get(&s).copied()).map_err(|e| match e {
             MarkFault::Shorter { mark, store } if *witnessed => anyhow::anyhow!(
@@ -458,13 +459,22 @@ pub fn restore(a: &RestoreArgs) -> Result<()> {
             ),
             e => anyhow::anyhow!("refusing to restore: {name}: {e}"),
         })?;
+        if newest.is_none_or(|(s, _)| cp.size > s) {
+            newest = Some((cp.size, note.as_str()));
+        }
         if *witnessed && newest_witnessed.is_none_or(|(s, _)| cp.size >= s) {
             newest_witnessed = Some((cp.size, note.as_str()));
         }
     }
     // The restored directory's marks: its latest checkpoint, and the newest witnessed checkpoint
     // (also recorded in the store, as the node records it), so `serve` refuses to start below it.
-    let size = crate::marks::write_latest(&store, &a.data)?;
+    // The mark never goes down: a mark left in NEWDIR (or a witnessed checkpoint) can be newer
+    // than the latest checkpoint the backup's store holds.
+    let mut size = crate::marks::write_latest(&store, &a.data)?;
+    if let Some((s, note)) = newest.filter(|(s, _)| *s > size) {
+        high_water::write_atomic(&high_water::mark_path(&a.data), note)?;
+        size = s;
+    }
     if let Some((s, note)) = newest_witnessed {
         store.put_cosigned_checkpoint(s, note, true)?;
         high_water::write_atomic(&high_water::witnessed_path(&a.data), note)?;

@@ -3,10 +3,12 @@
 //! a client appends, the data directory wiped, restored, the node started on it, appends
 //! continued, and `ledger-verify replay` clean; plus the refusals: a backup file with one flipped
 //! byte (named), a manifest that does not match the log, and a backup older than the checkpoint
-//! the witnesses last cosigned (ROLLBACK naming both sizes, at restore and at serve).
+//! the witnesses last cosigned (ROLLBACK naming both sizes, at restore, at serve and at backup); and
+//! a backup with a real witness: restored against the witness's own state, the witness keeps cosigning.
 
 mod support;
 
+use ledger_core::cosignature::CosignatureVerifier;
 use ledger_core::hash::leaf_hash;
 use ledger_proto::pb;
 use std::collections::BTreeMap;
@@ -377,4 +379,153 @@ async fn backup_older_than_the_witnessed_checkpoint_is_refused() {
         text(&out)
     );
     assert!(!out2.join("manifest.json").exists() && !out2.join("ledger.export").exists());
+}
+
+/// Kills the process when dropped (also when a test fails).
+struct Killed(std::process::Child);
+
+impl Drop for Killed {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// A `ledger-node witness` process: (process, address, its cosignature key).
+fn start_witness(wdir: &Path, log_vkey: &Path) -> (Killed, String, CosignatureVerifier) {
+    use std::io::BufRead;
+    let mut child = Killed(
+        Command::new(bin("ledger-node"))
+            .args([
+                "witness",
+                "--listen",
+                "127.0.0.1:0",
+                "--name",
+                "witness.test/w1",
+                "--data",
+            ])
+            .arg(wdir)
+            .arg("--log-key")
+            .arg(log_vkey)
+            .env("RUST_LOG", "warn")
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .expect("spawn witness"),
+    );
+    let mut lines = std::io::BufReader::new(child.0.stdout.take().expect("stdout")).lines();
+    let mut key = None;
+    for line in lines.by_ref() {
+        let line = line.unwrap_or_default();
+        if let Some(k) = line.strip_prefix("witness key ") {
+            key = Some(CosignatureVerifier::parse(k).expect("witness key"));
+        }
+        if let Some(a) = line.strip_prefix("listening on ") {
+            let addr = format!("http://{a}");
+            std::thread::spawn(move || for _ in lines {});
+            return (child, addr, key.expect("the witness prints its key"));
+        }
+    }
+    panic!("the witness did not start");
+}
+
+/// The witness's saved state for the one log it watches (`WDIR/state/*.checkpoint`).
+fn witness_state(wdir: &Path) -> PathBuf {
+    std::fs::read_dir(wdir.join("state"))
+        .expect("witness state")
+        .map(|e| e.expect("entry").path())
+        .find(|p| p.extension().is_some_and(|x| x == "checkpoint"))
+        .expect("a cosigned checkpoint in the witness state")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn witnessed_backup_restores_and_the_witness_keeps_cosigning() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let data = dir.path().join("d");
+    let wdir = dir.path().join("w");
+    let bk = dir.path().join("backup");
+    set_origin(Some(ORIGIN));
+    let out = run(
+        &["init", "--origin", ORIGIN, "--witness-quorum", "1"],
+        &[("--data", &data)],
+    );
+    assert!(out.status.success(), "{}", text(&out));
+    let (_witness, waddr, wkey) = start_witness(&wdir, &data.join("keys/node.vkey"));
+    let witness_arg = format!("{waddr}={}", wkey.to_string_key());
+    let serve_witnessed = |d: &Path| Node::try_start_with(d, &["--witness", &witness_arg]).expect("node starts");
+    let mut node = serve_witnessed(&data);
+    let mut c = node.client().await;
+    let admin = key(&data.join("keys/admin.key"));
+    let enroll_w = record(
+        "key.enroll",
+        serde_json::json!({
+            "version": 1, "name": wkey.name,
+            "key": ledger_core::keys::public_key_to_base64(&wkey.key),
+            "roles": ["witness"], "scope": {"organization": "court", "kinds": []}
+        }),
+        &[&admin],
+    );
+    append(&mut c, &enroll_w, "w").await.expect("enroll witness");
+    let reg = new_key();
+    append(&mut c, &enroll(&reg, "r", &["registrar"], &[&admin]), "r")
+        .await
+        .expect("enroll registrar");
+    for i in 0..4u64 {
+        let env = record("note", note_payload(i), &[&reg]);
+        c.append(req(&env, &format!("a-{i}"), i == 3))
+            .await
+            .expect("witnessed append");
+    }
+    node.stop();
+    let out = backup(&data, &bk);
+    assert!(out.status.success(), "{}", text(&out));
+    let m = manifest(&bk);
+    let witnessed = m["witnessed"]["size"]
+        .as_u64()
+        .expect("the backup names the witnessed checkpoint");
+    assert!(witnessed >= 6, "{m}");
+    let size = m["size"].as_u64().expect("size");
+
+    // Wipe and restore against the witness's own latest cosigned checkpoint.
+    let node_key = std::fs::read(data.join("keys/node.key")).expect("key custody");
+    std::fs::remove_dir_all(&data).expect("wipe");
+    let out = restore(&bk, &data, Some(&witness_state(&wdir)));
+    assert!(
+        out.status.success(),
+        "restore against the witness state: {}",
+        text(&out)
+    );
+    install_key(&data, &node_key);
+    let mut node = serve_witnessed(&data);
+    let mut c = node.client().await;
+    let env = record("note", note_payload(10), &[&reg]);
+    let r = c
+        .append(req(&env, "after", true))
+        .await
+        .expect("the witness cosigns the restored node's checkpoints")
+        .into_inner();
+    assert_eq!(r.index, size);
+    let log = ledger_core::note::NoteVerifier::parse(
+        std::fs::read_to_string(data.join("keys/node.vkey"))
+            .expect("vkey")
+            .trim(),
+    )
+    .expect("vkey");
+    let cp = ledger_core::checkpoint::open_checkpoint(&r.checkpoint, &log).expect("checkpoint");
+    assert_eq!(
+        cp.note
+            .verify_cosignatures(std::slice::from_ref(&wkey))
+            .expect("cosignatures")
+            .len(),
+        1
+    );
+    node.stop();
+
+    // The witness now holds a newer checkpoint than the backup: restoring the backup is refused.
+    let target = dir.path().join("r-old");
+    let out = restore(&bk, &target, Some(&witness_state(&wdir)));
+    let t = text(&out);
+    assert!(
+        !out.status.success() && t.contains("ROLLBACK") && t.contains(&format!("holds {size} entries")),
+        "{t}"
+    );
 }

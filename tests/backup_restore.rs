@@ -290,6 +290,29 @@ async fn tampered_backup_is_refused_naming_the_file() {
     assert!(!out.status.success(), "an edited manifest was restored");
     assert!(text(&out).contains("the manifest says"), "{}", text(&out));
     assert!(!target.join("store").exists(), "the refused store is removed");
+    // Another node key with a manifest made to match: refused, naming both keys.
+    let b = copy_backup("other-vkey");
+    let other = ledger_core::note::NoteVerifier::new(ORIGIN, new_key().verifying_key())
+        .expect("vkey")
+        .to_string_key()
+        + "\n";
+    std::fs::write(b.join("keys/node.vkey"), &other).expect("write");
+    let mut m = manifest(&b);
+    for f in m["files"].as_array_mut().expect("files") {
+        if f["path"] == "keys/node.vkey" {
+            f["bytes"] = serde_json::json!(other.len());
+            f["sha256"] = serde_json::json!(ledger_core::hash::Hash::digest(other.as_bytes()).to_hex());
+        }
+    }
+    std::fs::write(b.join("manifest.json"), serde_json::to_vec(&m).expect("json")).expect("write");
+    let target = dir.path().join("r-vkey");
+    let out = restore(&b, &target, None);
+    assert!(
+        !out.status.success() && text(&out).contains("but the charter's node key is"),
+        "{}",
+        text(&out)
+    );
+    assert!(!target.join("store").exists(), "the refused store is removed");
     // The pristine backup restores; a second restore into the same directory is refused.
     let target = dir.path().join("r-ok");
     assert!(restore(&bk, &target, None).status.success());

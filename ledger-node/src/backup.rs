@@ -447,6 +447,18 @@ pub fn restore(a: &RestoreArgs) -> Result<()> {
         );
     }
     let v = report.node_verifier.as_ref().context("the backup has no charter")?;
+    if m.files.iter().any(|f| f.path == VKEY_FILE) {
+        let text = std::fs::read_to_string(a.from.join(VKEY_FILE))?;
+        let vkey = ledger_core::note::NoteVerifier::parse(text.trim())
+            .map_err(|e| anyhow::anyhow!("backup file {VKEY_FILE}: {e}"))?;
+        if &vkey != v {
+            bail!(
+                "backup file {VKEY_FILE} is {}, but the charter's node key is {}",
+                vkey.to_string_key(),
+                v.to_string_key()
+            );
+        }
+    }
     let mut newest_witnessed: Option<(u64, &str)> = None;
     let mut newest: Option<(u64, &str)> = None;
     for (name, note, witnessed) in &notes {

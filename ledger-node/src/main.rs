@@ -3,6 +3,7 @@
 //! `ledger-node serve` alone starts a node on 127.0.0.1:50051 with its data in `./ledger-data`
 //! (initialized with development keys, loudly, if empty). See `docs/operations.md`.
 
+mod backup;
 mod edge;
 mod errors;
 mod fork;
@@ -79,6 +80,10 @@ enum Cmd {
         #[arg(long)]
         from: u64,
     },
+    /// Take a verified backup (export, marks, manifest; no secret keys) of a running or stopped node.
+    Backup(backup::BackupArgs),
+    /// Rebuild a data directory from a backup, checking it against the manifest and every mark.
+    Restore(backup::RestoreArgs),
     /// Rebuild an empty data directory from an export stream, verifying as it goes.
     Import {
         /// Data directory (must not hold a ledger).
@@ -221,6 +226,8 @@ fn main() -> std::process::ExitCode {
                 .and_then(|rt| rt.block_on(witness::run(a, shutdown_signal())))
         }
         Cmd::DebugFork { data, from } => fork::debug_fork(&data, from),
+        Cmd::Backup(a) => backup::backup(&a),
+        Cmd::Restore(a) => backup::restore(&a),
         Cmd::Export { data, out } => (|| {
             // The marks first: a running node writes a mark after its store group.
             let m = marks::read(&data)?;

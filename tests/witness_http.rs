@@ -215,9 +215,12 @@ async fn the_node_pushes_over_http_and_the_verifier_counts_the_cosignatures() {
     // The spec-text witness, and a real `ledger-node witness` reached over its HTTP front.
     let spec = SpecWitness::start("independent.test/w", 11, &node_vkey);
     let ours = WitnessProc::start(&dir.path().join("w"), "ours.test/w", node_vkey.trim());
+    // A witness of another log: it answers 404, which the node logs and skips.
+    let stranger = SpecWitness::start("stranger.test/w", 12, &Log::new("other.test/log", 3, 0).vkey());
     let witness_args = [
         format!("tlog+http://{}={}", spec.addr, spec.vkey()),
         format!("tlog+http://{}/={}", ours.http, ours.key),
+        format!("tlog+http://{}={}", stranger.addr, stranger.vkey()),
     ];
     let extra: Vec<&str> = witness_args
         .iter()
@@ -259,6 +262,9 @@ async fn the_node_pushes_over_http_and_the_verifier_counts_the_cosignatures() {
     assert_eq!(note.verify_cosignatures(&[ours_key]).expect("valid").len(), 1);
     let seen = spec.seen();
     assert!(seen.iter().all(|s| s.2 == 200), "{seen:?}");
+    let strange = stranger.seen();
+    assert!(!strange.is_empty() && strange.iter().all(|s| s.2 == 404), "{strange:?}");
+    assert!(lines.iter().all(|l| l.0 != stranger.name), "{}", r.checkpoint);
 
     // The verifier counts both witnesses in a bundle.
     let file = dir.path().join("b.ledger-bundle.json");

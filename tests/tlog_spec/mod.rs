@@ -475,8 +475,17 @@ impl SpecWitness {
         }
     }
 
-    /// The spec's checks, in its order, under one lock with the state update.
+    /// Answers one request and records (old, size, status); 0 for what did not parse.
     fn add_checkpoint(&self, body: &str) -> (u16, &'static str, String) {
+        let parsed = std::cell::Cell::new((0, 0));
+        let answer = self.check_and_cosign(body, &parsed);
+        let (old, size) = parsed.get();
+        self.state.lock().expect("lock").seen.push((old, size, answer.0));
+        answer
+    }
+
+    /// The spec's checks, in its order, under one lock with the state update.
+    fn check_and_cosign(&self, body: &str, parsed: &std::cell::Cell<(u64, u64)>) -> (u16, &'static str, String) {
         let bad = |m: &str| (400, "text/plain", format!("{m}\n"));
         let Some((first, mut rest)) = body.split_once('\n') else {
             return bad("no old size line");
@@ -508,6 +517,7 @@ impl SpecWitness {
         let Some((origin, size, root)) = parse_checkpoint(&text) else {
             return bad("bad checkpoint");
         };
+        parsed.set((old, size));
         if origin != self.log_origin {
             return (404, "text/plain", "unknown log\n".into());
         }
@@ -550,7 +560,7 @@ impl SpecWitness {
                 Err((422, "text/plain", "consistency proof does not verify\n".into()))
             }
         })();
-        let answer = match verdict {
+        match verdict {
             Err(e) => e,
             Ok(()) => {
                 st.held = Some((size, root));
@@ -564,9 +574,7 @@ impl SpecWitness {
                 let hash = key_hash(&self.name, 0x04, self.key.verifying_key().as_bytes());
                 (200, "text/plain", sig_line(&self.name, hash, &raw))
             }
-        };
-        st.seen.push((old, size, answer.0));
-        answer
+        }
     }
 }
 

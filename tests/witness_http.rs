@@ -124,6 +124,11 @@ fn the_witness_answers_add_checkpoint_over_http_as_the_spec_says() {
         let r = post(&w.http, bad);
         assert_eq!(r.status, 400, "{bad:?}: {r:?}");
     }
+    // A body over the spec's limit (a 64 KiB note, 63 proof lines) is refused, not buffered.
+    let huge = format!("old 0\n\n{}", "x".repeat(80_000));
+    let r = post(&w.http, &huge);
+    assert_eq!(r.status, 400, "{r:?}");
+    assert!(r.body.contains("over"), "{r:?}");
     // Only POST, only /add-checkpoint.
     assert_eq!(request(&w.http, "GET", "/add-checkpoint", b"").status, 405);
     assert_eq!(request(&w.http, "POST", "/add", b"").status, 404);

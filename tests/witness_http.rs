@@ -56,6 +56,7 @@ impl WitnessProc {
             }
         }
         let _ = child.kill();
+        let _ = child.wait();
         panic!("the witness did not start");
     }
 }

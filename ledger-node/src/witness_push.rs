@@ -364,8 +364,32 @@ async fn join_all<F: std::future::Future>(futs: impl IntoIterator<Item = F>) -> 
 
 #[cfg(test)]
 mod tests {
-    use super::join_all;
+    use super::{Transport, WitnessConfig, join_all};
     use std::time::{Duration, Instant};
+
+    #[test]
+    fn the_url_chooses_the_protocol_per_witness() {
+        let key = ledger_core::cosignature::CosignatureSigner::new(
+            "w.test/a",
+            ed25519_dalek::SigningKey::from_bytes(&[3; 32]),
+        )
+        .expect("signer")
+        .verifier()
+        .to_string_key();
+        let grpc: WitnessConfig = format!("http://10.0.0.7:50061={key}").parse().expect("grpc");
+        assert_eq!(
+            (grpc.transport, grpc.url.as_str()),
+            (Transport::Grpc, "http://10.0.0.7:50061")
+        );
+        let http: WitnessConfig = format!("tlog+http://w.example:8080/sub={key}").parse().expect("http");
+        assert_eq!(
+            (http.transport, http.url.as_str()),
+            (Transport::Http, "http://w.example:8080/sub")
+        );
+        for bad in ["tlog+https://w.example", "tlog+w.example:80", "tlog+/x"] {
+            assert!(format!("{bad}={key}").parse::<WitnessConfig>().is_err(), "{bad}");
+        }
+    }
 
     #[tokio::test(flavor = "current_thread")]
     async fn join_all_runs_futures_concurrently_and_keeps_input_order() {

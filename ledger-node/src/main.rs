@@ -14,6 +14,7 @@ mod metrics;
 mod readers;
 mod sequencer;
 mod service;
+mod tlog_http;
 mod witness;
 mod witness_push;
 

@@ -1,5 +1,6 @@
 //! `ledger-node witness`: a C2SP tlog-witness (<https://c2sp.org/tlog-witness>) over gRPC
-//! (`proto/ledger/v1/witness.proto`, docs/witness.md).
+//! (`proto/ledger/v1/witness.proto`, docs/witness.md) and, with `--http-listen`, over the spec's
+//! HTTP interface (`crate::tlog_http`), both answering from one state under one lock.
 //!
 //! The witness keeps, per log origin, the latest checkpoint it cosigned, in one file per origin
 //! under `DATA/state/` (written to a temporary file, synced, renamed, directory synced). Checking a
@@ -41,6 +42,32 @@ pub struct WitnessArgs {
     /// (the node's `DATA/keys/node.vkey`). Repeat for several logs.
     #[arg(long = "log-key", required = true)]
     pub log_keys: Vec<String>,
+    /// Also serve the spec's HTTP interface (`POST /add-checkpoint`) on this address (off by
+    /// default). It shares the witness's state with the gRPC service.
+    #[arg(long, env = "LEDGER_WITNESS_HTTP_LISTEN")]
+    pub http_listen: Option<SocketAddr>,
+}
+
+/// Why an add-checkpoint request got no cosignature.
+#[derive(Debug)]
+pub enum AddFailure {
+    /// The spec's refusal (its HTTP status is [`WitnessError::http_status`]).
+    Refused(WitnessError),
+    /// The new state could not be persisted (nothing was cosigned).
+    Unavailable(String),
+    /// Signing failed.
+    Internal(String),
+}
+
+impl AddFailure {
+    /// The gRPC status of this failure.
+    fn status(&self) -> Status {
+        match self {
+            AddFailure::Refused(e) => refusal_status(e),
+            AddFailure::Unavailable(m) => Status::unavailable(m.clone()),
+            AddFailure::Internal(m) => Status::internal(m.clone()),
+        }
+    }
 }
 
 /// What the witness holds for one log.
@@ -191,25 +218,25 @@ impl WitnessService {
     }
 
     /// Handles one add-checkpoint body: the spec's checks, then cosign and persist atomically.
-    async fn add(&self, body: &str) -> Result<String, Status> {
-        let req = AddCheckpoint::parse(body).map_err(|e| refusal_status(&e))?;
-        let opened = open_submission(&req.checkpoint, &self.logs).map_err(|e| refusal_status(&e))?;
+    pub(crate) async fn add(&self, body: &str) -> Result<String, AddFailure> {
+        let req = AddCheckpoint::parse(body).map_err(AddFailure::Refused)?;
+        let opened = open_submission(&req.checkpoint, &self.logs).map_err(AddFailure::Refused)?;
         let cp: &Checkpoint = &opened.checkpoint;
         let mut held = self.held.lock().await;
         let current = held.get(&cp.origin).map(|h| (h.size, h.root));
         if let Err(e) = check_submission(current, req.old_size, &req.proof, cp) {
             tracing::warn!(origin = %cp.origin, size = cp.size, old = req.old_size, error = %e, "refused");
-            return Err(refusal_status(&e));
+            return Err(AddFailure::Refused(e));
         }
         let line = self
             .signer
             .sign(&opened.note.text, now_secs())
-            .map_err(|e| Status::internal(e.to_string()))?;
+            .map_err(|e| AddFailure::Internal(e.to_string()))?;
         // Keep only the log's verified signature and our own cosignature (never lines planted in
         // the submission, e.g. in another witness's name).
         let text = kept_note(&opened, &self.logs, Some(line.clone())).to_text();
         write_durably(&state_file(&self.state_dir, &cp.origin), &text)
-            .map_err(|e| Status::unavailable(format!("cannot persist the witness state: {e}")))?;
+            .map_err(|e| AddFailure::Unavailable(format!("cannot persist the witness state: {e}")))?;
         held.insert(
             cp.origin.clone(),
             Held {
@@ -229,7 +256,7 @@ impl pb::witness_server::Witness for WitnessService {
         &self,
         req: Request<pb::AddCheckpointRequest>,
     ) -> Result<Response<pb::AddCheckpointResponse>, Status> {
-        let cosignatures = self.add(&req.into_inner().body).await?;
+        let cosignatures = self.add(&req.into_inner().body).await.map_err(|e| e.status())?;
         Ok(Response::new(pb::AddCheckpointResponse { cosignatures }))
     }
 
@@ -264,14 +291,32 @@ pub async fn run(a: WitnessArgs, shutdown: impl std::future::Future<Output = ()>
     let bound = listener.local_addr()?;
     tracing::info!(addr = %bound, key = %svc.signer.verifier().to_string_key(), "witness serving");
     println!("witness key {}", svc.signer.verifier().to_string_key());
+    let http = match a.http_listen {
+        Some(h) => {
+            let l = tokio::net::TcpListener::bind(h)
+                .await
+                .with_context(|| format!("binding {h}"))?;
+            let at = l.local_addr()?;
+            tracing::info!(addr = %at, "tlog-witness HTTP serving POST /add-checkpoint");
+            println!("tlog-witness http on http://{at}");
+            Some(tokio::spawn(crate::tlog_http::serve(l, svc.clone())))
+        }
+        None => None,
+    };
     println!("listening on {bound}");
-    tonic::transport::Server::builder()
+    let served = tonic::transport::Server::builder()
         .add_service(
             WitnessServer::from_arc(svc)
                 .max_decoding_message_size(2 * MAX_ADD_CHECKPOINT_BYTES)
                 .max_encoding_message_size(2 * MAX_ADD_CHECKPOINT_BYTES),
         )
         .serve_with_incoming_shutdown(tokio_stream::wrappers::TcpListenerStream::new(listener), shutdown)
-        .await?;
+        .await;
+    // Stop the HTTP front with the gRPC one. The state is written before a cosignature is
+    // answered, without an await between check and write, so stopping never leaves it half done.
+    if let Some(h) = http {
+        h.abort();
+    }
+    served?;
     Ok(())
 }

@@ -1,5 +1,6 @@
 //! The node's side of witnessing: push each new checkpoint to the configured witnesses
-//! (C2SP tlog-witness add-checkpoint over gRPC), merge the cosignatures they return into the
+//! (C2SP tlog-witness add-checkpoint, over our gRPC service or the spec's HTTP interface per
+//! witness), merge the cosignatures they return into the
 //! checkpoint note, store it, and publish the latest *witnessed* checkpoint: one carrying valid
 //! cosignatures by at least the charter's `witness_quorum` of the witness keys enrolled in the
 //! registry (docs/witness.md).
@@ -9,6 +10,7 @@
 //! witness that refuses (a fork, a rollback) is logged and skipped; it is never argued with.
 
 use crate::sequencer::Shared;
+use crate::tlog_http::{HttpAnswer, HttpWitness};
 use crate::witness::refusal_of;
 use anyhow::{Context, Result};
 use ledger_core::cosignature::CosignatureVerifier;
@@ -26,11 +28,26 @@ use tonic::transport::Channel;
 /// Longest wait for one witness's answer.
 const PUSH_TIMEOUT: Duration = Duration::from_secs(5);
 
-/// One configured witness: `URL=NAME+HASH+BASE64` (its cosignature verifier key).
+/// Marks a witness reached over the spec's HTTP interface: `tlog+http://host:port[/prefix]`.
+pub const HTTP_SCHEME_PREFIX: &str = "tlog+";
+
+/// How the node reaches a witness.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Transport {
+    /// Our gRPC service `ledger.v1.Witness` (a tonic endpoint URL).
+    Grpc,
+    /// C2SP tlog-witness HTTP: `POST <prefix>/add-checkpoint` (the URL is the submission prefix).
+    Http,
+}
+
+/// One configured witness: `URL=NAME+HASH+BASE64` (its cosignature verifier key). A URL
+/// `tlog+http://…` names a tlog-witness HTTP submission prefix; any other URL is our gRPC service.
 #[derive(Debug, Clone)]
 pub struct WitnessConfig {
-    /// gRPC URL.
+    /// gRPC URL, or the HTTP submission prefix (without `tlog+`).
     pub url: String,
+    /// The protocol.
+    pub transport: Transport,
     /// Its cosignature key.
     pub key: CosignatureVerifier,
 }
@@ -43,8 +60,16 @@ impl std::str::FromStr for WitnessConfig {
             .split_once('=')
             .with_context(|| format!("witness {s:?}: expected URL=NAME+HASH+BASE64"))?;
         let key = CosignatureVerifier::parse(key).with_context(|| format!("witness {url}: bad verifier key"))?;
+        let (url, transport) = match url.strip_prefix(HTTP_SCHEME_PREFIX) {
+            Some(prefix) => {
+                crate::tlog_http::add_checkpoint_uri(prefix).map_err(|e| anyhow::anyhow!("witness {url}: {e}"))?;
+                (prefix, Transport::Http)
+            }
+            None => (url, Transport::Grpc),
+        };
         Ok(Self {
             url: url.to_string(),
+            transport,
             key,
         })
     }
@@ -106,6 +131,8 @@ pub fn initial(store: &Store, shared: &Shared, configured: bool, timeout: Durati
 struct Peer {
     cfg: WitnessConfig,
     client: Option<WitnessClient<Channel>>,
+    /// The HTTP client, for [`Transport::Http`].
+    http: Option<HttpWitness>,
     /// Size the node believes the witness holds.
     held: u64,
 }
@@ -142,6 +169,9 @@ impl Peer {
             checkpoint: note.to_string(),
         }
         .to_body();
+        if self.cfg.transport == Transport::Http {
+            return self.add_http(body, old).await;
+        }
         let c = self.client().await.map_err(PushError::Other)?;
         match c.add_checkpoint(pb::AddCheckpointRequest { body }).await {
             Ok(r) => Ok(r.into_inner().cosignatures),
@@ -157,6 +187,24 @@ impl Peer {
                 }
                 Err(PushError::Other(format!("{:?}: {}", s.code(), s.message())))
             }
+        }
+    }
+
+    /// [`Peer::add`] over the spec's HTTP interface.
+    async fn add_http(&mut self, body: String, old: u64) -> Result<String, PushError> {
+        if self.http.is_none() {
+            self.http = Some(HttpWitness::new(&self.cfg.url, PUSH_TIMEOUT).map_err(PushError::Other)?);
+        }
+        let Some(c) = self.http.as_ref() else {
+            return Err(PushError::Other("no client".into()));
+        };
+        match c.add_checkpoint(body).await.map_err(PushError::Other)? {
+            HttpAnswer::Cosigned(lines) => Ok(lines),
+            HttpAnswer::Conflict(held) if held != old => Err(PushError::Conflict(held)),
+            HttpAnswer::Conflict(held) => Err(PushError::Other(format!(
+                "409 Conflict at the size the witness states ({held}): same size, another root"
+            ))),
+            HttpAnswer::Refused(status, body) => Err(PushError::Other(format!("HTTP {status}: {body}"))),
         }
     }
 
@@ -201,6 +249,7 @@ pub async fn run(store: Arc<Store>, shared: Arc<Shared>, witnessed: Arc<Witnesse
         .map(|cfg| Peer {
             cfg,
             client: None,
+            http: None,
             held: 0,
         })
         .collect();
@@ -315,8 +364,32 @@ async fn join_all<F: std::future::Future>(futs: impl IntoIterator<Item = F>) -> 
 
 #[cfg(test)]
 mod tests {
-    use super::join_all;
+    use super::{Transport, WitnessConfig, join_all};
     use std::time::{Duration, Instant};
+
+    #[test]
+    fn the_url_chooses_the_protocol_per_witness() {
+        let key = ledger_core::cosignature::CosignatureSigner::new(
+            "w.test/a",
+            ed25519_dalek::SigningKey::from_bytes(&[3; 32]),
+        )
+        .expect("signer")
+        .verifier()
+        .to_string_key();
+        let grpc: WitnessConfig = format!("http://10.0.0.7:50061={key}").parse().expect("grpc");
+        assert_eq!(
+            (grpc.transport, grpc.url.as_str()),
+            (Transport::Grpc, "http://10.0.0.7:50061")
+        );
+        let http: WitnessConfig = format!("tlog+http://w.example:8080/sub={key}").parse().expect("http");
+        assert_eq!(
+            (http.transport, http.url.as_str()),
+            (Transport::Http, "http://w.example:8080/sub")
+        );
+        for bad in ["tlog+https://w.example", "tlog+w.example:80", "tlog+/x"] {
+            assert!(format!("{bad}={key}").parse::<WitnessConfig>().is_err(), "{bad}");
+        }
+    }
 
     #[tokio::test(flavor = "current_thread")]
     async fn join_all_runs_futures_concurrently_and_keeps_input_order() {

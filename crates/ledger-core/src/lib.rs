@@ -5,7 +5,7 @@
 //! the module names they had when they lived in this crate (`ledger_core::hash::Hash`,
 //! `ledger_core::dsse::Envelope`, … keep working):
 //!
-//! - `ledger-tlog` (RFC 9162 tree): [`hash`] (SHA-256 [`Hash`], leaf and node hashes), [`merkle`]
+//! - `ledger-tlog` (RFC 9162 tree): [`hash`] (SHA-256 [`struct@Hash`], leaf and node hashes), [`merkle`]
 //!   (Merkle Tree Hash, inclusion and consistency proofs over any [`merkle::NodeSource`]) and
 //!   [`compact`] (incremental O(log n) tree for appending and streaming replay).
 //! - `ledger-note` (C2SP): [`note`] (signed notes, Ed25519), [`checkpoint`] (tlog-checkpoint

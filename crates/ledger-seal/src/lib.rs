@@ -17,7 +17,7 @@
 //! What this crate does not do: it does not decide who may open a seal or when (the complaint
 //! rules in `ledger-core`), keeps no keys and does no I/O. It is its own crate so that a reader of
 //! the log format (`ledger-tlog`, `ledger-note`, `ledger-dsse`) never compiles HPKE. The
-//! commitment is a [`ledger_tlog::Hash`] (a SHA-256 value). Its vectors
+//! commitment is a [`struct@ledger_tlog::Hash`] (a SHA-256 value). Its vectors
 //! (`tests/seal_vectors.rs`) are RFC 9180 Appendix A.2.1 (the suite above, base mode, first
 //! encryption) plus the unseal and opening rules under tampering.
 

@@ -1,6 +1,6 @@
 //! RFC 9162 (Certificate Transparency 2.0) §2.1 transparency-log tree, and nothing else.
 //!
-//! - [`hash`]: the SHA-256 [`Hash`] value and the RFC 9162 §2.1 leaf (`0x00 ‖ leaf`) and interior
+//! - [`hash`]: the SHA-256 [`struct@Hash`] value and the RFC 9162 §2.1 leaf (`0x00 ‖ leaf`) and interior
 //!   node (`0x01 ‖ left ‖ right`) hash functions; the empty tree's root.
 //! - [`merkle`]: the Merkle Tree Hash (§2.1.1), inclusion proofs (§2.1.3) and consistency proofs
 //!   (§2.1.4): generation over any [`merkle::NodeSource`] (a slice of leaf hashes, or a store's
@@ -15,7 +15,7 @@
 //! 8-leaf reference tree published by github.com/transparency-dev/merkle (leaves, node hashes,
 //! roots, proofs and corruptions).
 //!
-//! Features: `serde` gives [`Hash`] a serde form (lowercase hex in human-readable formats, 32 raw
+//! Features: `serde` gives [`struct@Hash`] a serde form (lowercase hex in human-readable formats, 32 raw
 //! bytes otherwise).
 
 pub mod compact;

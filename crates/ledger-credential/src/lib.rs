@@ -7,9 +7,15 @@
 //! into a [`Credential`]: an RSA-PSS signature anyone can check with the election's public key
 //! ([`verify`]), which the registrar cannot link to the blinded message it signed.
 //!
-//! This module wraps the `blind-rsa-signatures` crate; it adds the message format, the key encoding
+//! This crate wraps the `blind-rsa-signatures` crate; it adds the message format, the key encoding
 //! used in `election.open` (standard base64 of the SubjectPublicKeyInfo DER, `rsaEncryption`
-//! algorithm identifier) and typed errors. Randomness enters as an argument.
+//! algorithm identifier) and typed errors ([`CredentialError`]). Randomness enters as an argument.
+//!
+//! What this crate does not do: it does not decide who may hold a credential or whether a ballot
+//! counts (the election rules in `ledger-core`), and it does no I/O. It is its own crate so that
+//! a reader of the log format (`ledger-tlog`, `ledger-note`, `ledger-dsse`) never compiles RSA.
+//! Its vectors (`tests/credential_vectors.rs`) are RFC 9474 Appendix A's
+//! RSABSSA-SHA384-PSS-Randomized test vector (`tests/data/rfc9474_sha384_pss_randomized.json`).
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as B64;
@@ -307,7 +313,7 @@ mod tests {
     use super::*;
 
     /// TEST ONLY: a published 2048-bit credential key, so that tests need not generate RSA keys.
-    const TEST_KEY_PEM: &str = include_str!("../tests/data/TEST_ONLY_credential_key.pem");
+    const TEST_KEY_PEM: &str = include_str!("../../ledger-core/tests/data/TEST_ONLY_credential_key.pem");
 
     #[test]
     fn message_bytes() {

@@ -11,11 +11,11 @@
 //! Storage, locking (check-and-persist must be atomic) and the network belong to the caller.
 
 use crate::checkpoint::{Checkpoint, SignedCheckpoint};
-use crate::hash::{Hash, empty_root};
-use crate::merkle::verify_consistency;
 use crate::note::{MAX_NOTE_BYTES, Note, NoteError, NoteSignature, NoteVerifier};
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as B64;
+use ledger_tlog::hash::{Hash, empty_root};
+use ledger_tlog::merkle::verify_consistency;
 
 /// Most consistency proof lines a request may carry (the spec's limit).
 pub const MAX_PROOF_LINES: usize = 63;
@@ -261,9 +261,9 @@ pub fn check_submission(
 mod tests {
     use super::*;
     use crate::cosignature::CosignatureSigner;
-    use crate::hash::Hash;
     use crate::note::NoteSigner;
     use ed25519_dalek::SigningKey;
+    use ledger_tlog::hash::Hash;
 
     #[test]
     fn kept_note_holds_only_the_log_signature_and_the_own_cosignature() {

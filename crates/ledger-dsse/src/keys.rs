@@ -3,10 +3,10 @@
 //! A key id is the lowercase hex of SHA-256 over the 32-byte raw Ed25519 public key
 //! (`docs/format.md` §Key ids). It names a key without trusting anyone's label for it.
 
-use crate::hash::Hash;
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as B64;
 use ed25519_dalek::{SigningKey, VerifyingKey};
+use sha2::{Digest as _, Sha256};
 
 pub use ed25519_dalek::{
     Signature as Ed25519Signature, SigningKey as Ed25519SigningKey, VerifyingKey as Ed25519VerifyingKey,
@@ -39,7 +39,7 @@ pub enum KeyError {
 
 /// The key id of an Ed25519 public key: lowercase hex of SHA-256(public key bytes), 64 characters.
 pub fn key_id(key: &VerifyingKey) -> String {
-    Hash::digest(key.as_bytes()).to_hex()
+    hex::encode(Sha256::digest(key.as_bytes()))
 }
 
 /// Encodes a public key as standard base64 of its 32 raw bytes.

@@ -7,10 +7,10 @@
 //! public key)>`. Signatures by keys the verifier does not know are ignored, as the spec requires;
 //! a signature that claims a known key but does not verify is an error.
 
-use crate::hash::Hash;
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as B64;
 use ed25519_dalek::{Signer as _, SigningKey, VerifyingKey};
+use ledger_tlog::hash::Hash;
 
 /// Signature type byte of plain Ed25519 note signatures.
 pub const ALG_ED25519: u8 = 0x01;

@@ -2,8 +2,8 @@
 //! bodies it accepts are exactly the canonical ones, so that what it yields re-serializes byte for
 //! byte to the body it was given (parse → serialize → parse is the identity).
 
-use ledger_core::hash::Hash;
-use ledger_core::witness::{AddCheckpoint, MAX_ADD_CHECKPOINT_BYTES, MAX_PROOF_LINES};
+use ledger_note::witness::{AddCheckpoint, MAX_ADD_CHECKPOINT_BYTES, MAX_PROOF_LINES};
+use ledger_tlog::hash::Hash;
 use proptest::prelude::*;
 
 /// A checkpoint-like note text: the parser treats everything after the blank line as the note.

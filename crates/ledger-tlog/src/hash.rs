@@ -71,6 +71,7 @@ impl fmt::Display for Hash {
     }
 }
 
+#[cfg(feature = "serde")]
 impl serde::Serialize for Hash {
     fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         if s.is_human_readable() {
@@ -81,6 +82,7 @@ impl serde::Serialize for Hash {
     }
 }
 
+#[cfg(feature = "serde")]
 impl<'de> serde::Deserialize<'de> for Hash {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         if d.is_human_readable() {

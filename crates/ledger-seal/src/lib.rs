@@ -11,9 +11,16 @@
 //! - HPKE `info = "ledger-complaint-seal-v1" ‖ 0x00 ‖ complaint_id UTF-8`;
 //! - HPKE `aad = commitment` (32 bytes), `plaintext = salt ‖ identity UTF-8`.
 //!
-//! This module wraps the `hpke` crate. Randomness enters as an argument.
+//! This crate wraps the `hpke` crate and adds the byte layout above and typed errors
+//! ([`SealError`]). Randomness enters as an argument.
+//!
+//! What this crate does not do: it does not decide who may open a seal or when (the complaint
+//! rules in `ledger-core`), keeps no keys and does no I/O. It is its own crate so that a reader of
+//! the log format (`ledger-tlog`, `ledger-note`, `ledger-dsse`) never compiles HPKE. The
+//! commitment is a [`struct@ledger_tlog::Hash`] (a SHA-256 value). Its vectors
+//! (`tests/seal_vectors.rs`) are RFC 9180 Appendix A.2.1 (the suite above, base mode, first
+//! encryption) plus the unseal and opening rules under tampering.
 
-use crate::hash::Hash;
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as B64;
 use hpke::aead::ChaCha20Poly1305;
@@ -21,6 +28,7 @@ use hpke::kdf::HkdfSha256;
 use hpke::kem::X25519HkdfSha256;
 use hpke::rand_core::CryptoRng;
 use hpke::{Deserializable, Kem as _, OpModeR, OpModeS, Serializable};
+use ledger_tlog::hash::Hash;
 use serde::{Deserialize, Serialize};
 
 /// The HPKE suite, as documented.

@@ -27,7 +27,8 @@ pub fn cosignature_message(timestamp: u64, body: &str) -> Vec<u8> {
 }
 
 /// A verified cosignature: who cosigned, and when (POSIX seconds, the witness's clock).
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize))]
 pub struct Cosignature {
     /// Witness key name.
     pub name: String,

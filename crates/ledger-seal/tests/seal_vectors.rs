@@ -3,7 +3,7 @@
 //! Vector source: RFC 9180 Appendix A.2.1, DHKEM(X25519, HKDF-SHA256), HKDF-SHA256,
 //! ChaCha20Poly1305, base mode, first encryption (sequence number 0).
 
-use ledger_core::seal::{self, EscrowPublicKey, EscrowSecretKey, Opening, SealError};
+use ledger_seal::{self as seal, EscrowPublicKey, EscrowSecretKey, Opening, SealError};
 use std::convert::Infallible;
 
 fn h(s: &str) -> Vec<u8> {
@@ -55,7 +55,7 @@ impl hpke::rand_core::TryRng for TestRng {
     fn try_fill_bytes(&mut self, dst: &mut [u8]) -> Result<(), Infallible> {
         for chunk in dst.chunks_mut(32) {
             self.0 += 1;
-            let d = ledger_core::hash::Hash::digest(&self.0.to_le_bytes());
+            let d = ledger_tlog::hash::Hash::digest(&self.0.to_le_bytes());
             chunk.copy_from_slice(&d.0[..chunk.len()]);
         }
         Ok(())
@@ -94,7 +94,7 @@ fn unseal_with_the_escrow_key_gives_an_opening_anyone_can_check() {
     // …the commitment is SHA-256(salt ‖ identity) exactly…
     let mut pre = h(&opening.salt);
     pre.extend_from_slice(b"citizen-778");
-    assert_eq!(ledger_core::hash::Hash::digest(&pre).to_hex(), sealed.commitment);
+    assert_eq!(ledger_tlog::hash::Hash::digest(&pre).to_hex(), sealed.commitment);
     // …and a different claimed identity (or salt) does not.
     let lie = Opening {
         identity: "citizen-779".into(),

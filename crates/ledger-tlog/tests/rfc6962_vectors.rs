@@ -5,9 +5,9 @@
 //! hashes and roots; `proof/verify_test.go` for inclusion and consistency proofs and the probe
 //! list of corruptions). Inclusion vectors there use 1-based leaf numbers; here they are 0-based.
 
-use ledger_core::compact::CompactTree;
-use ledger_core::hash::{Hash, empty_root, leaf_hash};
-use ledger_core::merkle::{self, ProofError};
+use ledger_tlog::compact::CompactTree;
+use ledger_tlog::hash::{Hash, empty_root, leaf_hash};
+use ledger_tlog::merkle::{self, ProofError};
 
 fn h(s: &str) -> Hash {
     Hash::from_hex(s).expect("vector hex")

@@ -5,7 +5,7 @@
 
 use blind_rsa_signatures::reexports::crypto_bigint::BoxedUint;
 use blind_rsa_signatures::{MessageRandomizer, PSS, Randomized, SecretKey, Sha384, Signature};
-use ledger_core::credential::{self, IssuerPublicKey};
+use ledger_credential::{self as credential, IssuerPublicKey};
 use std::convert::Infallible;
 
 const VECTOR: &str = include_str!("data/rfc9474_sha384_pss_randomized.json");

@@ -7,10 +7,10 @@
 //! [extension lines]\n
 //! ```
 
-use crate::hash::Hash;
 use crate::note::{Note, NoteError, NoteSigner, NoteVerifier};
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as B64;
+use ledger_tlog::hash::Hash;
 
 /// Errors parsing a checkpoint body.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

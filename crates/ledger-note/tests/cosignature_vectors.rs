@@ -9,13 +9,13 @@
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as B64;
 use ed25519_dalek::{SigningKey, Verifier as _};
-use ledger_core::checkpoint::{Checkpoint, open_checkpoint};
-use ledger_core::compact::CompactTree;
-use ledger_core::cosignature::{ALG_COSIGNATURE_V1, CosignatureSigner, CosignatureVerifier, cosignature_message};
-use ledger_core::hash::{Hash, empty_root};
-use ledger_core::merkle::consistency_proof;
-use ledger_core::note::{Note, NoteError, NoteSigner, NoteVerifier, key_hash};
-use ledger_core::witness::{AddCheckpoint, MAX_ADD_CHECKPOINT_BYTES, WitnessError, check_submission, open_submission};
+use ledger_note::checkpoint::{Checkpoint, open_checkpoint};
+use ledger_note::cosignature::{ALG_COSIGNATURE_V1, CosignatureSigner, CosignatureVerifier, cosignature_message};
+use ledger_note::note::{Note, NoteError, NoteSigner, NoteVerifier, key_hash};
+use ledger_note::witness::{AddCheckpoint, MAX_ADD_CHECKPOINT_BYTES, WitnessError, check_submission, open_submission};
+use ledger_tlog::compact::CompactTree;
+use ledger_tlog::hash::{Hash, empty_root};
+use ledger_tlog::merkle::consistency_proof;
 
 const FORMAT_MD: &str = include_str!("../../../docs/format.md");
 const TS: u64 = 1_679_315_147;
@@ -131,7 +131,7 @@ fn tampered_or_misattributed_cosignatures_fail() {
     let check = |sig: Vec<u8>| {
         let mut n = note.clone();
         n.signatures
-            .push(ledger_core::note::NoteSignature { sig, ..good.clone() });
+            .push(ledger_note::note::NoteSignature { sig, ..good.clone() });
         n.verify_cosignatures(std::slice::from_ref(w.verifier()))
     };
     assert!(check(good.sig.clone()).is_ok());

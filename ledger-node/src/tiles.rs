@@ -70,7 +70,8 @@ enum Resource {
 enum PathError {
     /// Not a tlog-tiles path, or one that is not in the spec's encoding: 400.
     Malformed(&'static str),
-    /// A well-formed path to a tile no log of `u64` entries can have: 404.
+    /// Not a tlog-tiles resource, or a well-formed path to a tile no log of `u64` entries can
+    /// have: 404.
     Impossible,
 }
 
@@ -114,7 +115,7 @@ fn parse_path(path: &str) -> Result<Resource, PathError> {
     if path == "/checkpoint" {
         return Ok(Resource::Checkpoint);
     }
-    let rest = path.strip_prefix("/tile/").ok_or(PathError::Malformed("not a tlog-tiles path"))?;
+    let rest = path.strip_prefix("/tile/").ok_or(PathError::Impossible)?;
     let segs: Vec<&str> = rest.split('/').collect();
     // An index of u64 needs 7 elements; with `<L>` (or `entries`) and `.p/<W>`, at most 9.
     if segs.len() < 2 || segs.len() > 9 {
@@ -211,7 +212,7 @@ impl State {
         let res = match parse_path(req.uri().path()) {
             Ok(r) => r,
             Err(PathError::Malformed(why)) => return error(StatusCode::BAD_REQUEST, format!("malformed path: {why}")),
-            Err(PathError::Impossible) => return error(StatusCode::NOT_FOUND, "no such tile"),
+            Err(PathError::Impossible) => return error(StatusCode::NOT_FOUND, "no such resource"),
         };
         let Ok(_permit) = self.builds.acquire().await else {
             return error(StatusCode::SERVICE_UNAVAILABLE, "shutting down");
@@ -278,6 +279,33 @@ impl State {
     }
 }
 
+/// Connections over [`MAX_CONNECTIONS`] being answered 503 at once.
+const MAX_REFUSALS: usize = 64;
+
+/// Answers 503 on a connection over the limit, within a second in all: the answer, then the
+/// request read and dropped (at most 16 KiB) so that closing sends FIN, not a reset that would
+/// destroy the answer before the client reads it.
+async fn refuse(mut sock: tokio::net::TcpStream, _permit: tokio::sync::OwnedSemaphorePermit) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let _ = tokio::time::timeout(Duration::from_secs(1), async {
+        sock.write_all(
+            b"HTTP/1.1 503 Service Unavailable\r\nRetry-After: 1\r\nCache-Control: no-store\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
+        )
+        .await?;
+        sock.shutdown().await?;
+        let mut buf = [0u8; 4096];
+        let mut read = 0;
+        while read < MAX_HEAD_BYTES {
+            match sock.read(&mut buf).await? {
+                0 => break,
+                n => read += n,
+            }
+        }
+        Ok::<(), std::io::Error>(())
+    })
+    .await;
+}
+
 /// Serves `listener` until the process ends.
 pub async fn serve(listener: TcpListener, source: Arc<dyn TileSource>) {
     let state = Arc::new(State {
@@ -285,6 +313,7 @@ pub async fn serve(listener: TcpListener, source: Arc<dyn TileSource>) {
         builds: Semaphore::new(MAX_BUILDS),
     });
     let conns = Arc::new(Semaphore::new(MAX_CONNECTIONS));
+    let refusals = Arc::new(Semaphore::new(MAX_REFUSALS));
     let mut http = hyper::server::conn::http1::Builder::new();
     http.timer(hyper_util::rt::TokioTimer::new())
         .header_read_timeout(HEADER_TIMEOUT)
@@ -301,10 +330,11 @@ pub async fn serve(listener: TcpListener, source: Arc<dyn TileSource>) {
             }
         };
         let Ok(permit) = conns.clone().try_acquire_owned() else {
-            // Over the limit: a short answer into the empty send buffer, never waited on.
-            let _ = sock.try_write(
-                b"HTTP/1.1 503 Service Unavailable\r\nRetry-After: 1\r\nCache-Control: no-store\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
-            );
+            // Over the limit: answered 503 and closed (by a few short-lived tasks at most; past
+            // those, closed without an answer).
+            if let Ok(p) = refusals.clone().try_acquire_owned() {
+                tokio::spawn(refuse(sock, p));
+            }
             continue;
         };
         let _ = sock.set_nodelay(true);
@@ -365,9 +395,10 @@ mod tests {
             parse_path("/tile/0/x001/x002/x003/x004/x005/x006/x007/008"),
             Err(PathError::Impossible)
         );
+        for other in ["/", "/tile", "/robots.txt", "/checkpoint/", "/tile.p/3"] {
+            assert_eq!(parse_path(other), Err(PathError::Impossible), "{other}");
+        }
         for bad in [
-            "/",
-            "/tile",
             "/tile/",
             "/tile/0",
             "/tile/0/",
@@ -388,7 +419,6 @@ mod tests {
             "/tile/entries/000.p/5/6",
             "/tile/data/000",
             "/tile/0/+01",
-            "/checkpoint/",
             "/tile/0/x001/x002/x003/x004/x005/x006/x007/x008/009",
         ] {
             assert!(

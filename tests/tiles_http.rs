@@ -23,8 +23,9 @@ use support::*;
 
 const B64: base64::engine::GeneralPurpose = base64::engine::general_purpose::STANDARD;
 
-/// Starts the node with its tile server on a free port; returns it and the tile address.
-fn start_with_tiles(data: &Path) -> (Node, String) {
+/// Starts the node with its tile server on a free port, signing a checkpoint every
+/// `interval_ms` (and when an append asks for one); returns it and the tile address.
+fn start_with_tiles(data: &Path, interval_ms: u64) -> (Node, String) {
     let mut child = Command::new(bin("ledger-node"))
         .args([
             "serve",
@@ -35,7 +36,7 @@ fn start_with_tiles(data: &Path) -> (Node, String) {
             "--tiles-listen",
             "127.0.0.1:0",
             "--checkpoint-interval-ms",
-            "200",
+            &interval_ms.to_string(),
         ])
         .arg("--data")
         .arg(data)
@@ -335,7 +336,7 @@ async fn a_spec_client_mirrors_and_verifies_the_log_from_tiles() {
     let pk_text = std::fs::read_to_string(data.join("keys/node.key.pub")).expect("node public key");
     let pk_bytes: [u8; 32] = B64.decode(pk_text.trim()).expect("base64").try_into().expect("32 bytes");
     let log_key = VerifyingKey::from_bytes(&pk_bytes).expect("Ed25519 key");
-    let (mut node, tiles) = start_with_tiles(&data);
+    let (mut node, tiles) = start_with_tiles(&data, 200);
     let mut c = node.client().await;
     let reg = new_key();
     append(&mut c, &enroll(&reg, "registrar", &["registrar"], &[&admin]), "enroll")
@@ -446,7 +447,7 @@ async fn held_connections_are_capped_and_the_node_keeps_serving() {
     let dir = tempfile::tempdir().expect("tmp");
     let data = dir.path().join("d");
     init(&data, "ledger.test/tiles-limits", &[], 1);
-    let (mut node, tiles) = start_with_tiles(&data);
+    let (mut node, tiles) = start_with_tiles(&data, 200);
     let mut c = node.client().await;
     let t = tiles.clone();
     // An attacker opens connections and sends half a request head on each, never finishing.
@@ -491,5 +492,54 @@ async fn held_connections_are_capped_and_the_node_keeps_serving() {
     .await
     .expect("reader");
     assert_eq!(status, 200);
+    node.stop();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn only_what_the_latest_checkpoint_covers_is_served() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let data = dir.path().join("d");
+    init(&data, "ledger.test/tiles-cover", &[], 1);
+    let admin = key(&data.join("keys/admin.key"));
+    // No periodic checkpoint during the test: only appends that ask for one get one.
+    let (mut node, tiles) = start_with_tiles(&data, 600_000);
+    let mut c = node.client().await;
+    let reg = new_key();
+    append(&mut c, &enroll(&reg, "registrar", &["registrar"], &[&admin]), "enroll")
+        .await
+        .expect("enroll");
+    let envs: Vec<_> = (0..300).map(|i| record("note", note_payload(i), &[&reg])).collect();
+    batch(&mut c, &envs, false).await;
+    // The store holds 302 entries; the latest signed checkpoint still covers 1.
+    let stored = c
+        .get_entry(pb::GetEntryRequest { index: 301 })
+        .await
+        .expect("entry 301 is stored");
+    assert!(!stored.into_inner().leaf.is_empty());
+    let t = tiles.clone();
+    tokio::task::spawn_blocking(move || {
+        let cp = String::from_utf8(get(&t, "/checkpoint").body).expect("UTF-8");
+        assert_eq!(cp.lines().nth(1), Some("1"), "{cp}");
+        assert_eq!(get(&t, "/tile/0/000.p/1").status, 200);
+        assert_eq!(get(&t, "/tile/entries/000.p/1").status, 200);
+        for p in ["/tile/0/000.p/2", "/tile/0/000", "/tile/entries/000", "/tile/0/001.p/46", "/tile/1/000.p/1"] {
+            assert_eq!(get(&t, p).status, 404, "{p}: stored, but past the signed checkpoint");
+        }
+    })
+    .await
+    .expect("client");
+    // One append that asks for a checkpoint: now the same tiles are served.
+    batch(&mut c, &[record("note", note_payload(999), &[&reg])], true).await;
+    let t = tiles.clone();
+    tokio::task::spawn_blocking(move || {
+        let cp = String::from_utf8(get(&t, "/checkpoint").body).expect("UTF-8");
+        assert_eq!(cp.lines().nth(1), Some("303"), "{cp}");
+        for p in ["/tile/0/000", "/tile/entries/000", "/tile/0/001.p/47", "/tile/1/000.p/1"] {
+            assert_eq!(get(&t, p).status, 200, "{p}");
+        }
+        assert_eq!(get(&t, "/tile/0/001.p/48").status, 404);
+    })
+    .await
+    .expect("client");
     node.stop();
 }

@@ -45,21 +45,24 @@ fn start_with_tiles(data: &Path, interval_ms: u64) -> (Node, String) {
         .stderr(Stdio::null())
         .spawn()
         .expect("spawn ledger-node");
-    let mut lines = BufReader::new(child.stdout.take().expect("stdout")).lines();
+    let stdout = child.stdout.take();
+    // The node is owned (and killed on drop) from here on.
+    let mut node = Node {
+        child: Some(child),
+        addr: String::new(),
+        data: data.to_path_buf(),
+    };
+    let mut lines = BufReader::new(stdout.expect("stdout")).lines();
     let mut tiles = None;
-    for line in lines.by_ref() {
-        let line = line.expect("stdout line");
+    while let Some(Ok(line)) = lines.next() {
         if let Some(a) = line.strip_prefix("tiles on ") {
             tiles = Some(a.to_string());
         }
         if let Some(a) = line.strip_prefix("listening on ") {
+            node.addr = format!("http://{a}");
             std::thread::spawn(move || for _ in lines {});
-            let node = Node {
-                child: Some(child),
-                addr: format!("http://{a}"),
-                data: data.to_path_buf(),
-            };
-            return (node, tiles.expect("the tile address is printed before `listening on`"));
+            let tiles = tiles.expect("the tile address is printed before `listening on`");
+            return (node, tiles);
         }
     }
     panic!("the node did not start");
@@ -82,7 +85,11 @@ impl Answer {
 fn http(addr: &str, method: &str, path: &str) -> Answer {
     let mut s = TcpStream::connect(addr).expect("connect to the tile server");
     s.set_read_timeout(Some(Duration::from_secs(20))).expect("timeout");
-    write!(s, "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n").expect("send");
+    write!(
+        s,
+        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
+    )
+    .expect("send");
     let mut raw = Vec::new();
     s.read_to_end(&mut raw).expect("read the answer");
     let split = raw.windows(4).position(|w| w == b"\r\n\r\n").expect("a head");
@@ -226,7 +233,9 @@ fn open_checkpoint(note: &str, origin: &str, key: &VerifyingKey) -> Checkpoint {
     let key_hash = &sha(&[&kh_in])[..4];
     let mut verified = false;
     for line in sigs.lines() {
-        let rest = line.strip_prefix("\u{2014} ").expect("a signature line starts with an em dash");
+        let rest = line
+            .strip_prefix("\u{2014} ")
+            .expect("a signature line starts with an em dash");
         let (name, b64) = rest.split_once(' ').expect("name and signature");
         let raw = B64.decode(b64).expect("base64 signature");
         if name == origin && raw.len() == 68 && &raw[..4] == key_hash {
@@ -307,12 +316,19 @@ fn mirror(addr: &str, origin: &str, key: &VerifyingKey) -> (Checkpoint, Vec<Vec<
     assert_eq!(mth(&leaf_hashes), cp.root, "the root recomputed from the tiles");
     for (i, lh) in leaf_hashes.iter().enumerate() {
         let p = path(i, &leaf_hashes);
-        assert!(verify_inclusion(i as u64, size, lh, &p, &cp.root), "inclusion of entry {i}");
+        assert!(
+            verify_inclusion(i as u64, size, lh, &p, &cp.root),
+            "inclusion of entry {i}"
+        );
     }
     (cp, entries)
 }
 
-async fn batch(c: &mut pb::ledger_client::LedgerClient<tonic::transport::Channel>, envs: &[ledger_core::dsse::Envelope], wait: bool) {
+async fn batch(
+    c: &mut pb::ledger_client::LedgerClient<tonic::transport::Channel>,
+    envs: &[ledger_core::dsse::Envelope],
+    wait: bool,
+) {
     let r = c
         .append_batch(pb::AppendBatchRequest {
             items: envs.iter().map(|e| req(e, "", false)).collect(),
@@ -334,7 +350,11 @@ async fn a_spec_client_mirrors_and_verifies_the_log_from_tiles() {
     init(&data, origin, &[], 1);
     let admin = key(&data.join("keys/admin.key"));
     let pk_text = std::fs::read_to_string(data.join("keys/node.key.pub")).expect("node public key");
-    let pk_bytes: [u8; 32] = B64.decode(pk_text.trim()).expect("base64").try_into().expect("32 bytes");
+    let pk_bytes: [u8; 32] = B64
+        .decode(pk_text.trim())
+        .expect("base64")
+        .try_into()
+        .expect("32 bytes");
     let log_key = VerifyingKey::from_bytes(&pk_bytes).expect("Ed25519 key");
     let (mut node, tiles) = start_with_tiles(&data, 200);
     let mut c = node.client().await;
@@ -455,7 +475,8 @@ async fn held_connections_are_capped_and_the_node_keeps_serving() {
         let mut held = Vec::new();
         for _ in 0..256 {
             let mut s = TcpStream::connect(&t).expect("connect");
-            s.write_all(b"GET /checkpoint HTTP/1.1\r\nHost: x\r\n").expect("half a head");
+            s.write_all(b"GET /checkpoint HTTP/1.1\r\nHost: x\r\n")
+                .expect("half a head");
             held.push(s);
         }
         // Every connection is accepted before the next check.
@@ -522,7 +543,13 @@ async fn only_what_the_latest_checkpoint_covers_is_served() {
         assert_eq!(cp.lines().nth(1), Some("1"), "{cp}");
         assert_eq!(get(&t, "/tile/0/000.p/1").status, 200);
         assert_eq!(get(&t, "/tile/entries/000.p/1").status, 200);
-        for p in ["/tile/0/000.p/2", "/tile/0/000", "/tile/entries/000", "/tile/0/001.p/46", "/tile/1/000.p/1"] {
+        for p in [
+            "/tile/0/000.p/2",
+            "/tile/0/000",
+            "/tile/entries/000",
+            "/tile/0/001.p/46",
+            "/tile/1/000.p/1",
+        ] {
             assert_eq!(get(&t, p).status, 404, "{p}: stored, but past the signed checkpoint");
         }
     })
@@ -534,7 +561,12 @@ async fn only_what_the_latest_checkpoint_covers_is_served() {
     tokio::task::spawn_blocking(move || {
         let cp = String::from_utf8(get(&t, "/checkpoint").body).expect("UTF-8");
         assert_eq!(cp.lines().nth(1), Some("303"), "{cp}");
-        for p in ["/tile/0/000", "/tile/entries/000", "/tile/0/001.p/47", "/tile/1/000.p/1"] {
+        for p in [
+            "/tile/0/000",
+            "/tile/entries/000",
+            "/tile/0/001.p/47",
+            "/tile/1/000.p/1",
+        ] {
             assert_eq!(get(&t, p).status, 200, "{p}");
         }
         assert_eq!(get(&t, "/tile/0/001.p/48").status, 404);

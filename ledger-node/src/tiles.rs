@@ -87,14 +87,17 @@ fn decimal(s: &str) -> Option<u64> {
 /// shortest form (no leading `x000`).
 fn tile_index(segs: &[&str]) -> Result<u64, PathError> {
     let (last, head) = segs.split_last().ok_or(PathError::Malformed("no tile index"))?;
-    let three = |s: &str| (s.len() == 3 && s.bytes().all(|b| b.is_ascii_digit())).then(|| s.parse::<u64>().ok()).flatten();
+    let three = |s: &str| {
+        (s.len() == 3 && s.bytes().all(|b| b.is_ascii_digit()))
+            .then(|| s.parse::<u64>().ok())
+            .flatten()
+    };
     let mut n = 0u64;
     let mut overflow = false;
     for (i, s) in head.iter().enumerate() {
-        let d = s
-            .strip_prefix('x')
-            .and_then(three)
-            .ok_or(PathError::Malformed("index elements before the last are x and 3 digits"))?;
+        let d = s.strip_prefix('x').and_then(three).ok_or(PathError::Malformed(
+            "index elements before the last are x and 3 digits",
+        ))?;
         if i == 0 && d == 0 {
             return Err(PathError::Malformed("index with a leading x000"));
         }
@@ -128,7 +131,9 @@ fn parse_path(path: &str) -> Result<Resource, PathError> {
     {
         let w = decimal(idx[idx.len() - 1])
             .filter(|w| (1..u64::from(TILE_WIDTH)).contains(w))
-            .ok_or(PathError::Malformed("a partial width is 1 to 255 without leading zeros"))?;
+            .ok_or(PathError::Malformed(
+                "a partial width is 1 to 255 without leading zeros",
+            ))?;
         width = w as u16;
         let at = idx.len() - 2;
         idx[at] = p;
@@ -193,12 +198,7 @@ fn answer(status: StatusCode, cache: &'static str, content_type: &'static str, b
 }
 
 fn error(status: StatusCode, message: impl std::fmt::Display) -> Answer {
-    answer(
-        status,
-        CACHE_ERROR,
-        "text/plain; charset=utf-8",
-        format!("{message}\n"),
-    )
+    answer(status, CACHE_ERROR, "text/plain; charset=utf-8", format!("{message}\n"))
 }
 
 impl State {
@@ -244,10 +244,7 @@ impl State {
     }
 
     fn try_build(&self, res: Resource) -> Result<Answer, TileError> {
-        let (size, note) = self
-            .source
-            .signed_checkpoint()?
-            .ok_or(TileError::Beyond { size: 0 })?;
+        let (size, note) = self.source.signed_checkpoint()?.ok_or(TileError::Beyond { size: 0 })?;
         let (level, index, width, bundle) = match res {
             Resource::Checkpoint => {
                 return Ok(answer(
@@ -270,11 +267,7 @@ impl State {
         } else {
             self.source.hash_tile(level, index, width)?
         };
-        let cache = if width == TILE_WIDTH {
-            CACHE_FULL
-        } else {
-            CACHE_PARTIAL
-        };
+        let cache = if width == TILE_WIDTH { CACHE_FULL } else { CACHE_PARTIAL };
         Ok(answer(StatusCode::OK, cache, "application/octet-stream", body))
     }
 }
@@ -377,7 +370,10 @@ mod tests {
         );
         assert_eq!(
             parse_path("/tile/entries/x001/002.p/255"),
-            Ok(Resource::Bundle { index: 1002, width: 255 })
+            Ok(Resource::Bundle {
+                index: 1002,
+                width: 255
+            })
         );
         assert_eq!(
             parse_path("/tile/63/x018/x446/x744/x073/x709/x551/615"),

@@ -157,7 +157,9 @@ impl TileSource for Store {
             }
         } else if tree_level <= UNSTORED_LEVELS {
             for i in first..first + n {
-                let h = self.node(tree_level, i).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+                let h = self
+                    .node(tree_level, i)
+                    .map_err(|e| StoreError::Corrupt(e.to_string()))?;
                 out.extend_from_slice(&h.0);
             }
         } else {
@@ -190,7 +192,9 @@ impl TileSource for Store {
             if k.get(1..) != Some(&be(want)[..]) {
                 return Err(StoreError::Corrupt(format!("entry {want}")).into());
             }
-            let leaf = v.get(32..).ok_or_else(|| StoreError::Corrupt(format!("entry {want}")))?;
+            let leaf = v
+                .get(32..)
+                .ok_or_else(|| StoreError::Corrupt(format!("entry {want}")))?;
             let len = u16::try_from(leaf.len()).map_err(|_| TileError::EntryTooLarge {
                 index: want,
                 len: leaf.len(),
@@ -288,7 +292,10 @@ mod tests {
     #[test]
     fn tiles_past_the_log_or_malformed_are_refused() {
         let (_d, store, _) = store_of(300, |_| 8);
-        assert!(matches!(store.hash_tile(0, 1, 45), Err(TileError::Beyond { size: 300 })));
+        assert!(matches!(
+            store.hash_tile(0, 1, 45),
+            Err(TileError::Beyond { size: 300 })
+        ));
         assert!(matches!(store.hash_tile(0, 1, 256), Err(TileError::Beyond { .. })));
         assert!(matches!(store.hash_tile(1, 0, 2), Err(TileError::Beyond { .. })));
         assert!(matches!(store.entry_bundle(2, 1), Err(TileError::Beyond { .. })));
@@ -312,7 +319,10 @@ mod tests {
         }
         // Its hash is still in the hash tile (the entry itself is read with GetEntry).
         assert_eq!(store.hash_tile(0, 0, 10).expect("tile").len(), 320);
-        let max = store_of(1, |_| MAX_BUNDLE_ENTRY_BYTES).1.entry_bundle(0, 1).expect("max");
+        let max = store_of(1, |_| MAX_BUNDLE_ENTRY_BYTES)
+            .1
+            .entry_bundle(0, 1)
+            .expect("max");
         assert_eq!(&max[..2], &[0xff, 0xff]);
     }
 }

@@ -26,6 +26,11 @@ const B64: base64::engine::GeneralPurpose = base64::engine::general_purpose::STA
 /// Starts the node with its tile server on a free port, signing a checkpoint every
 /// `interval_ms` (and when an append asks for one); returns it and the tile address.
 fn start_with_tiles(data: &Path, interval_ms: u64) -> (Node, String) {
+    start_with_tiles_env(data, interval_ms, &[])
+}
+
+/// [`start_with_tiles`] with extra environment variables.
+fn start_with_tiles_env(data: &Path, interval_ms: u64, env: &[(&str, &str)]) -> (Node, String) {
     let mut child = Command::new(bin("ledger-node"))
         .args([
             "serve",
@@ -41,6 +46,7 @@ fn start_with_tiles(data: &Path, interval_ms: u64) -> (Node, String) {
         .arg("--data")
         .arg(data)
         .env("RUST_LOG", "warn")
+        .envs(env.iter().copied())
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()
@@ -573,5 +579,86 @@ async fn only_what_the_latest_checkpoint_covers_is_served() {
     })
     .await
     .expect("client");
+    node.stop();
+}
+
+/// Reads until the server ends the connection; panics if it is still open after 10 s.
+fn wait_closed(s: &mut TcpStream) -> usize {
+    s.set_read_timeout(Some(Duration::from_secs(10))).expect("timeout");
+    let mut buf = vec![0u8; 1 << 16];
+    let mut got = 0;
+    loop {
+        match s.read(&mut buf) {
+            Ok(0) => return got,
+            Ok(n) => got += n,
+            Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => return got,
+            Err(e) => panic!("the server kept the connection open: {e}"),
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn slow_senders_and_slow_readers_are_cut_off() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let data = dir.path().join("d");
+    init(&data, "ledger.test/tiles-slow", &[], 1);
+    // Short bounds so that the test does not wait the default 10 s and 60 s.
+    let (mut node, tiles) = start_with_tiles_env(
+        &data,
+        200,
+        &[
+            ("LEDGER_TILES_MAX_CONNECTIONS", "4"),
+            ("LEDGER_TILES_HEADER_TIMEOUT_MS", "300"),
+            ("LEDGER_TILES_CONNECTION_LIFETIME_MS", "1500"),
+        ],
+    );
+    let mut c = node.client().await;
+    let t = tiles.clone();
+    tokio::task::spawn_blocking(move || {
+        // Slowloris: every slot taken by half a request head; the next client is refused...
+        let mut held: Vec<TcpStream> = (0..4)
+            .map(|_| {
+                let mut s = TcpStream::connect(&t).expect("connect");
+                s.write_all(b"GET /checkpoint HTTP/1.1\r\nHost: x\r\n").expect("half a head");
+                s
+            })
+            .collect();
+        std::thread::sleep(Duration::from_millis(100));
+        assert_eq!(get(&t, "/checkpoint").status, 503);
+        // ...until the header timeout closes them, without the attacker's help.
+        for s in &mut held {
+            wait_closed(s);
+        }
+        assert_eq!(get(&t, "/checkpoint").status, 200);
+
+        // A reader that asks for far more than the socket buffers hold and never reads: cut
+        // when the connection's lifetime ends.
+        let mut s = TcpStream::connect(&t).expect("connect");
+        let mut w = s.try_clone().expect("clone");
+        let writer = std::thread::spawn(move || {
+            w.set_write_timeout(Some(Duration::from_secs(5))).expect("timeout");
+            let one = b"GET /tile/entries/000.p/1 HTTP/1.1\r\nHost: x\r\n\r\n";
+            for _ in 0..40_000 {
+                if w.write_all(one).is_err() {
+                    break;
+                }
+            }
+        });
+        std::thread::sleep(Duration::from_millis(1000));
+        // Meanwhile others are served.
+        assert_eq!(get(&t, "/tile/0/000.p/1").status, 200);
+        let got = wait_closed(&mut s);
+        let _ = writer.join();
+        let bundle = get(&t, "/tile/entries/000.p/1").body.len();
+        assert!(got < 40_000 * bundle, "the connection was cut before every answer was sent ({got} bytes)");
+    })
+    .await
+    .expect("client");
+    let cp = c
+        .get_checkpoint(pb::GetCheckpointRequest { size: None })
+        .await
+        .expect("the node still answers")
+        .into_inner();
+    assert_eq!(cp.size, 1);
     node.stop();
 }

@@ -340,6 +340,7 @@ async fn serve(a: ServeArgs) -> Result<()> {
     tracing::info!(addr = %bound, "gRPC port open; health NOT_SERVING until the store is verified");
     // Bound now (a bad address fails start-up), served once the node is ready.
     let tiles_listener = tiles::bind(a.tiles_listen.as_deref()).await?;
+    let tiles_limits = tiles::Limits::from_env()?;
     let gate = gate::Gate::<LedgerServer<service::LedgerService>>::new();
     let stop = {
         let ready = ready.clone();
@@ -504,7 +505,7 @@ async fn serve(a: ServeArgs) -> Result<()> {
     });
     if let Some(l) = tiles_listener {
         let at = l.local_addr()?;
-        tokio::spawn(tiles::serve(l, store.clone()));
+        tokio::spawn(tiles::serve(l, store.clone(), tiles_limits));
         tracing::info!(addr = %at, "C2SP tlog-tiles (read-only) on http://{at}/checkpoint");
         println!("tiles on {at}");
     }

@@ -299,17 +299,55 @@ async fn refuse(mut sock: tokio::net::TcpStream, _permit: tokio::sync::OwnedSema
     .await;
 }
 
+/// The server's bounds: the constants above, each overridable by an environment variable
+/// (`LEDGER_TILES_MAX_CONNECTIONS`, `LEDGER_TILES_HEADER_TIMEOUT_MS`,
+/// `LEDGER_TILES_CONNECTION_LIFETIME_MS`; docs/operations.md).
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    /// Connections open at once.
+    pub max_connections: usize,
+    /// Time to send a request head (and keep-alive idle limit).
+    pub header_timeout: Duration,
+    /// Longest life of a connection.
+    pub connection_lifetime: Duration,
+}
+
+impl Limits {
+    /// The defaults, with the environment's overrides.
+    ///
+    /// # Errors
+    /// A variable that is set but is not a positive integer.
+    pub fn from_env() -> Result<Limits> {
+        fn var(name: &str) -> Result<Option<u64>> {
+            match std::env::var(name) {
+                Err(_) => Ok(None),
+                Ok(v) => match v.trim().parse::<u64>() {
+                    Ok(n) if n > 0 => Ok(Some(n)),
+                    _ => anyhow::bail!("{name}={v:?} is not a positive integer"),
+                },
+            }
+        }
+        Ok(Limits {
+            max_connections: var("LEDGER_TILES_MAX_CONNECTIONS")?
+                .map_or(MAX_CONNECTIONS, |n| usize::try_from(n).unwrap_or(usize::MAX).min(Semaphore::MAX_PERMITS)),
+            header_timeout: var("LEDGER_TILES_HEADER_TIMEOUT_MS")?.map_or(HEADER_TIMEOUT, Duration::from_millis),
+            connection_lifetime: var("LEDGER_TILES_CONNECTION_LIFETIME_MS")?
+                .map_or(CONNECTION_LIFETIME, Duration::from_millis),
+        })
+    }
+}
+
 /// Serves `listener` until the process ends.
-pub async fn serve(listener: TcpListener, source: Arc<dyn TileSource>) {
+pub async fn serve(listener: TcpListener, source: Arc<dyn TileSource>, limits: Limits) {
     let state = Arc::new(State {
         source,
         builds: Semaphore::new(MAX_BUILDS),
     });
-    let conns = Arc::new(Semaphore::new(MAX_CONNECTIONS));
+    let conns = Arc::new(Semaphore::new(limits.max_connections));
     let refusals = Arc::new(Semaphore::new(MAX_REFUSALS));
     let mut http = hyper::server::conn::http1::Builder::new();
     http.timer(hyper_util::rt::TokioTimer::new())
-        .header_read_timeout(HEADER_TIMEOUT)
+        .header_read_timeout(limits.header_timeout)
         .max_buf_size(MAX_HEAD_BYTES);
     let http = Arc::new(http);
     loop {
@@ -340,7 +378,7 @@ pub async fn serve(listener: TcpListener, source: Arc<dyn TileSource>) {
                 async move { Ok::<_, Infallible>(st.handle(req).await) }
             });
             let conn = http.serve_connection(hyper_util::rt::TokioIo::new(sock), svc);
-            let _ = tokio::time::timeout(CONNECTION_LIFETIME, conn).await;
+            let _ = tokio::time::timeout(limits.connection_lifetime, conn).await;
         });
     }
 }

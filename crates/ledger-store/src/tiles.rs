@@ -63,13 +63,6 @@ pub enum TileError {
 
 /// Source of the log's tlog-tiles resources.
 pub trait TileSource: Send + Sync {
-    /// Entries stored (tiles may be produced up to here; the server serves only what the latest
-    /// signed checkpoint covers).
-    ///
-    /// # Errors
-    /// On storage failure.
-    fn tile_log_size(&self) -> Result<u64, TileError>;
-
     /// The latest signed checkpoint note (size, note), with the witness cosignatures stored for it.
     ///
     /// # Errors
@@ -131,10 +124,6 @@ impl Store {
 }
 
 impl TileSource for Store {
-    fn tile_log_size(&self) -> Result<u64, TileError> {
-        Ok(self.size()?)
-    }
-
     fn signed_checkpoint(&self) -> Result<Option<(u64, String)>, TileError> {
         Ok(self.latest_checkpoint()?)
     }

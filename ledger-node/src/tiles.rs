@@ -328,8 +328,9 @@ impl Limits {
             }
         }
         Ok(Limits {
-            max_connections: var("LEDGER_TILES_MAX_CONNECTIONS")?
-                .map_or(MAX_CONNECTIONS, |n| usize::try_from(n).unwrap_or(usize::MAX).min(Semaphore::MAX_PERMITS)),
+            max_connections: var("LEDGER_TILES_MAX_CONNECTIONS")?.map_or(MAX_CONNECTIONS, |n| {
+                usize::try_from(n).unwrap_or(usize::MAX).min(Semaphore::MAX_PERMITS)
+            }),
             header_timeout: var("LEDGER_TILES_HEADER_TIMEOUT_MS")?.map_or(HEADER_TIMEOUT, Duration::from_millis),
             connection_lifetime: var("LEDGER_TILES_CONNECTION_LIFETIME_MS")?
                 .map_or(CONNECTION_LIFETIME, Duration::from_millis),

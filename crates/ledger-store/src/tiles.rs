@@ -299,6 +299,17 @@ mod tests {
     }
 
     #[test]
+    fn the_checkpoint_served_is_the_latest_with_its_cosignatures() {
+        let (_d, store, _) = store_of(300, |_| 8);
+        assert_eq!(store.signed_checkpoint().expect("read"), None);
+        store.put_checkpoint(100, "log\n100\nroot\n\n\u{2014} log sig\n").expect("put");
+        store.put_checkpoint(300, "log\n300\nroot\n\n\u{2014} log sig\n").expect("put");
+        let cosigned = "log\n300\nroot\n\n\u{2014} log sig\n\u{2014} witness cosig\n";
+        store.put_cosigned_checkpoint(300, cosigned, true).expect("cosigned");
+        assert_eq!(store.signed_checkpoint().expect("read"), Some((300, cosigned.to_string())));
+    }
+
+    #[test]
     fn a_bundle_with_an_entry_over_65535_bytes_is_refused_by_name() {
         let (_d, store, _) = store_of(10, |j| if j == 7 { 70_000 } else { 100 });
         assert_eq!(store.entry_bundle(0, 7).expect("entries 0-6").len(), 7 * 102);

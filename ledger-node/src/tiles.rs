@@ -68,7 +68,7 @@ enum Resource {
 /// Why a path names nothing.
 #[derive(Debug, PartialEq, Eq)]
 enum PathError {
-    /// Not a tlog-tiles path, or one that is not in the spec's encoding: 400.
+    /// A tile path not in the spec's encoding: 400.
     Malformed(&'static str),
     /// Not a tlog-tiles resource, or a well-formed path to a tile no log of `u64` entries can
     /// have: 404.
@@ -119,7 +119,7 @@ fn parse_path(path: &str) -> Result<Resource, PathError> {
         return Ok(Resource::Checkpoint);
     }
     let rest = path.strip_prefix("/tile/").ok_or(PathError::Impossible)?;
-    let segs: Vec<&str> = rest.split('/').collect();
+    let segs: Vec<&str> = rest.split('/').take(10).collect();
     // An index of u64 needs 7 elements; with `<L>` (or `entries`) and `.p/<W>`, at most 9.
     if segs.len() < 2 || segs.len() > 9 {
         return Err(PathError::Malformed("wrong number of path elements"));

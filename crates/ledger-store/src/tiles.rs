@@ -302,11 +302,18 @@ mod tests {
     fn the_checkpoint_served_is_the_latest_with_its_cosignatures() {
         let (_d, store, _) = store_of(300, |_| 8);
         assert_eq!(store.signed_checkpoint().expect("read"), None);
-        store.put_checkpoint(100, "log\n100\nroot\n\n\u{2014} log sig\n").expect("put");
-        store.put_checkpoint(300, "log\n300\nroot\n\n\u{2014} log sig\n").expect("put");
+        store
+            .put_checkpoint(100, "log\n100\nroot\n\n\u{2014} log sig\n")
+            .expect("put");
+        store
+            .put_checkpoint(300, "log\n300\nroot\n\n\u{2014} log sig\n")
+            .expect("put");
         let cosigned = "log\n300\nroot\n\n\u{2014} log sig\n\u{2014} witness cosig\n";
         store.put_cosigned_checkpoint(300, cosigned, true).expect("cosigned");
-        assert_eq!(store.signed_checkpoint().expect("read"), Some((300, cosigned.to_string())));
+        assert_eq!(
+            store.signed_checkpoint().expect("read"),
+            Some((300, cosigned.to_string()))
+        );
     }
 
     #[test]

@@ -608,7 +608,7 @@ async fn slow_senders_and_slow_readers_are_cut_off() {
         200,
         &[
             ("LEDGER_TILES_MAX_CONNECTIONS", "4"),
-            ("LEDGER_TILES_HEADER_TIMEOUT_MS", "300"),
+            ("LEDGER_TILES_HEADER_TIMEOUT_MS", "1000"),
             ("LEDGER_TILES_CONNECTION_LIFETIME_MS", "1000"),
         ],
     );

@@ -14,6 +14,7 @@ mod metrics;
 mod readers;
 mod sequencer;
 mod service;
+mod tiles;
 mod tlog_http;
 mod witness;
 mod witness_push;
@@ -155,6 +156,9 @@ struct ServeArgs {
     /// Largest Query answer with entries, in bytes (default 4 MiB).
     #[arg(long, env = "LEDGER_QUERY_MAX_BYTES")]
     query_max_bytes: Option<usize>,
+    /// Read-only C2SP tlog-tiles HTTP listen address (default 127.0.0.1:8081; "off" to disable).
+    #[arg(long, env = "LEDGER_TILES_LISTEN")]
+    tiles_listen: Option<String>,
 }
 
 impl ServeArgs {
@@ -184,6 +188,7 @@ impl ServeArgs {
             stream_idle_ms: self.stream_idle_ms.or(file.stream_idle_ms),
             query_scan_limit: self.query_scan_limit.or(file.query_scan_limit),
             query_max_bytes: self.query_max_bytes.or(file.query_max_bytes),
+            tiles_listen: self.tiles_listen.or(file.tiles_listen),
         })
     }
 }
@@ -341,6 +346,9 @@ async fn serve(a: ServeArgs) -> Result<()> {
         s
     });
     tracing::info!(addr = %bound, "gRPC port open; health NOT_SERVING until the store is verified");
+    // Bound now (a bad address fails start-up), served once the node is ready.
+    let tiles_listener = tiles::bind(a.tiles_listen.as_deref()).await?;
+    let tiles_limits = tiles::Limits::from_env()?;
     let gate = gate::Gate::<LedgerServer<service::LedgerService>>::new();
     let stop = {
         let ready = ready.clone();
@@ -503,6 +511,12 @@ async fn serve(a: ServeArgs) -> Result<()> {
             set_health(&health_reporter, now == Some(true)).await;
         }
     });
+    if let Some(l) = tiles_listener {
+        let at = l.local_addr()?;
+        tokio::spawn(tiles::serve(l, store.clone(), tiles_limits));
+        tracing::info!(addr = %at, "C2SP tlog-tiles (read-only) on http://{at}/checkpoint");
+        println!("tiles on {at}");
+    }
     tracing::info!(addr = %bound, origin = %origin, size = report.size, "ledger node serving");
     // A line for scripts and tests that start the node on port 0.
     println!("listening on {bound}");

@@ -18,6 +18,7 @@
 
 pub mod export;
 pub mod high_water;
+pub mod tiles;
 mod verify;
 
 pub use verify::{OpenReport, TamperFault};

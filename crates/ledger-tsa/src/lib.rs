@@ -192,6 +192,11 @@ struct SigningCertificate {
     policies: Option<Any>,
 }
 
+/// Parameters absent or NULL, the only forms RFC 5754 and RFC 8017 allow for these algorithms.
+fn null_params(a: &AlgorithmIdentifierOwned) -> bool {
+    a.parameters.as_ref().is_none_or(|p| p.tag() == der::Tag::Null && p.value().is_empty())
+}
+
 fn sha256_alg() -> AlgorithmIdentifierOwned {
     AlgorithmIdentifierOwned {
         oid: ID_SHA256,
@@ -298,6 +303,9 @@ fn parse(token: &[u8]) -> Result<Parsed, TsaError> {
         return Err(TsaError::Malformed(format!("token content type {} is not SignedData", ci.content_type)));
     }
     let sd: cms::signed_data::SignedData = ci.content.decode_as().map_err(|e| malformed("SignedData", e))?;
+    if sd.version != cms::content_info::CmsVersion::V3 {
+        return Err(TsaError::Malformed("SignedData version is not 3 (RFC 5652 §5.1)".into()));
+    }
     if sd.encap_content_info.econtent_type != ID_CT_TSTINFO {
         return Err(TsaError::Malformed(format!(
             "encapsulated content type {} is not id-ct-TSTInfo",
@@ -520,7 +528,17 @@ pub fn verify_token(token: &[u8], imprint: &[u8; 32], roots: &[Certificate]) -> 
         (Some(s), None) => s,
         _ => return Err(TsaError::Malformed("the token must have exactly one SignerInfo".into())),
     };
-    if !p.sd.digest_algorithms.iter().any(|a| a.oid == si.digest_alg.oid) {
+    let sid_version = match si.sid {
+        cms::signed_data::SignerIdentifier::IssuerAndSerialNumber(_) => cms::content_info::CmsVersion::V1,
+        cms::signed_data::SignerIdentifier::SubjectKeyIdentifier(_) => cms::content_info::CmsVersion::V3,
+    };
+    if si.version != sid_version {
+        return Err(TsaError::Malformed("SignerInfo version does not match its sid (RFC 5652 §5.3)".into()));
+    }
+    if !null_params(&si.digest_alg) || !null_params(&si.signature_algorithm) {
+        return Err(TsaError::Malformed("algorithm parameters other than absent or NULL".into()));
+    }
+    if !p.sd.digest_algorithms.iter().any(|a| *a == si.digest_alg) {
         return Err(TsaError::Malformed(
             "the signer's digest algorithm is not among SignedData.digestAlgorithms".into(),
         ));

@@ -16,6 +16,7 @@ mod replay;
 mod report;
 mod review;
 mod sigs;
+mod timestamps;
 mod source;
 mod unseal;
 
@@ -231,6 +232,10 @@ enum BundleCmd {
         /// Also write the verdict as JSON.
         #[arg(long, value_name = "FILE")]
         json: Option<PathBuf>,
+        /// A root certificate (PEM) the court trusts for RFC 3161 time-stamping authorities;
+        /// repeatable. Without it, timestamp tokens are reported as unverified and not counted.
+        #[arg(long = "tsa-root", value_name = "CERT.pem")]
+        tsa_root: Vec<PathBuf>,
     },
     /// Renders a bundle's verdict as one self-contained HTML page for printing.
     Show {
@@ -284,14 +289,23 @@ fn bundle_cmd(c: BundleCmd) -> anyhow::Result<bool> {
             file,
             trusted_key,
             json,
+            tsa_root,
         } => {
             let t = trusted(trusted_key.as_deref())?;
             let v = bundle::verify_file(&file, t.as_ref())?;
             print!("{}", bundle::render(&v));
+            let ts = timestamps::check_file(&file, &tsa_root)?;
+            print!("{}", ts.render());
             if let Some(p) = &json {
-                report::write_json(p, &serde_json::to_value(&v)?)?;
+                let mut j = serde_json::to_value(&v)?;
+                if !ts.tokens.is_empty()
+                    && let Some(o) = j.as_object_mut()
+                {
+                    o.insert("timestamps".into(), serde_json::to_value(&ts)?);
+                }
+                report::write_json(p, &j)?;
             }
-            Ok(v.ok())
+            Ok(v.ok() && ts.ok())
         }
         BundleCmd::Show {
             file,

@@ -57,7 +57,11 @@ fn verify(file: &Path, roots: &[&Path]) -> Output {
 }
 
 fn text(o: &Output) -> String {
-    format!("{}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr))
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    )
 }
 
 /// Writes `b` in the canonical form `ledger-verify` writes (so only the edited token differs).
@@ -81,11 +85,17 @@ async fn tokens_reach_the_bundle_and_forged_ones_are_refused() {
     let reg = new_key();
     let node = Node::try_start_with(&data, &["--tsa", &url]).expect("node");
     let mut c = node.client().await;
-    append(&mut c, &enroll(&reg, "Org dept registrar", &["registrar"], &[&admin]), "")
-        .await
-        .expect("enroll");
+    append(
+        &mut c,
+        &enroll(&reg, "Org dept registrar", &["registrar"], &[&admin]),
+        "",
+    )
+    .await
+    .expect("enroll");
     for i in 0..4 {
-        append(&mut c, &record("note", note_payload(i), &[&reg]), "").await.expect("append");
+        append(&mut c, &record("note", note_payload(i), &[&reg]), "")
+            .await
+            .expect("append");
     }
     let size = c
         .append(req(&record("note", note_payload(4), &[&reg]), "", true))
@@ -103,9 +113,15 @@ async fn tokens_reach_the_bundle_and_forged_ones_are_refused() {
     }
     let all = tokens_covering(&node.addr, size + 3).await;
     assert!(served.load(Ordering::SeqCst) >= 2);
-    assert!(first.iter().all(|t| !t.token.is_empty() && t.tsa == "CN=TEST ONLY ledger TSA"));
+    assert!(
+        first
+            .iter()
+            .all(|t| !t.token.is_empty() && t.tsa == "CN=TEST ONLY ledger TSA")
+    );
     // Stored in the data directory.
-    let stored = std::fs::read_dir(data.join("timestamps")).expect("timestamps dir").count();
+    let stored = std::fs::read_dir(data.join("timestamps"))
+        .expect("timestamps dir")
+        .count();
     assert!(stored >= 2, "{stored} token files");
 
     let out = dir.path().join("b.ledger-bundle.json");
@@ -184,9 +200,13 @@ async fn a_tsa_that_is_down_never_stalls_appends() {
     // One TSA answers 503, the other refuses connections.
     let node = Node::try_start_with(&data, &["--tsa", &url, "--tsa", "http://127.0.0.1:1/tsa"]).expect("node");
     let mut c = node.client().await;
-    append(&mut c, &enroll(&reg, "Org dept registrar", &["registrar"], &[&admin]), "")
-        .await
-        .expect("enroll");
+    append(
+        &mut c,
+        &enroll(&reg, "Org dept registrar", &["registrar"], &[&admin]),
+        "",
+    )
+    .await
+    .expect("enroll");
     let mut size = 0;
     for i in 0..5 {
         size = c

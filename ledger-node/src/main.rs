@@ -14,9 +14,9 @@ mod metrics;
 mod readers;
 mod sequencer;
 mod service;
+mod timestamps;
 mod witness;
 mod witness_push;
-mod timestamps;
 
 use anyhow::{Context, Result, bail};
 use clap::{Args, Parser, Subcommand};

@@ -42,9 +42,9 @@ impl std::str::FromStr for Tsa {
     type Err = anyhow::Error;
 
     fn from_str(url: &str) -> Result<Self> {
-        let rest = url
-            .strip_prefix("http://")
-            .with_context(|| format!("--tsa {url:?}: only http:// URLs are supported (RFC 3161 tokens are signed; no TLS needed)"))?;
+        let rest = url.strip_prefix("http://").with_context(|| {
+            format!("--tsa {url:?}: only http:// URLs are supported (RFC 3161 tokens are signed; no TLS needed)")
+        })?;
         let (host_port, path) = match rest.find('/') {
             Some(i) => (&rest[..i], &rest[i..]),
             None => (rest, "/"),
@@ -161,13 +161,13 @@ async fn post(tsa: &Tsa, body: &[u8]) -> Result<Vec<u8>> {
     let head = String::from_utf8_lossy(&buf[..p]).to_ascii_lowercase();
     let status = head.split(' ').nth(1).unwrap_or("");
     if status != "200" {
-        bail!(
-            "the TSA answered HTTP {}",
-            head.lines().next().unwrap_or("").trim()
-        );
+        bail!("the TSA answered HTTP {}", head.lines().next().unwrap_or("").trim());
     }
     let body = &buf[p + 4..];
-    if head.lines().any(|l| l.starts_with("transfer-encoding:") && l.contains("chunked")) {
+    if head
+        .lines()
+        .any(|l| l.starts_with("transfer-encoding:") && l.contains("chunked"))
+    {
         return dechunk(body);
     }
     let len = head
@@ -186,10 +186,13 @@ async fn post(tsa: &Tsa, body: &[u8]) -> Result<Vec<u8>> {
 fn dechunk(mut b: &[u8]) -> Result<Vec<u8>> {
     let mut out = Vec::new();
     loop {
-        let p = b.windows(2).position(|w| w == b"\r\n").context("truncated chunk size")?;
+        let p = b
+            .windows(2)
+            .position(|w| w == b"\r\n")
+            .context("truncated chunk size")?;
         let size_text = String::from_utf8_lossy(&b[..p]);
-        let size = usize::from_str_radix(size_text.split(';').next().unwrap_or("").trim(), 16)
-            .context("bad chunk size")?;
+        let size =
+            usize::from_str_radix(size_text.split(';').next().unwrap_or("").trim(), 16).context("bad chunk size")?;
         b = &b[p + 2..];
         if size == 0 {
             return Ok(out);
@@ -221,7 +224,13 @@ pub async fn fetch(tsa: &Tsa, imprint: &[u8; 32]) -> Result<Vec<u8>> {
 pub async fn run(tsa: Tsa, data: PathBuf, interval: Duration, mut cp: watch::Receiver<(u64, String)>) {
     let dir = dir(&data);
     let mut done = list(&dir)
-        .map(|v| v.iter().filter(|(_, id, _)| *id == tsa.id).map(|(s, _, _)| *s).max().unwrap_or(0))
+        .map(|v| {
+            v.iter()
+                .filter(|(_, id, _)| *id == tsa.id)
+                .map(|(s, _, _)| *s)
+                .max()
+                .unwrap_or(0)
+        })
         .unwrap_or(0);
     let mut last: Option<tokio::time::Instant> = None;
     let mut retry = RETRY_FIRST;
@@ -237,7 +246,11 @@ pub async fn run(tsa: Tsa, data: PathBuf, interval: Duration, mut cp: watch::Rec
         if let Some(t) = last {
             tokio::time::sleep_until(t + interval).await;
         }
-        let (size, note) = if last.is_some() { cp.borrow().clone() } else { (size, note) };
+        let (size, note) = if last.is_some() {
+            cp.borrow().clone()
+        } else {
+            (size, note)
+        };
         last = Some(tokio::time::Instant::now());
         let result = async {
             let imp = imprint(&note)?;
@@ -321,7 +334,10 @@ mod tests {
     #[test]
     fn urls_and_names() {
         let t: Tsa = "http://127.0.0.1:3180/tsr".parse().expect("url");
-        assert_eq!((t.host_port.as_str(), t.path.as_str(), t.host.as_str()), ("127.0.0.1:3180", "/tsr", "127.0.0.1"));
+        assert_eq!(
+            (t.host_port.as_str(), t.path.as_str(), t.host.as_str()),
+            ("127.0.0.1:3180", "/tsr", "127.0.0.1")
+        );
         let t: Tsa = "http://tsa.example".parse().expect("url");
         assert_eq!((t.host_port.as_str(), t.path.as_str()), ("tsa.example:80", "/"));
         assert!("https://tsa.example/".parse::<Tsa>().is_err());

@@ -50,8 +50,16 @@ pub struct TestTsa {
 }
 
 fn openssl(dir: &Path, args: &[&str]) {
-    let out = Command::new("openssl").args(args).current_dir(dir).output().expect("the openssl command (apt-get install openssl)");
-    assert!(out.status.success(), "openssl {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+    let out = Command::new("openssl")
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .expect("the openssl command (apt-get install openssl)");
+    assert!(
+        out.status.success(),
+        "openssl {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
 
 impl TestTsa {
@@ -62,17 +70,81 @@ impl TestTsa {
         std::fs::write(d.join("index.txt"), "").unwrap();
         std::fs::write(d.join("ca.serial"), "01\n").unwrap();
         std::fs::write(d.join("tsa.serial"), "01\n").unwrap();
-        for (name, cn) in [("ca", "TEST ONLY ledger TSA root"), ("other-ca", "TEST ONLY unrelated root")] {
+        for (name, cn) in [
+            ("ca", "TEST ONLY ledger TSA root"),
+            ("other-ca", "TEST ONLY unrelated root"),
+        ] {
             let (key, pem, subj) = (format!("{name}.key"), format!("{name}.pem"), format!("/CN={cn}"));
-            openssl(&d, &[
-                "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", &key, "-out", &pem, "-subj", &subj,
-                "-days", "3650", "-addext", "basicConstraints=critical,CA:TRUE", "-addext", "keyUsage=critical,keyCertSign",
-            ]);
+            openssl(
+                &d,
+                &[
+                    "req",
+                    "-x509",
+                    "-newkey",
+                    "rsa:2048",
+                    "-nodes",
+                    "-keyout",
+                    &key,
+                    "-out",
+                    &pem,
+                    "-subj",
+                    &subj,
+                    "-days",
+                    "3650",
+                    "-addext",
+                    "basicConstraints=critical,CA:TRUE",
+                    "-addext",
+                    "keyUsage=critical,keyCertSign",
+                ],
+            );
         }
-        openssl(&d, &["req", "-new", "-newkey", "rsa:2048", "-nodes", "-keyout", "tsa.key", "-out", "tsa.csr", "-subj", "/CN=TEST ONLY ledger TSA"]);
-        let ca = ["ca", "-batch", "-config", "tsa.cnf", "-cert", "ca.pem", "-keyfile", "ca.key", "-in", "tsa.csr", "-extensions", "tsa_ext", "-notext"];
+        openssl(
+            &d,
+            &[
+                "req",
+                "-new",
+                "-newkey",
+                "rsa:2048",
+                "-nodes",
+                "-keyout",
+                "tsa.key",
+                "-out",
+                "tsa.csr",
+                "-subj",
+                "/CN=TEST ONLY ledger TSA",
+            ],
+        );
+        let ca = [
+            "ca",
+            "-batch",
+            "-config",
+            "tsa.cnf",
+            "-cert",
+            "ca.pem",
+            "-keyfile",
+            "ca.key",
+            "-in",
+            "tsa.csr",
+            "-extensions",
+            "tsa_ext",
+            "-notext",
+        ];
         openssl(&d, &[&ca[..], &["-out", "tsa.pem", "-days", "365"]].concat());
-        openssl(&d, &[&ca[..], &["-out", "tsa-expired.pem", "-startdate", "20200101000000Z", "-enddate", "20200102000000Z"]].concat());
+        openssl(
+            &d,
+            &[
+                &ca[..],
+                &[
+                    "-out",
+                    "tsa-expired.pem",
+                    "-startdate",
+                    "20200101000000Z",
+                    "-enddate",
+                    "20200102000000Z",
+                ],
+            ]
+            .concat(),
+        );
         TestTsa { dir: d, _tmp: tmp }
     }
 
@@ -86,7 +158,23 @@ impl TestTsa {
         let n = NEXT.fetch_add(1, Ordering::SeqCst);
         let (q, r) = (format!("q{n}.tsq"), format!("r{n}.tsr"));
         std::fs::write(self.dir.join(&q), query).unwrap();
-        openssl(&self.dir, &["ts", "-reply", "-config", "tsa.cnf", "-queryfile", &q, "-inkey", "tsa.key", "-signer", signer, "-out", &r]);
+        openssl(
+            &self.dir,
+            &[
+                "ts",
+                "-reply",
+                "-config",
+                "tsa.cnf",
+                "-queryfile",
+                &q,
+                "-inkey",
+                "tsa.key",
+                "-signer",
+                signer,
+                "-out",
+                &r,
+            ],
+        );
         std::fs::read(self.dir.join(&r)).unwrap()
     }
 
@@ -104,7 +192,9 @@ impl TestTsa {
                 let _ = c.set_read_timeout(Some(std::time::Duration::from_secs(5)));
                 let Some(body) = read_post(&mut c) else { continue };
                 if d.load(Ordering::SeqCst) {
-                    let _ = c.write_all(b"HTTP/1.1 503 Service Unavailable\r\ncontent-length: 0\r\nconnection: close\r\n\r\n");
+                    let _ = c.write_all(
+                        b"HTTP/1.1 503 Service Unavailable\r\ncontent-length: 0\r\nconnection: close\r\n\r\n",
+                    );
                     continue;
                 }
                 let resp = me.reply(&body, signer);
@@ -132,7 +222,10 @@ fn read_post(c: &mut std::net::TcpStream) -> Option<Vec<u8>> {
             if !head.starts_with("post ") || !head.contains("content-type: application/timestamp-query") {
                 return None;
             }
-            let len: usize = head.lines().find_map(|l| l.strip_prefix("content-length:")).map(|v| v.trim().parse().ok())??;
+            let len: usize = head
+                .lines()
+                .find_map(|l| l.strip_prefix("content-length:"))
+                .map(|v| v.trim().parse().ok())??;
             while buf.len() < p + 4 + len {
                 let n = c.read(&mut chunk).ok()?;
                 if n == 0 {

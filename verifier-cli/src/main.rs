@@ -16,8 +16,8 @@ mod replay;
 mod report;
 mod review;
 mod sigs;
-mod timestamps;
 mod source;
+mod timestamps;
 mod unseal;
 
 use anyhow::Context as _;
@@ -263,7 +263,7 @@ fn bundle_cmd(c: BundleCmd) -> anyhow::Result<bool> {
         } => {
             let t = trusted(trusted_key.as_deref())?;
             let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
-            let b = rt.block_on(bundle::export(bundle::ExportRequest {
+            let mut b = rt.block_on(bundle::export(bundle::ExportRequest {
                 node: &node,
                 indices: &indices,
                 subject: subject.as_deref(),
@@ -271,6 +271,7 @@ fn bundle_cmd(c: BundleCmd) -> anyhow::Result<bool> {
                 from_checkpoint: from_checkpoint.as_deref(),
                 trusted: t.as_ref(),
             }))?;
+            b.timestamps = rt.block_on(timestamps::for_bundle(&node, &b));
             bundle::write(&out, &b)?;
             println!(
                 "wrote {} ({} records, checkpoint of {} entries)",

@@ -74,7 +74,10 @@ impl TimestampReport {
         if self.tokens.is_empty() {
             return s;
         }
-        s.push_str(&format!("Trusted timestamps (RFC 3161): {} token(s)\n", self.tokens.len()));
+        s.push_str(&format!(
+            "Trusted timestamps (RFC 3161): {} token(s)\n",
+            self.tokens.len()
+        ));
         for t in &self.tokens {
             if t.verified {
                 s.push_str(&format!(
@@ -94,23 +97,37 @@ impl TimestampReport {
             .records
             .iter()
             .filter_map(|r| {
-                let t = self.tokens.iter().filter(|t| t.verified && t.checkpoint_size > r.index).min_by_key(|t| t.gen_time_unix)?;
+                let t = self
+                    .tokens
+                    .iter()
+                    .filter(|t| t.verified && t.checkpoint_size > r.index)
+                    .min_by_key(|t| t.gen_time_unix)?;
                 Some((r, t))
             })
             .collect::<Vec<_>>();
         for (r, t) in &best {
-            s.push_str(&format!("  record {}: existed before {} (TSA {})\n", r.index, t.gen_time, t.tsa));
+            s.push_str(&format!(
+                "  record {}: existed before {} (TSA {})\n",
+                r.index, t.gen_time, t.tsa
+            ));
         }
-        if !best.is_empty() && best.len() == self.records.len() {
-            if let Some((_, t)) = best.iter().max_by_key(|(_, t)| t.gen_time_unix) {
-                s.push_str(&format!("records existed before {} (TSA {})\n", t.gen_time, t.tsa));
-            }
+        if best.len() == self.records.len()
+            && let Some((_, t)) = best.iter().max_by_key(|(_, t)| t.gen_time_unix)
+        {
+            s.push_str(&format!("records existed before {} (TSA {})\n", t.gen_time, t.tsa));
         }
         s
     }
 }
 
-fn check_one(b: &Bundle, key: &NoteVerifier, cp_size: u64, cp_root: &Hash, ts: &BundleTimestamp, roots: &[ledger_tsa::X509Certificate]) -> TokenVerdict {
+fn check_one(
+    b: &Bundle,
+    key: &NoteVerifier,
+    cp_size: u64,
+    cp_root: &Hash,
+    ts: &BundleTimestamp,
+    roots: &[ledger_tsa::X509Certificate],
+) -> TokenVerdict {
     let mut v = TokenVerdict {
         checkpoint_size: 0,
         tsa: String::new(),
@@ -180,7 +197,8 @@ pub fn check(b: &Bundle, root_files: &[PathBuf]) -> Result<TimestampReport> {
     let mut roots = Vec::new();
     for p in root_files {
         let pem = std::fs::read(p).with_context(|| format!("reading {}", p.display()))?;
-        roots.extend(ledger_tsa::certs_from_pem(&pem).with_context(|| format!("{} holds no certificate", p.display()))?);
+        roots
+            .extend(ledger_tsa::certs_from_pem(&pem).with_context(|| format!("{} holds no certificate", p.display()))?);
     }
     let mut r = TimestampReport {
         roots_given: !roots.is_empty(),
@@ -207,13 +225,20 @@ pub fn check(b: &Bundle, root_files: &[PathBuf]) -> Result<TimestampReport> {
     idx.sort_unstable();
     idx.dedup();
     for index in idx {
-        let covering: Vec<&TokenVerdict> = r.tokens.iter().filter(|t| t.verified && t.checkpoint_size > index).collect();
+        let covering: Vec<&TokenVerdict> = r
+            .tokens
+            .iter()
+            .filter(|t| t.verified && t.checkpoint_size > index)
+            .collect();
         let mut tsas: Vec<String> = covering.iter().map(|t| t.tsa.clone()).collect();
         tsas.sort();
         tsas.dedup();
         r.records.push(RecordTime {
             index,
-            existed_before: covering.iter().min_by_key(|t| t.gen_time_unix).map(|t| t.gen_time.clone()),
+            existed_before: covering
+                .iter()
+                .min_by_key(|t| t.gen_time_unix)
+                .map(|t| t.gen_time.clone()),
             tsas,
         });
     }
@@ -231,11 +256,22 @@ pub fn check_file(path: &Path, roots: &[PathBuf]) -> Result<TimestampReport> {
     check(&b, roots)
 }
 
-/// Tokens the node holds that cover `targets` (for each record, the earliest token of each TSA
-/// over a checkpoint that includes it), with consistency proofs to the bundle checkpoint of
-/// `size`. A node without the Timestamps service, or without tokens, gives none.
-pub async fn for_bundle(node: &str, c: &mut LedgerClient<Channel>, size: u64, targets: &[u64]) -> Vec<BundleTimestamp> {
-    match collect(node, c, size, targets).await {
+/// Tokens the node holds that cover the bundle's records (for each record, the earliest token of
+/// each TSA over a checkpoint that includes it), with consistency proofs to the bundle's
+/// checkpoint. A node without the Timestamps service, or without tokens, gives none.
+pub async fn for_bundle(node: &str, b: &Bundle) -> Vec<BundleTimestamp> {
+    let size = Note::parse(&b.checkpoint)
+        .ok()
+        .and_then(|n| ledger_core::checkpoint::Checkpoint::from_body(&n.text).ok())
+        .map_or(0, |c| c.size);
+    let mut targets: Vec<u64> = b.records.iter().map(|r| r.index).collect();
+    targets.sort_unstable();
+    targets.dedup();
+    let r = async {
+        let mut c = LedgerClient::connect(node.to_string()).await?;
+        collect(node, &mut c, size, &targets).await
+    };
+    match r.await {
         Ok(v) => v,
         Err(e) => {
             eprintln!("note: no trusted timestamps added to the bundle: {e:#}");
@@ -244,7 +280,12 @@ pub async fn for_bundle(node: &str, c: &mut LedgerClient<Channel>, size: u64, ta
     }
 }
 
-async fn collect(node: &str, c: &mut LedgerClient<Channel>, size: u64, targets: &[u64]) -> Result<Vec<BundleTimestamp>> {
+async fn collect(
+    node: &str,
+    c: &mut LedgerClient<Channel>,
+    size: u64,
+    targets: &[u64],
+) -> Result<Vec<BundleTimestamp>> {
     let mut tc = TimestampsClient::connect(node.to_string())
         .await?
         .max_decoding_message_size(64 << 20);

@@ -194,7 +194,9 @@ struct SigningCertificate {
 
 /// Parameters absent or NULL, the only forms RFC 5754 and RFC 8017 allow for these algorithms.
 fn null_params(a: &AlgorithmIdentifierOwned) -> bool {
-    a.parameters.as_ref().is_none_or(|p| p.tag() == der::Tag::Null && p.value().is_empty())
+    a.parameters
+        .as_ref()
+        .is_none_or(|p| p.tag() == der::Tag::Null && p.value().is_empty())
 }
 
 fn sha256_alg() -> AlgorithmIdentifierOwned {
@@ -300,11 +302,16 @@ fn parse(token: &[u8]) -> Result<Parsed, TsaError> {
     }
     let ci = cms::content_info::ContentInfo::from_der(token).map_err(|e| malformed("token ContentInfo", e))?;
     if ci.content_type != ID_SIGNED_DATA {
-        return Err(TsaError::Malformed(format!("token content type {} is not SignedData", ci.content_type)));
+        return Err(TsaError::Malformed(format!(
+            "token content type {} is not SignedData",
+            ci.content_type
+        )));
     }
     let sd: cms::signed_data::SignedData = ci.content.decode_as().map_err(|e| malformed("SignedData", e))?;
     if sd.version != cms::content_info::CmsVersion::V3 {
-        return Err(TsaError::Malformed("SignedData version is not 3 (RFC 5652 §5.1)".into()));
+        return Err(TsaError::Malformed(
+            "SignedData version is not 3 (RFC 5652 §5.1)".into(),
+        ));
     }
     if sd.encap_content_info.econtent_type != ID_CT_TSTINFO {
         return Err(TsaError::Malformed(format!(
@@ -350,7 +357,11 @@ pub fn inspect(token: &[u8]) -> Result<Unverified, TsaError> {
     Ok(Unverified {
         gen_time,
         imprint: p.tst.message_imprint.hashed_message.as_bytes().to_vec(),
-        tsa_name: p.certs.first().map(|c| c.tbs_certificate().subject().to_string()).unwrap_or_default(),
+        tsa_name: p
+            .certs
+            .first()
+            .map(|c| c.tbs_certificate().subject().to_string())
+            .unwrap_or_default(),
     })
 }
 
@@ -367,7 +378,14 @@ fn gen_time(any: &Any) -> Result<(String, u64), TsaError> {
         return Err(bad());
     }
     let num = |a: usize, b: usize| whole[a..b].parse::<u32>().map_err(|_| bad());
-    let (y, mo, d, h, mi, se) = (num(0, 4)?, num(4, 6)?, num(6, 8)?, num(8, 10)?, num(10, 12)?, num(12, 14)?);
+    let (y, mo, d, h, mi, se) = (
+        num(0, 4)?,
+        num(4, 6)?,
+        num(6, 8)?,
+        num(8, 10)?,
+        num(10, 12)?,
+        num(12, 14)?,
+    );
     let dt = der::DateTime::new(y as u16, mo as u8, d as u8, h as u8, mi as u8, se as u8).map_err(|_| bad())?;
     Ok((s.to_string(), dt.unix_duration().as_secs()))
 }
@@ -383,10 +401,18 @@ fn digest(alg: &ObjectIdentifier, data: &[u8]) -> Result<Vec<u8>, TsaError> {
 }
 
 /// RSA PKCS#1 v1.5 verification of `sig` over `data` with digest `dig` by `spki`.
-fn rsa_verify(spki: &spki::SubjectPublicKeyInfoOwned, dig: &ObjectIdentifier, data: &[u8], sig: &[u8]) -> Result<(), TsaError> {
+fn rsa_verify(
+    spki: &spki::SubjectPublicKeyInfoOwned,
+    dig: &ObjectIdentifier,
+    data: &[u8],
+    sig: &[u8],
+) -> Result<(), TsaError> {
     use rsa::pkcs8::DecodePublicKey as _;
     if spki.algorithm.oid != ID_RSA {
-        return Err(TsaError::Unsupported(format!("public key algorithm {} (RSA only)", spki.algorithm.oid)));
+        return Err(TsaError::Unsupported(format!(
+            "public key algorithm {} (RSA only)",
+            spki.algorithm.oid
+        )));
     }
     let der = spki.to_der().map_err(|e| malformed("public key", e))?;
     let key = rsa::RsaPublicKey::from_public_key_der(&der).map_err(|e| malformed("RSA public key", e))?;
@@ -465,7 +491,7 @@ fn signer_matches(sid: &cms::signed_data::SignerIdentifier, cert: &Certificate) 
     }
 }
 
-fn single_attr<'a>(attrs: &'a x509_cert::attr::Attributes, oid: ObjectIdentifier) -> Option<&'a Any> {
+fn single_attr(attrs: &x509_cert::attr::Attributes, oid: ObjectIdentifier) -> Option<&Any> {
     let a = attrs.iter().find(|a| a.oid == oid)?;
     if a.values.len() != 1 {
         return None;
@@ -533,10 +559,14 @@ pub fn verify_token(token: &[u8], imprint: &[u8; 32], roots: &[Certificate]) -> 
         cms::signed_data::SignerIdentifier::SubjectKeyIdentifier(_) => cms::content_info::CmsVersion::V3,
     };
     if si.version != sid_version {
-        return Err(TsaError::Malformed("SignerInfo version does not match its sid (RFC 5652 §5.3)".into()));
+        return Err(TsaError::Malformed(
+            "SignerInfo version does not match its sid (RFC 5652 §5.3)".into(),
+        ));
     }
     if !null_params(&si.digest_alg) || !null_params(&si.signature_algorithm) {
-        return Err(TsaError::Malformed("algorithm parameters other than absent or NULL".into()));
+        return Err(TsaError::Malformed(
+            "algorithm parameters other than absent or NULL".into(),
+        ));
     }
     if !p.sd.digest_algorithms.iter().any(|a| *a == si.digest_alg) {
         return Err(TsaError::Malformed(
@@ -552,7 +582,9 @@ pub fn verify_token(token: &[u8], imprint: &[u8; 32], roots: &[Certificate]) -> 
         .decode_as()
         .map_err(|e| malformed("content-type attribute", e))?;
     if ct != ID_CT_TSTINFO {
-        return Err(TsaError::BadSignature(format!("signed content type {ct} is not id-ct-TSTInfo")));
+        return Err(TsaError::BadSignature(format!(
+            "signed content type {ct} is not id-ct-TSTInfo"
+        )));
     }
     let md: OctetString = single_attr(attrs, ID_MESSAGE_DIGEST)
         .ok_or_else(|| TsaError::Malformed("no single message-digest attribute".into()))?
@@ -576,7 +608,9 @@ pub fn verify_token(token: &[u8], imprint: &[u8; 32], roots: &[Certificate]) -> 
         _ => cert_sig_digest(&si.signature_algorithm)?,
     };
     if sig_digest != si.digest_alg.oid {
-        return Err(TsaError::BadSignature("signature and digest algorithms disagree".into()));
+        return Err(TsaError::BadSignature(
+            "signature and digest algorithms disagree".into(),
+        ));
     }
     rsa_verify(
         signer.tbs_certificate().subject_public_key_info(),
@@ -585,8 +619,16 @@ pub fn verify_token(token: &[u8], imprint: &[u8; 32], roots: &[Certificate]) -> 
         si.signature.as_bytes(),
     )?;
     check_binding(attrs, signer)?;
-    match signer.tbs_certificate().extensions().and_then(|x| x.iter().find(|e| e.extn_id == ID_EXT_KEY_USAGE)) {
-        None => return Err(TsaError::NotTimestamping("the TSA certificate has no extended key usage".into())),
+    match signer
+        .tbs_certificate()
+        .extensions()
+        .and_then(|x| x.iter().find(|e| e.extn_id == ID_EXT_KEY_USAGE))
+    {
+        None => {
+            return Err(TsaError::NotTimestamping(
+                "the TSA certificate has no extended key usage".into(),
+            ));
+        }
         Some(e) => {
             let eku = x509_cert::ext::pkix::ExtendedKeyUsage::from_der(e.extn_value.as_bytes())
                 .map_err(|x| malformed("extended key usage", x))?;

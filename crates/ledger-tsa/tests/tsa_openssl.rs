@@ -29,7 +29,10 @@ fn openssl_tokens_verify_and_forgeries_are_refused() {
     let v = verify_token(&token, &imprint(data), &ca).unwrap();
     assert_eq!(v.tsa_name, "CN=TEST ONLY ledger TSA");
     assert_eq!(v.policy, "1.3.6.1.4.1.99999.1");
-    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs();
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
     assert!(v.gen_time_unix + 600 > now && v.gen_time_unix <= now + 600, "{v:?}");
 
     // A root the TSA does not chain to.
@@ -51,15 +54,26 @@ fn openssl_tokens_verify_and_forgeries_are_refused() {
     for i in 0..token.len() {
         let mut bad = token.clone();
         bad[i] ^= 0x01;
-        assert!(verify_token(&bad, &imprint(data), &ca).is_err(), "byte {i} flipped still verifies");
+        assert!(
+            verify_token(&bad, &imprint(data), &ca).is_err(),
+            "byte {i} flipped still verifies"
+        );
     }
 }
 
 #[test]
 fn refused_and_malformed_responses() {
     // status 2 (rejection) with a status string, as a TSA sends it.
-    let resp = [0x30, 0x0b, 0x30, 0x09, 0x02, 0x01, 0x02, 0x30, 0x04, 0x0c, 0x02, b'n', b'o'];
+    let resp = [
+        0x30, 0x0b, 0x30, 0x09, 0x02, 0x01, 0x02, 0x30, 0x04, 0x0c, 0x02, b'n', b'o',
+    ];
     let e = token_from_response(&resp).unwrap_err();
-    assert_eq!(e, TsaError::Refused { status: 2, text: ": no".into() });
+    assert_eq!(
+        e,
+        TsaError::Refused {
+            status: 2,
+            text: ": no".into()
+        }
+    );
     assert!(matches!(token_from_response(b"not der"), Err(TsaError::Malformed(_))));
 }

@@ -139,6 +139,7 @@ async fn tokens_reach_the_bundle_and_forged_ones_are_refused() {
     let (ca, other) = (pki.path("ca.pem"), pki.path("other-ca.pem"));
     // The right root: verified, and the verdict says before when the records existed.
     let o = verify(&out, &[&ca]);
+    println!("{}", text(&o));
     assert!(o.status.success(), "{}", text(&o));
     assert!(text(&o).contains("records existed before "), "{}", text(&o));
     assert!(text(&o).contains("(TSA CN=TEST ONLY ledger TSA)"), "{}", text(&o));
@@ -229,4 +230,18 @@ async fn a_tsa_that_is_down_never_stalls_appends() {
     down.store(false, Ordering::SeqCst);
     let t = tokens_covering(&node.addr, size).await;
     assert!(t.iter().any(|x| x.size >= size));
+    // Stored tokens survive a restart (files in DATA/timestamps) and are served again.
+    drop(tc);
+    drop(c);
+    let mut node = node;
+    node.stop();
+    let node = Node::try_start_with(&data, &[]).expect("restart");
+    let mut tc = TimestampsClient::connect(node.addr.clone()).await.expect("connect");
+    let again = tc
+        .get_timestamps(pb::GetTimestampsRequest::default())
+        .await
+        .expect("GetTimestamps")
+        .into_inner()
+        .timestamps;
+    assert_eq!(again, t);
 }

@@ -217,6 +217,10 @@ pub async fn fetch(tsa: &Tsa, imprint: &[u8; 32]) -> Result<Vec<u8>> {
     if info.imprint != imprint {
         bail!("the TSA's token is over other data");
     }
+    let sent: Vec<u8> = nonce.iter().skip_while(|b| **b == 0).copied().collect();
+    if info.nonce.as_deref() != Some(sent.as_slice()) {
+        bail!("the TSA's token does not echo the request's nonce (a replayed answer)");
+    }
     Ok(token)
 }
 

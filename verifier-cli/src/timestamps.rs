@@ -82,12 +82,17 @@ impl TimestampReport {
             if t.verified {
                 s.push_str(&format!(
                     "  OK  checkpoint {} existed before {} (TSA {}, root {})\n",
-                    t.checkpoint_size, t.gen_time, t.tsa, t.root
+                    t.checkpoint_size,
+                    iso(&t.gen_time),
+                    t.tsa,
+                    t.root
                 ));
             } else if !self.roots_given {
                 s.push_str(&format!(
                     "  --  checkpoint {}: token present, UNVERIFIED (no --tsa-root given; says {} by {})\n",
-                    t.checkpoint_size, t.gen_time, t.tsa
+                    t.checkpoint_size,
+                    iso(&t.gen_time),
+                    t.tsa
                 ));
             } else {
                 s.push_str(&format!("  BAD checkpoint {}: {}\n", t.checkpoint_size, t.problem));
@@ -108,16 +113,39 @@ impl TimestampReport {
         for (r, t) in &best {
             s.push_str(&format!(
                 "  record {}: existed before {} (TSA {})\n",
-                r.index, t.gen_time, t.tsa
+                r.index,
+                iso(&t.gen_time),
+                t.tsa
             ));
         }
         if best.len() == self.records.len()
             && let Some((_, t)) = best.iter().max_by_key(|(_, t)| t.gen_time_unix)
         {
-            s.push_str(&format!("records existed before {} (TSA {})\n", t.gen_time, t.tsa));
+            s.push_str(&format!(
+                "records existed before {} (TSA {})\n",
+                iso(&t.gen_time),
+                t.tsa
+            ));
         }
         s
     }
+}
+
+/// GeneralizedTime text (`YYYYMMDDHHMMSS[.f]Z`) as RFC 3339 (`YYYY-MM-DDTHH:MM:SS[.f]Z`).
+fn iso(g: &str) -> String {
+    if g.len() < 15 || !g.is_char_boundary(14) || !g[..14].bytes().all(|b| b.is_ascii_digit()) {
+        return g.to_string();
+    }
+    format!(
+        "{}-{}-{}T{}:{}:{}{}",
+        &g[..4],
+        &g[4..6],
+        &g[6..8],
+        &g[8..10],
+        &g[10..12],
+        &g[12..14],
+        &g[14..]
+    )
 }
 
 fn check_one(
@@ -345,4 +373,43 @@ async fn collect(
         });
     }
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn times_read_as_rfc3339() {
+        assert_eq!(iso("20261201165103Z"), "2026-12-01T16:51:03Z");
+        assert_eq!(iso("20261201165103.25Z"), "2026-12-01T16:51:03.25Z");
+        assert_eq!(iso("garbage"), "garbage");
+    }
+
+    #[test]
+    fn unverified_tokens_never_count() {
+        let t = TokenVerdict {
+            checkpoint_size: 5,
+            tsa: "CN=x".into(),
+            gen_time: "20261201165103Z".into(),
+            gen_time_unix: 0,
+            verified: false,
+            root: String::new(),
+            problem: "unverified: no --tsa-root given".into(),
+        };
+        let r = TimestampReport {
+            roots_given: false,
+            tokens: vec![t.clone()],
+            records: vec![],
+        };
+        assert!(r.ok());
+        assert!(r.render().contains("UNVERIFIED"));
+        let r = TimestampReport {
+            roots_given: true,
+            tokens: vec![t],
+            records: vec![],
+        };
+        assert!(!r.ok());
+        assert!(r.render().contains("BAD checkpoint 5"));
+    }
 }

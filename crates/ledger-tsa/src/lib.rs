@@ -287,6 +287,8 @@ pub struct Unverified {
     pub imprint: Vec<u8>,
     /// Subject of the first certificate carried, when any.
     pub tsa_name: String,
+    /// The nonce (big-endian, minimal), when the token has one.
+    pub nonce: Option<Vec<u8>>,
 }
 
 struct Parsed {
@@ -362,6 +364,10 @@ pub fn inspect(token: &[u8]) -> Result<Unverified, TsaError> {
             .first()
             .map(|c| c.tbs_certificate().subject().to_string())
             .unwrap_or_default(),
+        nonce: p
+            .tst
+            .nonce
+            .map(|n| n.as_bytes().iter().skip_while(|b| **b == 0).copied().collect()),
     })
 }
 

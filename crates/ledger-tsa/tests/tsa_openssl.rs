@@ -35,6 +35,17 @@ fn openssl_tokens_verify_and_forgeries_are_refused() {
         .as_secs();
     assert!(v.gen_time_unix + 600 > now && v.gen_time_unix <= now + 600, "{v:?}");
 
+    // Cost of one verification (reported, not asserted).
+    let t0 = std::time::Instant::now();
+    for _ in 0..20 {
+        verify_token(&token, &imprint(data), &ca).unwrap();
+    }
+    eprintln!(
+        "verify_token: {:?} per token ({} bytes)",
+        t0.elapsed() / 20,
+        token.len()
+    );
+
     // A root the TSA does not chain to.
     let e = verify_token(&token, &imprint(data), &roots(&t, "other-ca.pem")).unwrap_err();
     assert!(matches!(e, TsaError::Untrusted(_)), "{e}");

@@ -166,6 +166,25 @@ async fn tokens_reach_the_bundle_and_forged_ones_are_refused() {
     assert!(!o.status.success(), "{}", text(&o));
     assert!(text(&o).contains("TSA_WRONG_IMPRINT"), "{}", text(&o));
 
+    // The same splice with the other token's own checkpoint carried along: that checkpoint is not
+    // tied to the bundle's by the carried consistency proof.
+    let mut s = b.clone();
+    s.timestamps[0].token = B64.encode(&other_cp.token);
+    s.timestamps[0].checkpoint = other_cp.checkpoint.clone();
+    write_bundle(&bad, &s);
+    let o = verify(&bad, &[&ca]);
+    assert!(!o.status.success(), "{}", text(&o));
+    assert!(text(&o).contains("FORK"), "{}", text(&o));
+    // A checkpoint the node never signed.
+    let mut s = b.clone();
+    s.timestamps[0].checkpoint = s.timestamps[0]
+        .checkpoint
+        .replacen("ledger.test/tsa\n", "ledger.test/tsa\n1", 1);
+    write_bundle(&bad, &s);
+    let o = verify(&bad, &[&ca]);
+    assert!(!o.status.success(), "{}", text(&o));
+    assert!(text(&o).contains("CHECKPOINT_BAD_SIGNATURE"), "{}", text(&o));
+
     // A token over the right checkpoint, signed with a TSA certificate that had expired.
     let q = ledger_tsa::request(&body_imprint(&b.timestamps[0].checkpoint), &[7]).expect("query");
     let expired = ledger_tsa::token_from_response(&pki.reply(&q, "tsa-expired.pem")).expect("token");

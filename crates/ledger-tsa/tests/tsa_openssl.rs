@@ -60,6 +60,16 @@ fn openssl_tokens_verify_and_forgeries_are_refused() {
     let e = verify_token(&expired, &imprint(data), &ca).unwrap_err();
     assert!(matches!(e, TsaError::CertNotValid(_)), "{e}");
 
+    // Every truncation of the response and of the token is refused without a panic.
+    let resp = t.reply(&q, "tsa.pem");
+    for n in 0..resp.len() {
+        assert!(token_from_response(&resp[..n]).is_err(), "response cut at {n} accepted");
+    }
+    for n in 0..token.len() {
+        assert!(verify_token(&token[..n], &imprint(data), &ca).is_err(), "token cut at {n} accepted");
+        assert!(ledger_tsa::inspect(&token[..n]).is_err(), "token cut at {n} read");
+    }
+
     // Every single-byte change anywhere in the token is refused (signature, digest, binding,
     // chain, or DER), never accepted.
     for i in 0..token.len() {

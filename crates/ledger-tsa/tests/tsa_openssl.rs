@@ -66,7 +66,10 @@ fn openssl_tokens_verify_and_forgeries_are_refused() {
         assert!(token_from_response(&resp[..n]).is_err(), "response cut at {n} accepted");
     }
     for n in 0..token.len() {
-        assert!(verify_token(&token[..n], &imprint(data), &ca).is_err(), "token cut at {n} accepted");
+        assert!(
+            verify_token(&token[..n], &imprint(data), &ca).is_err(),
+            "token cut at {n} accepted"
+        );
         assert!(ledger_tsa::inspect(&token[..n]).is_err(), "token cut at {n} read");
     }
 

@@ -110,6 +110,7 @@ fn sample() -> Bundle {
         }),
         checkpoint: cp,
         summary: String::new(),
+        timestamps: Vec::new(),
     };
     b.summary = bundle::render(&verify_bundle(&b, Some(log.verifier())));
     b

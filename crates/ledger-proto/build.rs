@@ -8,6 +8,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let files = [
         root.join("ledger/v1/ledger.proto"),
         root.join("ledger/v1/witness.proto"),
+        root.join("ledger/v1/timestamps.proto"),
     ];
     for f in &files {
         println!("cargo:rerun-if-changed={}", f.display());

@@ -15,6 +15,7 @@ mod readers;
 mod sequencer;
 mod service;
 mod tiles;
+mod timestamps;
 mod tlog_http;
 mod witness;
 mod witness_push;
@@ -25,6 +26,7 @@ use ledger_core::entry::Entry;
 use ledger_core::note::NoteSigner;
 use ledger_core::state::LedgerState;
 use ledger_proto::pb::ledger_server::LedgerServer;
+use ledger_proto::pb::timestamps_server::TimestampsServer;
 use ledger_store::Store;
 use serde::Deserialize;
 use std::net::SocketAddr;
@@ -159,6 +161,13 @@ struct ServeArgs {
     /// Read-only C2SP tlog-tiles HTTP listen address (default 127.0.0.1:8081; "off" to disable).
     #[arg(long, env = "LEDGER_TILES_LISTEN")]
     tiles_listen: Option<String>,
+    /// An RFC 3161 time-stamping authority (`http://host:port/path`) to ask for a token over each
+    /// new checkpoint. Repeat, or comma-separate in the environment variable.
+    #[arg(long = "tsa", env = "LEDGER_TSA", value_delimiter = ',')]
+    tsa: Vec<String>,
+    /// At most one timestamp per TSA every this many seconds (default 0: every new checkpoint).
+    #[arg(long, env = "LEDGER_TSA_INTERVAL")]
+    tsa_interval: Option<u64>,
 }
 
 impl ServeArgs {
@@ -189,6 +198,8 @@ impl ServeArgs {
             query_scan_limit: self.query_scan_limit.or(file.query_scan_limit),
             query_max_bytes: self.query_max_bytes.or(file.query_max_bytes),
             tiles_listen: self.tiles_listen.or(file.tiles_listen),
+            tsa: if self.tsa.is_empty() { file.tsa } else { self.tsa },
+            tsa_interval: self.tsa_interval.or(file.tsa_interval),
         })
     }
 }
@@ -350,6 +361,7 @@ async fn serve(a: ServeArgs) -> Result<()> {
     let tiles_listener = tiles::bind(a.tiles_listen.as_deref()).await?;
     let tiles_limits = tiles::Limits::from_env()?;
     let gate = gate::Gate::<LedgerServer<service::LedgerService>>::new();
+    let ts_gate = gate::Gate::<TimestampsServer<timestamps::TimestampsService>>::new();
     let stop = {
         let ready = ready.clone();
         async move {
@@ -366,6 +378,7 @@ async fn serve(a: ServeArgs) -> Result<()> {
             .add_service(reflection)
             .add_service(reflection_alpha)
             .add_service(gate.clone())
+            .add_service(ts_gate.clone())
             .serve_with_incoming_shutdown(incoming, stop),
     );
     hold_start_for_tests();
@@ -472,6 +485,25 @@ async fn serve(a: ServeArgs) -> Result<()> {
             witnesses,
         ));
     }
+    let tsas = a
+        .tsa
+        .iter()
+        .map(|u| u.parse::<timestamps::Tsa>())
+        .collect::<Result<Vec<_>>>()?;
+    for t in tsas {
+        tracing::info!(tsa = %t.url, "asking for RFC 3161 timestamps over new checkpoints");
+        tokio::spawn(timestamps::run(
+            t,
+            data.clone(),
+            Duration::from_secs(a.tsa_interval.unwrap_or(0)),
+            shared.checkpoint.subscribe(),
+        ));
+    }
+    ts_gate.open(TimestampsServer::new(timestamps::TimestampsService {
+        data: data.clone(),
+        store: store.clone(),
+    }));
+    drop(ts_gate);
     let edge = Arc::new(edge::EdgePool::per_core(a.queue_depth.unwrap_or(4096)));
     tracing::info!(
         threads = edge.workers(),

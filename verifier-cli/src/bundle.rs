@@ -207,6 +207,7 @@ pub async fn export(req: ExportRequest<'_>) -> Result<Bundle> {
         registry: registry_entries,
         consistency,
         summary: String::new(),
+        timestamps: Vec::new(),
     };
     // The summary is what the verifier itself concludes, so it is readable and honest.
     b.summary = render(&verify_bundle(&b, Some(&key)));

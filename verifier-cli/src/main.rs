@@ -17,6 +17,7 @@ mod report;
 mod review;
 mod sigs;
 mod source;
+mod timestamps;
 mod unseal;
 
 use anyhow::Context as _;
@@ -231,6 +232,10 @@ enum BundleCmd {
         /// Also write the verdict as JSON.
         #[arg(long, value_name = "FILE")]
         json: Option<PathBuf>,
+        /// A root certificate (PEM) the court trusts for RFC 3161 time-stamping authorities;
+        /// repeatable. Without it, timestamp tokens are reported as unverified and not counted.
+        #[arg(long = "tsa-root", value_name = "CERT.pem")]
+        tsa_root: Vec<PathBuf>,
     },
     /// Renders a bundle's verdict as one self-contained HTML page for printing.
     Show {
@@ -258,7 +263,7 @@ fn bundle_cmd(c: BundleCmd) -> anyhow::Result<bool> {
         } => {
             let t = trusted(trusted_key.as_deref())?;
             let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
-            let b = rt.block_on(bundle::export(bundle::ExportRequest {
+            let mut b = rt.block_on(bundle::export(bundle::ExportRequest {
                 node: &node,
                 indices: &indices,
                 subject: subject.as_deref(),
@@ -266,6 +271,7 @@ fn bundle_cmd(c: BundleCmd) -> anyhow::Result<bool> {
                 from_checkpoint: from_checkpoint.as_deref(),
                 trusted: t.as_ref(),
             }))?;
+            b.timestamps = rt.block_on(timestamps::for_bundle(&node, &b));
             bundle::write(&out, &b)?;
             println!(
                 "wrote {} ({} records, checkpoint of {} entries)",
@@ -284,14 +290,23 @@ fn bundle_cmd(c: BundleCmd) -> anyhow::Result<bool> {
             file,
             trusted_key,
             json,
+            tsa_root,
         } => {
             let t = trusted(trusted_key.as_deref())?;
             let v = bundle::verify_file(&file, t.as_ref())?;
             print!("{}", bundle::render(&v));
+            let ts = timestamps::check_file(&file, &tsa_root)?;
+            print!("{}", ts.render());
             if let Some(p) = &json {
-                report::write_json(p, &serde_json::to_value(&v)?)?;
+                let mut j = serde_json::to_value(&v)?;
+                if !ts.tokens.is_empty()
+                    && let Some(o) = j.as_object_mut()
+                {
+                    o.insert("timestamps".into(), serde_json::to_value(&ts)?);
+                }
+                report::write_json(p, &j)?;
             }
-            Ok(v.ok())
+            Ok(v.ok() && ts.ok())
         }
         BundleCmd::Show {
             file,

@@ -68,6 +68,26 @@ pub struct Bundle {
     /// Readable summary written by the exporter (not trusted by the verifier).
     #[serde(default)]
     pub summary: String,
+    /// RFC 3161 trusted timestamp tokens over checkpoints of this log up to the bundle's
+    /// checkpoint (optional; absent in bundles without them, which verify as before).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub timestamps: Vec<BundleTimestamp>,
+}
+
+/// An RFC 3161 timestamp token over one checkpoint, with what ties that checkpoint to the
+/// bundle's (docs/bundle.md, "Trusted timestamps"). Checked by `ledger-verify bundle verify
+/// --tsa-root`, not by [`verify_bundle`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BundleTimestamp {
+    /// The signed checkpoint note the token covers; the TSA hashed its body (the text before the
+    /// blank line, ending in a newline) with SHA-256.
+    pub checkpoint: String,
+    /// RFC 9162 consistency proof from that checkpoint to the bundle's checkpoint (empty when
+    /// the sizes are equal).
+    pub consistency_proof: Vec<Hash>,
+    /// The TimeStampToken (DER CMS ContentInfo), standard base64.
+    pub token: String,
 }
 
 /// Formats a C2SP tlog-proof@v1.

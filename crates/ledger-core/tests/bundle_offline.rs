@@ -124,6 +124,7 @@ impl Log {
             }),
             checkpoint: note,
             summary: String::new(),
+            timestamps: Vec::new(),
         }
     }
 }

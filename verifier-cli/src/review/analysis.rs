@@ -15,18 +15,37 @@ use ledger_core::domain::{
 };
 use ledger_core::entry::Entry;
 use ledger_core::hash::{Hash, leaf_hash};
-use ledger_core::registry::{Registry, envelope_kind};
+use ledger_core::registry::{Registry, RegistryError, envelope_kind};
 use ledger_core::rules::DomainState;
 use ledger_core::state::{LedgerState, StepError};
 use std::collections::{BTreeMap, BTreeSet};
 
-/// What a finding is about, with the facts its message is made of.
+/// Someone named in the review: a key's holder as the registry knows them, a key the registry
+/// does not know, or a person a record names.
 #[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Who {
+    /// A registry holder's name, or a person named by a record.
+    Name(String),
+    /// A key id the registry does not know (no charter, or not enrolled).
+    UnknownKey(String),
+}
+
+/// Who revealed (or was to reveal) for a party of a draw.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Revealer {
+    /// The party had a committed reveal key, held by this key holder (`None`: unknown holder).
+    Key(Option<String>),
+    /// The party had no committed key: public sources.
+    PublicSources,
+}
+
+/// What a finding is about, with the facts its message is made of.
+#[derive(Debug)]
 pub enum FindingKind {
     /// A registry rule refused the entry (signer authority, quorum, key records).
     Registry {
         /// The registry's error.
-        detail: String,
+        error: RegistryError,
     },
     /// A cross-record domain rule refused the entry.
     Rule {
@@ -64,9 +83,8 @@ pub enum FindingKind {
     DrawVoided {
         /// The draw.
         draw_id: String,
-        /// Parties that did not reveal, each with the signer of its reveal key (none: public
-        /// sources).
-        withheld: Vec<(String, Option<String>)>,
+        /// Parties that did not reveal, each with who was to reveal for it.
+        withheld: Vec<(String, Revealer)>,
     },
     /// A draw past its deadline with no result and no cancellation.
     DrawAbandoned {
@@ -117,7 +135,7 @@ impl FindingKind {
 }
 
 /// One finding.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub struct Finding {
     /// What it is.
     pub kind: FindingKind,
@@ -127,8 +145,8 @@ pub struct Finding {
     pub subject: String,
     /// Indices of the evidence.
     pub evidence: Vec<u64>,
-    /// Who is behind it: role → signer names.
-    pub accountability: BTreeMap<String, Vec<String>>,
+    /// Who is behind it, by role.
+    pub accountability: BTreeMap<&'static str, Vec<Who>>,
 }
 
 impl Finding {
@@ -142,8 +160,8 @@ impl Finding {
         }
     }
 
-    fn with(mut self, role: &str, who: Vec<String>) -> Self {
-        self.accountability.insert(role.into(), who);
+    fn with(mut self, role: &'static str, who: Vec<Who>) -> Self {
+        self.accountability.insert(role, who);
         self
     }
 }
@@ -157,8 +175,8 @@ pub struct TimelineItem {
     pub timestamp_micros: u64,
     /// Kind.
     pub kind: String,
-    /// Signer names.
-    pub signers: Vec<String>,
+    /// Signers.
+    pub signers: Vec<Who>,
     /// Payload bytes.
     pub payload: Vec<u8>,
 }
@@ -177,7 +195,7 @@ pub struct MicroTotal {
 }
 
 /// What the analysis found.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Default)]
 pub struct Findings {
     /// Entries read.
     pub entries: u64,
@@ -207,15 +225,16 @@ struct DrawInfo {
     index: u64,
     purpose: DrawPurpose,
     subjects: Vec<String>,
-    signers: Vec<String>,
+    signers: Vec<Who>,
     deadline: u64,
     result: Option<u64>,
     /// Evaluators the result selected or assigned.
     selected: BTreeSet<String>,
     /// The node's void: index and the parties that did not reveal.
     void: Option<(u64, Vec<String>)>,
-    /// Party name → signer names of the committed reveal keys.
-    parties: BTreeMap<String, String>,
+    /// Party name → holder of its committed reveal key (`None`: a key the registry does not
+    /// know).
+    parties: BTreeMap<String, Option<String>>,
 }
 
 struct DecisionInfo {
@@ -224,15 +243,15 @@ struct DecisionInfo {
     nomination_id: String,
     evaluation_ref: String,
     evaluators: Vec<String>,
-    signers: Vec<String>,
+    signers: Vec<Who>,
 }
 
 /// An entry the step accepted, with what its handler needs.
 struct Accepted<'a> {
     entry: &'a Entry,
     kind: String,
-    /// Signer names.
-    names: Vec<String>,
+    /// Signers.
+    names: Vec<Who>,
     in_scope: bool,
 }
 
@@ -245,7 +264,7 @@ pub struct Analysis {
     /// Domain state alone, for a log without a valid charter (no registry to judge signers by).
     domain_only: DomainState,
     checkable: BTreeMap<String, Checkable>,
-    nominations: BTreeMap<String, (u64, Vec<String>, String)>,
+    nominations: BTreeMap<String, (u64, Vec<Who>, String)>,
     draws: BTreeMap<String, DrawInfo>,
     decisions: Vec<DecisionInfo>,
     cancelled: BTreeSet<u64>,
@@ -281,15 +300,13 @@ impl Analysis {
         }
     }
 
-    fn names(&self, e: &Entry) -> Vec<String> {
+    fn names(&self, e: &Entry) -> Vec<Who> {
         e.envelope
             .signatures
             .iter()
-            .map(|s| {
-                self.registry().and_then(|r| r.holder(&s.keyid)).map_or_else(
-                    || format!("unknown key {}", s.keyid.chars().take(12).collect::<String>()),
-                    String::from,
-                )
+            .map(|s| match self.registry().and_then(|r| r.holder(&s.keyid)) {
+                Some(name) => Who::Name(name.to_string()),
+                None => Who::UnknownKey(s.keyid.clone()),
             })
             .collect()
     }
@@ -388,9 +405,7 @@ impl Analysis {
         let index = e.index;
         match err {
             StepError::Registry(err) => {
-                let kind = FindingKind::Registry {
-                    detail: err.to_string(),
-                };
+                let kind = FindingKind::Registry { error: err };
                 self.push(Finding::new(kind, index, "", vec![index]));
             }
             StepError::Record(_) => {}
@@ -499,8 +514,8 @@ impl Analysis {
             .parties
             .iter()
             .map(|p| {
-                let who = self.registry().and_then(|r| r.holder(&p.keyid)).unwrap_or("?");
-                (p.name.clone(), who.to_string())
+                let who = self.registry().and_then(|r| r.holder(&p.keyid)).map(str::to_string);
+                (p.name.clone(), who)
             })
             .collect();
         let info = DrawInfo {
@@ -582,7 +597,7 @@ impl Analysis {
         }
     }
 
-    fn on_decision(&mut self, index: u64, d: Decision, names: Vec<String>) {
+    fn on_decision(&mut self, index: u64, d: Decision, names: Vec<Who>) {
         self.decisions.push(DecisionInfo {
             index,
             subject: d.subject,
@@ -593,7 +608,7 @@ impl Analysis {
         });
     }
 
-    fn on_accountability(&mut self, index: u64, a: Accountability, names: Vec<String>) {
+    fn on_accountability(&mut self, index: u64, a: Accountability, names: Vec<Who>) {
         let Some(o) = a.opening else { return };
         let complaint = self.checkable.get(&o.complaint_id);
         let mut evidence: Vec<u64> = complaint.map(|c| c.index).into_iter().collect();
@@ -607,7 +622,7 @@ impl Analysis {
             finding: a.finding,
         };
         let f = Finding::new(kind, index, &subject, evidence)
-            .with("complainant (unsealed)", vec![identity])
+            .with("complainant (unsealed)", vec![Who::Name(identity)])
             .with("finding signed by", names);
         self.push(f);
     }
@@ -649,7 +664,16 @@ impl Analysis {
         for (id, d) in &self.draws {
             let draw_id = id.clone();
             if let Some((vi, missing)) = &d.void {
-                let withheld = missing.iter().map(|p| (p.clone(), d.parties.get(p).cloned())).collect();
+                let withheld = missing
+                    .iter()
+                    .map(|p| {
+                        let who = d
+                            .parties
+                            .get(p)
+                            .map_or(Revealer::PublicSources, |h| Revealer::Key(h.clone()));
+                        (p.clone(), who)
+                    })
+                    .collect();
                 let kind = FindingKind::DrawVoided { draw_id, withheld };
                 found.push(
                     Finding::new(kind, *vi, &first(&d.subjects), vec![d.index, *vi])
@@ -672,7 +696,7 @@ impl Analysis {
         let mut acc = BTreeMap::new();
         let nomination = self.nominations.get(&dc.nomination_id);
         if let Some((_, n, _)) = nomination {
-            acc.insert("nominator".to_string(), n.clone());
+            acc.insert("nominator", n.clone());
         }
         // The evaluation is a draw, or an election whose voters that draw selected.
         let draw_ref = self
@@ -683,9 +707,9 @@ impl Analysis {
             .map_or(dc.evaluation_ref.clone(), |e| e.open.draw_id.clone());
         let draw = self.draws.get(&draw_ref);
         if let Some(d) = draw {
-            acc.insert("registrar (draw)".to_string(), d.signers.clone());
+            acc.insert("registrar (draw)", d.signers.clone());
         }
-        acc.insert("committee".to_string(), dc.signers.clone());
+        acc.insert("committee", dc.signers.clone());
         let mut found = Vec::new();
         let open: Vec<u64> = self
             .checkable

@@ -63,7 +63,7 @@ fn report(found: analysis::Findings, filter: &Filter, source: String) -> ReviewR
                 index: t.index,
                 time: text::timeline_time(t.timestamp_micros),
                 kind: t.kind,
-                signers: t.signers,
+                signers: text::names(&t.signers),
                 payload: text::timeline_payload(&t.payload),
             })
             .collect(),

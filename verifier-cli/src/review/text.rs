@@ -2,18 +2,29 @@
 //! only: what is flagged is decided in [`super::analysis`].
 
 use super::Filter;
-use super::analysis::{Finding, FindingKind};
+use super::analysis::{Finding, FindingKind, Revealer, Who};
 use super::model::{Flag, ReviewReport};
 use ledger_core::time::rfc3339_micros;
+use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
 /// The flag a finding is reported as, worded.
 pub fn flag(f: Finding) -> Flag {
-    let mut accountability = f.accountability;
+    let mut accountability: BTreeMap<String, Vec<String>> = f
+        .accountability
+        .iter()
+        .map(|(role, who)| ((*role).to_string(), names(who)))
+        .collect();
     if let FindingKind::DrawVoided { withheld, .. } = &f.kind {
         let who = withheld
             .iter()
-            .map(|(p, signer)| format!("{p} ({})", signer.as_deref().unwrap_or("public sources")))
+            .map(|(p, r)| {
+                let by = match r {
+                    Revealer::Key(holder) => holder.as_deref().unwrap_or("?"),
+                    Revealer::PublicSources => "public sources",
+                };
+                format!("{p} ({by})")
+            })
             .collect();
         accountability.insert("did not reveal".into(), who);
     }
@@ -30,7 +41,8 @@ pub fn flag(f: Finding) -> Flag {
 /// What a finding says.
 fn message(kind: FindingKind) -> String {
     match kind {
-        FindingKind::Registry { detail } | FindingKind::Rule { detail, .. } => detail,
+        FindingKind::Registry { error } => error.to_string(),
+        FindingKind::Rule { detail, .. } => detail,
         FindingKind::Redraw { draw_id } => {
             format!("draw {draw_id} repeats an earlier, uncancelled draw for the same purpose and subject")
         }
@@ -74,6 +86,16 @@ fn message(kind: FindingKind) -> String {
             evaluation_ref,
         } => format!("nomination {nomination_id} was recorded after the evaluation {evaluation_ref} it relies on"),
     }
+}
+
+/// Signers and named people as shown: a key the registry does not know by the start of its id.
+pub fn names(who: &[Who]) -> Vec<String> {
+    who.iter()
+        .map(|w| match w {
+            Who::Name(n) => n.clone(),
+            Who::UnknownKey(keyid) => format!("unknown key {}", keyid.chars().take(12).collect::<String>()),
+        })
+        .collect()
 }
 
 /// The filter in words.
@@ -208,4 +230,63 @@ pub fn human(r: &ReviewReport) -> String {
         );
     }
     s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::review::analysis::Finding;
+
+    #[test]
+    fn a_voided_draw_is_worded_with_who_withheld_each_reveal() {
+        let kind = FindingKind::DrawVoided {
+            draw_id: "d-1".into(),
+            withheld: vec![
+                ("court".into(), Revealer::Key(Some("judge wang".into()))),
+                ("lost".into(), Revealer::Key(None)),
+                ("beacon".into(), Revealer::PublicSources),
+            ],
+        };
+        let mut accountability = BTreeMap::new();
+        accountability.insert(
+            "registrar",
+            vec![Who::Name("li".into()), Who::UnknownKey("ab".repeat(32))],
+        );
+        let f = flag(Finding {
+            kind,
+            index: 9,
+            subject: "cadre-1".into(),
+            evidence: vec![3, 9],
+            accountability,
+        });
+        assert_eq!(f.code, "DRAW_VOIDED");
+        assert_eq!(
+            f.message,
+            "draw d-1 was voided by the node at its deadline: court, lost, beacon did not reveal (a withheld \
+             reveal can abort a draw whose outcome the withholding party already knew)"
+        );
+        assert_eq!(f.accountability["registrar"], ["li", "unknown key abababababab"]);
+        assert_eq!(
+            f.accountability["did not reveal"],
+            ["court (judge wang)", "lost (?)", "beacon (public sources)"]
+        );
+        assert_eq!(
+            (f.index, f.subject.as_str(), f.evidence.as_slice()),
+            (9, "cadre-1", &[3, 9][..])
+        );
+    }
+
+    #[test]
+    fn the_scope_names_the_filter_and_the_period() {
+        assert_eq!(scope(&Filter::default()), "whole log");
+        let f = Filter {
+            subject: Some("c".into()),
+            draw: Some("d".into()),
+            from: Some(0),
+            to: None,
+        };
+        assert_eq!(scope(&f), "cadre c, period 1970-01-01T00:00:00.000000Z – end");
+        assert_eq!(mean(7, 2), "3.50");
+        assert_eq!(mean(0, 0), "0.00");
+    }
 }

@@ -17,7 +17,7 @@ pub mod prepare;
 pub mod replay;
 #[path = "../../verifier-cli/src/report.rs"]
 pub mod report;
-#[path = "../../verifier-cli/src/review.rs"]
+#[path = "../../verifier-cli/src/review/mod.rs"]
 pub mod review;
 #[path = "../../verifier-cli/src/sigs.rs"]
 pub mod sigs;

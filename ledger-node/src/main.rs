@@ -317,72 +317,190 @@ fn load_state(store: &Store, size: u64, root: &ledger_core::hash::Hash) -> Resul
     Ok((state, refused))
 }
 
+/// `serve`'s options, with the defaults applied and checked.
+struct ServeConfig {
+    data: PathBuf,
+    listen: SocketAddr,
+    /// TLS certificate and key, PEM.
+    tls: Option<(Vec<u8>, Vec<u8>)>,
+    witnesses: Vec<witness_push::WitnessConfig>,
+    queue_depth: usize,
+}
+
+/// Applies the defaults to `serve`'s options and checks them.
+fn serve_config(a: &ServeArgs) -> Result<ServeConfig> {
+    let tls = match (&a.tls_cert, &a.tls_key) {
+        (Some(c), Some(k)) => Some((std::fs::read(c)?, std::fs::read(k)?)),
+        (None, None) => None,
+        _ => bail!("TLS needs both --tls-cert and --tls-key"),
+    };
+    let witnesses = a
+        .witness
+        .iter()
+        .map(|w| w.parse::<witness_push::WitnessConfig>())
+        .collect::<Result<Vec<_>>>()?;
+    Ok(ServeConfig {
+        data: a.data.clone().unwrap_or_else(|| PathBuf::from("ledger-data")),
+        listen: a.listen.unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 50051))),
+        tls,
+        witnesses,
+        queue_depth: a.queue_depth.unwrap_or(4096),
+    })
+}
+
 async fn serve(a: ServeArgs) -> Result<()> {
-    let data = a.data.clone().unwrap_or_else(|| PathBuf::from("ledger-data"));
-    let listen = a.listen.unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 50051)));
-    let layout = genesis::Layout::new(&data);
+    let cfg = serve_config(&a)?;
     // The port opens before the store is verified: until the node is ready, health says
     // NOT_SERVING and the Ledger service answers UNAVAILABLE (gate.rs). "listening on" is printed
     // once the node is ready. A stop signal during start-up ends the process at once.
-    let ready = Arc::new(std::sync::atomic::AtomicBool::new(false));
-    let (health_reporter, health) = tonic_health::server::health_reporter();
-    set_health(&health_reporter, false).await;
-    let reflection = tonic_reflection::server::Builder::configure()
-        .register_encoded_file_descriptor_set(ledger_proto::FILE_DESCRIPTOR_SET)
-        .register_encoded_file_descriptor_set(tonic_reflection::pb::v1alpha::FILE_DESCRIPTOR_SET)
-        .build_v1()?;
-    // v1alpha too, for older grpcurl, Evans and Python grpcio-reflection clients.
-    let reflection_alpha = tonic_reflection::server::Builder::configure()
-        .register_encoded_file_descriptor_set(ledger_proto::FILE_DESCRIPTOR_SET)
-        .register_encoded_file_descriptor_set(tonic_reflection::pb::v1::FILE_DESCRIPTOR_SET)
-        .build_v1alpha()?;
-    let mut builder = tonic::transport::Server::builder();
-    if let (Some(c), Some(k)) = (&a.tls_cert, &a.tls_key) {
-        let id = tonic::transport::Identity::from_pem(std::fs::read(c)?, std::fs::read(k)?);
-        builder = builder.tls_config(tonic::transport::ServerTlsConfig::new().identity(id))?;
-        tracing::info!("TLS enabled");
-    } else if a.tls_cert.is_some() || a.tls_key.is_some() {
-        bail!("TLS needs both --tls-cert and --tls-key");
-    }
-    let listener = tokio::net::TcpListener::bind(listen)
-        .await
-        .with_context(|| format!("binding {listen}"))?;
-    let bound = listener.local_addr()?;
-    // TCP_NODELAY on every connection, as tonic sets it on listeners it binds itself: without it,
-    // HTTP/2 flow-control updates for a large request wait for the client's delayed ACK (~40 ms).
-    let incoming = tokio_stream::StreamExt::map(tokio_stream::wrappers::TcpListenerStream::new(listener), |s| {
-        if let Ok(s) = &s {
-            let _ = s.set_nodelay(true);
-        }
-        s
-    });
-    tracing::info!(addr = %bound, "gRPC port open; health NOT_SERVING until the store is verified");
+    let port = Port::open(cfg.listen, cfg.tls.as_ref()).await?;
     // Bound now (a bad address fails start-up), served once the node is ready.
     let tiles_listener = tiles::bind(a.tiles_listen.as_deref()).await?;
     let tiles_limits = tiles::Limits::from_env()?;
-    let gate = gate::Gate::<LedgerServer<service::LedgerService>>::new();
-    let ts_gate = gate::Gate::<TimestampsServer<timestamps::TimestampsService>>::new();
-    let stop = {
-        let ready = ready.clone();
-        async move {
-            shutdown_signal().await;
-            if !ready.load(std::sync::atomic::Ordering::SeqCst) {
-                tracing::warn!("stop signal during start-up: exiting before the node was ready");
-                std::process::exit(1);
-            }
-        }
-    };
-    let server = tokio::spawn(
-        builder
-            .add_service(health)
-            .add_service(reflection)
-            .add_service(reflection_alpha)
-            .add_service(gate.clone())
-            .add_service(ts_gate.clone())
-            .serve_with_incoming_shutdown(incoming, stop),
-    );
     hold_start_for_tests();
-    let mut m = marks::read(&data)?;
+    let (store, checked, state) = open_store(&a, &cfg.data)?;
+    let size = checked.report.size;
+    let (running, jobs) = start_sequencer(&a, &cfg, &store, checked, state)?;
+    start_metrics(&a, &running.metrics).await;
+    let svc = assemble_service(&a, cfg.witnesses, &store, &running, jobs, cfg.queue_depth)?;
+    start_timestamps(&a, &cfg.data, &store, &running.shared, &port.ts_gate)?;
+    if let Some(l) = tiles_listener {
+        let at = l.local_addr()?;
+        tokio::spawn(tiles::serve(l, store.clone(), tiles_limits));
+        tracing::info!(addr = %at, "C2SP tlog-tiles (read-only) on http://{at}/checkpoint");
+        println!("tiles on {at}");
+    }
+    port.run(svc, &running.shared, &running.origin, size).await?;
+    tracing::info!("shutting down: finishing the current group");
+    // The service (and its job sender) is dropped by now; the sequencer drains and exits.
+    let thread = running.thread;
+    tokio::task::spawn_blocking(move || thread.join()).await.ok();
+    store.flush()?;
+    tracing::info!("stopped cleanly");
+    Ok(())
+}
+
+/// The gRPC server on its port, its Ledger service behind a gate until the node is ready.
+struct Port {
+    bound: SocketAddr,
+    gate: gate::Gate<LedgerServer<service::LedgerService>>,
+    /// The Timestamps service (RFC 3161 tokens), behind its own gate until the node is ready.
+    ts_gate: gate::Gate<TimestampsServer<timestamps::TimestampsService>>,
+    /// Set once the node is ready; a stop signal before that ends the process at once.
+    ready: Arc<std::sync::atomic::AtomicBool>,
+    health_reporter: tonic_health::server::HealthReporter,
+    server: tokio::task::JoinHandle<std::result::Result<(), tonic::transport::Error>>,
+}
+
+impl Port {
+    /// Binds `listen` and starts serving health (NOT_SERVING), reflection and the closed gate.
+    async fn open(listen: SocketAddr, tls: Option<&(Vec<u8>, Vec<u8>)>) -> Result<Self> {
+        let ready = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let (health_reporter, health) = tonic_health::server::health_reporter();
+        set_health(&health_reporter, false).await;
+        let reflection = tonic_reflection::server::Builder::configure()
+            .register_encoded_file_descriptor_set(ledger_proto::FILE_DESCRIPTOR_SET)
+            .register_encoded_file_descriptor_set(tonic_reflection::pb::v1alpha::FILE_DESCRIPTOR_SET)
+            .build_v1()?;
+        // v1alpha too, for older grpcurl, Evans and Python grpcio-reflection clients.
+        let reflection_alpha = tonic_reflection::server::Builder::configure()
+            .register_encoded_file_descriptor_set(ledger_proto::FILE_DESCRIPTOR_SET)
+            .register_encoded_file_descriptor_set(tonic_reflection::pb::v1::FILE_DESCRIPTOR_SET)
+            .build_v1alpha()?;
+        let mut builder = tonic::transport::Server::builder();
+        if let Some((cert, key)) = tls {
+            let id = tonic::transport::Identity::from_pem(cert, key);
+            builder = builder.tls_config(tonic::transport::ServerTlsConfig::new().identity(id))?;
+            tracing::info!("TLS enabled");
+        }
+        let listener = tokio::net::TcpListener::bind(listen)
+            .await
+            .with_context(|| format!("binding {listen}"))?;
+        let bound = listener.local_addr()?;
+        // TCP_NODELAY on every connection, as tonic sets it on listeners it binds itself: without
+        // it, HTTP/2 flow-control updates for a large request wait for the client's delayed ACK
+        // (~40 ms).
+        let incoming = tokio_stream::StreamExt::map(tokio_stream::wrappers::TcpListenerStream::new(listener), |s| {
+            if let Ok(s) = &s {
+                let _ = s.set_nodelay(true);
+            }
+            s
+        });
+        tracing::info!(addr = %bound, "gRPC port open; health NOT_SERVING until the store is verified");
+        let gate = gate::Gate::<LedgerServer<service::LedgerService>>::new();
+        let ts_gate = gate::Gate::<TimestampsServer<timestamps::TimestampsService>>::new();
+        let stop = {
+            let ready = ready.clone();
+            async move {
+                shutdown_signal().await;
+                if !ready.load(std::sync::atomic::Ordering::SeqCst) {
+                    tracing::warn!("stop signal during start-up: exiting before the node was ready");
+                    std::process::exit(1);
+                }
+            }
+        };
+        let server = tokio::spawn(
+            builder
+                .add_service(health)
+                .add_service(reflection)
+                .add_service(reflection_alpha)
+                .add_service(gate.clone())
+                .add_service(ts_gate.clone())
+                .serve_with_incoming_shutdown(incoming, stop),
+        );
+        Ok(Self {
+            bound,
+            gate,
+            ts_gate,
+            ready,
+            health_reporter,
+            server,
+        })
+    }
+
+    /// Opens the gate to `svc` once the sequencer is up, lets health follow the sequencer, and
+    /// serves until a stop signal.
+    async fn run(self, svc: service::LedgerService, shared: &sequencer::Shared, origin: &str, size: u64) -> Result<()> {
+        let Self {
+            bound,
+            gate,
+            ts_gate,
+            ready,
+            health_reporter,
+            server,
+        } = self;
+        // The sequencer has started (or already stopped) before the gate opens.
+        let mut up = shared.up.subscribe();
+        let first = *up.wait_for(Option::is_some).await?;
+        gate.open(
+            LedgerServer::new(svc)
+                .max_decoding_message_size(64 << 20)
+                .max_encoding_message_size(64 << 20),
+        );
+        drop(gate);
+        drop(ts_gate);
+        ready.store(true, std::sync::atomic::Ordering::SeqCst);
+        // Health follows the sequencer: SERVING only while appends can succeed (docs/operations.md).
+        set_health(&health_reporter, first == Some(true)).await;
+        tokio::spawn(async move {
+            while up.changed().await.is_ok() {
+                let now = *up.borrow_and_update();
+                set_health(&health_reporter, now == Some(true)).await;
+            }
+        });
+        tracing::info!(addr = %bound, origin = %origin, size, "ledger node serving");
+        // A line for scripts and tests that start the node on port 0.
+        println!("listening on {bound}");
+        server.await??;
+        Ok(())
+    }
+}
+
+/// Opens the store (initializing an empty data directory with development keys), checks it
+/// against the high-water marks, and folds the state from it.
+fn open_store(a: &ServeArgs, data: &std::path::Path) -> Result<(Arc<Store>, marks::Checked, LedgerState)> {
+    let layout = genesis::Layout::new(data);
+    let mut m = marks::read(data)?;
     let empty = { Store::open(&layout.store)?.size()? == 0 };
     // An empty store with a mark lost its whole log: refused by the mark check below, never
     // re-initialized.
@@ -395,13 +513,13 @@ async fn serve(a: ServeArgs) -> Result<()> {
         );
         tracing::warn!("Do not use this ledger for real records; run `ledger-node init` instead.");
         tracing::warn!("**************************************************************************");
-        genesis::init(&data, &origin, &[], 1, 0)?;
-        m = marks::read(&data)?;
+        genesis::init(data, &origin, &[], 1, 0)?;
+        m = marks::read(data)?;
     }
     let store = Arc::new(Store::open(&layout.store)?);
     let t = std::time::Instant::now();
-    let checked = marks::check(&store, &data, m, a.adopt_store, "serve")?;
-    let report = checked.report;
+    let checked = marks::check(&store, data, m, a.adopt_store, "serve")?;
+    let report = &checked.report;
     tracing::info!(size = report.size, root = %report.root, checkpoints = report.checkpoints, ms = t.elapsed().as_millis() as u64, "store verified");
     let t = std::time::Instant::now();
     let (state, refused) = load_state(&store, report.size, &report.root)?;
@@ -411,6 +529,27 @@ async fn serve(a: ServeArgs) -> Result<()> {
         ms = t.elapsed().as_millis() as u64,
         "state folded"
     );
+    Ok((store, checked, state))
+}
+
+/// The running sequencer and what the services share with it.
+struct Running {
+    shared: Arc<sequencer::Shared>,
+    thread: std::thread::JoinHandle<()>,
+    metrics: Arc<metrics::Metrics>,
+    origin: String,
+}
+
+/// Checks the node key against the charter and starts the sequencer thread on the folded state;
+/// with the sender of its job queue (the sequencer drains and exits once it is dropped).
+fn start_sequencer(
+    a: &ServeArgs,
+    cfg: &ServeConfig,
+    store: &Arc<Store>,
+    checked: marks::Checked,
+    state: LedgerState,
+) -> Result<(Running, std::sync::mpsc::SyncSender<sequencer::Job>)> {
+    let layout = genesis::Layout::new(&cfg.data);
     let registry = state.registry.clone();
     let node_key = ledger_client::keyfile::read_signing_key(&layout.node_key)
         .with_context(|| format!("reading node key {}", layout.node_key.display()))?;
@@ -421,20 +560,19 @@ async fn serve(a: ServeArgs) -> Result<()> {
     let signer = NoteSigner::new(&origin, node_key.clone())?;
     let latest = store.latest_checkpoint()?.context("the store has no checkpoint")?;
     let metrics = Arc::new(metrics::Metrics::default());
-    metrics
-        .tree_size
-        .store(report.size, std::sync::atomic::Ordering::Relaxed);
+    let size = checked.report.size;
+    metrics.tree_size.store(size, std::sync::atomic::Ordering::Relaxed);
     let (cp_tx, _) = tokio::sync::watch::channel(latest);
     let shared = Arc::new(sequencer::Shared {
         registry: std::sync::RwLock::new(registry),
         checkpoint: cp_tx,
         metrics: metrics.clone(),
-        size: std::sync::atomic::AtomicU64::new(report.size),
+        size: std::sync::atomic::AtomicU64::new(size),
         high_water: checked.mark,
         witnessed_mark: checked.witnessed,
         up: tokio::sync::watch::channel(None).0,
     });
-    let (job_tx, job_rx) = std::sync::mpsc::sync_channel(a.queue_depth.unwrap_or(4096));
+    let (jobs, job_rx) = std::sync::mpsc::sync_channel(cfg.queue_depth);
     let seq = sequencer::Sequencer {
         store: store.clone(),
         signer,
@@ -443,32 +581,80 @@ async fn serve(a: ServeArgs) -> Result<()> {
         shared: shared.clone(),
         node_key,
     };
-    let seq_thread = std::thread::Builder::new()
+    let thread = std::thread::Builder::new()
         .name("sequencer".into())
         .spawn(move || seq.run(job_rx, state))?;
+    let running = Running {
+        shared,
+        thread,
+        metrics,
+        origin,
+    };
+    Ok((running, jobs))
+}
 
-    if let Some(m) = a
+/// Serves the metrics on their port (default 127.0.0.1:9464; "off": none); a port that cannot be
+/// bound is logged, not fatal.
+async fn start_metrics(a: &ServeArgs, metrics: &Arc<metrics::Metrics>) {
+    let Some(m) = a
         .metrics_listen
         .as_deref()
         .or(Some("127.0.0.1:9464"))
         .filter(|m| *m != "off")
-    {
-        match tokio::net::TcpListener::bind(m).await {
-            Ok(l) => {
-                tracing::info!(addr = %m, "metrics on http://{m}/metrics");
-                tokio::spawn(metrics::serve(l, metrics.clone()));
-            }
-            Err(e) => tracing::warn!(addr = %m, error = %e, "metrics listener not started"),
+    else {
+        return;
+    };
+    match tokio::net::TcpListener::bind(m).await {
+        Ok(l) => {
+            tracing::info!(addr = %m, "metrics on http://{m}/metrics");
+            tokio::spawn(metrics::serve(l, metrics.clone()));
         }
+        Err(e) => tracing::warn!(addr = %m, error = %e, "metrics listener not started"),
     }
-    let witnesses = a
-        .witness
+}
+
+/// Starts one RFC 3161 task per configured TSA and opens the Timestamps service's gate.
+fn start_timestamps(
+    a: &ServeArgs,
+    data: &std::path::Path,
+    store: &Arc<Store>,
+    shared: &sequencer::Shared,
+    ts_gate: &gate::Gate<TimestampsServer<timestamps::TimestampsService>>,
+) -> Result<()> {
+    let tsas = a
+        .tsa
         .iter()
-        .map(|w| w.parse::<witness_push::WitnessConfig>())
+        .map(|u| u.parse::<timestamps::Tsa>())
         .collect::<Result<Vec<_>>>()?;
+    for t in tsas {
+        tracing::info!(tsa = %t.url, "asking for RFC 3161 timestamps over new checkpoints");
+        tokio::spawn(timestamps::run(
+            t,
+            data.to_path_buf(),
+            Duration::from_secs(a.tsa_interval.unwrap_or(0)),
+            shared.checkpoint.subscribe(),
+        ));
+    }
+    ts_gate.open(TimestampsServer::new(timestamps::TimestampsService {
+        data: data.to_path_buf(),
+        store: store.clone(),
+    }));
+    Ok(())
+}
+
+/// The Ledger service: witness pushing, the edge pool and the read limits around the sequencer.
+fn assemble_service(
+    a: &ServeArgs,
+    witnesses: Vec<witness_push::WitnessConfig>,
+    store: &Arc<Store>,
+    running: &Running,
+    jobs: std::sync::mpsc::SyncSender<sequencer::Job>,
+    queue_depth: usize,
+) -> Result<service::LedgerService> {
+    let shared = &running.shared;
     let witnessed = Arc::new(witness_push::initial(
-        &store,
-        &shared,
+        store,
+        shared,
         !witnesses.is_empty(),
         Duration::from_millis(a.witness_timeout_ms.unwrap_or(10_000)),
     )?);
@@ -485,35 +671,16 @@ async fn serve(a: ServeArgs) -> Result<()> {
             witnesses,
         ));
     }
-    let tsas = a
-        .tsa
-        .iter()
-        .map(|u| u.parse::<timestamps::Tsa>())
-        .collect::<Result<Vec<_>>>()?;
-    for t in tsas {
-        tracing::info!(tsa = %t.url, "asking for RFC 3161 timestamps over new checkpoints");
-        tokio::spawn(timestamps::run(
-            t,
-            data.clone(),
-            Duration::from_secs(a.tsa_interval.unwrap_or(0)),
-            shared.checkpoint.subscribe(),
-        ));
-    }
-    ts_gate.open(TimestampsServer::new(timestamps::TimestampsService {
-        data: data.clone(),
-        store: store.clone(),
-    }));
-    drop(ts_gate);
-    let edge = Arc::new(edge::EdgePool::per_core(a.queue_depth.unwrap_or(4096)));
+    let edge = Arc::new(edge::EdgePool::per_core(queue_depth));
     tracing::info!(
         threads = edge.workers(),
         queue = edge.queue(),
         "edge checks (signatures, payloads) on a bounded pool"
     );
-    let svc = service::LedgerService {
+    Ok(service::LedgerService {
         store: store.clone(),
         shared: shared.clone(),
-        jobs: job_tx,
+        jobs,
         witnessed,
         edge,
         readers: Arc::new(readers::Readers::new(readers::ReadLimits {
@@ -524,41 +691,7 @@ async fn serve(a: ServeArgs) -> Result<()> {
             query_scan: a.query_scan_limit.unwrap_or(readers::DEFAULT_QUERY_SCAN),
             query_bytes: a.query_max_bytes.unwrap_or(readers::DEFAULT_QUERY_BYTES),
         })),
-    };
-    // The sequencer has started (or already stopped) before the gate opens.
-    let mut up = shared.up.subscribe();
-    let first = *up.wait_for(Option::is_some).await?;
-    gate.open(
-        LedgerServer::new(svc)
-            .max_decoding_message_size(64 << 20)
-            .max_encoding_message_size(64 << 20),
-    );
-    drop(gate);
-    ready.store(true, std::sync::atomic::Ordering::SeqCst);
-    // Health follows the sequencer: SERVING only while appends can succeed (docs/operations.md).
-    set_health(&health_reporter, first == Some(true)).await;
-    tokio::spawn(async move {
-        while up.changed().await.is_ok() {
-            let now = *up.borrow_and_update();
-            set_health(&health_reporter, now == Some(true)).await;
-        }
-    });
-    if let Some(l) = tiles_listener {
-        let at = l.local_addr()?;
-        tokio::spawn(tiles::serve(l, store.clone(), tiles_limits));
-        tracing::info!(addr = %at, "C2SP tlog-tiles (read-only) on http://{at}/checkpoint");
-        println!("tiles on {at}");
-    }
-    tracing::info!(addr = %bound, origin = %origin, size = report.size, "ledger node serving");
-    // A line for scripts and tests that start the node on port 0.
-    println!("listening on {bound}");
-    server.await??;
-    tracing::info!("shutting down: finishing the current group");
-    // The service (and its job sender) is dropped by now; the sequencer drains and exits.
-    tokio::task::spawn_blocking(move || seq_thread.join()).await.ok();
-    store.flush()?;
-    tracing::info!("stopped cleanly");
-    Ok(())
+    })
 }
 
 /// Fault-injection switch for tests: `LEDGER_FAULT_INJECT=hold-start:PATH` holds start-up (port

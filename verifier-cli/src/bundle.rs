@@ -89,114 +89,25 @@ pub async fn export(req: ExportRequest<'_>) -> Result<Bundle> {
         .await
         .with_context(|| format!("connecting to {}", req.node))?
         .max_decoding_message_size(64 << 20);
-    // The latest witnessed checkpoint (enough enrolled witness cosignatures for the charter's
-    // quorum); a node without one serves its latest and the verdict says it is not witnessed.
-    let latest = match c.get_witnessed_checkpoint(pb::GetWitnessedCheckpointRequest {}).await {
-        Ok(r) => r
-            .into_inner()
-            .checkpoint
-            .context("the node's witnessed checkpoint answer is empty")?,
-        Err(s) if s.code() == tonic::Code::NotFound || s.code() == tonic::Code::Unimplemented => c
-            .get_checkpoint(pb::GetCheckpointRequest { size: None })
-            .await?
-            .into_inner(),
-        Err(s) => return Err(s.into()),
-    };
-    let e0 = ledger_proto::entry_from_wire(&c.get_entry(pb::GetEntryRequest { index: 0 }).await?.into_inner())?;
-    let charter = Registry::genesis(&e0).context("entry 0 is not a valid charter")?;
-    let key = NoteVerifier::new(&charter.charter.origin, charter.node_key)?;
-    if let Some(t) = req.trusted
-        && *t != key
-    {
-        bail!(
-            "the node's charter key {} is not the trusted key {}",
-            key.to_string_key(),
-            t.to_string_key()
-        );
-    }
+    let latest = latest_checkpoint(&mut c).await?;
+    let key = charter_key(&mut c, req.trusted).await?;
     let cp = open_checkpoint(&latest.note, &key)
         .context("the node's checkpoint does not verify")?
         .checkpoint;
-    let mut targets: Vec<u64> = req.indices.to_vec();
-    if let Some(s) = req.subject {
-        targets.extend(
-            all_indices(
-                &mut c,
-                pb::QueryRequest {
-                    subject: s.into(),
-                    ..Default::default()
-                },
-            )
-            .await?,
-        );
-    }
-    if let Some(d) = req.draw {
-        targets.extend(
-            all_indices(
-                &mut c,
-                pb::QueryRequest {
-                    draw_id: d.into(),
-                    ..Default::default()
-                },
-            )
-            .await?,
-        );
-    }
-    targets.retain(|i| *i < cp.size);
-    targets.sort_unstable();
-    targets.dedup();
-    if targets.is_empty() {
-        bail!("no records match (the latest checkpoint covers {} entries)", cp.size);
-    }
-    let mut reg_idx = vec![0u64];
-    for k in ["key.enroll", "key.rotate", "key.revoke"] {
-        reg_idx.extend(
-            all_indices(
-                &mut c,
-                pb::QueryRequest {
-                    kind: k.into(),
-                    ..Default::default()
-                },
-            )
-            .await?,
-        );
-    }
-    reg_idx.retain(|i| *i < cp.size);
-    reg_idx.sort_unstable();
+    let targets = target_indices(&mut c, &req, cp.size).await?;
     let mut registry_entries = Vec::new();
-    for i in &reg_idx {
-        registry_entries.push(bundle_entry(&mut c, *i, cp.size).await?.0);
+    for i in registry_indices(&mut c, cp.size).await? {
+        registry_entries.push(bundle_entry(&mut c, i, cp.size).await?.0);
     }
     let mut records = Vec::new();
-    let mut entries = Vec::new();
     for i in &targets {
-        let (mut be, e) = bundle_entry(&mut c, *i, cp.size).await?;
+        let (mut be, _) = bundle_entry(&mut c, *i, cp.size).await?;
         be.tlog_proof = tlog_proof(*i, &be.inclusion_proof, &latest.note);
         records.push(be);
-        entries.push(e);
     }
     let consistency = match req.from_checkpoint {
         None => None,
-        Some(p) => {
-            let note = std::fs::read_to_string(p).with_context(|| format!("reading {}", p.display()))?;
-            let old: Checkpoint = Checkpoint::from_body(&Note::parse(&note)?.text)?;
-            let r = c
-                .get_consistency_proof(pb::GetConsistencyProofRequest {
-                    old_size: old.size,
-                    new_size: cp.size,
-                })
-                .await?
-                .into_inner();
-            let proof = r
-                .hashes
-                .iter()
-                .map(|h| Hash::from_slice(h))
-                .collect::<Result<Vec<_>, _>>()?;
-            Some(BundleConsistency {
-                from_checkpoint: note,
-                proof,
-            })
-        }
+        Some(p) => Some(consistency_from(&mut c, p, cp.size).await?),
     };
     let mut b = Bundle {
         format: BUNDLE_FORMAT.into(),
@@ -212,6 +123,105 @@ pub async fn export(req: ExportRequest<'_>) -> Result<Bundle> {
     // The summary is what the verifier itself concludes, so it is readable and honest.
     b.summary = render(&verify_bundle(&b, Some(&key)));
     Ok(b)
+}
+
+/// The latest witnessed checkpoint (enough enrolled witness cosignatures for the charter's
+/// quorum); a node without one serves its latest and the verdict says it is not witnessed.
+async fn latest_checkpoint(c: &mut LedgerClient<Channel>) -> Result<pb::CheckpointResponse> {
+    Ok(
+        match c.get_witnessed_checkpoint(pb::GetWitnessedCheckpointRequest {}).await {
+            Ok(r) => r
+                .into_inner()
+                .checkpoint
+                .context("the node's witnessed checkpoint answer is empty")?,
+            Err(s) if s.code() == tonic::Code::NotFound || s.code() == tonic::Code::Unimplemented => c
+                .get_checkpoint(pb::GetCheckpointRequest { size: None })
+                .await?
+                .into_inner(),
+            Err(s) => return Err(s.into()),
+        },
+    )
+}
+
+/// The node key of the charter the node serves as entry 0, which must be the trusted key when
+/// one is given.
+async fn charter_key(c: &mut LedgerClient<Channel>, trusted: Option<&NoteVerifier>) -> Result<NoteVerifier> {
+    let e0 = ledger_proto::entry_from_wire(&c.get_entry(pb::GetEntryRequest { index: 0 }).await?.into_inner())?;
+    let charter = Registry::genesis(&e0).context("entry 0 is not a valid charter")?;
+    let key = NoteVerifier::new(&charter.charter.origin, charter.node_key)?;
+    if let Some(t) = trusted
+        && *t != key
+    {
+        bail!(
+            "the node's charter key {} is not the trusted key {}",
+            key.to_string_key(),
+            t.to_string_key()
+        );
+    }
+    Ok(key)
+}
+
+/// The records asked for (indices, a subject's, a draw's), below `size`, sorted and distinct.
+async fn target_indices(c: &mut LedgerClient<Channel>, req: &ExportRequest<'_>, size: u64) -> Result<Vec<u64>> {
+    let mut targets: Vec<u64> = req.indices.to_vec();
+    if let Some(s) = req.subject {
+        let q = pb::QueryRequest {
+            subject: s.into(),
+            ..Default::default()
+        };
+        targets.extend(all_indices(c, q).await?);
+    }
+    if let Some(d) = req.draw {
+        let q = pb::QueryRequest {
+            draw_id: d.into(),
+            ..Default::default()
+        };
+        targets.extend(all_indices(c, q).await?);
+    }
+    targets.retain(|i| *i < size);
+    targets.sort_unstable();
+    targets.dedup();
+    if targets.is_empty() {
+        bail!("no records match (the latest checkpoint covers {size} entries)");
+    }
+    Ok(targets)
+}
+
+/// The charter and every key record below `size`, in log order.
+async fn registry_indices(c: &mut LedgerClient<Channel>, size: u64) -> Result<Vec<u64>> {
+    let mut reg_idx = vec![0u64];
+    for k in ["key.enroll", "key.rotate", "key.revoke"] {
+        let q = pb::QueryRequest {
+            kind: k.into(),
+            ..Default::default()
+        };
+        reg_idx.extend(all_indices(c, q).await?);
+    }
+    reg_idx.retain(|i| *i < size);
+    reg_idx.sort_unstable();
+    Ok(reg_idx)
+}
+
+/// The node's consistency proof from the court's earlier checkpoint (file `p`) to `size`.
+async fn consistency_from(c: &mut LedgerClient<Channel>, p: &Path, size: u64) -> Result<BundleConsistency> {
+    let note = std::fs::read_to_string(p).with_context(|| format!("reading {}", p.display()))?;
+    let old: Checkpoint = Checkpoint::from_body(&Note::parse(&note)?.text)?;
+    let r = c
+        .get_consistency_proof(pb::GetConsistencyProofRequest {
+            old_size: old.size,
+            new_size: size,
+        })
+        .await?
+        .into_inner();
+    let proof = r
+        .hashes
+        .iter()
+        .map(|h| Hash::from_slice(h))
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(BundleConsistency {
+        from_checkpoint: note,
+        proof,
+    })
 }
 
 /// A verdict a non-engineer can read.

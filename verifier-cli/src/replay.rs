@@ -160,6 +160,23 @@ impl Replayer {
 
     /// Feeds the next entry.
     pub fn entry(&mut self, p: PreparedEntry) {
+        let Some(index) = self.sequence(&p) else { return };
+        self.leaf_checks(index, &p);
+        self.tree.append(p.leaf_hash);
+        self.reach_pending();
+        self.mark_roots();
+        self.step(index, p);
+        // After the entry's step, as the node does.
+        let (size, root) = (self.tree.size(), self.tree.root());
+        if let Some(st) = self.state.as_mut() {
+            st.observe_size(size, &root);
+        }
+    }
+
+    /// The entry's place in the log: its index, checked against where the source holds it and
+    /// against the entries before it. `None` when it is skipped (its index goes backwards or
+    /// repeats).
+    fn sequence(&mut self, p: &PreparedEntry) -> Option<u64> {
         let index = match &p.decoded {
             Ok(d) => d.entry.index,
             Err(_) => p.position.unwrap_or(self.expected),
@@ -191,7 +208,7 @@ impl Replayer {
                 )
                 .evidence(self.expected, index),
             );
-            return;
+            return None;
         }
         if index > self.expected {
             let first = self.expected;
@@ -219,7 +236,12 @@ impl Replayer {
         }
         self.expected = index.saturating_add(1);
         self.entries += 1;
+        Some(index)
+    }
 
+    /// The leaf hash the source supplies, and the entry's link to the root of the entries before
+    /// it.
+    fn leaf_checks(&mut self, index: u64, p: &PreparedEntry) {
         if let Some(s) = &p.supplied_leaf_hash
             && s.as_slice() != p.leaf_hash.0.as_slice()
         {
@@ -255,19 +277,15 @@ impl Replayer {
                 );
             }
         }
-        self.tree.append(p.leaf_hash);
-        self.reach_pending();
+    }
+
+    /// Records the recomputed root for the high-water marks at the current size.
+    fn mark_roots(&mut self) {
         if self.reliable {
             let size = self.tree.size();
             for m in self.marks.iter_mut().filter(|m| m.size == Some(size)) {
                 m.root = Some(self.tree.root());
             }
-        }
-        self.step(index, p);
-        // After the entry's step, as the node does.
-        let (size, root) = (self.tree.size(), self.tree.root());
-        if let Some(st) = self.state.as_mut() {
-            st.observe_size(size, &root);
         }
     }
 

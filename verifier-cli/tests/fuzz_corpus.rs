@@ -16,7 +16,7 @@ mod prepare;
 mod replay;
 #[path = "../src/report.rs"]
 mod report;
-#[path = "../src/review.rs"]
+#[path = "../src/review/mod.rs"]
 mod review;
 #[path = "../src/sigs.rs"]
 mod sigs;

@@ -9,10 +9,8 @@ use crate::{bin, micro_eval, row, rss_mib, stats};
 use anyhow::{Context, Result, bail};
 use ed25519_dalek::SigningKey;
 use ledger_core::dsse::Envelope;
-use ledger_core::entry::Entry;
-use ledger_core::hash::leaf_hash;
 use ledger_core::registry::{index_terms, kind_of, payload_type};
-use ledger_store::{PreparedEntry, Store};
+use ledger_store::Store;
 use std::io::{BufRead, BufReader};
 use std::path::Path;
 use std::process::{Command, Stdio};
@@ -37,43 +35,21 @@ fn build(data: &Path, n: u64) -> Result<()> {
     let store = Store::open(&data.join("store"))?;
     let mut tree = store.compact_tree()?;
     let t0 = store.timestamp(0)?.context("no charter")?;
-    let mut i = tree.size();
-    while i < n {
-        let mut group = Vec::with_capacity(10_000);
-        let mut nodes = Vec::new();
-        while i < n && group.len() < 10_000 {
-            let env = if i == 1 {
-                let payload = serde_json::json!({"version": 1, "name": "bench platform",
-                    "key": ledger_core::keys::public_key_to_base64(&platform.verifying_key()),
-                    "roles": ["service-platform"]});
-                let mut env = Envelope::new(payload_type("key.enroll"), serde_json::to_vec(&payload)?);
-                env.sign(&admin);
-                env
-            } else {
-                micro_eval(&platform, i)
-            };
-            let kind = kind_of(&env.payload_type).unwrap_or_default().to_string();
-            let terms = index_terms(&kind, &env.payload);
-            let leaf = Entry {
-                index: i,
-                timestamp_micros: t0 + i,
-                prev_root: tree.root(),
-                envelope: env,
-            }
-            .encode();
-            let lh = leaf_hash(&leaf);
-            tree.append_with(lh, |c| nodes.push(c));
-            group.push(PreparedEntry {
-                index: i,
-                leaf,
-                leaf_hash: lh,
-                request: None,
-                terms,
-            });
-            i += 1;
-        }
-        store.commit_group(&group, &nodes, tree.size(), None)?;
-    }
+    crate::suite::append_entries(&store, &mut tree, n, t0, |i| {
+        let env = if i == 1 {
+            let payload = serde_json::json!({"version": 1, "name": "bench platform",
+                "key": ledger_core::keys::public_key_to_base64(&platform.verifying_key()),
+                "roles": ["service-platform"]});
+            let mut env = Envelope::new(payload_type("key.enroll"), serde_json::to_vec(&payload)?);
+            env.sign(&admin);
+            env
+        } else {
+            micro_eval(&platform, i)
+        };
+        let kind = kind_of(&env.payload_type).unwrap_or_default().to_string();
+        let terms = index_terms(&kind, &env.payload);
+        Ok((env, terms))
+    })?;
     crate::suite::put_signed_checkpoint(&store, &tree, ORIGIN, node)?;
     store.flush()?;
     Ok(())

@@ -79,22 +79,44 @@ fn append_range(
     head: &[Envelope],
     signers: &[SigningKey],
 ) -> Result<(u64, u64)> {
-    let (mut payload_bytes, mut leaf_bytes) = (0u64, 0u64);
     let t0 = 1_767_225_600_000_000u64;
+    append_entries(store, tree, n, t0, |i| {
+        let env = if (i as usize) < head.len() {
+            head[i as usize].clone()
+        } else {
+            let mut env = Envelope::new(payload_type("note"), payload(i));
+            if !signers.is_empty() {
+                env.sign(&signers[(i % signers.len() as u64) as usize]);
+            }
+            env
+        };
+        Ok((env, vec![(b'k', "note".to_string())]))
+    })
+}
+
+/// Index terms of an entry, as the store keeps them.
+pub type Terms = Vec<(u8, String)>;
+
+/// Appends entries from the tree's size up to `n` straight into the store, in groups of 10,000:
+/// entry `i` is the envelope `make(i)` returns, with its index terms, stamped `t0 + i` and linked
+/// to the root before it. Returns (payload bytes, leaf bytes) appended.
+///
+/// # Errors
+/// When `make` fails, or on storage failure.
+pub fn append_entries(
+    store: &Store,
+    tree: &mut CompactTree,
+    n: u64,
+    t0: u64,
+    mut make: impl FnMut(u64) -> Result<(Envelope, Terms)>,
+) -> Result<(u64, u64)> {
+    let (mut payload_bytes, mut leaf_bytes) = (0u64, 0u64);
     let mut i = tree.size();
     while i < n {
         let mut group = Vec::with_capacity(10_000);
         let mut nodes = Vec::new();
         while i < n && group.len() < 10_000 {
-            let env = if (i as usize) < head.len() {
-                head[i as usize].clone()
-            } else {
-                let mut env = Envelope::new(payload_type("note"), payload(i));
-                if !signers.is_empty() {
-                    env.sign(&signers[(i % signers.len() as u64) as usize]);
-                }
-                env
-            };
+            let (env, terms) = make(i)?;
             payload_bytes += env.payload.len() as u64;
             let leaf = Entry {
                 index: i,
@@ -111,7 +133,7 @@ fn append_range(
                 leaf,
                 leaf_hash: lh,
                 request: None,
-                terms: vec![(b'k', "note".to_string())],
+                terms,
             });
             i += 1;
         }
@@ -400,86 +422,126 @@ fn dir_size(p: &Path) -> Result<u64> {
 /// or `None` (with the reason printed) when PostgreSQL cannot be started here.
 pub fn postgres(clients: usize, secs: u64, runs: usize) -> Result<Option<Vec<f64>>> {
     let Some(pg) = find_postgres() else {
-        println!(
-            "PostgreSQL baseline skipped: no PostgreSQL server binaries found and `apt-get install -y postgresql` \
-             failed or is not allowed here"
+        return skipped(
+            "no PostgreSQL server binaries found and `apt-get install -y postgresql` failed or is not allowed here",
         );
-        return Ok(None);
     };
-    let dir = tempfile::Builder::new().prefix("ledger-bench-pg-").tempdir_in("/tmp")?;
-    let as_root = is_root();
-    let pgdata = dir.path().join("pgdata");
-    let sock = dir.path().to_path_buf();
-    if as_root {
-        // initdb refuses to run as root: the cluster belongs to the `postgres` system user.
-        let st = Command::new("chown")
-            .args(["-R", "postgres"])
-            .arg(dir.path())
-            .status()?;
-        if !st.success() {
-            println!("PostgreSQL baseline skipped: cannot hand the cluster directory to user postgres");
-            return Ok(None);
-        }
+    let cluster = match PgCluster::start(pg, clients)? {
+        Ok(c) => c,
+        Err(why) => return skipped(&why),
+    };
+    if let Err(why) = cluster.create_schema()? {
+        return skipped(&why);
     }
-    let sh = |cmd: &Path, args: &[&str]| pg_command(as_root, cmd, args);
-    let pd = pgdata.to_str().context("path")?;
-    let out = sh(
-        &pg.join("initdb"),
-        &["-D", pd, "-A", "trust", "-U", "bench", "--no-sync"],
-    )
-    .output()?;
-    if !out.status.success() {
-        println!(
-            "PostgreSQL baseline skipped: initdb failed: {}",
-            String::from_utf8_lossy(&out.stderr).trim()
-        );
-        return Ok(None);
+    match cluster.bench(clients, secs, runs)? {
+        Ok(rates) => Ok(Some(rates)),
+        Err(why) => skipped(&why),
     }
-    let port = "54329";
-    let opts = format!(
-        "-c listen_addresses='' -c unix_socket_directories='{}' -p {port} -c synchronous_commit=on -c fsync=on \
-         -c max_connections={} -c shared_buffers=256MB",
-        sock.display(),
-        clients + 10
-    );
-    let log = dir.path().join("pg.log");
-    let st = sh(
-        &pg.join("pg_ctl"),
-        &[
-            "-D",
-            pd,
-            "-l",
-            log.to_str().context("path")?,
-            "-o",
-            &opts,
-            "-w",
-            "start",
-        ],
-    )
-    .stdout(Stdio::null())
-    .status()?;
-    if !st.success() {
-        println!(
-            "PostgreSQL baseline skipped: the server did not start ({})",
-            std::fs::read_to_string(&log).unwrap_or_default().trim()
-        );
-        return Ok(None);
-    }
-    struct Stop<F: FnMut()>(F);
-    impl<F: FnMut()> Drop for Stop<F> {
-        fn drop(&mut self) {
-            (self.0)();
-        }
-    }
-    let pg_ctl = pg.join("pg_ctl");
-    let pd2 = pd.to_string();
-    let _stop = Stop(move || {
-        let _ = pg_command(as_root, &pg_ctl, &["-D", &pd2, "-m", "fast", "stop"])
+}
+
+/// Says why the PostgreSQL baseline is skipped.
+fn skipped(why: &str) -> Result<Option<Vec<f64>>> {
+    println!("PostgreSQL baseline skipped: {why}");
+    Ok(None)
+}
+
+/// Stops the server when dropped.
+struct PgStop {
+    pg_ctl: PathBuf,
+    pd: String,
+    as_root: bool,
+}
+
+impl Drop for PgStop {
+    fn drop(&mut self) {
+        let _ = pg_command(self.as_root, &self.pg_ctl, &["-D", &self.pd, "-m", "fast", "stop"])
             .stdout(Stdio::null())
             .status();
-    });
-    let host = sock.to_str().context("path")?;
-    let schema = "CREATE EXTENSION IF NOT EXISTS pgcrypto;
+    }
+}
+
+/// A throw-away PostgreSQL cluster listening on a Unix socket in its directory.
+struct PgCluster {
+    pg: PathBuf,
+    as_root: bool,
+    /// Dropped before `dir`: the server stops before its directory is removed.
+    _stop: PgStop,
+    dir: tempfile::TempDir,
+}
+
+/// Port of the socket.
+const PG_PORT: &str = "54329";
+
+impl PgCluster {
+    /// Creates and starts a cluster; `Ok(Err(why))` when PostgreSQL cannot be run here.
+    fn start(pg: PathBuf, clients: usize) -> Result<Result<Self, String>> {
+        let dir = tempfile::Builder::new().prefix("ledger-bench-pg-").tempdir_in("/tmp")?;
+        let as_root = is_root();
+        let pgdata = dir.path().join("pgdata");
+        if as_root {
+            // initdb refuses to run as root: the cluster belongs to the `postgres` system user.
+            let st = Command::new("chown")
+                .args(["-R", "postgres"])
+                .arg(dir.path())
+                .status()?;
+            if !st.success() {
+                return Ok(Err("cannot hand the cluster directory to user postgres".into()));
+            }
+        }
+        let pd = pgdata.to_str().context("path")?;
+        let out = pg_command(
+            as_root,
+            &pg.join("initdb"),
+            &["-D", pd, "-A", "trust", "-U", "bench", "--no-sync"],
+        )
+        .output()?;
+        if !out.status.success() {
+            return Ok(Err(format!(
+                "initdb failed: {}",
+                String::from_utf8_lossy(&out.stderr).trim()
+            )));
+        }
+        let opts = format!(
+            "-c listen_addresses='' -c unix_socket_directories='{}' -p {PG_PORT} -c synchronous_commit=on -c fsync=on \
+             -c max_connections={} -c shared_buffers=256MB",
+            dir.path().display(),
+            clients + 10
+        );
+        let log = dir.path().join("pg.log");
+        let log_path = log.to_str().context("path")?;
+        let st = pg_command(
+            as_root,
+            &pg.join("pg_ctl"),
+            &["-D", pd, "-l", log_path, "-o", &opts, "-w", "start"],
+        )
+        .stdout(Stdio::null())
+        .status()?;
+        if !st.success() {
+            return Ok(Err(format!(
+                "the server did not start ({})",
+                std::fs::read_to_string(&log).unwrap_or_default().trim()
+            )));
+        }
+        let stop = PgStop {
+            pg_ctl: pg.join("pg_ctl"),
+            pd: pd.to_string(),
+            as_root,
+        };
+        Ok(Ok(Self {
+            pg,
+            as_root,
+            _stop: stop,
+            dir,
+        }))
+    }
+
+    fn host(&self) -> Result<&str> {
+        self.dir.path().to_str().context("path")
+    }
+
+    /// The table, the chain head and the append function; `Ok(Err(why))` when psql fails.
+    fn create_schema(&self) -> Result<Result<(), String>> {
+        let schema = "CREATE EXTENSION IF NOT EXISTS pgcrypto;
 CREATE TABLE ledger (idx bigint PRIMARY KEY, ts timestamptz NOT NULL, payload bytea NOT NULL, sig bytea NOT NULL, chain bytea NOT NULL);
 CREATE TABLE head (id int PRIMARY KEY, size bigint NOT NULL, chain bytea NOT NULL);
 INSERT INTO head VALUES (1, 0, '\\x00'::bytea);
@@ -492,85 +554,89 @@ BEGIN
   UPDATE head SET size = h.size + 1, chain = c WHERE id = 1;
   RETURN h.size;
 END $$;";
-    let out = sh(
-        &pg.join("psql"),
-        &[
-            "-h",
-            host,
-            "-p",
-            port,
-            "-U",
-            "bench",
-            "-d",
-            "postgres",
-            "-v",
-            "ON_ERROR_STOP=1",
-            "-q",
-            "-c",
-            schema,
-        ],
-    )
-    .output()?;
-    if !out.status.success() {
-        println!(
-            "PostgreSQL baseline skipped: schema: {}",
-            String::from_utf8_lossy(&out.stderr).trim()
-        );
-        return Ok(None);
-    }
-    // A ~300-byte payload and a 64-byte "signature" per insert (PostgreSQL does not verify Ed25519).
-    let script = dir.path().join("append.sql");
-    std::fs::write(
-        &script,
-        "\\set r random(1, 2000000000)\nSELECT ledger_append(convert_to(repeat(md5(:r::text), 9), 'UTF8'), \
-         sha512(convert_to(:r::text, 'UTF8')));\n",
-    )?;
-    if as_root {
-        let _ = Command::new("chown").args(["postgres"]).arg(&script).status();
-    }
-    let mut rates = Vec::new();
-    for _ in 0..runs {
-        let out = sh(
-            &pg.join("pgbench"),
+        let out = pg_command(
+            self.as_root,
+            &self.pg.join("psql"),
             &[
                 "-h",
-                host,
+                self.host()?,
                 "-p",
-                port,
+                PG_PORT,
                 "-U",
                 "bench",
-                "-n",
-                "-c",
-                &clients.to_string(),
-                "-j",
-                "2",
-                "-T",
-                &secs.to_string(),
-                "-f",
-                script.to_str().context("path")?,
+                "-d",
                 "postgres",
+                "-v",
+                "ON_ERROR_STOP=1",
+                "-q",
+                "-c",
+                schema,
             ],
         )
         .output()?;
-        let text = String::from_utf8_lossy(&out.stdout);
-        let tps = text
-            .lines()
-            .find(|l| l.starts_with("tps = "))
-            .and_then(|l| l.trim_start_matches("tps = ").split_whitespace().next())
-            .and_then(|v| v.parse::<f64>().ok());
-        match tps {
-            Some(t) => rates.push(t),
-            None => {
-                println!(
-                    "PostgreSQL baseline skipped: pgbench said: {} {}",
-                    text.trim(),
-                    String::from_utf8_lossy(&out.stderr).trim()
-                );
-                return Ok(None);
+        if !out.status.success() {
+            return Ok(Err(format!("schema: {}", String::from_utf8_lossy(&out.stderr).trim())));
+        }
+        Ok(Ok(()))
+    }
+
+    /// `runs` pgbench runs of `secs` seconds with `clients` clients: appends per second each;
+    /// `Ok(Err(why))` when pgbench reports no rate.
+    fn bench(&self, clients: usize, secs: u64, runs: usize) -> Result<Result<Vec<f64>, String>> {
+        // A ~300-byte payload and a 64-byte "signature" per insert (PostgreSQL does not verify Ed25519).
+        let script = self.dir.path().join("append.sql");
+        std::fs::write(
+            &script,
+            "\\set r random(1, 2000000000)\nSELECT ledger_append(convert_to(repeat(md5(:r::text), 9), 'UTF8'), \
+             sha512(convert_to(:r::text, 'UTF8')));\n",
+        )?;
+        if self.as_root {
+            let _ = Command::new("chown").args(["postgres"]).arg(&script).status();
+        }
+        let mut rates = Vec::new();
+        for _ in 0..runs {
+            let out = pg_command(
+                self.as_root,
+                &self.pg.join("pgbench"),
+                &[
+                    "-h",
+                    self.host()?,
+                    "-p",
+                    PG_PORT,
+                    "-U",
+                    "bench",
+                    "-n",
+                    "-c",
+                    &clients.to_string(),
+                    "-j",
+                    "2",
+                    "-T",
+                    &secs.to_string(),
+                    "-f",
+                    script.to_str().context("path")?,
+                    "postgres",
+                ],
+            )
+            .output()?;
+            let text = String::from_utf8_lossy(&out.stdout);
+            let tps = text
+                .lines()
+                .find(|l| l.starts_with("tps = "))
+                .and_then(|l| l.trim_start_matches("tps = ").split_whitespace().next())
+                .and_then(|v| v.parse::<f64>().ok());
+            match tps {
+                Some(t) => rates.push(t),
+                None => {
+                    return Ok(Err(format!(
+                        "pgbench said: {} {}",
+                        text.trim(),
+                        String::from_utf8_lossy(&out.stderr).trim()
+                    )));
+                }
             }
         }
+        Ok(Ok(rates))
     }
-    Ok(Some(rates))
 }
 
 /// A PostgreSQL program with arguments, run as the `postgres` system user when we are root

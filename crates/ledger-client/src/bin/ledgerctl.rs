@@ -8,26 +8,28 @@
 use anyhow::{Context as _, Result, anyhow, bail};
 use clap::{Args, Parser, Subcommand};
 use ed25519_dalek::SigningKey;
-use ledger_client::client::{AppendOutcome, LedgerClient};
+use ledger_client::client::LedgerClient;
 use ledger_client::error::code_name;
-use ledger_client::verify::{open_note, verify_inclusion_in_note};
-use ledger_client::{
-    ClientError, compact_json, read_signing_key, sign_record_bytes_in, sign_record_json_in, write_key_pair,
-};
+use ledger_client::{ClientError, read_signing_key};
 use ledger_core::checkpoint::Checkpoint;
-use ledger_core::dsse::Envelope;
-use ledger_core::keys::{key_id, public_key_from_base64, public_key_to_base64};
-use ledger_core::note::{Note, NoteVerifier};
-use ledger_core::registry::{KeyEnroll, KeyRevoke, Role, Scope, kind_of};
+use ledger_core::note::NoteVerifier;
+use ledger_core::registry::Role;
 use serde_json::{Value, json};
-use std::io::Read as _;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::ExitCode;
 
+#[path = "ledgerctl/append.rs"]
+mod append;
+#[path = "ledgerctl/demo.rs"]
+mod demo;
 #[path = "ledgerctl/election.rs"]
 mod election;
+#[path = "ledgerctl/keys.rs"]
+mod keys;
 #[path = "ledgerctl/micro.rs"]
 mod micro;
+#[path = "ledgerctl/read.rs"]
+mod read;
 
 /// Command line client of a ledger node.
 #[derive(Debug, Parser)]
@@ -211,21 +213,6 @@ fn read_keys(paths: &[PathBuf]) -> Result<Vec<SigningKey>> {
     paths.iter().map(|p| Ok(read_signing_key(p)?)).collect()
 }
 
-fn read_payload(path: &Path) -> Result<Vec<u8>> {
-    let raw = if path.as_os_str() == "-" {
-        let mut b = Vec::new();
-        std::io::stdin()
-            .read_to_end(&mut b)
-            .context("reading the payload from stdin")?;
-        b
-    } else {
-        std::fs::read(path).with_context(|| format!("reading payload file {}", path.display()))?
-    };
-    compact_json(&raw).with_context(|| format!("payload file {} is not JSON", path.display()))
-}
-
-use ledger_core::time::rfc3339_micros;
-
 fn print_json(v: &Value) {
     println!("{}", serde_json::to_string_pretty(v).unwrap_or_default());
 }
@@ -238,127 +225,12 @@ fn checkpoint_json(cp: &Checkpoint) -> Value {
     json!({"origin": cp.origin, "size": cp.size, "root": cp.root.to_hex()})
 }
 
-async fn append_and_report(
-    client: &LedgerClient,
-    env: &Envelope,
-    opts: &AppendOpts,
-    json_out: bool,
-    extra: Value,
-) -> Result<()> {
-    let verifier = opts.node_key.as_deref().map(parse_node_key).transpose()?;
-    let wait = opts.wait || verifier.is_some();
-    let out: AppendOutcome = client.append(env, opts.request_id.clone(), wait).await?;
-    let verified = match &verifier {
-        Some(v) => Some(client.confirm_appended(&out, env, v).await?),
-        None => None,
-    };
-    if json_out {
-        let mut v = json!({
-            "index": out.index,
-            "leaf_hash": out.leaf_hash.to_hex(),
-            "timestamp_micros": out.timestamp_micros,
-            "time": rfc3339_micros(out.timestamp_micros),
-            "duplicate": out.duplicate,
-            "request_id": out.request_id,
-            "payload_type": env.payload_type,
-            "signers": env.signatures.iter().map(|s| s.keyid.clone()).collect::<Vec<_>>(),
-            "checkpoint": out.checkpoint,
-            "inclusion_proof": hex_list(&out.inclusion_proof),
-            "verified_checkpoint": verified.as_ref().map(checkpoint_json),
-        });
-        if let (Some(obj), Value::Object(extra)) = (v.as_object_mut(), extra) {
-            obj.extend(extra);
-        }
-        print_json(&v);
-    } else {
-        println!(
-            "appended entry {} at {}{}",
-            out.index,
-            rfc3339_micros(out.timestamp_micros),
-            if out.duplicate {
-                " (duplicate: this request id was already sequenced)"
-            } else {
-                ""
-            }
-        );
-        println!("leaf hash:  {}", out.leaf_hash);
-        println!("request id: {}", out.request_id);
-        if let Value::Object(extra) = extra {
-            for (k, v) in extra {
-                println!("{k}: {}", v.as_str().map_or_else(|| v.to_string(), str::to_string));
-            }
-        }
-        if let Some(cp) = &verified {
-            println!(
-                "verified: included in checkpoint of size {} (root {}) signed by {}",
-                cp.size, cp.root, cp.origin
-            );
-        } else if let Some(note) = &out.checkpoint {
-            println!(
-                "inclusion proof ({} hashes, not verified; pass --node-key to verify):",
-                out.inclusion_proof.len()
-            );
-            for h in &out.inclusion_proof {
-                println!("  {h}");
-            }
-            println!("checkpoint:\n{note}");
-        }
-    }
-    Ok(())
-}
-
 async fn run(cli: Cli) -> Result<()> {
-    let json_out = cli.json;
+    let (node, origin, json_out) = (cli.node.as_str(), cli.origin, cli.json);
     match cli.cmd {
-        Cmd::Demo { admin_key } => {
-            let admin = read_signing_key(&admin_key)?;
-            let client = LedgerClient::connect(&cli.node).await?;
-            ledger_client::demo::run(&client, &admin).await?;
-            let verify = std::env::current_exe()?.with_file_name("ledger-verify");
-            // The honest cadre's review shows the election's tally, the other one the flags.
-            for subject in [ledger_client::demo::HONEST, ledger_client::demo::MANIPULATED] {
-                if verify.exists() {
-                    println!("\n$ ledger-verify review --node {} --subject {subject}", cli.node);
-                    let _ = std::process::Command::new(&verify)
-                        .args(["review", "--node", &cli.node, "--subject", subject])
-                        .status();
-                } else {
-                    println!(
-                        "\nNow run: ledger-verify review --node {} --subject {subject}",
-                        cli.node
-                    );
-                }
-            }
-            Ok(())
-        }
-        Cmd::EscrowKeygen { out } => {
-            let pk = ledger_client::keyfile::write_escrow_key(&out)?;
-            if json_out {
-                print_json(&json!({"public_key": pk, "key_file": out.display().to_string()}));
-            } else {
-                println!("escrow public key: {pk}");
-                println!("wrote {} (secret, mode 0600) and its .pub", out.display());
-            }
-            Ok(())
-        }
-        Cmd::Keygen { out } => {
-            let key = SigningKey::generate(&mut rand::rng());
-            let pub_path = write_key_pair(&out, &key)?;
-            let vk = key.verifying_key();
-            if json_out {
-                print_json(&json!({
-                    "keyid": key_id(&vk),
-                    "public_key": public_key_to_base64(&vk),
-                    "key_file": out.display().to_string(),
-                    "public_key_file": pub_path.display().to_string(),
-                }));
-            } else {
-                println!("key id:     {}", key_id(&vk));
-                println!("public key: {}", public_key_to_base64(&vk));
-                println!("wrote {} (secret, mode 0600) and {}", out.display(), pub_path.display());
-            }
-            Ok(())
-        }
+        Cmd::Demo { admin_key } => demo::demo(&admin_key, node).await,
+        Cmd::EscrowKeygen { out } => keys::escrow_keygen(&out, json_out),
+        Cmd::Keygen { out } => keys::keygen(&out, json_out),
         Cmd::Enroll {
             admin_keys,
             pubkey,
@@ -368,193 +240,35 @@ async fn run(cli: Cli) -> Result<()> {
             kinds,
             opts,
         } => {
-            let pubkey = match pubkey.strip_prefix('@') {
-                Some(file) => std::fs::read_to_string(file).with_context(|| format!("reading {file}"))?,
-                None => pubkey,
-            };
-            let vk = public_key_from_base64(pubkey.trim()).context("--pubkey")?;
-            let keys = read_keys(&admin_keys)?;
-            let record = KeyEnroll {
-                version: 1,
+            let req = keys::EnrollRequest {
+                admin_keys,
+                pubkey,
                 name,
-                key: public_key_to_base64(&vk),
                 roles,
-                scope: Scope {
-                    organization: organization.unwrap_or_default(),
-                    kinds,
-                },
+                organization,
+                kinds,
             };
-            let client = LedgerClient::connect(&cli.node).await?;
-            let origin = origin_of(&client, cli.origin).await?;
-            let env = sign_record_json_in("key.enroll", Some(&origin), &record, &keys.iter().collect::<Vec<_>>())?;
-            append_and_report(&client, &env, &opts, json_out, json!({"enrolled_keyid": key_id(&vk)})).await
+            keys::enroll(req, &opts, node, origin, json_out).await
         }
         Cmd::Revoke {
             admin_keys,
             keyid,
             reason,
             opts,
-        } => {
-            let keyid = keyid.trim().to_ascii_lowercase();
-            if keyid.len() != 64 || !keyid.bytes().all(|c| c.is_ascii_hexdigit()) {
-                bail!("--keyid must be 64 hex digits (SHA-256 of the public key)");
-            }
-            let keys = read_keys(&admin_keys)?;
-            let record = KeyRevoke {
-                version: 1,
-                keyid: keyid.clone(),
-                reason,
-            };
-            let client = LedgerClient::connect(&cli.node).await?;
-            let origin = origin_of(&client, cli.origin).await?;
-            let env = sign_record_json_in("key.revoke", Some(&origin), &record, &keys.iter().collect::<Vec<_>>())?;
-            append_and_report(&client, &env, &opts, json_out, json!({"revoked_keyid": keyid})).await
-        }
+        } => keys::revoke(&admin_keys, &keyid, reason, &opts, node, origin, json_out).await,
         Cmd::Append {
             kind,
             payload,
             keys,
             opts,
-        } => {
-            let bytes = read_payload(&payload)?;
-            let keys = read_keys(&keys)?;
-            let client = LedgerClient::connect(&cli.node).await?;
-            let origin = origin_of(&client, cli.origin).await?;
-            let env = sign_record_bytes_in(&kind, Some(&origin), bytes, &keys.iter().collect::<Vec<_>>());
-            append_and_report(&client, &env, &opts, json_out, json!({})).await
-        }
-        Cmd::Get { index } => {
-            let client = LedgerClient::connect(&cli.node).await?;
-            let e = client.get_entry(index).await?;
-            let env = &e.envelope;
-            let signers: Vec<String> = env.signatures.iter().map(|s| s.keyid.clone()).collect();
-            let text = String::from_utf8_lossy(&env.payload);
-            if json_out {
-                print_json(&json!({
-                    "index": e.index,
-                    "timestamp_micros": e.timestamp_micros,
-                    "time": rfc3339_micros(e.timestamp_micros),
-                    "payload_type": env.payload_type,
-                    "kind": kind_of(&env.payload_type),
-                    "signers": signers,
-                    "leaf_hash": e.leaf_hash().to_hex(),
-                    "prev_root": e.prev_root.to_hex(),
-                    "payload": serde_json::from_slice::<Value>(&env.payload).ok(),
-                    "payload_text": text,
-                    "envelope": serde_json::from_str::<Value>(&env.to_json()).ok(),
-                }));
-            } else {
-                println!("index:        {}", e.index);
-                println!(
-                    "time:         {} ({} µs)",
-                    rfc3339_micros(e.timestamp_micros),
-                    e.timestamp_micros
-                );
-                println!("payload type: {}", env.payload_type);
-                for (i, s) in signers.iter().enumerate() {
-                    println!("{}{s}", if i == 0 { "signers:      " } else { "              " });
-                }
-                println!("leaf hash:    {}", e.leaf_hash());
-                println!("prev root:    {}", e.prev_root);
-                println!("payload:\n{text}");
-            }
-            Ok(())
-        }
-        Cmd::Checkpoint { size, node_key } => {
-            let verifier = node_key.as_deref().map(parse_node_key).transpose()?;
-            let client = LedgerClient::connect(&cli.node).await?;
-            let note = client.checkpoint(size).await?;
-            let verified = verifier.as_ref().map(|v| open_note(&note, v)).transpose()?;
-            if let (Some(want), Some(cp)) = (size, &verified)
-                && cp.size != want
-            {
-                return Err(ClientError::Malformed(format!(
-                    "asked for the checkpoint of size {want}, got size {}",
-                    cp.size
-                ))
-                .into());
-            }
-            if json_out {
-                // Without a node key, size and root are read from the note unverified.
-                let body = verified.clone().or_else(|| {
-                    Note::parse(&note)
-                        .ok()
-                        .and_then(|n| Checkpoint::from_body(&n.text).ok())
-                });
-                print_json(&json!({
-                    "note": note,
-                    "checkpoint": body.as_ref().map(checkpoint_json),
-                    "verified": verified.is_some(),
-                }));
-            } else {
-                print!("{note}");
-                if let Some(cp) = verified {
-                    eprintln!("verified: signed by {} (size {}, root {})", cp.origin, cp.size, cp.root);
-                }
-            }
-            Ok(())
-        }
-        Cmd::Election { cmd } => election::election(cmd, &cli.node, cli.origin, json_out).await,
-        Cmd::Credential { cmd } => election::credential(cmd, &cli.node, cli.origin, json_out).await,
-        Cmd::Ballot { cmd } => election::ballot(cmd, &cli.node, cli.origin, json_out).await,
-        Cmd::Micro { cmd } => micro::micro(cmd, &cli.node, cli.origin, json_out).await,
-        Cmd::Proof { index, size, node_key } => {
-            let verifier = node_key.as_deref().map(parse_node_key).transpose()?;
-            let client = LedgerClient::connect(&cli.node).await?;
-            let p = client.inclusion_proof(index, size).await?;
-            if p.index != index || size.is_some_and(|s| s != p.tree_size) {
-                return Err(ClientError::Malformed(format!(
-                    "asked for the proof of entry {index} in size {}, got entry {} in size {}",
-                    size.map_or_else(|| "latest".to_string(), |s| s.to_string()),
-                    p.index,
-                    p.tree_size
-                ))
-                .into());
-            }
-            let mut verified = None;
-            let mut leaf = None;
-            if let Some(v) = &verifier {
-                let entry = client.get_entry(index).await?;
-                let note = match &p.checkpoint {
-                    Some(n) => n.clone(),
-                    None => client.checkpoint(Some(p.tree_size)).await?,
-                };
-                let lh = entry.leaf_hash();
-                let cp = verify_inclusion_in_note(index, &lh, &p.hashes, &note, v)?;
-                if cp.size != p.tree_size {
-                    return Err(ClientError::Malformed(format!(
-                        "proof is for size {}, the checkpoint has size {}",
-                        p.tree_size, cp.size
-                    ))
-                    .into());
-                }
-                client.check_prev_root(&entry, &cp).await?;
-                leaf = Some(lh);
-                verified = Some(cp);
-            }
-            if json_out {
-                print_json(&json!({
-                    "index": p.index,
-                    "tree_size": p.tree_size,
-                    "hashes": hex_list(&p.hashes),
-                    "checkpoint": p.checkpoint,
-                    "leaf_hash": leaf.map(|h| h.to_hex()),
-                    "verified_checkpoint": verified.as_ref().map(checkpoint_json),
-                }));
-            } else {
-                println!("inclusion proof of entry {} in tree of size {}:", p.index, p.tree_size);
-                for h in &p.hashes {
-                    println!("  {h}");
-                }
-                if let (Some(cp), Some(lh)) = (verified, leaf) {
-                    println!(
-                        "verified: leaf {lh} is entry {index} of the tree of size {} (root {}) signed by {}",
-                        cp.size, cp.root, cp.origin
-                    );
-                }
-            }
-            Ok(())
-        }
+        } => append::append(&kind, &payload, &keys, &opts, node, origin, json_out).await,
+        Cmd::Get { index } => read::get(index, node, json_out).await,
+        Cmd::Checkpoint { size, node_key } => read::checkpoint(size, node_key.as_deref(), node, json_out).await,
+        Cmd::Election { cmd } => election::election(cmd, node, origin, json_out).await,
+        Cmd::Credential { cmd } => election::credential(cmd, node, origin, json_out).await,
+        Cmd::Ballot { cmd } => election::ballot(cmd, node, origin, json_out).await,
+        Cmd::Micro { cmd } => micro::micro(cmd, node, origin, json_out).await,
+        Cmd::Proof { index, size, node_key } => read::proof(index, size, node_key.as_deref(), node, json_out).await,
     }
 }
 
@@ -592,6 +306,7 @@ fn main() -> ExitCode {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use ledger_core::time::rfc3339_micros;
 
     #[test]
     fn times() {

@@ -7,8 +7,8 @@
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet};
 
-/// Longest id accepted in any record.
-pub const MAX_ID: usize = 128;
+pub use crate::ids::MAX_ID;
+use crate::ids::id_ok;
 /// Most members in a pool or draw.
 pub const MAX_POOL: usize = 100_000;
 /// Code of a `draw.commit` whose `strata` name the same stratum twice (docs/records.md).
@@ -445,15 +445,6 @@ pub enum Record {
     MicroEvaluation(crate::election::MicroEvaluation),
     /// Kinds whose schema belongs to another module (registry records, notes, ballots…).
     Other,
-}
-
-pub(crate) fn id_ok(field: &str, s: &str) -> Result<(), String> {
-    if s.is_empty() || s.len() > MAX_ID || s.chars().any(char::is_control) {
-        return Err(format!(
-            "{field} must be 1-{MAX_ID} characters without control characters"
-        ));
-    }
-    Ok(())
 }
 
 fn hex32(field: &str, s: &str) -> Result<(), String> {

@@ -2,13 +2,13 @@
 //! `docs/ballots.md`), and the tally arithmetic.
 //!
 //! Strict types (unknown fields refused, `"version": 1`) and their single-record validation; the
-//! cross-record rules live in [`crate::election_rules`]. Scores and weights are integers and the
+//! cross-record rules live in `rules::election`. Scores and weights are integers and the
 //! weighted score is a fixed-point decimal string computed with exact integer arithmetic, so the
 //! node and any verifier produce the same tally byte for byte.
 
 use crate::credential::{self, Credential};
-use crate::domain::id_ok;
 use crate::hash::Hash;
+use crate::ids::id_ok;
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as B64;
 use serde::{Deserialize, Serialize};

@@ -27,9 +27,9 @@ pub mod domain;
 pub mod draw;
 pub mod dsse;
 pub mod election;
-pub mod election_rules;
 pub mod entry;
 pub mod hash;
+pub mod ids;
 pub mod keys;
 pub mod merkle;
 pub mod note;
@@ -40,6 +40,9 @@ pub mod seal;
 pub mod state;
 pub mod time;
 pub mod witness;
+
+/// The election rules, now [`rules::election`] (old path kept for callers).
+pub use rules::election as election_rules;
 
 pub use checkpoint::Checkpoint;
 pub use compact::CompactTree;

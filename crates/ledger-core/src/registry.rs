@@ -3,7 +3,7 @@
 //! Entry 0 is the charter (origin, node checkpoint key, administrator keys, policy). Later
 //! `key.enroll`, `key.rotate` and `key.revoke` records, signed by a quorum of administrators, change
 //! the registry going forward. The node runs [`Registry::verify_signatures`] at its edge; the
-//! registry half of every state step ([`crate::state::LedgerState::check`], used by the node's
+//! registry half of every state step (`state::LedgerState::check`, used by the node's
 //! sequencer and start-up, the verifier's replay and review, and bundles) is
 //! [`Registry::authorize_next`], so all apply the very same rules.
 //!
@@ -909,7 +909,7 @@ impl Registry {
 
     /// The non-mutating form of [`Self::authorize_and_apply`]: authorizes the record and, for a key
     /// record, returns the registry as it will be after it (`None` for other kinds, which leave the
-    /// registry unchanged). [`crate::state::LedgerState`] uses it to split a step into check and apply.
+    /// registry unchanged). `state::LedgerState` uses it to split a step into check and apply.
     ///
     /// # Errors
     /// As [`Self::authorize_and_apply`].

@@ -1,7 +1,7 @@
 //! Cross-record rules of elections, ballots, tallies and micro-evaluations (requirement R8,
 //! `docs/ballots.md`), replayable by anyone.
 //!
-//! [`ElectionState`] is plain data that follows the log. [`crate::rules::DomainState`] owns one and
+//! [`ElectionState`] is plain data that follows the log. [`super::DomainState`] owns one and
 //! delegates to it from `check_at`/`apply`; node and verifier thus run the same rules:
 //!
 //! - `election.open`: new id (`ELECTION_DUPLICATE`); its draw has a result
@@ -26,18 +26,11 @@
 //!   [`MICRO_MAX_AGE_MICROS`] (400 days) before it (`MICRO_TIME_OUT_OF_RANGE`); no ticket hash was
 //!   rated before (`MICRO_DUPLICATE_TICKET`).
 
+use super::code::{RuleError, err};
 use crate::credential::IssuerPublicKey;
 use crate::domain::Record;
 use crate::election::{Ballot, ElectionOpen, Tally, tally};
-use crate::rules::RuleError;
 use std::collections::{BTreeMap, BTreeSet};
-
-fn err(code: &'static str, detail: impl Into<String>) -> RuleError {
-    RuleError {
-        code,
-        detail: detail.into(),
-    }
-}
 
 /// The evaluators a draw result selected.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]

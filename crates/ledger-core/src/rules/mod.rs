@@ -43,22 +43,11 @@ use crate::hash::Hash;
 use crate::registry::{Registry, Role};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
-/// A cross-record rule broken.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{code}: {detail}")]
-pub struct RuleError {
-    /// Fault code (e.g. `DRAW_RESULT_MISMATCH`).
-    pub code: &'static str,
-    /// What is wrong.
-    pub detail: String,
-}
+pub mod code;
+pub mod election;
 
-fn err(code: &'static str, detail: impl Into<String>) -> RuleError {
-    RuleError {
-        code,
-        detail: detail.into(),
-    }
-}
+pub use code::RuleError;
+use code::err;
 
 /// State of one draw.
 #[derive(Debug, Clone)]
@@ -229,7 +218,7 @@ pub struct DomainState {
     /// Nomination ids (not cancelled).
     pub nominations: BTreeSet<String>,
     /// Elections, ballots, tallies and micro-evaluations (`docs/ballots.md`).
-    pub elections: crate::election_rules::ElectionState,
+    pub elections: election::ElectionState,
     /// Signers of every cancellable record, by index (domain records only, not ballots or
     /// micro-evaluations, so this stays small).
     cancellable: BTreeMap<u64, Vec<String>>,

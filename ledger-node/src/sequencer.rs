@@ -571,7 +571,7 @@ impl Sequencer {
             }
             Err(StepError::Record(e)) => return Outcome::Refused(tonic::Code::InvalidArgument, e),
             Err(StepError::Rule(e)) => {
-                let code = rule_code(e.code);
+                let code = rule_code(e.code.as_str());
                 self.shared.metrics.reject(code);
                 return Outcome::Refused(code, e.to_string());
             }

@@ -320,7 +320,7 @@ impl Replayer {
             .and_then(|(_, signers)| state.fold(&d.entry, &p.leaf_hash, &signers));
         match step {
             Ok(_) => {}
-            Err(StepError::Rule(e)) => self.fault(Fault::new(Some(index), Code::Domain(e.code), e.detail)),
+            Err(StepError::Rule(e)) => self.fault(Fault::new(Some(index), Code::Domain(e.code.as_str()), e.detail)),
             Err(StepError::Record(m)) => self.fault(Fault::new(Some(index), Code::InvalidRecord, m)),
             Err(StepError::Registry(e)) => {
                 let mut f = Fault::new(Some(index), registry_code(&e), e.to_string());

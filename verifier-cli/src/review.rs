@@ -324,7 +324,7 @@ impl Review {
                 // A record that fails a rule is flagged and feeds none of the analysis below (a
                 // replayed record must not plant flags against honest officials).
                 let subj = subject_of(&record).into_iter().next().unwrap_or_default();
-                self.flag(err.code, index, &subj, err.detail, vec![index]);
+                self.flag(err.code.as_str(), index, &subj, err.detail, vec![index]);
                 return;
             }
         };

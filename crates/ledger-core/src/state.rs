@@ -278,7 +278,7 @@ mod tests {
         ));
         let dup = entry(3, "escrow.key", &escrow("court-1"), &[&admin]);
         match st.fold(&dup, &Hash::default(), &ids(&[&admin])) {
-            Err(StepError::Rule(e)) => assert_eq!(e.code, "ESCROW_DUPLICATE"),
+            Err(StepError::Rule(e)) => assert_eq!(e.code, crate::rules::RuleCode::EscrowDuplicate),
             other => panic!("{other:?}"),
         }
         // A payload that does not parse as its kind: a record error.

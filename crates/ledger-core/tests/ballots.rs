@@ -8,7 +8,7 @@ use ledger_core::dsse::Envelope;
 use ledger_core::election::{Ballot, Tally, ticket_hash};
 use ledger_core::hash::Hash;
 use ledger_core::keys::{key_id, public_key_to_base64};
-use ledger_core::rules::{DomainState, RuleError};
+use ledger_core::rules::{DomainState, RuleCode, RuleError};
 use serde_json::{Value, json};
 
 /// TEST ONLY credential key (tests/data/README.md).
@@ -28,11 +28,8 @@ fn step(st: &mut DomainState, index: u64, ts: u64, r: &Record, signers: &[String
     Ok(())
 }
 
-fn code(r: Result<(), RuleError>) -> &'static str {
-    match r {
-        Ok(()) => "OK",
-        Err(e) => e.code,
-    }
+fn code(r: Result<(), RuleError>) -> Option<RuleCode> {
+    r.err().map(|e| e.code)
 }
 
 /// A draw of 3 evaluators (2 of stratum A, 1 of B) from ev-001…ev-005, with its result applied.
@@ -118,10 +115,13 @@ fn full_election_and_every_attack() {
     early["draw_id"] = json!("draw-9");
     assert_eq!(
         code(step(&mut st, 4, 500, &rec("election.open", early), &[])),
-        "ELECTION_DRAW_NOT_READY"
+        Some(RuleCode::ElectionDrawNotReady)
     );
     step(&mut st, 4, 500, &open, &[]).expect("open");
-    assert_eq!(code(step(&mut st, 5, 500, &open, &[])), "ELECTION_DUPLICATE");
+    assert_eq!(
+        code(step(&mut st, 5, 500, &open, &[])),
+        Some(RuleCode::ElectionDuplicate)
+    );
 
     // Credentials: only drawn evaluators, once each.
     let not_drawn = ["ev-001", "ev-002", "ev-003", "ev-004", "ev-005"]
@@ -130,12 +130,12 @@ fn full_election_and_every_attack() {
         .expect("two were not drawn");
     assert_eq!(
         code(step(&mut st, 5, 600, &issued(not_drawn), &[])),
-        "CREDENTIAL_NOT_DRAWN"
+        Some(RuleCode::CredentialNotDrawn)
     );
     step(&mut st, 5, 600, &issued(&drawn[0]), &[]).expect("issued 0");
     assert_eq!(
         code(step(&mut st, 6, 600, &issued(&drawn[0]), &[])),
-        "CREDENTIAL_DUPLICATE"
+        Some(RuleCode::CredentialDuplicate)
     );
     step(&mut st, 6, 600, &issued(&drawn[1]), &[]).expect("issued 1");
 
@@ -144,17 +144,23 @@ fn full_election_and_every_attack() {
     let b1 = ballot(&k1, &c1, [80, 90, 70, 60, 85]);
     let b2 = ballot(&k2, &c2, [90, 70, 80, 100, 75]);
 
-    assert_eq!(code(step(&mut st, 7, OPEN - 1, &b1, &signer(&k1))), "BALLOT_LATE");
-    assert_eq!(code(step(&mut st, 7, CLOSE, &b1, &signer(&k1))), "BALLOT_LATE");
+    assert_eq!(
+        code(step(&mut st, 7, OPEN - 1, &b1, &signer(&k1))),
+        Some(RuleCode::BallotLate)
+    );
+    assert_eq!(
+        code(step(&mut st, 7, CLOSE, &b1, &signer(&k1))),
+        Some(RuleCode::BallotLate)
+    );
     assert_eq!(
         code(step(&mut st, 7, OPEN, &b1, &signer(&k2))),
-        "BALLOT_INELIGIBLE",
+        Some(RuleCode::BallotIneligible),
         "signed by another key"
     );
     step(&mut st, 7, OPEN, &b1, &signer(&k1)).expect("ballot 1");
     assert_eq!(
         code(step(&mut st, 8, OPEN + 1, &b1, &signer(&k1))),
-        "BALLOT_DUPLICATE",
+        Some(RuleCode::BallotDuplicate),
         "credential reused"
     );
 
@@ -164,18 +170,18 @@ fn full_election_and_every_attack() {
     let blank = Credential::from_parts(&r, &vec![0x42; s.len()]);
     assert_eq!(
         code(step(&mut st, 8, OPEN + 1, &ballot(&k3, &blank, [1; 5]), &signer(&k3))),
-        "BALLOT_INELIGIBLE"
+        Some(RuleCode::BallotIneligible)
     );
     // Forged: a real credential, but for another key (k2's credential on k3's ballot)…
     assert_eq!(
         code(step(&mut st, 8, OPEN + 1, &ballot(&k3, &c2, [1; 5]), &signer(&k3))),
-        "BALLOT_INELIGIBLE"
+        Some(RuleCode::BallotIneligible)
     );
     // …or one the same registrar key signed for another election.
     let (k4, c4) = obtain(&issuer, "other-election", 14);
     assert_eq!(
         code(step(&mut st, 8, OPEN + 1, &ballot(&k4, &c4, [1; 5]), &signer(&k4))),
-        "BALLOT_INELIGIBLE"
+        Some(RuleCode::BallotIneligible)
     );
     assert_eq!(
         code(step(
@@ -185,7 +191,7 @@ fn full_election_and_every_attack() {
             &ballot(&k2, &c2, [101, 0, 0, 0, 0]),
             &signer(&k2)
         )),
-        "BALLOT_INVALID"
+        Some(RuleCode::BallotInvalid)
     );
     step(&mut st, 8, OPEN + 1, &b2, &signer(&k2)).expect("ballot 2");
 
@@ -193,7 +199,7 @@ fn full_election_and_every_attack() {
     let (k5, c5) = obtain(&issuer, EL, 15);
     assert_eq!(
         code(step(&mut st, 9, OPEN + 2, &ballot(&k5, &c5, [50; 5]), &signer(&k5))),
-        "MORE_BALLOTS_THAN_CREDENTIALS"
+        Some(RuleCode::MoreBallotsThanCredentials)
     );
 
     // Micro-evaluations: one rating per ticket.
@@ -208,7 +214,7 @@ fn full_election_and_every_attack() {
     step(&mut st, 9, OPEN + 2, &micro("b-1"), &[]).expect("micro");
     assert_eq!(
         code(step(&mut st, 10, OPEN + 3, &micro("b-2"), &[])),
-        "MICRO_DUPLICATE_TICKET"
+        Some(RuleCode::MicroDuplicateTicket)
     );
     let agg = st.elections.micro_aggregates(0, 2_000);
     assert_eq!((agg.len(), agg[0].count, agg[0].sum), (1, 1, 4));
@@ -228,13 +234,13 @@ fn full_election_and_every_attack() {
     let tally_rec = |t: &Tally| rec("tally", serde_json::to_value(t).expect("json"));
     assert_eq!(
         code(step(&mut st, 10, CLOSE - 1, &tally_rec(&tally), &[])),
-        "TALLY_TOO_EARLY"
+        Some(RuleCode::TallyTooEarly)
     );
     let mut altered = tally.clone();
     altered.results[0].weighted_score = Some("85.0000".into());
     assert_eq!(
         code(step(&mut st, 10, CLOSE, &tally_rec(&altered), &[])),
-        "TALLY_MISMATCH"
+        Some(RuleCode::TallyMismatch)
     );
     let mut dropped = tally.clone();
     dropped.ballot_indices = vec![7];
@@ -250,17 +256,17 @@ fn full_election_and_every_attack() {
     );
     assert_eq!(
         code(step(&mut st, 10, CLOSE, &tally_rec(&dropped), &[])),
-        "TALLY_MISMATCH"
+        Some(RuleCode::TallyMismatch)
     );
     step(&mut st, 10, CLOSE, &tally_rec(&tally), &[]).expect("tally");
     assert_eq!(
         code(step(&mut st, 11, CLOSE, &tally_rec(&tally), &[])),
-        "TALLY_DUPLICATE"
+        Some(RuleCode::TallyDuplicate)
     );
     assert!(st.elections.closed_elections_needing_tally(CLOSE + 5).is_empty());
     assert_eq!(
         code(step(&mut st, 11, CLOSE, &issued(&drawn[2]), &[])),
-        "CREDENTIAL_AFTER_CLOSE"
+        Some(RuleCode::CredentialAfterClose)
     );
 }
 
@@ -394,7 +400,7 @@ fn micro_evaluation_service_time_window() {
     ] {
         assert_eq!(
             code(step(&mut st, n, ts, &micro(n, service), &[])),
-            "MICRO_TIME_OUT_OF_RANGE",
+            Some(RuleCode::MicroTimeOutOfRange),
             "{service}"
         );
     }
@@ -433,7 +439,7 @@ fn decision_on_an_election_checks_its_subjects_and_draw() {
     let c = &["committee".to_string()];
     assert_eq!(
         code(st.check_at(8, CLOSE, &decision("cadre-0099", "n2"), c)),
-        "DECISION_SUBJECT_MISMATCH"
+        Some(RuleCode::DecisionSubjectMismatch)
     );
     assert_eq!(st.check_at(8, CLOSE, &decision("cadre-0042", "n1"), c), Ok(()));
     // The draw the election was opened on is cancelled (entry 0 is its commit).
@@ -444,7 +450,7 @@ fn decision_on_an_election_checks_its_subjects_and_draw() {
     step(&mut st, 8, CLOSE, &cancel, &["inspector".into()]).expect("cancel the draw");
     assert_eq!(
         code(st.check_at(9, CLOSE, &decision("cadre-0042", "n1"), c)),
-        "DECISION_EVALUATION_CANCELLED"
+        Some(RuleCode::DecisionEvaluationCancelled)
     );
 }
 
@@ -494,13 +500,13 @@ fn issuance_needs_the_evaluators_signed_request() {
     // The registrar's word alone: refused.
     assert_eq!(
         code(step(&mut st, 5, 600, &issued(&keyed), &[])),
-        "CREDENTIAL_NOT_REQUESTED"
+        Some(RuleCode::CredentialNotRequested)
     );
     // Signed by another member's key, for another election, or over other bytes than the hash says.
     let other = member_key(if n == 1 { 2 } else { 1 });
     assert_eq!(
         code(step(&mut st, 5, 600, &issued_signed(&keyed, EL, &other, blinded), &[])),
-        "CREDENTIAL_NOT_REQUESTED"
+        Some(RuleCode::CredentialNotRequested)
     );
     assert_eq!(
         code(step(
@@ -510,7 +516,7 @@ fn issuance_needs_the_evaluators_signed_request() {
             &issued_signed(&keyed, "el-other", &member_key(n), blinded),
             &[]
         )),
-        "CREDENTIAL_NOT_REQUESTED"
+        Some(RuleCode::CredentialNotRequested)
     );
     let Record::CredentialIssued(mut swapped) = issued_signed(&keyed, EL, &member_key(n), blinded) else {
         panic!("credential.issued")
@@ -518,7 +524,7 @@ fn issuance_needs_the_evaluators_signed_request() {
     swapped.blinded_message_hash = Some(Hash::digest(b"another blinded message").to_hex());
     assert_eq!(
         code(step(&mut st, 5, 600, &Record::CredentialIssued(swapped), &[])),
-        "CREDENTIAL_NOT_REQUESTED"
+        Some(RuleCode::CredentialNotRequested)
     );
     // Half a request (hash without signature) is malformed on its own.
     let half = json!({"version": 1, "election_id": EL, "evaluator": keyed, "count": 1,
@@ -550,7 +556,7 @@ fn issuance_needs_the_evaluators_signed_request() {
             &issued_signed(keyless, EL, &member_key(5), blinded),
             &[]
         )),
-        "CREDENTIAL_NOT_REQUESTED"
+        Some(RuleCode::CredentialNotRequested)
     );
     step(&mut st, 6, 600, &issued(keyless), &[]).expect("keyless member, registrar's word");
     let e = &st.elections.elections[EL];

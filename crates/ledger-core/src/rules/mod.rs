@@ -46,8 +46,8 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 pub mod code;
 pub mod election;
 
-pub use code::RuleError;
 use code::err;
+pub use code::{RuleCode, RuleError, UnknownRuleCode};
 
 /// State of one draw.
 #[derive(Debug, Clone)]
@@ -196,7 +196,7 @@ pub fn cancellation_authority(
     let have = rank_of(registry, signers);
     if have <= need {
         return Err(err(
-            "CANCELLATION_NOT_AUTHORIZED",
+            RuleCode::CancellationNotAuthorized,
             format!(
                 "entry {target_index} was signed with rank {need}; a cancellation needs a signer ranked above it \
                  (admin 3 > inspector 2 > registrar 1 > other roles 0), got rank {have}"
@@ -280,7 +280,7 @@ impl DomainState {
         }
         match self.statements.get(&statement_digest(env).0) {
             Some(at) => Err(err(
-                "DUPLICATE_STATEMENT",
+                RuleCode::DuplicateStatement,
                 format!(
                     "this signed {kind} (same payload type and payload) is already entry {at}; a record is appended at most once"
                 ),
@@ -330,7 +330,7 @@ impl DomainState {
             && let Some(at) = self.ids.get(&(kind.to_string(), id.to_string()))
         {
             return Err(err(
-                "DUPLICATE_ID",
+                RuleCode::DuplicateId,
                 format!("{kind} id {id:?} was already used at entry {at}; a record is appended at most once"),
             ));
         }
@@ -338,13 +338,13 @@ impl DomainState {
             Record::DrawCommit(c) => {
                 if let Some(d) = self.draws.get(&c.draw_id) {
                     return Err(err(
-                        "DUPLICATE_DRAW",
+                        RuleCode::DuplicateDraw,
                         format!("draw {} was already committed at entry {}", c.draw_id, d.commit_index),
                     ));
                 }
                 if c.algorithm != ALG_RFC3797 && c.reveal_at_size <= index + 1 {
                     return Err(err(
-                        "DRAW_SIZE_NOT_FUTURE",
+                        RuleCode::DrawSizeNotFuture,
                         format!(
                             "reveal_at_size {} must exceed the log size after this commit ({})",
                             c.reveal_at_size,
@@ -357,7 +357,7 @@ impl DomainState {
                 let d = self.open_draw(&r.draw_id)?;
                 if timestamp_micros > d.commit.reveal_deadline_micros {
                     return Err(err(
-                        "REVEAL_LATE",
+                        RuleCode::RevealLate,
                         format!(
                             "draw {} closed for reveals at {} (this entry is at {timestamp_micros})",
                             r.draw_id, d.commit.reveal_deadline_micros
@@ -366,19 +366,19 @@ impl DomainState {
                 }
                 let p = d.commit.parties.iter().find(|p| p.name == r.party).ok_or_else(|| {
                     err(
-                        "REVEAL_UNKNOWN_PARTY",
+                        RuleCode::RevealUnknownParty,
                         format!("{:?} is not a committed party of {}", r.party, r.draw_id),
                     )
                 })?;
                 if !signers.contains(&p.keyid) {
                     return Err(err(
-                        "REVEAL_WRONG_SIGNER",
+                        RuleCode::RevealWrongSigner,
                         format!("the reveal of {:?} must be signed by key {}", p.name, p.keyid),
                     ));
                 }
                 if index < d.commit.reveal_at_size {
                     return Err(err(
-                        "REVEAL_TOO_EARLY",
+                        RuleCode::RevealTooEarly,
                         format!(
                             "draw {} reveals only once the log has {} entries (this would be entry {index})",
                             r.draw_id, d.commit.reveal_at_size
@@ -387,14 +387,14 @@ impl DomainState {
                 }
                 if d.reveals.contains_key(&r.party) {
                     return Err(err(
-                        "REVEAL_DUPLICATE",
+                        RuleCode::RevealDuplicate,
                         format!("{:?} already revealed for {}", r.party, r.draw_id),
                     ));
                 }
-                let secret = hex::decode(&r.secret).map_err(|_| err("REVEAL_MISMATCH", "secret is not hex"))?;
+                let secret = hex::decode(&r.secret).map_err(|_| err(RuleCode::RevealMismatch, "secret is not hex"))?;
                 if Hash::digest(&secret).to_hex() != p.commitment {
                     return Err(err(
-                        "REVEAL_MISMATCH",
+                        RuleCode::RevealMismatch,
                         format!("SHA-256 of the secret is not {:?}'s commitment", p.name),
                     ));
                 }
@@ -403,19 +403,19 @@ impl DomainState {
                 let d = self.open_draw(&r.draw_id)?;
                 if !d.is_rfc3797() {
                     return Err(err(
-                        "SOURCES_NOT_RFC3797",
+                        RuleCode::SourcesNotRfc3797,
                         format!("draw {} uses {}, not rfc3797", r.draw_id, d.commit.algorithm),
                     ));
                 }
                 if d.sources.is_some() {
                     return Err(err(
-                        "SOURCES_DUPLICATE",
+                        RuleCode::SourcesDuplicate,
                         format!("the sources of draw {} are already recorded", r.draw_id),
                     ));
                 }
                 if timestamp_micros > d.commit.reveal_deadline_micros {
                     return Err(err(
-                        "REVEAL_LATE",
+                        RuleCode::RevealLate,
                         format!(
                             "draw {} closed for its sources at {} (this entry is at {timestamp_micros})",
                             r.draw_id, d.commit.reveal_deadline_micros
@@ -424,7 +424,7 @@ impl DomainState {
                 }
                 if r.values.len() != d.commit.sources.len() {
                     return Err(err(
-                        "SOURCES_MISMATCH",
+                        RuleCode::SourcesMismatch,
                         format!(
                             "draw {} committed {} sources; {} value lists given",
                             r.draw_id,
@@ -440,7 +440,7 @@ impl DomainState {
                     || v.deadline_micros != d.commit.reveal_deadline_micros
                 {
                     return Err(err(
-                        "VOID_BEFORE_DEADLINE",
+                        RuleCode::VoidBeforeDeadline,
                         format!(
                             "draw {} may be voided only after its deadline {}",
                             v.draw_id, d.commit.reveal_deadline_micros
@@ -450,7 +450,7 @@ impl DomainState {
                 let missing = d.missing();
                 if missing.is_empty() || missing != v.missing {
                     return Err(err(
-                        "VOID_MISMATCH",
+                        RuleCode::VoidMismatch,
                         format!("draw {}: the missing parties are {missing:?}", v.draw_id),
                     ));
                 }
@@ -459,7 +459,7 @@ impl DomainState {
                 let d = self.draw(&r.draw_id)?;
                 if d.result_index.is_some() {
                     return Err(err(
-                        "DUPLICATE_RESULT",
+                        RuleCode::DuplicateResult,
                         format!("draw {} already has a result", r.draw_id),
                     ));
                 }
@@ -467,14 +467,14 @@ impl DomainState {
                 let expected = self.compute_result(&r.draw_id)?;
                 if expected != *r {
                     return Err(err(
-                        "DRAW_RESULT_MISMATCH",
+                        RuleCode::DrawResultMismatch,
                         format!("draw {}: recomputation gives {expected:?}", r.draw_id),
                     ));
                 }
             }
             Record::EscrowKey(k) if self.escrows.contains_key(&k.escrow_id) => {
                 return Err(err(
-                    "ESCROW_DUPLICATE",
+                    RuleCode::EscrowDuplicate,
                     format!(
                         "escrow {:?} is already registered at entry {}",
                         k.escrow_id,
@@ -484,31 +484,37 @@ impl DomainState {
             }
             Record::Complaint(c) => {
                 if self.checkable.contains(&c.complaint_id) {
-                    return Err(err("DUPLICATE_ID", format!("id {:?} is already used", c.complaint_id)));
+                    return Err(err(
+                        RuleCode::DuplicateId,
+                        format!("id {:?} is already used", c.complaint_id),
+                    ));
                 }
                 if let Some(s) = &c.sealed_identity
                     && !self.escrows.contains_key(&s.escrow_id)
                 {
                     return Err(err(
-                        "ESCROW_UNKNOWN",
+                        RuleCode::EscrowUnknown,
                         format!("no escrow.key registers {:?}", s.escrow_id),
                     ));
                 }
             }
             Record::DossierFact(f) if self.checkable.contains(&f.fact_id) => {
-                return Err(err("DUPLICATE_ID", format!("id {:?} is already used", f.fact_id)));
+                return Err(err(
+                    RuleCode::DuplicateId,
+                    format!("id {:?} is already used", f.fact_id),
+                ));
             }
             Record::Accountability(a) => {
                 if let Some(o) = &a.opening {
                     let (commitment, malicious) = self.sealed.get(&o.complaint_id).ok_or_else(|| {
                         err(
-                            "OPENING_COMPLAINT_UNKNOWN",
+                            RuleCode::OpeningComplaintUnknown,
                             format!("no complaint {:?} with a sealed identity", o.complaint_id),
                         )
                     })?;
                     if !malicious {
                         return Err(err(
-                            "ACCOUNTABILITY_WITHOUT_FINDING",
+                            RuleCode::AccountabilityWithoutFinding,
                             format!(
                                 "no verification of {:?} concluded malicious_false_report: an identity is unsealed \
                                  into the record only for a malicious false report",
@@ -518,7 +524,7 @@ impl DomainState {
                     }
                     o.opening.verify(commitment).map_err(|e| {
                         err(
-                            "OPENING_MISMATCH",
+                            RuleCode::OpeningMismatch,
                             format!("the opening does not match the commitment of {:?}: {e}", o.complaint_id),
                         )
                     })?;
@@ -526,7 +532,7 @@ impl DomainState {
             }
             Record::Verification(v) if !self.checkable.contains(&v.target_id) => {
                 return Err(err(
-                    "VERIFICATION_TARGET_UNKNOWN",
+                    RuleCode::VerificationTargetUnknown,
                     format!("no complaint or dossier fact {:?}", v.target_id),
                 ));
             }
@@ -534,7 +540,7 @@ impl DomainState {
             Record::Cancellation(c) => {
                 if c.target_index >= index || !self.cancellable.contains_key(&c.target_index) {
                     return Err(err(
-                        "CANCELLATION_TARGET_UNKNOWN",
+                        RuleCode::CancellationTargetUnknown,
                         format!(
                             "index {} is not an earlier record that may be cancelled ({})",
                             c.target_index,
@@ -544,7 +550,7 @@ impl DomainState {
                 }
                 if self.cancelled.contains(&c.target_index) {
                     return Err(err(
-                        "CANCELLATION_DUPLICATE",
+                        RuleCode::CancellationDuplicate,
                         format!("entry {} is already cancelled", c.target_index),
                     ));
                 }
@@ -562,7 +568,7 @@ impl DomainState {
                 "does not exist"
             };
             return Err(err(
-                "DECISION_WITHOUT_NOMINATION",
+                RuleCode::DecisionWithoutNomination,
                 format!("nomination {:?} {why}", dc.nomination_id),
             ));
         }
@@ -570,7 +576,7 @@ impl DomainState {
             && *s != dc.subject
         {
             return Err(err(
-                "DECISION_SUBJECT_MISMATCH",
+                RuleCode::DecisionSubjectMismatch,
                 format!(
                     "the decision is about {:?} but nomination {:?} nominates {s:?}",
                     dc.subject, dc.nomination_id
@@ -596,12 +602,12 @@ impl DomainState {
         let Some((subjects, cancelled_at, what)) = cited else {
             if let Some(at) = draw.and_then(|d| d.cancelled_at) {
                 return Err(err(
-                    "DECISION_EVALUATION_CANCELLED",
+                    RuleCode::DecisionEvaluationCancelled,
                     format!("draw {:?} was cancelled at entry {at}", dc.evaluation_ref),
                 ));
             }
             return Err(err(
-                "DECISION_WITHOUT_EVALUATION",
+                RuleCode::DecisionWithoutEvaluation,
                 format!(
                     "{:?} is neither a draw with its result nor an election with its tally",
                     dc.evaluation_ref
@@ -610,13 +616,13 @@ impl DomainState {
         };
         if let Some(at) = cancelled_at {
             return Err(err(
-                "DECISION_EVALUATION_CANCELLED",
+                RuleCode::DecisionEvaluationCancelled,
                 format!("the {what} {:?} was cancelled at entry {at}", dc.evaluation_ref),
             ));
         }
         if !subjects.contains(&dc.subject) {
             return Err(err(
-                "DECISION_SUBJECT_MISMATCH",
+                RuleCode::DecisionSubjectMismatch,
                 format!(
                     "the decision is about {:?} but {what} {:?} evaluated {subjects:?}",
                     dc.subject, dc.evaluation_ref
@@ -629,7 +635,7 @@ impl DomainState {
     fn draw(&self, id: &str) -> Result<&DrawState, RuleError> {
         self.draws
             .get(id)
-            .ok_or_else(|| err("DRAW_UNKNOWN", format!("no draw {id:?} was committed")))
+            .ok_or_else(|| err(RuleCode::DrawUnknown, format!("no draw {id:?} was committed")))
     }
 
     fn open_draw(&self, id: &str) -> Result<&DrawState, RuleError> {
@@ -640,7 +646,7 @@ impl DomainState {
             (_, _, Some(i)) => format!("was cancelled at entry {i}"),
             _ => return Ok(d),
         };
-        Err(err("DRAW_CLOSED", format!("draw {id} {why}")))
+        Err(err(RuleCode::DrawClosed, format!("draw {id} {why}")))
     }
 
     /// Applies a record that passed [`Self::check_at`] at `index`, with leaf hash `leaf_hash` and
@@ -785,7 +791,7 @@ impl DomainState {
         }
         let root = d.root_at_t.ok_or_else(|| {
             err(
-                "DRAW_NOT_READY",
+                RuleCode::DrawNotReady,
                 format!("the log has not reached size {}", d.commit.reveal_at_size),
             )
         })?;
@@ -794,7 +800,7 @@ impl DomainState {
             secrets.push(
                 d.reveals
                     .get(&p.name)
-                    .ok_or_else(|| err("DRAW_NOT_READY", format!("{:?} has not revealed", p.name)))?,
+                    .ok_or_else(|| err(RuleCode::DrawNotReady, format!("{:?} has not revealed", p.name)))?,
             );
         }
         let seed = draw::seed(&d.commit_leaf_hash, &root, &secrets);
@@ -812,7 +818,7 @@ impl DomainState {
             assignment: vec![],
             minute: None,
         };
-        let bad = |e: draw::DrawError| err("DRAW_IMPOSSIBLE", e.to_string());
+        let bad = |e: draw::DrawError| err(RuleCode::DrawImpossible, e.to_string());
         match c.purpose {
             DrawPurpose::EvaluatorSelection => {
                 // Eligible members grouped by stratum once (canonical order kept): linear, not
@@ -866,15 +872,15 @@ fn compute_rfc3797(d: &DrawState) -> Result<DrawResult, RuleError> {
     let c = &d.commit;
     let values = d.sources.as_ref().ok_or_else(|| {
         err(
-            "DRAW_NOT_READY",
+            RuleCode::DrawNotReady,
             format!("the sources of draw {} are not recorded", c.draw_id),
         )
     })?;
-    let key = crate::rfc3797::canonical_key(values).map_err(|e| err("DRAW_IMPOSSIBLE", e.to_string()))?;
+    let key = crate::rfc3797::canonical_key(values).map_err(|e| err(RuleCode::DrawImpossible, e.to_string()))?;
     let excluded: BTreeSet<&str> = c.exclusions.iter().map(|x| x.id.as_str()).collect();
     let eligible: Vec<&crate::domain::Member> = c.pool.iter().filter(|m| !excluded.contains(m.id.as_str())).collect();
     let order = crate::rfc3797::select(eligible.len(), &key, eligible.len())
-        .map_err(|e| err("DRAW_IMPOSSIBLE", e.to_string()))?;
+        .map_err(|e| err(RuleCode::DrawImpossible, e.to_string()))?;
     let mut room: BTreeMap<&str, usize> = c.strata.iter().map(|q| (q.name.as_str(), q.quota as usize)).collect();
     let mut selection: Vec<StratumSelection> = c
         .strata
@@ -902,7 +908,7 @@ fn compute_rfc3797(d: &DrawState) -> Result<DrawResult, RuleError> {
     }
     if let Some((name, left)) = room.iter().find(|(_, l)| **l > 0) {
         return Err(err(
-            "DRAW_IMPOSSIBLE",
+            RuleCode::DrawImpossible,
             format!("stratum {name:?} has {left} fewer eligible members than its quota"),
         ));
     }

@@ -11,7 +11,6 @@
 //! it. If a write fails nothing of that group (or any later one) is acknowledged and the sequencer
 //! stops: the node then answers UNAVAILABLE until it is restarted and the store re-verified.
 
-use crate::errors::registry_code;
 use crate::metrics::Metrics;
 use ledger_core::checkpoint::Checkpoint;
 use ledger_core::compact::{CompactTree, CompletedNode};
@@ -59,7 +58,35 @@ pub enum Outcome {
         duplicate: bool,
     },
     /// Refused.
-    Refused(tonic::Code, String),
+    Refused(Refusal),
+}
+
+/// Why the sequencer refused an item: a core error, mapped to a gRPC status only at the service
+/// edge (`errors::refusal_status`).
+#[derive(Debug, Clone)]
+pub enum Refusal {
+    /// The state step refused it: a registry rule, a payload that does not parse, a domain rule.
+    Step(StepError),
+    /// Storage failed or the sequencer stopped; the caller may retry with the same request id.
+    Unavailable(String),
+    /// The request id was used before for another envelope.
+    RequestIdReused {
+        /// The request id.
+        id: String,
+    },
+}
+
+impl std::fmt::Display for Refusal {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Refusal::Step(e) => e.fmt(f),
+            Refusal::Unavailable(why) => f.write_str(why),
+            Refusal::RequestIdReused { id } => write!(
+                f,
+                "request id {id:?} was already used for a different envelope; use a new request id"
+            ),
+        }
+    }
 }
 
 /// A job: items from one RPC.
@@ -238,7 +265,7 @@ fn writer(store: Arc<Store>, shared: Arc<Shared>, failed: Arc<std::sync::atomic:
 
 fn refuse_all(replies: Vec<(oneshot::Sender<JobResult>, Vec<Outcome>)>, why: &str) {
     for (reply, outs) in replies {
-        let refused = Outcome::Refused(tonic::Code::Unavailable, why.to_string());
+        let refused = Outcome::Refused(Refusal::Unavailable(why.to_string()));
         let _ = reply.send(JobResult {
             outcomes: vec![refused; outs.len()],
             checkpoint: None,
@@ -260,19 +287,6 @@ pub struct Sequencer {
     pub shared: Arc<Shared>,
     /// Node key (signs node-computed records such as `draw.result`).
     pub node_key: ed25519_dalek::SigningKey,
-}
-
-/// The gRPC code of a broken domain rule: ALREADY_EXISTS for a record already in the log (its id or
-/// its signed statement), PERMISSION_DENIED for a cancellation without authority, and
-/// FAILED_PRECONDITION for every other rule.
-pub fn rule_code(code: &str) -> tonic::Code {
-    match code {
-        "DUPLICATE_ID" | "DUPLICATE_STATEMENT" | "DUPLICATE_DRAW" | "ESCROW_DUPLICATE" | "ELECTION_DUPLICATE" => {
-            tonic::Code::AlreadyExists
-        }
-        "CANCELLATION_NOT_AUTHORIZED" => tonic::Code::PermissionDenied,
-        _ => tonic::Code::FailedPrecondition,
-    }
 }
 
 fn now_micros() -> u64 {
@@ -506,7 +520,7 @@ impl Sequencer {
             request_id: None,
         };
         match self.sequence_one(item, ct, state, last_ts, g) {
-            Outcome::Refused(_, m) => tracing::error!(id = draw, kind, error = %m, "could not append a node record"),
+            Outcome::Refused(m) => tracing::error!(id = draw, kind, error = %m, "could not append a node record"),
             Outcome::Appended { index, .. } => tracing::info!(id = draw, kind, index, "node record appended"),
         }
     }
@@ -533,15 +547,12 @@ impl Sequencer {
                 None => match self.store.request(id) {
                     Ok(Some((index, h))) => self.outcome_of(index).map(|o| (h, o)),
                     Ok(None) => None,
-                    Err(e) => return Outcome::Refused(tonic::Code::Unavailable, e.to_string()),
+                    Err(e) => return Outcome::Refused(Refusal::Unavailable(e.to_string())),
                 },
             };
             if let Some((h, o)) = earlier {
                 if h != *d {
-                    return Outcome::Refused(
-                        tonic::Code::AlreadyExists,
-                        format!("request id {id:?} was already used for a different envelope; use a new request id"),
-                    );
+                    return Outcome::Refused(Refusal::RequestIdReused { id: id.clone() });
                 }
                 self.shared.metrics.duplicates.fetch_add(1, Relaxed);
                 return match o {
@@ -565,15 +576,11 @@ impl Sequencer {
         // The one state step (ledger_core::state), as start-up and the verifier fold it.
         let checked = match state.check(index, ts, &item.kind, &item.envelope, &item.signers) {
             Ok(c) => c,
-            Err(StepError::Registry(e)) => {
-                self.shared.metrics.reject(registry_code(&e));
-                return Outcome::Refused(registry_code(&e), e.to_string());
-            }
-            Err(StepError::Record(e)) => return Outcome::Refused(tonic::Code::InvalidArgument, e),
-            Err(StepError::Rule(e)) => {
-                let code = rule_code(e.code.as_str());
-                self.shared.metrics.reject(code);
-                return Outcome::Refused(code, e.to_string());
+            Err(e) => {
+                if !matches!(e, StepError::Record(_)) {
+                    self.shared.metrics.reject_step(&e);
+                }
+                return Outcome::Refused(Refusal::Step(e));
             }
         };
         if checked.changes_registry() {

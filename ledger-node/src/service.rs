@@ -8,7 +8,7 @@
 //! workers that answer reads.
 
 use crate::edge::EdgePool;
-use crate::errors::{registry_status, store_status};
+use crate::errors::{refusal_status, registry_status, store_status};
 use crate::sequencer::{Item, Job, JobResult, Outcome, Shared};
 use ledger_core::dsse::Envelope;
 use ledger_core::entry::Entry;
@@ -155,7 +155,7 @@ impl LedgerService {
 
     fn response(&self, o: Outcome, cp: &Option<(u64, String)>) -> Result<pb::AppendResponse, Status> {
         match o {
-            Outcome::Refused(code, msg) => Err(Status::new(code, msg)),
+            Outcome::Refused(r) => Err(refusal_status(&r)),
             Outcome::Appended {
                 index,
                 leaf_hash,

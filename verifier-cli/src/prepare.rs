@@ -6,7 +6,7 @@ use crate::fault::Code;
 use ledger_core::dsse::Envelope;
 use ledger_core::entry::Entry;
 use ledger_core::hash::{Hash, leaf_hash};
-use ledger_core::registry::{Registry, RegistryError, check_payload, envelope_kind};
+use ledger_core::registry::{Registry, RegistryError, RegistryFault, check_payload, envelope_kind};
 
 /// Fields a source sends beside the canonical bytes, which must agree with them.
 #[derive(Debug, Clone)]
@@ -188,17 +188,14 @@ pub fn prepared_signers(reg: &Registry, d: &Decoded) -> Result<(String, Vec<Stri
     Ok((kind, signers))
 }
 
-/// The fault code of a registry rule.
+/// The fault code of a registry rule ([`RegistryError::fault`], shared with bundles and the node).
 pub fn registry_code(e: &RegistryError) -> Code {
-    match e {
-        RegistryError::BadSignature { .. } => Code::BadSignature,
-        RegistryError::UnknownKey { .. }
-        | RegistryError::Revoked { .. }
-        | RegistryError::MissingRole { .. }
-        | RegistryError::MissingQuorum { .. } => Code::UnauthorizedSigner,
-        RegistryError::WrongLog { .. } => Code::WrongLog,
-        RegistryError::LogBindingMissing { .. } => Code::LogBindingMissing,
-        _ => Code::InvalidRecord,
+    match e.fault() {
+        RegistryFault::BadSignature => Code::BadSignature,
+        RegistryFault::UnauthorizedSigner => Code::UnauthorizedSigner,
+        RegistryFault::InvalidRecord => Code::InvalidRecord,
+        RegistryFault::WrongLog => Code::WrongLog,
+        RegistryFault::LogBindingMissing => Code::LogBindingMissing,
     }
 }
 

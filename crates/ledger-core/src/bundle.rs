@@ -394,14 +394,7 @@ fn judge_record(r: &BundleEntry, registry: &Registry, cp: &Checkpoint, note: &st
     rv
 }
 
-/// Fault code of a registry error, as the verifier names it.
+/// Fault code of a registry error, as the verifier names it ([`crate::registry::RegistryError::fault`]).
 pub fn fault_code(e: &crate::registry::RegistryError) -> &'static str {
-    use crate::registry::RegistryError::*;
-    match e {
-        BadSignature { .. } => "BAD_SIGNATURE",
-        UnknownKey { .. } | Revoked { .. } | MissingRole { .. } | MissingQuorum { .. } | DuplicateSigner { .. } => {
-            "UNAUTHORIZED_SIGNER"
-        }
-        _ => "INVALID_RECORD",
-    }
+    e.fault().as_str()
 }

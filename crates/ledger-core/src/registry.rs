@@ -343,6 +343,54 @@ pub enum RegistryError {
     },
 }
 
+/// What verifiers call a registry error (docs/verifier.md): the one mapping shared by the
+/// verifier's replay, `bundle verify` and the node's gRPC status (`ledger-node` errors.rs).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum RegistryFault {
+    /// `BAD_SIGNATURE`: a signature does not verify.
+    BadSignature,
+    /// `UNAUTHORIZED_SIGNER`: a signer is unknown, revoked or rotated away, lacks a role, or an
+    /// administrator quorum is missing.
+    UnauthorizedSigner,
+    /// `INVALID_RECORD`: any other registry rule (limits, unknown kind, invalid payload, a key
+    /// that signed twice, a conflicting key record, a second charter).
+    InvalidRecord,
+    /// `WRONG_LOG`: the payload type binds the envelope to another log.
+    WrongLog,
+    /// `LOG_BINDING_MISSING`: the charter requires bound payload types.
+    LogBindingMissing,
+}
+
+impl RegistryFault {
+    /// The fault code as reports write it.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            RegistryFault::BadSignature => "BAD_SIGNATURE",
+            RegistryFault::UnauthorizedSigner => "UNAUTHORIZED_SIGNER",
+            RegistryFault::InvalidRecord => "INVALID_RECORD",
+            RegistryFault::WrongLog => "WRONG_LOG",
+            RegistryFault::LogBindingMissing => "LOG_BINDING_MISSING",
+        }
+    }
+}
+
+impl RegistryError {
+    /// The fault class of this error. A key that signed twice ([`RegistryError::DuplicateSigner`])
+    /// is `INVALID_RECORD` (the envelope is malformed; no signer lacks authority), everywhere.
+    pub fn fault(&self) -> RegistryFault {
+        use RegistryError::*;
+        match self {
+            BadSignature { .. } => RegistryFault::BadSignature,
+            UnknownKey { .. } | Revoked { .. } | MissingRole { .. } | MissingQuorum { .. } => {
+                RegistryFault::UnauthorizedSigner
+            }
+            WrongLog { .. } => RegistryFault::WrongLog,
+            LogBindingMissing { .. } => RegistryFault::LogBindingMissing,
+            _ => RegistryFault::InvalidRecord,
+        }
+    }
+}
+
 /// A key as the registry knows it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct KeyState {

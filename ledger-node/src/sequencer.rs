@@ -18,7 +18,7 @@ use ledger_core::dsse::Envelope;
 use ledger_core::entry::Entry;
 use ledger_core::hash::Hash;
 use ledger_core::note::NoteSigner;
-use ledger_core::registry::{Registry, index_terms, payload_type_for_log};
+use ledger_core::registry::{CheckedPayload, Registry, check_payload, payload_type_for_log};
 use ledger_core::state::{LedgerState, StepError};
 use ledger_store::{PreparedEntry, Store};
 use std::collections::HashMap;
@@ -41,6 +41,9 @@ pub struct Item {
     pub signers: Vec<String>,
     /// Idempotency key.
     pub request_id: Option<String>,
+    /// The payload as the edge parsed it ([`check_payload`]): the typed record, which the state
+    /// step takes without parsing again, and the index terms.
+    pub payload: CheckedPayload,
 }
 
 /// What happened to one item.
@@ -511,6 +514,13 @@ impl Sequencer {
         let Ok(payload) = serde_json::to_vec(record) else {
             return;
         };
+        let checked = match check_payload(kind, &payload) {
+            Ok(c) => c,
+            Err(e) => {
+                tracing::error!(id = draw, kind, error = %e, "could not append a node record");
+                return;
+            }
+        };
         let mut env = Envelope::new(payload_type_for_log(kind, &self.origin), payload);
         env.sign(&self.node_key);
         let item = Item {
@@ -518,6 +528,7 @@ impl Sequencer {
             kind: kind.into(),
             signers: vec![ledger_core::keys::key_id(&self.node_key.verifying_key())],
             request_id: None,
+            payload: checked,
         };
         match self.sequence_one(item, ct, state, last_ts, g) {
             Outcome::Refused(m) => tracing::error!(id = draw, kind, error = %m, "could not append a node record"),
@@ -574,7 +585,8 @@ impl Sequencer {
         let index = ct.size();
         let ts = now_micros().max(*last_ts + 1);
         // The one state step (ledger_core::state), as start-up and the verifier fold it.
-        let checked = match state.check(index, ts, &item.kind, &item.envelope, &item.signers) {
+        let CheckedPayload { parsed, terms } = item.payload;
+        let checked = match state.check_parsed(index, ts, &item.kind, &item.envelope, parsed, &item.signers) {
             Ok(c) => c,
             Err(e) => {
                 if !matches!(e, StepError::Record(_)) {
@@ -587,7 +599,6 @@ impl Sequencer {
             *registry_changed = true;
         }
         *last_ts = ts;
-        let terms = index_terms(&item.kind, &item.envelope.payload);
         let entry = Entry {
             index,
             timestamp_micros: ts,

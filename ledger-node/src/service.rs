@@ -61,9 +61,16 @@ fn check_request_id(id: &str) -> Result<Option<String>, Status> {
     Ok(Some(id.to_string()))
 }
 
+/// An Append item whose envelope passed the checks that need neither cryptography nor the payload.
+struct Pending {
+    envelope: Envelope,
+    kind: String,
+    request_id: Option<String>,
+}
+
 /// The edge checks that need neither cryptography nor the payload: request id, envelope present,
 /// size limits (including "no signature"), payload type → record kind.
-fn check_envelope(req: pb::AppendRequest) -> Result<Item, Status> {
+fn check_envelope(req: pb::AppendRequest) -> Result<Pending, Status> {
     let request_id = check_request_id(&req.request_id)?;
     let env: Envelope = req
         .envelope
@@ -72,64 +79,66 @@ fn check_envelope(req: pb::AppendRequest) -> Result<Item, Status> {
     env.check_limits()
         .map_err(|e| Status::invalid_argument(e.to_string()))?;
     let kind = envelope_kind(&env).map_err(|e| registry_status(&e))?.to_string();
-    Ok(Item {
+    Ok(Pending {
         envelope: env,
         kind,
-        signers: Vec::new(),
         request_id,
     })
 }
 
-/// The payload's schema: parsed only once its signatures verified.
-fn check_item_payload(item: &Item) -> Result<(), Status> {
-    check_payload(&item.kind, &item.envelope.payload).map_err(|e| registry_status(&e))
+/// The payload's schema, parsed only once its signatures verified — and only here: the item
+/// carries the typed record to the sequencer's state step.
+fn check_item_payload(p: Pending, signers: Vec<String>) -> Result<Item, Status> {
+    let payload = check_payload(&p.kind, &p.envelope.payload).map_err(|e| registry_status(&e))?;
+    Ok(Item {
+        envelope: p.envelope,
+        kind: p.kind,
+        signers,
+        request_id: p.request_id,
+        payload,
+    })
 }
 
 /// The whole edge check of one Append (runs on the edge pool).
 fn check_one(shared: &Shared, req: pb::AppendRequest) -> Result<Item, Status> {
-    let mut item = check_envelope(req)?;
-    item.signers = shared
+    let p = check_envelope(req)?;
+    let signers = shared
         .registry
         .read()
         .map_err(|_| Status::internal("registry lock poisoned"))?
-        .verify_signatures(&item.envelope)
+        .verify_signatures(&p.envelope)
         .map_err(|e| registry_status(&e))?;
-    check_item_payload(&item)?;
-    Ok(item)
+    check_item_payload(p, signers)
 }
 
 /// The edge check of every item of an AppendBatch (runs on the edge pool): all signatures in one
 /// batch verification, then each verified item's payload.
 fn check_batch(shared: &Shared, reqs: Vec<pb::AppendRequest>) -> Result<Vec<Result<Item, Status>>, Status> {
-    let mut out: Vec<Result<Item, Status>> = reqs.into_iter().map(check_envelope).collect();
+    let pending: Vec<Result<Pending, Status>> = reqs.into_iter().map(check_envelope).collect();
     let verdicts = {
         let reg = shared
             .registry
             .read()
             .map_err(|_| Status::internal("registry lock poisoned"))?;
-        let envs: Vec<&Envelope> = out
+        let envs: Vec<&Envelope> = pending
             .iter()
             .filter_map(|r| r.as_ref().ok())
-            .map(|it| &it.envelope)
+            .map(|p| &p.envelope)
             .collect();
         reg.verify_signatures_batch(&envs)
     };
     let mut verdicts = verdicts.into_iter();
-    for r in &mut out {
-        let Ok(item) = r else { continue };
-        let checked = match verdicts.next() {
-            Some(Ok(signers)) => {
-                item.signers = signers;
-                check_item_payload(item)
+    Ok(pending
+        .into_iter()
+        .map(|r| {
+            let p = r?;
+            match verdicts.next() {
+                Some(Ok(signers)) => check_item_payload(p, signers),
+                Some(Err(e)) => Err(registry_status(&e)),
+                None => Err(Status::internal("no signature verdict for an item")),
             }
-            Some(Err(e)) => Err(registry_status(&e)),
-            None => Err(Status::internal("no signature verdict for an item")),
-        };
-        if let Err(s) = checked {
-            *r = Err(s);
-        }
-    }
-    Ok(out)
+        })
+        .collect())
 }
 
 impl LedgerService {

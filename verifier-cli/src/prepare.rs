@@ -6,7 +6,7 @@ use crate::fault::Code;
 use ledger_core::dsse::Envelope;
 use ledger_core::entry::Entry;
 use ledger_core::hash::{Hash, leaf_hash};
-use ledger_core::registry::{Registry, RegistryError, RegistryFault, check_payload, envelope_kind};
+use ledger_core::registry::{ParsedPayload, Registry, RegistryError, RegistryFault, check_payload, envelope_kind};
 
 /// Fields a source sends beside the canonical bytes, which must agree with them.
 #[derive(Debug, Clone)]
@@ -61,6 +61,8 @@ pub struct Decoded {
     pub rules: Result<String, RegistryError>,
     /// Per signature, in envelope order.
     pub sigs: Vec<SigCheck>,
+    /// The payload parsed by the checks of `rules` (when they passed), for the state step.
+    pub parsed: Option<ParsedPayload>,
 }
 
 /// An entry after [`prepare`].
@@ -88,24 +90,32 @@ pub enum Prepared {
 }
 
 /// Envelope limits, kind and payload: the steps of [`Registry::check_entry`] before signatures.
-fn pre_rules(env: &Envelope) -> Result<String, RegistryError> {
+fn pre_rules(env: &Envelope) -> Result<(String, ParsedPayload), RegistryError> {
     env.check_limits()?;
     let kind = envelope_kind(env)?.to_string();
-    check_payload(&kind, &env.payload)?;
-    Ok(kind)
+    let checked = check_payload(&kind, &env.payload)?;
+    Ok((kind, checked.parsed))
 }
 
 /// Decodes an entry and does every check that does not depend on the log before it.
 pub fn prepare(raw: RawEntry) -> PreparedEntry {
     let lh = leaf_hash(&raw.bytes);
     let decoded = Entry::decode(&raw.bytes).map_err(|e| e.to_string()).map(|entry| {
-        let rules = if entry.index == 0 {
-            Ok("charter".to_string())
+        let (rules, parsed) = if entry.index == 0 {
+            (Ok("charter".to_string()), None)
         } else {
-            pre_rules(&entry.envelope)
+            match pre_rules(&entry.envelope) {
+                Ok((kind, parsed)) => (Ok(kind), Some(parsed)),
+                Err(e) => (Err(e), None),
+            }
         };
         let sigs = vec![SigCheck::Unchecked; entry.envelope.signatures.len()];
-        Decoded { entry, rules, sigs }
+        Decoded {
+            entry,
+            rules,
+            sigs,
+            parsed,
+        }
     });
     let wire_mismatch = match (&raw.wire, &decoded) {
         (Some(w), Ok(d)) => {

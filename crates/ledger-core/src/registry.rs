@@ -17,6 +17,7 @@
 //! - any other kind needs at least one signer holding a role allowed for that kind (see
 //!   [`roles_for_kind`]) whose scope admits the kind.
 
+use crate::domain::Record;
 use crate::dsse::{DsseError, Envelope};
 use crate::entry::Entry;
 use crate::keys::{key_id, public_key_from_base64};
@@ -245,6 +246,72 @@ pub struct KeyRevoke {
     pub reason: String,
 }
 
+/// A key record, parsed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum KeyRecord {
+    /// `key.enroll`
+    Enroll(KeyEnroll),
+    /// `key.rotate`
+    Rotate(KeyRotate),
+    /// `key.revoke`
+    Revoke(KeyRevoke),
+}
+
+/// A payload parsed once into its typed record: the domain [`Record`] (`Record::Other` for
+/// registry records and notes) and, for `key.*` records, the [`KeyRecord`]. The node's edge makes
+/// it ([`check_payload`]) and the state step takes it (`state::LedgerState::check_parsed`), so
+/// an append parses its payload once per form (the JSON shape, then the typed record).
+#[derive(Debug, Clone)]
+pub struct ParsedPayload {
+    /// The domain record.
+    pub record: Record,
+    /// The key record of a `key.*` payload.
+    pub key: Option<KeyRecord>,
+}
+
+impl ParsedPayload {
+    /// Parses the typed record of `kind` (no check of the JSON shape: see [`check_payload`]).
+    ///
+    /// # Errors
+    /// A `key.*` payload that does not parse is a [`RegistryError::InvalidPayload`]; a domain
+    /// record that breaks its schema is a [`RecordError`] with the schema's message.
+    pub fn parse(kind: &str, payload: &[u8]) -> Result<Self, RecordError> {
+        let key = match kind {
+            "key.enroll" => Some(KeyRecord::Enroll(parse(kind, payload)?)),
+            "key.rotate" => Some(KeyRecord::Rotate(parse(kind, payload)?)),
+            "key.revoke" => Some(KeyRecord::Revoke(parse(kind, payload)?)),
+            _ => None,
+        };
+        let record = if key.is_some() || kind == "charter" {
+            Record::Other
+        } else {
+            crate::domain::check_record(kind, payload).map_err(RecordError::Schema)?
+        };
+        Ok(Self { record, key })
+    }
+}
+
+/// Why a payload does not parse as its kind.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum RecordError {
+    /// A registry record (or the JSON shape) is invalid.
+    #[error(transparent)]
+    Registry(#[from] RegistryError),
+    /// A domain record breaks its schema (docs/records.md).
+    #[error("{0}")]
+    Schema(String),
+}
+
+/// A payload that passed the edge check: its typed record and its secondary-index terms
+/// ([`index_terms`]), from one parse of each form.
+#[derive(Debug, Clone)]
+pub struct CheckedPayload {
+    /// The typed record.
+    pub parsed: ParsedPayload,
+    /// Secondary-index terms of the record.
+    pub terms: Vec<(u8, String)>,
+}
+
 /// Errors of registry rules. Each says what is missing.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
@@ -466,12 +533,13 @@ pub fn envelope_kind(env: &Envelope) -> Result<&str, RegistryError> {
     Ok(kind)
 }
 
-/// Checks that the payload is a JSON object (every ledger payload is) and, for registry records,
-/// that it matches its schema exactly.
+/// Checks that the payload is a JSON object (every ledger payload is) with `"version": 1` and
+/// that it parses as its kind (registry records and domain records match their schema exactly).
+/// Returns the typed record and the index terms, so nothing downstream parses the payload again.
 ///
 /// # Errors
 /// When the payload is not valid for its kind.
-pub fn check_payload(kind: &str, payload: &[u8]) -> Result<(), RegistryError> {
+pub fn check_payload(kind: &str, payload: &[u8]) -> Result<CheckedPayload, RegistryError> {
     let v: serde_json::Value = parse(kind, payload)?;
     if !v.is_object() {
         return Err(RegistryError::InvalidPayload {
@@ -485,18 +553,20 @@ pub fn check_payload(kind: &str, payload: &[u8]) -> Result<(), RegistryError> {
             detail: "\"version\": 1 is required".into(),
         });
     }
-    match kind {
-        "charter" => parse::<Charter>(kind, payload).map(drop),
-        "key.enroll" => parse::<KeyEnroll>(kind, payload).map(drop),
-        "key.rotate" => parse::<KeyRotate>(kind, payload).map(drop),
-        "key.revoke" => parse::<KeyRevoke>(kind, payload).map(drop),
-        _ => crate::domain::check_record(kind, payload)
-            .map(drop)
-            .map_err(|detail| RegistryError::InvalidPayload {
-                kind: kind.into(),
-                detail,
-            }),
+    if kind == "charter" {
+        parse::<Charter>(kind, payload)?;
     }
+    let parsed = ParsedPayload::parse(kind, payload).map_err(|e| match e {
+        RecordError::Registry(e) => e,
+        RecordError::Schema(detail) => RegistryError::InvalidPayload {
+            kind: kind.into(),
+            detail,
+        },
+    })?;
+    Ok(CheckedPayload {
+        parsed,
+        terms: terms_of(kind, &v),
+    })
 }
 
 impl Registry {
@@ -754,10 +824,10 @@ impl Registry {
         Ok(())
     }
 
-    fn apply(&mut self, index: u64, kind: &str, payload: &[u8]) -> Result<(), RegistryError> {
-        match kind {
-            "key.enroll" => {
-                let r: KeyEnroll = parse(kind, payload)?;
+    fn apply(&mut self, index: u64, record: &KeyRecord) -> Result<(), RegistryError> {
+        match record.clone() {
+            KeyRecord::Enroll(r) => {
+                let kind = "key.enroll";
                 let k = key_of(kind, &r.key)?;
                 let id = key_id(&k);
                 if self.keys.contains_key(&id) {
@@ -793,9 +863,8 @@ impl Registry {
                     },
                 );
             }
-            "key.rotate" => {
-                let r: KeyRotate = parse(kind, payload)?;
-                let new = key_of(kind, &r.new_key)?;
+            KeyRecord::Rotate(r) => {
+                let new = key_of("key.rotate", &r.new_key)?;
                 let new_id = key_id(&new);
                 if self.keys.contains_key(&new_id) {
                     return Err(RegistryError::Conflict(format!("key {new_id} is already enrolled")));
@@ -815,8 +884,7 @@ impl Registry {
                 };
                 self.keys.insert(new_id, st);
             }
-            "key.revoke" => {
-                let r: KeyRevoke = parse(kind, payload)?;
+            KeyRecord::Revoke(r) => {
                 let st = self.active_mut(&r.keyid)?;
                 if st.roles.contains(&Role::Node) {
                     return Err(RegistryError::Conflict("the node key cannot be revoked".into()));
@@ -834,7 +902,6 @@ impl Registry {
                     )));
                 }
             }
-            _ => {}
         }
         Ok(())
     }
@@ -860,9 +927,9 @@ impl Registry {
         let env = &entry.envelope;
         env.check_limits()?;
         let kind = envelope_kind(env)?.to_string();
-        check_payload(&kind, &env.payload)?;
+        let checked = check_payload(&kind, &env.payload)?;
         let signers = self.verify_signatures(env)?;
-        self.authorize_and_apply(entry.index, &kind, &env.payload, &signers)
+        self.authorize_and_apply(entry.index, &kind, checked.parsed.key.as_ref(), &signers)
     }
 
     /// [`Self::verify_signatures`] for many envelopes at once. Every key id is looked up first
@@ -941,17 +1008,13 @@ impl Registry {
         &mut self,
         index: u64,
         kind: &str,
-        payload: &[u8],
+        key: Option<&KeyRecord>,
         signers: &[String],
     ) -> Result<(), RegistryError> {
-        self.authorize(kind, signers)?;
-        if !is_key_record(kind) {
-            return Ok(());
+        // Applied on a copy so that a failed key record leaves the registry unchanged.
+        if let Some(next) = self.authorize_next(index, kind, key, signers)? {
+            *self = next;
         }
-        // Apply on a copy so that a failed key record leaves the registry unchanged.
-        let mut next = self.clone();
-        next.apply(index, kind, payload)?;
-        *self = next;
         Ok(())
     }
 
@@ -965,15 +1028,19 @@ impl Registry {
         &self,
         index: u64,
         kind: &str,
-        payload: &[u8],
+        key: Option<&KeyRecord>,
         signers: &[String],
     ) -> Result<Option<Registry>, RegistryError> {
         self.authorize(kind, signers)?;
         if !is_key_record(kind) {
             return Ok(None);
         }
+        let r = key.ok_or_else(|| RegistryError::InvalidPayload {
+            kind: kind.into(),
+            detail: "the key record was not parsed".into(),
+        })?;
         let mut next = self.clone();
-        next.apply(index, kind, payload)?;
+        next.apply(index, r)?;
         Ok(Some(next))
     }
 
@@ -997,10 +1064,15 @@ impl Registry {
 /// Secondary-index terms of a record: its kind, and the `subject`/`subjects`, `draw_id` and
 /// `election_id` fields of its JSON payload when present. The node indexes these for Query.
 pub fn index_terms(kind: &str, payload: &[u8]) -> Vec<(u8, String)> {
+    match serde_json::from_slice::<serde_json::Value>(payload) {
+        Ok(v) => terms_of(kind, &v),
+        Err(_) => vec![(b'k', kind.to_string())],
+    }
+}
+
+/// [`index_terms`] of a payload already parsed as JSON.
+pub fn terms_of(kind: &str, v: &serde_json::Value) -> Vec<(u8, String)> {
     let mut out = vec![(b'k', kind.to_string())];
-    let Ok(v) = serde_json::from_slice::<serde_json::Value>(payload) else {
-        return out;
-    };
     let mut push = |tag: u8, x: &serde_json::Value| {
         if let Some(s) = x.as_str().filter(|s| !s.is_empty() && s.len() <= 256) {
             out.push((tag, s.to_string()));

@@ -160,41 +160,21 @@ pub fn prepare_item(item: Item) -> Prepared {
 
 /// The checks of [`ledger_core::state::LedgerState::verify_entry`] for an entry whose
 /// order-independent checks are done: the same rules in the same order (limits, kind, payload;
-/// then per signature in order: known key, no duplicate, verifies), using the worker's
-/// cryptographic results where it has them and verifying the rest here. Returns the kind and the
-/// verified signers, for the state step that follows (authorization and effects).
+/// then the registry's one signer loop, [`Registry::verify_signers_with`]: every key known and
+/// none twice, then each signature verifies), using the worker's cryptographic results where it
+/// has them and verifying the rest here. Returns the kind and the verified signers, for the state
+/// step that follows (authorization and effects).
 ///
 /// # Errors
 /// The first rule the entry breaks, as `verify_entry` would report it.
 pub fn prepared_signers(reg: &Registry, d: &Decoded) -> Result<(String, Vec<String>), RegistryError> {
     let kind = d.rules.clone()?;
     let env = &d.entry.envelope;
-    reg.check_log_binding(&env.payload_type)?;
-    if kind == "ballot" {
-        // Signed by a one-time key named in the payload, not by a registry key (docs/ballots.md):
-        // the registry's own rule, verified here (ballots are few next to other records).
-        let signers = reg.verify_signatures(env)?;
-        return Ok((kind, signers));
-    }
-    let mut signers: Vec<String> = Vec::with_capacity(env.signatures.len());
-    for (i, s) in env.signatures.iter().enumerate() {
-        let k = reg
-            .keys
-            .get(&s.keyid)
-            .ok_or_else(|| RegistryError::UnknownKey { keyid: s.keyid.clone() })?;
-        if signers.contains(&s.keyid) {
-            return Err(RegistryError::DuplicateSigner { keyid: s.keyid.clone() });
-        }
-        let ok = match d.sigs.get(i) {
-            Some(SigCheck::Valid) => true,
-            Some(SigCheck::Invalid) => false,
-            _ => env.verify_signature(i, &k.key).is_ok(),
-        };
-        if !ok {
-            return Err(RegistryError::BadSignature { keyid: s.keyid.clone() });
-        }
-        signers.push(s.keyid.clone());
-    }
+    let signers = reg.verify_signers_with(env, |i, key| match d.sigs.get(i) {
+        Some(SigCheck::Valid) => true,
+        Some(SigCheck::Invalid) => false,
+        _ => env.verify_signature(i, key).is_ok(),
+    })?;
     Ok((kind, signers))
 }
 
@@ -319,6 +299,18 @@ mod tests {
             signed("note", br#"{"version":2}"#, &[&admin]),
             signed("note", note, &[]),
             signed("charter", &serde_json::to_vec(&charter).unwrap(), &[&node, &admin]),
+            // A bad signature before an unknown key or a second signature by the same key: the
+            // key ids are checked first (one signer loop), as the node does.
+            {
+                let mut e = signed("note", br#"{"version":1,"x":4}"#, &[&admin, &stranger]);
+                e.signatures[0].sig[5] ^= 1;
+                e
+            },
+            {
+                let mut e = signed("note", br#"{"version":1,"x":5}"#, &[&admin, &admin]);
+                e.signatures[0].sig[5] ^= 1;
+                e
+            },
         ];
         let g = prepare(raw(0, genesis));
         let genesis_entry = &g.decoded.as_ref().unwrap().entry;
@@ -375,6 +367,8 @@ mod tests {
                 Err(InvalidRecord),
                 Err(InvalidRecord),
                 Err(InvalidRecord),
+                Err(InvalidRecord),
+                Err(UnauthorizedSigner),
                 Err(InvalidRecord),
             ]
         );

@@ -680,16 +680,36 @@ impl Registry {
     /// The log binding of the payload type ([`Self::check_log_binding`]) is checked first: it is
     /// part of what the signatures cover.
     pub fn verify_signatures(&self, env: &Envelope) -> Result<Vec<String>, RegistryError> {
+        let pae = env.pae();
+        self.verify_signers_with(env, |i, key| {
+            env.signatures.get(i).is_some_and(|s| {
+                ed25519_dalek::Signature::from_slice(&s.sig).is_ok_and(|sig| key.verify_strict(&pae, &sig).is_ok())
+            })
+        })
+    }
+
+    /// The one signer loop, shared by [`Self::verify_signatures`] and the verifier (which passes
+    /// the results of its worker threads): the log binding, the ballot exception, every key id
+    /// looked up and no key twice ([`RegistryError::DuplicateSigner`]) before any cryptography,
+    /// then `verified(i, key)` for each signature in order. Returns the signers' key ids.
+    ///
+    /// # Errors
+    /// As [`Self::verify_signatures`]; `verified` returning false is a
+    /// [`RegistryError::BadSignature`].
+    pub fn verify_signers_with(
+        &self,
+        env: &Envelope,
+        mut verified: impl FnMut(usize, &VerifyingKey) -> bool,
+    ) -> Result<Vec<String>, RegistryError> {
         self.check_log_binding(&env.payload_type)?;
         if kind_of(&env.payload_type) == Some("ballot") {
             return self.verify_ballot_signature(env);
         }
-        let signers = self.known_signers(env)?;
-        let pae = env.pae();
-        for (s, key) in env.signatures.iter().zip(&signers) {
-            let bad = || RegistryError::BadSignature { keyid: s.keyid.clone() };
-            let sig = ed25519_dalek::Signature::from_slice(&s.sig).map_err(|_| bad())?;
-            key.verify_strict(&pae, &sig).map_err(|_| bad())?;
+        let keys = self.known_signers(env)?;
+        for (i, (s, key)) in env.signatures.iter().zip(&keys).enumerate() {
+            if !verified(i, key) {
+                return Err(RegistryError::BadSignature { keyid: s.keyid.clone() });
+            }
         }
         Ok(env.signatures.iter().map(|s| s.keyid.clone()).collect())
     }

@@ -463,6 +463,21 @@ fn parse<T: for<'de> Deserialize<'de>>(payload: &[u8]) -> Result<T, String> {
 /// # Errors
 /// A description of what is wrong with the payload.
 pub fn check_record(kind: &str, payload: &[u8]) -> Result<Record, String> {
+    match kind {
+        "nomination" | "pool.commit" | "draw.commit" | "draw.reveal" | "draw.result" | "draw.sources" | "draw.void" => {
+            draw_record(kind, payload)
+        }
+        "dossier.fact" | "complaint" | "verification" | "decision" | "accountability" | "escrow.key"
+        | "cancellation" => case_record(kind, payload),
+        "election.open" | "credential.issued" | "ballot" | "tally" | "evaluation.micro" => {
+            election_record(kind, payload)
+        }
+        _ => Ok(Record::Other),
+    }
+}
+
+/// [`check_record`] for nominations, pools and draws.
+fn draw_record(kind: &str, payload: &[u8]) -> Result<Record, String> {
     let r = match kind {
         "nomination" => {
             let r: Nomination = parse(payload)?;
@@ -519,6 +534,14 @@ pub fn check_record(kind: &str, payload: &[u8]) -> Result<Record, String> {
             }
             Record::DrawVoid(r)
         }
+        _ => Record::Other,
+    };
+    Ok(r)
+}
+
+/// [`check_record`] for dossier facts, complaints, verifications, decisions, accountability, escrows and cancellations.
+fn case_record(kind: &str, payload: &[u8]) -> Result<Record, String> {
+    let r = match kind {
         "dossier.fact" => {
             let r: DossierFact = parse(payload)?;
             id_ok("fact_id", &r.fact_id)?;
@@ -576,6 +599,14 @@ pub fn check_record(kind: &str, payload: &[u8]) -> Result<Record, String> {
             }
             Record::Cancellation(r)
         }
+        _ => Record::Other,
+    };
+    Ok(r)
+}
+
+/// [`check_record`] for elections, credentials, ballots, tallies and micro-evaluations.
+fn election_record(kind: &str, payload: &[u8]) -> Result<Record, String> {
+    let r = match kind {
         "election.open" => {
             let r = parse(payload)?;
             crate::election::check_election_open(&r)?;
@@ -622,6 +653,19 @@ fn members_ok(members: &[Member]) -> Result<(), String> {
 
 fn draw_commit_ok(r: &DrawCommit) -> Result<(), String> {
     id_ok("draw_id", &r.draw_id)?;
+    algorithm_ok(r)?;
+    if r.subjects.is_empty() {
+        return Err("at least one subject".into());
+    }
+    parties_ok(r)?;
+    members_ok(&r.pool)?;
+    let excluded = exclusions_ok(r)?;
+    purpose_ok(r, &excluded)
+}
+
+/// The algorithm's own fields: commit-reveal parties (`ledger-draw-v1`) or public sources
+/// (`rfc3797`).
+fn algorithm_ok(r: &DrawCommit) -> Result<(), String> {
     match r.algorithm.as_str() {
         ALG_LEDGER_DRAW_V1 => {
             if r.parties.is_empty() {
@@ -657,9 +701,11 @@ fn draw_commit_ok(r: &DrawCommit) -> Result<(), String> {
             ));
         }
     }
-    if r.subjects.is_empty() {
-        return Err("at least one subject".into());
-    }
+    Ok(())
+}
+
+/// Party commitments and names (unique).
+fn parties_ok(r: &DrawCommit) -> Result<(), String> {
     for p in &r.parties {
         hex32("party commitment", &p.commitment)?;
         id_ok("party name", &p.name)?;
@@ -670,7 +716,11 @@ fn draw_commit_ok(r: &DrawCommit) -> Result<(), String> {
     if names.len() != r.parties.len() {
         return Err("party names must be unique".into());
     }
-    members_ok(&r.pool)?;
+    Ok(())
+}
+
+/// Exclusions name pool members, with a reason; returns the excluded ids.
+fn exclusions_ok(r: &DrawCommit) -> Result<BTreeSet<&str>, String> {
     // The pool is canonical (unique ids, sorted bytewise) by now: exclusions are found by binary
     // search, and every rule below is linear or n·log n in the payload's lists.
     let mut excluded: BTreeSet<&str> = BTreeSet::new();
@@ -683,6 +733,11 @@ fn draw_commit_ok(r: &DrawCommit) -> Result<(), String> {
         }
         excluded.insert(&x.id);
     }
+    Ok(excluded)
+}
+
+/// The purpose's own fields: fillable strata, an eligible evaluator, or sound time windows.
+fn purpose_ok(r: &DrawCommit, excluded: &BTreeSet<&str>) -> Result<(), String> {
     match r.purpose {
         DrawPurpose::EvaluatorSelection => {
             if r.strata.is_empty() {

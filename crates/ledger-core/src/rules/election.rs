@@ -29,7 +29,7 @@
 use super::code::{RuleCode, RuleError, err};
 use crate::credential::IssuerPublicKey;
 use crate::domain::Record;
-use crate::election::{Ballot, ElectionOpen, Tally, tally};
+use crate::election::{Ballot, CredentialIssued, ElectionOpen, MicroEvaluation, Tally, tally};
 use std::collections::{BTreeMap, BTreeSet};
 
 /// The evaluators a draw result selected.
@@ -153,99 +153,109 @@ impl ElectionState {
         let _ = index;
         match record {
             Record::ElectionOpen(o) => self.check_open(timestamp_micros, o),
-            Record::CredentialIssued(c) => {
-                let e = self.election(&c.election_id)?;
-                if timestamp_micros >= e.open.closes_at_micros {
-                    return Err(err(
-                        RuleCode::CredentialAfterClose,
-                        format!("election {} closed at {}", c.election_id, e.open.closes_at_micros),
-                    ));
-                }
-                if !e.eligible.contains(&c.evaluator) {
-                    return Err(err(
-                        RuleCode::CredentialNotDrawn,
-                        format!(
-                            "{:?} was not selected by draw {} for election {}",
-                            c.evaluator, e.open.draw_id, c.election_id
-                        ),
-                    ));
-                }
-                if e.issued.contains(&c.evaluator) {
-                    return Err(err(
-                        RuleCode::CredentialDuplicate,
-                        format!("{:?} already received a credential for {}", c.evaluator, c.election_id),
-                    ));
-                }
-                match e.keys.get(&c.evaluator) {
-                    Some(k) => c.verify_request(k).map_err(|d| {
-                        err(
-                            RuleCode::CredentialNotRequested,
-                            format!(
-                                "{:?} has a key in the pool of draw {}: {d}",
-                                c.evaluator, e.open.draw_id
-                            ),
-                        )
-                    }),
-                    None if c.request_signature.is_some() => Err(err(
-                        RuleCode::CredentialNotRequested,
-                        format!(
-                            "{:?} has no key in the pool of draw {}: a request signature cannot be checked",
-                            c.evaluator, e.open.draw_id
-                        ),
-                    )),
-                    None => Ok(()),
-                }
-            }
+            Record::CredentialIssued(c) => self.check_credential(timestamp_micros, c),
             Record::Ballot(b) => self.check_ballot(timestamp_micros, b, signers),
-            Record::Tally(t) => {
-                let e = self.election(&t.election_id)?;
-                if timestamp_micros < e.open.closes_at_micros {
-                    return Err(err(
-                        RuleCode::TallyTooEarly,
-                        format!("election {} closes at {}", t.election_id, e.open.closes_at_micros),
-                    ));
-                }
-                if let Some(i) = e.tally_index {
-                    return Err(err(
-                        RuleCode::TallyDuplicate,
-                        format!("election {} was tallied at index {i}", t.election_id),
-                    ));
-                }
-                let expected = tally(&e.open, &ballot_refs(e));
-                if expected != *t {
-                    return Err(err(
-                        RuleCode::TallyMismatch,
-                        format!(
-                            "election {}: recomputation gives {}",
-                            t.election_id,
-                            serde_json::to_string(&expected).unwrap_or_default()
-                        ),
-                    ));
-                }
-                Ok(())
-            }
-            Record::MicroEvaluation(m) => {
-                let earliest = timestamp_micros.saturating_sub(MICRO_MAX_AGE_MICROS);
-                if m.service_time_micros > timestamp_micros || m.service_time_micros < earliest {
-                    return Err(err(
-                        RuleCode::MicroTimeOutOfRange,
-                        format!(
-                            "service_time_micros {} must lie in [{earliest}, {timestamp_micros}]: not after the entry's time, \
-                             at most 400 days before it",
-                            m.service_time_micros
-                        ),
-                    ));
-                }
-                if ticket_key(&m.ticket_hash).is_some_and(|k| self.tickets.contains(&k)) {
-                    return Err(err(
-                        RuleCode::MicroDuplicateTicket,
-                        format!("ticket {} was already rated", m.ticket_hash),
-                    ));
-                }
-                Ok(())
-            }
+            Record::Tally(t) => self.check_tally(timestamp_micros, t),
+            Record::MicroEvaluation(m) => self.check_micro(timestamp_micros, m),
             _ => Ok(()),
         }
+    }
+
+    /// `credential.issued`: an open election, a drawn evaluator, one credential each, requested by
+    /// the evaluator's own key when the pool names one.
+    fn check_credential(&self, timestamp_micros: u64, c: &CredentialIssued) -> Result<(), RuleError> {
+        let e = self.election(&c.election_id)?;
+        if timestamp_micros >= e.open.closes_at_micros {
+            return Err(err(
+                RuleCode::CredentialAfterClose,
+                format!("election {} closed at {}", c.election_id, e.open.closes_at_micros),
+            ));
+        }
+        if !e.eligible.contains(&c.evaluator) {
+            return Err(err(
+                RuleCode::CredentialNotDrawn,
+                format!(
+                    "{:?} was not selected by draw {} for election {}",
+                    c.evaluator, e.open.draw_id, c.election_id
+                ),
+            ));
+        }
+        if e.issued.contains(&c.evaluator) {
+            return Err(err(
+                RuleCode::CredentialDuplicate,
+                format!("{:?} already received a credential for {}", c.evaluator, c.election_id),
+            ));
+        }
+        match e.keys.get(&c.evaluator) {
+            Some(k) => c.verify_request(k).map_err(|d| {
+                err(
+                    RuleCode::CredentialNotRequested,
+                    format!(
+                        "{:?} has a key in the pool of draw {}: {d}",
+                        c.evaluator, e.open.draw_id
+                    ),
+                )
+            }),
+            None if c.request_signature.is_some() => Err(err(
+                RuleCode::CredentialNotRequested,
+                format!(
+                    "{:?} has no key in the pool of draw {}: a request signature cannot be checked",
+                    c.evaluator, e.open.draw_id
+                ),
+            )),
+            None => Ok(()),
+        }
+    }
+
+    /// `tally`: after the close, once, equal to the recomputation.
+    fn check_tally(&self, timestamp_micros: u64, t: &Tally) -> Result<(), RuleError> {
+        let e = self.election(&t.election_id)?;
+        if timestamp_micros < e.open.closes_at_micros {
+            return Err(err(
+                RuleCode::TallyTooEarly,
+                format!("election {} closes at {}", t.election_id, e.open.closes_at_micros),
+            ));
+        }
+        if let Some(i) = e.tally_index {
+            return Err(err(
+                RuleCode::TallyDuplicate,
+                format!("election {} was tallied at index {i}", t.election_id),
+            ));
+        }
+        let expected = tally(&e.open, &ballot_refs(e));
+        if expected != *t {
+            return Err(err(
+                RuleCode::TallyMismatch,
+                format!(
+                    "election {}: recomputation gives {}",
+                    t.election_id,
+                    serde_json::to_string(&expected).unwrap_or_default()
+                ),
+            ));
+        }
+        Ok(())
+    }
+
+    /// `evaluation.micro`: a service time in range and a ticket not rated before.
+    fn check_micro(&self, timestamp_micros: u64, m: &MicroEvaluation) -> Result<(), RuleError> {
+        let earliest = timestamp_micros.saturating_sub(MICRO_MAX_AGE_MICROS);
+        if m.service_time_micros > timestamp_micros || m.service_time_micros < earliest {
+            return Err(err(
+                RuleCode::MicroTimeOutOfRange,
+                format!(
+                    "service_time_micros {} must lie in [{earliest}, {timestamp_micros}]: not after the entry's time, \
+                     at most 400 days before it",
+                    m.service_time_micros
+                ),
+            ));
+        }
+        if ticket_key(&m.ticket_hash).is_some_and(|k| self.tickets.contains(&k)) {
+            return Err(err(
+                RuleCode::MicroDuplicateTicket,
+                format!("ticket {} was already rated", m.ticket_hash),
+            ));
+        }
+        Ok(())
     }
 
     fn check_open(&self, timestamp_micros: u64, o: &ElectionOpen) -> Result<(), RuleError> {

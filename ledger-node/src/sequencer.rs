@@ -266,6 +266,20 @@ fn writer(store: Arc<Store>, shared: Arc<Shared>, failed: Arc<std::sync::atomic:
     }
 }
 
+/// Takes the jobs already waiting behind the first, up to [`MAX_GROUP`] items in all.
+fn take_waiting(rx: &Receiver<Job>, jobs: &mut Vec<Job>) {
+    let mut n: usize = jobs.iter().map(|j| j.items.len()).sum();
+    while n < MAX_GROUP {
+        match rx.try_recv() {
+            Ok(j) => {
+                n += j.items.len();
+                jobs.push(j);
+            }
+            Err(_) => break,
+        }
+    }
+}
+
 fn refuse_all(replies: Vec<(oneshot::Sender<JobResult>, Vec<Outcome>)>, why: &str) {
     for (reply, outs) in replies {
         let refused = Outcome::Refused(Refusal::Unavailable(why.to_string()));
@@ -334,17 +348,7 @@ impl Sequencer {
         let mut last_cp_size = self.store.latest_checkpoint().ok().flatten().map(|c| c.0).unwrap_or(0);
         let mut last_cp_at = Instant::now();
         let failed = Arc::new(std::sync::atomic::AtomicBool::new(false));
-        // Rendezvous channel: a send returns once the writer has taken the group, i.e. once the
-        // previous group is durable; so at most one group is in flight while the next is sequenced.
-        let (wtx, wrx) = std::sync::mpsc::sync_channel::<Write>(0);
-        let writer_thread = {
-            let (store, shared, failed) = (self.store.clone(), self.shared.clone(), failed.clone());
-            std::thread::Builder::new()
-                .name("ledger-writer".into())
-                .spawn(move || writer(store, shared, failed, wrx))
-        };
-        let Ok(writer_thread) = writer_thread else {
-            tracing::error!("cannot start the writer thread; sequencer not started");
+        let Some((wtx, writer_thread)) = self.start_writer(&failed) else {
             return;
         };
         self.shared.set_up();
@@ -364,29 +368,12 @@ impl Sequencer {
                 Err(RecvTimeoutError::Disconnected) => {
                     self.shared.set_stopping();
                     if ct.size() > last_cp_size {
-                        let checkpoint = self.sign_checkpoint(&ct);
-                        let _ = wtx.send(Write {
-                            prepared: Vec::new(),
-                            nodes: Vec::new(),
-                            size: ct.size(),
-                            checkpoint,
-                            registry: None,
-                            replies: Vec::new(),
-                        });
+                        self.final_checkpoint(&ct, &wtx);
                     }
                     break;
                 }
             }
-            let mut n: usize = jobs.iter().map(|j| j.items.len()).sum();
-            while n < MAX_GROUP {
-                match rx.try_recv() {
-                    Ok(j) => {
-                        n += j.items.len();
-                        jobs.push(j);
-                    }
-                    Err(_) => break,
-                }
-            }
+            take_waiting(&rx, &mut jobs);
             let due = last_cp_at.elapsed() >= self.interval && ct.size() > last_cp_size;
             // Draws past their deadline with reveals (or sources) missing are voided by the node.
             let now = now_micros();
@@ -401,52 +388,8 @@ impl Sequencer {
                 in_flight: std::mem::take(&mut in_flight),
                 ..Group::default()
             };
-            for (id, missing) in overdue {
-                let void = ledger_core::domain::DrawVoid {
-                    version: 1,
-                    deadline_micros: state
-                        .domain
-                        .draws
-                        .get(&id)
-                        .map_or(0, |d| d.commit.reveal_deadline_micros),
-                    draw_id: id.clone(),
-                    missing,
-                };
-                self.append_node_record(&id, "draw.void", &void, &mut ct, &mut state, &mut last_ts, &mut g);
-            }
-            for id in closed {
-                match state.domain.elections.compute_tally(&id) {
-                    Ok(t) => self.append_node_record(&id, "tally", &t, &mut ct, &mut state, &mut last_ts, &mut g),
-                    Err(e) => tracing::error!(election = %id, error = %e, "cannot compute the tally"),
-                }
-            }
-            let mut outcomes: Vec<Vec<Outcome>> = Vec::with_capacity(jobs.len());
-            for job in &mut jobs {
-                let mut outs = Vec::with_capacity(job.items.len());
-                for item in job.items.drain(..) {
-                    let completes_draw = item.kind == "draw.reveal" || item.kind == "draw.sources";
-                    outs.push(self.sequence_one(item, &mut ct, &mut state, &mut last_ts, &mut g));
-                    if completes_draw {
-                        // The last reveal (or the sources) of a draw makes the node append its result
-                        // right after it.
-                        for id in state.domain.ready_draws() {
-                            match state.domain.compute_result(&id) {
-                                Ok(result) => self.append_node_record(
-                                    &id,
-                                    "draw.result",
-                                    &result,
-                                    &mut ct,
-                                    &mut state,
-                                    &mut last_ts,
-                                    &mut g,
-                                ),
-                                Err(e) => tracing::error!(draw = %id, error = %e, "cannot compute the draw result"),
-                            }
-                        }
-                    }
-                }
-                outcomes.push(outs);
-            }
+            self.append_due_records(overdue, closed, &mut ct, &mut state, &mut last_ts, &mut g);
+            let outcomes = self.sequence_jobs(&mut jobs, &mut ct, &mut state, &mut last_ts, &mut g);
             let Group {
                 prepared,
                 nodes,
@@ -476,6 +419,102 @@ impl Sequencer {
         drop(wtx);
         let _ = writer_thread.join();
         tracing::info!(size = ct.size(), "sequencer stopped");
+    }
+
+    /// Starts the writer thread behind a rendezvous channel: a send returns once the writer has
+    /// taken the group, i.e. once the previous group is durable; so at most one group is in flight
+    /// while the next is sequenced.
+    fn start_writer(
+        &self,
+        failed: &Arc<std::sync::atomic::AtomicBool>,
+    ) -> Option<(std::sync::mpsc::SyncSender<Write>, std::thread::JoinHandle<()>)> {
+        let (wtx, wrx) = std::sync::mpsc::sync_channel::<Write>(0);
+        let (store, shared, failed) = (self.store.clone(), self.shared.clone(), failed.clone());
+        match std::thread::Builder::new()
+            .name("ledger-writer".into())
+            .spawn(move || writer(store, shared, failed, wrx))
+        {
+            Ok(h) => Some((wtx, h)),
+            Err(_) => {
+                tracing::error!("cannot start the writer thread; sequencer not started");
+                None
+            }
+        }
+    }
+
+    /// At shutdown: a last checkpoint over the whole tree, written by the writer.
+    fn final_checkpoint(&self, ct: &CompactTree, wtx: &std::sync::mpsc::SyncSender<Write>) {
+        let checkpoint = self.sign_checkpoint(ct);
+        let _ = wtx.send(Write {
+            prepared: Vec::new(),
+            nodes: Vec::new(),
+            size: ct.size(),
+            checkpoint,
+            registry: None,
+            replies: Vec::new(),
+        });
+    }
+
+    /// The node's own records that are due: `draw.void` for draws past their deadline with
+    /// reveals (or sources) missing, and the `tally` of elections past their close.
+    fn append_due_records(
+        &self,
+        overdue: Vec<(String, Vec<String>)>,
+        closed: Vec<String>,
+        ct: &mut CompactTree,
+        state: &mut LedgerState,
+        last_ts: &mut u64,
+        g: &mut Group,
+    ) {
+        for (id, missing) in overdue {
+            let void = ledger_core::domain::DrawVoid {
+                version: 1,
+                deadline_micros: state
+                    .domain
+                    .draws
+                    .get(&id)
+                    .map_or(0, |d| d.commit.reveal_deadline_micros),
+                draw_id: id.clone(),
+                missing,
+            };
+            self.append_node_record(&id, "draw.void", &void, ct, state, last_ts, g);
+        }
+        for id in closed {
+            match state.domain.elections.compute_tally(&id) {
+                Ok(t) => self.append_node_record(&id, "tally", &t, ct, state, last_ts, g),
+                Err(e) => tracing::error!(election = %id, error = %e, "cannot compute the tally"),
+            }
+        }
+    }
+
+    /// Sequences every item of the jobs in order; the last reveal (or the sources) of a draw makes
+    /// the node append its result right after it. Returns the outcomes per job.
+    fn sequence_jobs(
+        &self,
+        jobs: &mut [Job],
+        ct: &mut CompactTree,
+        state: &mut LedgerState,
+        last_ts: &mut u64,
+        g: &mut Group,
+    ) -> Vec<Vec<Outcome>> {
+        let mut outcomes: Vec<Vec<Outcome>> = Vec::with_capacity(jobs.len());
+        for job in jobs.iter_mut() {
+            let mut outs = Vec::with_capacity(job.items.len());
+            for item in job.items.drain(..) {
+                let completes_draw = item.kind == "draw.reveal" || item.kind == "draw.sources";
+                outs.push(self.sequence_one(item, ct, state, last_ts, g));
+                if completes_draw {
+                    for id in state.domain.ready_draws() {
+                        match state.domain.compute_result(&id) {
+                            Ok(result) => self.append_node_record(&id, "draw.result", &result, ct, state, last_ts, g),
+                            Err(e) => tracing::error!(draw = %id, error = %e, "cannot compute the draw result"),
+                        }
+                    }
+                }
+            }
+            outcomes.push(outs);
+        }
+        outcomes
     }
 
     /// Signs a checkpoint of the current tree (None for the empty tree or if signing fails).
@@ -544,44 +583,19 @@ impl Sequencer {
         last_ts: &mut u64,
         g: &mut Group,
     ) -> Outcome {
+        let digest = item.request_id.as_ref().map(|_| request_digest(&item.envelope));
+        if let (Some(id), Some(d)) = (&item.request_id, &digest)
+            && let Some(answer) = self.earlier_answer(id, d, g)
+        {
+            return answer;
+        }
         let Group {
             prepared,
             nodes,
             in_group,
-            in_flight,
             registry_changed,
+            ..
         } = g;
-        let digest = item.request_id.as_ref().map(|_| request_digest(&item.envelope));
-        if let (Some(id), Some(d)) = (&item.request_id, &digest) {
-            let earlier = match in_group.get(id).or_else(|| in_flight.get(id)) {
-                Some((h, o)) => Some((*h, o.clone())),
-                None => match self.store.request(id) {
-                    Ok(Some((index, h))) => self.outcome_of(index).map(|o| (h, o)),
-                    Ok(None) => None,
-                    Err(e) => return Outcome::Refused(Refusal::Unavailable(e.to_string())),
-                },
-            };
-            if let Some((h, o)) = earlier {
-                if h != *d {
-                    return Outcome::Refused(Refusal::RequestIdReused { id: id.clone() });
-                }
-                self.shared.metrics.duplicates.fetch_add(1, Relaxed);
-                return match o {
-                    Outcome::Appended {
-                        index,
-                        leaf_hash,
-                        timestamp_micros,
-                        ..
-                    } => Outcome::Appended {
-                        index,
-                        leaf_hash,
-                        timestamp_micros,
-                        duplicate: true,
-                    },
-                    r => r,
-                };
-            }
-        }
         let index = ct.size();
         let ts = now_micros().max(*last_ts + 1);
         // The one state step (ledger_core::state), as start-up and the verifier fold it.
@@ -631,6 +645,39 @@ impl Sequencer {
             terms,
         });
         out
+    }
+
+    /// The answer to a request id used before (in this group, the one being written, or the
+    /// store): the earlier outcome for the same envelope, marked duplicate; a refusal for another
+    /// envelope. `None` for a new request id.
+    fn earlier_answer(&self, id: &str, digest: &Hash, g: &Group) -> Option<Outcome> {
+        let earlier = match g.in_group.get(id).or_else(|| g.in_flight.get(id)) {
+            Some((h, o)) => Some((*h, o.clone())),
+            None => match self.store.request(id) {
+                Ok(Some((index, h))) => self.outcome_of(index).map(|o| (h, o)),
+                Ok(None) => None,
+                Err(e) => return Some(Outcome::Refused(Refusal::Unavailable(e.to_string()))),
+            },
+        };
+        let (h, o) = earlier?;
+        if h != *digest {
+            return Some(Outcome::Refused(Refusal::RequestIdReused { id: id.to_string() }));
+        }
+        self.shared.metrics.duplicates.fetch_add(1, Relaxed);
+        Some(match o {
+            Outcome::Appended {
+                index,
+                leaf_hash,
+                timestamp_micros,
+                ..
+            } => Outcome::Appended {
+                index,
+                leaf_hash,
+                timestamp_micros,
+                duplicate: true,
+            },
+            r => r,
+        })
     }
 
     fn outcome_of(&self, index: u64) -> Option<Outcome> {

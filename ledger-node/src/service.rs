@@ -556,24 +556,7 @@ impl pb::ledger_server::Ledger for LedgerService {
         } else {
             q.limit.min(MAX_QUERY_LIMIT)
         } as usize;
-        let mut filters: Vec<(u8, &str)> = Vec::new();
-        for (tag, v) in [
-            (b'd', q.draw_id.as_str()),
-            (b's', q.subject.as_str()),
-            (b'k', q.kind.as_str()),
-        ] {
-            if v.len() > 256 {
-                return Err(Status::invalid_argument("filter values are at most 256 bytes"));
-            }
-            if !v.is_empty() {
-                filters.push((tag, v));
-            }
-        }
-        if filters.is_empty() && q.from_micros == 0 && q.to_micros == 0 {
-            return Err(Status::invalid_argument(
-                "give at least one of kind, subject, draw_id or a time range",
-            ));
-        }
+        let filters = query_filters(&q)?;
         let size = self.size();
         let lo = if q.from_micros == 0 {
             0
@@ -585,12 +568,59 @@ impl pb::ledger_server::Ledger for LedgerService {
         } else {
             self.first_at_or_after(q.to_micros, size)?
         };
+        let (mut indices, mut next) = self.query_indices(&filters, q.page_start.max(lo), hi, limit)?;
+        let entries = if q.with_entries {
+            self.query_entries(&mut indices, &mut next)?
+        } else {
+            Vec::new()
+        };
+        Ok(Response::new(pb::QueryResponse {
+            indices,
+            entries,
+            next_page_start: next,
+        }))
+    }
+}
+
+/// The index filters of a Query, most selective first as the store scans the first one: draw,
+/// subject, kind.
+fn query_filters(q: &pb::QueryRequest) -> Result<Vec<(u8, &str)>, Status> {
+    let mut filters: Vec<(u8, &str)> = Vec::new();
+    for (tag, v) in [
+        (b'd', q.draw_id.as_str()),
+        (b's', q.subject.as_str()),
+        (b'k', q.kind.as_str()),
+    ] {
+        if v.len() > 256 {
+            return Err(Status::invalid_argument("filter values are at most 256 bytes"));
+        }
+        if !v.is_empty() {
+            filters.push((tag, v));
+        }
+    }
+    if filters.is_empty() && q.from_micros == 0 && q.to_micros == 0 {
+        return Err(Status::invalid_argument(
+            "give at least one of kind, subject, draw_id or a time range",
+        ));
+    }
+    Ok(filters)
+}
+
+impl LedgerService {
+    /// The indices in `[start, hi)` that carry every filter's term, at most `limit`, and where the
+    /// next page starts (0 when this one is the last).
+    fn query_indices(
+        &self,
+        filters: &[(u8, &str)],
+        mut start: u64,
+        hi: u64,
+        limit: usize,
+    ) -> Result<(Vec<u64>, u64), Status> {
         // Bounded work: at most `query_scan` index terms per call, each candidate costing one term
         // read plus one membership lookup per further filter. When the budget runs out the page
         // ends early and `next_page_start` says where to continue.
         let limits = &self.readers.limits;
         let mut candidates_left = (limits.query_scan / filters.len().max(1)).max(1);
-        let mut start = q.page_start.max(lo);
         let mut indices = Vec::new();
         let mut next = 0;
         'outer: while start < hi {
@@ -630,34 +660,32 @@ impl pb::ledger_server::Ledger for LedgerService {
             }
             start = last.saturating_add(1);
         }
+        Ok((indices, next))
+    }
+
+    /// The entries of a Query page, within `query_bytes`; a page cut short ends at the first index
+    /// left out (`next`).
+    fn query_entries(&self, indices: &mut Vec<u64>, next: &mut u64) -> Result<Vec<pb::LogEntry>, Status> {
         // Bounded answers: entries are added while the encoded response stays within
         // `query_bytes` (the first is always included, so paging progresses); the page then ends
         // at the first index left out.
         let mut entries = Vec::new();
-        if q.with_entries {
-            let mut bytes = 16 + 11 * indices.len();
-            for n in 0..indices.len() {
-                let e = self.entry_pb(indices[n])?;
-                let len = prost::Message::encoded_len(&e);
-                let cost = 1 + prost::length_delimiter_len(len) + len;
-                if n > 0 && bytes + cost > limits.query_bytes {
-                    next = indices[n];
-                    indices.truncate(n);
-                    break;
-                }
-                bytes += cost;
-                entries.push(e);
+        let mut bytes = 16 + 11 * indices.len();
+        for n in 0..indices.len() {
+            let e = self.entry_pb(indices[n])?;
+            let len = prost::Message::encoded_len(&e);
+            let cost = 1 + prost::length_delimiter_len(len) + len;
+            if n > 0 && bytes + cost > self.readers.limits.query_bytes {
+                *next = indices[n];
+                indices.truncate(n);
+                break;
             }
+            bytes += cost;
+            entries.push(e);
         }
-        Ok(Response::new(pb::QueryResponse {
-            indices,
-            entries,
-            next_page_start: next,
-        }))
+        Ok(entries)
     }
-}
 
-impl LedgerService {
     /// First index whose timestamp is at or after `t` (timestamps are monotone in the index).
     fn first_at_or_after(&self, t: u64, size: u64) -> Result<u64, Status> {
         let (mut lo, mut hi) = (0u64, size);

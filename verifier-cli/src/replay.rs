@@ -325,7 +325,7 @@ impl Replayer {
         match step {
             Ok(_) => {}
             Err(StepError::Rule(e)) => self.fault(Fault::new(Some(index), Code::Domain(e.code.as_str()), e.detail)),
-            Err(StepError::Record(m)) => self.fault(Fault::new(Some(index), Code::InvalidRecord, m)),
+            Err(StepError::Record(m)) => self.fault(Fault::new(Some(index), Code::InvalidRecord, m.to_string())),
             Err(StepError::Registry(e)) => {
                 let mut f = Fault::new(Some(index), registry_code(&e), e.to_string());
                 match &e {

@@ -8,7 +8,7 @@
 
 use crate::credential::{self, Credential};
 use crate::hash::Hash;
-use crate::ids::id_ok;
+use crate::ids::{SchemaError, id_ok};
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as B64;
 use serde::{Deserialize, Serialize};
@@ -184,7 +184,7 @@ impl Ballot {
     ///
     /// # Errors
     /// When `ballot_key` is not base64 of a valid, non-weak Ed25519 key.
-    pub fn key_bytes(&self) -> Result<[u8; 32], String> {
+    pub fn key_bytes(&self) -> Result<[u8; 32], SchemaError> {
         let k = crate::keys::public_key_from_base64(&self.ballot_key).map_err(|e| format!("ballot_key: {e}"))?;
         if k.is_weak() {
             return Err("ballot_key: small-order (weak) key refused".into());
@@ -197,7 +197,7 @@ impl Ballot {
     /// # Errors
     /// When the key or credential is malformed or the credential does not verify.
     pub fn verify_credential(&self, key: &credential::IssuerPublicKey) -> Result<(), String> {
-        let k = self.key_bytes()?;
+        let k = self.key_bytes().map_err(|e| e.to_string())?;
         credential::verify(key, &self.election_id, &k, &self.credential).map_err(|e| e.to_string())
     }
 }
@@ -207,10 +207,10 @@ impl Ballot {
 ///
 /// # Errors
 /// When the payload is not a ballot with a valid key.
-pub fn ballot_signer(payload: &[u8]) -> Result<ed25519_dalek::VerifyingKey, String> {
-    let b: Ballot = serde_json::from_slice(payload).map_err(|e| e.to_string())?;
+pub fn ballot_signer(payload: &[u8]) -> Result<ed25519_dalek::VerifyingKey, SchemaError> {
+    let b: Ballot = serde_json::from_slice(payload)?;
     let k = b.key_bytes()?;
-    ed25519_dalek::VerifyingKey::from_bytes(&k).map_err(|e| e.to_string())
+    ed25519_dalek::VerifyingKey::from_bytes(&k).map_err(|e| SchemaError::Invalid(e.to_string()))
 }
 
 /// One subject's result in a tally.
@@ -272,14 +272,14 @@ pub fn ticket_hash(platform_salt: &[u8; 32], ticket_id: &str) -> Hash {
     Hash::digest(&b)
 }
 
-fn hex32(field: &str, s: &str) -> Result<(), String> {
+fn hex32(field: &str, s: &str) -> Result<(), SchemaError> {
     if s.len() != 64 || !s.bytes().all(|c| c.is_ascii_digit() || (b'a'..=b'f').contains(&c)) {
-        return Err(format!("{field} must be 64 lowercase hex digits"));
+        return Err(format!("{field} must be 64 lowercase hex digits").into());
     }
     Ok(())
 }
 
-fn version(v: u32) -> Result<(), String> {
+fn version(v: u32) -> Result<(), SchemaError> {
     if v != 1 {
         return Err("\"version\": 1 is required".into());
     }
@@ -290,12 +290,12 @@ fn version(v: u32) -> Result<(), String> {
 ///
 /// # Errors
 /// What is wrong.
-pub fn check_election_open(r: &ElectionOpen) -> Result<(), String> {
+pub fn check_election_open(r: &ElectionOpen) -> Result<(), SchemaError> {
     version(r.version)?;
     id_ok("election_id", &r.election_id)?;
     id_ok("draw_id", &r.draw_id)?;
     if r.subjects.is_empty() || r.subjects.len() > MAX_SUBJECTS {
-        return Err(format!("1-{MAX_SUBJECTS} subjects"));
+        return Err(format!("1-{MAX_SUBJECTS} subjects").into());
     }
     for s in &r.subjects {
         id_ok("subject", s)?;
@@ -308,10 +308,10 @@ pub fn check_election_open(r: &ElectionOpen) -> Result<(), String> {
     }
     let w: u64 = r.weights.values().iter().fold(0u64, |a, x| a.saturating_add(*x));
     if w != 100 {
-        return Err(format!("weights must add up to 100 (percent), not {w}"));
+        return Err(format!("weights must add up to 100 (percent), not {w}").into());
     }
     if r.score_min >= r.score_max || r.score_max > MAX_SCORE {
-        return Err(format!("need score_min < score_max <= {MAX_SCORE}"));
+        return Err(format!("need score_min < score_max <= {MAX_SCORE}").into());
     }
     if r.opens_at_micros >= r.closes_at_micros {
         return Err("opens_at_micros must be before closes_at_micros".into());
@@ -321,7 +321,8 @@ pub fn check_election_open(r: &ElectionOpen) -> Result<(), String> {
             "unsupported credential_suite {:?}; supported: {}",
             r.credential_suite,
             credential::SUITE
-        ));
+        )
+        .into());
     }
     credential::IssuerPublicKey::from_base64(&r.credential_key).map_err(|e| e.to_string())?;
     Ok(())
@@ -331,7 +332,7 @@ pub fn check_election_open(r: &ElectionOpen) -> Result<(), String> {
 ///
 /// # Errors
 /// What is wrong.
-pub fn check_credential_issued(r: &CredentialIssued) -> Result<(), String> {
+pub fn check_credential_issued(r: &CredentialIssued) -> Result<(), SchemaError> {
     version(r.version)?;
     id_ok("election_id", &r.election_id)?;
     id_ok("evaluator", &r.evaluator)?;
@@ -351,11 +352,11 @@ pub fn check_credential_issued(r: &CredentialIssued) -> Result<(), String> {
 ///
 /// # Errors
 /// What is wrong.
-pub fn check_ballot(r: &Ballot) -> Result<(), String> {
+pub fn check_ballot(r: &Ballot) -> Result<(), SchemaError> {
     version(r.version)?;
     id_ok("election_id", &r.election_id)?;
     if r.scores.is_empty() || r.scores.len() > MAX_SUBJECTS {
-        return Err(format!("1-{MAX_SUBJECTS} subject scores"));
+        return Err(format!("1-{MAX_SUBJECTS} subject scores").into());
     }
     for s in &r.scores {
         id_ok("subject", &s.subject)?;
@@ -372,7 +373,7 @@ pub fn check_ballot(r: &Ballot) -> Result<(), String> {
 ///
 /// # Errors
 /// What is wrong.
-pub fn check_tally(r: &Tally) -> Result<(), String> {
+pub fn check_tally(r: &Tally) -> Result<(), SchemaError> {
     version(r.version)?;
     id_ok("election_id", &r.election_id)?;
     if r.ballot_indices.len() as u64 != r.ballot_count {
@@ -391,7 +392,7 @@ pub fn check_tally(r: &Tally) -> Result<(), String> {
 ///
 /// # Errors
 /// What is wrong.
-pub fn check_micro(r: &MicroEvaluation) -> Result<(), String> {
+pub fn check_micro(r: &MicroEvaluation) -> Result<(), SchemaError> {
     version(r.version)?;
     hex32("ticket_hash", &r.ticket_hash)?;
     id_ok("subject", &r.subject)?;

@@ -25,7 +25,7 @@
 //! edge, in batches; the verifier in worker threads), and pass the verified key ids.
 //! [`LedgerState::verify_entry`] is the plain one-entry form for callers without such a pipeline.
 
-use crate::domain::Record;
+use crate::domain::{Record, SchemaError};
 use crate::dsse::Envelope;
 use crate::entry::Entry;
 use crate::hash::Hash;
@@ -40,8 +40,8 @@ pub enum StepError {
     #[error(transparent)]
     Registry(#[from] RegistryError),
     /// The payload does not parse as its kind.
-    #[error("{0}")]
-    Record(String),
+    #[error(transparent)]
+    Record(SchemaError),
     /// A cross-record rule of the domain, with its fault code.
     #[error(transparent)]
     Rule(#[from] RuleError),

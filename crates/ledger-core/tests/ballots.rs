@@ -3,7 +3,7 @@
 
 use ed25519_dalek::SigningKey;
 use ledger_core::credential::{self, Credential, IssuerKey};
-use ledger_core::domain::{Record, check_record};
+use ledger_core::domain::{Record, SchemaError, check_record};
 use ledger_core::dsse::Envelope;
 use ledger_core::election::{Ballot, Tally, ticket_hash};
 use ledger_core::hash::Hash;
@@ -307,26 +307,28 @@ fn schemas_refuse_bad_values() {
         check_record("election.open", v.to_string().as_bytes()).map(drop)
     };
     assert!(bad(json!({})).is_ok());
-    assert!(bad(json!({"weights": {"political": 20, "performance": 20, "integrity": 20, "public_opinion": 30, "responsibility": 15}})).is_err());
-    assert!(bad(json!({"score_min": 100})).is_err());
-    assert!(bad(json!({"closes_at_micros": OPEN})).is_err());
-    assert!(bad(json!({"credential_suite": "RSABSSA-SHA384-PSS-Deterministic"})).is_err());
-    assert!(bad(json!({"credential_key": "AAAA"})).is_err());
-    assert!(bad(json!({"subjects": ["a", "a"]})).is_err());
+    invalid(bad(
+        json!({"weights": {"political": 20, "performance": 20, "integrity": 20, "public_opinion": 30, "responsibility": 15}}),
+    ));
+    invalid(bad(json!({"score_min": 100})));
+    invalid(bad(json!({"closes_at_micros": OPEN})));
+    invalid(bad(json!({"credential_suite": "RSABSSA-SHA384-PSS-Deterministic"})));
+    invalid(bad(json!({"credential_key": "AAAA"})));
+    invalid(bad(json!({"subjects": ["a", "a"]})));
     let ci = json!({"version": 1, "election_id": EL, "evaluator": "ev-001", "count": 2});
-    assert!(check_record("credential.issued", ci.to_string().as_bytes()).is_err());
+    invalid(check_record("credential.issued", ci.to_string().as_bytes()));
     let t = json!({"version": 1, "election_id": EL, "ballot_count": 2, "ballot_indices": [8, 7], "results": []});
-    assert!(check_record("tally", t.to_string().as_bytes()).is_err());
+    invalid(check_record("tally", t.to_string().as_bytes()));
     let r6 = json!({"version": 1, "ticket_hash": "00".repeat(32), "subject": "s", "department": "d", "rating": 6,
         "service_time_micros": 1});
-    assert!(check_record("evaluation.micro", r6.to_string().as_bytes()).is_err());
+    invalid(check_record("evaluation.micro", r6.to_string().as_bytes()));
 }
 
 /// The registry lets a ballot through on its one-time key alone; enrolled or foreign signers are refused.
 #[test]
 fn registry_admits_ballots_by_their_one_time_key_only() {
     use ledger_core::entry::Entry;
-    use ledger_core::registry::{Registry, payload_type};
+    use ledger_core::registry::{Registry, RegistryError, payload_type};
     let issuer = IssuerKey::from_pem(TEST_KEY_PEM).expect("test key");
     let (node, admin) = (SigningKey::from_bytes(&[1; 32]), SigningKey::from_bytes(&[2; 32]));
     let charter = json!({"version": 1, "origin": "ledger.test/ballots",
@@ -358,16 +360,34 @@ fn registry_admits_ballots_by_their_one_time_key_only() {
     assert_eq!(reg.verify_signatures(&ok).expect("one-time key"), signer(&k));
     reg.authorize("ballot", &signer(&k))
         .expect("credential is the authorization");
-    assert!(reg.verify_signatures(&signed(&[&admin])).is_err(), "not the ballot key");
     assert!(
-        reg.verify_signatures(&signed(&[&k, &admin])).is_err(),
+        matches!(
+            reg.verify_signatures(&signed(&[&admin])),
+            Err(RegistryError::UnknownKey { .. })
+        ),
+        "not the ballot key"
+    );
+    assert!(
+        matches!(
+            reg.verify_signatures(&signed(&[&k, &admin])),
+            Err(RegistryError::InvalidPayload { .. })
+        ),
         "a second signer"
     );
-    assert!(reg.verify_signatures(&signed(&[])).is_err(), "unsigned");
-    assert!(reg.authorize("ballot", &[key_id(&admin.verifying_key())]).is_err());
+    assert!(
+        matches!(
+            reg.verify_signatures(&signed(&[])),
+            Err(RegistryError::InvalidPayload { .. })
+        ),
+        "unsigned"
+    );
+    assert!(matches!(
+        reg.authorize("ballot", &[key_id(&admin.verifying_key())]),
+        Err(RegistryError::Conflict(_))
+    ));
     let batch = reg.verify_signatures_batch(&[&ok, &signed(&[&admin])]);
     assert_eq!(batch[0].as_ref().expect("ok"), &signer(&k));
-    assert!(batch[1].is_err());
+    assert!(matches!(batch[1], Err(RegistryError::UnknownKey { .. })));
     // A ballot whose one-time key is an enrolled key is refused (it would name its holder).
     let Record::Ballot(mut b2) = ballot(&admin, &c, [5; 5]) else {
         panic!("ballot")
@@ -375,7 +395,7 @@ fn registry_admits_ballots_by_their_one_time_key_only() {
     b2.ballot_key = public_key_to_base64(&admin.verifying_key());
     let mut e = Envelope::new(payload_type("ballot"), serde_json::to_vec(&b2).expect("json"));
     e.sign(&admin);
-    assert!(reg.verify_signatures(&e).is_err());
+    assert!(matches!(reg.verify_signatures(&e), Err(RegistryError::Conflict(_))));
 }
 
 /// Issue 12 item 7: a rating's service time lies in the 400 days up to its entry's time.
@@ -529,7 +549,7 @@ fn issuance_needs_the_evaluators_signed_request() {
     // Half a request (hash without signature) is malformed on its own.
     let half = json!({"version": 1, "election_id": EL, "evaluator": keyed, "count": 1,
         "blinded_message_hash": Hash::digest(blinded).to_hex()});
-    assert!(check_record("credential.issued", half.to_string().as_bytes()).is_err());
+    invalid(check_record("credential.issued", half.to_string().as_bytes()));
     // The evaluator's own request: accepted and counted as requested personally.
     step(
         &mut st,
@@ -594,4 +614,12 @@ fn credential_request_bytes_are_as_documented() {
     want.extend_from_slice(h.as_bytes());
     assert_eq!(m, want);
     assert_eq!(m.len(), 29 + 4 + 4 + 4 + 5 + 32);
+}
+
+/// The message of a value refused by the schema ([`SchemaError::Invalid`]); panics otherwise.
+fn invalid<T: std::fmt::Debug>(r: Result<T, SchemaError>) -> String {
+    match r {
+        Err(SchemaError::Invalid(m)) => m,
+        other => panic!("expected SchemaError::Invalid, got {other:?}"),
+    }
 }

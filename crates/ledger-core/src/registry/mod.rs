@@ -17,7 +17,6 @@
 //! - any other kind needs at least one signer holding a role allowed for that kind (see
 //!   [`roles_for_kind`]) whose scope admits the kind.
 
-
 mod error;
 mod payload_type;
 mod roles;

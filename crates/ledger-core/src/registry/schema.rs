@@ -5,7 +5,7 @@ use super::error::RegistryError;
 use super::payload_type::kind_of;
 use super::roles::{Role, roles_for_kind};
 use super::terms::terms_of;
-use crate::domain::Record;
+use crate::domain::{Record, SchemaError};
 use crate::dsse::Envelope;
 use crate::keys::public_key_from_base64;
 use ed25519_dalek::VerifyingKey;
@@ -171,8 +171,8 @@ pub enum RecordError {
     #[error(transparent)]
     Registry(#[from] RegistryError),
     /// A domain record breaks its schema (docs/records.md).
-    #[error("{0}")]
-    Schema(String),
+    #[error(transparent)]
+    Schema(#[from] SchemaError),
 }
 
 /// A payload that passed the edge check: its typed record and its secondary-index terms
@@ -245,7 +245,7 @@ pub fn check_payload(kind: &str, payload: &[u8]) -> Result<CheckedPayload, Regis
         RecordError::Registry(e) => e,
         RecordError::Schema(detail) => RegistryError::InvalidPayload {
             kind: kind.into(),
-            detail,
+            detail: detail.to_string(),
         },
     })?;
     Ok(CheckedPayload {

@@ -1,9 +1,9 @@
 //! Signature verification against the registry: the one signer loop
 //! ([`Registry::verify_signers_with`]), strict and batch verification, and ballots' one-time keys.
 
+use super::Registry;
 use super::error::RegistryError;
 use super::payload_type::kind_of;
-use super::Registry;
 use crate::dsse::Envelope;
 use crate::keys::key_id;
 use ed25519_dalek::VerifyingKey;
@@ -82,7 +82,7 @@ impl Registry {
     fn verify_ballot_signature(&self, env: &Envelope) -> Result<Vec<String>, RegistryError> {
         let key = crate::election::ballot_signer(&env.payload).map_err(|detail| RegistryError::InvalidPayload {
             kind: "ballot".into(),
-            detail,
+            detail: detail.to_string(),
         })?;
         let id = key_id(&key);
         let [s] = env.signatures.as_slice() else {

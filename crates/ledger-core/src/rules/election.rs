@@ -298,7 +298,9 @@ impl ElectionState {
                 ),
             ));
         }
-        let key = b.key_bytes().map_err(|d| err(RuleCode::BallotIneligible, d))?;
+        let key = b
+            .key_bytes()
+            .map_err(|d| err(RuleCode::BallotIneligible, d.to_string()))?;
         let kid = crate::hash::Hash::digest(&key).to_hex();
         if signers.len() != 1 || signers[0] != kid {
             return Err(err(

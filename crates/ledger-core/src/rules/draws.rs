@@ -4,7 +4,7 @@
 use super::DomainState;
 use super::code::{RuleCode, RuleError, err};
 use crate::domain::{
-    ALG_RFC3797, DrawCommit, DrawPurpose, DrawResult, DrawReveal, DrawSources, DrawVoid, StratumSelection,
+    ALG_RFC3797, DrawCommit, DrawPurpose, DrawResult, DrawReveal, DrawSources, DrawVoid, Record, StratumSelection,
 };
 use crate::draw;
 use crate::hash::Hash;
@@ -72,6 +72,53 @@ impl DrawState {
 }
 
 impl DomainState {
+    /// The effects of a draw record (commit, sources, void, reveal, result) on the draws.
+    pub(super) fn apply_draw(&mut self, index: u64, leaf_hash: &Hash, record: &Record) {
+        match record {
+            Record::DrawCommit(c) => {
+                self.waiting
+                    .entry(c.reveal_at_size)
+                    .or_default()
+                    .push(c.draw_id.clone());
+                self.draws.insert(
+                    c.draw_id.clone(),
+                    DrawState {
+                        commit_index: index,
+                        commit_leaf_hash: *leaf_hash,
+                        commit: c.clone(),
+                        root_at_t: None,
+                        reveals: BTreeMap::new(),
+                        result_index: None,
+                        sources: None,
+                        void_index: None,
+                        cancelled_at: None,
+                    },
+                );
+            }
+            Record::DrawSources(r) => {
+                if let Some(d) = self.draws.get_mut(&r.draw_id) {
+                    d.sources = Some(r.values.clone());
+                }
+            }
+            Record::DrawVoid(v) => {
+                if let Some(d) = self.draws.get_mut(&v.draw_id) {
+                    d.void_index = Some(index);
+                }
+            }
+            Record::DrawReveal(r) => {
+                if let (Some(d), Ok(s)) = (self.draws.get_mut(&r.draw_id), hex::decode(&r.secret)) {
+                    d.reveals.insert(r.party.clone(), s);
+                }
+            }
+            Record::DrawResult(r) => {
+                if let Some(d) = self.draws.get_mut(&r.draw_id) {
+                    d.result_index = Some(index);
+                }
+            }
+            _ => {}
+        }
+    }
+
     /// `draw.commit`: a new draw id; T in the future (`ledger-draw-v1`).
     pub(super) fn check_draw_commit(&self, index: u64, c: &DrawCommit) -> Result<(), RuleError> {
         if let Some(d) = self.draws.get(&c.draw_id) {

@@ -309,37 +309,8 @@ impl DomainState {
             self.ids.entry((kind.to_string(), id.to_string())).or_insert(index);
         }
         self.elections.apply(index, record);
+        self.apply_draw(index, leaf_hash, record);
         match record {
-            Record::DrawCommit(c) => {
-                self.waiting
-                    .entry(c.reveal_at_size)
-                    .or_default()
-                    .push(c.draw_id.clone());
-                self.draws.insert(
-                    c.draw_id.clone(),
-                    DrawState {
-                        commit_index: index,
-                        commit_leaf_hash: *leaf_hash,
-                        commit: c.clone(),
-                        root_at_t: None,
-                        reveals: BTreeMap::new(),
-                        result_index: None,
-                        sources: None,
-                        void_index: None,
-                        cancelled_at: None,
-                    },
-                );
-            }
-            Record::DrawSources(r) => {
-                if let Some(d) = self.draws.get_mut(&r.draw_id) {
-                    d.sources = Some(r.values.clone());
-                }
-            }
-            Record::DrawVoid(v) => {
-                if let Some(d) = self.draws.get_mut(&v.draw_id) {
-                    d.void_index = Some(index);
-                }
-            }
             Record::Cancellation(c) => {
                 self.cancelled.insert(c.target_index);
                 match self.declared.get(&c.target_index) {
@@ -352,16 +323,6 @@ impl DomainState {
                         self.nominations.remove(id);
                     }
                     _ => {}
-                }
-            }
-            Record::DrawReveal(r) => {
-                if let (Some(d), Ok(s)) = (self.draws.get_mut(&r.draw_id), hex::decode(&r.secret)) {
-                    d.reveals.insert(r.party.clone(), s);
-                }
-            }
-            Record::DrawResult(r) => {
-                if let Some(d) = self.draws.get_mut(&r.draw_id) {
-                    d.result_index = Some(index);
                 }
             }
             Record::Complaint(c) => {

@@ -266,6 +266,28 @@ fn writer(store: Arc<Store>, shared: Arc<Shared>, failed: Arc<std::sync::atomic:
     }
 }
 
+impl Write {
+    /// The write of a sequenced group, and the request ids it answers (in flight until written).
+    fn of_group(
+        g: Group,
+        ct: &CompactTree,
+        checkpoint: Option<(u64, String)>,
+        state: &LedgerState,
+        jobs: Vec<Job>,
+        outcomes: Vec<Vec<Outcome>>,
+    ) -> (Write, HashMap<String, (Hash, Outcome)>) {
+        let write = Write {
+            prepared: g.prepared,
+            nodes: g.nodes,
+            size: ct.size(),
+            checkpoint,
+            registry: g.registry_changed.then(|| state.registry.clone()),
+            replies: jobs.into_iter().map(|j| j.reply).zip(outcomes).collect(),
+        };
+        (write, g.in_group)
+    }
+}
+
 /// Takes the jobs already waiting behind the first, up to [`MAX_GROUP`] items in all.
 fn take_waiting(rx: &Receiver<Job>, jobs: &mut Vec<Job>) {
     let mut n: usize = jobs.iter().map(|j| j.items.len()).sum();
@@ -390,27 +412,13 @@ impl Sequencer {
             };
             self.append_due_records(overdue, closed, &mut ct, &mut state, &mut last_ts, &mut g);
             let outcomes = self.sequence_jobs(&mut jobs, &mut ct, &mut state, &mut last_ts, &mut g);
-            let Group {
-                prepared,
-                nodes,
-                registry_changed,
-                in_group,
-                ..
-            } = g;
-            in_flight = in_group;
             let checkpoint = if want_cp { self.sign_checkpoint(&ct) } else { None };
             if let Some((s, _)) = &checkpoint {
                 last_cp_size = *s;
                 last_cp_at = Instant::now();
             }
-            let write = Write {
-                prepared,
-                nodes,
-                size: ct.size(),
-                checkpoint,
-                registry: registry_changed.then(|| state.registry.clone()),
-                replies: jobs.into_iter().map(|j| j.reply).zip(outcomes).collect(),
-            };
+            let (write, in_group) = Write::of_group(g, &ct, checkpoint, &state, jobs, outcomes);
+            in_flight = in_group;
             if let Err(e) = wtx.send(write) {
                 refuse_all(e.0.replies, "the writer stopped");
                 break;

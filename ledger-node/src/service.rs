@@ -194,6 +194,60 @@ impl LedgerService {
         }
     }
 
+    /// Sequences the verified items of a batch and writes each outcome into its slot of
+    /// `results`; returns the batch's checkpoint (empty unless `wait`).
+    async fn sequence_batch(
+        &self,
+        items: Vec<Item>,
+        slots: Vec<usize>,
+        wait: bool,
+        results: &mut [Option<pb::AppendItemResult>],
+    ) -> Result<String, Status> {
+        let res = self.submit(items, wait).await?;
+        let mut checkpoint = String::new();
+        let mut cp = if wait { res.checkpoint.clone() } else { None };
+        let last = res
+            .outcomes
+            .iter()
+            .filter_map(|o| match o {
+                Outcome::Appended { index, .. } => Some(*index),
+                Outcome::Refused(..) => None,
+            })
+            .max();
+        if wait
+            && self.witnessed.required
+            && let Some(last) = last
+        {
+            cp = Some(self.wait_witnessed(last).await?);
+        }
+        if let Some((_, n)) = &cp {
+            checkpoint = n.clone();
+        }
+        for (slot, o) in slots.into_iter().zip(res.outcomes) {
+            results[slot] = Some(match self.response(o, &cp) {
+                Ok(mut r) => {
+                    if !wait {
+                        r.checkpoint.clear();
+                        r.inclusion_proof.clear();
+                    } else {
+                        r.checkpoint.clear(); // carried once, at the batch level
+                    }
+                    pb::AppendItemResult {
+                        ok: Some(r),
+                        error_code: 0,
+                        error_message: String::new(),
+                    }
+                }
+                Err(s) => pb::AppendItemResult {
+                    ok: None,
+                    error_code: s.code() as i32,
+                    error_message: s.message().into(),
+                },
+            });
+        }
+        Ok(checkpoint)
+    }
+
     /// Waits until a witnessed checkpoint covers `index` (docs/witness.md); returns (size, note).
     async fn wait_witnessed(&self, index: u64) -> Result<(u64, String), Status> {
         let mut rx = self.witnessed.latest.subscribe();
@@ -318,50 +372,11 @@ impl pb::ledger_server::Ledger for LedgerService {
                 Err(s) => results.push(refuse(s)),
             }
         }
-        let mut checkpoint = String::new();
-        if !items.is_empty() {
-            let res = self.submit(items, wait).await?;
-            let mut cp = if wait { res.checkpoint.clone() } else { None };
-            let last = res
-                .outcomes
-                .iter()
-                .filter_map(|o| match o {
-                    Outcome::Appended { index, .. } => Some(*index),
-                    Outcome::Refused(..) => None,
-                })
-                .max();
-            if wait
-                && self.witnessed.required
-                && let Some(last) = last
-            {
-                cp = Some(self.wait_witnessed(last).await?);
-            }
-            if let Some((_, n)) = &cp {
-                checkpoint = n.clone();
-            }
-            for (slot, o) in slots.into_iter().zip(res.outcomes) {
-                results[slot] = Some(match self.response(o, &cp) {
-                    Ok(mut r) => {
-                        if !wait {
-                            r.checkpoint.clear();
-                            r.inclusion_proof.clear();
-                        } else {
-                            r.checkpoint.clear(); // carried once, at the batch level
-                        }
-                        pb::AppendItemResult {
-                            ok: Some(r),
-                            error_code: 0,
-                            error_message: String::new(),
-                        }
-                    }
-                    Err(s) => pb::AppendItemResult {
-                        ok: None,
-                        error_code: s.code() as i32,
-                        error_message: s.message().into(),
-                    },
-                });
-            }
-        }
+        let checkpoint = if items.is_empty() {
+            String::new()
+        } else {
+            self.sequence_batch(items, slots, wait, &mut results).await?
+        };
         Ok(Response::new(pb::AppendBatchResponse {
             results: results.into_iter().map(Option::unwrap_or_default).collect(),
             checkpoint,

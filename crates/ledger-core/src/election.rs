@@ -133,21 +133,49 @@ impl CredentialIssued {
     ///
     /// # Errors
     /// What is missing or wrong.
-    pub fn verify_request(&self, key: &ed25519_dalek::VerifyingKey) -> Result<(), String> {
+    pub fn verify_request(&self, key: &ed25519_dalek::VerifyingKey) -> Result<(), RequestError> {
         let (Some(h), Some(sig)) = (&self.blinded_message_hash, &self.request_signature) else {
-            return Err("no request signature by the evaluator's pool key".into());
+            return Err(RequestError::Missing);
         };
-        let h = Hash::from_hex(h).map_err(|e| format!("blinded_message_hash: {e}"))?;
+        let h = Hash::from_hex(h).map_err(|e| RequestError::Malformed(format!("blinded_message_hash: {e}")))?;
         let sig = B64
             .decode(sig)
-            .map_err(|e| format!("request_signature: {e}"))
-            .and_then(|b| ed25519_dalek::Signature::from_slice(&b).map_err(|e| format!("request_signature: {e}")))?;
+            .map_err(|e| RequestError::Malformed(format!("request_signature: {e}")))
+            .and_then(|b| {
+                ed25519_dalek::Signature::from_slice(&b)
+                    .map_err(|e| RequestError::Malformed(format!("request_signature: {e}")))
+            })?;
         key.verify_strict(
             &credential_request_message(&self.election_id, &self.evaluator, &h),
             &sig,
         )
-        .map_err(|_| "the request signature does not verify with the evaluator's pool key".to_string())
+        .map_err(|_| RequestError::DoesNotVerify)
     }
+}
+
+/// Why an evaluator's credential request signature is not accepted (`CREDENTIAL_NOT_REQUESTED`).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum RequestError {
+    /// The record carries no request (hash and signature).
+    #[error("no request signature by the evaluator's pool key")]
+    Missing,
+    /// The hash or the signature does not decode.
+    #[error("{0}")]
+    Malformed(String),
+    /// The signature does not verify.
+    #[error("the request signature does not verify with the evaluator's pool key")]
+    DoesNotVerify,
+}
+
+/// Why a ballot's credential is not accepted (`BALLOT_INELIGIBLE`).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum BallotCredentialError {
+    /// The ballot's one-time key is malformed.
+    #[error(transparent)]
+    Key(#[from] SchemaError),
+    /// The credential is malformed or does not verify for this election and key.
+    #[error(transparent)]
+    Credential(#[from] credential::CredentialError),
 }
 
 /// One subject's scores on a ballot.
@@ -196,9 +224,9 @@ impl Ballot {
     ///
     /// # Errors
     /// When the key or credential is malformed or the credential does not verify.
-    pub fn verify_credential(&self, key: &credential::IssuerPublicKey) -> Result<(), String> {
-        let k = self.key_bytes().map_err(|e| e.to_string())?;
-        credential::verify(key, &self.election_id, &k, &self.credential).map_err(|e| e.to_string())
+    pub fn verify_credential(&self, key: &credential::IssuerPublicKey) -> Result<(), BallotCredentialError> {
+        let k = self.key_bytes()?;
+        Ok(credential::verify(key, &self.election_id, &k, &self.credential)?)
     }
 }
 

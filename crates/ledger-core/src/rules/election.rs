@@ -309,7 +309,7 @@ impl ElectionState {
             ));
         }
         b.verify_credential(&e.key)
-            .map_err(|d| err(RuleCode::BallotIneligible, d))?;
+            .map_err(|d| err(RuleCode::BallotIneligible, d.to_string()))?;
         if e.used_keys.contains(&key) {
             return Err(err(
                 RuleCode::BallotDuplicate,

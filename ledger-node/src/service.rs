@@ -15,7 +15,7 @@ use ledger_core::entry::Entry;
 use ledger_core::merkle;
 use ledger_core::registry::{check_payload, envelope_kind};
 use ledger_proto::pb;
-use ledger_store::Store;
+use ledger_store::{IndexTag, Store};
 use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::Ordering::Relaxed;
@@ -599,12 +599,12 @@ impl pb::ledger_server::Ledger for LedgerService {
 
 /// The index filters of a Query, most selective first as the store scans the first one: draw,
 /// subject, kind.
-fn query_filters(q: &pb::QueryRequest) -> Result<Vec<(u8, &str)>, Status> {
-    let mut filters: Vec<(u8, &str)> = Vec::new();
+fn query_filters(q: &pb::QueryRequest) -> Result<Vec<(IndexTag, &str)>, Status> {
+    let mut filters: Vec<(IndexTag, &str)> = Vec::new();
     for (tag, v) in [
-        (b'd', q.draw_id.as_str()),
-        (b's', q.subject.as_str()),
-        (b'k', q.kind.as_str()),
+        (IndexTag::Draw, q.draw_id.as_str()),
+        (IndexTag::Subject, q.subject.as_str()),
+        (IndexTag::Kind, q.kind.as_str()),
     ] {
         if v.len() > 256 {
             return Err(Status::invalid_argument("filter values are at most 256 bytes"));
@@ -626,7 +626,7 @@ impl LedgerService {
     /// next page starts (0 when this one is the last).
     fn query_indices(
         &self,
-        filters: &[(u8, &str)],
+        filters: &[(IndexTag, &str)],
         mut start: u64,
         hi: u64,
         limit: usize,

@@ -111,7 +111,7 @@ fn append_range(
                 leaf,
                 leaf_hash: lh,
                 request: None,
-                terms: vec![(b'k', "note".to_string())],
+                terms: vec![(ledger_store::IndexTag::Kind, "note".to_string())],
             });
             i += 1;
         }

@@ -28,7 +28,7 @@ pub use error::{RegistryError, RegistryFault};
 pub use payload_type::*;
 pub use roles::{Role, is_key_record, roles_for_kind};
 pub use schema::*;
-pub use terms::{index_terms, terms_of};
+pub use terms::{IndexTag, index_terms, terms_of};
 
 use crate::entry::Entry;
 use crate::keys::key_id;

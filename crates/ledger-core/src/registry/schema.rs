@@ -4,7 +4,7 @@
 use super::error::RegistryError;
 use super::payload_type::kind_of;
 use super::roles::{Role, roles_for_kind};
-use super::terms::terms_of;
+use super::terms::{IndexTag, terms_of};
 use crate::domain::{Record, SchemaError};
 use crate::dsse::Envelope;
 use crate::keys::public_key_from_base64;
@@ -182,7 +182,7 @@ pub struct CheckedPayload {
     /// The typed record.
     pub parsed: ParsedPayload,
     /// Secondary-index terms of the record.
-    pub terms: Vec<(u8, String)>,
+    pub terms: Vec<(IndexTag, String)>,
 }
 
 pub(super) fn parse<T: for<'de> Deserialize<'de>>(kind: &str, payload: &[u8]) -> Result<T, RegistryError> {

@@ -2,7 +2,7 @@
 //! what to fix. This is the only place where a refusal becomes a status: the sequencer answers with
 //! core errors ([`Refusal`]) and the service edge maps them here.
 
-use crate::sequencer::Refusal;
+use crate::refusal::Refusal;
 use ledger_core::registry::{RegistryError, RegistryFault};
 use ledger_core::rules::RuleCode;
 use ledger_core::state::StepError;

@@ -215,7 +215,7 @@ async fn start_up_leaves_out_what_replay_names() {
                 leaf,
                 leaf_hash: lh,
                 request: None,
-                terms: vec![(b'k', "escrow.key".to_string())],
+                terms: vec![(ledger_store::IndexTag::Kind, "escrow.key".to_string())],
             });
             tree.append_with(lh, |n| nodes.push(n));
         }

@@ -12,6 +12,7 @@ mod genesis;
 mod marks;
 mod metrics;
 mod readers;
+mod refusal;
 mod sequencer;
 mod service;
 mod tiles;

@@ -37,6 +37,11 @@ impl Metrics {
         }
     }
 
+    /// Counts a refused state step under its gRPC code (`errors::step_code`).
+    pub fn reject_step(&self, e: &ledger_core::state::StepError) {
+        self.reject(crate::errors::step_code(e));
+    }
+
     /// Text exposition.
     pub fn render(&self) -> String {
         let mut s = String::new();

@@ -11,7 +11,6 @@
 //! it. If a write fails nothing of that group (or any later one) is acknowledged and the sequencer
 //! stops: the node then answers UNAVAILABLE until it is restarted and the store re-verified.
 
-use crate::errors::registry_code;
 use crate::metrics::Metrics;
 use ledger_core::checkpoint::Checkpoint;
 use ledger_core::compact::{CompactTree, CompletedNode};
@@ -19,7 +18,7 @@ use ledger_core::dsse::Envelope;
 use ledger_core::entry::Entry;
 use ledger_core::hash::Hash;
 use ledger_core::note::NoteSigner;
-use ledger_core::registry::{Registry, index_terms, payload_type_for_log};
+use ledger_core::registry::{CheckedPayload, Registry, check_payload, payload_type_for_log};
 use ledger_core::state::{LedgerState, StepError};
 use ledger_store::{PreparedEntry, Store};
 use std::collections::HashMap;
@@ -42,7 +41,12 @@ pub struct Item {
     pub signers: Vec<String>,
     /// Idempotency key.
     pub request_id: Option<String>,
+    /// The payload as the edge parsed it ([`check_payload`]): the typed record, which the state
+    /// step takes without parsing again, and the index terms.
+    pub payload: CheckedPayload,
 }
+
+pub use crate::refusal::Refusal;
 
 /// What happened to one item.
 #[derive(Debug, Clone)]
@@ -59,7 +63,7 @@ pub enum Outcome {
         duplicate: bool,
     },
     /// Refused.
-    Refused(tonic::Code, String),
+    Refused(Refusal),
 }
 
 /// A job: items from one RPC.
@@ -236,9 +240,45 @@ fn writer(store: Arc<Store>, shared: Arc<Shared>, failed: Arc<std::sync::atomic:
     }
 }
 
+impl Write {
+    /// The write of a sequenced group, and the request ids it answers (in flight until written).
+    fn of_group(
+        g: Group,
+        ct: &CompactTree,
+        checkpoint: Option<(u64, String)>,
+        state: &LedgerState,
+        jobs: Vec<Job>,
+        outcomes: Vec<Vec<Outcome>>,
+    ) -> (Write, HashMap<String, (Hash, Outcome)>) {
+        let write = Write {
+            prepared: g.prepared,
+            nodes: g.nodes,
+            size: ct.size(),
+            checkpoint,
+            registry: g.registry_changed.then(|| state.registry.clone()),
+            replies: jobs.into_iter().map(|j| j.reply).zip(outcomes).collect(),
+        };
+        (write, g.in_group)
+    }
+}
+
+/// Takes the jobs already waiting behind the first, up to [`MAX_GROUP`] items in all.
+fn take_waiting(rx: &Receiver<Job>, jobs: &mut Vec<Job>) {
+    let mut n: usize = jobs.iter().map(|j| j.items.len()).sum();
+    while n < MAX_GROUP {
+        match rx.try_recv() {
+            Ok(j) => {
+                n += j.items.len();
+                jobs.push(j);
+            }
+            Err(_) => break,
+        }
+    }
+}
+
 fn refuse_all(replies: Vec<(oneshot::Sender<JobResult>, Vec<Outcome>)>, why: &str) {
     for (reply, outs) in replies {
-        let refused = Outcome::Refused(tonic::Code::Unavailable, why.to_string());
+        let refused = Outcome::Refused(Refusal::Unavailable(why.to_string()));
         let _ = reply.send(JobResult {
             outcomes: vec![refused; outs.len()],
             checkpoint: None,
@@ -260,19 +300,6 @@ pub struct Sequencer {
     pub shared: Arc<Shared>,
     /// Node key (signs node-computed records such as `draw.result`).
     pub node_key: ed25519_dalek::SigningKey,
-}
-
-/// The gRPC code of a broken domain rule: ALREADY_EXISTS for a record already in the log (its id or
-/// its signed statement), PERMISSION_DENIED for a cancellation without authority, and
-/// FAILED_PRECONDITION for every other rule.
-pub fn rule_code(code: &str) -> tonic::Code {
-    match code {
-        "DUPLICATE_ID" | "DUPLICATE_STATEMENT" | "DUPLICATE_DRAW" | "ESCROW_DUPLICATE" | "ELECTION_DUPLICATE" => {
-            tonic::Code::AlreadyExists
-        }
-        "CANCELLATION_NOT_AUTHORIZED" => tonic::Code::PermissionDenied,
-        _ => tonic::Code::FailedPrecondition,
-    }
 }
 
 fn now_micros() -> u64 {
@@ -317,17 +344,7 @@ impl Sequencer {
         let mut last_cp_size = self.store.latest_checkpoint().ok().flatten().map(|c| c.0).unwrap_or(0);
         let mut last_cp_at = Instant::now();
         let failed = Arc::new(std::sync::atomic::AtomicBool::new(false));
-        // Rendezvous channel: a send returns once the writer has taken the group, i.e. once the
-        // previous group is durable; so at most one group is in flight while the next is sequenced.
-        let (wtx, wrx) = std::sync::mpsc::sync_channel::<Write>(0);
-        let writer_thread = {
-            let (store, shared, failed) = (self.store.clone(), self.shared.clone(), failed.clone());
-            std::thread::Builder::new()
-                .name("ledger-writer".into())
-                .spawn(move || writer(store, shared, failed, wrx))
-        };
-        let Ok(writer_thread) = writer_thread else {
-            tracing::error!("cannot start the writer thread; sequencer not started");
+        let Some((wtx, writer_thread)) = self.start_writer(&failed) else {
             return;
         };
         self.shared.set_up();
@@ -347,29 +364,12 @@ impl Sequencer {
                 Err(RecvTimeoutError::Disconnected) => {
                     self.shared.set_stopping();
                     if ct.size() > last_cp_size {
-                        let checkpoint = self.sign_checkpoint(&ct);
-                        let _ = wtx.send(Write {
-                            prepared: Vec::new(),
-                            nodes: Vec::new(),
-                            size: ct.size(),
-                            checkpoint,
-                            registry: None,
-                            replies: Vec::new(),
-                        });
+                        self.final_checkpoint(&ct, &wtx);
                     }
                     break;
                 }
             }
-            let mut n: usize = jobs.iter().map(|j| j.items.len()).sum();
-            while n < MAX_GROUP {
-                match rx.try_recv() {
-                    Ok(j) => {
-                        n += j.items.len();
-                        jobs.push(j);
-                    }
-                    Err(_) => break,
-                }
-            }
+            take_waiting(&rx, &mut jobs);
             let due = last_cp_at.elapsed() >= self.interval && ct.size() > last_cp_size;
             // Draws past their deadline with reveals (or sources) missing are voided by the node.
             let now = now_micros();
@@ -384,73 +384,15 @@ impl Sequencer {
                 in_flight: std::mem::take(&mut in_flight),
                 ..Group::default()
             };
-            for (id, missing) in overdue {
-                let void = ledger_core::domain::DrawVoid {
-                    version: 1,
-                    deadline_micros: state
-                        .domain
-                        .draws
-                        .get(&id)
-                        .map_or(0, |d| d.commit.reveal_deadline_micros),
-                    draw_id: id.clone(),
-                    missing,
-                };
-                self.append_node_record(&id, "draw.void", &void, &mut ct, &mut state, &mut last_ts, &mut g);
-            }
-            for id in closed {
-                match state.domain.elections.compute_tally(&id) {
-                    Ok(t) => self.append_node_record(&id, "tally", &t, &mut ct, &mut state, &mut last_ts, &mut g),
-                    Err(e) => tracing::error!(election = %id, error = %e, "cannot compute the tally"),
-                }
-            }
-            let mut outcomes: Vec<Vec<Outcome>> = Vec::with_capacity(jobs.len());
-            for job in &mut jobs {
-                let mut outs = Vec::with_capacity(job.items.len());
-                for item in job.items.drain(..) {
-                    let completes_draw = item.kind == "draw.reveal" || item.kind == "draw.sources";
-                    outs.push(self.sequence_one(item, &mut ct, &mut state, &mut last_ts, &mut g));
-                    if completes_draw {
-                        // The last reveal (or the sources) of a draw makes the node append its result
-                        // right after it.
-                        for id in state.domain.ready_draws() {
-                            match state.domain.compute_result(&id) {
-                                Ok(result) => self.append_node_record(
-                                    &id,
-                                    "draw.result",
-                                    &result,
-                                    &mut ct,
-                                    &mut state,
-                                    &mut last_ts,
-                                    &mut g,
-                                ),
-                                Err(e) => tracing::error!(draw = %id, error = %e, "cannot compute the draw result"),
-                            }
-                        }
-                    }
-                }
-                outcomes.push(outs);
-            }
-            let Group {
-                prepared,
-                nodes,
-                registry_changed,
-                in_group,
-                ..
-            } = g;
-            in_flight = in_group;
+            self.append_due_records(overdue, closed, &mut ct, &mut state, &mut last_ts, &mut g);
+            let outcomes = self.sequence_jobs(&mut jobs, &mut ct, &mut state, &mut last_ts, &mut g);
             let checkpoint = if want_cp { self.sign_checkpoint(&ct) } else { None };
             if let Some((s, _)) = &checkpoint {
                 last_cp_size = *s;
                 last_cp_at = Instant::now();
             }
-            let write = Write {
-                prepared,
-                nodes,
-                size: ct.size(),
-                checkpoint,
-                registry: registry_changed.then(|| state.registry.clone()),
-                replies: jobs.into_iter().map(|j| j.reply).zip(outcomes).collect(),
-            };
+            let (write, in_group) = Write::of_group(g, &ct, checkpoint, &state, jobs, outcomes);
+            in_flight = in_group;
             if let Err(e) = wtx.send(write) {
                 refuse_all(e.0.replies, "the writer stopped");
                 break;
@@ -459,6 +401,102 @@ impl Sequencer {
         drop(wtx);
         let _ = writer_thread.join();
         tracing::info!(size = ct.size(), "sequencer stopped");
+    }
+
+    /// Starts the writer thread behind a rendezvous channel: a send returns once the writer has
+    /// taken the group, i.e. once the previous group is durable; so at most one group is in flight
+    /// while the next is sequenced.
+    fn start_writer(
+        &self,
+        failed: &Arc<std::sync::atomic::AtomicBool>,
+    ) -> Option<(std::sync::mpsc::SyncSender<Write>, std::thread::JoinHandle<()>)> {
+        let (wtx, wrx) = std::sync::mpsc::sync_channel::<Write>(0);
+        let (store, shared, failed) = (self.store.clone(), self.shared.clone(), failed.clone());
+        match std::thread::Builder::new()
+            .name("ledger-writer".into())
+            .spawn(move || writer(store, shared, failed, wrx))
+        {
+            Ok(h) => Some((wtx, h)),
+            Err(_) => {
+                tracing::error!("cannot start the writer thread; sequencer not started");
+                None
+            }
+        }
+    }
+
+    /// At shutdown: a last checkpoint over the whole tree, written by the writer.
+    fn final_checkpoint(&self, ct: &CompactTree, wtx: &std::sync::mpsc::SyncSender<Write>) {
+        let checkpoint = self.sign_checkpoint(ct);
+        let _ = wtx.send(Write {
+            prepared: Vec::new(),
+            nodes: Vec::new(),
+            size: ct.size(),
+            checkpoint,
+            registry: None,
+            replies: Vec::new(),
+        });
+    }
+
+    /// The node's own records that are due: `draw.void` for draws past their deadline with
+    /// reveals (or sources) missing, and the `tally` of elections past their close.
+    fn append_due_records(
+        &self,
+        overdue: Vec<(String, Vec<String>)>,
+        closed: Vec<String>,
+        ct: &mut CompactTree,
+        state: &mut LedgerState,
+        last_ts: &mut u64,
+        g: &mut Group,
+    ) {
+        for (id, missing) in overdue {
+            let void = ledger_core::domain::DrawVoid {
+                version: 1,
+                deadline_micros: state
+                    .domain
+                    .draws
+                    .get(&id)
+                    .map_or(0, |d| d.commit.reveal_deadline_micros),
+                draw_id: id.clone(),
+                missing,
+            };
+            self.append_node_record(&id, "draw.void", &void, ct, state, last_ts, g);
+        }
+        for id in closed {
+            match state.domain.elections.compute_tally(&id) {
+                Ok(t) => self.append_node_record(&id, "tally", &t, ct, state, last_ts, g),
+                Err(e) => tracing::error!(election = %id, error = %e, "cannot compute the tally"),
+            }
+        }
+    }
+
+    /// Sequences every item of the jobs in order; the last reveal (or the sources) of a draw makes
+    /// the node append its result right after it. Returns the outcomes per job.
+    fn sequence_jobs(
+        &self,
+        jobs: &mut [Job],
+        ct: &mut CompactTree,
+        state: &mut LedgerState,
+        last_ts: &mut u64,
+        g: &mut Group,
+    ) -> Vec<Vec<Outcome>> {
+        let mut outcomes: Vec<Vec<Outcome>> = Vec::with_capacity(jobs.len());
+        for job in jobs.iter_mut() {
+            let mut outs = Vec::with_capacity(job.items.len());
+            for item in job.items.drain(..) {
+                let completes_draw = item.kind == "draw.reveal" || item.kind == "draw.sources";
+                outs.push(self.sequence_one(item, ct, state, last_ts, g));
+                if completes_draw {
+                    for id in state.domain.ready_draws() {
+                        match state.domain.compute_result(&id) {
+                            Ok(result) => self.append_node_record(&id, "draw.result", &result, ct, state, last_ts, g),
+                            Err(e) => tracing::error!(draw = %id, error = %e, "cannot compute the draw result"),
+                        }
+                    }
+                }
+            }
+            outcomes.push(outs);
+        }
+        outcomes
     }
 
     /// Signs a checkpoint of the current tree (None for the empty tree or if signing fails).
@@ -497,6 +535,13 @@ impl Sequencer {
         let Ok(payload) = serde_json::to_vec(record) else {
             return;
         };
+        let checked = match check_payload(kind, &payload) {
+            Ok(c) => c,
+            Err(e) => {
+                tracing::error!(id = draw, kind, error = %e, "could not append a node record");
+                return;
+            }
+        };
         let mut env = Envelope::new(payload_type_for_log(kind, &self.origin), payload);
         env.sign(&self.node_key);
         let item = Item {
@@ -504,9 +549,10 @@ impl Sequencer {
             kind: kind.into(),
             signers: vec![ledger_core::keys::key_id(&self.node_key.verifying_key())],
             request_id: None,
+            payload: checked,
         };
         match self.sequence_one(item, ct, state, last_ts, g) {
-            Outcome::Refused(_, m) => tracing::error!(id = draw, kind, error = %m, "could not append a node record"),
+            Outcome::Refused(m) => tracing::error!(id = draw, kind, error = %m, "could not append a node record"),
             Outcome::Appended { index, .. } => tracing::info!(id = draw, kind, index, "node record appended"),
         }
     }
@@ -519,68 +565,36 @@ impl Sequencer {
         last_ts: &mut u64,
         g: &mut Group,
     ) -> Outcome {
+        let digest = item.request_id.as_ref().map(|_| request_digest(&item.envelope));
+        if let (Some(id), Some(d)) = (&item.request_id, &digest)
+            && let Some(answer) = self.earlier_answer(id, d, g)
+        {
+            return answer;
+        }
         let Group {
             prepared,
             nodes,
             in_group,
-            in_flight,
             registry_changed,
+            ..
         } = g;
-        let digest = item.request_id.as_ref().map(|_| request_digest(&item.envelope));
-        if let (Some(id), Some(d)) = (&item.request_id, &digest) {
-            let earlier = match in_group.get(id).or_else(|| in_flight.get(id)) {
-                Some((h, o)) => Some((*h, o.clone())),
-                None => match self.store.request(id) {
-                    Ok(Some((index, h))) => self.outcome_of(index).map(|o| (h, o)),
-                    Ok(None) => None,
-                    Err(e) => return Outcome::Refused(tonic::Code::Unavailable, e.to_string()),
-                },
-            };
-            if let Some((h, o)) = earlier {
-                if h != *d {
-                    return Outcome::Refused(
-                        tonic::Code::AlreadyExists,
-                        format!("request id {id:?} was already used for a different envelope; use a new request id"),
-                    );
-                }
-                self.shared.metrics.duplicates.fetch_add(1, Relaxed);
-                return match o {
-                    Outcome::Appended {
-                        index,
-                        leaf_hash,
-                        timestamp_micros,
-                        ..
-                    } => Outcome::Appended {
-                        index,
-                        leaf_hash,
-                        timestamp_micros,
-                        duplicate: true,
-                    },
-                    r => r,
-                };
-            }
-        }
         let index = ct.size();
         let ts = now_micros().max(*last_ts + 1);
         // The one state step (ledger_core::state), as start-up and the verifier fold it.
-        let checked = match state.check(index, ts, &item.kind, &item.envelope, &item.signers) {
+        let CheckedPayload { parsed, terms } = item.payload;
+        let checked = match state.check_parsed(index, ts, &item.kind, &item.envelope, parsed, &item.signers) {
             Ok(c) => c,
-            Err(StepError::Registry(e)) => {
-                self.shared.metrics.reject(registry_code(&e));
-                return Outcome::Refused(registry_code(&e), e.to_string());
-            }
-            Err(StepError::Record(e)) => return Outcome::Refused(tonic::Code::InvalidArgument, e),
-            Err(StepError::Rule(e)) => {
-                let code = rule_code(e.code);
-                self.shared.metrics.reject(code);
-                return Outcome::Refused(code, e.to_string());
+            Err(e) => {
+                if !matches!(e, StepError::Record(_)) {
+                    self.shared.metrics.reject_step(&e);
+                }
+                return Outcome::Refused(Refusal::Step(e));
             }
         };
         if checked.changes_registry() {
             *registry_changed = true;
         }
         *last_ts = ts;
-        let terms = index_terms(&item.kind, &item.envelope.payload);
         let entry = Entry {
             index,
             timestamp_micros: ts,
@@ -613,6 +627,39 @@ impl Sequencer {
             terms,
         });
         out
+    }
+
+    /// The answer to a request id used before (in this group, the one being written, or the
+    /// store): the earlier outcome for the same envelope, marked duplicate; a refusal for another
+    /// envelope. `None` for a new request id.
+    fn earlier_answer(&self, id: &str, digest: &Hash, g: &Group) -> Option<Outcome> {
+        let earlier = match g.in_group.get(id).or_else(|| g.in_flight.get(id)) {
+            Some((h, o)) => Some((*h, o.clone())),
+            None => match self.store.request(id) {
+                Ok(Some((index, h))) => self.outcome_of(index).map(|o| (h, o)),
+                Ok(None) => None,
+                Err(e) => return Some(Outcome::Refused(Refusal::Unavailable(e.to_string()))),
+            },
+        };
+        let (h, o) = earlier?;
+        if h != *digest {
+            return Some(Outcome::Refused(Refusal::RequestIdReused { id: id.to_string() }));
+        }
+        self.shared.metrics.duplicates.fetch_add(1, Relaxed);
+        Some(match o {
+            Outcome::Appended {
+                index,
+                leaf_hash,
+                timestamp_micros,
+                ..
+            } => Outcome::Appended {
+                index,
+                leaf_hash,
+                timestamp_micros,
+                duplicate: true,
+            },
+            r => r,
+        })
     }
 
     fn outcome_of(&self, index: u64) -> Option<Outcome> {

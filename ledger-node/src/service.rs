@@ -8,14 +8,14 @@
 //! workers that answer reads.
 
 use crate::edge::EdgePool;
-use crate::errors::{registry_status, store_status};
+use crate::errors::{refusal_status, registry_status, store_status};
 use crate::sequencer::{Item, Job, JobResult, Outcome, Shared};
 use ledger_core::dsse::Envelope;
 use ledger_core::entry::Entry;
 use ledger_core::merkle;
 use ledger_core::registry::{check_payload, envelope_kind};
 use ledger_proto::pb;
-use ledger_store::Store;
+use ledger_store::{IndexTag, Store};
 use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::Ordering::Relaxed;
@@ -61,9 +61,16 @@ fn check_request_id(id: &str) -> Result<Option<String>, Status> {
     Ok(Some(id.to_string()))
 }
 
+/// An Append item whose envelope passed the checks that need neither cryptography nor the payload.
+struct Pending {
+    envelope: Envelope,
+    kind: String,
+    request_id: Option<String>,
+}
+
 /// The edge checks that need neither cryptography nor the payload: request id, envelope present,
 /// size limits (including "no signature"), payload type → record kind.
-fn check_envelope(req: pb::AppendRequest) -> Result<Item, Status> {
+fn check_envelope(req: pb::AppendRequest) -> Result<Pending, Status> {
     let request_id = check_request_id(&req.request_id)?;
     let env: Envelope = req
         .envelope
@@ -72,64 +79,66 @@ fn check_envelope(req: pb::AppendRequest) -> Result<Item, Status> {
     env.check_limits()
         .map_err(|e| Status::invalid_argument(e.to_string()))?;
     let kind = envelope_kind(&env).map_err(|e| registry_status(&e))?.to_string();
-    Ok(Item {
+    Ok(Pending {
         envelope: env,
         kind,
-        signers: Vec::new(),
         request_id,
     })
 }
 
-/// The payload's schema: parsed only once its signatures verified.
-fn check_item_payload(item: &Item) -> Result<(), Status> {
-    check_payload(&item.kind, &item.envelope.payload).map_err(|e| registry_status(&e))
+/// The payload's schema, parsed only once its signatures verified — and only here: the item
+/// carries the typed record to the sequencer's state step.
+fn check_item_payload(p: Pending, signers: Vec<String>) -> Result<Item, Status> {
+    let payload = check_payload(&p.kind, &p.envelope.payload).map_err(|e| registry_status(&e))?;
+    Ok(Item {
+        envelope: p.envelope,
+        kind: p.kind,
+        signers,
+        request_id: p.request_id,
+        payload,
+    })
 }
 
 /// The whole edge check of one Append (runs on the edge pool).
 fn check_one(shared: &Shared, req: pb::AppendRequest) -> Result<Item, Status> {
-    let mut item = check_envelope(req)?;
-    item.signers = shared
+    let p = check_envelope(req)?;
+    let signers = shared
         .registry
         .read()
         .map_err(|_| Status::internal("registry lock poisoned"))?
-        .verify_signatures(&item.envelope)
+        .verify_signatures(&p.envelope)
         .map_err(|e| registry_status(&e))?;
-    check_item_payload(&item)?;
-    Ok(item)
+    check_item_payload(p, signers)
 }
 
 /// The edge check of every item of an AppendBatch (runs on the edge pool): all signatures in one
 /// batch verification, then each verified item's payload.
 fn check_batch(shared: &Shared, reqs: Vec<pb::AppendRequest>) -> Result<Vec<Result<Item, Status>>, Status> {
-    let mut out: Vec<Result<Item, Status>> = reqs.into_iter().map(check_envelope).collect();
+    let pending: Vec<Result<Pending, Status>> = reqs.into_iter().map(check_envelope).collect();
     let verdicts = {
         let reg = shared
             .registry
             .read()
             .map_err(|_| Status::internal("registry lock poisoned"))?;
-        let envs: Vec<&Envelope> = out
+        let envs: Vec<&Envelope> = pending
             .iter()
             .filter_map(|r| r.as_ref().ok())
-            .map(|it| &it.envelope)
+            .map(|p| &p.envelope)
             .collect();
         reg.verify_signatures_batch(&envs)
     };
     let mut verdicts = verdicts.into_iter();
-    for r in &mut out {
-        let Ok(item) = r else { continue };
-        let checked = match verdicts.next() {
-            Some(Ok(signers)) => {
-                item.signers = signers;
-                check_item_payload(item)
+    Ok(pending
+        .into_iter()
+        .map(|r| {
+            let p = r?;
+            match verdicts.next() {
+                Some(Ok(signers)) => check_item_payload(p, signers),
+                Some(Err(e)) => Err(registry_status(&e)),
+                None => Err(Status::internal("no signature verdict for an item")),
             }
-            Some(Err(e)) => Err(registry_status(&e)),
-            None => Err(Status::internal("no signature verdict for an item")),
-        };
-        if let Err(s) = checked {
-            *r = Err(s);
-        }
-    }
-    Ok(out)
+        })
+        .collect())
 }
 
 impl LedgerService {
@@ -155,7 +164,7 @@ impl LedgerService {
 
     fn response(&self, o: Outcome, cp: &Option<(u64, String)>) -> Result<pb::AppendResponse, Status> {
         match o {
-            Outcome::Refused(code, msg) => Err(Status::new(code, msg)),
+            Outcome::Refused(r) => Err(refusal_status(&r)),
             Outcome::Appended {
                 index,
                 leaf_hash,
@@ -183,6 +192,60 @@ impl LedgerService {
                 Ok(r)
             }
         }
+    }
+
+    /// Sequences the verified items of a batch and writes each outcome into its slot of
+    /// `results`; returns the batch's checkpoint (empty unless `wait`).
+    async fn sequence_batch(
+        &self,
+        items: Vec<Item>,
+        slots: Vec<usize>,
+        wait: bool,
+        results: &mut [Option<pb::AppendItemResult>],
+    ) -> Result<String, Status> {
+        let res = self.submit(items, wait).await?;
+        let mut checkpoint = String::new();
+        let mut cp = if wait { res.checkpoint.clone() } else { None };
+        let last = res
+            .outcomes
+            .iter()
+            .filter_map(|o| match o {
+                Outcome::Appended { index, .. } => Some(*index),
+                Outcome::Refused(..) => None,
+            })
+            .max();
+        if wait
+            && self.witnessed.required
+            && let Some(last) = last
+        {
+            cp = Some(self.wait_witnessed(last).await?);
+        }
+        if let Some((_, n)) = &cp {
+            checkpoint = n.clone();
+        }
+        for (slot, o) in slots.into_iter().zip(res.outcomes) {
+            results[slot] = Some(match self.response(o, &cp) {
+                Ok(mut r) => {
+                    if !wait {
+                        r.checkpoint.clear();
+                        r.inclusion_proof.clear();
+                    } else {
+                        r.checkpoint.clear(); // carried once, at the batch level
+                    }
+                    pb::AppendItemResult {
+                        ok: Some(r),
+                        error_code: 0,
+                        error_message: String::new(),
+                    }
+                }
+                Err(s) => pb::AppendItemResult {
+                    ok: None,
+                    error_code: s.code() as i32,
+                    error_message: s.message().into(),
+                },
+            });
+        }
+        Ok(checkpoint)
     }
 
     /// Waits until a witnessed checkpoint covers `index` (docs/witness.md); returns (size, note).
@@ -309,50 +372,11 @@ impl pb::ledger_server::Ledger for LedgerService {
                 Err(s) => results.push(refuse(s)),
             }
         }
-        let mut checkpoint = String::new();
-        if !items.is_empty() {
-            let res = self.submit(items, wait).await?;
-            let mut cp = if wait { res.checkpoint.clone() } else { None };
-            let last = res
-                .outcomes
-                .iter()
-                .filter_map(|o| match o {
-                    Outcome::Appended { index, .. } => Some(*index),
-                    Outcome::Refused(..) => None,
-                })
-                .max();
-            if wait
-                && self.witnessed.required
-                && let Some(last) = last
-            {
-                cp = Some(self.wait_witnessed(last).await?);
-            }
-            if let Some((_, n)) = &cp {
-                checkpoint = n.clone();
-            }
-            for (slot, o) in slots.into_iter().zip(res.outcomes) {
-                results[slot] = Some(match self.response(o, &cp) {
-                    Ok(mut r) => {
-                        if !wait {
-                            r.checkpoint.clear();
-                            r.inclusion_proof.clear();
-                        } else {
-                            r.checkpoint.clear(); // carried once, at the batch level
-                        }
-                        pb::AppendItemResult {
-                            ok: Some(r),
-                            error_code: 0,
-                            error_message: String::new(),
-                        }
-                    }
-                    Err(s) => pb::AppendItemResult {
-                        ok: None,
-                        error_code: s.code() as i32,
-                        error_message: s.message().into(),
-                    },
-                });
-            }
-        }
+        let checkpoint = if items.is_empty() {
+            String::new()
+        } else {
+            self.sequence_batch(items, slots, wait, &mut results).await?
+        };
         Ok(Response::new(pb::AppendBatchResponse {
             results: results.into_iter().map(Option::unwrap_or_default).collect(),
             checkpoint,
@@ -547,24 +571,7 @@ impl pb::ledger_server::Ledger for LedgerService {
         } else {
             q.limit.min(MAX_QUERY_LIMIT)
         } as usize;
-        let mut filters: Vec<(u8, &str)> = Vec::new();
-        for (tag, v) in [
-            (b'd', q.draw_id.as_str()),
-            (b's', q.subject.as_str()),
-            (b'k', q.kind.as_str()),
-        ] {
-            if v.len() > 256 {
-                return Err(Status::invalid_argument("filter values are at most 256 bytes"));
-            }
-            if !v.is_empty() {
-                filters.push((tag, v));
-            }
-        }
-        if filters.is_empty() && q.from_micros == 0 && q.to_micros == 0 {
-            return Err(Status::invalid_argument(
-                "give at least one of kind, subject, draw_id or a time range",
-            ));
-        }
+        let filters = query_filters(&q)?;
         let size = self.size();
         let lo = if q.from_micros == 0 {
             0
@@ -576,12 +583,59 @@ impl pb::ledger_server::Ledger for LedgerService {
         } else {
             self.first_at_or_after(q.to_micros, size)?
         };
+        let (mut indices, mut next) = self.query_indices(&filters, q.page_start.max(lo), hi, limit)?;
+        let entries = if q.with_entries {
+            self.query_entries(&mut indices, &mut next)?
+        } else {
+            Vec::new()
+        };
+        Ok(Response::new(pb::QueryResponse {
+            indices,
+            entries,
+            next_page_start: next,
+        }))
+    }
+}
+
+/// The index filters of a Query, most selective first as the store scans the first one: draw,
+/// subject, kind.
+fn query_filters(q: &pb::QueryRequest) -> Result<Vec<(IndexTag, &str)>, Status> {
+    let mut filters: Vec<(IndexTag, &str)> = Vec::new();
+    for (tag, v) in [
+        (IndexTag::Draw, q.draw_id.as_str()),
+        (IndexTag::Subject, q.subject.as_str()),
+        (IndexTag::Kind, q.kind.as_str()),
+    ] {
+        if v.len() > 256 {
+            return Err(Status::invalid_argument("filter values are at most 256 bytes"));
+        }
+        if !v.is_empty() {
+            filters.push((tag, v));
+        }
+    }
+    if filters.is_empty() && q.from_micros == 0 && q.to_micros == 0 {
+        return Err(Status::invalid_argument(
+            "give at least one of kind, subject, draw_id or a time range",
+        ));
+    }
+    Ok(filters)
+}
+
+impl LedgerService {
+    /// The indices in `[start, hi)` that carry every filter's term, at most `limit`, and where the
+    /// next page starts (0 when this one is the last).
+    fn query_indices(
+        &self,
+        filters: &[(IndexTag, &str)],
+        mut start: u64,
+        hi: u64,
+        limit: usize,
+    ) -> Result<(Vec<u64>, u64), Status> {
         // Bounded work: at most `query_scan` index terms per call, each candidate costing one term
         // read plus one membership lookup per further filter. When the budget runs out the page
         // ends early and `next_page_start` says where to continue.
         let limits = &self.readers.limits;
         let mut candidates_left = (limits.query_scan / filters.len().max(1)).max(1);
-        let mut start = q.page_start.max(lo);
         let mut indices = Vec::new();
         let mut next = 0;
         'outer: while start < hi {
@@ -621,34 +675,32 @@ impl pb::ledger_server::Ledger for LedgerService {
             }
             start = last.saturating_add(1);
         }
+        Ok((indices, next))
+    }
+
+    /// The entries of a Query page, within `query_bytes`; a page cut short ends at the first index
+    /// left out (`next`).
+    fn query_entries(&self, indices: &mut Vec<u64>, next: &mut u64) -> Result<Vec<pb::LogEntry>, Status> {
         // Bounded answers: entries are added while the encoded response stays within
         // `query_bytes` (the first is always included, so paging progresses); the page then ends
         // at the first index left out.
         let mut entries = Vec::new();
-        if q.with_entries {
-            let mut bytes = 16 + 11 * indices.len();
-            for n in 0..indices.len() {
-                let e = self.entry_pb(indices[n])?;
-                let len = prost::Message::encoded_len(&e);
-                let cost = 1 + prost::length_delimiter_len(len) + len;
-                if n > 0 && bytes + cost > limits.query_bytes {
-                    next = indices[n];
-                    indices.truncate(n);
-                    break;
-                }
-                bytes += cost;
-                entries.push(e);
+        let mut bytes = 16 + 11 * indices.len();
+        for n in 0..indices.len() {
+            let e = self.entry_pb(indices[n])?;
+            let len = prost::Message::encoded_len(&e);
+            let cost = 1 + prost::length_delimiter_len(len) + len;
+            if n > 0 && bytes + cost > self.readers.limits.query_bytes {
+                *next = indices[n];
+                indices.truncate(n);
+                break;
             }
+            bytes += cost;
+            entries.push(e);
         }
-        Ok(Response::new(pb::QueryResponse {
-            indices,
-            entries,
-            next_page_start: next,
-        }))
+        Ok(entries)
     }
-}
 
-impl LedgerService {
     /// First index whose timestamp is at or after `t` (timestamps are monotone in the index).
     fn first_at_or_after(&self, t: u64, size: u64) -> Result<u64, Status> {
         let (mut lo, mut hi) = (0u64, size);

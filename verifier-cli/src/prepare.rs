@@ -6,7 +6,7 @@ use crate::fault::Code;
 use ledger_core::dsse::Envelope;
 use ledger_core::entry::Entry;
 use ledger_core::hash::{Hash, leaf_hash};
-use ledger_core::registry::{Registry, RegistryError, check_payload, envelope_kind};
+use ledger_core::registry::{ParsedPayload, Registry, RegistryError, RegistryFault, check_payload, envelope_kind};
 
 /// Fields a source sends beside the canonical bytes, which must agree with them.
 #[derive(Debug, Clone)]
@@ -61,6 +61,8 @@ pub struct Decoded {
     pub rules: Result<String, RegistryError>,
     /// Per signature, in envelope order.
     pub sigs: Vec<SigCheck>,
+    /// The payload parsed by the checks of `rules` (when they passed), for the state step.
+    pub parsed: Option<ParsedPayload>,
 }
 
 /// An entry after [`prepare`].
@@ -88,24 +90,32 @@ pub enum Prepared {
 }
 
 /// Envelope limits, kind and payload: the steps of [`Registry::check_entry`] before signatures.
-fn pre_rules(env: &Envelope) -> Result<String, RegistryError> {
+fn pre_rules(env: &Envelope) -> Result<(String, ParsedPayload), RegistryError> {
     env.check_limits()?;
     let kind = envelope_kind(env)?.to_string();
-    check_payload(&kind, &env.payload)?;
-    Ok(kind)
+    let checked = check_payload(&kind, &env.payload)?;
+    Ok((kind, checked.parsed))
 }
 
 /// Decodes an entry and does every check that does not depend on the log before it.
 pub fn prepare(raw: RawEntry) -> PreparedEntry {
     let lh = leaf_hash(&raw.bytes);
     let decoded = Entry::decode(&raw.bytes).map_err(|e| e.to_string()).map(|entry| {
-        let rules = if entry.index == 0 {
-            Ok("charter".to_string())
+        let (rules, parsed) = if entry.index == 0 {
+            (Ok("charter".to_string()), None)
         } else {
-            pre_rules(&entry.envelope)
+            match pre_rules(&entry.envelope) {
+                Ok((kind, parsed)) => (Ok(kind), Some(parsed)),
+                Err(e) => (Err(e), None),
+            }
         };
         let sigs = vec![SigCheck::Unchecked; entry.envelope.signatures.len()];
-        Decoded { entry, rules, sigs }
+        Decoded {
+            entry,
+            rules,
+            sigs,
+            parsed,
+        }
     });
     let wire_mismatch = match (&raw.wire, &decoded) {
         (Some(w), Ok(d)) => {
@@ -150,55 +160,32 @@ pub fn prepare_item(item: Item) -> Prepared {
 
 /// The checks of [`ledger_core::state::LedgerState::verify_entry`] for an entry whose
 /// order-independent checks are done: the same rules in the same order (limits, kind, payload;
-/// then per signature in order: known key, no duplicate, verifies), using the worker's
-/// cryptographic results where it has them and verifying the rest here. Returns the kind and the
-/// verified signers, for the state step that follows (authorization and effects).
+/// then the registry's one signer loop, [`Registry::verify_signers_with`]: every key known and
+/// none twice, then each signature verifies), using the worker's cryptographic results where it
+/// has them and verifying the rest here. Returns the kind and the verified signers, for the state
+/// step that follows (authorization and effects).
 ///
 /// # Errors
 /// The first rule the entry breaks, as `verify_entry` would report it.
 pub fn prepared_signers(reg: &Registry, d: &Decoded) -> Result<(String, Vec<String>), RegistryError> {
     let kind = d.rules.clone()?;
     let env = &d.entry.envelope;
-    reg.check_log_binding(&env.payload_type)?;
-    if kind == "ballot" {
-        // Signed by a one-time key named in the payload, not by a registry key (docs/ballots.md):
-        // the registry's own rule, verified here (ballots are few next to other records).
-        let signers = reg.verify_signatures(env)?;
-        return Ok((kind, signers));
-    }
-    let mut signers: Vec<String> = Vec::with_capacity(env.signatures.len());
-    for (i, s) in env.signatures.iter().enumerate() {
-        let k = reg
-            .keys
-            .get(&s.keyid)
-            .ok_or_else(|| RegistryError::UnknownKey { keyid: s.keyid.clone() })?;
-        if signers.contains(&s.keyid) {
-            return Err(RegistryError::DuplicateSigner { keyid: s.keyid.clone() });
-        }
-        let ok = match d.sigs.get(i) {
-            Some(SigCheck::Valid) => true,
-            Some(SigCheck::Invalid) => false,
-            _ => env.verify_signature(i, &k.key).is_ok(),
-        };
-        if !ok {
-            return Err(RegistryError::BadSignature { keyid: s.keyid.clone() });
-        }
-        signers.push(s.keyid.clone());
-    }
+    let signers = reg.verify_signers_with(env, |i, key| match d.sigs.get(i) {
+        Some(SigCheck::Valid) => true,
+        Some(SigCheck::Invalid) => false,
+        _ => env.verify_signature(i, key).is_ok(),
+    })?;
     Ok((kind, signers))
 }
 
-/// The fault code of a registry rule.
+/// The fault code of a registry rule ([`RegistryError::fault`], shared with bundles and the node).
 pub fn registry_code(e: &RegistryError) -> Code {
-    match e {
-        RegistryError::BadSignature { .. } => Code::BadSignature,
-        RegistryError::UnknownKey { .. }
-        | RegistryError::Revoked { .. }
-        | RegistryError::MissingRole { .. }
-        | RegistryError::MissingQuorum { .. } => Code::UnauthorizedSigner,
-        RegistryError::WrongLog { .. } => Code::WrongLog,
-        RegistryError::LogBindingMissing { .. } => Code::LogBindingMissing,
-        _ => Code::InvalidRecord,
+    match e.fault() {
+        RegistryFault::BadSignature => Code::BadSignature,
+        RegistryFault::UnauthorizedSigner => Code::UnauthorizedSigner,
+        RegistryFault::InvalidRecord => Code::InvalidRecord,
+        RegistryFault::WrongLog => Code::WrongLog,
+        RegistryFault::LogBindingMissing => Code::LogBindingMissing,
     }
 }
 
@@ -312,6 +299,18 @@ mod tests {
             signed("note", br#"{"version":2}"#, &[&admin]),
             signed("note", note, &[]),
             signed("charter", &serde_json::to_vec(&charter).unwrap(), &[&node, &admin]),
+            // A bad signature before an unknown key or a second signature by the same key: the
+            // key ids are checked first (one signer loop), as the node does.
+            {
+                let mut e = signed("note", br#"{"version":1,"x":4}"#, &[&admin, &stranger]);
+                e.signatures[0].sig[5] ^= 1;
+                e
+            },
+            {
+                let mut e = signed("note", br#"{"version":1,"x":5}"#, &[&admin, &admin]);
+                e.signatures[0].sig[5] ^= 1;
+                e
+            },
         ];
         let g = prepare(raw(0, genesis));
         let genesis_entry = &g.decoded.as_ref().unwrap().entry;
@@ -368,6 +367,8 @@ mod tests {
                 Err(InvalidRecord),
                 Err(InvalidRecord),
                 Err(InvalidRecord),
+                Err(InvalidRecord),
+                Err(UnauthorizedSigner),
                 Err(InvalidRecord),
             ]
         );

@@ -291,7 +291,7 @@ impl Replayer {
 
     /// The entry's own checks and its state step.
     fn step(&mut self, index: u64, p: PreparedEntry) {
-        let d = match p.decoded {
+        let mut d = match p.decoded {
             Ok(d) => d,
             Err(e) => {
                 *self.kinds.entry("(malformed)".into()).or_default() += 1;
@@ -333,13 +333,17 @@ impl Replayer {
             return;
         };
         // Signatures (the workers' results), then the node's step: registry, record, domain rules.
+        // The payload as `prepare` parsed it (checked there), not parsed again.
         let step = prepared_signers(&state.registry, &d)
             .map_err(StepError::from)
-            .and_then(|(_, signers)| state.fold(&d.entry, &p.leaf_hash, &signers));
+            .and_then(|(_, signers)| match d.parsed.take() {
+                Some(parsed) => state.fold_parsed(&d.entry, &p.leaf_hash, parsed, &signers),
+                None => state.fold(&d.entry, &p.leaf_hash, &signers),
+            });
         match step {
             Ok(_) => {}
-            Err(StepError::Rule(e)) => self.fault(Fault::new(Some(index), Code::Domain(e.code), e.detail)),
-            Err(StepError::Record(m)) => self.fault(Fault::new(Some(index), Code::InvalidRecord, m)),
+            Err(StepError::Rule(e)) => self.fault(Fault::new(Some(index), Code::Domain(e.code.as_str()), e.detail)),
+            Err(StepError::Record(m)) => self.fault(Fault::new(Some(index), Code::InvalidRecord, m.to_string())),
             Err(StepError::Registry(e)) => {
                 let mut f = Fault::new(Some(index), registry_code(&e), e.to_string());
                 match &e {

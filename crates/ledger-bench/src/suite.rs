@@ -90,12 +90,12 @@ fn append_range(
             }
             env
         };
-        Ok((env, vec![(b'k', "note".to_string())]))
+        Ok((env, vec![(ledger_store::IndexTag::Kind, "note".to_string())]))
     })
 }
 
 /// Index terms of an entry, as the store keeps them.
-pub type Terms = Vec<(u8, String)>;
+pub type Terms = Vec<(ledger_store::IndexTag, String)>;
 
 /// Appends entries from the tree's size up to `n` straight into the store, in groups of 10,000:
 /// entry `i` is the envelope `make(i)` returns, with its index terms, stamped `t0 + i` and linked

@@ -227,59 +227,10 @@ pub fn verify_bundle(b: &Bundle, trusted: Option<&NoteVerifier>) -> BundleVerdic
         consistency: None,
         problems: Vec::new(),
     };
-    if b.format != BUNDLE_FORMAT {
-        v.problems.push(format!("unknown bundle format {:?}", b.format));
+    let Some((key, cp, cp_note)) = open_bundle(b, trusted, &mut v) else {
         return v;
-    }
-    let key = match NoteVerifier::parse(&b.node_key) {
-        Ok(k) => k,
-        Err(e) => {
-            v.problems.push(format!("node key: {e}"));
-            return v;
-        }
     };
-    match trusted {
-        Some(t) if *t != key => {
-            v.problems.push(format!("the bundle's node key {} is not the trusted key {}", b.node_key, t.to_string_key()));
-            return v;
-        }
-        Some(_) => v.trust = "node key pinned by the caller (--trusted-key)".into(),
-        None => v.trust = "node key taken from the bundle itself (no --trusted-key given); compare it with the key published by the operator".into(),
-    }
-    let (cp, cp_note): (Checkpoint, crate::note::Note) = match open_checkpoint(&b.checkpoint, &key) {
-        Ok(c) => {
-            v.other_signatures = c.note.signatures.len().saturating_sub(1);
-            (c.checkpoint, c.note)
-        }
-        Err(e) => {
-            v.problems.push(format!("CHECKPOINT_BAD_SIGNATURE: {e}"));
-            return v;
-        }
-    };
-    v.checkpoint_size = cp.size;
-    v.checkpoint_root = cp.root;
-    if cp.origin != b.origin {
-        v.problems.push(format!(
-            "checkpoint origin {:?} differs from bundle origin {:?}",
-            cp.origin, b.origin
-        ));
-    }
-    // Registry history: charter first, then key records in index order.
-    let mut reg_entries = Vec::new();
-    for e in &b.registry {
-        match decode_leaf(e) {
-            Ok((entry, lh)) => {
-                if let Err(x) = verify_inclusion(e.index, cp.size, &lh, &e.inclusion_proof, &cp.root) {
-                    v.problems
-                        .push(format!("registry entry {}: INCLUSION_PROOF_INVALID: {x}", e.index));
-                    continue;
-                }
-                reg_entries.push(entry);
-            }
-            Err(x) => v.problems.push(x),
-        }
-    }
-    reg_entries.sort_by_key(|e| e.index);
+    let reg_entries = registry_entries(b, &cp, &mut v);
     let mut registry = match reg_entries.first().map(Registry::genesis) {
         Some(Ok(r)) => r,
         Some(Err(e)) => {
@@ -295,25 +246,105 @@ pub fn verify_bundle(b: &Bundle, trusted: Option<&NoteVerifier>) -> BundleVerdic
         v.problems
             .push("the charter's origin or node key differs from the checkpoint's".into());
     }
+    judge_records(b, &reg_entries, &mut registry, &cp, &mut v);
+    check_witnesses(&registry, &cp_note, &mut v);
+    v.consistency = check_consistency(b, &key, &cp);
+    v
+}
+
+/// The bundle's format, node key (against the trusted one), and checkpoint signature; `None`
+/// (with the problem recorded) when the bundle cannot be judged further.
+fn open_bundle(
+    b: &Bundle,
+    trusted: Option<&NoteVerifier>,
+    v: &mut BundleVerdict,
+) -> Option<(NoteVerifier, Checkpoint, crate::note::Note)> {
+    if b.format != BUNDLE_FORMAT {
+        v.problems.push(format!("unknown bundle format {:?}", b.format));
+        return None;
+    }
+    let key = match NoteVerifier::parse(&b.node_key) {
+        Ok(k) => k,
+        Err(e) => {
+            v.problems.push(format!("node key: {e}"));
+            return None;
+        }
+    };
+    match trusted {
+        Some(t) if *t != key => {
+            v.problems.push(format!("the bundle's node key {} is not the trusted key {}", b.node_key, t.to_string_key()));
+            return None;
+        }
+        Some(_) => v.trust = "node key pinned by the caller (--trusted-key)".into(),
+        None => v.trust = "node key taken from the bundle itself (no --trusted-key given); compare it with the key published by the operator".into(),
+    }
+    let (cp, cp_note): (Checkpoint, crate::note::Note) = match open_checkpoint(&b.checkpoint, &key) {
+        Ok(c) => {
+            v.other_signatures = c.note.signatures.len().saturating_sub(1);
+            (c.checkpoint, c.note)
+        }
+        Err(e) => {
+            v.problems.push(format!("CHECKPOINT_BAD_SIGNATURE: {e}"));
+            return None;
+        }
+    };
+    v.checkpoint_size = cp.size;
+    v.checkpoint_root = cp.root;
+    if cp.origin != b.origin {
+        v.problems.push(format!(
+            "checkpoint origin {:?} differs from bundle origin {:?}",
+            cp.origin, b.origin
+        ));
+    }
+    Some((key, cp, cp_note))
+}
+
+/// The bundle's registry entries whose inclusion proofs verify, in index order.
+fn registry_entries(b: &Bundle, cp: &Checkpoint, v: &mut BundleVerdict) -> Vec<Entry> {
+    let mut reg_entries = Vec::new();
+    for e in &b.registry {
+        match decode_leaf(e) {
+            Ok((entry, lh)) => {
+                if let Err(x) = verify_inclusion(e.index, cp.size, &lh, &e.inclusion_proof, &cp.root) {
+                    v.problems
+                        .push(format!("registry entry {}: INCLUSION_PROOF_INVALID: {x}", e.index));
+                    continue;
+                }
+                reg_entries.push(entry);
+            }
+            Err(x) => v.problems.push(x),
+        }
+    }
+    reg_entries.sort_by_key(|e| e.index);
+    reg_entries
+}
+
+/// Judges every record against the registry as of its index (key records below it folded in
+/// first), then folds the remaining key records: the registry as of the checkpoint.
+fn judge_records(b: &Bundle, reg_entries: &[Entry], registry: &mut Registry, cp: &Checkpoint, v: &mut BundleVerdict) {
     let mut records: Vec<&BundleEntry> = b.records.iter().collect();
     records.sort_by_key(|r| r.index);
     let mut ri = 1usize;
     for r in records {
         while ri < reg_entries.len() && reg_entries[ri].index < r.index {
             let e = &reg_entries[ri];
-            if let Err(x) = crate::state::fold_registry(&mut registry, e) {
+            if let Err(x) = crate::state::fold_registry(registry, e) {
                 v.problems.push(format!("key record {}: {x}", e.index));
             }
             ri += 1;
         }
-        v.records.push(judge_record(r, &registry, &cp, &b.checkpoint));
+        v.records.push(judge_record(r, registry, cp, &b.checkpoint));
     }
     // Witnesses: the registry as of the checkpoint (every key record below its size).
     for e in reg_entries.iter().skip(ri.max(1)) {
-        if let Err(x) = crate::state::fold_registry(&mut registry, e) {
+        if let Err(x) = crate::state::fold_registry(registry, e) {
             v.problems.push(format!("key record {}: {x}", e.index));
         }
     }
+}
+
+/// Witness cosignatures on the checkpoint by the witnesses enrolled as of it, and the quorum.
+fn check_witnesses(registry: &Registry, cp_note: &crate::note::Note, v: &mut BundleVerdict) {
     v.witness_quorum = registry.charter.policy.witness_quorum;
     match cp_note.verify_cosignatures(&registry.witnesses()) {
         Ok(w) => v.witnesses = w,
@@ -328,8 +359,12 @@ pub fn verify_bundle(b: &Bundle, trusted: Option<&NoteVerifier>) -> BundleVerdic
             v.witness_quorum
         ));
     }
-    if let Some(c) = &b.consistency {
-        v.consistency = Some(match open_checkpoint(&c.from_checkpoint, &key) {
+}
+
+/// The consistency proof from the earlier checkpoint the bundle carries, if any: the earlier
+/// size, or why it is not a prefix (`FORK`).
+fn check_consistency(b: &Bundle, key: &NoteVerifier, cp: &Checkpoint) -> Option<Result<u64, String>> {
+    b.consistency.as_ref().map(|c| match open_checkpoint(&c.from_checkpoint, key) {
             Err(e) => Err(format!("the earlier checkpoint does not verify: {e}")),
             Ok(old) => verify_consistency(old.checkpoint.size, cp.size, &old.checkpoint.root, &cp.root, &c.proof)
                 .map(|()| old.checkpoint.size)
@@ -339,9 +374,7 @@ pub fn verify_bundle(b: &Bundle, trusted: Option<&NoteVerifier>) -> BundleVerdic
                         old.checkpoint.size, old.checkpoint.root, cp.size, cp.root
                     )
                 }),
-        });
-    }
-    v
+    })
 }
 
 fn judge_record(r: &BundleEntry, registry: &Registry, cp: &Checkpoint, note: &str) -> RecordVerdict {
@@ -414,14 +447,7 @@ fn judge_record(r: &BundleEntry, registry: &Registry, cp: &Checkpoint, note: &st
     rv
 }
 
-/// Fault code of a registry error, as the verifier names it.
+/// Fault code of a registry error, as the verifier names it ([`crate::registry::RegistryError::fault`]).
 pub fn fault_code(e: &crate::registry::RegistryError) -> &'static str {
-    use crate::registry::RegistryError::*;
-    match e {
-        BadSignature { .. } => "BAD_SIGNATURE",
-        UnknownKey { .. } | Revoked { .. } | MissingRole { .. } | MissingQuorum { .. } | DuplicateSigner { .. } => {
-            "UNAUTHORIZED_SIGNER"
-        }
-        _ => "INVALID_RECORD",
-    }
+    e.fault().as_str()
 }

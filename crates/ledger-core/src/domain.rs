@@ -7,8 +7,9 @@
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet};
 
-/// Longest id accepted in any record.
-pub const MAX_ID: usize = 128;
+pub use crate::ids::MAX_ID;
+pub use crate::ids::SchemaError;
+use crate::ids::id_ok;
 /// Most members in a pool or draw.
 pub const MAX_POOL: usize = 100_000;
 /// Code of a `draw.commit` whose `strata` name the same stratum twice (docs/records.md).
@@ -447,31 +448,37 @@ pub enum Record {
     Other,
 }
 
-pub(crate) fn id_ok(field: &str, s: &str) -> Result<(), String> {
-    if s.is_empty() || s.len() > MAX_ID || s.chars().any(char::is_control) {
-        return Err(format!(
-            "{field} must be 1-{MAX_ID} characters without control characters"
-        ));
-    }
-    Ok(())
-}
-
-fn hex32(field: &str, s: &str) -> Result<(), String> {
+fn hex32(field: &str, s: &str) -> Result<(), SchemaError> {
     if s.len() != 64 || !s.bytes().all(|c| c.is_ascii_digit() || (b'a'..=b'f').contains(&c)) {
-        return Err(format!("{field} must be 64 lowercase hex digits"));
+        return Err(format!("{field} must be 64 lowercase hex digits").into());
     }
     Ok(())
 }
 
-fn parse<T: for<'de> Deserialize<'de>>(payload: &[u8]) -> Result<T, String> {
-    serde_json::from_slice(payload).map_err(|e| e.to_string())
+fn parse<T: for<'de> Deserialize<'de>>(payload: &[u8]) -> Result<T, SchemaError> {
+    Ok(serde_json::from_slice(payload)?)
 }
 
 /// Parses and validates a payload of `kind`. Kinds without a domain schema return [`Record::Other`].
 ///
 /// # Errors
 /// A description of what is wrong with the payload.
-pub fn check_record(kind: &str, payload: &[u8]) -> Result<Record, String> {
+pub fn check_record(kind: &str, payload: &[u8]) -> Result<Record, SchemaError> {
+    match kind {
+        "nomination" | "pool.commit" | "draw.commit" | "draw.reveal" | "draw.result" | "draw.sources" | "draw.void" => {
+            draw_record(kind, payload)
+        }
+        "dossier.fact" | "complaint" | "verification" | "decision" | "accountability" | "escrow.key"
+        | "cancellation" => case_record(kind, payload),
+        "election.open" | "credential.issued" | "ballot" | "tally" | "evaluation.micro" => {
+            election_record(kind, payload)
+        }
+        _ => Ok(Record::Other),
+    }
+}
+
+/// [`check_record`] for nominations, pools and draws.
+fn draw_record(kind: &str, payload: &[u8]) -> Result<Record, SchemaError> {
     let r = match kind {
         "nomination" => {
             let r: Nomination = parse(payload)?;
@@ -516,7 +523,8 @@ pub fn check_record(kind: &str, payload: &[u8]) -> Result<Record, String> {
                     "{DRAW_SOURCES_TOO_LONG}: the canonical key of these values is {} bytes, the limit is {}",
                     key.len(),
                     crate::rfc3797::MAX_KEY
-                ));
+                )
+                .into());
             }
             Record::DrawSources(r)
         }
@@ -528,6 +536,14 @@ pub fn check_record(kind: &str, payload: &[u8]) -> Result<Record, String> {
             }
             Record::DrawVoid(r)
         }
+        _ => Record::Other,
+    };
+    Ok(r)
+}
+
+/// [`check_record`] for dossier facts, complaints, verifications, decisions, accountability, escrows and cancellations.
+fn case_record(kind: &str, payload: &[u8]) -> Result<Record, SchemaError> {
+    let r = match kind {
         "dossier.fact" => {
             let r: DossierFact = parse(payload)?;
             id_ok("fact_id", &r.fact_id)?;
@@ -585,6 +601,14 @@ pub fn check_record(kind: &str, payload: &[u8]) -> Result<Record, String> {
             }
             Record::Cancellation(r)
         }
+        _ => Record::Other,
+    };
+    Ok(r)
+}
+
+/// [`check_record`] for elections, credentials, ballots, tallies and micro-evaluations.
+fn election_record(kind: &str, payload: &[u8]) -> Result<Record, SchemaError> {
+    let r = match kind {
         "election.open" => {
             let r = parse(payload)?;
             crate::election::check_election_open(&r)?;
@@ -615,9 +639,9 @@ pub fn check_record(kind: &str, payload: &[u8]) -> Result<Record, String> {
     Ok(r)
 }
 
-fn members_ok(members: &[Member]) -> Result<(), String> {
+fn members_ok(members: &[Member]) -> Result<(), SchemaError> {
     if members.len() > MAX_POOL {
-        return Err(format!("at most {MAX_POOL} members"));
+        return Err(format!("at most {MAX_POOL} members").into());
     }
     for m in members {
         id_ok("member id", &m.id)?;
@@ -626,11 +650,24 @@ fn members_ok(members: &[Member]) -> Result<(), String> {
         }
     }
     let ids: Vec<&str> = members.iter().map(|m| m.id.as_str()).collect();
-    crate::draw::check_canonical(&ids).map_err(|e| e.to_string())
+    crate::draw::check_canonical(&ids).map_err(|e| SchemaError::Invalid(e.to_string()))
 }
 
-fn draw_commit_ok(r: &DrawCommit) -> Result<(), String> {
+fn draw_commit_ok(r: &DrawCommit) -> Result<(), SchemaError> {
     id_ok("draw_id", &r.draw_id)?;
+    algorithm_ok(r)?;
+    if r.subjects.is_empty() {
+        return Err("at least one subject".into());
+    }
+    parties_ok(r)?;
+    members_ok(&r.pool)?;
+    let excluded = exclusions_ok(r)?;
+    purpose_ok(r, &excluded)
+}
+
+/// The algorithm's own fields: commit-reveal parties (`ledger-draw-v1`) or public sources
+/// (`rfc3797`).
+fn algorithm_ok(r: &DrawCommit) -> Result<(), SchemaError> {
     match r.algorithm.as_str() {
         ALG_LEDGER_DRAW_V1 => {
             if r.parties.is_empty() {
@@ -654,21 +691,18 @@ fn draw_commit_ok(r: &DrawCommit) -> Result<(), String> {
                 return Err("rfc3797 supports evaluator_selection only".into());
             }
             if r.pool.len() > crate::rfc3797::MAX_POOL {
-                return Err(format!(
-                    "rfc3797 pools have at most {} members",
-                    crate::rfc3797::MAX_POOL
-                ));
+                return Err(format!("rfc3797 pools have at most {} members", crate::rfc3797::MAX_POOL).into());
             }
         }
         other => {
-            return Err(format!(
-                "unknown algorithm {other:?}; supported: {ALG_LEDGER_DRAW_V1}, {ALG_RFC3797}"
-            ));
+            return Err(format!("unknown algorithm {other:?}; supported: {ALG_LEDGER_DRAW_V1}, {ALG_RFC3797}").into());
         }
     }
-    if r.subjects.is_empty() {
-        return Err("at least one subject".into());
-    }
+    Ok(())
+}
+
+/// Party commitments and names (unique).
+fn parties_ok(r: &DrawCommit) -> Result<(), SchemaError> {
     for p in &r.parties {
         hex32("party commitment", &p.commitment)?;
         id_ok("party name", &p.name)?;
@@ -679,19 +713,28 @@ fn draw_commit_ok(r: &DrawCommit) -> Result<(), String> {
     if names.len() != r.parties.len() {
         return Err("party names must be unique".into());
     }
-    members_ok(&r.pool)?;
+    Ok(())
+}
+
+/// Exclusions name pool members, with a reason; returns the excluded ids.
+fn exclusions_ok(r: &DrawCommit) -> Result<BTreeSet<&str>, SchemaError> {
     // The pool is canonical (unique ids, sorted bytewise) by now: exclusions are found by binary
     // search, and every rule below is linear or n·log n in the payload's lists.
     let mut excluded: BTreeSet<&str> = BTreeSet::new();
     for x in &r.exclusions {
         if r.pool.binary_search_by(|m| m.id.as_str().cmp(&x.id)).is_err() {
-            return Err(format!("excluded id {:?} is not in the pool", x.id));
+            return Err(format!("excluded id {:?} is not in the pool", x.id).into());
         }
         if x.reason.trim().is_empty() {
-            return Err(format!("exclusion of {:?} needs a reason", x.id));
+            return Err(format!("exclusion of {:?} needs a reason", x.id).into());
         }
         excluded.insert(&x.id);
     }
+    Ok(excluded)
+}
+
+/// The purpose's own fields: fillable strata, an eligible evaluator, or sound time windows.
+fn purpose_ok(r: &DrawCommit, excluded: &BTreeSet<&str>) -> Result<(), SchemaError> {
     match r.purpose {
         DrawPurpose::EvaluatorSelection => {
             if r.strata.is_empty() {
@@ -703,12 +746,12 @@ fn draw_commit_ok(r: &DrawCommit) -> Result<(), String> {
                     return Err(format!(
                         "{DRAW_STRATUM_REPEATED}: stratum {:?} is listed more than once in strata; list each stratum once with its quota",
                         q.name
-                    ));
+                    ).into());
                 }
             }
             let sum: u64 = r.strata.iter().map(|s| u64::from(s.quota)).sum();
             if sum != u64::from(r.k) {
-                return Err(format!("k = {} but the quotas add up to {sum}", r.k));
+                return Err(format!("k = {} but the quotas add up to {sum}", r.k).into());
             }
             // Every quota must be fillable, so that a draw with all its reveals always has a result.
             let mut eligible: BTreeMap<&str, usize> = BTreeMap::new();
@@ -721,7 +764,8 @@ fn draw_commit_ok(r: &DrawCommit) -> Result<(), String> {
                     return Err(format!(
                         "stratum {:?} has {eligible} eligible members for a quota of {}",
                         q.name, q.quota
-                    ));
+                    )
+                    .into());
                 }
             }
         }

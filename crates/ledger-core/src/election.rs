@@ -2,13 +2,13 @@
 //! `docs/ballots.md`), and the tally arithmetic.
 //!
 //! Strict types (unknown fields refused, `"version": 1`) and their single-record validation; the
-//! cross-record rules live in [`crate::election_rules`]. Scores and weights are integers and the
+//! cross-record rules live in `rules::election`. Scores and weights are integers and the
 //! weighted score is a fixed-point decimal string computed with exact integer arithmetic, so the
 //! node and any verifier produce the same tally byte for byte.
 
 use crate::credential::{self, Credential};
-use crate::domain::id_ok;
 use crate::hash::Hash;
+use crate::ids::{SchemaError, id_ok};
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as B64;
 use serde::{Deserialize, Serialize};
@@ -133,21 +133,49 @@ impl CredentialIssued {
     ///
     /// # Errors
     /// What is missing or wrong.
-    pub fn verify_request(&self, key: &ed25519_dalek::VerifyingKey) -> Result<(), String> {
+    pub fn verify_request(&self, key: &ed25519_dalek::VerifyingKey) -> Result<(), RequestError> {
         let (Some(h), Some(sig)) = (&self.blinded_message_hash, &self.request_signature) else {
-            return Err("no request signature by the evaluator's pool key".into());
+            return Err(RequestError::Missing);
         };
-        let h = Hash::from_hex(h).map_err(|e| format!("blinded_message_hash: {e}"))?;
+        let h = Hash::from_hex(h).map_err(|e| RequestError::Malformed(format!("blinded_message_hash: {e}")))?;
         let sig = B64
             .decode(sig)
-            .map_err(|e| format!("request_signature: {e}"))
-            .and_then(|b| ed25519_dalek::Signature::from_slice(&b).map_err(|e| format!("request_signature: {e}")))?;
+            .map_err(|e| RequestError::Malformed(format!("request_signature: {e}")))
+            .and_then(|b| {
+                ed25519_dalek::Signature::from_slice(&b)
+                    .map_err(|e| RequestError::Malformed(format!("request_signature: {e}")))
+            })?;
         key.verify_strict(
             &credential_request_message(&self.election_id, &self.evaluator, &h),
             &sig,
         )
-        .map_err(|_| "the request signature does not verify with the evaluator's pool key".to_string())
+        .map_err(|_| RequestError::DoesNotVerify)
     }
+}
+
+/// Why an evaluator's credential request signature is not accepted (`CREDENTIAL_NOT_REQUESTED`).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum RequestError {
+    /// The record carries no request (hash and signature).
+    #[error("no request signature by the evaluator's pool key")]
+    Missing,
+    /// The hash or the signature does not decode.
+    #[error("{0}")]
+    Malformed(String),
+    /// The signature does not verify.
+    #[error("the request signature does not verify with the evaluator's pool key")]
+    DoesNotVerify,
+}
+
+/// Why a ballot's credential is not accepted (`BALLOT_INELIGIBLE`).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum BallotCredentialError {
+    /// The ballot's one-time key is malformed.
+    #[error(transparent)]
+    Key(#[from] SchemaError),
+    /// The credential is malformed or does not verify for this election and key.
+    #[error(transparent)]
+    Credential(#[from] credential::CredentialError),
 }
 
 /// One subject's scores on a ballot.
@@ -184,7 +212,7 @@ impl Ballot {
     ///
     /// # Errors
     /// When `ballot_key` is not base64 of a valid, non-weak Ed25519 key.
-    pub fn key_bytes(&self) -> Result<[u8; 32], String> {
+    pub fn key_bytes(&self) -> Result<[u8; 32], SchemaError> {
         let k = crate::keys::public_key_from_base64(&self.ballot_key).map_err(|e| format!("ballot_key: {e}"))?;
         if k.is_weak() {
             return Err("ballot_key: small-order (weak) key refused".into());
@@ -196,9 +224,9 @@ impl Ballot {
     ///
     /// # Errors
     /// When the key or credential is malformed or the credential does not verify.
-    pub fn verify_credential(&self, key: &credential::IssuerPublicKey) -> Result<(), String> {
+    pub fn verify_credential(&self, key: &credential::IssuerPublicKey) -> Result<(), BallotCredentialError> {
         let k = self.key_bytes()?;
-        credential::verify(key, &self.election_id, &k, &self.credential).map_err(|e| e.to_string())
+        Ok(credential::verify(key, &self.election_id, &k, &self.credential)?)
     }
 }
 
@@ -207,10 +235,10 @@ impl Ballot {
 ///
 /// # Errors
 /// When the payload is not a ballot with a valid key.
-pub fn ballot_signer(payload: &[u8]) -> Result<ed25519_dalek::VerifyingKey, String> {
-    let b: Ballot = serde_json::from_slice(payload).map_err(|e| e.to_string())?;
+pub fn ballot_signer(payload: &[u8]) -> Result<ed25519_dalek::VerifyingKey, SchemaError> {
+    let b: Ballot = serde_json::from_slice(payload)?;
     let k = b.key_bytes()?;
-    ed25519_dalek::VerifyingKey::from_bytes(&k).map_err(|e| e.to_string())
+    ed25519_dalek::VerifyingKey::from_bytes(&k).map_err(|e| SchemaError::Invalid(e.to_string()))
 }
 
 /// One subject's result in a tally.
@@ -272,14 +300,14 @@ pub fn ticket_hash(platform_salt: &[u8; 32], ticket_id: &str) -> Hash {
     Hash::digest(&b)
 }
 
-fn hex32(field: &str, s: &str) -> Result<(), String> {
+fn hex32(field: &str, s: &str) -> Result<(), SchemaError> {
     if s.len() != 64 || !s.bytes().all(|c| c.is_ascii_digit() || (b'a'..=b'f').contains(&c)) {
-        return Err(format!("{field} must be 64 lowercase hex digits"));
+        return Err(format!("{field} must be 64 lowercase hex digits").into());
     }
     Ok(())
 }
 
-fn version(v: u32) -> Result<(), String> {
+fn version(v: u32) -> Result<(), SchemaError> {
     if v != 1 {
         return Err("\"version\": 1 is required".into());
     }
@@ -290,12 +318,12 @@ fn version(v: u32) -> Result<(), String> {
 ///
 /// # Errors
 /// What is wrong.
-pub fn check_election_open(r: &ElectionOpen) -> Result<(), String> {
+pub fn check_election_open(r: &ElectionOpen) -> Result<(), SchemaError> {
     version(r.version)?;
     id_ok("election_id", &r.election_id)?;
     id_ok("draw_id", &r.draw_id)?;
     if r.subjects.is_empty() || r.subjects.len() > MAX_SUBJECTS {
-        return Err(format!("1-{MAX_SUBJECTS} subjects"));
+        return Err(format!("1-{MAX_SUBJECTS} subjects").into());
     }
     for s in &r.subjects {
         id_ok("subject", s)?;
@@ -308,10 +336,10 @@ pub fn check_election_open(r: &ElectionOpen) -> Result<(), String> {
     }
     let w: u64 = r.weights.values().iter().fold(0u64, |a, x| a.saturating_add(*x));
     if w != 100 {
-        return Err(format!("weights must add up to 100 (percent), not {w}"));
+        return Err(format!("weights must add up to 100 (percent), not {w}").into());
     }
     if r.score_min >= r.score_max || r.score_max > MAX_SCORE {
-        return Err(format!("need score_min < score_max <= {MAX_SCORE}"));
+        return Err(format!("need score_min < score_max <= {MAX_SCORE}").into());
     }
     if r.opens_at_micros >= r.closes_at_micros {
         return Err("opens_at_micros must be before closes_at_micros".into());
@@ -321,7 +349,8 @@ pub fn check_election_open(r: &ElectionOpen) -> Result<(), String> {
             "unsupported credential_suite {:?}; supported: {}",
             r.credential_suite,
             credential::SUITE
-        ));
+        )
+        .into());
     }
     credential::IssuerPublicKey::from_base64(&r.credential_key).map_err(|e| e.to_string())?;
     Ok(())
@@ -331,7 +360,7 @@ pub fn check_election_open(r: &ElectionOpen) -> Result<(), String> {
 ///
 /// # Errors
 /// What is wrong.
-pub fn check_credential_issued(r: &CredentialIssued) -> Result<(), String> {
+pub fn check_credential_issued(r: &CredentialIssued) -> Result<(), SchemaError> {
     version(r.version)?;
     id_ok("election_id", &r.election_id)?;
     id_ok("evaluator", &r.evaluator)?;
@@ -351,11 +380,11 @@ pub fn check_credential_issued(r: &CredentialIssued) -> Result<(), String> {
 ///
 /// # Errors
 /// What is wrong.
-pub fn check_ballot(r: &Ballot) -> Result<(), String> {
+pub fn check_ballot(r: &Ballot) -> Result<(), SchemaError> {
     version(r.version)?;
     id_ok("election_id", &r.election_id)?;
     if r.scores.is_empty() || r.scores.len() > MAX_SUBJECTS {
-        return Err(format!("1-{MAX_SUBJECTS} subject scores"));
+        return Err(format!("1-{MAX_SUBJECTS} subject scores").into());
     }
     for s in &r.scores {
         id_ok("subject", &s.subject)?;
@@ -372,7 +401,7 @@ pub fn check_ballot(r: &Ballot) -> Result<(), String> {
 ///
 /// # Errors
 /// What is wrong.
-pub fn check_tally(r: &Tally) -> Result<(), String> {
+pub fn check_tally(r: &Tally) -> Result<(), SchemaError> {
     version(r.version)?;
     id_ok("election_id", &r.election_id)?;
     if r.ballot_indices.len() as u64 != r.ballot_count {
@@ -391,7 +420,7 @@ pub fn check_tally(r: &Tally) -> Result<(), String> {
 ///
 /// # Errors
 /// What is wrong.
-pub fn check_micro(r: &MicroEvaluation) -> Result<(), String> {
+pub fn check_micro(r: &MicroEvaluation) -> Result<(), SchemaError> {
     version(r.version)?;
     hex32("ticket_hash", &r.ticket_hash)?;
     id_ok("subject", &r.subject)?;

@@ -23,14 +23,16 @@
 //! - [`registry`]: the on-ledger key registry (charter, enrol/rotate/revoke by administrator
 //!   quorum): who may append which payload type as of each index, and the store's index terms.
 //! - [`domain`]: strict types and single-record checks of the domain records (`docs/records.md`);
-//!   [`rules`]: the cross-record domain rules ([`rules::DomainState`]) that follow the log.
+//!   [`rules`]: the cross-record domain rules ([`rules::DomainState`]) that follow the log, one module
+//!   per record family, and their typed codes ([`rules::RuleCode`]).
 //! - [`election`]: election, credential, ballot, tally and micro-evaluation records and the tally
-//!   arithmetic; [`election_rules`]: their cross-record rules (`docs/ballots.md`).
+//!   arithmetic; [`rules::election`]: their cross-record rules (`docs/ballots.md`).
 //! - [`draw`]: verifiable random draws (`ledger-draw-v1`, `docs/draws.md`); [`rfc3797`]: RFC 3797
 //!   publicly verifiable selection from public sources named in advance.
 //! - [`state`]: the whole state of a log (registry and domain) and the one step that folds an entry
 //!   into it, used by the node's sequencer and start-up and by the verifier.
 //! - [`bundle`]: court proof bundles (`docs/bundle.md`), built by the node and checked offline.
+//! - [`ids`]: the syntax of record ids (the leaf module the record and rule modules share).
 //! - [`time`]: formatting of node timestamps (UTC microseconds) without a date crate.
 //!
 //! No I/O, no async, no storage, no network: storage enters through the one-method
@@ -47,13 +49,16 @@ pub mod bundle;
 pub mod domain;
 pub mod draw;
 pub mod election;
-pub mod election_rules;
 pub mod entry;
+pub mod ids;
 pub mod registry;
 pub mod rfc3797;
 pub mod rules;
 pub mod state;
 pub mod time;
+
+/// The election rules, now [`rules::election`] (old path kept for callers).
+pub use rules::election as election_rules;
 
 pub use checkpoint::Checkpoint;
 pub use compact::CompactTree;

@@ -11,7 +11,8 @@
 //!    of a kind without an id is not already in the log (`DUPLICATE_STATEMENT`);
 //! 1. registry: the signers (verified key ids) may append a record of the kind at this index, and
 //!    a key record's effect is computed ([`Registry::authorize_next`]);
-//! 2. record: the payload parses as its kind ([`crate::domain::check_record`], once);
+//! 2. record: the payload parses as its kind ([`ParsedPayload::parse`], once: the node's edge
+//!    parses it and hands the typed record to [`LedgerState::check_parsed`]);
 //! 3. domain: the cross-record rules, including the authority rule of cancellations against the
 //!    registry as of this index ([`DomainState::check_with_registry`]).
 //!
@@ -24,11 +25,11 @@
 //! edge, in batches; the verifier in worker threads), and pass the verified key ids.
 //! [`LedgerState::verify_entry`] is the plain one-entry form for callers without such a pipeline.
 
-use crate::domain::{Record, check_record};
+use crate::domain::{Record, SchemaError};
 use crate::dsse::Envelope;
 use crate::entry::Entry;
 use crate::hash::Hash;
-use crate::registry::{Registry, RegistryError, check_payload, envelope_kind};
+use crate::registry::{ParsedPayload, RecordError, Registry, RegistryError, check_payload, envelope_kind};
 use crate::rules::{DomainState, RuleError, STATEMENT_KINDS, statement_digest};
 
 /// Why an entry cannot be folded into the state. The variants keep apart what callers answer
@@ -39,8 +40,8 @@ pub enum StepError {
     #[error(transparent)]
     Registry(#[from] RegistryError),
     /// The payload does not parse as its kind.
-    #[error("{0}")]
-    Record(String),
+    #[error(transparent)]
+    Record(SchemaError),
     /// A cross-record rule of the domain, with its fault code.
     #[error(transparent)]
     Rule(#[from] RuleError),
@@ -91,7 +92,9 @@ impl LedgerState {
     }
 
     /// Checks, without changing the state, that a record of `kind` in envelope `env`, signed by the
-    /// verified `signers`, may be appended at `index` with time `timestamp_micros`.
+    /// verified `signers`, may be appended at `index` with time `timestamp_micros`. Parses the
+    /// payload (after the registry's authorization, as it always did); callers that parsed it
+    /// already (the node's edge, [`crate::registry::check_payload`]) use [`Self::check_parsed`].
     ///
     /// # Errors
     /// The first rule it breaks: the log binding of the payload type, a signed statement already
@@ -106,9 +109,34 @@ impl LedgerState {
     ) -> Result<Checked, StepError> {
         self.registry.check_log_binding(&env.payload_type)?;
         self.domain.check_statement(kind, env)?;
-        let payload = env.payload.as_slice();
-        let next_registry = self.registry.authorize_next(index, kind, payload, signers)?;
-        let record = check_record(kind, payload).map_err(StepError::Record)?;
+        self.registry.authorize(kind, signers)?;
+        let parsed = ParsedPayload::parse(kind, &env.payload).map_err(|e| match e {
+            RecordError::Registry(e) => StepError::Registry(e),
+            RecordError::Schema(m) => StepError::Record(m),
+        })?;
+        self.check_parsed(index, timestamp_micros, kind, env, parsed, signers)
+    }
+
+    /// [`Self::check`] for a payload parsed already: the typed record is checked and carried into
+    /// the [`Checked`] step, not parsed again.
+    ///
+    /// # Errors
+    /// As [`Self::check`], less the schema (the record is typed).
+    pub fn check_parsed(
+        &self,
+        index: u64,
+        timestamp_micros: u64,
+        kind: &str,
+        env: &Envelope,
+        parsed: ParsedPayload,
+        signers: &[String],
+    ) -> Result<Checked, StepError> {
+        self.registry.check_log_binding(&env.payload_type)?;
+        self.domain.check_statement(kind, env)?;
+        let next_registry = self
+            .registry
+            .authorize_next(index, kind, parsed.key.as_ref(), signers)?;
+        let record = parsed.record;
         let registry = next_registry.as_ref().unwrap_or(&self.registry);
         self.domain
             .check_with_registry(registry, index, timestamp_micros, &record, signers)?;
@@ -152,6 +180,32 @@ impl LedgerState {
         Ok(record)
     }
 
+    /// [`Self::fold`] for an entry whose payload was parsed already ([`crate::registry::check_payload`]):
+    /// the typed record is used, not parsed again.
+    ///
+    /// # Errors
+    /// As [`Self::check_parsed`]; the state is then unchanged.
+    pub fn fold_parsed(
+        &mut self,
+        entry: &Entry,
+        leaf_hash: &Hash,
+        parsed: ParsedPayload,
+        signers: &[String],
+    ) -> Result<Record, StepError> {
+        let kind = envelope_kind(&entry.envelope)?;
+        let checked = self.check_parsed(
+            entry.index,
+            entry.timestamp_micros,
+            kind,
+            &entry.envelope,
+            parsed,
+            signers,
+        )?;
+        let record = checked.record.clone();
+        self.apply(leaf_hash, checked);
+        Ok(record)
+    }
+
     /// The per-entry checks before a step, for callers that verify one entry at a time: envelope
     /// limits, kind, payload schema, and every signature against the registry. Returns the kind and
     /// the verified signers.
@@ -164,12 +218,16 @@ impl LedgerState {
 }
 
 fn verify_entry(registry: &Registry, entry: &Entry) -> Result<(String, Vec<String>), RegistryError> {
+    verify_parsed(registry, entry).map(|(kind, _, signers)| (kind, signers))
+}
+
+fn verify_parsed(registry: &Registry, entry: &Entry) -> Result<(String, ParsedPayload, Vec<String>), RegistryError> {
     let env = &entry.envelope;
     env.check_limits()?;
     let kind = envelope_kind(env)?.to_string();
-    check_payload(&kind, &env.payload)?;
+    let checked = check_payload(&kind, &env.payload)?;
     let signers = registry.verify_signatures(env)?;
-    Ok((kind, signers))
+    Ok((kind, checked.parsed, signers))
 }
 
 /// The registry half of a step, for holders of a subset of the log (a bundle holds the charter and
@@ -180,8 +238,8 @@ fn verify_entry(registry: &Registry, entry: &Entry) -> Result<(String, Vec<Strin
 /// # Errors
 /// The first registry rule the entry breaks.
 pub fn fold_registry(registry: &mut Registry, entry: &Entry) -> Result<(), RegistryError> {
-    let (kind, signers) = verify_entry(registry, entry)?;
-    if let Some(next) = registry.authorize_next(entry.index, &kind, &entry.envelope.payload, &signers)? {
+    let (kind, parsed, signers) = verify_parsed(registry, entry)?;
+    if let Some(next) = registry.authorize_next(entry.index, &kind, parsed.key.as_ref(), &signers)? {
         *registry = next;
     }
     Ok(())
@@ -278,7 +336,7 @@ mod tests {
         ));
         let dup = entry(3, "escrow.key", &escrow("court-1"), &[&admin]);
         match st.fold(&dup, &Hash::default(), &ids(&[&admin])) {
-            Err(StepError::Rule(e)) => assert_eq!(e.code, "ESCROW_DUPLICATE"),
+            Err(StepError::Rule(e)) => assert_eq!(e.code, crate::rules::RuleCode::EscrowDuplicate),
             other => panic!("{other:?}"),
         }
         // A payload that does not parse as its kind: a record error.

@@ -3,12 +3,12 @@
 
 use ed25519_dalek::SigningKey;
 use ledger_core::credential::{self, Credential, IssuerKey};
-use ledger_core::domain::{Record, check_record};
+use ledger_core::domain::{Record, SchemaError, check_record};
 use ledger_core::dsse::Envelope;
 use ledger_core::election::{Ballot, Tally, ticket_hash};
 use ledger_core::hash::Hash;
 use ledger_core::keys::{key_id, public_key_to_base64};
-use ledger_core::rules::{DomainState, RuleError};
+use ledger_core::rules::{DomainState, RuleCode, RuleError};
 use serde_json::{Value, json};
 
 /// TEST ONLY credential key (tests/data/README.md).
@@ -28,11 +28,8 @@ fn step(st: &mut DomainState, index: u64, ts: u64, r: &Record, signers: &[String
     Ok(())
 }
 
-fn code(r: Result<(), RuleError>) -> &'static str {
-    match r {
-        Ok(()) => "OK",
-        Err(e) => e.code,
-    }
+fn code(r: Result<(), RuleError>) -> Option<RuleCode> {
+    r.err().map(|e| e.code)
 }
 
 /// A draw of 3 evaluators (2 of stratum A, 1 of B) from ev-001…ev-005, with its result applied.
@@ -118,10 +115,13 @@ fn full_election_and_every_attack() {
     early["draw_id"] = json!("draw-9");
     assert_eq!(
         code(step(&mut st, 4, 500, &rec("election.open", early), &[])),
-        "ELECTION_DRAW_NOT_READY"
+        Some(RuleCode::ElectionDrawNotReady)
     );
     step(&mut st, 4, 500, &open, &[]).expect("open");
-    assert_eq!(code(step(&mut st, 5, 500, &open, &[])), "ELECTION_DUPLICATE");
+    assert_eq!(
+        code(step(&mut st, 5, 500, &open, &[])),
+        Some(RuleCode::ElectionDuplicate)
+    );
 
     // Credentials: only drawn evaluators, once each.
     let not_drawn = ["ev-001", "ev-002", "ev-003", "ev-004", "ev-005"]
@@ -130,12 +130,12 @@ fn full_election_and_every_attack() {
         .expect("two were not drawn");
     assert_eq!(
         code(step(&mut st, 5, 600, &issued(not_drawn), &[])),
-        "CREDENTIAL_NOT_DRAWN"
+        Some(RuleCode::CredentialNotDrawn)
     );
     step(&mut st, 5, 600, &issued(&drawn[0]), &[]).expect("issued 0");
     assert_eq!(
         code(step(&mut st, 6, 600, &issued(&drawn[0]), &[])),
-        "CREDENTIAL_DUPLICATE"
+        Some(RuleCode::CredentialDuplicate)
     );
     step(&mut st, 6, 600, &issued(&drawn[1]), &[]).expect("issued 1");
 
@@ -144,17 +144,23 @@ fn full_election_and_every_attack() {
     let b1 = ballot(&k1, &c1, [80, 90, 70, 60, 85]);
     let b2 = ballot(&k2, &c2, [90, 70, 80, 100, 75]);
 
-    assert_eq!(code(step(&mut st, 7, OPEN - 1, &b1, &signer(&k1))), "BALLOT_LATE");
-    assert_eq!(code(step(&mut st, 7, CLOSE, &b1, &signer(&k1))), "BALLOT_LATE");
+    assert_eq!(
+        code(step(&mut st, 7, OPEN - 1, &b1, &signer(&k1))),
+        Some(RuleCode::BallotLate)
+    );
+    assert_eq!(
+        code(step(&mut st, 7, CLOSE, &b1, &signer(&k1))),
+        Some(RuleCode::BallotLate)
+    );
     assert_eq!(
         code(step(&mut st, 7, OPEN, &b1, &signer(&k2))),
-        "BALLOT_INELIGIBLE",
+        Some(RuleCode::BallotIneligible),
         "signed by another key"
     );
     step(&mut st, 7, OPEN, &b1, &signer(&k1)).expect("ballot 1");
     assert_eq!(
         code(step(&mut st, 8, OPEN + 1, &b1, &signer(&k1))),
-        "BALLOT_DUPLICATE",
+        Some(RuleCode::BallotDuplicate),
         "credential reused"
     );
 
@@ -164,18 +170,18 @@ fn full_election_and_every_attack() {
     let blank = Credential::from_parts(&r, &vec![0x42; s.len()]);
     assert_eq!(
         code(step(&mut st, 8, OPEN + 1, &ballot(&k3, &blank, [1; 5]), &signer(&k3))),
-        "BALLOT_INELIGIBLE"
+        Some(RuleCode::BallotIneligible)
     );
     // Forged: a real credential, but for another key (k2's credential on k3's ballot)…
     assert_eq!(
         code(step(&mut st, 8, OPEN + 1, &ballot(&k3, &c2, [1; 5]), &signer(&k3))),
-        "BALLOT_INELIGIBLE"
+        Some(RuleCode::BallotIneligible)
     );
     // …or one the same registrar key signed for another election.
     let (k4, c4) = obtain(&issuer, "other-election", 14);
     assert_eq!(
         code(step(&mut st, 8, OPEN + 1, &ballot(&k4, &c4, [1; 5]), &signer(&k4))),
-        "BALLOT_INELIGIBLE"
+        Some(RuleCode::BallotIneligible)
     );
     assert_eq!(
         code(step(
@@ -185,7 +191,7 @@ fn full_election_and_every_attack() {
             &ballot(&k2, &c2, [101, 0, 0, 0, 0]),
             &signer(&k2)
         )),
-        "BALLOT_INVALID"
+        Some(RuleCode::BallotInvalid)
     );
     step(&mut st, 8, OPEN + 1, &b2, &signer(&k2)).expect("ballot 2");
 
@@ -193,7 +199,7 @@ fn full_election_and_every_attack() {
     let (k5, c5) = obtain(&issuer, EL, 15);
     assert_eq!(
         code(step(&mut st, 9, OPEN + 2, &ballot(&k5, &c5, [50; 5]), &signer(&k5))),
-        "MORE_BALLOTS_THAN_CREDENTIALS"
+        Some(RuleCode::MoreBallotsThanCredentials)
     );
 
     // Micro-evaluations: one rating per ticket.
@@ -208,7 +214,7 @@ fn full_election_and_every_attack() {
     step(&mut st, 9, OPEN + 2, &micro("b-1"), &[]).expect("micro");
     assert_eq!(
         code(step(&mut st, 10, OPEN + 3, &micro("b-2"), &[])),
-        "MICRO_DUPLICATE_TICKET"
+        Some(RuleCode::MicroDuplicateTicket)
     );
     let agg = st.elections.micro_aggregates(0, 2_000);
     assert_eq!((agg.len(), agg[0].count, agg[0].sum), (1, 1, 4));
@@ -228,13 +234,13 @@ fn full_election_and_every_attack() {
     let tally_rec = |t: &Tally| rec("tally", serde_json::to_value(t).expect("json"));
     assert_eq!(
         code(step(&mut st, 10, CLOSE - 1, &tally_rec(&tally), &[])),
-        "TALLY_TOO_EARLY"
+        Some(RuleCode::TallyTooEarly)
     );
     let mut altered = tally.clone();
     altered.results[0].weighted_score = Some("85.0000".into());
     assert_eq!(
         code(step(&mut st, 10, CLOSE, &tally_rec(&altered), &[])),
-        "TALLY_MISMATCH"
+        Some(RuleCode::TallyMismatch)
     );
     let mut dropped = tally.clone();
     dropped.ballot_indices = vec![7];
@@ -250,17 +256,17 @@ fn full_election_and_every_attack() {
     );
     assert_eq!(
         code(step(&mut st, 10, CLOSE, &tally_rec(&dropped), &[])),
-        "TALLY_MISMATCH"
+        Some(RuleCode::TallyMismatch)
     );
     step(&mut st, 10, CLOSE, &tally_rec(&tally), &[]).expect("tally");
     assert_eq!(
         code(step(&mut st, 11, CLOSE, &tally_rec(&tally), &[])),
-        "TALLY_DUPLICATE"
+        Some(RuleCode::TallyDuplicate)
     );
     assert!(st.elections.closed_elections_needing_tally(CLOSE + 5).is_empty());
     assert_eq!(
         code(step(&mut st, 11, CLOSE, &issued(&drawn[2]), &[])),
-        "CREDENTIAL_AFTER_CLOSE"
+        Some(RuleCode::CredentialAfterClose)
     );
 }
 
@@ -301,26 +307,28 @@ fn schemas_refuse_bad_values() {
         check_record("election.open", v.to_string().as_bytes()).map(drop)
     };
     assert!(bad(json!({})).is_ok());
-    assert!(bad(json!({"weights": {"political": 20, "performance": 20, "integrity": 20, "public_opinion": 30, "responsibility": 15}})).is_err());
-    assert!(bad(json!({"score_min": 100})).is_err());
-    assert!(bad(json!({"closes_at_micros": OPEN})).is_err());
-    assert!(bad(json!({"credential_suite": "RSABSSA-SHA384-PSS-Deterministic"})).is_err());
-    assert!(bad(json!({"credential_key": "AAAA"})).is_err());
-    assert!(bad(json!({"subjects": ["a", "a"]})).is_err());
+    invalid(bad(
+        json!({"weights": {"political": 20, "performance": 20, "integrity": 20, "public_opinion": 30, "responsibility": 15}}),
+    ));
+    invalid(bad(json!({"score_min": 100})));
+    invalid(bad(json!({"closes_at_micros": OPEN})));
+    invalid(bad(json!({"credential_suite": "RSABSSA-SHA384-PSS-Deterministic"})));
+    invalid(bad(json!({"credential_key": "AAAA"})));
+    invalid(bad(json!({"subjects": ["a", "a"]})));
     let ci = json!({"version": 1, "election_id": EL, "evaluator": "ev-001", "count": 2});
-    assert!(check_record("credential.issued", ci.to_string().as_bytes()).is_err());
+    invalid(check_record("credential.issued", ci.to_string().as_bytes()));
     let t = json!({"version": 1, "election_id": EL, "ballot_count": 2, "ballot_indices": [8, 7], "results": []});
-    assert!(check_record("tally", t.to_string().as_bytes()).is_err());
+    invalid(check_record("tally", t.to_string().as_bytes()));
     let r6 = json!({"version": 1, "ticket_hash": "00".repeat(32), "subject": "s", "department": "d", "rating": 6,
         "service_time_micros": 1});
-    assert!(check_record("evaluation.micro", r6.to_string().as_bytes()).is_err());
+    invalid(check_record("evaluation.micro", r6.to_string().as_bytes()));
 }
 
 /// The registry lets a ballot through on its one-time key alone; enrolled or foreign signers are refused.
 #[test]
 fn registry_admits_ballots_by_their_one_time_key_only() {
     use ledger_core::entry::Entry;
-    use ledger_core::registry::{Registry, payload_type};
+    use ledger_core::registry::{Registry, RegistryError, payload_type};
     let issuer = IssuerKey::from_pem(TEST_KEY_PEM).expect("test key");
     let (node, admin) = (SigningKey::from_bytes(&[1; 32]), SigningKey::from_bytes(&[2; 32]));
     let charter = json!({"version": 1, "origin": "ledger.test/ballots",
@@ -352,16 +360,34 @@ fn registry_admits_ballots_by_their_one_time_key_only() {
     assert_eq!(reg.verify_signatures(&ok).expect("one-time key"), signer(&k));
     reg.authorize("ballot", &signer(&k))
         .expect("credential is the authorization");
-    assert!(reg.verify_signatures(&signed(&[&admin])).is_err(), "not the ballot key");
     assert!(
-        reg.verify_signatures(&signed(&[&k, &admin])).is_err(),
+        matches!(
+            reg.verify_signatures(&signed(&[&admin])),
+            Err(RegistryError::UnknownKey { .. })
+        ),
+        "not the ballot key"
+    );
+    assert!(
+        matches!(
+            reg.verify_signatures(&signed(&[&k, &admin])),
+            Err(RegistryError::InvalidPayload { .. })
+        ),
         "a second signer"
     );
-    assert!(reg.verify_signatures(&signed(&[])).is_err(), "unsigned");
-    assert!(reg.authorize("ballot", &[key_id(&admin.verifying_key())]).is_err());
+    assert!(
+        matches!(
+            reg.verify_signatures(&signed(&[])),
+            Err(RegistryError::InvalidPayload { .. })
+        ),
+        "unsigned"
+    );
+    assert!(matches!(
+        reg.authorize("ballot", &[key_id(&admin.verifying_key())]),
+        Err(RegistryError::Conflict(_))
+    ));
     let batch = reg.verify_signatures_batch(&[&ok, &signed(&[&admin])]);
     assert_eq!(batch[0].as_ref().expect("ok"), &signer(&k));
-    assert!(batch[1].is_err());
+    assert!(matches!(batch[1], Err(RegistryError::UnknownKey { .. })));
     // A ballot whose one-time key is an enrolled key is refused (it would name its holder).
     let Record::Ballot(mut b2) = ballot(&admin, &c, [5; 5]) else {
         panic!("ballot")
@@ -369,7 +395,7 @@ fn registry_admits_ballots_by_their_one_time_key_only() {
     b2.ballot_key = public_key_to_base64(&admin.verifying_key());
     let mut e = Envelope::new(payload_type("ballot"), serde_json::to_vec(&b2).expect("json"));
     e.sign(&admin);
-    assert!(reg.verify_signatures(&e).is_err());
+    assert!(matches!(reg.verify_signatures(&e), Err(RegistryError::Conflict(_))));
 }
 
 /// Issue 12 item 7: a rating's service time lies in the 400 days up to its entry's time.
@@ -394,7 +420,7 @@ fn micro_evaluation_service_time_window() {
     ] {
         assert_eq!(
             code(step(&mut st, n, ts, &micro(n, service), &[])),
-            "MICRO_TIME_OUT_OF_RANGE",
+            Some(RuleCode::MicroTimeOutOfRange),
             "{service}"
         );
     }
@@ -433,7 +459,7 @@ fn decision_on_an_election_checks_its_subjects_and_draw() {
     let c = &["committee".to_string()];
     assert_eq!(
         code(st.check_at(8, CLOSE, &decision("cadre-0099", "n2"), c)),
-        "DECISION_SUBJECT_MISMATCH"
+        Some(RuleCode::DecisionSubjectMismatch)
     );
     assert_eq!(st.check_at(8, CLOSE, &decision("cadre-0042", "n1"), c), Ok(()));
     // The draw the election was opened on is cancelled (entry 0 is its commit).
@@ -444,7 +470,7 @@ fn decision_on_an_election_checks_its_subjects_and_draw() {
     step(&mut st, 8, CLOSE, &cancel, &["inspector".into()]).expect("cancel the draw");
     assert_eq!(
         code(st.check_at(9, CLOSE, &decision("cadre-0042", "n1"), c)),
-        "DECISION_EVALUATION_CANCELLED"
+        Some(RuleCode::DecisionEvaluationCancelled)
     );
 }
 
@@ -494,13 +520,13 @@ fn issuance_needs_the_evaluators_signed_request() {
     // The registrar's word alone: refused.
     assert_eq!(
         code(step(&mut st, 5, 600, &issued(&keyed), &[])),
-        "CREDENTIAL_NOT_REQUESTED"
+        Some(RuleCode::CredentialNotRequested)
     );
     // Signed by another member's key, for another election, or over other bytes than the hash says.
     let other = member_key(if n == 1 { 2 } else { 1 });
     assert_eq!(
         code(step(&mut st, 5, 600, &issued_signed(&keyed, EL, &other, blinded), &[])),
-        "CREDENTIAL_NOT_REQUESTED"
+        Some(RuleCode::CredentialNotRequested)
     );
     assert_eq!(
         code(step(
@@ -510,7 +536,7 @@ fn issuance_needs_the_evaluators_signed_request() {
             &issued_signed(&keyed, "el-other", &member_key(n), blinded),
             &[]
         )),
-        "CREDENTIAL_NOT_REQUESTED"
+        Some(RuleCode::CredentialNotRequested)
     );
     let Record::CredentialIssued(mut swapped) = issued_signed(&keyed, EL, &member_key(n), blinded) else {
         panic!("credential.issued")
@@ -518,12 +544,12 @@ fn issuance_needs_the_evaluators_signed_request() {
     swapped.blinded_message_hash = Some(Hash::digest(b"another blinded message").to_hex());
     assert_eq!(
         code(step(&mut st, 5, 600, &Record::CredentialIssued(swapped), &[])),
-        "CREDENTIAL_NOT_REQUESTED"
+        Some(RuleCode::CredentialNotRequested)
     );
     // Half a request (hash without signature) is malformed on its own.
     let half = json!({"version": 1, "election_id": EL, "evaluator": keyed, "count": 1,
         "blinded_message_hash": Hash::digest(blinded).to_hex()});
-    assert!(check_record("credential.issued", half.to_string().as_bytes()).is_err());
+    invalid(check_record("credential.issued", half.to_string().as_bytes()));
     // The evaluator's own request: accepted and counted as requested personally.
     step(
         &mut st,
@@ -550,7 +576,7 @@ fn issuance_needs_the_evaluators_signed_request() {
             &issued_signed(keyless, EL, &member_key(5), blinded),
             &[]
         )),
-        "CREDENTIAL_NOT_REQUESTED"
+        Some(RuleCode::CredentialNotRequested)
     );
     step(&mut st, 6, 600, &issued(keyless), &[]).expect("keyless member, registrar's word");
     let e = &st.elections.elections[EL];
@@ -588,4 +614,12 @@ fn credential_request_bytes_are_as_documented() {
     want.extend_from_slice(h.as_bytes());
     assert_eq!(m, want);
     assert_eq!(m.len(), 29 + 4 + 4 + 4 + 5 + 32);
+}
+
+/// The message of a value refused by the schema ([`SchemaError::Invalid`]); panics otherwise.
+fn invalid<T: std::fmt::Debug>(r: Result<T, SchemaError>) -> String {
+    match r {
+        Err(SchemaError::Invalid(m)) => m,
+        other => panic!("expected SchemaError::Invalid, got {other:?}"),
+    }
 }

@@ -1,6 +1,6 @@
 //! Domain record schemas: the examples of docs/records.md parse; unknown fields and bad values are refused.
 
-use ledger_core::domain::{Record, check_record};
+use ledger_core::domain::{Record, SchemaError, check_record};
 
 const RECORDS_MD: &str = include_str!("../../../docs/records.md");
 
@@ -27,7 +27,7 @@ fn documented_examples_are_valid() {
             let mut v: serde_json::Value = serde_json::from_str(&body).expect("json");
             v["unexpected"] = serde_json::json!(1);
             assert!(
-                check_record(&kind, v.to_string().as_bytes()).is_err(),
+                not_shape(check_record(&kind, v.to_string().as_bytes())).contains("unknown field"),
                 "{kind} accepted an unknown field"
             );
             n += 1;
@@ -53,30 +53,54 @@ fn bad_values_are_refused() {
         check_record("draw.commit", v.to_string().as_bytes())
     };
     assert!(draw(serde_json::json!({})).is_ok());
-    assert!(draw(serde_json::json!({"k": 3})).is_err(), "k differs from quotas");
     assert!(
-        draw(serde_json::json!({"pool": [{"id": "e2", "stratum": "B"}, {"id": "e1", "stratum": "A"}]})).is_err(),
-        "pool not canonical"
+        invalid(draw(serde_json::json!({"k": 3}))).contains("quotas"),
+        "k differs from quotas"
     );
-    assert!(draw(serde_json::json!({"algorithm": "dice"})).is_err());
-    assert!(draw(serde_json::json!({"parties": []})).is_err());
-    assert!(draw(serde_json::json!({"purpose": "by_hand"})).is_err());
-    assert!(
-        draw(serde_json::json!({"exclusions": [{"id": "e9", "reason": "x"}]})).is_err(),
-        "excluded id not in pool"
+    invalid(draw(
+        serde_json::json!({"pool": [{"id": "e2", "stratum": "B"}, {"id": "e1", "stratum": "A"}]}),
+    ));
+    assert!(invalid(draw(serde_json::json!({"algorithm": "dice"}))).contains("unknown algorithm"));
+    assert_eq!(
+        invalid(draw(serde_json::json!({"parties": []}))),
+        "at least one randomness party"
     );
-    assert!(
-        draw(serde_json::json!({"exclusions": [{"id": "e1", "reason": " "}]})).is_err(),
-        "exclusion without reason"
+    assert!(not_shape(draw(serde_json::json!({"purpose": "by_hand"}))).contains("unknown variant"));
+    assert_eq!(
+        invalid(draw(serde_json::json!({"exclusions": [{"id": "e9", "reason": "x"}]}))),
+        "excluded id \"e9\" is not in the pool"
+    );
+    assert_eq!(
+        invalid(draw(serde_json::json!({"exclusions": [{"id": "e1", "reason": " "}]}))),
+        "exclusion of \"e1\" needs a reason"
     );
     let c =
         serde_json::json!({"version": 1, "complaint_id": "c", "subject": "s", "category": "x", "content_hash": "zz"});
-    assert!(
-        check_record("complaint", c.to_string().as_bytes()).is_err(),
-        "content hash not hex"
+    assert_eq!(
+        invalid(check_record("complaint", c.to_string().as_bytes())),
+        "content_hash must be 64 lowercase hex digits"
     );
     let v = serde_json::json!({"version": 1, "verification_id": "v", "target_id": "c", "outcome": "maybe"});
-    assert!(check_record("verification", v.to_string().as_bytes()).is_err());
+    assert!(not_shape(check_record("verification", v.to_string().as_bytes())).contains("unknown variant"));
     let x = serde_json::json!({"version": 1, "target_index": 5, "reason": ""});
-    assert!(check_record("cancellation", x.to_string().as_bytes()).is_err());
+    assert_eq!(
+        invalid(check_record("cancellation", x.to_string().as_bytes())),
+        "a cancellation needs a reason"
+    );
+}
+
+/// The message of a value refused by the schema ([`SchemaError::Invalid`]); panics otherwise.
+fn invalid<T: std::fmt::Debug>(r: Result<T, SchemaError>) -> String {
+    match r {
+        Err(SchemaError::Invalid(m)) => m,
+        other => panic!("expected SchemaError::Invalid, got {other:?}"),
+    }
+}
+
+/// The message of a payload not of its kind's JSON shape ([`SchemaError::Json`]); panics otherwise.
+fn not_shape<T: std::fmt::Debug>(r: Result<T, SchemaError>) -> String {
+    match r {
+        Err(SchemaError::Json(m)) => m,
+        other => panic!("expected SchemaError::Json, got {other:?}"),
+    }
 }

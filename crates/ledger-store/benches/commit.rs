@@ -43,7 +43,10 @@ fn main() {
                     terms: if std::env::var("NO_TERMS").is_ok() {
                         vec![]
                     } else {
-                        vec![(b'k', "note".into()), (b's', format!("s{}", e.index % 50))]
+                        vec![
+                            (ledger_store::IndexTag::Kind, "note".into()),
+                            (ledger_store::IndexTag::Subject, format!("s{}", e.index % 50)),
+                        ]
                     },
                 });
             }

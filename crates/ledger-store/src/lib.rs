@@ -21,6 +21,7 @@ pub mod high_water;
 pub mod tiles;
 mod verify;
 
+pub use ledger_core::registry::IndexTag;
 pub use verify::{OpenReport, TamperFault};
 
 /// Levels 1 to this one are not stored: they are recomputed from at most 2^level stored leaf
@@ -69,7 +70,7 @@ pub struct PreparedEntry {
     /// Idempotency key and the digest of what it was used for.
     pub request: Option<(String, Hash)>,
     /// Secondary index terms (tag, value).
-    pub terms: Vec<(u8, String)>,
+    pub terms: Vec<(IndexTag, String)>,
 }
 
 /// The sled store.
@@ -345,11 +346,11 @@ impl Store {
     ///
     /// # Errors
     /// On storage failure.
-    pub fn query(&self, tag: u8, value: &str, start: u64, limit: usize) -> Result<Vec<u64>, StoreError> {
-        let Some(from) = term_key(tag, value, start) else {
+    pub fn query(&self, tag: IndexTag, value: &str, start: u64, limit: usize) -> Result<Vec<u64>, StoreError> {
+        let Some(from) = term_key(tag.byte(), value, start) else {
             return Ok(Vec::new());
         };
-        let Some(to) = term_key(tag, value, u64::MAX) else {
+        let Some(to) = term_key(tag.byte(), value, u64::MAX) else {
             return Ok(Vec::new());
         };
         let mut out = Vec::new();
@@ -368,8 +369,8 @@ impl Store {
     ///
     /// # Errors
     /// On storage failure.
-    pub fn has_term(&self, tag: u8, value: &str, index: u64) -> Result<bool, StoreError> {
-        match term_key(tag, value, index) {
+    pub fn has_term(&self, tag: IndexTag, value: &str, index: u64) -> Result<bool, StoreError> {
+        match term_key(tag.byte(), value, index) {
             None => Ok(false),
             Some(k) => Ok(self.tree.contains_key(k)?),
         }
@@ -403,7 +404,7 @@ impl Store {
                 b.insert(key(b'r', id.as_bytes()), v);
             }
             for (tag, value) in &e.terms {
-                if let Some(k) = term_key(*tag, value, e.index) {
+                if let Some(k) = term_key(tag.byte(), value, e.index) {
                     b.insert(k, &[][..]);
                 }
             }

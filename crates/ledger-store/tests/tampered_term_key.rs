@@ -17,6 +17,6 @@ fn a_short_term_key_is_corruption_not_a_panic() {
         db.flush().unwrap();
     }
     let store = Store::open(dir.path()).unwrap();
-    let r = store.query(b'k', "", 0, 10);
+    let r = store.query(ledger_store::IndexTag::Kind, "", 0, 10);
     assert!(matches!(&r, Err(StoreError::Corrupt(m)) if m == "term key"), "{r:?}");
 }

@@ -1,7 +1,7 @@
 //! Cross-record rules of elections, ballots, tallies and micro-evaluations (requirement R8,
 //! `docs/ballots.md`), replayable by anyone.
 //!
-//! [`ElectionState`] is plain data that follows the log. [`crate::rules::DomainState`] owns one and
+//! [`ElectionState`] is plain data that follows the log. [`super::DomainState`] owns one and
 //! delegates to it from `check_at`/`apply`; node and verifier thus run the same rules:
 //!
 //! - `election.open`: new id (`ELECTION_DUPLICATE`); its draw has a result
@@ -26,18 +26,11 @@
 //!   [`MICRO_MAX_AGE_MICROS`] (400 days) before it (`MICRO_TIME_OUT_OF_RANGE`); no ticket hash was
 //!   rated before (`MICRO_DUPLICATE_TICKET`).
 
+use super::code::{RuleCode, RuleError, err};
 use crate::credential::IssuerPublicKey;
 use crate::domain::Record;
-use crate::election::{Ballot, ElectionOpen, Tally, tally};
-use crate::rules::RuleError;
+use crate::election::{Ballot, CredentialIssued, ElectionOpen, MicroEvaluation, Tally, tally};
 use std::collections::{BTreeMap, BTreeSet};
-
-fn err(code: &'static str, detail: impl Into<String>) -> RuleError {
-    RuleError {
-        code,
-        detail: detail.into(),
-    }
-}
 
 /// The evaluators a draw result selected.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -142,7 +135,7 @@ impl ElectionState {
     fn election(&self, id: &str) -> Result<&ElectionInfo, RuleError> {
         self.elections
             .get(id)
-            .ok_or_else(|| err("ELECTION_UNKNOWN", format!("no election {id:?} was opened")))
+            .ok_or_else(|| err(RuleCode::ElectionUnknown, format!("no election {id:?} was opened")))
     }
 
     /// Checks a record about to be appended at `index` with entry time `timestamp_micros` and
@@ -160,127 +153,137 @@ impl ElectionState {
         let _ = index;
         match record {
             Record::ElectionOpen(o) => self.check_open(timestamp_micros, o),
-            Record::CredentialIssued(c) => {
-                let e = self.election(&c.election_id)?;
-                if timestamp_micros >= e.open.closes_at_micros {
-                    return Err(err(
-                        "CREDENTIAL_AFTER_CLOSE",
-                        format!("election {} closed at {}", c.election_id, e.open.closes_at_micros),
-                    ));
-                }
-                if !e.eligible.contains(&c.evaluator) {
-                    return Err(err(
-                        "CREDENTIAL_NOT_DRAWN",
-                        format!(
-                            "{:?} was not selected by draw {} for election {}",
-                            c.evaluator, e.open.draw_id, c.election_id
-                        ),
-                    ));
-                }
-                if e.issued.contains(&c.evaluator) {
-                    return Err(err(
-                        "CREDENTIAL_DUPLICATE",
-                        format!("{:?} already received a credential for {}", c.evaluator, c.election_id),
-                    ));
-                }
-                match e.keys.get(&c.evaluator) {
-                    Some(k) => c.verify_request(k).map_err(|d| {
-                        err(
-                            "CREDENTIAL_NOT_REQUESTED",
-                            format!(
-                                "{:?} has a key in the pool of draw {}: {d}",
-                                c.evaluator, e.open.draw_id
-                            ),
-                        )
-                    }),
-                    None if c.request_signature.is_some() => Err(err(
-                        "CREDENTIAL_NOT_REQUESTED",
-                        format!(
-                            "{:?} has no key in the pool of draw {}: a request signature cannot be checked",
-                            c.evaluator, e.open.draw_id
-                        ),
-                    )),
-                    None => Ok(()),
-                }
-            }
+            Record::CredentialIssued(c) => self.check_credential(timestamp_micros, c),
             Record::Ballot(b) => self.check_ballot(timestamp_micros, b, signers),
-            Record::Tally(t) => {
-                let e = self.election(&t.election_id)?;
-                if timestamp_micros < e.open.closes_at_micros {
-                    return Err(err(
-                        "TALLY_TOO_EARLY",
-                        format!("election {} closes at {}", t.election_id, e.open.closes_at_micros),
-                    ));
-                }
-                if let Some(i) = e.tally_index {
-                    return Err(err(
-                        "TALLY_DUPLICATE",
-                        format!("election {} was tallied at index {i}", t.election_id),
-                    ));
-                }
-                let expected = tally(&e.open, &ballot_refs(e));
-                if expected != *t {
-                    return Err(err(
-                        "TALLY_MISMATCH",
-                        format!(
-                            "election {}: recomputation gives {}",
-                            t.election_id,
-                            serde_json::to_string(&expected).unwrap_or_default()
-                        ),
-                    ));
-                }
-                Ok(())
-            }
-            Record::MicroEvaluation(m) => {
-                let earliest = timestamp_micros.saturating_sub(MICRO_MAX_AGE_MICROS);
-                if m.service_time_micros > timestamp_micros || m.service_time_micros < earliest {
-                    return Err(err(
-                        "MICRO_TIME_OUT_OF_RANGE",
-                        format!(
-                            "service_time_micros {} must lie in [{earliest}, {timestamp_micros}]: not after the entry's time, \
-                             at most 400 days before it",
-                            m.service_time_micros
-                        ),
-                    ));
-                }
-                if ticket_key(&m.ticket_hash).is_some_and(|k| self.tickets.contains(&k)) {
-                    return Err(err(
-                        "MICRO_DUPLICATE_TICKET",
-                        format!("ticket {} was already rated", m.ticket_hash),
-                    ));
-                }
-                Ok(())
-            }
+            Record::Tally(t) => self.check_tally(timestamp_micros, t),
+            Record::MicroEvaluation(m) => self.check_micro(timestamp_micros, m),
             _ => Ok(()),
         }
+    }
+
+    /// `credential.issued`: an open election, a drawn evaluator, one credential each, requested by
+    /// the evaluator's own key when the pool names one.
+    fn check_credential(&self, timestamp_micros: u64, c: &CredentialIssued) -> Result<(), RuleError> {
+        let e = self.election(&c.election_id)?;
+        if timestamp_micros >= e.open.closes_at_micros {
+            return Err(err(
+                RuleCode::CredentialAfterClose,
+                format!("election {} closed at {}", c.election_id, e.open.closes_at_micros),
+            ));
+        }
+        if !e.eligible.contains(&c.evaluator) {
+            return Err(err(
+                RuleCode::CredentialNotDrawn,
+                format!(
+                    "{:?} was not selected by draw {} for election {}",
+                    c.evaluator, e.open.draw_id, c.election_id
+                ),
+            ));
+        }
+        if e.issued.contains(&c.evaluator) {
+            return Err(err(
+                RuleCode::CredentialDuplicate,
+                format!("{:?} already received a credential for {}", c.evaluator, c.election_id),
+            ));
+        }
+        match e.keys.get(&c.evaluator) {
+            Some(k) => c.verify_request(k).map_err(|d| {
+                err(
+                    RuleCode::CredentialNotRequested,
+                    format!(
+                        "{:?} has a key in the pool of draw {}: {d}",
+                        c.evaluator, e.open.draw_id
+                    ),
+                )
+            }),
+            None if c.request_signature.is_some() => Err(err(
+                RuleCode::CredentialNotRequested,
+                format!(
+                    "{:?} has no key in the pool of draw {}: a request signature cannot be checked",
+                    c.evaluator, e.open.draw_id
+                ),
+            )),
+            None => Ok(()),
+        }
+    }
+
+    /// `tally`: after the close, once, equal to the recomputation.
+    fn check_tally(&self, timestamp_micros: u64, t: &Tally) -> Result<(), RuleError> {
+        let e = self.election(&t.election_id)?;
+        if timestamp_micros < e.open.closes_at_micros {
+            return Err(err(
+                RuleCode::TallyTooEarly,
+                format!("election {} closes at {}", t.election_id, e.open.closes_at_micros),
+            ));
+        }
+        if let Some(i) = e.tally_index {
+            return Err(err(
+                RuleCode::TallyDuplicate,
+                format!("election {} was tallied at index {i}", t.election_id),
+            ));
+        }
+        let expected = tally(&e.open, &ballot_refs(e));
+        if expected != *t {
+            return Err(err(
+                RuleCode::TallyMismatch,
+                format!(
+                    "election {}: recomputation gives {}",
+                    t.election_id,
+                    serde_json::to_string(&expected).unwrap_or_default()
+                ),
+            ));
+        }
+        Ok(())
+    }
+
+    /// `evaluation.micro`: a service time in range and a ticket not rated before.
+    fn check_micro(&self, timestamp_micros: u64, m: &MicroEvaluation) -> Result<(), RuleError> {
+        let earliest = timestamp_micros.saturating_sub(MICRO_MAX_AGE_MICROS);
+        if m.service_time_micros > timestamp_micros || m.service_time_micros < earliest {
+            return Err(err(
+                RuleCode::MicroTimeOutOfRange,
+                format!(
+                    "service_time_micros {} must lie in [{earliest}, {timestamp_micros}]: not after the entry's time, \
+                     at most 400 days before it",
+                    m.service_time_micros
+                ),
+            ));
+        }
+        if ticket_key(&m.ticket_hash).is_some_and(|k| self.tickets.contains(&k)) {
+            return Err(err(
+                RuleCode::MicroDuplicateTicket,
+                format!("ticket {} was already rated", m.ticket_hash),
+            ));
+        }
+        Ok(())
     }
 
     fn check_open(&self, timestamp_micros: u64, o: &ElectionOpen) -> Result<(), RuleError> {
         if self.elections.contains_key(&o.election_id) {
             return Err(err(
-                "ELECTION_DUPLICATE",
+                RuleCode::ElectionDuplicate,
                 format!("election {} was already opened", o.election_id),
             ));
         }
         let d = self.drawn.get(&o.draw_id).ok_or_else(|| {
             err(
-                "ELECTION_DRAW_NOT_READY",
+                RuleCode::ElectionDrawNotReady,
                 format!("draw {:?} does not exist or has no result", o.draw_id),
             )
         })?;
         if d.eligible(&o.subjects).is_empty() {
             return Err(err(
-                "ELECTION_NO_EVALUATORS",
+                RuleCode::ElectionNoEvaluators,
                 format!("draw {} selected no evaluator for these subjects", o.draw_id),
             ));
         }
         if o.closes_at_micros <= timestamp_micros {
             return Err(err(
-                "ELECTION_ALREADY_CLOSED",
+                RuleCode::ElectionAlreadyClosed,
                 format!("closes_at_micros {} is not after this entry's time", o.closes_at_micros),
             ));
         }
-        IssuerPublicKey::from_base64(&o.credential_key).map_err(|e| err("ELECTION_INVALID", e.to_string()))?;
+        IssuerPublicKey::from_base64(&o.credential_key).map_err(|e| err(RuleCode::ElectionInvalid, e.to_string()))?;
         Ok(())
     }
 
@@ -288,32 +291,35 @@ impl ElectionState {
         let e = self.election(&b.election_id)?;
         if timestamp_micros < e.open.opens_at_micros || timestamp_micros >= e.open.closes_at_micros {
             return Err(err(
-                "BALLOT_LATE",
+                RuleCode::BallotLate,
                 format!(
                     "entry time {timestamp_micros} is outside [{}, {}) of election {}",
                     e.open.opens_at_micros, e.open.closes_at_micros, b.election_id
                 ),
             ));
         }
-        let key = b.key_bytes().map_err(|d| err("BALLOT_INELIGIBLE", d))?;
+        let key = b
+            .key_bytes()
+            .map_err(|d| err(RuleCode::BallotIneligible, d.to_string()))?;
         let kid = crate::hash::Hash::digest(&key).to_hex();
         if signers.len() != 1 || signers[0] != kid {
             return Err(err(
-                "BALLOT_INELIGIBLE",
+                RuleCode::BallotIneligible,
                 format!("a ballot must be signed by its one-time key {kid} and nothing else"),
             ));
         }
-        b.verify_credential(&e.key).map_err(|d| err("BALLOT_INELIGIBLE", d))?;
+        b.verify_credential(&e.key)
+            .map_err(|d| err(RuleCode::BallotIneligible, d.to_string()))?;
         if e.used_keys.contains(&key) {
             return Err(err(
-                "BALLOT_DUPLICATE",
+                RuleCode::BallotDuplicate,
                 format!("the credential for key {kid} was already used in {}", b.election_id),
             ));
         }
         let subjects: Vec<&String> = b.scores.iter().map(|s| &s.subject).collect();
         if subjects != e.open.subjects.iter().collect::<Vec<_>>() {
             return Err(err(
-                "BALLOT_INVALID",
+                RuleCode::BallotInvalid,
                 format!("a ballot scores every subject once, in order: {:?}", e.open.subjects),
             ));
         }
@@ -322,11 +328,11 @@ impl ElectionState {
             .iter()
             .any(|s| s.scores.values().iter().any(|v| *v < lo || *v > hi))
         {
-            return Err(err("BALLOT_INVALID", format!("scores must be in [{lo}, {hi}]")));
+            return Err(err(RuleCode::BallotInvalid, format!("scores must be in [{lo}, {hi}]")));
         }
         if e.ballots.len() >= e.issued.len() {
             return Err(err(
-                "MORE_BALLOTS_THAN_CREDENTIALS",
+                RuleCode::MoreBallotsThanCredentials,
                 format!(
                     "election {} has {} credentials issued and {} ballots already",
                     b.election_id,

@@ -253,7 +253,7 @@ fn witness_keys_are_named_cosigners_until_revoked() {
     let ws = reg.witnesses();
     assert_eq!(ws.len(), 1);
     assert_eq!(ws[0].name, "audit.example/w1");
-    assert_eq!(ws[0].key, w.verifying_key());
+    assert_eq!(ws[0].key, ledger_core::cosignature::CosignerKey::Ed25519(w.verifying_key()));
     let revoke = rec(
         "key.revoke",
         serde_json::json!({"version": 1, "keyid": key_id(&w.verifying_key()), "reason": "retired"}),

@@ -216,6 +216,11 @@ pub struct KeyEnroll {
     /// Scope.
     #[serde(default)]
     pub scope: Scope,
+    /// Witness role only: the holder's ML-DSA-44 cosignature key (base64 of the 1312-byte FIPS 204
+    /// public key). Its C2SP `0x06` cosignatures then count for this witness beside (or, when it
+    /// cosigns only with ML-DSA-44, instead of) `0x04` ones by `key` (docs/witness.md).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mldsa44_key: Option<String>,
 }
 
 /// `key.rotate`: replaces an active key by a new one with the same roles and scope.
@@ -228,6 +233,10 @@ pub struct KeyRotate {
     pub keyid: String,
     /// New public key, base64.
     pub new_key: String,
+    /// The new ML-DSA-44 cosignature key of a witness, base64 (see [`KeyEnroll::mldsa44_key`]);
+    /// without it a rotated witness has none (the old one ends with the old key).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub new_mldsa44_key: Option<String>,
     /// Why.
     #[serde(default)]
     pub reason: String,
@@ -351,6 +360,9 @@ pub struct KeyState {
     /// Public key.
     #[serde(skip)]
     pub key: VerifyingKey,
+    /// A witness's ML-DSA-44 cosignature key, if enrolled.
+    #[serde(skip)]
+    pub mldsa44: Option<crate::cosignature::MlDsa44PublicKey>,
     /// Roles.
     pub roles: BTreeSet<Role>,
     /// Scope.
@@ -391,6 +403,31 @@ fn key_of(kind: &str, b64: &str) -> Result<VerifyingKey, RegistryError> {
         });
     }
     Ok(k)
+}
+
+/// The ML-DSA-44 cosignature key of a `key.enroll`/`key.rotate` record: only a witness cosigns.
+fn mldsa44_of(
+    kind: &str,
+    b64: Option<&str>,
+    roles: &[Role],
+) -> Result<Option<crate::cosignature::MlDsa44PublicKey>, RegistryError> {
+    let Some(b64) = b64 else {
+        return Ok(None);
+    };
+    let invalid = |detail: String| RegistryError::InvalidPayload {
+        kind: kind.into(),
+        detail,
+    };
+    if !roles.contains(&Role::Witness) {
+        return Err(invalid("an ML-DSA-44 cosignature key is only for the witness role".into()));
+    }
+    use base64::Engine as _;
+    let raw = base64::engine::general_purpose::STANDARD
+        .decode(b64)
+        .map_err(|e| invalid(format!("ML-DSA-44 key is not base64: {e}")))?;
+    crate::cosignature::MlDsa44PublicKey::from_bytes(&raw)
+        .map(Some)
+        .map_err(|e| invalid(e.to_string()))
 }
 
 fn role_list(roles: impl IntoIterator<Item = Role>) -> String {
@@ -506,6 +543,7 @@ impl Registry {
             KeyState {
                 name: format!("node {}", charter.origin),
                 key: node_key,
+                mldsa44: None,
                 roles: [Role::Node].into(),
                 scope: Scope::default(),
                 enrolled_at: 0,
@@ -523,6 +561,7 @@ impl Registry {
                 KeyState {
                     name: a.name.clone(),
                     key: k,
+                    mldsa44: None,
                     roles: [Role::Admin].into(),
                     scope: Scope::default(),
                     enrolled_at: 0,
@@ -733,11 +772,13 @@ impl Registry {
                         detail: format!("unknown kind {bad:?} in scope"),
                     });
                 }
+                let mldsa44 = mldsa44_of(kind, r.mldsa44_key.as_deref(), &r.roles)?;
                 self.keys.insert(
                     id,
                     KeyState {
                         name: r.name,
                         key: k,
+                        mldsa44,
                         roles: r.roles.into_iter().collect(),
                         scope: r.scope,
                         enrolled_at: index,
@@ -758,9 +799,12 @@ impl Registry {
                         "the node key cannot be rotated by key.rotate".into(),
                     ));
                 }
+                let roles: Vec<Role> = old.roles.iter().copied().collect();
+                let mldsa44 = mldsa44_of(kind, r.new_mldsa44_key.as_deref(), &roles)?;
                 old.ended = Some((index, "rotated"));
                 let st = KeyState {
                     key: new,
+                    mldsa44,
                     enrolled_at: index,
                     ended: None,
                     ..old.clone()
@@ -930,13 +974,21 @@ impl Registry {
     }
 
     /// The cosignature verifiers of the active keys holding the `witness` role: each witness's note
-    /// key name is the name it was enrolled under (docs/witness.md). A witness enrolled under a name
+    /// key name is the name it was enrolled under (docs/witness.md); its Ed25519 key verifies `0x04`
+    /// lines and its enrolled ML-DSA-44 key, if any, `0x06` lines (one witness, counted once). A witness enrolled under a name
     /// that cannot be a note key name (empty, spaces, `+`) can never be matched and is left out.
     pub fn witnesses(&self) -> Vec<crate::cosignature::CosignatureVerifier> {
         self.keys
             .values()
             .filter(|k| k.ended.is_none() && k.roles.contains(&Role::Witness))
-            .filter_map(|k| crate::cosignature::CosignatureVerifier::new(&k.name, k.key).ok())
+            .flat_map(|k| {
+                let ed = crate::cosignature::CosignatureVerifier::new(&k.name, k.key).ok();
+                let pq = k
+                    .mldsa44
+                    .clone()
+                    .and_then(|m| crate::cosignature::CosignatureVerifier::new_mldsa44(&k.name, m).ok());
+                ed.into_iter().chain(pq)
+            })
             .collect()
     }
 

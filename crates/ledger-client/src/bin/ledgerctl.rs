@@ -383,6 +383,7 @@ async fn run(cli: Cli) -> Result<()> {
                     organization: organization.unwrap_or_default(),
                     kinds,
                 },
+                mldsa44_key: None,
             };
             let client = LedgerClient::connect(&cli.node).await?;
             let origin = origin_of(&client, cli.origin).await?;

@@ -188,9 +188,19 @@ async fn mldsa_only_witnesses_reach_quorum_and_the_bundle_verifies_offline() {
     append(&mut c, &pq.enroll("witness.test/pq", &admin), "enroll-pq")
         .await
         .expect("enroll pq");
-    append(&mut c, &both.enroll("witness.test/both", &admin), "enroll-both")
-        .await
-        .expect("enroll both");
+    // The dual witness is enrolled with `ledgerctl key enroll --mldsa44-key @witness.mldsa44.pub`.
+    let wdir = dir.path().join("w-both");
+    let out = Command::new(bin("ledgerctl"))
+        .args(["--node", &addr, "enroll", "--admin-key"])
+        .arg(data.join("keys/admin.key"))
+        .arg("--pubkey")
+        .arg(format!("@{}", wdir.join("witness.key.pub").display()))
+        .arg("--mldsa44-key")
+        .arg(format!("@{}", wdir.join("witness.mldsa44.pub").display()))
+        .args(["--name", "witness.test/both", "--role", "witness"])
+        .output()
+        .expect("ledgerctl");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     append(&mut c, &enroll(&registrar, "registrar", &["registrar"], &[&admin]), "enroll-r")
         .await
         .expect("enroll registrar");

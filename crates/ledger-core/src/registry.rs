@@ -217,8 +217,8 @@ pub struct KeyEnroll {
     #[serde(default)]
     pub scope: Scope,
     /// Witness role only: the holder's ML-DSA-44 cosignature key (base64 of the 1312-byte FIPS 204
-    /// public key). Its C2SP `0x06` cosignatures then count for this witness beside (or, when it
-    /// cosigns only with ML-DSA-44, instead of) `0x04` ones by `key` (docs/witness.md).
+    /// public key). Its C2SP `0x06` cosignatures then count for this witness instead of `0x04` ones
+    /// by `key`, which stays the key's identity (key id, rotation, revocation; docs/witness.md).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub mldsa44_key: Option<String>,
 }
@@ -974,20 +974,18 @@ impl Registry {
     }
 
     /// The cosignature verifiers of the active keys holding the `witness` role: each witness's note
-    /// key name is the name it was enrolled under (docs/witness.md); its Ed25519 key verifies `0x04`
-    /// lines and its enrolled ML-DSA-44 key, if any, `0x06` lines (one witness, counted once). A witness enrolled under a name
+    /// key name is the name it was enrolled under (docs/witness.md). A witness enrolled with an
+    /// ML-DSA-44 key (`mldsa44_key`) counts by its `0x06` lines only, so that forging its Ed25519
+    /// key (a quantum computer could) gains nothing; any other witness counts by `0x04` lines of its
+    /// enrolled Ed25519 key. A witness enrolled under a name
     /// that cannot be a note key name (empty, spaces, `+`) can never be matched and is left out.
     pub fn witnesses(&self) -> Vec<crate::cosignature::CosignatureVerifier> {
         self.keys
             .values()
             .filter(|k| k.ended.is_none() && k.roles.contains(&Role::Witness))
-            .flat_map(|k| {
-                let ed = crate::cosignature::CosignatureVerifier::new(&k.name, k.key).ok();
-                let pq = k
-                    .mldsa44
-                    .clone()
-                    .and_then(|m| crate::cosignature::CosignatureVerifier::new_mldsa44(&k.name, m).ok());
-                ed.into_iter().chain(pq)
+            .filter_map(|k| match &k.mldsa44 {
+                Some(m) => crate::cosignature::CosignatureVerifier::new_mldsa44(&k.name, m.clone()).ok(),
+                None => crate::cosignature::CosignatureVerifier::new(&k.name, k.key).ok(),
             })
             .collect()
     }

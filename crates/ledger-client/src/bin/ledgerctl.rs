@@ -105,6 +105,10 @@ enum Cmd {
         /// Record kinds the key may sign (default: every kind its roles allow).
         #[arg(long = "kind", value_name = "KIND", num_args = 1.., value_delimiter = ',')]
         kinds: Vec<String>,
+        /// Witness role only: the witness's ML-DSA-44 cosignature key, standard base64 of its
+        /// 1312 bytes (or @FILE: the witness's `witness.mldsa44.pub`).
+        #[arg(long = "mldsa44-key", value_name = "B64")]
+        mldsa44_key: Option<String>,
         #[command(flatten)]
         opts: AppendOpts,
     },
@@ -366,12 +370,21 @@ async fn run(cli: Cli) -> Result<()> {
             roles,
             organization,
             kinds,
+            mldsa44_key,
             opts,
         } => {
             let pubkey = match pubkey.strip_prefix('@') {
                 Some(file) => std::fs::read_to_string(file).with_context(|| format!("reading {file}"))?,
                 None => pubkey,
             };
+            let mldsa44_key = match mldsa44_key {
+                Some(k) => Some(match k.strip_prefix('@') {
+                    Some(file) => std::fs::read_to_string(file).with_context(|| format!("reading {file}"))?,
+                    None => k,
+                }),
+                None => None,
+            }
+            .map(|k| k.trim().to_string());
             let vk = public_key_from_base64(pubkey.trim()).context("--pubkey")?;
             let keys = read_keys(&admin_keys)?;
             let record = KeyEnroll {
@@ -383,7 +396,7 @@ async fn run(cli: Cli) -> Result<()> {
                     organization: organization.unwrap_or_default(),
                     kinds,
                 },
-                mldsa44_key: None,
+                mldsa44_key,
             };
             let client = LedgerClient::connect(&cli.node).await?;
             let origin = origin_of(&client, cli.origin).await?;

@@ -177,12 +177,14 @@ async fn mldsa_only_witnesses_reach_quorum_and_the_bundle_verifies_offline() {
     p["mldsa44_key"] = serde_json::Value::String(pq.mldsa44_b64.clone());
     bad = record("key.enroll", p, &[&admin]);
     let e = append(&mut c, &bad, "bad-role").await.expect_err("refused");
+    assert_eq!(e.code(), tonic::Code::InvalidArgument, "{e:?}");
     assert!(e.message().contains("only for the witness role"), "{e:?}");
     let mut short = pq.enroll("witness.test/pq", &admin);
     let mut p: serde_json::Value = serde_json::from_slice(&short.payload).expect("json");
     p["mldsa44_key"] = serde_json::Value::String(B64.encode([7u8; 100]));
     short = record("key.enroll", p, &[&admin]);
     let e = append(&mut c, &short, "bad-key").await.expect_err("refused");
+    assert_eq!(e.code(), tonic::Code::InvalidArgument, "{e:?}");
     assert!(e.message().contains("ML-DSA-44 public key is 1312 bytes"), "{e:?}");
 
     append(&mut c, &pq.enroll("witness.test/pq", &admin), "enroll-pq")
@@ -247,6 +249,30 @@ async fn mldsa_only_witnesses_reach_quorum_and_the_bundle_verifies_offline() {
     let (code, text) = bundle_verify(&file, &log);
     assert_eq!(code, Some(0), "{text}");
     assert!(text.contains("2 independent witness(es)"), "{text}");
+    // The JSON verdict names each witness and the type that verified.
+    let report = dir.path().join("verdict.json");
+    let out = Command::new(bin("ledger-verify"))
+        .args(["bundle", "verify"])
+        .arg(&file)
+        .arg("--trusted-key")
+        .arg(log.to_string_key())
+        .arg("--json")
+        .arg(&report)
+        .output()
+        .expect("verify --json");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let v: serde_json::Value = serde_json::from_slice(&std::fs::read(&report).expect("json")).expect("json");
+    let mut named: Vec<(String, String)> = v["witnesses"]
+        .as_array()
+        .expect("witnesses")
+        .iter()
+        .map(|w| (w["name"].as_str().unwrap_or("").into(), w["signature_type"].as_str().unwrap_or("").into()))
+        .collect();
+    named.sort();
+    assert_eq!(
+        named,
+        [("witness.test/both".into(), "ML-DSA-44".into()), ("witness.test/pq".into(), "ML-DSA-44".into())]
+    );
 
     // One byte flipped inside the pq witness's ML-DSA-44 signature: refused, and named.
     let mut b: serde_json::Value = serde_json::from_slice(&std::fs::read(&file).expect("bundle")).expect("json");

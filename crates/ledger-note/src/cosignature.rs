@@ -196,6 +196,8 @@ pub struct Cosignature {
     pub name: String,
     /// Timestamp carried by the cosignature.
     pub timestamp: u64,
+    /// The cosignature type that verified: `Ed25519` (`0x04`) or `ML-DSA-44` (`0x06`).
+    pub signature_type: &'static str,
 }
 
 fn valid_key_name(name: &str) -> bool {
@@ -355,6 +357,7 @@ impl Note {
                 out.push(Cosignature {
                     name: w.name.clone(),
                     timestamp,
+                    signature_type: w.key.type_name(),
                 });
             }
         }

@@ -105,7 +105,7 @@ fn deterministic_cosignature_line_vector() {
     let n = Note::parse(&text).expect("note parses");
     let cos = n.verify_cosignatures(std::slice::from_ref(witness().verifier())).expect("verifies");
     assert_eq!(cos.len(), 1);
-    assert_eq!((cos[0].name.as_str(), cos[0].timestamp), (NAME, TS));
+    assert_eq!((cos[0].name.as_str(), cos[0].timestamp, cos[0].signature_type), (NAME, TS, "ML-DSA-44"));
 }
 
 #[test]

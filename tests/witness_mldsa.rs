@@ -295,3 +295,40 @@ async fn mldsa_only_witnesses_reach_quorum_and_the_bundle_verifies_offline() {
         "names the witness and its ML-DSA-44 key: {text}"
     );
 }
+
+#[test]
+fn a_restarted_mldsa_witness_keeps_its_key_and_refuses_a_damaged_key_file() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let data = dir.path().join("node");
+    init_with_quorum(&data, 1);
+    let vkey = data.join("keys/node.vkey");
+    let wdir = dir.path().join("w");
+    let first = Witness::start(&wdir, "witness.test/pq", "mldsa44", &vkey);
+    let key = first.mldsa44().to_string_key();
+    drop(first);
+    let mode = std::os::unix::fs::PermissionsExt::mode(
+        &std::fs::metadata(wdir.join("witness.mldsa44.key"))
+            .expect("key file")
+            .permissions(),
+    );
+    assert_eq!(mode & 0o777, 0o600, "the seed file is private");
+    let again = Witness::start(&wdir, "witness.test/pq", "both", &vkey);
+    assert_eq!(again.mldsa44().to_string_key(), key, "same ML-DSA-44 key after a restart");
+    assert_eq!(
+        std::fs::read_to_string(wdir.join("witness.mldsa44.vkey")).expect("vkey").trim(),
+        key
+    );
+    drop(again);
+    // A damaged seed file stops the witness instead of silently making a new key.
+    std::fs::write(wdir.join("witness.mldsa44.key"), "not a seed\n").expect("write");
+    let out = Command::new(bin("ledger-node"))
+        .args(["witness", "--listen", "127.0.0.1:0", "--key-type", "mldsa44", "--data"])
+        .arg(&wdir)
+        .arg("--log-key")
+        .arg(&vkey)
+        .output()
+        .expect("witness");
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("not base64 of a 32-byte ML-DSA-44 seed"), "{err}");
+}

@@ -115,6 +115,10 @@ fn init_with_quorum(data: &Path, quorum: u32) {
 }
 
 fn start_node(data: &Path, witnesses: &[(&str, &CosignatureVerifier)]) -> Killed {
+    start_node_with_timeout(data, witnesses, "4000")
+}
+
+fn start_node_with_timeout(data: &Path, witnesses: &[(&str, &CosignatureVerifier)], timeout_ms: &str) -> Killed {
     let mut c = Command::new(bin("ledger-node"));
     c.args([
         "serve",
@@ -125,7 +129,7 @@ fn start_node(data: &Path, witnesses: &[(&str, &CosignatureVerifier)]) -> Killed
         "--checkpoint-interval-ms",
         "200",
         "--witness-timeout-ms",
-        "4000",
+        timeout_ms,
         "--data",
     ])
     .arg(data);
@@ -331,4 +335,127 @@ fn a_restarted_mldsa_witness_keeps_its_key_and_refuses_a_damaged_key_file() {
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("not base64 of a 32-byte ML-DSA-44 seed"), "{err}");
+}
+
+/// A tlog-witness HTTP front that answers every `POST /add-checkpoint` with an ML-DSA-44
+/// cosignature line by `signer` over the submitted checkpoint, one byte of its signature flipped
+/// while `forge` is set. Returns the `tlog+http://` URL.
+fn fake_http_witness(
+    signer: ledger_core::cosignature::CosignatureSigner,
+    forge: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    answered: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+) -> String {
+    use std::io::{Read as _, Write as _};
+    let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let url = format!("tlog+http://{}", l.local_addr().expect("addr"));
+    std::thread::spawn(move || {
+        for stream in l.incoming() {
+            let Ok(mut stream) = stream else { continue };
+            let _ = stream.set_read_timeout(Some(std::time::Duration::from_secs(5)));
+            let mut buf = Vec::new();
+            let mut chunk = [0u8; 4096];
+            let body = loop {
+                let Ok(n) = stream.read(&mut chunk) else { break None };
+                if n == 0 {
+                    break None;
+                }
+                buf.extend_from_slice(&chunk[..n]);
+                let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") else { continue };
+                let head = String::from_utf8_lossy(&buf[..end]).to_ascii_lowercase();
+                let len: usize = head
+                    .lines()
+                    .find_map(|h| h.strip_prefix("content-length:"))
+                    .and_then(|v| v.trim().parse().ok())
+                    .unwrap_or(0);
+                if buf.len() >= end + 4 + len {
+                    break Some(String::from_utf8_lossy(&buf[end + 4..end + 4 + len]).to_string());
+                }
+            };
+            let Some(body) = body else { continue };
+            // Body: "old N", proof lines, an empty line, then the signed checkpoint note.
+            let Some((_, note)) = body.split_once("\n\n") else { continue };
+            let Ok(note) = Note::parse(note) else { continue };
+            let Ok(mut line) = signer.sign(&note.text, 1_700_000_000) else { continue };
+            if forge.load(std::sync::atomic::Ordering::SeqCst) {
+                line.sig[8 + 100] ^= 0x01;
+            }
+            answered.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            let answer = format!("{}\n", line.to_line());
+            let _ = write!(
+                stream,
+                "HTTP/1.1 200 OK\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{answer}",
+                answer.len()
+            );
+        }
+    });
+    url
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_forged_mldsa_line_from_a_witness_is_not_counted_by_the_node() {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    let dir = tempfile::tempdir().expect("tmp");
+    let data = dir.path().join("node");
+    init_with_quorum(&data, 1);
+    let log = NoteVerifier::parse(std::fs::read_to_string(data.join("keys/node.vkey")).expect("vkey").trim())
+        .expect("log key");
+    let signer = ledger_core::cosignature::CosignatureSigner::new_mldsa44("witness.test/fake", &[9u8; 32])
+        .expect("signer");
+    let wkey = signer.verifier().clone();
+    let forge = std::sync::Arc::new(AtomicBool::new(true));
+    let answered = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let url = fake_http_witness(signer, forge.clone(), answered.clone());
+    let _node = start_node_with_timeout(&data, &[(&url, &wkey)], "1500");
+    let addr = std::fs::read_to_string(data.join("test.addr")).expect("addr");
+    let mut c = ledger_proto::pb::ledger_client::LedgerClient::connect(addr)
+        .await
+        .expect("connect");
+    let admin = key(&data.join("keys/admin.key"));
+    let identity = new_key();
+    let enroll_fake = record(
+        "key.enroll",
+        serde_json::json!({
+            "version": 1, "name": "witness.test/fake",
+            "key": ledger_core::keys::public_key_to_base64(&identity.verifying_key()),
+            "mldsa44_key": B64.encode(wkey.key.as_bytes()), "roles": ["witness"], "scope": {}
+        }),
+        &[&admin],
+    );
+    append(&mut c, &enroll_fake, "enroll-fake").await.expect("enroll");
+    let registrar = new_key();
+    append(&mut c, &enroll(&registrar, "registrar", &["registrar"], &[&admin]), "enroll-r")
+        .await
+        .expect("enroll registrar");
+
+    // Forged lines: the node merges none, so no checkpoint is witnessed.
+    let env = record("note", note_payload(1), &[&registrar]);
+    let e = c
+        .append(req(&env, "n-1", true))
+        .await
+        .expect_err("no witnessed checkpoint from forged lines");
+    assert_eq!(e.code(), tonic::Code::DeadlineExceeded, "{e:?}");
+    let cp = c
+        .get_checkpoint(pb::GetCheckpointRequest::default())
+        .await
+        .expect("checkpoint")
+        .into_inner();
+    let note = Note::parse(&cp.note).expect("note");
+    assert!(answered.load(Ordering::SeqCst) > 0, "the node pushed to the witness");
+    assert!(
+        note.signatures.iter().all(|s| s.name != "witness.test/fake"),
+        "a forged line was merged: {}",
+        cp.note
+    );
+
+    // The same witness answering honestly: its 0x06 line is merged and reaches the quorum.
+    forge.store(false, Ordering::SeqCst);
+    let env = record("note", note_payload(2), &[&registrar]);
+    let r = c
+        .append(req(&env, "n-2", true))
+        .await
+        .expect("witnessed by the honest ML-DSA-44 line")
+        .into_inner();
+    let cp = open_checkpoint(&r.checkpoint, &log).expect("log signature");
+    let cos = cp.note.verify_cosignatures(std::slice::from_ref(&wkey)).expect("verifies");
+    assert_eq!((cos.len(), cos[0].signature_type), (1, "ML-DSA-44"));
 }

@@ -65,10 +65,19 @@ struct Witness {
 impl Witness {
     fn start(data: &Path, name: &str, key_type: &str, log_vkey: &Path) -> Self {
         let mut c = Command::new(bin("ledger-node"));
-        c.args(["witness", "--listen", "127.0.0.1:0", "--key-type", key_type, "--name", name, "--data"])
-            .arg(data)
-            .arg("--log-key")
-            .arg(log_vkey);
+        c.args([
+            "witness",
+            "--listen",
+            "127.0.0.1:0",
+            "--key-type",
+            key_type,
+            "--name",
+            name,
+            "--data",
+        ])
+        .arg(data)
+        .arg("--log-key")
+        .arg(log_vkey);
         let (child, addr, before) = spawn(c);
         let keys: Vec<CosignatureVerifier> = before
             .iter()
@@ -107,7 +116,14 @@ impl Witness {
 fn init_with_quorum(data: &Path, quorum: u32) {
     support::set_origin(Some(ORIGIN));
     let out = Command::new(bin("ledger-node"))
-        .args(["init", "--origin", ORIGIN, "--witness-quorum", &quorum.to_string(), "--data"])
+        .args([
+            "init",
+            "--origin",
+            ORIGIN,
+            "--witness-quorum",
+            &quorum.to_string(),
+            "--data",
+        ])
         .arg(data)
         .output()
         .expect("init");
@@ -151,7 +167,11 @@ fn bundle_verify(file: &Path, log: &NoteVerifier) -> (Option<i32>, String) {
         .expect("verify");
     (
         out.status.code(),
-        format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr)),
+        format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        ),
     )
 }
 
@@ -207,9 +227,13 @@ async fn mldsa_only_witnesses_reach_quorum_and_the_bundle_verifies_offline() {
         .output()
         .expect("ledgerctl");
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    append(&mut c, &enroll(&registrar, "registrar", &["registrar"], &[&admin]), "enroll-r")
-        .await
-        .expect("enroll registrar");
+    append(
+        &mut c,
+        &enroll(&registrar, "registrar", &["registrar"], &[&admin]),
+        "enroll-r",
+    )
+    .await
+    .expect("enroll registrar");
 
     // An append waits for a checkpoint witnessed by both, through 0x06 lines only.
     let env = record("note", note_payload(1), &[&registrar]);
@@ -220,7 +244,10 @@ async fn mldsa_only_witnesses_reach_quorum_and_the_bundle_verifies_offline() {
         .into_inner();
     let cp = open_checkpoint(&r.checkpoint, &log).expect("log signature");
     let pq_keys = [pq.mldsa44().clone(), both.mldsa44().clone()];
-    let cos = cp.note.verify_cosignatures(&pq_keys).expect("ML-DSA-44 cosignatures verify");
+    let cos = cp
+        .note
+        .verify_cosignatures(&pq_keys)
+        .expect("ML-DSA-44 cosignatures verify");
     assert_eq!(cos.len(), 2, "{}", r.checkpoint);
     let w = c
         .get_witnessed_checkpoint(pb::GetWitnessedCheckpointRequest {})
@@ -239,13 +266,25 @@ async fn mldsa_only_witnesses_reach_quorum_and_the_bundle_verifies_offline() {
         .into_inner()
         .checkpoint;
     let held = open_checkpoint(&held, &log).expect("held verifies");
-    assert_eq!(held.note.signatures.len(), 3, "log line, Ed25519 and ML-DSA-44 cosignatures");
+    assert_eq!(
+        held.note.signatures.len(),
+        3,
+        "log line, Ed25519 and ML-DSA-44 cosignatures"
+    );
     assert_eq!(held.note.verify_cosignatures(&both.keys).expect("both verify").len(), 1);
 
     // The court bundle carries the 0x06 lines and verifies offline against the enrolled keys.
     let file = dir.path().join("b.ledger-bundle.json");
     let out = Command::new(bin("ledger-verify"))
-        .args(["bundle", "export", "--node", &addr, "--index", &r.index.to_string(), "-o"])
+        .args([
+            "bundle",
+            "export",
+            "--node",
+            &addr,
+            "--index",
+            &r.index.to_string(),
+            "-o",
+        ])
         .arg(&file)
         .output()
         .expect("export");
@@ -270,12 +309,20 @@ async fn mldsa_only_witnesses_reach_quorum_and_the_bundle_verifies_offline() {
         .as_array()
         .expect("witnesses")
         .iter()
-        .map(|w| (w["name"].as_str().unwrap_or("").into(), w["signature_type"].as_str().unwrap_or("").into()))
+        .map(|w| {
+            (
+                w["name"].as_str().unwrap_or("").into(),
+                w["signature_type"].as_str().unwrap_or("").into(),
+            )
+        })
         .collect();
     named.sort();
     assert_eq!(
         named,
-        [("witness.test/both".into(), "ML-DSA-44".into()), ("witness.test/pq".into(), "ML-DSA-44".into())]
+        [
+            ("witness.test/both".into(), "ML-DSA-44".into()),
+            ("witness.test/pq".into(), "ML-DSA-44".into())
+        ]
     );
 
     // One byte flipped inside the pq witness's ML-DSA-44 signature: refused, and named.
@@ -317,9 +364,15 @@ fn a_restarted_mldsa_witness_keeps_its_key_and_refuses_a_damaged_key_file() {
     );
     assert_eq!(mode & 0o777, 0o600, "the seed file is private");
     let again = Witness::start(&wdir, "witness.test/pq", "both", &vkey);
-    assert_eq!(again.mldsa44().to_string_key(), key, "same ML-DSA-44 key after a restart");
     assert_eq!(
-        std::fs::read_to_string(wdir.join("witness.mldsa44.vkey")).expect("vkey").trim(),
+        again.mldsa44().to_string_key(),
+        key,
+        "same ML-DSA-44 key after a restart"
+    );
+    assert_eq!(
+        std::fs::read_to_string(wdir.join("witness.mldsa44.vkey"))
+            .expect("vkey")
+            .trim(),
         key
     );
     drop(again);
@@ -360,7 +413,9 @@ fn fake_http_witness(
                     break None;
                 }
                 buf.extend_from_slice(&chunk[..n]);
-                let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") else { continue };
+                let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") else {
+                    continue;
+                };
                 let head = String::from_utf8_lossy(&buf[..end]).to_ascii_lowercase();
                 let len: usize = head
                     .lines()
@@ -373,9 +428,13 @@ fn fake_http_witness(
             };
             let Some(body) = body else { continue };
             // Body: "old N", proof lines, an empty line, then the signed checkpoint note.
-            let Some((_, note)) = body.split_once("\n\n") else { continue };
+            let Some((_, note)) = body.split_once("\n\n") else {
+                continue;
+            };
             let Ok(note) = Note::parse(note) else { continue };
-            let Ok(mut line) = signer.sign(&note.text, 1_700_000_000) else { continue };
+            let Ok(mut line) = signer.sign(&note.text, 1_700_000_000) else {
+                continue;
+            };
             if forge.load(std::sync::atomic::Ordering::SeqCst) {
                 line.sig[8 + 100] ^= 0x01;
             }
@@ -397,10 +456,14 @@ async fn a_forged_mldsa_line_from_a_witness_is_not_counted_by_the_node() {
     let dir = tempfile::tempdir().expect("tmp");
     let data = dir.path().join("node");
     init_with_quorum(&data, 1);
-    let log = NoteVerifier::parse(std::fs::read_to_string(data.join("keys/node.vkey")).expect("vkey").trim())
-        .expect("log key");
-    let signer = ledger_core::cosignature::CosignatureSigner::new_mldsa44("witness.test/fake", &[9u8; 32])
-        .expect("signer");
+    let log = NoteVerifier::parse(
+        std::fs::read_to_string(data.join("keys/node.vkey"))
+            .expect("vkey")
+            .trim(),
+    )
+    .expect("log key");
+    let signer =
+        ledger_core::cosignature::CosignatureSigner::new_mldsa44("witness.test/fake", &[9u8; 32]).expect("signer");
     let wkey = signer.verifier().clone();
     let forge = std::sync::Arc::new(AtomicBool::new(true));
     let answered = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
@@ -423,9 +486,13 @@ async fn a_forged_mldsa_line_from_a_witness_is_not_counted_by_the_node() {
     );
     append(&mut c, &enroll_fake, "enroll-fake").await.expect("enroll");
     let registrar = new_key();
-    append(&mut c, &enroll(&registrar, "registrar", &["registrar"], &[&admin]), "enroll-r")
-        .await
-        .expect("enroll registrar");
+    append(
+        &mut c,
+        &enroll(&registrar, "registrar", &["registrar"], &[&admin]),
+        "enroll-r",
+    )
+    .await
+    .expect("enroll registrar");
 
     // Forged lines: the node merges none, so no checkpoint is witnessed.
     let env = record("note", note_payload(1), &[&registrar]);
@@ -456,6 +523,9 @@ async fn a_forged_mldsa_line_from_a_witness_is_not_counted_by_the_node() {
         .expect("witnessed by the honest ML-DSA-44 line")
         .into_inner();
     let cp = open_checkpoint(&r.checkpoint, &log).expect("log signature");
-    let cos = cp.note.verify_cosignatures(std::slice::from_ref(&wkey)).expect("verifies");
+    let cos = cp
+        .note
+        .verify_cosignatures(std::slice::from_ref(&wkey))
+        .expect("verifies");
     assert_eq!((cos.len(), cos[0].signature_type), (1, "ML-DSA-44"));
 }

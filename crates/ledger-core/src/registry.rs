@@ -419,7 +419,9 @@ fn mldsa44_of(
         detail,
     };
     if !roles.contains(&Role::Witness) {
-        return Err(invalid("an ML-DSA-44 cosignature key is only for the witness role".into()));
+        return Err(invalid(
+            "an ML-DSA-44 cosignature key is only for the witness role".into(),
+        ));
     }
     use base64::Engine as _;
     let raw = base64::engine::general_purpose::STANDARD

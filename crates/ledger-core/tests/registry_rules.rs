@@ -253,7 +253,10 @@ fn witness_keys_are_named_cosigners_until_revoked() {
     let ws = reg.witnesses();
     assert_eq!(ws.len(), 1);
     assert_eq!(ws[0].name, "audit.example/w1");
-    assert_eq!(ws[0].key, ledger_core::cosignature::CosignerKey::Ed25519(w.verifying_key()));
+    assert_eq!(
+        ws[0].key,
+        ledger_core::cosignature::CosignerKey::Ed25519(w.verifying_key())
+    );
     let revoke = rec(
         "key.revoke",
         serde_json::json!({"version": 1, "keyid": key_id(&w.verifying_key()), "reason": "retired"}),
@@ -373,7 +376,11 @@ fn an_mldsa44_witness_key_replaces_the_ed25519_one_for_cosigning_and_rotates_wit
     assert!(e.to_string().contains("1312 bytes"), "{e}");
     reg.check_entry(&entry(1, enroll_with(serde_json::json!(["witness"]), b64(&pq))))
         .expect("enroll ML-DSA witness");
-    assert_eq!(reg.witnesses(), vec![pq.verifier().clone()], "counted by its 0x06 key only");
+    assert_eq!(
+        reg.witnesses(),
+        vec![pq.verifier().clone()],
+        "counted by its 0x06 key only"
+    );
     // Rotation carries the new ML-DSA-44 key; without one the rotated witness counts by Ed25519.
     let rotate = |new: &SigningKey, mk: Option<String>| {
         let mut v = serde_json::json!({"version": 1, "keyid": key_id(&w.verifying_key()), "new_key": public_key_to_base64(&new.verifying_key()), "reason": "r"});
@@ -385,6 +392,7 @@ fn an_mldsa44_witness_key_replaces_the_ed25519_one_for_cosigning_and_rotates_wit
     let mut plain = reg.clone();
     plain.check_entry(&entry(2, rotate(&w2, None))).expect("rotate");
     assert_eq!(plain.witnesses()[0].key, CosignerKey::Ed25519(w2.verifying_key()));
-    reg.check_entry(&entry(2, rotate(&w2, Some(b64(&pq2))))).expect("rotate");
+    reg.check_entry(&entry(2, rotate(&w2, Some(b64(&pq2)))))
+        .expect("rotate");
     assert_eq!(reg.witnesses(), vec![pq2.verifier().clone()]);
 }

@@ -67,7 +67,9 @@ pub fn subtree_message(
     let name_len = short("cosigner name", cosigner_name)?;
     let origin_len = short("log origin", origin)?;
     if start != 0 && timestamp != 0 {
-        return Err(NoteError::Malformed("a subtree not starting at 0 must carry timestamp 0".into()));
+        return Err(NoteError::Malformed(
+            "a subtree not starting at 0 must carry timestamp 0".into(),
+        ));
     }
     if start > end {
         return Err(NoteError::Malformed("subtree start is after its end".into()));
@@ -144,7 +146,11 @@ impl Eq for MlDsa44PublicKey {}
 
 impl std::fmt::Debug for MlDsa44PublicKey {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "MlDsa44PublicKey({})", B64.encode(&self.bytes[..16.min(self.bytes.len())]))
+        write!(
+            f,
+            "MlDsa44PublicKey({})",
+            B64.encode(&self.bytes[..16.min(self.bytes.len())])
+        )
     }
 }
 
@@ -242,7 +248,9 @@ impl CosignatureVerifier {
             return Err(NoteError::MalformedKey(format!("invalid key name {name:?}")));
         }
         if matches!(key, CosignerKey::MlDsa44(_)) && name.len() > 255 {
-            return Err(NoteError::MalformedKey("an ML-DSA-44 cosigner name is at most 255 bytes".into()));
+            return Err(NoteError::MalformedKey(
+                "an ML-DSA-44 cosigner name is at most 255 bytes".into(),
+            ));
         }
         Ok(Self {
             name: name.to_string(),

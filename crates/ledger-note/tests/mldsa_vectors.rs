@@ -86,7 +86,10 @@ fn cosigned_message_vector_is_the_spec_structure() {
     m.extend_from_slice(b"example.com/behind-the-sofa");
     m.extend_from_slice(&0u64.to_be_bytes());
     m.extend_from_slice(&20_852_163u64.to_be_bytes());
-    m.extend_from_slice(&B64.decode("CsUYapGGPo4dkMgIAUqom/Xajj7h2fB2MPA3j2jxq2I=").expect("root"));
+    m.extend_from_slice(
+        &B64.decode("CsUYapGGPo4dkMgIAUqom/Xajj7h2fB2MPA3j2jxq2I=")
+            .expect("root"),
+    );
     assert_eq!(msg, m);
 }
 
@@ -103,9 +106,14 @@ fn deterministic_cosignature_line_vector() {
     // The documented line parses and verifies on the spec's checkpoint.
     let text = format!("{SPEC_BODY}\n{}\n", vector("mldsa44_cosignature_line").trim());
     let n = Note::parse(&text).expect("note parses");
-    let cos = n.verify_cosignatures(std::slice::from_ref(witness().verifier())).expect("verifies");
+    let cos = n
+        .verify_cosignatures(std::slice::from_ref(witness().verifier()))
+        .expect("verifies");
     assert_eq!(cos.len(), 1);
-    assert_eq!((cos[0].name.as_str(), cos[0].timestamp, cos[0].signature_type), (NAME, TS, "ML-DSA-44"));
+    assert_eq!(
+        (cos[0].name.as_str(), cos[0].timestamp, cos[0].signature_type),
+        (NAME, TS, "ML-DSA-44")
+    );
 }
 
 #[test]
@@ -181,7 +189,10 @@ fn message_commits_to_name_origin_size_and_root_but_not_extensions() {
     }
     // Extension lines are outside the signed message (the spec says no statement is made on them).
     let ext = format!("{SPEC_BODY}ext line\n");
-    assert_eq!(w.verifier().verify(&ext, &line.sig).expect("extensions not covered"), TS);
+    assert_eq!(
+        w.verifier().verify(&ext, &line.sig).expect("extensions not covered"),
+        TS
+    );
 }
 
 #[test]
@@ -194,7 +205,12 @@ fn one_witness_with_both_types_is_counted_once() {
     let cos = n.verify_cosignatures(&keys).expect("both verify");
     assert_eq!(cos.len(), 1, "{cos:?}");
     // A verifier that knows only the Ed25519 key ignores the 0x06 line (unknown key hash).
-    assert_eq!(n.verify_cosignatures(std::slice::from_ref(ed.verifier())).expect("ok").len(), 1);
+    assert_eq!(
+        n.verify_cosignatures(std::slice::from_ref(ed.verifier()))
+            .expect("ok")
+            .len(),
+        1
+    );
     // Round trip through the note text.
     let again = Note::parse(&n.to_text()).expect("parses");
     assert_eq!(again.verify_cosignatures(&keys).expect("ok").len(), 1);
@@ -211,7 +227,10 @@ fn malformed_keys_and_messages_are_refused() {
     let raw = B64.decode(b64).expect("b64");
     // Short key, wrong type byte, wrong key hash.
     let short = format!("{prefix}+{}", B64.encode(&raw[..1000]));
-    assert!(matches!(CosignatureVerifier::parse(&short), Err(NoteError::MalformedKey(_))));
+    assert!(matches!(
+        CosignatureVerifier::parse(&short),
+        Err(NoteError::MalformedKey(_))
+    ));
     let mut wrong = raw.clone();
     wrong[0] = 0x05;
     assert!(CosignatureVerifier::parse(&format!("{prefix}+{}", B64.encode(&wrong))).is_err());

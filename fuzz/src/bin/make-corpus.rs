@@ -100,7 +100,10 @@ fn main() -> Res<()> {
         .iter()
         .map(|(n, s)| CosignatureSigner::new(n, SigningKey::from_bytes(s)))
         .collect::<Result<_, _>>()?;
-    witnesses.push(CosignatureSigner::new_mldsa44(FUZZ_MLDSA44_WITNESS.0, &FUZZ_MLDSA44_WITNESS.1)?);
+    witnesses.push(CosignatureSigner::new_mldsa44(
+        FUZZ_MLDSA44_WITNESS.0,
+        &FUZZ_MLDSA44_WITNESS.1,
+    )?);
     let size = leaves.len() as u64;
     let cp = Checkpoint {
         origin: FUZZ_ORIGIN.into(),

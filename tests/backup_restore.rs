@@ -482,7 +482,7 @@ async fn witnessed_backup_restores_and_the_witness_keeps_cosigning() {
         "key.enroll",
         serde_json::json!({
             "version": 1, "name": wkey.name,
-            "key": ledger_core::keys::public_key_to_base64(&wkey.key),
+            "key": ledger_core::keys::public_key_to_base64(wkey.ed25519_key().expect("an Ed25519 witness key")),
             "roles": ["witness"], "scope": {"organization": "court", "kinds": []}
         }),
         &[&admin],

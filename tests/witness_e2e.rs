@@ -148,7 +148,7 @@ fn enroll_witness(w: &CosignatureVerifier, admin: &ed25519_dalek::SigningKey) ->
         "key.enroll",
         serde_json::json!({
             "version": 1, "name": w.name,
-            "key": ledger_core::keys::public_key_to_base64(&w.key),
+            "key": ledger_core::keys::public_key_to_base64(w.ed25519_key().expect("an Ed25519 witness key")),
             "roles": ["witness"], "scope": {"organization": "court", "kinds": []}
         }),
         &[admin],

@@ -38,6 +38,9 @@ pub const FUZZ_LOG_SEED: [u8; 32] = [0x4c; 32];
 /// Names and seeds of the two fixed witness keys.
 pub const FUZZ_WITNESSES: [(&str, [u8; 32]); 2] = [("witness.test/w1", [0x57; 32]), ("witness.test/w2", [0x58; 32])];
 
+/// The fixed ML-DSA-44 witness (C2SP tlog-cosignature `0x06`): name and FIPS 204 seed ξ.
+pub const FUZZ_MLDSA44_WITNESS: (&str, [u8; 32]) = ("witness.test/pq", [0x59; 32]);
+
 /// The sample bundle (a real export) the registry of the `entry` target is built from.
 const SAMPLE_BUNDLE: &str = include_str!("../../tests/fixtures/sample.ledger-bundle.json");
 
@@ -83,10 +86,16 @@ fn fixed() -> &'static Fixed {
     F.get_or_init(|| {
         let log_signer = NoteSigner::new(FUZZ_ORIGIN, SigningKey::from_bytes(&FUZZ_LOG_SEED))
             .unwrap_or_else(|e| panic!("fixed fuzz key: {e}"));
-        let witnesses = FUZZ_WITNESSES
+        let mut witnesses: Vec<CosignatureVerifier> = FUZZ_WITNESSES
             .iter()
             .filter_map(|(n, s)| CosignatureVerifier::new(n, SigningKey::from_bytes(s).verifying_key()).ok())
             .collect();
+        let (pq_name, pq_seed) = FUZZ_MLDSA44_WITNESS;
+        witnesses.extend(
+            ledger_core::cosignature::CosignatureSigner::new_mldsa44(pq_name, &pq_seed)
+                .ok()
+                .map(|s| s.verifier().clone()),
+        );
         let sample: Option<Bundle> = serde_json::from_str(SAMPLE_BUNDLE).ok();
         let registry = sample.as_ref().and_then(|b| {
             let mut entries = b

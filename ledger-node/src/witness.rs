@@ -42,10 +42,55 @@ pub struct WitnessArgs {
     /// (the node's `DATA/keys/node.vkey`). Repeat for several logs.
     #[arg(long = "log-key", required = true)]
     pub log_keys: Vec<String>,
+    /// Which cosignature key(s) to sign with (C2SP tlog-cosignature): `ed25519` (type 0x04),
+    /// `mldsa44` (ML-DSA-44, type 0x06, quantum-safe) or `both` (two lines per checkpoint). The
+    /// ML-DSA-44 key is created at `DATA/witness.mldsa44.key` when first needed.
+    #[arg(long, value_enum, env = "LEDGER_WITNESS_KEY_TYPE", default_value = "ed25519")]
+    pub key_type: KeyType,
     /// Also serve the spec's HTTP interface (`POST /add-checkpoint`) on this address (off by
     /// default). It shares the witness's state with the gRPC service.
     #[arg(long, env = "LEDGER_WITNESS_HTTP_LISTEN")]
     pub http_listen: Option<SocketAddr>,
+}
+
+/// The cosignature types a witness signs with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum KeyType {
+    /// Ed25519 only (cosignature/v1, 0x04).
+    Ed25519,
+    /// ML-DSA-44 only (subtree/v1, 0x06).
+    Mldsa44,
+    /// Both: an Ed25519 and an ML-DSA-44 line on every checkpoint.
+    Both,
+}
+
+/// Reads the ML-DSA-44 seed file at `path` (base64 of the 32-byte FIPS 204 seed ξ), or creates it
+/// (mode 0600, never overwriting) with a fresh random seed.
+fn mldsa44_seed(path: &Path) -> Result<[u8; 32]> {
+    use base64::Engine as _;
+    let b64 = base64::engine::general_purpose::STANDARD;
+    if path.exists() {
+        let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+        let raw = b64
+            .decode(text.trim())
+            .ok()
+            .and_then(|r| <[u8; 32]>::try_from(r.as_slice()).ok())
+            .with_context(|| format!("{}: not base64 of a 32-byte ML-DSA-44 seed", path.display()))?;
+        return Ok(raw);
+    }
+    let mut seed = [0u8; 32];
+    rand::Rng::fill_bytes(&mut rand::rng(), &mut seed);
+    use std::io::Write as _;
+    use std::os::unix::fs::OpenOptionsExt as _;
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)
+        .with_context(|| format!("creating {}", path.display()))?;
+    f.write_all(format!("{}\n", b64.encode(seed)).as_bytes())?;
+    f.sync_all()?;
+    Ok(seed)
 }
 
 /// Why an add-checkpoint request got no cosignature.
@@ -80,7 +125,8 @@ struct Held {
 
 /// The gRPC service.
 pub struct WitnessService {
-    signer: CosignatureSigner,
+    /// The cosigning keys (one per type signed with), the first one reported by `Info`.
+    signers: Vec<CosignatureSigner>,
     logs: Vec<NoteVerifier>,
     state_dir: PathBuf,
     held: tokio::sync::Mutex<HashMap<String, Held>>,
@@ -172,8 +218,29 @@ impl WitnessService {
             (None, Some(s)) => s,
             (None, None) => bail!("--name is required at the first start"),
         };
-        let signer = CosignatureSigner::new(&name, key)?;
-        std::fs::write(&vkey_path, format!("{}\n", signer.verifier().to_string_key()))?;
+        let ed = CosignatureSigner::new(&name, key)?;
+        std::fs::write(&vkey_path, format!("{}\n", ed.verifier().to_string_key()))?;
+        let mut signers = Vec::new();
+        if a.key_type != KeyType::Mldsa44 {
+            signers.push(ed);
+        }
+        if a.key_type != KeyType::Ed25519 {
+            let seed = mldsa44_seed(&a.data.join("witness.mldsa44.key"))?;
+            let pq = CosignatureSigner::new_mldsa44(&name, &seed)?;
+            use base64::Engine as _;
+            std::fs::write(
+                a.data.join("witness.mldsa44.pub"),
+                format!(
+                    "{}\n",
+                    base64::engine::general_purpose::STANDARD.encode(pq.verifier().key.as_bytes())
+                ),
+            )?;
+            std::fs::write(
+                a.data.join("witness.mldsa44.vkey"),
+                format!("{}\n", pq.verifier().to_string_key()),
+            )?;
+            signers.push(pq);
+        }
         let mut logs = Vec::new();
         for k in &a.log_keys {
             let text = if Path::new(k).exists() {
@@ -194,12 +261,16 @@ impl WitnessService {
                 .with_context(|| format!("held checkpoint {} does not verify", p.display()))?;
             // State written by an older version may hold lines planted by a submitter: serve only
             // the log's signature and this witness's own valid cosignature.
-            let own = cp
-                .note
-                .signatures
+            let own: Vec<_> = signers
                 .iter()
-                .find(|s| signer.verifier().matches(s) && signer.verifier().verify(&cp.note.text, &s.sig).is_ok());
-            let note = kept_note(&cp, std::slice::from_ref(log), own.cloned()).to_text();
+                .filter_map(|signer| {
+                    cp.note.signatures.iter().find(|s| {
+                        signer.verifier().matches(s) && signer.verifier().verify(&cp.note.text, &s.sig).is_ok()
+                    })
+                })
+                .cloned()
+                .collect();
+            let note = kept_note(&cp, std::slice::from_ref(log), own).to_text();
             held.insert(
                 log.name.clone(),
                 Held {
@@ -210,11 +281,19 @@ impl WitnessService {
             );
         }
         Ok(Self {
-            signer,
+            signers,
             logs,
             state_dir,
             held: tokio::sync::Mutex::new(held),
         })
+    }
+
+    /// The verifier key string of the first cosigning key (`Info`).
+    fn primary_key(&self) -> String {
+        self.signers
+            .first()
+            .map(|s| s.verifier().to_string_key())
+            .unwrap_or_default()
     }
 
     /// Handles one add-checkpoint body: the spec's checks, then cosign and persist atomically.
@@ -228,13 +307,20 @@ impl WitnessService {
             tracing::warn!(origin = %cp.origin, size = cp.size, old = req.old_size, error = %e, "refused");
             return Err(AddFailure::Refused(e));
         }
-        let line = self
-            .signer
-            .sign(&opened.note.text, now_secs())
-            .map_err(|e| AddFailure::Internal(e.to_string()))?;
-        // Keep only the log's verified signature and our own cosignature (never lines planted in
+        let now = now_secs();
+        let mut lines = Vec::with_capacity(self.signers.len());
+        for signer in &self.signers {
+            // FIPS 204 hedged ML-DSA signing: fresh randomness for every signature.
+            let mut rnd = [0u8; 32];
+            rand::Rng::fill_bytes(&mut rand::rng(), &mut rnd);
+            let line = signer
+                .sign_hedged(&opened.note.text, now, &rnd)
+                .map_err(|e| AddFailure::Internal(e.to_string()))?;
+            lines.push(line);
+        }
+        // Keep only the log's verified signature and our own cosignatures (never lines planted in
         // the submission, e.g. in another witness's name).
-        let text = kept_note(&opened, &self.logs, Some(line.clone())).to_text();
+        let text = kept_note(&opened, &self.logs, lines.iter().cloned()).to_text();
         write_durably(&state_file(&self.state_dir, &cp.origin), &text)
             .map_err(|e| AddFailure::Unavailable(format!("cannot persist the witness state: {e}")))?;
         held.insert(
@@ -245,8 +331,8 @@ impl WitnessService {
                 note: text,
             },
         );
-        tracing::info!(origin = %cp.origin, size = cp.size, "cosigned");
-        Ok(format!("{}\n", line.to_line()))
+        tracing::info!(origin = %cp.origin, size = cp.size, lines = lines.len(), "cosigned");
+        Ok(lines.iter().map(|l| format!("{}\n", l.to_line())).collect())
     }
 }
 
@@ -273,7 +359,7 @@ impl pb::witness_server::Witness for WitnessService {
 
     async fn info(&self, _req: Request<pb::WitnessInfoRequest>) -> Result<Response<pb::WitnessInfoResponse>, Status> {
         Ok(Response::new(pb::WitnessInfoResponse {
-            verifier_key: self.signer.verifier().to_string_key(),
+            verifier_key: self.primary_key(),
             origins: self.logs.iter().map(|l| l.name.clone()).collect(),
         }))
     }
@@ -289,8 +375,11 @@ pub async fn run(a: WitnessArgs, shutdown: impl std::future::Future<Output = ()>
         .await
         .with_context(|| format!("binding {}", a.listen))?;
     let bound = listener.local_addr()?;
-    tracing::info!(addr = %bound, key = %svc.signer.verifier().to_string_key(), "witness serving");
-    println!("witness key {}", svc.signer.verifier().to_string_key());
+    for s in &svc.signers {
+        let key = s.verifier().to_string_key();
+        tracing::info!(addr = %bound, key = %key, r#type = s.verifier().key.type_name(), "witness serving");
+        println!("witness key {key}");
+    }
     let http = match a.http_listen {
         Some(h) => {
             let l = tokio::net::TcpListener::bind(h)

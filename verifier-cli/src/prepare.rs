@@ -266,6 +266,7 @@ mod tests {
             key: b64(&reg_key),
             roles: vec![Role::Registrar],
             scope: Scope::default(),
+            mldsa44_key: None,
         })
         .unwrap();
         let enroll_again = serde_json::to_vec(&KeyEnroll {
@@ -274,6 +275,7 @@ mod tests {
             key: b64(&reg_key),
             roles: vec![Role::Registrar],
             scope: Scope::default(),
+            mldsa44_key: None,
         })
         .unwrap();
         let note = br#"{"version":1,"x":1}"#;

@@ -194,6 +194,7 @@ pub fn build_log(dir: &Path, n: u64, signed: bool) -> Result<BuiltLog> {
                 key: public_key_to_base64(&k.verifying_key()),
                 roles: vec![Role::Registrar],
                 scope: Scope::default(),
+                mldsa44_key: None,
             };
             let mut env = Envelope::new(payload_type("key.enroll"), serde_json::to_vec(&r)?);
             env.sign(&admin);

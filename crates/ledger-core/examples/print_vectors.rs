@@ -41,4 +41,15 @@ fn main() {
     note.signatures
         .push(witness.sign(&note.text, 1_679_315_147).expect("cosign"));
     print!("cosigned_checkpoint_note\n{}", note.to_text());
+    // ML-DSA-44 (C2SP tlog-cosignature 0x06): test seed 0x06 × 32, the spec's example checkpoint.
+    let pq = ledger_core::cosignature::CosignatureSigner::new_mldsa44("witness.example/pq1", &[6u8; 32]).expect("pq");
+    let body = "example.com/behind-the-sofa\n20852163\nCsUYapGGPo4dkMgIAUqom/Xajj7h2fB2MPA3j2jxq2I=\n";
+    println!("test_mldsa44_witness_vkey\n{}", pq.verifier().to_string_key());
+    let msg = ledger_core::cosignature::checkpoint_subtree_message("witness.example/pq1", 1_679_315_147, body)
+        .expect("message");
+    println!("mldsa44_cosigned_message\n{}", hex::encode(msg));
+    println!(
+        "mldsa44_cosignature_line\n{}",
+        pq.sign(body, 1_679_315_147).expect("cosign").to_line()
+    );
 }

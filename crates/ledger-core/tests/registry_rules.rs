@@ -260,7 +260,10 @@ fn witness_keys_are_named_cosigners_until_revoked() {
     let ws = reg.witnesses();
     assert_eq!(ws.len(), 1);
     assert_eq!(ws[0].name, "audit.example/w1");
-    assert_eq!(ws[0].key, w.verifying_key());
+    assert_eq!(
+        ws[0].key,
+        ledger_core::cosignature::CosignerKey::Ed25519(w.verifying_key())
+    );
     let revoke = rec(
         "key.revoke",
         serde_json::json!({"version": 1, "keyid": key_id(&w.verifying_key()), "reason": "retired"}),
@@ -347,4 +350,56 @@ fn log_binding_rules() {
         reg.check_entry(&entry(3, bound_rec("note", "ledger.test/reg", note.clone(), &[&r])))
             .expect("bound to this log");
     }
+}
+
+#[test]
+fn an_mldsa44_witness_key_replaces_the_ed25519_one_for_cosigning_and_rotates_with_it() {
+    use base64::Engine as _;
+    use ledger_core::cosignature::{CosignatureSigner, CosignerKey};
+    let (node, a) = (k(1), k(2));
+    let mut reg = Registry::genesis(&charter(&node, &[&a], 1, &[&node, &a])).expect("charter");
+    let (w, w2) = (k(21), k(22));
+    let pq = CosignatureSigner::new_mldsa44("audit.example/pq", &[6u8; 32]).expect("pq");
+    let pq2 = CosignatureSigner::new_mldsa44("audit.example/pq", &[7u8; 32]).expect("pq2");
+    let b64 = |s: &CosignatureSigner| base64::engine::general_purpose::STANDARD.encode(s.verifier().key.as_bytes());
+    let enroll_with = |roles: serde_json::Value, mk: String| {
+        rec(
+            "key.enroll",
+            serde_json::json!({"version": 1, "name": "audit.example/pq", "key": public_key_to_base64(&w.verifying_key()),
+                "mldsa44_key": mk, "roles": roles, "scope": {}}),
+            &[&a],
+        )
+    };
+    // Only a witness may carry one, and it must be a 1312-byte key.
+    let e = reg
+        .clone()
+        .check_entry(&entry(1, enroll_with(serde_json::json!(["registrar"]), b64(&pq))))
+        .expect_err("not a witness");
+    assert!(e.to_string().contains("only for the witness role"), "{e}");
+    let e = reg
+        .clone()
+        .check_entry(&entry(1, enroll_with(serde_json::json!(["witness"]), "AAAA".into())))
+        .expect_err("short key");
+    assert!(e.to_string().contains("1312 bytes"), "{e}");
+    reg.check_entry(&entry(1, enroll_with(serde_json::json!(["witness"]), b64(&pq))))
+        .expect("enroll ML-DSA witness");
+    assert_eq!(
+        reg.witnesses(),
+        vec![pq.verifier().clone()],
+        "counted by its 0x06 key only"
+    );
+    // Rotation carries the new ML-DSA-44 key; without one the rotated witness counts by Ed25519.
+    let rotate = |new: &SigningKey, mk: Option<String>| {
+        let mut v = serde_json::json!({"version": 1, "keyid": key_id(&w.verifying_key()), "new_key": public_key_to_base64(&new.verifying_key()), "reason": "r"});
+        if let Some(mk) = mk {
+            v["new_mldsa44_key"] = serde_json::json!(mk);
+        }
+        rec("key.rotate", v, &[&a])
+    };
+    let mut plain = reg.clone();
+    plain.check_entry(&entry(2, rotate(&w2, None))).expect("rotate");
+    assert_eq!(plain.witnesses()[0].key, CosignerKey::Ed25519(w2.verifying_key()));
+    reg.check_entry(&entry(2, rotate(&w2, Some(b64(&pq2)))))
+        .expect("rotate");
+    assert_eq!(reg.witnesses(), vec![pq2.verifier().clone()]);
 }

@@ -246,17 +246,12 @@ impl NoteVerifier {
     }
 }
 
-/// Parses a verifier key string `<name>+<hex key hash>+<base64(alg ‖ 32-byte Ed25519 key)>` for
-/// signature type `alg` and checks that the key hash is the one `key_hash(name, alg, key)` gives.
-/// `wrong_type` is the error text for a key of another type or length.
+/// Splits a verifier key string `<name>+<hex key hash>+<base64(alg ‖ key)>` into the name, the key
+/// hash and the decoded bytes `alg ‖ key` (neither checked against each other here).
 ///
 /// # Errors
 /// [`NoteError::MalformedKey`] naming what is wrong.
-pub(crate) fn parse_verifier_key<'a>(
-    s: &'a str,
-    alg: u8,
-    wrong_type: &str,
-) -> Result<(&'a str, VerifyingKey), NoteError> {
+pub(crate) fn split_verifier_key(s: &str) -> Result<(&str, u32, Vec<u8>), NoteError> {
     let bad = |m: &str| NoteError::MalformedKey(m.to_string());
     let mut parts = s.splitn(3, '+');
     let (Some(name), Some(hash_hex), Some(b64)) = (parts.next(), parts.next(), parts.next()) else {
@@ -274,6 +269,22 @@ pub(crate) fn parse_verifier_key<'a>(
     }
     let kh = u32::from_str_radix(hash_hex, 16).map_err(|_| bad("key hash is not hex"))?;
     let raw = B64.decode(b64).map_err(|_| bad("key is not base64"))?;
+    Ok((name, kh, raw))
+}
+
+/// Parses a verifier key string `<name>+<hex key hash>+<base64(alg ‖ 32-byte Ed25519 key)>` for
+/// signature type `alg` and checks that the key hash is the one `key_hash(name, alg, key)` gives.
+/// `wrong_type` is the error text for a key of another type or length.
+///
+/// # Errors
+/// [`NoteError::MalformedKey`] naming what is wrong.
+pub(crate) fn parse_verifier_key<'a>(
+    s: &'a str,
+    alg: u8,
+    wrong_type: &str,
+) -> Result<(&'a str, VerifyingKey), NoteError> {
+    let bad = |m: &str| NoteError::MalformedKey(m.to_string());
+    let (name, kh, raw) = split_verifier_key(s)?;
     if raw.len() != 33 || raw[0] != alg {
         return Err(bad(wrong_type));
     }

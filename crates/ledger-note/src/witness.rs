@@ -177,12 +177,17 @@ pub fn open_submission(note_text: &str, logs: &[NoteVerifier]) -> Result<SignedC
 
 /// The note a witness keeps and serves for an accepted submission: the checkpoint text, the
 /// signature lines of the log's trusted key(s) for this origin (each verified by
-/// [`open_submission`]), once each, and the witness's own cosignature `own` (absent only when a
-/// witness reloads a held note without a valid cosignature of its own). Every other line of
+/// [`open_submission`]), once each, and the witness's own cosignature(s) `own` (one per key type it
+/// cosigns with; none only when a witness reloads a held note without a valid cosignature of its
+/// own). Every other line of
 /// the submission (cosignatures in other witnesses' names, lines by unknown keys, junk) is
 /// dropped: a witness vouches only for what it verified or signed, so nothing planted by a
 /// submitter is stored or served in its name.
-pub fn kept_note(opened: &SignedCheckpoint, logs: &[NoteVerifier], own: Option<NoteSignature>) -> Note {
+pub fn kept_note(
+    opened: &SignedCheckpoint,
+    logs: &[NoteVerifier],
+    own: impl IntoIterator<Item = NoteSignature>,
+) -> Note {
     let origin = &opened.checkpoint.origin;
     let mut signatures: Vec<NoteSignature> = Vec::new();
     for s in &opened.note.signatures {

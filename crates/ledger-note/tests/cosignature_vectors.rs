@@ -82,7 +82,9 @@ fn spec_example_cosignature_line_has_the_spec_layout() {
 #[test]
 fn cosignature_bytes_match_the_spec_construction_and_our_vector() {
     let w = witness();
-    let pk = w.verifier().key;
+    let ledger_note::cosignature::CosignerKey::Ed25519(pk) = w.verifier().key.clone() else {
+        panic!("an Ed25519 witness key")
+    };
     // Key hash assembled by hand: SHA-256(name ‖ 0x0A ‖ 0x04 ‖ key)[:4].
     let mut pre = b"witness.example/w1\n".to_vec();
     pre.push(0x04);

@@ -13,7 +13,7 @@ use ledger_core::entry::Entry;
 use ledger_core::hash::{Hash, leaf_hash};
 use ledger_core::merkle;
 use ledger_core::witness::AddCheckpoint;
-use ledger_fuzz::targets::{FUZZ_LOG_SEED, FUZZ_ORIGIN, FUZZ_WITNESSES, KINDS, fuzz_log_signer};
+use ledger_fuzz::targets::{FUZZ_LOG_SEED, FUZZ_MLDSA44_WITNESS, FUZZ_ORIGIN, FUZZ_WITNESSES, KINDS, fuzz_log_signer};
 use ledger_proto::pb;
 use ledger_store::export::{Frame, MAGIC, Reader};
 use prost::Message as _;
@@ -96,10 +96,14 @@ fn main() -> Res<()> {
         put(&dir, "export-checkpoint", Some(0), n.as_bytes())?;
     }
     let signer = fuzz_log_signer();
-    let witnesses: Vec<CosignatureSigner> = FUZZ_WITNESSES
+    let mut witnesses: Vec<CosignatureSigner> = FUZZ_WITNESSES
         .iter()
         .map(|(n, s)| CosignatureSigner::new(n, SigningKey::from_bytes(s)))
         .collect::<Result<_, _>>()?;
+    witnesses.push(CosignatureSigner::new_mldsa44(
+        FUZZ_MLDSA44_WITNESS.0,
+        &FUZZ_MLDSA44_WITNESS.1,
+    )?);
     let size = leaves.len() as u64;
     let cp = Checkpoint {
         origin: FUZZ_ORIGIN.into(),

@@ -116,6 +116,7 @@ impl Log {
             key: b64key(k),
             roles: vec![role],
             scope: Scope::default(),
+            mldsa44_key: None,
         };
         let mut env = Envelope::new(payload_type("key.enroll"), serde_json::to_vec(&r).unwrap());
         env.sign(&self.admin);

@@ -107,6 +107,10 @@ enum Cmd {
         /// Record kinds the key may sign (default: every kind its roles allow).
         #[arg(long = "kind", value_name = "KIND", num_args = 1.., value_delimiter = ',')]
         kinds: Vec<String>,
+        /// Witness role only: the witness's ML-DSA-44 cosignature key, standard base64 of its
+        /// 1312 bytes (or @FILE: the witness's `witness.mldsa44.pub`).
+        #[arg(long = "mldsa44-key", value_name = "B64")]
+        mldsa44_key: Option<String>,
         #[command(flatten)]
         opts: AppendOpts,
     },
@@ -238,6 +242,7 @@ async fn run(cli: Cli) -> Result<()> {
             roles,
             organization,
             kinds,
+            mldsa44_key,
             opts,
         } => {
             let req = keys::EnrollRequest {
@@ -247,6 +252,7 @@ async fn run(cli: Cli) -> Result<()> {
                 roles,
                 organization,
                 kinds,
+                mldsa44_key,
             };
             keys::enroll(req, &opts, node, origin, json_out).await
         }

@@ -46,6 +46,9 @@ pub struct KeyState {
     /// Public key.
     #[serde(skip)]
     pub key: VerifyingKey,
+    /// A witness's ML-DSA-44 cosignature key, if enrolled.
+    #[serde(skip)]
+    pub mldsa44: Option<crate::cosignature::MlDsa44PublicKey>,
     /// Roles.
     pub roles: BTreeSet<Role>,
     /// Scope.
@@ -122,6 +125,7 @@ impl Registry {
             KeyState {
                 name: format!("node {}", charter.origin),
                 key: node_key,
+                mldsa44: None,
                 roles: [Role::Node].into(),
                 scope: Scope::default(),
                 enrolled_at: 0,
@@ -139,6 +143,7 @@ impl Registry {
                 KeyState {
                     name: a.name.clone(),
                     key: k,
+                    mldsa44: None,
                     roles: [Role::Admin].into(),
                     scope: Scope::default(),
                     enrolled_at: 0,
@@ -274,11 +279,13 @@ impl Registry {
                         detail: format!("unknown kind {bad:?} in scope"),
                     });
                 }
+                let mldsa44 = schema::mldsa44_of(kind, r.mldsa44_key.as_deref(), &r.roles)?;
                 self.keys.insert(
                     id,
                     KeyState {
                         name: r.name,
                         key: k,
+                        mldsa44,
                         roles: r.roles.into_iter().collect(),
                         scope: r.scope,
                         enrolled_at: index,
@@ -298,9 +305,12 @@ impl Registry {
                         "the node key cannot be rotated by key.rotate".into(),
                     ));
                 }
+                let roles: Vec<Role> = old.roles.iter().copied().collect();
+                let mldsa44 = schema::mldsa44_of("key.rotate", r.new_mldsa44_key.as_deref(), &roles)?;
                 old.ended = Some((index, "rotated"));
                 let st = KeyState {
                     key: new,
+                    mldsa44,
                     enrolled_at: index,
                     ended: None,
                     ..old.clone()
@@ -401,13 +411,19 @@ impl Registry {
     }
 
     /// The cosignature verifiers of the active keys holding the `witness` role: each witness's note
-    /// key name is the name it was enrolled under (docs/witness.md). A witness enrolled under a name
+    /// key name is the name it was enrolled under (docs/witness.md). A witness enrolled with an
+    /// ML-DSA-44 key (`mldsa44_key`) counts by its `0x06` lines only, so that forging its Ed25519
+    /// key (a quantum computer could) gains nothing; any other witness counts by `0x04` lines of its
+    /// enrolled Ed25519 key. A witness enrolled under a name
     /// that cannot be a note key name (empty, spaces, `+`) can never be matched and is left out.
     pub fn witnesses(&self) -> Vec<crate::cosignature::CosignatureVerifier> {
         self.keys
             .values()
             .filter(|k| k.ended.is_none() && k.roles.contains(&Role::Witness))
-            .filter_map(|k| crate::cosignature::CosignatureVerifier::new(&k.name, k.key).ok())
+            .filter_map(|k| match &k.mldsa44 {
+                Some(m) => crate::cosignature::CosignatureVerifier::new_mldsa44(&k.name, m.clone()).ok(),
+                None => crate::cosignature::CosignatureVerifier::new(&k.name, k.key).ok(),
+            })
             .collect()
     }
 

@@ -90,6 +90,11 @@ pub struct KeyEnroll {
     /// Scope.
     #[serde(default)]
     pub scope: Scope,
+    /// Witness role only: the holder's ML-DSA-44 cosignature key (base64 of the 1312-byte FIPS 204
+    /// public key). Its C2SP `0x06` cosignatures then count for this witness instead of `0x04` ones
+    /// by `key`, which stays the key's identity (key id, rotation, revocation; docs/witness.md).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mldsa44_key: Option<String>,
 }
 
 /// `key.rotate`: replaces an active key by a new one with the same roles and scope.
@@ -102,6 +107,10 @@ pub struct KeyRotate {
     pub keyid: String,
     /// New public key, base64.
     pub new_key: String,
+    /// The new ML-DSA-44 cosignature key of a witness, base64 (see [`KeyEnroll::mldsa44_key`]);
+    /// without it a rotated witness has none (the old one ends with the old key).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub new_mldsa44_key: Option<String>,
     /// Why.
     #[serde(default)]
     pub reason: String,
@@ -190,6 +199,33 @@ pub(super) fn parse<T: for<'de> Deserialize<'de>>(kind: &str, payload: &[u8]) ->
         kind: kind.into(),
         detail: e.to_string(),
     })
+}
+
+/// The ML-DSA-44 cosignature key of a `key.enroll`/`key.rotate` record: only a witness cosigns.
+pub(super) fn mldsa44_of(
+    kind: &str,
+    b64: Option<&str>,
+    roles: &[Role],
+) -> Result<Option<crate::cosignature::MlDsa44PublicKey>, RegistryError> {
+    let Some(b64) = b64 else {
+        return Ok(None);
+    };
+    let invalid = |detail: String| RegistryError::InvalidPayload {
+        kind: kind.into(),
+        detail,
+    };
+    if !roles.contains(&Role::Witness) {
+        return Err(invalid(
+            "an ML-DSA-44 cosignature key is only for the witness role".into(),
+        ));
+    }
+    use base64::Engine as _;
+    let raw = base64::engine::general_purpose::STANDARD
+        .decode(b64)
+        .map_err(|e| invalid(format!("ML-DSA-44 key is not base64: {e}")))?;
+    crate::cosignature::MlDsa44PublicKey::from_bytes(&raw)
+        .map(Some)
+        .map_err(|e| invalid(e.to_string()))
 }
 
 pub(super) fn key_of(kind: &str, b64: &str) -> Result<VerifyingKey, RegistryError> {

@@ -56,6 +56,8 @@ pub struct EnrollRequest {
     pub organization: Option<String>,
     /// Record kinds the key may sign.
     pub kinds: Vec<String>,
+    /// A witness's ML-DSA-44 cosignature key (base64, or @FILE).
+    pub mldsa44_key: Option<String>,
 }
 
 /// Enrolls a key (`key.enroll`).
@@ -73,11 +75,20 @@ pub async fn enroll(
         roles,
         organization,
         kinds,
+        mldsa44_key,
     } = req;
     let pubkey = match pubkey.strip_prefix('@') {
         Some(file) => std::fs::read_to_string(file).with_context(|| format!("reading {file}"))?,
         None => pubkey,
     };
+    let mldsa44_key = match mldsa44_key {
+        Some(k) => Some(match k.strip_prefix('@') {
+            Some(file) => std::fs::read_to_string(file).with_context(|| format!("reading {file}"))?,
+            None => k,
+        }),
+        None => None,
+    }
+    .map(|k| k.trim().to_string());
     let vk = public_key_from_base64(pubkey.trim()).context("--pubkey")?;
     let keys = read_keys(&admin_keys)?;
     let record = KeyEnroll {
@@ -89,6 +100,7 @@ pub async fn enroll(
             organization: organization.unwrap_or_default(),
             kinds,
         },
+        mldsa44_key,
     };
     let client = LedgerClient::connect(node).await?;
     let origin = origin_of(&client, origin).await?;

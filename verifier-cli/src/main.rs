@@ -141,7 +141,7 @@ struct ReviewArgs {
     #[arg(long, value_name = "FILE")]
     html: Option<PathBuf>,
     /// Time zone of the HTML page's times (UTC is shown beside): Asia/Shanghai, UTC or +HH:MM.
-    #[arg(long, default_value = "Asia/Shanghai")]
+    #[arg(long, default_value = "Asia/Shanghai", allow_hyphen_values = true)]
     tz: String,
 }
 
@@ -256,7 +256,7 @@ enum BundleCmd {
         #[arg(long = "tsa-root", value_name = "CERT.pem")]
         tsa_root: Vec<PathBuf>,
         /// Time zone of the page's times (UTC is shown beside): Asia/Shanghai, UTC or +HH:MM.
-        #[arg(long, default_value = "Asia/Shanghai")]
+        #[arg(long, default_value = "Asia/Shanghai", allow_hyphen_values = true)]
         tz: String,
     },
 }

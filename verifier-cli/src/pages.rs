@@ -119,89 +119,106 @@ code{font-family:'DejaVu Sans Mono',monospace;font-size:88%;word-break:break-all
 @media print{body{margin:0;max-width:none;font-size:10pt}details{display:none}a{color:inherit;text-decoration:none}h2{page-break-after:avoid;break-after:avoid}\
 .rec{border-color:#999}.says{background:none}th{background:#eee;-webkit-print-color-adjust:exact;print-color-adjust:exact}}";
 
-/// Chinese and English label of a payload field.
-fn label(field: &str) -> (&'static str, &'static str) {
-    match field {
-        "nomination_id" => ("提名编号", "Nomination id"),
-        "subject" => ("被测评对象", "Subject (cadre)"),
-        "subjects" => ("被测评对象", "Subjects (cadres)"),
-        "post" => ("职位", "Post"),
-        "organization" => ("单位", "Organization"),
-        "reason" => ("理由", "Reason"),
-        "pool_id" => ("候选池编号", "Pool id"),
-        "purpose" => ("用途", "Purpose"),
-        "members" | "pool" => ("候选池", "Candidate pool"),
-        "draw_id" => ("抽取编号", "Draw id"),
-        "strata" => ("分层与名额", "Strata and quotas"),
-        "exclusions" => ("回避排除", "Exclusions"),
-        "k" => ("抽取人数", "Number drawn (k)"),
-        "algorithm" => ("算法", "Algorithm"),
-        "parties" => ("随机数提供方", "Randomness parties"),
-        "reveal_at_size" => ("混入树根的日志大小", "Log size T whose root is mixed in"),
-        "reveal_deadline_micros" => ("揭示截止", "Reveal deadline"),
-        "party" => ("提供方", "Party"),
-        "secret" => ("揭示的秘密值", "Revealed secret"),
-        "seed" => ("随机种子", "Seed"),
-        "root_at_size" => ("大小 T 时的树根", "Root at size T"),
-        "selection" => ("抽取结果", "Selected"),
-        "values" => ("公开来源数值", "Public source values"),
-        "missing" => ("未揭示方", "Parties that did not reveal"),
-        "deadline_micros" => ("截止时间", "Deadline"),
-        "fact_id" => ("事实编号", "Fact id"),
-        "source" => ("来源", "Source"),
-        "category" => ("类别", "Category"),
-        "content_hash" => ("内容哈希（内容不上链）", "Content hash (content kept off-ledger)"),
-        "complaint_id" => ("投诉编号", "Complaint id"),
-        "sealed_identity" => ("投诉人身份", "Complainant identity"),
-        "verification_id" => ("核查编号", "Verification id"),
-        "target_id" => ("核查对象", "Record verified"),
-        "outcome" => ("结论", "Outcome"),
-        "summary" => ("摘要", "Summary"),
-        "decision_id" => ("决定编号", "Decision id"),
-        "evaluation_ref" => ("依据的测评", "Evaluation relied on"),
-        "evaluators" => ("依据的评议人", "Evaluators relied on"),
-        "accountability_id" => ("问责编号", "Accountability id"),
-        "refs" => ("涉及记录", "Refers to"),
-        "responsible" => ("责任人", "Responsible"),
-        "finding" => ("认定", "Finding"),
-        "opening" => ("法院开启的身份", "Identity opened by the court"),
-        "escrow_id" => ("托管编号", "Escrow id"),
-        "public_key" | "key" => ("公钥", "Public key"),
-        "holder" => ("持有人", "Holder"),
-        "target_index" => ("被撤销的记录", "Record cancelled"),
-        "election_id" => ("选举编号", "Election id"),
-        "weights" => ("维度权重（%）", "Dimension weights (%)"),
-        "score_min" => ("最低分", "Lowest score"),
-        "score_max" => ("最高分", "Highest score"),
-        "opens_at_micros" => ("开始", "Opens"),
-        "closes_at_micros" => ("结束", "Closes"),
-        "credential_suite" => ("凭证算法", "Credential suite"),
-        "credential_key" => ("凭证公钥", "Credential key"),
-        "evaluator" => ("评议人", "Evaluator"),
-        "count" => ("数量", "Count"),
-        "blinded_message_hash" => ("盲化消息哈希", "Blinded message hash"),
-        "request_signature" => ("评议人申请签名", "Evaluator's request signature"),
-        "scores" => ("评分", "Scores"),
-        "comment_hash" => ("评语哈希", "Comment hash"),
-        "ballot_key" => ("一次性选票公钥", "One-time ballot key"),
-        "credential" => ("匿名凭证", "Anonymous credential"),
-        "ballot_count" => ("计入选票数", "Ballots counted"),
-        "ballot_indices" => ("选票记录序号", "Ballot entries"),
-        "results" => ("结果", "Results"),
-        "ticket_hash" => ("服务工单哈希", "Service ticket hash"),
-        "department" => ("部门", "Department"),
-        "rating" => ("评分（1–5）", "Rating (1–5)"),
-        "service_time_micros" => ("服务时间", "Service time"),
-        "name" => ("名称", "Name"),
-        "roles" => ("角色", "Roles"),
-        "scope" => ("授权范围", "Scope"),
-        "keyid" => ("密钥编号", "Key id"),
-        "new_key" => ("新公钥", "New key"),
-        "text" => ("内容", "Text"),
-        "charter" | "policy" => ("章程", "Charter"),
-        "origin" => ("账本名称", "Log origin"),
-        _ => ("", ""),
-    }
+/// Payload fields in the order a page shows them, with their Chinese and English labels; fields
+/// not listed come after, labelled with their JSON name.
+const FIELDS: &[(&str, &str, &str)] = &[
+    ("nomination_id", "提名编号", "Nomination id"),
+    ("subject", "被测评对象", "Subject (cadre)"),
+    ("subjects", "被测评对象", "Subjects (cadres)"),
+    ("post", "职位", "Post"),
+    ("organization", "单位", "Organization"),
+    ("reason", "理由", "Reason"),
+    ("pool_id", "候选池编号", "Pool id"),
+    ("purpose", "用途", "Purpose"),
+    ("members", "候选池", "Candidate pool"),
+    ("pool", "候选池", "Candidate pool"),
+    ("draw_id", "抽取编号", "Draw id"),
+    ("strata", "分层与名额", "Strata and quotas"),
+    ("exclusions", "回避排除", "Exclusions"),
+    ("k", "抽取人数", "Number drawn (k)"),
+    ("algorithm", "算法", "Algorithm"),
+    ("parties", "随机数提供方", "Randomness parties"),
+    (
+        "reveal_at_size",
+        "混入树根的日志大小",
+        "Log size T whose root is mixed in",
+    ),
+    ("reveal_deadline_micros", "揭示截止", "Reveal deadline"),
+    ("party", "提供方", "Party"),
+    ("secret", "揭示的秘密值", "Revealed secret"),
+    ("seed", "随机种子", "Seed"),
+    ("root_at_size", "大小 T 时的树根", "Root at size T"),
+    ("selection", "抽取结果", "Selected"),
+    ("values", "公开来源数值", "Public source values"),
+    ("missing", "未揭示方", "Parties that did not reveal"),
+    ("deadline_micros", "截止时间", "Deadline"),
+    ("fact_id", "事实编号", "Fact id"),
+    ("source", "来源", "Source"),
+    ("category", "类别", "Category"),
+    (
+        "content_hash",
+        "内容哈希（内容不上链）",
+        "Content hash (content kept off-ledger)",
+    ),
+    ("complaint_id", "投诉编号", "Complaint id"),
+    ("sealed_identity", "投诉人身份", "Complainant identity"),
+    ("verification_id", "核查编号", "Verification id"),
+    ("target_id", "核查对象", "Record verified"),
+    ("outcome", "结论", "Outcome"),
+    ("summary", "摘要", "Summary"),
+    ("decision_id", "决定编号", "Decision id"),
+    ("evaluation_ref", "依据的测评", "Evaluation relied on"),
+    ("evaluators", "依据的评议人", "Evaluators relied on"),
+    ("accountability_id", "问责编号", "Accountability id"),
+    ("refs", "涉及记录", "Refers to"),
+    ("responsible", "责任人", "Responsible"),
+    ("finding", "认定", "Finding"),
+    ("opening", "法院开启的身份", "Identity opened by the court"),
+    ("escrow_id", "托管编号", "Escrow id"),
+    ("public_key", "公钥", "Public key"),
+    ("key", "公钥", "Public key"),
+    ("holder", "持有人", "Holder"),
+    ("target_index", "被撤销的记录", "Record cancelled"),
+    ("election_id", "选举编号", "Election id"),
+    ("weights", "维度权重（%）", "Dimension weights (%)"),
+    ("score_min", "最低分", "Lowest score"),
+    ("score_max", "最高分", "Highest score"),
+    ("opens_at_micros", "开始", "Opens"),
+    ("closes_at_micros", "结束", "Closes"),
+    ("credential_suite", "凭证算法", "Credential suite"),
+    ("credential_key", "凭证公钥", "Credential key"),
+    ("evaluator", "评议人", "Evaluator"),
+    ("count", "数量", "Count"),
+    ("blinded_message_hash", "盲化消息哈希", "Blinded message hash"),
+    ("request_signature", "评议人申请签名", "Evaluator's request signature"),
+    ("scores", "评分", "Scores"),
+    ("comment_hash", "评语哈希", "Comment hash"),
+    ("ballot_key", "一次性选票公钥", "One-time ballot key"),
+    ("credential", "匿名凭证", "Anonymous credential"),
+    ("ballot_count", "计入选票数", "Ballots counted"),
+    ("ballot_indices", "选票记录序号", "Ballot entries"),
+    ("results", "结果", "Results"),
+    ("ticket_hash", "服务工单哈希", "Service ticket hash"),
+    ("department", "部门", "Department"),
+    ("rating", "评分（1–5）", "Rating (1–5)"),
+    ("service_time_micros", "服务时间", "Service time"),
+    ("name", "名称", "Name"),
+    ("roles", "角色", "Roles"),
+    ("scope", "授权范围", "Scope"),
+    ("keyid", "密钥编号", "Key id"),
+    ("new_key", "新公钥", "New key"),
+    ("text", "内容", "Text"),
+    ("charter", "章程", "Charter"),
+    ("policy", "章程", "Charter"),
+    ("origin", "账本名称", "Log origin"),
+];
+
+/// Position and labels of a payload field (`FIELDS.len()` and empty labels when unknown).
+fn label(field: &str) -> (usize, &'static str, &'static str) {
+    FIELDS
+        .iter()
+        .position(|(f, _, _)| *f == field)
+        .map_or((FIELDS.len(), "", ""), |i| (i, FIELDS[i].1, FIELDS[i].2))
 }
 
 /// Chinese and English name of a record kind.
@@ -257,22 +274,25 @@ fn len(p: &Value, k: &str) -> usize {
 /// escaped yet); `who` names the signers.
 fn says(kind: &str, p: &Value, who: &str) -> Option<(String, String)> {
     Some(match kind {
-        "nomination" => (
-            format!(
-                "{who} 提名 {} 任 {}（{}），理由：{}",
-                s(p, "subject"),
-                s(p, "post"),
-                s(p, "organization"),
-                s(p, "reason")
-            ),
-            format!(
-                "{who} nominated {} for the post of {} ({}); reason: {}",
-                s(p, "subject"),
-                s(p, "post"),
-                s(p, "organization"),
-                s(p, "reason")
-            ),
-        ),
+        "nomination" => {
+            let reason = p.get("reason").and_then(Value::as_str);
+            (
+                format!(
+                    "{who} 提名 {} 任 {}（{}）{}",
+                    s(p, "subject"),
+                    s(p, "post"),
+                    s(p, "organization"),
+                    reason.map_or(String::new(), |r| format!("，理由：{r}"))
+                ),
+                format!(
+                    "{who} nominated {} for the post of {} ({}){}",
+                    s(p, "subject"),
+                    s(p, "post"),
+                    s(p, "organization"),
+                    reason.map_or(String::new(), |r| format!("; reason: {r}"))
+                ),
+            )
+        }
         "pool.commit" => (
             format!(
                 "固定候选池 {}（{} 人），用于：{}；在任何随机数产生之前登记",
@@ -626,11 +646,10 @@ pub fn record_body(kind: &str, payload: &str, who: &str, tz: &Tz) -> String {
     }
     if let Value::Object(map) = &p {
         o.push_str("<table>");
-        for (k, v) in map {
-            if k == "version" {
-                continue;
-            }
-            let (zh, en) = label(k);
+        let mut fields: Vec<(&String, &Value)> = map.iter().filter(|(k, _)| *k != "version").collect();
+        fields.sort_by_key(|(k, _)| (!k.ends_with("_id"), label(k).0));
+        for (k, v) in fields {
+            let (_, zh, en) = label(k);
             let head = if zh.is_empty() {
                 format!("<code>{}</code>", esc(k))
             } else {

@@ -82,6 +82,16 @@ pub fn html(r: &ReviewReport, tz: &Tz) -> String {
             idx = t.index
         );
     }
+    let none = |cols: usize| format!("<tr><td colspan={cols}>无 <small>None</small></td></tr>");
+    if flags.is_empty() {
+        flags = none(6);
+    }
+    if orgs.is_empty() {
+        orgs = none(5);
+    }
+    if micro.is_empty() {
+        micro = none(4);
+    }
     format!(
         "<!DOCTYPE html><html lang=zh><head><meta charset=utf-8><title>回溯测评 Retrospective review</title><style>{CSS}</style></head><body>\
 <h1>回溯测评 <small>Retrospective review</small></h1><p>范围 Scope: {} — {} 条记录 entries read from {}<br>时区 Time zone: {} <small>(UTC shown beside)</small></p>\

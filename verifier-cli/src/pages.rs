@@ -615,6 +615,8 @@ fn value_html(field: &str, v: &Value, tz: &Tz) -> String {
         ("selection", _) => esc(&selection(&serde_json::json!({ "selection": v }))),
         (_, Value::String(t)) if t.len() >= 40 && !t.contains(' ') => format!("<code>{}</code>", esc(t)),
         (_, Value::String(t)) => esc(t),
+        (_, Value::Number(x)) => x.to_string(),
+        (_, Value::Bool(x)) => if *x { "是 yes" } else { "否 no" }.to_string(),
         (_, Value::Array(a)) if a.iter().all(|x| x.is_string() || x.is_number()) => esc(&a
             .iter()
             .map(|x| x.as_str().map_or_else(|| x.to_string(), str::to_string))

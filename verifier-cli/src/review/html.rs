@@ -34,13 +34,17 @@ pub fn html(r: &ReviewReport, tz: &Tz) -> String {
             .collect();
         let _ = writeln!(
             flags,
-            "<tr><td class=bad>{}</td><td>#{}</td><td>{}</td><td>{}</td><td>{:?}</td><td>{}</td></tr>",
+            "<tr><td class=bad>{}</td><td><a href=\"#r{i}\">#{i}</a></td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
             esc(&f.code),
-            f.index,
             esc(&f.subject),
             esc(&f.message),
-            f.evidence,
-            acc.join("<br>")
+            f.evidence
+                .iter()
+                .map(|e| format!("<a href=\"#r{e}\">#{e}</a>"))
+                .collect::<Vec<_>>()
+                .join(", "),
+            acc.join("<br>"),
+            i = f.index
         );
     }
     let mut orgs = String::new();

@@ -8,6 +8,7 @@
 //! Exit codes: 0 no fault, 1 faults found, 2 usage or I/O error. See `docs/verifier.md`.
 
 mod bundle;
+mod bundle_page;
 mod consistency;
 mod fault;
 mod pages;
@@ -317,7 +318,7 @@ fn bundle_cmd(c: BundleCmd) -> anyhow::Result<bool> {
                 }
                 // Per record, the independent parties that vouch for it (docs/bundle.md).
                 let b = bundle::load(&file)?;
-                let vouch = bundle::vouchers(&b, &v, &ts);
+                let vouch = bundle_page::vouchers(&b, &v, &token_rows(&ts));
                 if let Some(recs) = j.get_mut("records").and_then(serde_json::Value::as_array_mut) {
                     for (r, w) in recs.iter_mut().zip(&vouch) {
                         if let Some(o) = r.as_object_mut() {
@@ -344,11 +345,31 @@ fn bundle_cmd(c: BundleCmd) -> anyhow::Result<bool> {
             let name = file
                 .file_name()
                 .map_or_else(|| file.display().to_string(), |n| n.to_string_lossy().into_owned());
-            std::fs::write(&html, bundle::html(&b, &v, &ts, &tz, &name))
+            std::fs::write(&html, bundle_page::html(&b, &v, &token_rows(&ts), &tz, &name))
                 .with_context(|| format!("writing {}", html.display()))?;
             println!("wrote {}", html.display());
             Ok(v.ok() && ts.ok())
         }
+    }
+}
+
+/// The timestamp tokens as the bundle page sees them.
+fn token_rows(ts: &timestamps::TimestampReport) -> bundle_page::Tokens {
+    bundle_page::Tokens {
+        roots_given: ts.roots_given,
+        rows: ts
+            .tokens
+            .iter()
+            .map(|t| bundle_page::TokenRow {
+                tsa: t.tsa.clone(),
+                checkpoint_size: t.checkpoint_size,
+                gen_time: t.gen_time.clone(),
+                gen_time_unix: t.gen_time_unix,
+                verified: t.verified,
+                root: t.root.clone(),
+                problem: t.problem.clone(),
+            })
+            .collect(),
     }
 }
 

@@ -306,7 +306,10 @@ async fn honest_growth_is_cosigned_by_all_and_bundles_verify_offline() {
         .expect("verify --json");
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stdout));
     let v: serde_json::Value = serde_json::from_slice(&std::fs::read(&json).expect("json")).expect("json");
-    let vouch = v["records"][0]["vouched_by"]["witnesses"].as_array().expect("witnesses").clone();
+    let vouch = v["records"][0]["vouched_by"]["witnesses"]
+        .as_array()
+        .expect("witnesses")
+        .clone();
     assert_eq!(vouch.len(), 3, "{v}");
     let page = s._dir.path().join("b.html");
     let out = Command::new(bin("ledger-verify"))
@@ -321,10 +324,17 @@ async fn honest_growth_is_cosigned_by_all_and_bundles_verify_offline() {
     for w in &vouch {
         let (name, keyid) = (w["name"].as_str().expect("name"), w["keyid"].as_str().expect("keyid"));
         assert!(keys.iter().any(|k| k.name == name), "{name} is not an enrolled witness");
-        assert!(page.contains(&format!("<td>{name}</td><td><code>{keyid}</code></td>")), "{name}");
+        assert!(
+            page.contains(&format!("<td>{name}</td><td><code>{keyid}</code></td>")),
+            "{name}"
+        );
     }
     for k in &keys {
-        assert!(page.contains(&format!("<code class=wkey>{}</code>", k.to_string_key())), "{}", k.name);
+        assert!(
+            page.contains(&format!("<code class=wkey>{}</code>", k.to_string_key())),
+            "{}",
+            k.name
+        );
     }
     // Without the registry's witness enrollments (a bundle cut down by hand), quorum is not met.
     let mut cut = b.clone();

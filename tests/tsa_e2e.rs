@@ -143,6 +143,38 @@ async fn tokens_reach_the_bundle_and_forged_ones_are_refused() {
     assert!(o.status.success(), "{}", text(&o));
     assert!(text(&o).contains("records existed before "), "{}", text(&o));
     assert!(text(&o).contains("(TSA CN=TEST ONLY ledger TSA)"), "{}", text(&o));
+    // Per record, the TSA vouching for it (`--json`), and the page naming it.
+    let json = dir.path().join("v.json");
+    let o = Command::new(verify_bin())
+        .args(["bundle", "verify"])
+        .arg(&out)
+        .arg("--tsa-root")
+        .arg(&ca)
+        .arg("--json")
+        .arg(&json)
+        .output()
+        .expect("verify --json");
+    assert!(o.status.success(), "{}", text(&o));
+    let v: serde_json::Value = serde_json::from_slice(&std::fs::read(&json).expect("json")).expect("json");
+    for r in v["records"].as_array().expect("records") {
+        let tsas = r["vouched_by"]["tsas"].as_array().expect("tsas");
+        assert!(!tsas.is_empty(), "{r}");
+        assert_eq!(tsas[0]["name"], "CN=TEST ONLY ledger TSA", "{r}");
+        assert!(tsas[0]["checkpoint_size"].as_u64().expect("size") > r["index"].as_u64().expect("index"));
+    }
+    let page = dir.path().join("b.html");
+    let o = Command::new(verify_bin())
+        .args(["bundle", "show"])
+        .arg(&out)
+        .arg("--tsa-root")
+        .arg(&ca)
+        .arg("--html")
+        .arg(&page)
+        .output()
+        .expect("show");
+    assert!(o.status.success(), "{}", text(&o));
+    let page = std::fs::read_to_string(&page).expect("page");
+    assert!(page.contains("<td>CN=TEST ONLY ledger TSA</td>") && page.contains("已验证 verified"));
     // No root: present but unverified, not counted (the bundle itself still verifies).
     let o = verify(&out, &[]);
     assert!(o.status.success(), "{}", text(&o));

@@ -294,6 +294,48 @@ async fn honest_growth_is_cosigned_by_all_and_bundles_verify_offline() {
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success(), "{text}");
     assert!(text.contains("3 independent witness(es)"), "{text}");
+    // Per record, the witnesses vouching for it by registry name and key id (`--json`), and the
+    // page naming each with its key.
+    let json = s._dir.path().join("v.json");
+    let out = Command::new(bin("ledger-verify"))
+        .args(["bundle", "verify"])
+        .arg(&file)
+        .arg("--json")
+        .arg(&json)
+        .output()
+        .expect("verify --json");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stdout));
+    let v: serde_json::Value = serde_json::from_slice(&std::fs::read(&json).expect("json")).expect("json");
+    let vouch = v["records"][0]["vouched_by"]["witnesses"]
+        .as_array()
+        .expect("witnesses")
+        .clone();
+    assert_eq!(vouch.len(), 3, "{v}");
+    let page = s._dir.path().join("b.html");
+    let out = Command::new(bin("ledger-verify"))
+        .args(["bundle", "show"])
+        .arg(&file)
+        .arg("--html")
+        .arg(&page)
+        .output()
+        .expect("show");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stdout));
+    let page = std::fs::read_to_string(&page).expect("page");
+    for w in &vouch {
+        let (name, keyid) = (w["name"].as_str().expect("name"), w["keyid"].as_str().expect("keyid"));
+        assert!(keys.iter().any(|k| k.name == name), "{name} is not an enrolled witness");
+        assert!(
+            page.contains(&format!("<td>{name}</td><td><code>{keyid}</code></td>")),
+            "{name}"
+        );
+    }
+    for k in &keys {
+        assert!(
+            page.contains(&format!("<code class=wkey>{}</code>", k.to_string_key())),
+            "{}",
+            k.name
+        );
+    }
     // Without the registry's witness enrollments (a bundle cut down by hand), quorum is not met.
     let mut cut = b.clone();
     let reg = cut["registry"].as_array().expect("registry").clone();

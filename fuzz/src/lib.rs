@@ -7,8 +7,12 @@
 
 #[path = "../../verifier-cli/src/bundle.rs"]
 pub mod bundle;
+#[path = "../../verifier-cli/src/bundle_page.rs"]
+pub mod bundle_page;
 #[path = "../../verifier-cli/src/fault.rs"]
 pub mod fault;
+#[path = "../../verifier-cli/src/pages.rs"]
+pub mod pages;
 #[path = "../../verifier-cli/src/pipeline.rs"]
 pub mod pipeline;
 #[path = "../../verifier-cli/src/prepare.rs"]

@@ -343,7 +343,11 @@ pub fn bundle(data: &[u8]) {
     for trusted in [None, f.sample_node_key.as_ref()] {
         if let Ok(v) = crate::bundle::verify_text(s, trusted) {
             let _ = crate::bundle::render(&v);
-            let _ = crate::bundle::html(&v);
+            if let Ok(b) = serde_json::from_str::<Bundle>(s) {
+                let ts = crate::bundle_page::Tokens::default();
+                let _ = crate::bundle_page::html(&b, &v, &ts, &crate::pages::Tz::default(), "fuzz");
+                let _ = crate::bundle_page::vouchers(&b, &v, &ts);
+            }
         }
     }
     if let Ok(b) = serde_json::from_str::<Bundle>(s) {
@@ -437,7 +441,7 @@ pub fn export(data: &[u8]) {
     let src = MemSource { items, error };
     if let Ok(rep) = review::run(Box::new(src), Filter::default()) {
         let _ = review::human(&rep);
-        let _ = review::html(&rep);
+        let _ = review::html(&rep, &crate::pages::Tz::default());
         let _ = serde_json::to_string(&rep);
     }
 }

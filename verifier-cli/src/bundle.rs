@@ -331,81 +331,6 @@ fn canonical(b: &Bundle) -> Result<String> {
     Ok(serde_json::to_string_pretty(b)? + "\n")
 }
 
-fn esc(s: &str) -> String {
-    s.replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
-        .replace('"', "&quot;")
-}
-
-/// One self-contained HTML page (no external assets) with the verdict, for printing.
-pub fn html(v: &BundleVerdict) -> String {
-    let mut rows = String::new();
-    for r in &v.records {
-        let signers: Vec<String> = r
-            .signers
-            .iter()
-            .map(|g| {
-                format!(
-                    "{} <small>[{}] {}</small>",
-                    esc(&g.name),
-                    esc(&g.roles.join(", ")),
-                    esc(&g.organization)
-                )
-            })
-            .collect();
-        let status = if r.problems.is_empty() {
-            "<span class=ok>已验证 VERIFIED</span>".to_string()
-        } else {
-            format!(
-                "<span class=bad>未通过 NOT VERIFIED</span><br>{}",
-                esc(&r.problems.join("; "))
-            )
-        };
-        let _ = writeln!(
-            rows,
-            "<tr><td>#{}</td><td>{}</td><td>{}</td><td>{}</td><td><code>{}</code></td><td>{}</td></tr>",
-            r.index,
-            esc(&r.kind),
-            ledger_core::time::rfc3339_micros(r.timestamp_micros),
-            signers.join("<br>"),
-            esc(&r.payload.chars().take(400).collect::<String>()),
-            status
-        );
-    }
-    let verdict = if v.ok() {
-        "<p class=ok>结论 Verdict: 以上记录均包含在已签名的账本中，未被篡改，签名者在当时具有授权。<br><small>Every record above is included, unaltered, in the signed log and was signed by keys authorized at the time.</small></p>"
-    } else {
-        "<p class=bad>结论 Verdict: 证据包未通过验证 <small>the bundle does NOT verify; see the problems</small></p>"
-    };
-    format!(
-        "<!DOCTYPE html><html lang=zh><head><meta charset=utf-8><title>证据包核验 Bundle verdict</title><style>\
-body{{font-family:sans-serif;margin:2em;max-width:70em}}table{{border-collapse:collapse;width:100%}}\
-td,th{{border:1px solid #999;padding:.4em;vertical-align:top;font-size:90%}}th{{background:#eee}}\
-.ok{{color:#060;font-weight:bold}}.bad{{color:#b00;font-weight:bold}}code{{white-space:pre-wrap;word-break:break-all}}\
-@media print{{body{{margin:0}}}}</style></head><body>\
-<h1>证据包核验 <small>Court bundle verdict</small></h1>\
-<p>账本 Ledger: <b>{}</b><br>检查点 Checkpoint: {} 条记录 entries, 根哈希 root <code>{}</code><br>见证副署 Witness cosignatures: {}<br>信任依据 Trust: {}</p>\
-<table><tr><th>序号 Index</th><th>类型 Kind</th><th>时间 Time</th><th>签署人 Signed by</th><th>内容 Content</th><th>状态 Status</th></tr>\n{}</table>\
-<p>{}</p><p>{}</p>{}</body></html>\n",
-        esc(&v.origin),
-        v.checkpoint_size,
-        v.checkpoint_root,
-        v.other_signatures,
-        esc(&v.trust),
-        rows,
-        match &v.consistency {
-            None => String::new(),
-            Some(Ok(n)) => format!(
-                "<span class=ok>与法院持有的检查点（{n} 条）一致 — consistent with the court's earlier checkpoint of size {n}</span>"
-            ),
-            Some(Err(e)) => format!("<span class=bad>一致性失败 CONSISTENCY FAILED: {}</span>", esc(e)),
-        },
-        esc(&v.problems.join("; ")),
-        verdict
-    )
-}
-
 /// Reads and verifies a bundle file offline.
 ///
 /// # Errors
@@ -421,6 +346,19 @@ pub fn verify_file(path: &Path, trusted: Option<&NoteVerifier>) -> Result<Bundle
     }
     let text = std::fs::read_to_string(path)?;
     verify_text(&text, trusted).with_context(|| format!("{} is not a ledger bundle", path.display()))
+}
+
+/// Reads a bundle file (size-limited, not judged).
+///
+/// # Errors
+/// When the file cannot be read or is not a bundle.
+pub fn load(path: &Path) -> Result<Bundle> {
+    let meta = std::fs::metadata(path).with_context(|| format!("reading {}", path.display()))?;
+    if meta.len() as usize > MAX_BUNDLE_BYTES {
+        bail!("{} is larger than {MAX_BUNDLE_BYTES} bytes", path.display());
+    }
+    let text = std::fs::read_to_string(path)?;
+    serde_json::from_str(&text).with_context(|| format!("{} is not a ledger bundle", path.display()))
 }
 
 /// Verifies the text of a bundle file (what [`verify_file`] does after reading it; the fuzz

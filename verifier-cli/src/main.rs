@@ -8,8 +8,10 @@
 //! Exit codes: 0 no fault, 1 faults found, 2 usage or I/O error. See `docs/verifier.md`.
 
 mod bundle;
+mod bundle_page;
 mod consistency;
 mod fault;
+mod pages;
 mod pipeline;
 mod prepare;
 mod replay;
@@ -139,6 +141,9 @@ struct ReviewArgs {
     /// Also write one self-contained HTML page.
     #[arg(long, value_name = "FILE")]
     html: Option<PathBuf>,
+    /// Time zone of the HTML page's times (UTC is shown beside): Asia/Shanghai, UTC or +HH:MM.
+    #[arg(long, default_value = "Asia/Shanghai", allow_hyphen_values = true)]
+    tz: String,
 }
 
 /// Parses YYYY-MM-DD (UTC midnight) or plain microseconds.
@@ -184,6 +189,7 @@ fn review_cmd(a: ReviewArgs) -> anyhow::Result<bool> {
         from: a.from.as_deref().map(parse_when).transpose()?,
         to: a.to.as_deref().map(parse_when).transpose()?,
     };
+    let tz = pages::Tz::parse(&a.tz)?;
     let src = open_source(&a.source)?;
     let r = review::run(src, filter)?;
     print!("{}", review::human(&r));
@@ -191,7 +197,7 @@ fn review_cmd(a: ReviewArgs) -> anyhow::Result<bool> {
         report::write_json(p, &serde_json::to_value(&r)?)?;
     }
     if let Some(p) = &a.html {
-        std::fs::write(p, review::html(&r)).with_context(|| format!("writing {}", p.display()))?;
+        std::fs::write(p, review::html(&r, &tz)).with_context(|| format!("writing {}", p.display()))?;
     }
     Ok(r.flags.is_empty())
 }
@@ -247,6 +253,12 @@ enum BundleCmd {
         /// Pin the node key (NAME+HASH+BASE64).
         #[arg(long, value_name = "KEY")]
         trusted_key: Option<String>,
+        /// A root certificate (PEM) the court trusts for time-stamping authorities; repeatable.
+        #[arg(long = "tsa-root", value_name = "CERT.pem")]
+        tsa_root: Vec<PathBuf>,
+        /// Time zone of the page's times (UTC is shown beside): Asia/Shanghai, UTC or +HH:MM.
+        #[arg(long, default_value = "Asia/Shanghai", allow_hyphen_values = true)]
+        tz: String,
     },
 }
 
@@ -304,6 +316,16 @@ fn bundle_cmd(c: BundleCmd) -> anyhow::Result<bool> {
                 {
                     o.insert("timestamps".into(), serde_json::to_value(&ts)?);
                 }
+                // Per record, the independent parties that vouch for it (docs/bundle.md).
+                let b = bundle::load(&file)?;
+                let vouch = bundle_page::vouchers(&b, &v, &token_rows(&ts));
+                if let Some(recs) = j.get_mut("records").and_then(serde_json::Value::as_array_mut) {
+                    for (r, w) in recs.iter_mut().zip(&vouch) {
+                        if let Some(o) = r.as_object_mut() {
+                            o.insert("vouched_by".into(), serde_json::to_value(w)?);
+                        }
+                    }
+                }
                 report::write_json(p, &j)?;
             }
             Ok(v.ok() && ts.ok())
@@ -312,13 +334,42 @@ fn bundle_cmd(c: BundleCmd) -> anyhow::Result<bool> {
             file,
             html,
             trusted_key,
+            tsa_root,
+            tz,
         } => {
+            let tz = pages::Tz::parse(&tz)?;
             let t = trusted(trusted_key.as_deref())?;
             let v = bundle::verify_file(&file, t.as_ref())?;
-            std::fs::write(&html, bundle::html(&v)).with_context(|| format!("writing {}", html.display()))?;
+            let ts = timestamps::check_file(&file, &tsa_root)?;
+            let b = bundle::load(&file)?;
+            let name = file
+                .file_name()
+                .map_or_else(|| file.display().to_string(), |n| n.to_string_lossy().into_owned());
+            std::fs::write(&html, bundle_page::html(&b, &v, &token_rows(&ts), &tz, &name))
+                .with_context(|| format!("writing {}", html.display()))?;
             println!("wrote {}", html.display());
-            Ok(v.ok())
+            Ok(v.ok() && ts.ok())
         }
+    }
+}
+
+/// The timestamp tokens as the bundle page sees them.
+fn token_rows(ts: &timestamps::TimestampReport) -> bundle_page::Tokens {
+    bundle_page::Tokens {
+        roots_given: ts.roots_given,
+        rows: ts
+            .tokens
+            .iter()
+            .map(|t| bundle_page::TokenRow {
+                tsa: t.tsa.clone(),
+                checkpoint_size: t.checkpoint_size,
+                gen_time: t.gen_time.clone(),
+                gen_time_unix: t.gen_time_unix,
+                verified: t.verified,
+                root: t.root.clone(),
+                problem: t.problem.clone(),
+            })
+            .collect(),
     }
 }
 

@@ -35,7 +35,53 @@ enum Msg {
 
 struct Applier {
     replayer: Replayer,
-    progress: Option<ProgressBar>,
+    progress: Option<Progress>,
+}
+
+/// The progress display: a bar when the total is known (entries, or the bytes of an export file),
+/// a spinner otherwise; never when stderr is not a terminal.
+struct Progress {
+    pb: ProgressBar,
+    /// Bytes read so far, when the bar counts bytes.
+    bytes: Option<Arc<std::sync::atomic::AtomicU64>>,
+}
+
+impl Progress {
+    fn update(&self, entries: u64, faults: u64) {
+        match &self.bytes {
+            Some(b) => self.pb.set_position(b.load(std::sync::atomic::Ordering::Relaxed)),
+            None => self.pb.set_position(entries),
+        }
+        let secs = self.pb.elapsed().as_secs_f64();
+        let mut msg = format!("{} entries, {}", thousands(entries), rate(entries, secs));
+        if faults > 0 {
+            msg.push_str(&format!(", {faults} faults"));
+        }
+        self.pb.set_message(msg);
+    }
+}
+
+/// `n` with thousands separators: `56,547`.
+fn thousands(n: u64) -> String {
+    let d = n.to_string();
+    let mut o = String::with_capacity(d.len() + d.len() / 3);
+    for (i, c) in d.chars().enumerate() {
+        if i > 0 && (d.len() - i).is_multiple_of(3) {
+            o.push(',');
+        }
+        o.push(c);
+    }
+    o
+}
+
+/// The replay rate, rounded to whole entries per second: `56,547 entries/s`.
+fn rate(entries: u64, secs: f64) -> String {
+    if secs <= 0.0 {
+        return "— entries/s".into();
+    }
+    let r = (entries as f64 / secs).round();
+    // Saturating float-to-int conversion; the rate is for display only.
+    format!("{} entries/s", thousands(r as u64))
 }
 
 impl Applier {
@@ -43,41 +89,42 @@ impl Applier {
         for p in window {
             self.replayer.feed(p);
         }
-        if let Some(pb) = &self.progress {
-            pb.set_position(self.replayer.entries());
-            let f = self.replayer.fault_count();
-            if f > 0 {
-                pb.set_message(format!("{f} faults"));
-            }
+        if let Some(p) = &self.progress {
+            p.update(self.replayer.entries(), self.replayer.fault_count());
         }
     }
 }
 
-fn progress_bar(len: Option<u64>) -> Option<ProgressBar> {
+fn progress_bar(source: &dyn Source) -> Option<Progress> {
     if !std::io::stderr().is_terminal() {
         return None;
     }
-    let pb = match len {
-        Some(n) => {
-            let pb = ProgressBar::new(n);
-            pb.set_style(
-                ProgressStyle::with_template(
-                    "{spinner} [{elapsed_precise}] {wide_bar} {pos}/{len} entries ({per_sec}, eta {eta}) {msg}",
-                )
+    let bar = |len: u64| {
+        let pb = ProgressBar::new(len);
+        pb.set_style(
+            ProgressStyle::with_template("[{elapsed_precise}] {wide_bar} {percent:>3}% eta {eta} · {msg}")
                 .unwrap_or_else(|_| ProgressStyle::default_bar()),
-            );
-            pb
-        }
-        None => {
+        );
+        pb
+    };
+    Some(match (source.expected_entries(), source.byte_progress()) {
+        (Some(n), _) => Progress {
+            pb: bar(n),
+            bytes: None,
+        },
+        (None, Some((len, read))) => Progress {
+            pb: bar(len),
+            bytes: Some(read),
+        },
+        (None, None) => {
             let pb = ProgressBar::new_spinner();
             pb.set_style(
-                ProgressStyle::with_template("{spinner} [{elapsed_precise}] {pos} entries ({per_sec}) {msg}")
+                ProgressStyle::with_template("{spinner} [{elapsed_precise}] {msg}")
                     .unwrap_or_else(|_| ProgressStyle::default_spinner()),
             );
-            pb
+            Progress { pb, bytes: None }
         }
-    };
-    Some(pb)
+    })
 }
 
 /// Replays everything the source delivers.
@@ -88,15 +135,15 @@ pub fn run(mut source: Box<dyn Source>, replayer: Replayer, opts: PipelineOption
     let window = opts.window.max(1);
     let mut ap = Applier {
         replayer,
-        progress: progress_bar(source.expected_entries()),
+        progress: progress_bar(source.as_ref()),
     };
     let end = if opts.threads <= 1 {
         run_inline(source.as_mut(), &mut ap, window, opts.mode)?
     } else {
         run_threaded(source.as_mut(), &mut ap, window, opts)?
     };
-    if let Some(pb) = &ap.progress {
-        pb.finish_and_clear();
+    if let Some(p) = &ap.progress {
+        p.pb.finish_and_clear();
     }
     Ok(ap.replayer.finish(end.claimed_size))
 }
@@ -220,4 +267,20 @@ fn run_threaded(
             _ => Err(anyhow!("internal error: a verification thread stopped")),
         }
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{rate, thousands};
+
+    #[test]
+    fn rate_is_rounded_with_separators() {
+        assert_eq!(rate(56_546_910, 1000.0), "56,547 entries/s");
+        assert_eq!(thousands(0), "0");
+        assert_eq!(thousands(999), "999");
+        assert_eq!(thousands(1000), "1,000");
+        assert_eq!(thousands(1_234_567), "1,234,567");
+        assert_eq!(rate(10, 0.0), "— entries/s");
+        assert_eq!(rate(3, 2.0), "2 entries/s");
+    }
 }

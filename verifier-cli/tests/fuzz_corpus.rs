@@ -6,8 +6,12 @@
 
 #[path = "../src/bundle.rs"]
 mod bundle;
+#[path = "../src/bundle_page.rs"]
+mod bundle_page;
 #[path = "../src/fault.rs"]
 mod fault;
+#[path = "../src/pages.rs"]
+mod pages;
 #[path = "../src/pipeline.rs"]
 mod pipeline;
 #[path = "../src/prepare.rs"]

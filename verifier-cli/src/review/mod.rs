@@ -65,6 +65,8 @@ fn report(found: analysis::Findings, filter: &Filter, source: String) -> ReviewR
                 kind: t.kind,
                 signers: text::names(&t.signers),
                 payload: text::timeline_payload(&t.payload),
+                timestamp_micros: t.timestamp_micros,
+                full_payload: String::from_utf8_lossy(&t.payload).into_owned(),
             })
             .collect(),
         flags: found.findings.into_iter().map(text::flag).collect(),

@@ -34,6 +34,12 @@ pub struct TimelineEntry {
     pub signers: Vec<String>,
     /// Payload text.
     pub payload: String,
+    /// Time, UTC microseconds (for the HTML page's time zone; not in the JSON document).
+    #[serde(skip)]
+    pub timestamp_micros: u64,
+    /// The whole payload (the HTML page renders its fields; not in the JSON document).
+    #[serde(skip)]
+    pub full_payload: String,
 }
 
 /// Complaint handling per organization.

@@ -34,4 +34,10 @@ pub trait Source: Send {
     fn high_water_marks(&self) -> Vec<(String, String)> {
         Vec::new()
     }
+
+    /// For a source whose entry count is unknown in advance but whose size in bytes is (an export
+    /// file): the total bytes and a counter of the bytes read so far, for the progress bar.
+    fn byte_progress(&self) -> Option<(u64, std::sync::Arc<std::sync::atomic::AtomicU64>)> {
+        None
+    }
 }

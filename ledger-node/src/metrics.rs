@@ -57,7 +57,7 @@ pub struct Metrics {
 
 /// Process metrics read from /proc on each scrape (Linux; elsewhere they stay 0).
 struct Process {
-    cpu: prometheus::Gauge,
+    cpu: prometheus::Counter,
     rss: IntGauge,
     vsize: IntGauge,
     open_fds: IntGauge,
@@ -191,7 +191,10 @@ impl Metrics {
                 )?,
             )?,
             process: Process {
-                cpu: fgauge(&r, "process_cpu_seconds_total", "User and system CPU time spent, in seconds.")?,
+                cpu: reg(
+                    &r,
+                    prometheus::Counter::new("process_cpu_seconds_total", "User and system CPU time spent, in seconds.")?,
+                )?,
                 rss: gauge(&r, "process_resident_memory_bytes", "Resident memory size in bytes.")?,
                 vsize: gauge(&r, "process_virtual_memory_bytes", "Virtual memory size in bytes.")?,
                 open_fds: gauge(&r, "process_open_fds", "Open file descriptors.")?,
@@ -247,7 +250,7 @@ impl Metrics {
 
     /// Counts a rejection.
     pub fn reject(&self, code: tonic::Code) {
-        self.rejections.with_label_values(&[&format!("{code:?}")]).inc();
+        self.rejections.with_label_values(&[code_name(code)]).inc();
     }
 
     /// A job entered the sequencer's queue.
@@ -295,8 +298,33 @@ impl Metrics {
             .with_label_values(&[service, method])
             .observe(started.elapsed().as_secs_f64());
         self.rpc_handled
-            .with_label_values(&[service, method, &format!("{code:?}")])
+            .with_label_values(&[service, method, code_name(code)])
             .inc();
+    }
+}
+
+/// The gRPC code's name as gRPC's own implementations print it (`OK`, `Canceled`,
+/// `InvalidArgument`, ...), the `grpc_code` values dashboards for other gRPC servers expect.
+fn code_name(code: tonic::Code) -> &'static str {
+    use tonic::Code::*;
+    match code {
+        Ok => "OK",
+        Cancelled => "Canceled",
+        Unknown => "Unknown",
+        InvalidArgument => "InvalidArgument",
+        DeadlineExceeded => "DeadlineExceeded",
+        NotFound => "NotFound",
+        AlreadyExists => "AlreadyExists",
+        PermissionDenied => "PermissionDenied",
+        ResourceExhausted => "ResourceExhausted",
+        FailedPrecondition => "FailedPrecondition",
+        Aborted => "Aborted",
+        OutOfRange => "OutOfRange",
+        Unimplemented => "Unimplemented",
+        Internal => "Internal",
+        Unavailable => "Unavailable",
+        DataLoss => "DataLoss",
+        Unauthenticated => "Unauthenticated",
     }
 }
 
@@ -361,7 +389,10 @@ impl Process {
         if let Some(f) = proc_stat() {
             let t = |i: usize| f.get(i).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
             // utime and stime are fields 14 and 15, at 11 and 12 after the command name.
-            self.cpu.set((t(11) + t(12)) / TICKS);
+            let d = (t(11) + t(12)) / TICKS - self.cpu.get();
+            if d > 0.0 {
+                self.cpu.inc_by(d);
+            }
             self.vsize.set(t(20) as i64);
         }
         if let Ok(s) = std::fs::read_to_string("/proc/self/status")

@@ -61,12 +61,13 @@ fn free_port() -> u16 {
     l.local_addr().expect("addr").port()
 }
 
-/// Starts `ledger-node serve` on DATA with metrics on 127.0.0.1:METRICS.
-fn start_node(data: &Path, metrics: u16) -> Node {
+/// Starts `ledger-node serve` on DATA with metrics on 127.0.0.1:METRICS and EXTRA arguments.
+fn start_node(data: &Path, metrics: u16, extra: &[&str]) -> Node {
     let mut child = Command::new(bin("ledger-node"))
         .args(["serve", "--listen", "127.0.0.1:0", "--checkpoint-interval-ms", "200"])
         .arg("--metrics-listen")
         .arg(format!("127.0.0.1:{metrics}"))
+        .args(extra)
         .arg("--data")
         .arg(data)
         .env("RUST_LOG", "warn")
@@ -158,7 +159,13 @@ async fn metrics_pass_promtool_and_count_what_happened() {
     init(&data, "ledger.test/metrics", &[], 1);
     let admin = key(&data.join("keys/admin.key"));
     let port = free_port();
-    let mut node = start_node(&data, port);
+    // A witness that never answers (nothing listens on its port): its lag and failures show.
+    let down = ledger_core::cosignature::CosignatureSigner::new("witness.test/down", new_key())
+        .expect("witness key")
+        .verifier()
+        .to_string_key();
+    let witness = format!("http://127.0.0.1:{}={down}", free_port());
+    let mut node = start_node(&data, port, &["--witness", &witness]);
     let mut c = node.client().await;
     for i in 0..3 {
         let name = format!("registrar-{i}");
@@ -176,7 +183,18 @@ async fn metrics_pass_promtool_and_count_what_happened() {
     .expect_err("an enrolment without the administrator quorum is refused");
     assert_eq!(e.code(), Code::PermissionDenied, "{e:?}");
 
-    let (head, body) = scrape(port);
+    // Wait (bounded) until the checkpoint over the 3 appends has been pushed to the witness.
+    let down_label = [("witness", "witness.test/down")];
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    let (head, body) = loop {
+        let (head, body) = scrape(port);
+        let s = samples(&body);
+        let lag = s.get("ledger_witness_lag_entries").map(|_| value(&s, "ledger_witness_lag_entries", &down_label));
+        if lag == Some(4.0) || std::time::Instant::now() > deadline {
+            break (head, body);
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
     assert!(
         head.to_ascii_lowercase().contains("content-type: text/plain; version=0.0.4"),
         "{head}"
@@ -199,6 +217,8 @@ async fn metrics_pass_promtool_and_count_what_happened() {
         "ledger_sequencer_queue_depth",
         "ledger_rejections_total",
         "ledger_store_bytes",
+        "ledger_witness_lag_entries",
+        "ledger_witness_push_failures_total",
         "grpc_server_handled_total",
         "grpc_server_handling_seconds_bucket",
         "process_cpu_seconds_total",
@@ -234,5 +254,11 @@ async fn metrics_pass_promtool_and_count_what_happened() {
     assert!(value(&s, "process_resident_memory_bytes", &[]) > 1e6);
     assert!(value(&s, "process_open_fds", &[]) >= 3.0);
     assert!(value(&s, "process_start_time_seconds", &[]) > 1.5e9);
+    // The checkpoint over all 4 entries was pushed and not cosigned: 4 entries behind, and every
+    // push (at least the start-up one and this one) counted as a failure.
+    assert_eq!(value(&s, "ledger_checkpoint_size", &[]), 4.0);
+    assert!(value(&s, "ledger_checkpoints_total", &[]) >= 1.0);
+    assert_eq!(value(&s, "ledger_witness_lag_entries", &down_label), 4.0, "{body}");
+    assert!(value(&s, "ledger_witness_push_failures_total", &down_label) >= 2.0, "{body}");
     node.stop();
 }

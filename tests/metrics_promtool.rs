@@ -260,5 +260,66 @@ async fn metrics_pass_promtool_and_count_what_happened() {
     assert!(value(&s, "ledger_checkpoints_total", &[]) >= 1.0);
     assert_eq!(value(&s, "ledger_witness_lag_entries", &down_label), 4.0, "{body}");
     assert!(value(&s, "ledger_witness_push_failures_total", &down_label) >= 2.0, "{body}");
+
+    // Attack: calls to made-up method names of a served service, each of which would become a
+    // new series (memory without bound in the node and in Prometheus). They are all counted
+    // under the one method label `unknown`.
+    let ch = tonic::transport::Endpoint::from_shared(node.addr.clone())
+        .expect("endpoint")
+        .connect()
+        .await
+        .expect("connect");
+    for i in 0..20 {
+        let mut g = tonic::client::Grpc::new(ch.clone());
+        g.ready().await.expect("ready");
+        let path = tonic::codegen::http::uri::PathAndQuery::try_from(format!("/ledger.v1.Ledger/MadeUp{i}"))
+            .expect("path");
+        let e = g
+            .unary(tonic::Request::new(()), path, Empty)
+            .await
+            .expect_err("no such method");
+        assert_eq!(e.code(), Code::Unimplemented, "{e:?}");
+    }
+    let (_, body) = scrape(port);
+    assert!(!body.contains("MadeUp"), "a made-up method name became a label:\n{body}");
+    let s = samples(&body);
+    let unknown = [
+        ("grpc_service", "ledger.v1.Ledger"),
+        ("grpc_method", "unknown"),
+        ("grpc_code", "Unimplemented"),
+    ];
+    assert_eq!(value(&s, "grpc_server_handled_total", &unknown), 20.0);
     node.stop();
+}
+
+/// A codec for empty messages (calls whose answer is only a status).
+struct Empty;
+
+impl tonic::codec::Codec for Empty {
+    type Encode = ();
+    type Decode = ();
+    type Encoder = Empty;
+    type Decoder = Empty;
+    fn encoder(&mut self) -> Empty {
+        Empty
+    }
+    fn decoder(&mut self) -> Empty {
+        Empty
+    }
+}
+
+impl tonic::codec::Encoder for Empty {
+    type Item = ();
+    type Error = tonic::Status;
+    fn encode(&mut self, _: (), _: &mut tonic::codec::EncodeBuf<'_>) -> Result<(), tonic::Status> {
+        Ok(())
+    }
+}
+
+impl tonic::codec::Decoder for Empty {
+    type Item = ();
+    type Error = tonic::Status;
+    fn decode(&mut self, _: &mut tonic::codec::DecodeBuf<'_>) -> Result<Option<()>, tonic::Status> {
+        Ok(Some(()))
+    }
 }

@@ -293,7 +293,12 @@ impl Metrics {
     }
 
     fn rpc_done(&self, path: &str, code: tonic::Code, started: Instant) {
-        let (service, method) = split_path(path);
+        let (service, mut method) = split_path(path);
+        // A method the service does not have: one label value for all, so that calls to made-up
+        // names cannot add series without bound.
+        if code == tonic::Code::Unimplemented {
+            method = "unknown";
+        }
         self.rpc_seconds
             .with_label_values(&[service, method])
             .observe(started.elapsed().as_secs_f64());

@@ -153,6 +153,7 @@ async fn metrics_pass_promtool_and_count_what_happened() {
     let (ok, out) = run_promtool(&promtool, &["check", "rules", rules], None);
     assert!(ok, "promtool check rules {rules}:\n{out}");
     assert!(out.contains("SUCCESS"), "{out}");
+    check_dashboard(&promtool);
 
     let dir = tempfile::tempdir().expect("tempdir");
     let data = dir.path().join("d");
@@ -290,6 +291,30 @@ async fn metrics_pass_promtool_and_count_what_happened() {
     ];
     assert_eq!(value(&s, "grpc_server_handled_total", &unknown), 20.0);
     node.stop();
+}
+
+/// Every query of docs/monitoring/dashboard.json parses as PromQL: each becomes a recording rule
+/// (Grafana's variables replaced by values) that `promtool check rules` checks.
+fn check_dashboard(promtool: &Path) {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs/monitoring/dashboard.json");
+    let d: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&path).expect("dashboard.json")).expect("dashboard JSON");
+    let mut rules = String::from("groups:\n  - name: dashboard\n    rules:\n");
+    let mut n = 0;
+    for p in d["panels"].as_array().expect("panels") {
+        for t in p["targets"].as_array().expect("targets") {
+            let e = t["expr"].as_str().expect("expr");
+            let e = e.replace("$__rate_interval", "5m").replace("$instance", ".*");
+            n += 1;
+            rules.push_str(&format!("      - record: dashboard:q{n}\n        expr: {}\n", serde_json::json!(e)));
+        }
+    }
+    assert!(n >= 10, "only {n} dashboard queries");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let f = dir.path().join("dashboard-rules.yml");
+    std::fs::write(&f, rules).expect("write rules");
+    let (ok, out) = run_promtool(promtool, &["check", "rules", f.to_str().expect("utf-8")], None);
+    assert!(ok, "a dashboard query does not parse:\n{out}");
 }
 
 /// A codec for empty messages (calls whose answer is only a status).

@@ -184,7 +184,7 @@ impl Metrics {
                 HistogramVec::new(
                     HistogramOpts::new(
                         "grpc_server_handling_seconds",
-                        "gRPC call latency until the response headers (unary: the whole call), in seconds.",
+                        "gRPC call latency until its status is sent (a stream: until it ends), in seconds.",
                     )
                     .buckets(LATENCY_BUCKETS.to_vec()),
                     &["grpc_service", "grpc_method"],

@@ -190,18 +190,24 @@ async fn metrics_pass_promtool_and_count_what_happened() {
     let (head, body) = loop {
         let (head, body) = scrape(port);
         let s = samples(&body);
-        let lag = s.get("ledger_witness_lag_entries").map(|_| value(&s, "ledger_witness_lag_entries", &down_label));
+        let lag = s
+            .get("ledger_witness_lag_entries")
+            .map(|_| value(&s, "ledger_witness_lag_entries", &down_label));
         if lag == Some(4.0) || std::time::Instant::now() > deadline {
             break (head, body);
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     };
     assert!(
-        head.to_ascii_lowercase().contains("content-type: text/plain; version=0.0.4"),
+        head.to_ascii_lowercase()
+            .contains("content-type: text/plain; version=0.0.4"),
         "{head}"
     );
     let (ok, out) = run_promtool(&promtool, &["check", "metrics"], Some(&body));
-    assert!(ok && out.trim().is_empty(), "promtool check metrics:\n{out}\n--- scrape ---\n{body}");
+    assert!(
+        ok && out.trim().is_empty(),
+        "promtool check metrics:\n{out}\n--- scrape ---\n{body}"
+    );
 
     let s = samples(&body);
     for family in [
@@ -241,7 +247,10 @@ async fn metrics_pass_promtool_and_count_what_happened() {
     assert_eq!(with_code("PermissionDenied"), 1.0);
     // The latency histogram holds every Append call, accepted or refused.
     assert_eq!(value(&s, "grpc_server_handling_seconds_count", &append_call), 4.0);
-    assert_eq!(value(&s, "ledger_rejections_total", &[("code", "PermissionDenied")]), 1.0);
+    assert_eq!(
+        value(&s, "ledger_rejections_total", &[("code", "PermissionDenied")]),
+        1.0
+    );
     assert_eq!(value(&s, "ledger_appends_total", &[]), 3.0);
     assert_eq!(value(&s, "ledger_group_size_entries_sum", &[]), 3.0);
     let groups = value(&s, "ledger_groups_total", &[]);
@@ -260,7 +269,10 @@ async fn metrics_pass_promtool_and_count_what_happened() {
     assert_eq!(value(&s, "ledger_checkpoint_size", &[]), 4.0);
     assert!(value(&s, "ledger_checkpoints_total", &[]) >= 1.0);
     assert_eq!(value(&s, "ledger_witness_lag_entries", &down_label), 4.0, "{body}");
-    assert!(value(&s, "ledger_witness_push_failures_total", &down_label) >= 2.0, "{body}");
+    assert!(
+        value(&s, "ledger_witness_push_failures_total", &down_label) >= 2.0,
+        "{body}"
+    );
 
     // Attack: calls to made-up method names of a served service, each of which would become a
     // new series (memory without bound in the node and in Prometheus). They are all counted
@@ -273,8 +285,8 @@ async fn metrics_pass_promtool_and_count_what_happened() {
     for i in 0..20 {
         let mut g = tonic::client::Grpc::new(ch.clone());
         g.ready().await.expect("ready");
-        let path = tonic::codegen::http::uri::PathAndQuery::try_from(format!("/ledger.v1.Ledger/MadeUp{i}"))
-            .expect("path");
+        let path =
+            tonic::codegen::http::uri::PathAndQuery::try_from(format!("/ledger.v1.Ledger/MadeUp{i}")).expect("path");
         let e = g
             .unary(tonic::Request::new(()), path, Empty)
             .await
@@ -282,7 +294,10 @@ async fn metrics_pass_promtool_and_count_what_happened() {
         assert_eq!(e.code(), Code::Unimplemented, "{e:?}");
     }
     let (_, body) = scrape(port);
-    assert!(!body.contains("MadeUp"), "a made-up method name became a label:\n{body}");
+    assert!(
+        !body.contains("MadeUp"),
+        "a made-up method name became a label:\n{body}"
+    );
     let s = samples(&body);
     let unknown = [
         ("grpc_service", "ledger.v1.Ledger"),
@@ -306,7 +321,10 @@ fn check_dashboard(promtool: &Path) {
             let e = t["expr"].as_str().expect("expr");
             let e = e.replace("$__rate_interval", "5m").replace("$instance", ".*");
             n += 1;
-            rules.push_str(&format!("      - record: dashboard:q{n}\n        expr: {}\n", serde_json::json!(e)));
+            rules.push_str(&format!(
+                "      - record: dashboard:q{n}\n        expr: {}\n",
+                serde_json::json!(e)
+            ));
         }
     }
     assert!(n >= 10, "only {n} dashboard queries");

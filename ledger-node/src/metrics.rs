@@ -121,7 +121,11 @@ impl Metrics {
             )?,
             tree_size: gauge(&r, "ledger_tree_size", "Entries in the log.")?,
             checkpoints: counter(&r, "ledger_checkpoints_total", "Checkpoints signed.")?,
-            checkpoint_size: gauge(&r, "ledger_checkpoint_size", "Tree size of the latest signed checkpoint.")?,
+            checkpoint_size: gauge(
+                &r,
+                "ledger_checkpoint_size",
+                "Tree size of the latest signed checkpoint.",
+            )?,
             checkpoint_at_ms: AtomicU64::new((now_secs() * 1000.0) as u64),
             checkpoint_age: fgauge(
                 &r,
@@ -175,7 +179,10 @@ impl Metrics {
             rpc_handled: reg(
                 &r,
                 IntCounterVec::new(
-                    Opts::new("grpc_server_handled_total", "gRPC calls completed, by method and status code."),
+                    Opts::new(
+                        "grpc_server_handled_total",
+                        "gRPC calls completed, by method and status code.",
+                    ),
                     &["grpc_service", "grpc_method", "grpc_code"],
                 )?,
             )?,
@@ -193,7 +200,10 @@ impl Metrics {
             process: Process {
                 cpu: reg(
                     &r,
-                    prometheus::Counter::new("process_cpu_seconds_total", "User and system CPU time spent, in seconds.")?,
+                    prometheus::Counter::new(
+                        "process_cpu_seconds_total",
+                        "User and system CPU time spent, in seconds.",
+                    )?,
                 )?,
                 rss: gauge(&r, "process_resident_memory_bytes", "Resident memory size in bytes.")?,
                 vsize: gauge(&r, "process_virtual_memory_bytes", "Virtual memory size in bytes.")?,
@@ -343,7 +353,8 @@ fn split_path(path: &str) -> (&str, &str) {
                 && !m.is_empty()
                 && !m.contains('/')
                 && s.len() + m.len() <= 128
-                && p.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'_' || b == b'/') =>
+                && p.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'_' || b == b'/') =>
         {
             (s, m)
         }
@@ -593,7 +604,10 @@ mod tests {
         let s = m.render();
         assert!(s.contains("ledger_appends_total 3\n"), "{s}");
         assert!(s.contains("ledger_group_size_entries_count 1\n"), "{s}");
-        assert!(s.contains("ledger_rejections_total{code=\"InvalidArgument\"} 1\n"), "{s}");
+        assert!(
+            s.contains("ledger_rejections_total{code=\"InvalidArgument\"} 1\n"),
+            "{s}"
+        );
         assert!(s.contains("ledger_store_bytes 1000\n"), "{s}");
     }
 }

@@ -355,6 +355,8 @@ async fn serve(a: ServeArgs) -> Result<()> {
     // once the node is ready. A stop signal during start-up ends the process at once.
     let metrics = Arc::new(metrics::Metrics::new(&cfg.data)?);
     let port = Port::open(cfg.listen, cfg.tls.as_ref(), &metrics).await?;
+    // Scrapable while the store is verified (`ledger_sequencer_up` 0 until the sequencer runs).
+    start_metrics(&a, &metrics).await;
     // Bound now (a bad address fails start-up), served once the node is ready.
     let tiles_listener = tiles::bind(a.tiles_listen.as_deref()).await?;
     let tiles_limits = tiles::Limits::from_env()?;
@@ -362,7 +364,6 @@ async fn serve(a: ServeArgs) -> Result<()> {
     let (store, checked, state) = open_store(&a, &cfg.data)?;
     let size = checked.report.size;
     let (running, jobs) = start_sequencer(&a, &cfg, &store, checked, state, metrics)?;
-    start_metrics(&a, &running.metrics).await;
     let svc = assemble_service(&a, cfg.witnesses, &store, &running, jobs, cfg.queue_depth)?;
     start_timestamps(&a, &cfg.data, &store, &running.shared, &port.ts_gate)?;
     if let Some(l) = tiles_listener {
@@ -538,7 +539,6 @@ fn open_store(a: &ServeArgs, data: &std::path::Path) -> Result<(Arc<Store>, mark
 struct Running {
     shared: Arc<sequencer::Shared>,
     thread: std::thread::JoinHandle<()>,
-    metrics: Arc<metrics::Metrics>,
     origin: String,
 }
 
@@ -569,7 +569,7 @@ fn start_sequencer(
     let shared = Arc::new(sequencer::Shared {
         registry: std::sync::RwLock::new(registry),
         checkpoint: cp_tx,
-        metrics: metrics.clone(),
+        metrics,
         size: std::sync::atomic::AtomicU64::new(size),
         high_water: checked.mark,
         witnessed_mark: checked.witnessed,
@@ -587,12 +587,7 @@ fn start_sequencer(
     let thread = std::thread::Builder::new()
         .name("sequencer".into())
         .spawn(move || seq.run(job_rx, state))?;
-    let running = Running {
-        shared,
-        thread,
-        metrics,
-        origin,
-    };
+    let running = Running { shared, thread, origin };
     Ok((running, jobs))
 }
 

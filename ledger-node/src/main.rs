@@ -354,15 +354,17 @@ async fn serve(a: ServeArgs) -> Result<()> {
     // The port opens before the store is verified: until the node is ready, health says
     // NOT_SERVING and the Ledger service answers UNAVAILABLE (gate.rs). "listening on" is printed
     // once the node is ready. A stop signal during start-up ends the process at once.
-    let port = Port::open(cfg.listen, cfg.tls.as_ref()).await?;
+    let metrics = Arc::new(metrics::Metrics::new(&cfg.data)?);
+    let port = Port::open(cfg.listen, cfg.tls.as_ref(), &metrics).await?;
+    // Scrapable while the store is verified (`ledger_sequencer_up` 0 until the sequencer runs).
+    start_metrics(&a, &metrics).await;
     // Bound now (a bad address fails start-up), served once the node is ready.
     let tiles_listener = tiles::bind(a.tiles_listen.as_deref()).await?;
     let tiles_limits = tiles::Limits::from_env()?;
     hold_start_for_tests();
     let (store, checked, state) = open_store(&a, &cfg.data)?;
     let size = checked.report.size;
-    let (running, jobs) = start_sequencer(&a, &cfg, &store, checked, state)?;
-    start_metrics(&a, &running.metrics).await;
+    let (running, jobs) = start_sequencer(&a, &cfg, &store, checked, state, metrics)?;
     let svc = assemble_service(&a, cfg.witnesses, &store, &running, jobs, cfg.queue_depth)?;
     start_timestamps(&a, &cfg.data, &store, &running.shared, &port.ts_gate)?;
     if let Some(l) = tiles_listener {
@@ -395,7 +397,8 @@ struct Port {
 
 impl Port {
     /// Binds `listen` and starts serving health (NOT_SERVING), reflection and the closed gate.
-    async fn open(listen: SocketAddr, tls: Option<&(Vec<u8>, Vec<u8>)>) -> Result<Self> {
+    /// Every service is wrapped in [`metrics::Measured`] (calls by status code, latency).
+    async fn open(listen: SocketAddr, tls: Option<&(Vec<u8>, Vec<u8>)>, m: &Arc<metrics::Metrics>) -> Result<Self> {
         let ready = Arc::new(std::sync::atomic::AtomicBool::new(false));
         let (health_reporter, health) = tonic_health::server::health_reporter();
         set_health(&health_reporter, false).await;
@@ -442,11 +445,11 @@ impl Port {
         };
         let server = tokio::spawn(
             builder
-                .add_service(health)
-                .add_service(reflection)
-                .add_service(reflection_alpha)
-                .add_service(gate.clone())
-                .add_service(ts_gate.clone())
+                .add_service(metrics::Measured::new(health, m.clone()))
+                .add_service(metrics::Measured::new(reflection, m.clone()))
+                .add_service(metrics::Measured::new(reflection_alpha, m.clone()))
+                .add_service(metrics::Measured::new(gate.clone(), m.clone()))
+                .add_service(metrics::Measured::new(ts_gate.clone(), m.clone()))
                 .serve_with_incoming_shutdown(incoming, stop),
         );
         Ok(Self {
@@ -537,7 +540,6 @@ fn open_store(a: &ServeArgs, data: &std::path::Path) -> Result<(Arc<Store>, mark
 struct Running {
     shared: Arc<sequencer::Shared>,
     thread: std::thread::JoinHandle<()>,
-    metrics: Arc<metrics::Metrics>,
     origin: String,
 }
 
@@ -549,6 +551,7 @@ fn start_sequencer(
     store: &Arc<Store>,
     checked: marks::Checked,
     state: LedgerState,
+    metrics: Arc<metrics::Metrics>,
 ) -> Result<(Running, std::sync::mpsc::SyncSender<sequencer::Job>)> {
     let layout = genesis::Layout::new(&cfg.data);
     let registry = state.registry.clone();
@@ -560,14 +563,14 @@ fn start_sequencer(
     let origin = registry.charter.origin.clone();
     let signer = NoteSigner::new(&origin, node_key.clone())?;
     let latest = store.latest_checkpoint()?.context("the store has no checkpoint")?;
-    let metrics = Arc::new(metrics::Metrics::default());
     let size = checked.report.size;
-    metrics.tree_size.store(size, std::sync::atomic::Ordering::Relaxed);
+    metrics.set_tree_size(size);
+    metrics.start_checkpoint(latest.0);
     let (cp_tx, _) = tokio::sync::watch::channel(latest);
     let shared = Arc::new(sequencer::Shared {
         registry: std::sync::RwLock::new(registry),
         checkpoint: cp_tx,
-        metrics: metrics.clone(),
+        metrics,
         size: std::sync::atomic::AtomicU64::new(size),
         high_water: checked.mark,
         witnessed_mark: checked.witnessed,
@@ -585,12 +588,7 @@ fn start_sequencer(
     let thread = std::thread::Builder::new()
         .name("sequencer".into())
         .spawn(move || seq.run(job_rx, state))?;
-    let running = Running {
-        shared,
-        thread,
-        metrics,
-        origin,
-    };
+    let running = Running { shared, thread, origin };
     Ok((running, jobs))
 }
 

@@ -108,13 +108,13 @@ pub struct Shared {
 impl Shared {
     /// Marks the sequencer running: health SERVING, `ledger_sequencer_up` 1.
     fn set_up(&self) {
-        self.metrics.sequencer_up.store(1, Relaxed);
+        self.metrics.set_up(true);
         self.up.send_replace(Some(true));
     }
 
     /// Marks appends impossible (health NOT_SERVING, `ledger_sequencer_up` 0), logging why once.
     fn set_down(&self, why: &str) {
-        self.metrics.sequencer_up.store(0, Relaxed);
+        self.metrics.set_up(false);
         if self.up.send_replace(Some(false)) != Some(false) {
             tracing::error!(
                 reason = why,
@@ -125,7 +125,7 @@ impl Shared {
 
     /// Marks the node down for a clean shutdown (every job sender dropped): no error line.
     fn set_stopping(&self) {
-        self.metrics.sequencer_up.store(0, Relaxed);
+        self.metrics.set_up(false);
         self.up.send_replace(Some(false));
     }
 }
@@ -200,10 +200,7 @@ fn writer(store: Arc<Store>, shared: Arc<Shared>, failed: Arc<std::sync::atomic:
         match r {
             Ok(()) => {
                 let m = &shared.metrics;
-                m.flush_micros_sum.fetch_add(t.elapsed().as_micros() as u64, Relaxed);
-                m.groups.fetch_add(1, Relaxed);
-                m.appends.fetch_add(w.prepared.len() as u64, Relaxed);
-                m.group_max.fetch_max(w.prepared.len() as u64, Relaxed);
+                m.group_committed(w.prepared.len(), t.elapsed());
                 if let Some(reg) = w.registry
                     && let Ok(mut r) = shared.registry.write()
                 {
@@ -218,9 +215,9 @@ fn writer(store: Arc<Store>, shared: Arc<Shared>, failed: Arc<std::sync::atomic:
                     tracing::error!(error = %e, size = *s, file = %shared.high_water.path().display(), "cannot write the high-water mark");
                 }
                 shared.size.store(w.size, Relaxed);
-                m.tree_size.store(w.size, Relaxed);
+                m.set_tree_size(w.size);
                 if let Some((s, n)) = &w.checkpoint {
-                    m.checkpoints.fetch_add(1, Relaxed);
+                    m.checkpoint_signed(*s);
                     shared.checkpoint.send_replace((*s, n.clone()));
                 }
                 for (reply, outcomes) in w.replies {
@@ -370,6 +367,7 @@ impl Sequencer {
                 }
             }
             take_waiting(&rx, &mut jobs);
+            self.shared.metrics.dequeued(jobs.len());
             let due = last_cp_at.elapsed() >= self.interval && ct.size() > last_cp_size;
             // Draws past their deadline with reveals (or sources) missing are voided by the node.
             let now = now_micros();
@@ -645,7 +643,7 @@ impl Sequencer {
         if h != *digest {
             return Some(Outcome::Refused(Refusal::RequestIdReused { id: id.to_string() }));
         }
-        self.shared.metrics.duplicates.fetch_add(1, Relaxed);
+        self.shared.metrics.duplicate();
         Some(match o {
             Outcome::Appended {
                 index,

@@ -149,7 +149,7 @@ impl LedgerService {
             want_checkpoint,
             reply: tx,
         }) {
-            Ok(()) => {}
+            Ok(()) => self.shared.metrics.queued(),
             Err(TrySendError::Full(_)) => {
                 self.shared.metrics.reject(tonic::Code::ResourceExhausted);
                 return Err(Status::resource_exhausted(

@@ -274,6 +274,10 @@ pub async fn run(store: Arc<Store>, shared: Arc<Shared>, witnessed: Arc<Witnesse
             });
             join_all(futs).await
         };
+        for p in &peers {
+            let ok = p.held == size;
+            shared.metrics.witness_pushed(&p.cfg.key.name, size, p.held, ok);
+        }
         for (cfg, r) in results {
             match r {
                 Ok(lines) => {

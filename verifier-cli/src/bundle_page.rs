@@ -319,7 +319,7 @@ pub fn html(b: &Bundle, v: &BundleVerdict, ts: &Tokens, tz: &Tz, file: &str) -> 
             let _ = write!(
                 o,
                 "<h2>历史一致性 <small>Consistency</small></h2><p class=bad>一致性失败 CONSISTENCY FAILED: {}</p>",
-                esc(e)
+                esc(&e.to_string())
             );
         }
     }

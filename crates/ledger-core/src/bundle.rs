@@ -5,11 +5,11 @@
 //! and each record's proof in the C2SP tlog-proof@v1 text form for tools that know nothing of this
 //! project.
 
-use crate::checkpoint::{Checkpoint, open_checkpoint};
+use crate::checkpoint::{Checkpoint, CheckpointError, open_checkpoint};
 use crate::cosignature::Cosignature;
-use crate::entry::Entry;
+use crate::entry::{Entry, EntryError};
 use crate::hash::{Hash, leaf_hash};
-use crate::merkle::{verify_consistency, verify_inclusion};
+use crate::merkle::{ProofError, verify_consistency, verify_inclusion};
 use crate::note::NoteVerifier;
 use crate::registry::{Registry, envelope_kind};
 use base64::Engine as _;
@@ -102,37 +102,125 @@ pub fn tlog_proof(index: u64, proof: &[Hash], checkpoint_note: &str) -> String {
     s
 }
 
+/// Why a text is not a C2SP tlog-proof@v1.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum TlogProofError {
+    /// The first line is not the format header.
+    #[error("missing c2sp.org/tlog-proof@v1 header")]
+    MissingHeader,
+    /// An `extra` line without its newline.
+    #[error("truncated extra line")]
+    TruncatedExtra,
+    /// No `index` line.
+    #[error("missing index line")]
+    MissingIndex,
+    /// The index is not a canonical decimal.
+    #[error("index is not a decimal without leading zeros")]
+    IndexNotDecimal,
+    /// The index does not fit in 64 bits.
+    #[error("index out of range")]
+    IndexOutOfRange,
+    /// The proof lines are not ended by a blank line.
+    #[error("missing blank line before the checkpoint")]
+    MissingBlankLine,
+    /// A proof line is not base64.
+    #[error("proof line is not base64")]
+    ProofNotBase64,
+    /// A proof line does not decode to a 32-byte hash.
+    #[error("proof hash is not 32 bytes")]
+    ProofHashLength,
+}
+
 /// Parses a C2SP tlog-proof@v1 into (index, proof hashes, checkpoint note).
 ///
 /// # Errors
 /// When the text is not a tlog-proof.
-pub fn parse_tlog_proof(s: &str) -> Result<(u64, Vec<Hash>, String), String> {
-    let rest = s
-        .strip_prefix("c2sp.org/tlog-proof@v1\n")
-        .ok_or("missing c2sp.org/tlog-proof@v1 header")?;
+pub fn parse_tlog_proof(s: &str) -> Result<(u64, Vec<Hash>, String), TlogProofError> {
+    use TlogProofError as E;
+    let rest = s.strip_prefix("c2sp.org/tlog-proof@v1\n").ok_or(E::MissingHeader)?;
     let rest = match rest.strip_prefix("extra ") {
-        Some(r) => r.split_once('\n').ok_or("truncated extra line")?.1,
+        Some(r) => r.split_once('\n').ok_or(E::TruncatedExtra)?.1,
         None => rest,
     };
-    let (idx_line, mut rest) = rest.split_once('\n').ok_or("missing index line")?;
-    let idx_s = idx_line.strip_prefix("index ").ok_or("missing index line")?;
+    let (idx_line, mut rest) = rest.split_once('\n').ok_or(E::MissingIndex)?;
+    let idx_s = idx_line.strip_prefix("index ").ok_or(E::MissingIndex)?;
     if idx_s.is_empty() || (idx_s.len() > 1 && idx_s.starts_with('0')) || !idx_s.bytes().all(|c| c.is_ascii_digit()) {
-        return Err("index is not a decimal without leading zeros".into());
+        return Err(E::IndexNotDecimal);
     }
-    let index: u64 = idx_s.parse().map_err(|_| "index out of range")?;
+    let index: u64 = idx_s.parse().map_err(|_| E::IndexOutOfRange)?;
     let mut proof = Vec::new();
     loop {
-        let (line, r) = rest
-            .split_once('\n')
-            .ok_or("missing blank line before the checkpoint")?;
+        let (line, r) = rest.split_once('\n').ok_or(E::MissingBlankLine)?;
         rest = r;
         if line.is_empty() {
             break;
         }
-        let b = B64.decode(line).map_err(|_| "proof line is not base64")?;
-        proof.push(Hash::from_slice(&b).map_err(|_| "proof hash is not 32 bytes")?);
+        let b = B64.decode(line).map_err(|_| E::ProofNotBase64)?;
+        proof.push(Hash::from_slice(&b).map_err(|_| E::ProofHashLength)?);
     }
     Ok((index, proof, rest.to_string()))
+}
+
+/// Why a bundle entry's leaf cannot be used.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum LeafError {
+    /// The leaf field is not standard base64.
+    #[error("entry {index}: leaf is not base64")]
+    NotBase64 {
+        /// The bundle entry's index.
+        index: u64,
+    },
+    /// The leaf bytes are not a canonical entry.
+    #[error("entry {index}: {error}")]
+    Entry {
+        /// The bundle entry's index.
+        index: u64,
+        /// Why the bytes do not decode.
+        error: EntryError,
+    },
+    /// The leaf names another index than the bundle entry.
+    #[error("entry {index}: leaf says index {found}")]
+    IndexMismatch {
+        /// The bundle entry's index.
+        index: u64,
+        /// The index inside the leaf.
+        found: u64,
+    },
+}
+
+/// Why the court's earlier checkpoint does not extend to the bundle's checkpoint.
+///
+/// Serialized as its message (a JSON string), as the verdict has always been.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum ConsistencyError {
+    /// The earlier checkpoint's signature or text does not verify under the node key.
+    #[error("the earlier checkpoint does not verify: {0}")]
+    EarlierCheckpoint(CheckpointError),
+    /// The consistency proof fails: the earlier checkpoint is not a prefix (`FORK`).
+    #[error(
+        "FORK: the earlier checkpoint (size {old_size}, root {old_root}) is not a prefix of this one (size {size}, root {root}): {error}"
+    )]
+    Fork {
+        /// Earlier size.
+        old_size: u64,
+        /// Earlier root.
+        old_root: Hash,
+        /// The bundle checkpoint's size.
+        size: u64,
+        /// The bundle checkpoint's root.
+        root: Hash,
+        /// Why the proof does not verify.
+        error: ProofError,
+    },
+}
+
+impl Serialize for ConsistencyError {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
 }
 
 /// What the verifier concluded about one record.
@@ -187,7 +275,7 @@ pub struct BundleVerdict {
     /// Per requested record.
     pub records: Vec<RecordVerdict>,
     /// Consistency with the court's earlier checkpoint: None when not asked, else the outcome.
-    pub consistency: Option<Result<u64, String>>,
+    pub consistency: Option<Result<u64, ConsistencyError>>,
     /// Bundle-level problems.
     pub problems: Vec<String>,
 }
@@ -201,13 +289,12 @@ impl BundleVerdict {
     }
 }
 
-fn decode_leaf(e: &BundleEntry) -> Result<(Entry, Hash), String> {
-    let bytes = B64
-        .decode(&e.leaf)
-        .map_err(|_| format!("entry {}: leaf is not base64", e.index))?;
-    let entry = Entry::decode(&bytes).map_err(|x| format!("entry {}: {x}", e.index))?;
-    if entry.index != e.index {
-        return Err(format!("entry {}: leaf says index {}", e.index, entry.index));
+fn decode_leaf(e: &BundleEntry) -> Result<(Entry, Hash), LeafError> {
+    let index = e.index;
+    let bytes = B64.decode(&e.leaf).map_err(|_| LeafError::NotBase64 { index })?;
+    let entry = Entry::decode(&bytes).map_err(|error| LeafError::Entry { index, error })?;
+    if entry.index != index {
+        return Err(LeafError::IndexMismatch { index, found: entry.index });
     }
     Ok((entry, leaf_hash(&bytes)))
 }
@@ -312,7 +399,7 @@ fn registry_entries(b: &Bundle, cp: &Checkpoint, v: &mut BundleVerdict) -> Vec<E
                 }
                 reg_entries.push(entry);
             }
-            Err(x) => v.problems.push(x),
+            Err(x) => v.problems.push(x.to_string()),
         }
     }
     reg_entries.sort_by_key(|e| e.index);
@@ -363,17 +450,19 @@ fn check_witnesses(registry: &Registry, cp_note: &crate::note::Note, v: &mut Bun
 
 /// The consistency proof from the earlier checkpoint the bundle carries, if any: the earlier
 /// size, or why it is not a prefix (`FORK`).
-fn check_consistency(b: &Bundle, key: &NoteVerifier, cp: &Checkpoint) -> Option<Result<u64, String>> {
-    b.consistency.as_ref().map(|c| match open_checkpoint(&c.from_checkpoint, key) {
-            Err(e) => Err(format!("the earlier checkpoint does not verify: {e}")),
-            Ok(old) => verify_consistency(old.checkpoint.size, cp.size, &old.checkpoint.root, &cp.root, &c.proof)
-                .map(|()| old.checkpoint.size)
-                .map_err(|e| {
-                    format!(
-                        "FORK: the earlier checkpoint (size {}, root {}) is not a prefix of this one (size {}, root {}): {e}",
-                        old.checkpoint.size, old.checkpoint.root, cp.size, cp.root
-                    )
-                }),
+fn check_consistency(b: &Bundle, key: &NoteVerifier, cp: &Checkpoint) -> Option<Result<u64, ConsistencyError>> {
+    b.consistency.as_ref().map(|c| {
+        let old = open_checkpoint(&c.from_checkpoint, key).map_err(ConsistencyError::EarlierCheckpoint)?;
+        let (old_size, old_root) = (old.checkpoint.size, old.checkpoint.root);
+        verify_consistency(old_size, cp.size, &old_root, &cp.root, &c.proof)
+            .map(|()| old_size)
+            .map_err(|error| ConsistencyError::Fork {
+                old_size,
+                old_root,
+                size: cp.size,
+                root: cp.root,
+                error,
+            })
     })
 }
 

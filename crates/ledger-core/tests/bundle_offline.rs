@@ -4,7 +4,8 @@ use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as B64;
 use ed25519_dalek::SigningKey;
 use ledger_core::bundle::{
-    BUNDLE_FORMAT, Bundle, BundleConsistency, BundleEntry, parse_tlog_proof, tlog_proof, verify_bundle,
+    BUNDLE_FORMAT, Bundle, BundleConsistency, BundleEntry, ConsistencyError, TlogProofError, parse_tlog_proof,
+    tlog_proof, verify_bundle,
 };
 use ledger_core::checkpoint::Checkpoint;
 use ledger_core::compact::CompactTree;
@@ -198,11 +199,29 @@ fn tampering_is_named() {
     if let Some(c) = b.consistency.as_mut() {
         c.from_checkpoint = forked.sign(&log.signer).expect("sign").to_text();
     }
-    check(&b, "fork", "FORK");
+    let v = verify_bundle(&b, Some(log.signer.verifier()));
+    assert!(!v.ok(), "fork verified");
+    let Some(Err(fork @ ConsistencyError::Fork { old_size: 3, .. })) = &v.consistency else {
+        panic!("fork: expected ConsistencyError::Fork, got {:?}", v.consistency);
+    };
+    // The verdict's JSON (`bundle verify --json`) carries the message, as it always has.
+    let json = serde_json::to_value(&v).expect("verdict json");
+    assert_eq!(json["consistency"], serde_json::json!({ "Err": fork.to_string() }));
+    assert!(fork.to_string().starts_with("FORK: the earlier checkpoint (size 3, root "), "{fork}");
     // A tlog-proof that disagrees.
     let mut b = good.clone();
     b.records[0].tlog_proof = b.records[0].tlog_proof.replacen("index 2", "index 3", 1);
     check(&b, "tlog-proof", "tlog-proof");
+    // Texts that are not tlog-proofs are refused with the exact reason.
+    assert_eq!(parse_tlog_proof("index 1\n"), Err(TlogProofError::MissingHeader));
+    assert_eq!(
+        parse_tlog_proof("c2sp.org/tlog-proof@v1\nindex 01\n\n"),
+        Err(TlogProofError::IndexNotDecimal)
+    );
+    assert_eq!(
+        parse_tlog_proof("c2sp.org/tlog-proof@v1\nindex 1\n!!\n\n").map_err(|e| e.to_string()),
+        Err("proof line is not base64".to_string())
+    );
     // Without the key record, the registrar is unknown.
     let mut b = good.clone();
     b.registry.truncate(1);

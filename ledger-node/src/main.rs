@@ -306,8 +306,7 @@ fn load_state(store: &Store, size: u64, root: &ledger_core::hash::Hash) -> Resul
         let (index, bytes) = r?;
         let e = Entry::decode(&bytes).with_context(|| format!("entry {index} does not decode"))?;
         state.observe_size(index, &e.prev_root);
-        let signers: Vec<String> = e.envelope.signatures.iter().map(|s| s.keyid.clone()).collect();
-        if let Err(err) = state.fold(&e, &ledger_core::hash::leaf_hash(&bytes), &signers) {
+        if let Err(err) = state.step_stored(&e, &ledger_core::hash::leaf_hash(&bytes), false) {
             refused += 1;
             if refused <= MAX_REFUSED_LOGGED {
                 tracing::warn!(index, error = %err, "stored entry breaks a rule; left out of the state (ledger-verify replay names it)");

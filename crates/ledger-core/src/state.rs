@@ -206,6 +206,23 @@ impl LedgerState {
         Ok(record)
     }
 
+    /// The whole step for an entry read back from a log (node start-up, review): when
+    /// `verify_sigs`, [`Self::verify_entry`] (envelope limits, kind, schema, every signature) and
+    /// the fold of the payload parsed there; otherwise the fold with the key ids the envelope
+    /// names (a store the node verified already). Does not call [`Self::observe_size`].
+    ///
+    /// # Errors
+    /// The first rule the entry breaks; the state is then unchanged.
+    pub fn step_stored(&mut self, entry: &Entry, leaf_hash: &Hash, verify_sigs: bool) -> Result<Record, StepError> {
+        if verify_sigs {
+            let (_, parsed, signers) = verify_parsed(&self.registry, entry)?;
+            self.fold_parsed(entry, leaf_hash, parsed, &signers)
+        } else {
+            let signers: Vec<String> = entry.envelope.signatures.iter().map(|s| s.keyid.clone()).collect();
+            self.fold(entry, leaf_hash, &signers)
+        }
+    }
+
     /// The per-entry checks before a step, for callers that verify one entry at a time: envelope
     /// limits, kind, payload schema, and every signature against the registry. Returns the kind and
     /// the verified signers.
@@ -350,6 +367,32 @@ mod tests {
             ),
             Err(StepError::Record(_))
         ));
+    }
+
+    /// `step_stored` verifies every signature when asked (a forged signature is a registry error
+    /// and changes nothing), and folds the entry exactly as `fold` does.
+    #[test]
+    fn step_stored_verifies_when_asked_then_folds() {
+        let (mut st, admin) = genesis();
+        let mut forged = entry(1, "escrow.key", &escrow("court-1"), &[&admin]);
+        forged.envelope.signatures[0].sig[0] ^= 1;
+        let err = st.step_stored(&forged, &Hash::default(), true).unwrap_err();
+        assert!(matches!(err, StepError::Registry(_)), "{err:?}");
+        assert!(st.domain.escrows.is_empty(), "a refused step changes nothing");
+        // Unverified (a store the node checked already): the key ids the envelope names.
+        let (mut trusting, _) = genesis();
+        assert!(matches!(
+            trusting.step_stored(&forged, &Hash::default(), false).unwrap(),
+            Record::EscrowKey(_)
+        ));
+        // The honest entry: the same record as `fold`, then the same rule on a second copy.
+        let good = entry(1, "escrow.key", &escrow("court-1"), &[&admin]);
+        assert!(matches!(st.step_stored(&good, &Hash::default(), true).unwrap(), Record::EscrowKey(_)));
+        let dup = entry(2, "escrow.key", &escrow("court-1"), &[&admin]);
+        match st.step_stored(&dup, &Hash::default(), true) {
+            Err(StepError::Rule(e)) => assert_eq!(e.code, crate::rules::RuleCode::EscrowDuplicate),
+            other => panic!("{other:?}"),
+        }
     }
 
     /// `fold_registry` decides exactly as `Registry::check_entry`.

@@ -376,11 +376,7 @@ impl Analysis {
     fn step(&mut self, e: &Entry, lh: &Hash, kind: Option<&str>) -> Option<Result<Record, StepError>> {
         match (self.state.as_mut(), kind) {
             // The node's step: signatures, registry, record, domain rules; applied when it passes.
-            (Some(st), _) => Some(
-                st.verify_entry(e)
-                    .map_err(StepError::from)
-                    .and_then(|(_, signers)| st.fold(e, lh, &signers)),
-            ),
+            (Some(st), _) => Some(st.step_stored(e, lh, true)),
             // No charter: the domain rules alone, with the key ids the envelope names.
             (None, None) => None,
             (None, Some(kind)) => {

@@ -5,7 +5,7 @@
 use crate::pages::{Tz, esc, kind_name, record_body};
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as B64;
-use ledger_core::bundle::{Bundle, BundleVerdict};
+use ledger_core::bundle::{Bundle, BundleVerdict, RecordVerdict};
 use ledger_core::entry::Entry;
 use ledger_core::registry::Registry;
 use std::fmt::Write as _;
@@ -215,6 +215,20 @@ pub fn html(b: &Bundle, v: &BundleVerdict, ts: &Tokens, tz: &Tz, file: &str) -> 
         esc(&tz.label)
     );
     let wk = witness_keys(b, v);
+    witnesses_section(&mut o, v, &wk, tz);
+    timestamps_section(&mut o, ts, tz);
+    let _ = write!(o, "<h2>记录 <small>Records</small> ({})</h2>", v.records.len());
+    for r in &v.records {
+        record_section(&mut o, r, tz);
+    }
+    closing_sections(&mut o, v);
+    o.push_str(&verify_section(b, v, &wk, file));
+    o.push_str("</body></html>\n");
+    o
+}
+
+/// The witness quorum and the enrolled witnesses, with when each cosigned.
+fn witnesses_section(o: &mut String, v: &BundleVerdict, wk: &[WitnessKey], tz: &Tz) {
     let _ = write!(
         o,
         "<h2>独立见证 <small>Independent witnesses</small></h2><p>章程要求 {q} 个见证副署；本检查点有 {n} 个有效副署（来自登记册中登记的见证密钥）。<br>\
@@ -224,7 +238,7 @@ pub fn html(b: &Bundle, v: &BundleVerdict, ts: &Tokens, tz: &Tz, file: &str) -> 
     );
     if !wk.is_empty() {
         o.push_str("<table class=list><tr><th>见证方 Witness (key holder)</th><th>密钥编号 Key id</th><th>副署时间 Cosigned at</th></tr>");
-        for w in &wk {
+        for w in wk {
             let at = if w.cosigned {
                 tz.html(w.cosigned_at.saturating_mul(1_000_000))
             } else {
@@ -239,6 +253,10 @@ pub fn html(b: &Bundle, v: &BundleVerdict, ts: &Tokens, tz: &Tz, file: &str) -> 
         }
         o.push_str("</table>");
     }
+}
+
+/// The RFC 3161 timestamp tokens and their status.
+fn timestamps_section(o: &mut String, ts: &Tokens, tz: &Tz) {
     o.push_str("<h2>可信时间戳 <small>Trusted timestamps (RFC 3161)</small></h2>");
     if ts.rows.is_empty() {
         o.push_str("<p>证据包不含时间戳。<small>The bundle carries no timestamp tokens.</small></p>");
@@ -269,44 +287,49 @@ pub fn html(b: &Bundle, v: &BundleVerdict, ts: &Tokens, tz: &Tz, file: &str) -> 
         }
         o.push_str("</table>");
     }
-    let _ = write!(o, "<h2>记录 <small>Records</small> ({})</h2>", v.records.len());
-    for r in &v.records {
-        let (zh, en) = kind_name(&r.kind);
-        let who: Vec<String> = r.signers.iter().map(|g| g.name.clone()).collect();
-        let signers: Vec<String> = r
-            .signers
-            .iter()
-            .map(|g| {
-                format!(
-                    "{} <small>[{}] {} key <code>{}</code></small>",
-                    esc(&g.name),
-                    esc(&g.roles.join(", ")),
-                    esc(&g.organization),
-                    esc(&g.keyid.chars().take(16).collect::<String>())
-                )
-            })
-            .collect();
-        let status = if r.problems.is_empty() {
-            "<span class=ok>已验证 VERIFIED</span>".to_string()
-        } else {
+}
+
+/// One record: kind, time, signers, status and what it says.
+fn record_section(o: &mut String, r: &RecordVerdict, tz: &Tz) {
+    let (zh, en) = kind_name(&r.kind);
+    let who: Vec<String> = r.signers.iter().map(|g| g.name.clone()).collect();
+    let signers: Vec<String> = r
+        .signers
+        .iter()
+        .map(|g| {
             format!(
-                "<span class=bad>未通过 NOT VERIFIED</span> {}",
-                esc(&r.problems.join("; "))
+                "{} <small>[{}] {} key <code>{}</code></small>",
+                esc(&g.name),
+                esc(&g.roles.join(", ")),
+                esc(&g.organization),
+                esc(&g.keyid.chars().take(16).collect::<String>())
             )
-        };
-        let _ = write!(
-            o,
-            "<div class=rec id=\"r{idx}\"><h3>#{idx} {zh} <small>{en} · <code>{}</code></small></h3><table>\
+        })
+        .collect();
+    let status = if r.problems.is_empty() {
+        "<span class=ok>已验证 VERIFIED</span>".to_string()
+    } else {
+        format!(
+            "<span class=bad>未通过 NOT VERIFIED</span> {}",
+            esc(&r.problems.join("; "))
+        )
+    };
+    let _ = write!(
+        o,
+        "<div class=rec id=\"r{idx}\"><h3>#{idx} {zh} <small>{en} · <code>{}</code></small></h3><table>\
 <tr><th>记录时间 <small>Recorded at (node clock)</small></th><td>{}</td></tr>\
 <tr><th>签署人 <small>Signed by</small></th><td>{}</td></tr>\
 <tr><th>状态 <small>Status</small></th><td>{status}</td></tr></table>{}</div>",
-            esc(&r.kind),
-            tz.html(r.timestamp_micros),
-            signers.join("<br>"),
-            record_body(&r.kind, &r.payload, &who.join("、"), tz),
-            idx = r.index
-        );
-    }
+        esc(&r.kind),
+        tz.html(r.timestamp_micros),
+        signers.join("<br>"),
+        record_body(&r.kind, &r.payload, &who.join("、"), tz),
+        idx = r.index
+    );
+}
+
+/// Consistency with the court's earlier checkpoint, and the bundle-level problems.
+fn closing_sections(o: &mut String, v: &BundleVerdict) {
     match &v.consistency {
         None => {}
         Some(Ok(n)) => {
@@ -330,9 +353,6 @@ pub fn html(b: &Bundle, v: &BundleVerdict, ts: &Tokens, tz: &Tz, file: &str) -> 
         }
         o.push_str("</ul>");
     }
-    o.push_str(&verify_section(b, v, &wk, file));
-    o.push_str("</body></html>\n");
-    o
 }
 
 /// The closing section: the commands and the hashes a reader needs to check the bundle without

@@ -273,6 +273,14 @@ fn len(p: &Value, k: &str) -> usize {
 /// One sentence in Chinese and one in English saying what the record means (plain text, not
 /// escaped yet); `who` names the signers.
 fn says(kind: &str, p: &Value, who: &str) -> Option<(String, String)> {
+    says_selection(kind, p, who)
+        .or_else(|| says_draw_outcome(kind, p))
+        .or_else(|| says_case(kind, p, who))
+        .or_else(|| says_election(kind, p))
+}
+
+/// [`says`] for nominations, pools and draw commitments.
+fn says_selection(kind: &str, p: &Value, who: &str) -> Option<(String, String)> {
     Some(match kind {
         "nomination" => {
             let reason = p.get("reason").and_then(Value::as_str);
@@ -348,6 +356,13 @@ fn says(kind: &str, p: &Value, who: &str) -> Option<(String, String)> {
                 ),
             )
         }
+        _ => return None,
+    })
+}
+
+/// [`says`] for draw outcomes, dossier facts and complaints.
+fn says_draw_outcome(kind: &str, p: &Value) -> Option<(String, String)> {
+    Some(match kind {
         "draw.reveal" => (
             format!(
                 "{} 揭示抽取 {} 的秘密值；其 SHA-256 必须等于承诺值",
@@ -428,6 +443,13 @@ fn says(kind: &str, p: &Value, who: &str) -> Option<(String, String)> {
                 ),
             )
         }
+        _ => return None,
+    })
+}
+
+/// [`says`] for checks, decisions, findings and cancellations.
+fn says_case(kind: &str, p: &Value, who: &str) -> Option<(String, String)> {
+    Some(match kind {
         "verification" => (
             format!("核查 {}：结论 {}", s(p, "target_id"), s(p, "outcome")),
             format!("Check of {}: {}", s(p, "target_id"), s(p, "outcome")),
@@ -486,6 +508,13 @@ fn says(kind: &str, p: &Value, who: &str) -> Option<(String, String)> {
                 s(p, "reason")
             ),
         ),
+        _ => return None,
+    })
+}
+
+/// [`says`] for elections, credentials, ballots, tallies, ratings and keys.
+fn says_election(kind: &str, p: &Value) -> Option<(String, String)> {
+    Some(match kind {
         "election.open" => (
             format!(
                 "选举 {}：对象 {}，由抽取 {} 选出的评议人投票",

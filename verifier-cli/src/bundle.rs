@@ -233,6 +233,39 @@ pub fn render(v: &BundleVerdict) -> String {
         v.origin, v.checkpoint_size, v.checkpoint_root
     );
     let _ = writeln!(s, "Trust: {}", v.trust);
+    witnesses_text(&mut s, v);
+    for r in &v.records {
+        record_text(&mut s, r);
+    }
+    match &v.consistency {
+        None => {}
+        Some(Ok(old)) => {
+            let _ = writeln!(
+                s,
+                "\nThe court's earlier checkpoint (size {old}) is a prefix of this one: history was not rewritten."
+            );
+        }
+        Some(Err(e)) => {
+            let _ = writeln!(s, "\nCONSISTENCY FAILED: {e}");
+        }
+    }
+    for p in &v.problems {
+        let _ = writeln!(s, "PROBLEM: {p}");
+    }
+    let _ = writeln!(
+        s,
+        "\nVerdict: {}",
+        if v.ok() {
+            "every record above is included, unaltered, in the signed log and was signed by keys authorized at the time."
+        } else {
+            "the bundle does NOT verify; see the problems above."
+        }
+    );
+    s
+}
+
+/// The witnesses that cosigned the checkpoint, or how many further signatures it carries.
+fn witnesses_text(s: &mut String, v: &BundleVerdict) {
     if !v.witnesses.is_empty() || v.witness_quorum > 0 {
         let names: Vec<String> = v
             .witnesses
@@ -260,63 +293,40 @@ pub fn render(v: &BundleVerdict) -> String {
             v.other_signatures
         );
     }
-    for r in &v.records {
-        let status = if r.problems.is_empty() {
-            "VERIFIED"
-        } else {
-            "NOT VERIFIED"
-        };
-        let _ = writeln!(s, "\nRecord #{} — {} — {}", r.index, r.kind, status);
-        let _ = writeln!(
-            s,
-            "  recorded at {}",
-            ledger_core::time::rfc3339_micros(r.timestamp_micros)
-        );
-        for g in &r.signers {
-            let org = if g.organization.is_empty() {
-                String::new()
-            } else {
-                format!(", {}", g.organization)
-            };
-            let _ = writeln!(
-                s,
-                "  signed by {} [{}{}] key {}",
-                g.name,
-                g.roles.join(", "),
-                org,
-                g.keyid.chars().take(16).collect::<String>()
-            );
-        }
-        let _ = writeln!(s, "  says: {}", r.payload.chars().take(600).collect::<String>());
-        for p in &r.problems {
-            let _ = writeln!(s, "  PROBLEM: {p}");
-        }
-    }
-    match &v.consistency {
-        None => {}
-        Some(Ok(old)) => {
-            let _ = writeln!(
-                s,
-                "\nThe court's earlier checkpoint (size {old}) is a prefix of this one: history was not rewritten."
-            );
-        }
-        Some(Err(e)) => {
-            let _ = writeln!(s, "\nCONSISTENCY FAILED: {e}");
-        }
-    }
-    for p in &v.problems {
-        let _ = writeln!(s, "PROBLEM: {p}");
-    }
+}
+
+/// One record's verdict: status, time, signers, what it says and its problems.
+fn record_text(s: &mut String, r: &ledger_core::bundle::RecordVerdict) {
+    let status = if r.problems.is_empty() {
+        "VERIFIED"
+    } else {
+        "NOT VERIFIED"
+    };
+    let _ = writeln!(s, "\nRecord #{} — {} — {}", r.index, r.kind, status);
     let _ = writeln!(
         s,
-        "\nVerdict: {}",
-        if v.ok() {
-            "every record above is included, unaltered, in the signed log and was signed by keys authorized at the time."
-        } else {
-            "the bundle does NOT verify; see the problems above."
-        }
+        "  recorded at {}",
+        ledger_core::time::rfc3339_micros(r.timestamp_micros)
     );
-    s
+    for g in &r.signers {
+        let org = if g.organization.is_empty() {
+            String::new()
+        } else {
+            format!(", {}", g.organization)
+        };
+        let _ = writeln!(
+            s,
+            "  signed by {} [{}{}] key {}",
+            g.name,
+            g.roles.join(", "),
+            org,
+            g.keyid.chars().take(16).collect::<String>()
+        );
+    }
+    let _ = writeln!(s, "  says: {}", r.payload.chars().take(600).collect::<String>());
+    for p in &r.problems {
+        let _ = writeln!(s, "  PROBLEM: {p}");
+    }
 }
 
 /// Writes a bundle in its canonical form: pretty-printed JSON (two-space indent) and a final newline.

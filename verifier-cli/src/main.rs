@@ -310,23 +310,7 @@ fn bundle_cmd(c: BundleCmd) -> anyhow::Result<bool> {
             let ts = timestamps::check_file(&file, &tsa_root)?;
             print!("{}", ts.render());
             if let Some(p) = &json {
-                let mut j = serde_json::to_value(&v)?;
-                if !ts.tokens.is_empty()
-                    && let Some(o) = j.as_object_mut()
-                {
-                    o.insert("timestamps".into(), serde_json::to_value(&ts)?);
-                }
-                // Per record, the independent parties that vouch for it (docs/bundle.md).
-                let b = bundle::load(&file)?;
-                let vouch = bundle_page::vouchers(&b, &v, &token_rows(&ts));
-                if let Some(recs) = j.get_mut("records").and_then(serde_json::Value::as_array_mut) {
-                    for (r, w) in recs.iter_mut().zip(&vouch) {
-                        if let Some(o) = r.as_object_mut() {
-                            o.insert("vouched_by".into(), serde_json::to_value(w)?);
-                        }
-                    }
-                }
-                report::write_json(p, &j)?;
+                report::write_json(p, &verdict_json(&file, &v, &ts)?)?;
             }
             Ok(v.ok() && ts.ok())
         }
@@ -351,6 +335,32 @@ fn bundle_cmd(c: BundleCmd) -> anyhow::Result<bool> {
             Ok(v.ok() && ts.ok())
         }
     }
+}
+
+/// `bundle verify --json`: the verdict, the timestamp report when the bundle carries tokens, and
+/// per record the independent parties that vouch for it (docs/bundle.md).
+fn verdict_json(
+    file: &std::path::Path,
+    v: &ledger_core::bundle::BundleVerdict,
+    ts: &timestamps::TimestampReport,
+) -> anyhow::Result<serde_json::Value> {
+    let mut j = serde_json::to_value(v)?;
+    if !ts.tokens.is_empty()
+        && let Some(o) = j.as_object_mut()
+    {
+        o.insert("timestamps".into(), serde_json::to_value(ts)?);
+    }
+    // Per record, the independent parties that vouch for it (docs/bundle.md).
+    let b = bundle::load(file)?;
+    let vouch = bundle_page::vouchers(&b, v, &token_rows(ts));
+    if let Some(recs) = j.get_mut("records").and_then(serde_json::Value::as_array_mut) {
+        for (r, w) in recs.iter_mut().zip(&vouch) {
+            if let Some(o) = r.as_object_mut() {
+                o.insert("vouched_by".into(), serde_json::to_value(w)?);
+            }
+        }
+    }
+    Ok(j)
 }
 
 /// The timestamp tokens as the bundle page sees them.

@@ -10,82 +10,10 @@ use std::fmt::Write as _;
 pub fn html(r: &ReviewReport, tz: &Tz) -> String {
     let n = r.timeline.len().max(1) as f64;
     let flagged: BTreeSet<u64> = r.flags.iter().flat_map(|f| f.evidence.iter().copied()).collect();
-    let mut svg = String::from(
-        "<svg width=\"900\" height=\"60\" xmlns=\"http://www.w3.org/2000/svg\"><line x1=\"10\" y1=\"30\" x2=\"890\" y2=\"30\" stroke=\"#888\"/>",
-    );
-    for (i, t) in r.timeline.iter().enumerate() {
-        let x = 10.0 + 880.0 * (i as f64 + 0.5) / n;
-        let color = if flagged.contains(&t.index) { "#c00" } else { "#06c" };
-        let _ = write!(
-            svg,
-            "<circle cx=\"{x:.1}\" cy=\"30\" r=\"6\" fill=\"{color}\"><title>#{} {} {}</title></circle>",
-            t.index,
-            esc(&t.kind),
-            esc(&tz.local(t.timestamp_micros))
-        );
-    }
-    svg.push_str("</svg>");
-    let mut flags = String::new();
-    for f in &r.flags {
-        let acc: Vec<String> = f
-            .accountability
-            .iter()
-            .map(|(k, v)| format!("{}: {}", esc(k), esc(&v.join(", "))))
-            .collect();
-        let _ = writeln!(
-            flags,
-            "<tr><td class=bad>{}</td><td><a href=\"#r{i}\">#{i}</a></td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
-            esc(&f.code),
-            esc(&f.subject),
-            esc(&f.message),
-            f.evidence
-                .iter()
-                .map(|e| format!("<a href=\"#r{e}\">#{e}</a>"))
-                .collect::<Vec<_>>()
-                .join(", "),
-            acc.join("<br>"),
-            i = f.index
-        );
-    }
-    let mut orgs = String::new();
-    for (org, o) in &r.organizations {
-        let _ = writeln!(
-            orgs,
-            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{} / {}</td><td>{}</td></tr>",
-            esc(org),
-            o.complaints,
-            o.verified,
-            o.verified_before_decision,
-            o.before_decision,
-            o.redraws
-        );
-    }
-    let mut micro = String::new();
-    for m in &r.micro {
-        let _ = writeln!(
-            micro,
-            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
-            esc(&m.subject),
-            esc(&m.department),
-            m.count,
-            esc(&m.mean)
-        );
-    }
-    let mut tl = String::new();
-    for t in &r.timeline {
-        let cls = if flagged.contains(&t.index) { " flagged" } else { "" };
-        let (zh, en) = kind_name(&t.kind);
-        let _ = writeln!(
-            tl,
-            "<div class=\"rec{cls}\" id=\"r{idx}\"><h3>#{idx} {zh} <small>{en} · <code>{}</code></small></h3><table>\
-<tr><th>记录时间 <small>Recorded at</small></th><td>{}</td></tr><tr><th>签署人 <small>Signed by</small></th><td>{}</td></tr></table>{}</div>",
-            esc(&t.kind),
-            tz.html(t.timestamp_micros),
-            esc(&t.signers.join(", ")),
-            record_body(&t.kind, &t.full_payload, &t.signers.join("、"), tz),
-            idx = t.index
-        );
-    }
+    let svg = timeline_svg(r, &flagged, n, tz);
+    let mut flags = flag_rows(r);
+    let (mut orgs, mut micro) = (org_rows(r), micro_rows(r));
+    let tl = record_divs(r, &flagged, tz);
     let none = |cols: usize| format!("<tr><td colspan={cols}>无 <small>None</small></td></tr>");
     if flags.is_empty() {
         flags = none(6);
@@ -114,4 +42,105 @@ pub fn html(r: &ReviewReport, tz: &Tz) -> String {
         esc(&tz.label),
         r.flags.len()
     )
+}
+
+/// The timeline as a strip of dots, flagged entries in red.
+fn timeline_svg(r: &ReviewReport, flagged: &BTreeSet<u64>, n: f64, tz: &Tz) -> String {
+    let mut svg = String::from(
+        "<svg width=\"900\" height=\"60\" xmlns=\"http://www.w3.org/2000/svg\"><line x1=\"10\" y1=\"30\" x2=\"890\" y2=\"30\" stroke=\"#888\"/>",
+    );
+    for (i, t) in r.timeline.iter().enumerate() {
+        let x = 10.0 + 880.0 * (i as f64 + 0.5) / n;
+        let color = if flagged.contains(&t.index) { "#c00" } else { "#06c" };
+        let _ = write!(
+            svg,
+            "<circle cx=\"{x:.1}\" cy=\"30\" r=\"6\" fill=\"{color}\"><title>#{} {} {}</title></circle>",
+            t.index,
+            esc(&t.kind),
+            esc(&tz.local(t.timestamp_micros))
+        );
+    }
+    svg.push_str("</svg>");
+    svg
+}
+
+/// One table row per flag, with its evidence and accountability chain.
+fn flag_rows(r: &ReviewReport) -> String {
+    let mut flags = String::new();
+    for f in &r.flags {
+        let acc: Vec<String> = f
+            .accountability
+            .iter()
+            .map(|(k, v)| format!("{}: {}", esc(k), esc(&v.join(", "))))
+            .collect();
+        let _ = writeln!(
+            flags,
+            "<tr><td class=bad>{}</td><td><a href=\"#r{i}\">#{i}</a></td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+            esc(&f.code),
+            esc(&f.subject),
+            esc(&f.message),
+            f.evidence
+                .iter()
+                .map(|e| format!("<a href=\"#r{e}\">#{e}</a>"))
+                .collect::<Vec<_>>()
+                .join(", "),
+            acc.join("<br>"),
+            i = f.index
+        );
+    }
+    flags
+}
+
+/// One table row per organization's complaint verification.
+fn org_rows(r: &ReviewReport) -> String {
+    let mut orgs = String::new();
+    for (org, o) in &r.organizations {
+        let _ = writeln!(
+            orgs,
+            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{} / {}</td><td>{}</td></tr>",
+            esc(org),
+            o.complaints,
+            o.verified,
+            o.verified_before_decision,
+            o.before_decision,
+            o.redraws
+        );
+    }
+    orgs
+}
+
+/// One table row per subject and department rated.
+fn micro_rows(r: &ReviewReport) -> String {
+    let mut micro = String::new();
+    for m in &r.micro {
+        let _ = writeln!(
+            micro,
+            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+            esc(&m.subject),
+            esc(&m.department),
+            m.count,
+            esc(&m.mean)
+        );
+    }
+    micro
+}
+
+/// Every record of the timeline, flagged ones marked.
+fn record_divs(r: &ReviewReport, flagged: &BTreeSet<u64>, tz: &Tz) -> String {
+    let mut tl = String::new();
+    for t in &r.timeline {
+        let cls = if flagged.contains(&t.index) { " flagged" } else { "" };
+        let (zh, en) = kind_name(&t.kind);
+        let _ = writeln!(
+            tl,
+            "<div class=\"rec{cls}\" id=\"r{idx}\"><h3>#{idx} {zh} <small>{en} · <code>{}</code></small></h3><table>\
+<tr><th>记录时间 <small>Recorded at</small></th><td>{}</td></tr><tr><th>签署人 <small>Signed by</small></th><td>{}</td></tr></table>{}</div>",
+            esc(&t.kind),
+            tz.html(t.timestamp_micros),
+            esc(&t.signers.join(", ")),
+            record_body(&t.kind, &t.full_payload, &t.signers.join("、"), tz),
+            idx = t.index
+        );
+    }
+    tl
 }

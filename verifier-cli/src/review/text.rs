@@ -147,6 +147,25 @@ pub fn human(r: &ReviewReport) -> String {
             let _ = writeln!(s, "      {role}: {}", who.join(", "));
         }
     }
+    organizations_text(&mut s, r);
+    elections_text(&mut s, r);
+    let _ = writeln!(s, "\nTimeline ({} records):", r.timeline.len());
+    for t in &r.timeline {
+        let _ = writeln!(
+            s,
+            "  #{} {} {} by {}: {}",
+            t.index,
+            t.time,
+            t.kind,
+            t.signers.join(", "),
+            t.payload
+        );
+    }
+    s
+}
+
+/// Complaint verification per organization and the citizen micro-evaluations.
+fn organizations_text(s: &mut String, r: &ReviewReport) {
     if !r.organizations.is_empty() {
         let _ = writeln!(s, "\nComplaint verification by organization:");
         for (org, o) in &r.organizations {
@@ -177,6 +196,10 @@ pub fn human(r: &ReviewReport) -> String {
             );
         }
     }
+}
+
+/// Election tallies (mean score per dimension) and credentials per election.
+fn elections_text(s: &mut String, r: &ReviewReport) {
     if !r.elections.is_empty() {
         let _ = writeln!(
             s,
@@ -217,19 +240,6 @@ pub fn human(r: &ReviewReport) -> String {
             );
         }
     }
-    let _ = writeln!(s, "\nTimeline ({} records):", r.timeline.len());
-    for t in &r.timeline {
-        let _ = writeln!(
-            s,
-            "  #{} {} {} by {}: {}",
-            t.index,
-            t.time,
-            t.kind,
-            t.signers.join(", "),
-            t.payload
-        );
-    }
-    s
 }
 
 #[cfg(test)]

@@ -400,31 +400,7 @@ pub fn restore(a: &RestoreArgs) -> Result<()> {
         );
     }
     // Marks to honour: the backup's, any left in the target directory, the operator's.
-    let mut notes: Vec<(String, String, bool)> = Vec::new();
-    let backup_note = |name: &str| -> Result<Option<String>> {
-        if m.files.iter().any(|f| f.path == name) {
-            Ok(Some(std::fs::read_to_string(a.from.join(name))?))
-        } else {
-            Ok(None)
-        }
-    };
-    if let Some(n) = backup_note(high_water::MARK_FILE)? {
-        notes.push((format!("the backup's {}", high_water::MARK_FILE), n, false));
-    }
-    if let Some(n) = backup_note(high_water::WITNESSED_FILE)? {
-        notes.push((format!("the backup's {}", high_water::WITNESSED_FILE), n, true));
-    }
-    let (old_mark, old_witnessed) = crate::marks::read(&a.data)?;
-    if let Some(n) = old_mark {
-        notes.push((high_water::mark_path(&a.data).display().to_string(), n, false));
-    }
-    if let Some(n) = old_witnessed {
-        notes.push((high_water::witnessed_path(&a.data).display().to_string(), n, true));
-    }
-    if let Some(p) = &a.witnessed {
-        let n = std::fs::read_to_string(p).with_context(|| format!("reading --witnessed {}", p.display()))?;
-        notes.push((format!("--witnessed {}", p.display()), n, true));
-    }
+    let notes = marks_to_honour(a, &m)?;
 
     std::fs::create_dir_all(&a.data)?;
     let created = Scratch(store_dir.clone());
@@ -447,37 +423,8 @@ pub fn restore(a: &RestoreArgs) -> Result<()> {
         );
     }
     let v = report.node_verifier.as_ref().context("the backup has no charter")?;
-    if m.files.iter().any(|f| f.path == VKEY_FILE) {
-        let text = std::fs::read_to_string(a.from.join(VKEY_FILE))?;
-        let vkey = ledger_core::note::NoteVerifier::parse(text.trim())
-            .map_err(|e| anyhow::anyhow!("backup file {VKEY_FILE}: {e}"))?;
-        if &vkey != v {
-            bail!(
-                "backup file {VKEY_FILE} is {}, but the charter's node key is {}",
-                vkey.to_string_key(),
-                v.to_string_key()
-            );
-        }
-    }
-    let mut newest_witnessed: Option<(u64, &str)> = None;
-    let mut newest: Option<(u64, &str)> = None;
-    for (name, note, witnessed) in &notes {
-        let cp = high_water::check(note, v, report.size, |s| roots.get(&s).copied()).map_err(|e| match e {
-            MarkFault::Shorter { mark, store } if *witnessed => anyhow::anyhow!(
-                "refusing to restore: ROLLBACK: the backup holds {store} entries but the witnesses last cosigned a \
-                 checkpoint of {mark} entries ({name}); restoring it would drop {} witnessed entries and fork the \
-                 log. Restore from a backup taken at or after that checkpoint",
-                mark - store
-            ),
-            e => anyhow::anyhow!("refusing to restore: {name}: {e}"),
-        })?;
-        if newest.is_none_or(|(s, _)| cp.size > s) {
-            newest = Some((cp.size, note.as_str()));
-        }
-        if *witnessed && newest_witnessed.is_none_or(|(s, _)| cp.size >= s) {
-            newest_witnessed = Some((cp.size, note.as_str()));
-        }
-    }
+    check_backup_vkey(a, &m, v)?;
+    let (newest, newest_witnessed) = newest_marks(&notes, v, report.size, &roots)?;
     // The restored directory's marks: its latest checkpoint, and the newest witnessed checkpoint
     // (also recorded in the store, as the node records it), so `serve` refuses to start below it.
     // The mark never goes down: a mark left in NEWDIR (or a witnessed checkpoint) can be newer
@@ -515,4 +462,82 @@ pub fn restore(a: &RestoreArgs) -> Result<()> {
         }
     );
     Ok(())
+}
+
+/// The checkpoint notes `restore` must honour, as (where from, note, witnessed): the backup's
+/// marks, the marks left in the target directory, and the operator's `--witnessed`.
+fn marks_to_honour(a: &RestoreArgs, m: &Manifest) -> Result<Vec<(String, String, bool)>> {
+    let mut notes: Vec<(String, String, bool)> = Vec::new();
+    let backup_note = |name: &str| -> Result<Option<String>> {
+        if m.files.iter().any(|f| f.path == name) {
+            Ok(Some(std::fs::read_to_string(a.from.join(name))?))
+        } else {
+            Ok(None)
+        }
+    };
+    if let Some(n) = backup_note(high_water::MARK_FILE)? {
+        notes.push((format!("the backup's {}", high_water::MARK_FILE), n, false));
+    }
+    if let Some(n) = backup_note(high_water::WITNESSED_FILE)? {
+        notes.push((format!("the backup's {}", high_water::WITNESSED_FILE), n, true));
+    }
+    let (old_mark, old_witnessed) = crate::marks::read(&a.data)?;
+    if let Some(n) = old_mark {
+        notes.push((high_water::mark_path(&a.data).display().to_string(), n, false));
+    }
+    if let Some(n) = old_witnessed {
+        notes.push((high_water::witnessed_path(&a.data).display().to_string(), n, true));
+    }
+    if let Some(p) = &a.witnessed {
+        let n = std::fs::read_to_string(p).with_context(|| format!("reading --witnessed {}", p.display()))?;
+        notes.push((format!("--witnessed {}", p.display()), n, true));
+    }
+    Ok(notes)
+}
+
+/// The backup's copy of the node's verifier key, if any, must be the charter's node key.
+fn check_backup_vkey(a: &RestoreArgs, m: &Manifest, v: &ledger_core::note::NoteVerifier) -> Result<()> {
+    if m.files.iter().any(|f| f.path == VKEY_FILE) {
+        let text = std::fs::read_to_string(a.from.join(VKEY_FILE))?;
+        let vkey = ledger_core::note::NoteVerifier::parse(text.trim())
+            .map_err(|e| anyhow::anyhow!("backup file {VKEY_FILE}: {e}"))?;
+        if &vkey != v {
+            bail!(
+                "backup file {VKEY_FILE} is {}, but the charter's node key is {}",
+                vkey.to_string_key(),
+                v.to_string_key()
+            );
+        }
+    }
+    Ok(())
+}
+
+/// Checks every mark against the restored store (a witnessed mark beyond it is a ROLLBACK) and
+/// returns the newest mark and the newest witnessed mark, as (size, note).
+fn newest_marks<'n>(
+    notes: &'n [(String, String, bool)],
+    v: &ledger_core::note::NoteVerifier,
+    store_size: u64,
+    roots: &std::collections::BTreeMap<u64, Hash>,
+) -> Result<(Option<(u64, &'n str)>, Option<(u64, &'n str)>)> {
+    let mut newest_witnessed: Option<(u64, &str)> = None;
+    let mut newest: Option<(u64, &str)> = None;
+    for (name, note, witnessed) in notes {
+        let cp = high_water::check(note, v, store_size, |s| roots.get(&s).copied()).map_err(|e| match e {
+            MarkFault::Shorter { mark, store } if *witnessed => anyhow::anyhow!(
+                "refusing to restore: ROLLBACK: the backup holds {store} entries but the witnesses last cosigned a \
+                 checkpoint of {mark} entries ({name}); restoring it would drop {} witnessed entries and fork the \
+                 log. Restore from a backup taken at or after that checkpoint",
+                mark - store
+            ),
+            e => anyhow::anyhow!("refusing to restore: {name}: {e}"),
+        })?;
+        if newest.is_none_or(|(s, _)| cp.size > s) {
+            newest = Some((cp.size, note.as_str()));
+        }
+        if *witnessed && newest_witnessed.is_none_or(|(s, _)| cp.size >= s) {
+            newest_witnessed = Some((cp.size, note.as_str()));
+        }
+    }
+    Ok((newest, newest_witnessed))
 }

@@ -94,42 +94,8 @@ pub fn init(dir: &Path, origin: &str, admin_keys: &[PathBuf], admin_quorum: u32,
     for p in &admin_paths {
         admins.push((p.clone(), load_or_create(p)?));
     }
-    let charter = Charter {
-        version: 1,
-        origin: origin.to_string(),
-        node_key: public_key_to_base64(&node.verifying_key()),
-        admins: admins
-            .iter()
-            .enumerate()
-            .map(|(i, (p, k))| NamedKey {
-                name: format!(
-                    "admin {} ({})",
-                    i + 1,
-                    p.file_name()
-                        .map(|f| f.to_string_lossy().into_owned())
-                        .unwrap_or_default()
-                ),
-                key: public_key_to_base64(&k.verifying_key()),
-            })
-            .collect(),
-        policy: Policy {
-            admin_quorum,
-            witness_quorum,
-            log_binding: true,
-        },
-    };
-    let mut env = Envelope::new(payload_type("charter"), serde_json::to_vec(&charter)?);
-    env.sign(&node);
-    for (_, k) in &admins {
-        env.sign(k);
-    }
+    let entry = charter_entry(origin, &node, &admins, admin_quorum, witness_quorum)?;
     let mut ct = CompactTree::new();
-    let entry = Entry {
-        index: 0,
-        timestamp_micros: now_micros(),
-        prev_root: ct.root(),
-        envelope: env,
-    };
     Registry::genesis(&entry).context("the charter does not satisfy its own rules")?;
     let leaf = entry.encode();
     let leaf_hash = ledger_core::hash::leaf_hash(&leaf);
@@ -172,4 +138,51 @@ pub fn init(dir: &Path, origin: &str, admin_keys: &[PathBuf], admin_quorum: u32,
     }
     println!("keep the admin key(s) offline; they sign key.enroll/rotate/revoke records.");
     Ok(())
+}
+
+/// The charter entry (index 0): the charter naming the node key and the admin keys with their
+/// quorums, signed by the node key and every admin key.
+fn charter_entry(
+    origin: &str,
+    node: &SigningKey,
+    admins: &[(PathBuf, SigningKey)],
+    admin_quorum: u32,
+    witness_quorum: u32,
+) -> Result<Entry> {
+    let charter = Charter {
+        version: 1,
+        origin: origin.to_string(),
+        node_key: public_key_to_base64(&node.verifying_key()),
+        admins: admins
+            .iter()
+            .enumerate()
+            .map(|(i, (p, k))| NamedKey {
+                name: format!(
+                    "admin {} ({})",
+                    i + 1,
+                    p.file_name()
+                        .map(|f| f.to_string_lossy().into_owned())
+                        .unwrap_or_default()
+                ),
+                key: public_key_to_base64(&k.verifying_key()),
+            })
+            .collect(),
+        policy: Policy {
+            admin_quorum,
+            witness_quorum,
+            log_binding: true,
+        },
+    };
+    let mut env = Envelope::new(payload_type("charter"), serde_json::to_vec(&charter)?);
+    env.sign(node);
+    for (_, k) in admins {
+        env.sign(k);
+    }
+    let entry = Entry {
+        index: 0,
+        timestamp_micros: now_micros(),
+        prev_root: CompactTree::new().root(),
+        envelope: env,
+    };
+    Ok(entry)
 }

@@ -82,6 +82,14 @@ fn fgauge(r: &Registry, name: &str, help: &str) -> Result<prometheus::Gauge> {
     reg(r, prometheus::Gauge::new(name, help)?)
 }
 
+fn counter_vec(r: &Registry, name: &str, help: &str, labels: &[&str]) -> Result<IntCounterVec> {
+    reg(r, IntCounterVec::new(Opts::new(name, help), labels)?)
+}
+
+fn histogram(r: &Registry, name: &str, help: &str, buckets: Vec<f64>) -> Result<Histogram> {
+    reg(r, Histogram::with_opts(HistogramOpts::new(name, help).buckets(buckets))?)
+}
+
 fn now_secs() -> f64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
@@ -102,23 +110,13 @@ impl Metrics {
                 "Appends answered from an earlier request id.",
             )?,
             groups: counter(&r, "ledger_groups_total", "Groups committed (one flush each).")?,
-            flush_seconds: reg(
+            flush_seconds: histogram(
                 &r,
-                Histogram::with_opts(
-                    HistogramOpts::new(
-                        "ledger_flush_seconds",
-                        "Latency of one group commit (store write and fsync), in seconds.",
-                    )
-                    .buckets(LATENCY_BUCKETS.to_vec()),
-                )?,
+                "ledger_flush_seconds",
+                "Latency of one group commit (store write and fsync), in seconds.",
+                LATENCY_BUCKETS.to_vec(),
             )?,
-            group_size: reg(
-                &r,
-                Histogram::with_opts(
-                    HistogramOpts::new("ledger_group_size_entries", "Entries per committed group.")
-                        .buckets(group_buckets),
-                )?,
-            )?,
+            group_size: histogram(&r, "ledger_group_size_entries", "Entries per committed group.", group_buckets)?,
             tree_size: gauge(&r, "ledger_tree_size", "Entries in the log.")?,
             checkpoints: counter(&r, "ledger_checkpoints_total", "Checkpoints signed.")?,
             checkpoint_size: gauge(
@@ -144,13 +142,7 @@ impl Metrics {
             )?,
             enqueued: AtomicU64::new(0),
             dequeued: AtomicU64::new(0),
-            rejections: reg(
-                &r,
-                IntCounterVec::new(
-                    Opts::new("ledger_rejections_total", "Appends refused, by gRPC code."),
-                    &["code"],
-                )?,
-            )?,
+            rejections: counter_vec(&r, "ledger_rejections_total", "Appends refused, by gRPC code.", &["code"])?,
             witness_lag: reg(
                 &r,
                 IntGaugeVec::new(
@@ -161,30 +153,22 @@ impl Metrics {
                     &["witness"],
                 )?,
             )?,
-            witness_failures: reg(
+            witness_failures: counter_vec(
                 &r,
-                IntCounterVec::new(
-                    Opts::new(
-                        "ledger_witness_push_failures_total",
-                        "Checkpoint pushes a witness did not cosign (error, timeout, bad answer).",
-                    ),
-                    &["witness"],
-                )?,
+                "ledger_witness_push_failures_total",
+                "Checkpoint pushes a witness did not cosign (error, timeout, bad answer).",
+                &["witness"],
             )?,
             store_bytes: gauge(
                 &r,
                 "ledger_store_bytes",
                 "Bytes on disk under the data directory (sampled at scrape).",
             )?,
-            rpc_handled: reg(
+            rpc_handled: counter_vec(
                 &r,
-                IntCounterVec::new(
-                    Opts::new(
-                        "grpc_server_handled_total",
-                        "gRPC calls completed, by method and status code.",
-                    ),
-                    &["grpc_service", "grpc_method", "grpc_code"],
-                )?,
+                "grpc_server_handled_total",
+                "gRPC calls completed, by method and status code.",
+                &["grpc_service", "grpc_method", "grpc_code"],
             )?,
             rpc_seconds: reg(
                 &r,
@@ -197,24 +181,7 @@ impl Metrics {
                     &["grpc_service", "grpc_method"],
                 )?,
             )?,
-            process: Process {
-                cpu: reg(
-                    &r,
-                    prometheus::Counter::new(
-                        "process_cpu_seconds_total",
-                        "User and system CPU time spent, in seconds.",
-                    )?,
-                )?,
-                rss: gauge(&r, "process_resident_memory_bytes", "Resident memory size in bytes.")?,
-                vsize: gauge(&r, "process_virtual_memory_bytes", "Virtual memory size in bytes.")?,
-                open_fds: gauge(&r, "process_open_fds", "Open file descriptors.")?,
-                max_fds: gauge(&r, "process_max_fds", "Limit on open file descriptors.")?,
-                start: fgauge(
-                    &r,
-                    "process_start_time_seconds",
-                    "Start time of the process since the Unix epoch, in seconds.",
-                )?,
-            },
+            process: Process::register(&r)?,
             registry: r,
         };
         m.process.start.set(process_start().unwrap_or_else(now_secs));
@@ -406,6 +373,28 @@ fn process_start() -> Option<f64> {
 }
 
 impl Process {
+    /// The `process_*` families, registered in `r`.
+    fn register(r: &Registry) -> Result<Self> {
+        Ok(Process {
+            cpu: reg(
+                r,
+                prometheus::Counter::new(
+                    "process_cpu_seconds_total",
+                    "User and system CPU time spent, in seconds.",
+                )?,
+            )?,
+            rss: gauge(r, "process_resident_memory_bytes", "Resident memory size in bytes.")?,
+            vsize: gauge(r, "process_virtual_memory_bytes", "Virtual memory size in bytes.")?,
+            open_fds: gauge(r, "process_open_fds", "Open file descriptors.")?,
+            max_fds: gauge(r, "process_max_fds", "Limit on open file descriptors.")?,
+            start: fgauge(
+                r,
+                "process_start_time_seconds",
+                "Start time of the process since the Unix epoch, in seconds.",
+            )?,
+        })
+    }
+
     fn sample(&self) {
         if let Some(f) = proc_stat() {
             let t = |i: usize| f.get(i).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);

@@ -11,7 +11,7 @@ use anyhow::anyhow;
 use indicatif::{ProgressBar, ProgressStyle};
 use std::collections::BTreeMap;
 use std::io::IsTerminal as _;
-use std::sync::mpsc::{Receiver, sync_channel};
+use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
 use std::sync::{Arc, Mutex, PoisonError, RwLock};
 
 /// Pipeline settings.
@@ -211,31 +211,7 @@ fn run_threaded(
         });
         for _ in 0..opts.threads {
             let (rx, tx, cache) = (Arc::clone(&work_rx), res_tx.clone(), Arc::clone(&cache));
-            s.spawn(move || {
-                loop {
-                    let job = rx.lock().unwrap_or_else(PoisonError::into_inner).recv();
-                    let Ok((seq, items)) = job else { break };
-                    let mut prepared: Vec<Prepared> = items.into_iter().map(prepare_item).collect();
-                    let mut keys = keys_in_window(&prepared);
-                    if !keys.is_empty() {
-                        keys.retain(|(id, _)| !cache.read().unwrap_or_else(PoisonError::into_inner).contains(id));
-                    }
-                    if !keys.is_empty() {
-                        let mut c = cache.write().unwrap_or_else(PoisonError::into_inner);
-                        for (id, k) in keys {
-                            c.insert(id, k);
-                        }
-                    }
-                    verify_window(
-                        &mut prepared,
-                        &cache.read().unwrap_or_else(PoisonError::into_inner),
-                        opts.mode,
-                    );
-                    if tx.send(Msg::Window(seq, prepared)).is_err() {
-                        break;
-                    }
-                }
-            });
+            s.spawn(move || verify_worker(&rx, &tx, &cache, opts.mode));
         }
         drop(res_tx);
         let mut buf: BTreeMap<u64, Vec<Prepared>> = BTreeMap::new();
@@ -267,6 +243,35 @@ fn run_threaded(
             _ => Err(anyhow!("internal error: a verification thread stopped")),
         }
     })
+}
+
+/// One verification thread: takes windows of items, prepares them, verifies their signatures
+/// (keys first enrolled in the window added to the shared cache) and sends them back in order of
+/// their sequence number, until the work channel closes or the applier stops listening.
+fn verify_worker(rx: &Mutex<Receiver<Job>>, tx: &SyncSender<Msg>, cache: &RwLock<KeyCache>, mode: SigMode) {
+    loop {
+        let job = rx.lock().unwrap_or_else(PoisonError::into_inner).recv();
+        let Ok((seq, items)) = job else { break };
+        let mut prepared: Vec<Prepared> = items.into_iter().map(prepare_item).collect();
+        let mut keys = keys_in_window(&prepared);
+        if !keys.is_empty() {
+            keys.retain(|(id, _)| !cache.read().unwrap_or_else(PoisonError::into_inner).contains(id));
+        }
+        if !keys.is_empty() {
+            let mut c = cache.write().unwrap_or_else(PoisonError::into_inner);
+            for (id, k) in keys {
+                c.insert(id, k);
+            }
+        }
+        verify_window(
+            &mut prepared,
+            &cache.read().unwrap_or_else(PoisonError::into_inner),
+            mode,
+        );
+        if tx.send(Msg::Window(seq, prepared)).is_err() {
+            break;
+        }
+    }
 }
 
 #[cfg(test)]

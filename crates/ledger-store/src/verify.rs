@@ -153,6 +153,57 @@ fn tampered(f: TamperFault) -> StoreError {
     StoreError::Tampered(f)
 }
 
+/// The node's checkpoint verifier key, from the charter (entry 0).
+fn charter_verifier(e: &Entry) -> Result<NoteVerifier, StoreError> {
+    let reg = Registry::genesis(e).map_err(|err| {
+        tampered(TamperFault::BadCharter {
+            detail: err.to_string(),
+        })
+    })?;
+    NoteVerifier::new(&reg.charter.origin, reg.node_key).map_err(|err| {
+        tampered(TamperFault::BadCharter {
+            detail: err.to_string(),
+        })
+    })
+}
+
+/// Every stored checkpoint is signed by the node key and names the root the entries compute at its
+/// size (`roots`; `final_root` is the store's root, reported for a size the entries never reach).
+fn check_checkpoints(
+    checkpoints: &BTreeMap<u64, String>,
+    roots: &BTreeMap<u64, Hash>,
+    verifier: Option<&NoteVerifier>,
+    final_root: &Hash,
+) -> Result<(), StoreError> {
+    for (cp_size, note) in checkpoints {
+        let Some(computed) = roots.get(cp_size) else {
+            return Err(tampered(TamperFault::CheckpointRootMismatch {
+                size: *cp_size,
+                computed: *final_root,
+            }));
+        };
+        let Some(v) = verifier else {
+            return Err(tampered(TamperFault::CheckpointBadSignature {
+                size: *cp_size,
+                detail: "no charter".into(),
+            }));
+        };
+        let opened = open_checkpoint(note, v).map_err(|e| {
+            tampered(TamperFault::CheckpointBadSignature {
+                size: *cp_size,
+                detail: e.to_string(),
+            })
+        })?;
+        if opened.checkpoint.size != *cp_size || opened.checkpoint.root != *computed {
+            return Err(tampered(TamperFault::CheckpointRootMismatch {
+                size: *cp_size,
+                computed: *computed,
+            }));
+        }
+    }
+    Ok(())
+}
+
 impl Store {
     /// Checks the whole store (see the module docs).
     ///
@@ -196,16 +247,7 @@ impl Store {
                 return Err(tampered(TamperFault::IndexMismatch { index, found: e.index }));
             }
             if index == 0 {
-                let reg = Registry::genesis(&e).map_err(|err| {
-                    tampered(TamperFault::BadCharter {
-                        detail: err.to_string(),
-                    })
-                })?;
-                verifier = Some(NoteVerifier::new(&reg.charter.origin, reg.node_key).map_err(|err| {
-                    tampered(TamperFault::BadCharter {
-                        detail: err.to_string(),
-                    })
-                })?);
+                verifier = Some(charter_verifier(&e)?);
             }
             let lh = ledger_core::hash::leaf_hash(&bytes);
             let stored = self
@@ -242,32 +284,7 @@ impl Store {
         if stored_root != ct.root() {
             return Err(tampered(TamperFault::NodeMismatch { size }));
         }
-        for (cp_size, note) in &checkpoints {
-            let Some(computed) = roots.get(cp_size) else {
-                return Err(tampered(TamperFault::CheckpointRootMismatch {
-                    size: *cp_size,
-                    computed: ct.root(),
-                }));
-            };
-            let Some(v) = &verifier else {
-                return Err(tampered(TamperFault::CheckpointBadSignature {
-                    size: *cp_size,
-                    detail: "no charter".into(),
-                }));
-            };
-            let opened = open_checkpoint(note, v).map_err(|e| {
-                tampered(TamperFault::CheckpointBadSignature {
-                    size: *cp_size,
-                    detail: e.to_string(),
-                })
-            })?;
-            if opened.checkpoint.size != *cp_size || opened.checkpoint.root != *computed {
-                return Err(tampered(TamperFault::CheckpointRootMismatch {
-                    size: *cp_size,
-                    computed: *computed,
-                }));
-            }
-        }
+        check_checkpoints(&checkpoints, &roots, verifier.as_ref(), &ct.root())?;
         let asked = roots
             .iter()
             .filter(|(s, _)| sizes.contains(s))

@@ -560,25 +560,7 @@ pub fn verify_token(token: &[u8], imprint: &[u8; 32], roots: &[Certificate]) -> 
         (Some(s), None) => s,
         _ => return Err(TsaError::Malformed("the token must have exactly one SignerInfo".into())),
     };
-    let sid_version = match si.sid {
-        cms::signed_data::SignerIdentifier::IssuerAndSerialNumber(_) => cms::content_info::CmsVersion::V1,
-        cms::signed_data::SignerIdentifier::SubjectKeyIdentifier(_) => cms::content_info::CmsVersion::V3,
-    };
-    if si.version != sid_version {
-        return Err(TsaError::Malformed(
-            "SignerInfo version does not match its sid (RFC 5652 §5.3)".into(),
-        ));
-    }
-    if !null_params(&si.digest_alg) || !null_params(&si.signature_algorithm) {
-        return Err(TsaError::Malformed(
-            "algorithm parameters other than absent or NULL".into(),
-        ));
-    }
-    if !p.sd.digest_algorithms.iter().any(|a| *a == si.digest_alg) {
-        return Err(TsaError::Malformed(
-            "the signer's digest algorithm is not among SignedData.digestAlgorithms".into(),
-        ));
-    }
+    check_signer_info(si, &p.sd)?;
     let attrs = si
         .signed_attrs
         .as_ref()
@@ -625,6 +607,45 @@ pub fn verify_token(token: &[u8], imprint: &[u8; 32], roots: &[Certificate]) -> 
         si.signature.as_bytes(),
     )?;
     check_binding(attrs, signer)?;
+    check_timestamping_eku(signer)?;
+    let root = chain_to_root(signer, &p.certs, roots, gen_unix)?;
+    Ok(Verified {
+        gen_time_unix: gen_unix,
+        gen_time: gen_text,
+        tsa_name: signer.tbs_certificate().subject().to_string(),
+        root_name: root.tbs_certificate().subject().to_string(),
+        policy: p.tst.policy.to_string(),
+        serial: hex(p.tst.serial_number.as_bytes()),
+    })
+}
+
+/// The SignerInfo's version matches its sid, its algorithms carry no parameters, and its digest
+/// algorithm is one SignedData announces.
+fn check_signer_info(si: &cms::signed_data::SignerInfo, sd: &cms::signed_data::SignedData) -> Result<(), TsaError> {
+    let sid_version = match si.sid {
+        cms::signed_data::SignerIdentifier::IssuerAndSerialNumber(_) => cms::content_info::CmsVersion::V1,
+        cms::signed_data::SignerIdentifier::SubjectKeyIdentifier(_) => cms::content_info::CmsVersion::V3,
+    };
+    if si.version != sid_version {
+        return Err(TsaError::Malformed(
+            "SignerInfo version does not match its sid (RFC 5652 §5.3)".into(),
+        ));
+    }
+    if !null_params(&si.digest_alg) || !null_params(&si.signature_algorithm) {
+        return Err(TsaError::Malformed(
+            "algorithm parameters other than absent or NULL".into(),
+        ));
+    }
+    if !sd.digest_algorithms.iter().any(|a| *a == si.digest_alg) {
+        return Err(TsaError::Malformed(
+            "the signer's digest algorithm is not among SignedData.digestAlgorithms".into(),
+        ));
+    }
+    Ok(())
+}
+
+/// The TSA certificate's extended key usage is a critical id-kp-timeStamping (RFC 3161 §2.3).
+fn check_timestamping_eku(signer: &Certificate) -> Result<(), TsaError> {
     match signer
         .tbs_certificate()
         .extensions()
@@ -645,33 +666,28 @@ pub fn verify_token(token: &[u8], imprint: &[u8; 32], roots: &[Certificate]) -> 
             }
         }
     }
-    // Chain: signer → (intermediates carried in the token) → a supplied root.
+    Ok(())
+}
+
+/// The root the signer chains to: signer → (intermediates carried in the token) → a supplied
+/// root, each certificate valid at the token's time. A signer that is itself a supplied root is its own root.
+fn chain_to_root<'a>(
+    signer: &'a Certificate,
+    certs: &'a [Certificate],
+    roots: &'a [Certificate],
+    gen_unix: u64,
+) -> Result<&'a Certificate, TsaError> {
     let mut cur = signer;
     valid_at(cur, gen_unix)?;
     for _ in 0..MAX_CHAIN {
         if let Some(root) = roots.iter().find(|r| issued_by(cur, r)) {
             valid_at(root, gen_unix)?;
-            return Ok(Verified {
-                gen_time_unix: gen_unix,
-                gen_time: gen_text,
-                tsa_name: signer.tbs_certificate().subject().to_string(),
-                root_name: root.tbs_certificate().subject().to_string(),
-                policy: p.tst.policy.to_string(),
-                serial: hex(p.tst.serial_number.as_bytes()),
-            });
+            return Ok(root);
         }
         if roots.iter().any(|r| r == cur) {
-            return Ok(Verified {
-                gen_time_unix: gen_unix,
-                gen_time: gen_text,
-                tsa_name: signer.tbs_certificate().subject().to_string(),
-                root_name: cur.tbs_certificate().subject().to_string(),
-                policy: p.tst.policy.to_string(),
-                serial: hex(p.tst.serial_number.as_bytes()),
-            });
+            return Ok(cur);
         }
-        let next = p
-            .certs
+        let next = certs
             .iter()
             .find(|c| *c != cur && is_ca(c) && issued_by(cur, c))
             .ok_or_else(|| {

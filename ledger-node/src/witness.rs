@@ -193,54 +193,7 @@ impl WitnessService {
     /// When the key or a state file cannot be read, or a held checkpoint does not verify.
     pub fn open(a: &WitnessArgs) -> Result<Self> {
         std::fs::create_dir_all(a.data.join("state"))?;
-        let key_path = a.data.join("witness.key");
-        let vkey_path = a.data.join("witness.vkey");
-        let key = if key_path.exists() {
-            ledger_client::keyfile::read_signing_key(&key_path)
-                .with_context(|| format!("reading {}", key_path.display()))?
-        } else {
-            let k = ed25519_dalek::SigningKey::generate(&mut rand::rng());
-            ledger_client::keyfile::write_key_pair(&key_path, &k)
-                .with_context(|| format!("writing {}", key_path.display()))?;
-            k
-        };
-        let stored_name = std::fs::read_to_string(&vkey_path)
-            .ok()
-            .and_then(|s| s.split('+').next().map(str::to_string));
-        let name = match (&a.name, stored_name) {
-            (Some(n), Some(s)) if *n != s => {
-                bail!(
-                    "this witness is named {s:?} (see {}); its name cannot change",
-                    vkey_path.display()
-                )
-            }
-            (Some(n), _) => n.clone(),
-            (None, Some(s)) => s,
-            (None, None) => bail!("--name is required at the first start"),
-        };
-        let ed = CosignatureSigner::new(&name, key)?;
-        std::fs::write(&vkey_path, format!("{}\n", ed.verifier().to_string_key()))?;
-        let mut signers = Vec::new();
-        if a.key_type != KeyType::Mldsa44 {
-            signers.push(ed);
-        }
-        if a.key_type != KeyType::Ed25519 {
-            let seed = mldsa44_seed(&a.data.join("witness.mldsa44.key"))?;
-            let pq = CosignatureSigner::new_mldsa44(&name, &seed)?;
-            use base64::Engine as _;
-            std::fs::write(
-                a.data.join("witness.mldsa44.pub"),
-                format!(
-                    "{}\n",
-                    base64::engine::general_purpose::STANDARD.encode(pq.verifier().key.as_bytes())
-                ),
-            )?;
-            std::fs::write(
-                a.data.join("witness.mldsa44.vkey"),
-                format!("{}\n", pq.verifier().to_string_key()),
-            )?;
-            signers.push(pq);
-        }
+        let signers = witness_signers(a)?;
         let mut logs = Vec::new();
         for k in &a.log_keys {
             let text = if Path::new(k).exists() {
@@ -251,35 +204,7 @@ impl WitnessService {
             logs.push(NoteVerifier::parse(text.trim()).with_context(|| format!("log key {k:?}"))?);
         }
         let state_dir = a.data.join("state");
-        let mut held = HashMap::new();
-        for log in &logs {
-            let p = state_file(&state_dir, &log.name);
-            let Ok(text) = std::fs::read_to_string(&p) else {
-                continue;
-            };
-            let cp = ledger_core::checkpoint::open_checkpoint(&text, log)
-                .with_context(|| format!("held checkpoint {} does not verify", p.display()))?;
-            // State written by an older version may hold lines planted by a submitter: serve only
-            // the log's signature and this witness's own valid cosignature.
-            let own: Vec<_> = signers
-                .iter()
-                .filter_map(|signer| {
-                    cp.note.signatures.iter().find(|s| {
-                        signer.verifier().matches(s) && signer.verifier().verify(&cp.note.text, &s.sig).is_ok()
-                    })
-                })
-                .cloned()
-                .collect();
-            let note = kept_note(&cp, std::slice::from_ref(log), own).to_text();
-            held.insert(
-                log.name.clone(),
-                Held {
-                    size: cp.checkpoint.size,
-                    root: cp.checkpoint.root,
-                    note,
-                },
-            );
-        }
+        let held = load_held(&state_dir, &logs, &signers)?;
         Ok(Self {
             signers,
             logs,
@@ -334,6 +259,99 @@ impl WitnessService {
         tracing::info!(origin = %cp.origin, size = cp.size, lines = lines.len(), "cosigned");
         Ok(lines.iter().map(|l| format!("{}\n", l.to_line())).collect())
     }
+}
+
+/// The witness's signing keys (`witness.key`, created at the first start; ML-DSA-44 as asked),
+/// named once and for good, with their verifier keys written beside them.
+fn witness_signers(a: &WitnessArgs) -> Result<Vec<CosignatureSigner>> {
+    let key_path = a.data.join("witness.key");
+    let vkey_path = a.data.join("witness.vkey");
+    let key = if key_path.exists() {
+        ledger_client::keyfile::read_signing_key(&key_path)
+            .with_context(|| format!("reading {}", key_path.display()))?
+    } else {
+        let k = ed25519_dalek::SigningKey::generate(&mut rand::rng());
+        ledger_client::keyfile::write_key_pair(&key_path, &k)
+            .with_context(|| format!("writing {}", key_path.display()))?;
+        k
+    };
+    let stored_name = std::fs::read_to_string(&vkey_path)
+        .ok()
+        .and_then(|s| s.split('+').next().map(str::to_string));
+    let name = match (&a.name, stored_name) {
+        (Some(n), Some(s)) if *n != s => {
+            bail!(
+                "this witness is named {s:?} (see {}); its name cannot change",
+                vkey_path.display()
+            )
+        }
+        (Some(n), _) => n.clone(),
+        (None, Some(s)) => s,
+        (None, None) => bail!("--name is required at the first start"),
+    };
+    let ed = CosignatureSigner::new(&name, key)?;
+    std::fs::write(&vkey_path, format!("{}\n", ed.verifier().to_string_key()))?;
+    let mut signers = Vec::new();
+    if a.key_type != KeyType::Mldsa44 {
+        signers.push(ed);
+    }
+    if a.key_type != KeyType::Ed25519 {
+        let seed = mldsa44_seed(&a.data.join("witness.mldsa44.key"))?;
+        let pq = CosignatureSigner::new_mldsa44(&name, &seed)?;
+        use base64::Engine as _;
+        std::fs::write(
+            a.data.join("witness.mldsa44.pub"),
+            format!(
+                "{}\n",
+                base64::engine::general_purpose::STANDARD.encode(pq.verifier().key.as_bytes())
+            ),
+        )?;
+        std::fs::write(
+            a.data.join("witness.mldsa44.vkey"),
+            format!("{}\n", pq.verifier().to_string_key()),
+        )?;
+        signers.push(pq);
+    }
+    Ok(signers)
+}
+
+/// The checkpoints held per log from an earlier run, each verified, with only the log's signature
+/// and this witness's own valid cosignatures kept.
+fn load_held(
+    state_dir: &Path,
+    logs: &[NoteVerifier],
+    signers: &[CosignatureSigner],
+) -> Result<HashMap<String, Held>> {
+    let mut held = HashMap::new();
+    for log in logs {
+        let p = state_file(state_dir, &log.name);
+        let Ok(text) = std::fs::read_to_string(&p) else {
+            continue;
+        };
+        let cp = ledger_core::checkpoint::open_checkpoint(&text, log)
+            .with_context(|| format!("held checkpoint {} does not verify", p.display()))?;
+        // State written by an older version may hold lines planted by a submitter: serve only
+        // the log's signature and this witness's own valid cosignature.
+        let own: Vec<_> = signers
+            .iter()
+            .filter_map(|signer| {
+                cp.note.signatures.iter().find(|s| {
+                    signer.verifier().matches(s) && signer.verifier().verify(&cp.note.text, &s.sig).is_ok()
+                })
+            })
+            .cloned()
+            .collect();
+        let note = kept_note(&cp, std::slice::from_ref(log), own).to_text();
+        held.insert(
+            log.name.clone(),
+            Held {
+                size: cp.checkpoint.size,
+                root: cp.checkpoint.root,
+                note,
+            },
+        );
+    }
+    Ok(held)
 }
 
 #[tonic::async_trait]

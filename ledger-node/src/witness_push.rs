@@ -279,51 +279,13 @@ pub async fn run(store: Arc<Store>, shared: Arc<Shared>, witnessed: Arc<Witnesse
             shared.metrics.witness_pushed(&p.cfg.key.name, size, p.held, ok);
         }
         for (cfg, r) in results {
-            match r {
-                Ok(lines) => {
-                    let merged = Note::parse(&format!("{}\n{lines}", note.text));
-                    let Ok(answer) = merged else {
-                        tracing::warn!(witness = %cfg.key.name, "malformed cosignature answer");
-                        continue;
-                    };
-                    let mine: Vec<_> = answer
-                        .signatures
-                        .into_iter()
-                        .filter(|s| cfg.key.matches(s) && cfg.key.verify(&note.text, &s.sig).is_ok())
-                        .collect();
-                    if mine.is_empty() {
-                        tracing::warn!(witness = %cfg.key.name, "the answer holds no valid cosignature by this witness");
-                    }
-                    note.signatures.retain(|s| !cfg.key.matches(s));
-                    note.merge_signatures(mine);
-                }
-                Err(m) => {
-                    tracing::warn!(witness = %cfg.key.name, url = %cfg.url, size, error = %m, "witness did not cosign")
-                }
-            }
+            merge_answer(&mut note, &cfg, size, r);
         }
         let names = enrolled_cosigners(&shared, &note);
         let is_witnessed = witnessed.quorum > 0 && names.len() as u32 >= witnessed.quorum;
         let merged = note.to_text();
         if merged != text || is_witnessed {
-            let st = store.clone();
-            let m = merged.clone();
-            let sh = shared.clone();
-            let r = tokio::task::spawn_blocking(move || {
-                st.put_cosigned_checkpoint(size, &m, is_witnessed)?;
-                // Durable in the store: now the marks outside sled may hold it.
-                if is_witnessed {
-                    sh.witnessed_mark.advance(size, &m)?;
-                }
-                sh.high_water.advance(size, &m)?;
-                Ok::<(), anyhow::Error>(())
-            })
-            .await;
-            match r {
-                Ok(Ok(())) => {}
-                Ok(Err(e)) => tracing::error!(size, error = %e, "cannot store the cosigned checkpoint"),
-                Err(e) => tracing::error!(size, error = %e, "cannot store the cosigned checkpoint"),
-            }
+            store_cosigned(&store, &shared, size, &merged, is_witnessed).await;
         }
         if is_witnessed || witnessed.quorum == 0 {
             witnessed.latest.send_replace(Some((size, merged, names)));
@@ -331,6 +293,56 @@ pub async fn run(store: Arc<Store>, shared: Arc<Shared>, witnessed: Arc<Witnesse
         if rx.changed().await.is_err() {
             return;
         }
+    }
+}
+
+/// Merges a witness's answer into `note`: only its own valid cosignature lines, replacing any
+/// line of its key the note held; a failure or a malformed answer is logged.
+fn merge_answer(note: &mut Note, cfg: &WitnessConfig, size: u64, r: Result<String, String>) {
+    match r {
+        Ok(lines) => {
+            let merged = Note::parse(&format!("{}\n{lines}", note.text));
+            let Ok(answer) = merged else {
+                tracing::warn!(witness = %cfg.key.name, "malformed cosignature answer");
+                return;
+            };
+            let mine: Vec<_> = answer
+                .signatures
+                .into_iter()
+                .filter(|s| cfg.key.matches(s) && cfg.key.verify(&note.text, &s.sig).is_ok())
+                .collect();
+            if mine.is_empty() {
+                tracing::warn!(witness = %cfg.key.name, "the answer holds no valid cosignature by this witness");
+            }
+            note.signatures.retain(|s| !cfg.key.matches(s));
+            note.merge_signatures(mine);
+        }
+        Err(m) => {
+            tracing::warn!(witness = %cfg.key.name, url = %cfg.url, size, error = %m, "witness did not cosign")
+        }
+    }
+}
+
+/// Stores the cosigned checkpoint, then advances the marks outside sled (the witnessed mark when
+/// it is witnessed); a failure is logged.
+async fn store_cosigned(store: &Arc<Store>, shared: &Arc<Shared>, size: u64, merged: &str, is_witnessed: bool) {
+    let st = store.clone();
+    let m = merged.to_string();
+    let sh = shared.clone();
+    let r = tokio::task::spawn_blocking(move || {
+        st.put_cosigned_checkpoint(size, &m, is_witnessed)?;
+        // Durable in the store: now the marks outside sled may hold it.
+        if is_witnessed {
+            sh.witnessed_mark.advance(size, &m)?;
+        }
+        sh.high_water.advance(size, &m)?;
+        Ok::<(), anyhow::Error>(())
+    })
+    .await;
+    match r {
+        Ok(Ok(())) => {}
+        Ok(Err(e)) => tracing::error!(size, error = %e, "cannot store the cosigned checkpoint"),
+        Err(e) => tracing::error!(size, error = %e, "cannot store the cosigned checkpoint"),
     }
 }
 

@@ -298,30 +298,7 @@ fn write_backup(a: &BackupArgs) -> Result<Manifest> {
     drop(copy);
     drop(scratch);
 
-    // The marks, the public key and the config as they were read.
-    let mut files = vec![EXPORT_FILE.to_string()];
-    for (name, note) in [(high_water::MARK_FILE, &mark), (high_water::WITNESSED_FILE, &witnessed)] {
-        if let Some(note) = note {
-            high_water::write_atomic(&a.out.join(name), note)?;
-            files.push(name.to_string());
-        }
-    }
-    let vkey = data.join(VKEY_FILE);
-    if vkey.exists() {
-        std::fs::copy(&vkey, a.out.join(VKEY_FILE)).with_context(|| format!("copying {}", vkey.display()))?;
-        files.push(VKEY_FILE.to_string());
-    }
-    if let Some(c) = &a.config {
-        std::fs::copy(c, a.out.join(CONFIG_FILE)).with_context(|| format!("copying {}", c.display()))?;
-        files.push(CONFIG_FILE.to_string());
-    }
-    let files = files
-        .into_iter()
-        .map(|p| {
-            let (bytes, sha256) = sha256_file(&a.out.join(&p))?;
-            Ok(FileInfo { path: p, bytes, sha256 })
-        })
-        .collect::<Result<Vec<_>>>()?;
+    let files = write_side_files(a, mark.as_deref(), witnessed.as_deref())?;
     let m = Manifest {
         format: FORMAT.into(),
         origin,
@@ -337,6 +314,34 @@ fn write_backup(a: &BackupArgs) -> Result<Manifest> {
     let text = serde_json::to_string_pretty(&m)? + "\n";
     high_water::write_atomic(&a.out.join(MANIFEST), &text)?;
     Ok(m)
+}
+
+/// Writes the marks, the public key and the config beside the export, as they were read, and
+/// returns every file of the backup (the export first) with its length and SHA-256.
+fn write_side_files(a: &BackupArgs, mark: Option<&str>, witnessed: Option<&str>) -> Result<Vec<FileInfo>> {
+    let mut files = vec![EXPORT_FILE.to_string()];
+    for (name, note) in [(high_water::MARK_FILE, mark), (high_water::WITNESSED_FILE, witnessed)] {
+        if let Some(note) = note {
+            high_water::write_atomic(&a.out.join(name), note)?;
+            files.push(name.to_string());
+        }
+    }
+    let vkey = a.data.join(VKEY_FILE);
+    if vkey.exists() {
+        std::fs::copy(&vkey, a.out.join(VKEY_FILE)).with_context(|| format!("copying {}", vkey.display()))?;
+        files.push(VKEY_FILE.to_string());
+    }
+    if let Some(c) = &a.config {
+        std::fs::copy(c, a.out.join(CONFIG_FILE)).with_context(|| format!("copying {}", c.display()))?;
+        files.push(CONFIG_FILE.to_string());
+    }
+    files
+        .into_iter()
+        .map(|p| {
+            let (bytes, sha256) = sha256_file(&a.out.join(&p))?;
+            Ok(FileInfo { path: p, bytes, sha256 })
+        })
+        .collect::<Result<Vec<_>>>()
 }
 
 /// Reads the manifest and checks every file it lists (present, length, SHA-256).

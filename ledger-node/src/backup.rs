@@ -517,6 +517,9 @@ fn check_backup_vkey(a: &RestoreArgs, m: &Manifest, v: &ledger_core::note::NoteV
     Ok(())
 }
 
+/// A checkpoint note and its size.
+type Mark<'n> = (u64, &'n str);
+
 /// Checks every mark against the restored store (a witnessed mark beyond it is a ROLLBACK) and
 /// returns the newest mark and the newest witnessed mark, as (size, note).
 fn newest_marks<'n>(
@@ -524,7 +527,7 @@ fn newest_marks<'n>(
     v: &ledger_core::note::NoteVerifier,
     store_size: u64,
     roots: &std::collections::BTreeMap<u64, Hash>,
-) -> Result<(Option<(u64, &'n str)>, Option<(u64, &'n str)>)> {
+) -> Result<(Option<Mark<'n>>, Option<Mark<'n>>)> {
     let mut newest_witnessed: Option<(u64, &str)> = None;
     let mut newest: Option<(u64, &str)> = None;
     for (name, note, witnessed) in notes {

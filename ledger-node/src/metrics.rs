@@ -87,7 +87,10 @@ fn counter_vec(r: &Registry, name: &str, help: &str, labels: &[&str]) -> Result<
 }
 
 fn histogram(r: &Registry, name: &str, help: &str, buckets: Vec<f64>) -> Result<Histogram> {
-    reg(r, Histogram::with_opts(HistogramOpts::new(name, help).buckets(buckets))?)
+    reg(
+        r,
+        Histogram::with_opts(HistogramOpts::new(name, help).buckets(buckets))?,
+    )
 }
 
 fn now_secs() -> f64 {
@@ -116,7 +119,12 @@ impl Metrics {
                 "Latency of one group commit (store write and fsync), in seconds.",
                 LATENCY_BUCKETS.to_vec(),
             )?,
-            group_size: histogram(&r, "ledger_group_size_entries", "Entries per committed group.", group_buckets)?,
+            group_size: histogram(
+                &r,
+                "ledger_group_size_entries",
+                "Entries per committed group.",
+                group_buckets,
+            )?,
             tree_size: gauge(&r, "ledger_tree_size", "Entries in the log.")?,
             checkpoints: counter(&r, "ledger_checkpoints_total", "Checkpoints signed.")?,
             checkpoint_size: gauge(
@@ -142,7 +150,12 @@ impl Metrics {
             )?,
             enqueued: AtomicU64::new(0),
             dequeued: AtomicU64::new(0),
-            rejections: counter_vec(&r, "ledger_rejections_total", "Appends refused, by gRPC code.", &["code"])?,
+            rejections: counter_vec(
+                &r,
+                "ledger_rejections_total",
+                "Appends refused, by gRPC code.",
+                &["code"],
+            )?,
             witness_lag: reg(
                 &r,
                 IntGaugeVec::new(

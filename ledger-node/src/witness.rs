@@ -317,11 +317,7 @@ fn witness_signers(a: &WitnessArgs) -> Result<Vec<CosignatureSigner>> {
 
 /// The checkpoints held per log from an earlier run, each verified, with only the log's signature
 /// and this witness's own valid cosignatures kept.
-fn load_held(
-    state_dir: &Path,
-    logs: &[NoteVerifier],
-    signers: &[CosignatureSigner],
-) -> Result<HashMap<String, Held>> {
+fn load_held(state_dir: &Path, logs: &[NoteVerifier], signers: &[CosignatureSigner]) -> Result<HashMap<String, Held>> {
     let mut held = HashMap::new();
     for log in logs {
         let p = state_file(state_dir, &log.name);
@@ -335,9 +331,10 @@ fn load_held(
         let own: Vec<_> = signers
             .iter()
             .filter_map(|signer| {
-                cp.note.signatures.iter().find(|s| {
-                    signer.verifier().matches(s) && signer.verifier().verify(&cp.note.text, &s.sig).is_ok()
-                })
+                cp.note
+                    .signatures
+                    .iter()
+                    .find(|s| signer.verifier().matches(s) && signer.verifier().verify(&cp.note.text, &s.sig).is_ok())
             })
             .cloned()
             .collect();

@@ -212,8 +212,8 @@ pub enum ConsistencyError {
         size: u64,
         /// The bundle checkpoint's root.
         root: Hash,
-        /// Why the proof does not verify.
-        error: ProofError,
+        /// Why the proof does not verify (boxed: the verdict stays small).
+        error: Box<ProofError>,
     },
 }
 
@@ -294,7 +294,10 @@ fn decode_leaf(e: &BundleEntry) -> Result<(Entry, Hash), LeafError> {
     let bytes = B64.decode(&e.leaf).map_err(|_| LeafError::NotBase64 { index })?;
     let entry = Entry::decode(&bytes).map_err(|error| LeafError::Entry { index, error })?;
     if entry.index != index {
-        return Err(LeafError::IndexMismatch { index, found: entry.index });
+        return Err(LeafError::IndexMismatch {
+            index,
+            found: entry.index,
+        });
     }
     Ok((entry, leaf_hash(&bytes)))
 }
@@ -461,7 +464,7 @@ fn check_consistency(b: &Bundle, key: &NoteVerifier, cp: &Checkpoint) -> Option<
                 old_root,
                 size: cp.size,
                 root: cp.root,
-                error,
+                error: Box::new(error),
             })
     })
 }

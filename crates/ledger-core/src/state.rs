@@ -387,7 +387,10 @@ mod tests {
         ));
         // The honest entry: the same record as `fold`, then the same rule on a second copy.
         let good = entry(1, "escrow.key", &escrow("court-1"), &[&admin]);
-        assert!(matches!(st.step_stored(&good, &Hash::default(), true).unwrap(), Record::EscrowKey(_)));
+        assert!(matches!(
+            st.step_stored(&good, &Hash::default(), true).unwrap(),
+            Record::EscrowKey(_)
+        ));
         let dup = entry(2, "escrow.key", &escrow("court-1"), &[&admin]);
         match st.step_stored(&dup, &Hash::default(), true) {
             Err(StepError::Rule(e)) => assert_eq!(e.code, crate::rules::RuleCode::EscrowDuplicate),

@@ -207,7 +207,11 @@ fn tampering_is_named() {
     // The verdict's JSON (`bundle verify --json`) carries the message, as it always has.
     let json = serde_json::to_value(&v).expect("verdict json");
     assert_eq!(json["consistency"], serde_json::json!({ "Err": fork.to_string() }));
-    assert!(fork.to_string().starts_with("FORK: the earlier checkpoint (size 3, root "), "{fork}");
+    assert!(
+        fork.to_string()
+            .starts_with("FORK: the earlier checkpoint (size 3, root "),
+        "{fork}"
+    );
     // A tlog-proof that disagrees.
     let mut b = good.clone();
     b.records[0].tlog_proof = b.records[0].tlog_proof.replacen("index 2", "index 3", 1);

@@ -275,6 +275,7 @@ fn len(p: &Value, k: &str) -> usize {
 fn says(kind: &str, p: &Value, who: &str) -> Option<(String, String)> {
     says_selection(kind, p, who)
         .or_else(|| says_draw_outcome(kind, p))
+        .or_else(|| says_dossier(kind, p))
         .or_else(|| says_case(kind, p, who))
         .or_else(|| says_election(kind, p))
 }
@@ -360,7 +361,7 @@ fn says_selection(kind: &str, p: &Value, who: &str) -> Option<(String, String)> 
     })
 }
 
-/// [`says`] for draw outcomes, dossier facts and complaints.
+/// [`says`] for draw outcomes.
 fn says_draw_outcome(kind: &str, p: &Value) -> Option<(String, String)> {
     Some(match kind {
         "draw.reveal" => (
@@ -402,6 +403,13 @@ fn says_draw_outcome(kind: &str, p: &Value) -> Option<(String, String)> {
                 strs(p.get("missing"))
             ),
         ),
+        _ => return None,
+    })
+}
+
+/// [`says`] for dossier facts and complaints.
+fn says_dossier(kind: &str, p: &Value) -> Option<(String, String)> {
+    Some(match kind {
         "dossier.fact" => (
             format!(
                 "{} 关于 {} 的档案事实（{}），内容以哈希登记",

@@ -20,6 +20,7 @@ mod timestamps;
 mod tlog_http;
 mod witness;
 mod witness_push;
+mod witness_run;
 
 use anyhow::{Context, Result, bail};
 use clap::{Args, Parser, Subcommand};
@@ -241,7 +242,7 @@ fn main() -> std::process::ExitCode {
                 .enable_all()
                 .build()
                 .map_err(anyhow::Error::from)
-                .and_then(|rt| rt.block_on(witness::run(a, shutdown_signal())))
+                .and_then(|rt| rt.block_on(witness_run::run(a, shutdown_signal())))
         }
         Cmd::DebugFork { data, from } => fork::debug_fork(&data, from),
         Cmd::Backup(a) => backup::backup(&a),

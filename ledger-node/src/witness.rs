@@ -1,6 +1,7 @@
 //! `ledger-node witness`: a C2SP tlog-witness (<https://c2sp.org/tlog-witness>) over gRPC
 //! (`proto/ledger/v1/witness.proto`, docs/witness.md) and, with `--http-listen`, over the spec's
-//! HTTP interface (`crate::tlog_http`), both answering from one state under one lock.
+//! HTTP interface (`tlog_http.rs`), both answering from one state under one lock; `witness_run.rs`
+//! starts both.
 //!
 //! The witness keeps, per log origin, the latest checkpoint it cosigned, in one file per origin
 //! under `DATA/state/` (written to a temporary file, synced, renamed, directory synced). Checking a
@@ -13,16 +14,12 @@ use ledger_core::checkpoint::Checkpoint;
 use ledger_core::cosignature::CosignatureSigner;
 use ledger_core::hash::Hash;
 use ledger_core::note::NoteVerifier;
-use ledger_core::witness::{
-    AddCheckpoint, MAX_ADD_CHECKPOINT_BYTES, WitnessError, check_submission, kept_note, open_submission,
-};
+use ledger_core::witness::{AddCheckpoint, WitnessError, check_submission, kept_note, open_submission};
 use ledger_proto::pb;
-use ledger_proto::pb::witness_server::WitnessServer;
 use prost::Message as _;
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 use tonic::{Request, Response, Status};
 
 /// Command-line arguments of `ledger-node witness`.
@@ -126,7 +123,7 @@ struct Held {
 /// The gRPC service.
 pub struct WitnessService {
     /// The cosigning keys (one per type signed with), the first one reported by `Info`.
-    signers: Vec<CosignatureSigner>,
+    pub(crate) signers: Vec<CosignatureSigner>,
     logs: Vec<NoteVerifier>,
     state_dir: PathBuf,
     held: tokio::sync::Mutex<HashMap<String, Held>>,
@@ -378,49 +375,4 @@ impl pb::witness_server::Witness for WitnessService {
             origins: self.logs.iter().map(|l| l.name.clone()).collect(),
         }))
     }
-}
-
-/// Runs the witness until SIGTERM/SIGINT.
-///
-/// # Errors
-/// When the state cannot be loaded or the address cannot be bound.
-pub async fn run(a: WitnessArgs, shutdown: impl std::future::Future<Output = ()>) -> Result<()> {
-    let svc = Arc::new(WitnessService::open(&a)?);
-    let listener = tokio::net::TcpListener::bind(a.listen)
-        .await
-        .with_context(|| format!("binding {}", a.listen))?;
-    let bound = listener.local_addr()?;
-    for s in &svc.signers {
-        let key = s.verifier().to_string_key();
-        tracing::info!(addr = %bound, key = %key, r#type = s.verifier().key.type_name(), "witness serving");
-        println!("witness key {key}");
-    }
-    let http = match a.http_listen {
-        Some(h) => {
-            let l = tokio::net::TcpListener::bind(h)
-                .await
-                .with_context(|| format!("binding {h}"))?;
-            let at = l.local_addr()?;
-            tracing::info!(addr = %at, "tlog-witness HTTP serving POST /add-checkpoint");
-            println!("tlog-witness http on http://{at}");
-            Some(tokio::spawn(crate::tlog_http::serve(l, svc.clone())))
-        }
-        None => None,
-    };
-    println!("listening on {bound}");
-    let served = tonic::transport::Server::builder()
-        .add_service(
-            WitnessServer::from_arc(svc)
-                .max_decoding_message_size(2 * MAX_ADD_CHECKPOINT_BYTES)
-                .max_encoding_message_size(2 * MAX_ADD_CHECKPOINT_BYTES),
-        )
-        .serve_with_incoming_shutdown(tokio_stream::wrappers::TcpListenerStream::new(listener), shutdown)
-        .await;
-    // Stop the HTTP front with the gRPC one. The state is written before a cosignature is
-    // answered, without an await between check and write, so stopping never leaves it half done.
-    if let Some(h) = http {
-        h.abort();
-    }
-    served?;
-    Ok(())
 }

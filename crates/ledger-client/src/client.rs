@@ -298,7 +298,7 @@ impl LedgerClient {
     /// Appends one signed record. Retries on `UNAVAILABLE` with the same request id, generating a
     /// random id when none is given. With `wait_for_checkpoint`, the node answers once a signed
     /// checkpoint covers the entry, and the outcome carries it with the inclusion proof (check them
-    /// with [`crate::verify::verify_appended`]).
+    /// with `verify::verify_appended` of this crate).
     ///
     /// # Errors
     /// When the envelope breaks DSSE limits (checked before sending), the node refuses, or the

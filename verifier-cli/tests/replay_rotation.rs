@@ -117,3 +117,45 @@ fn a_checkpoint_before_the_rotation_signed_by_the_new_key_is_refused() {
         assert_eq!(r.codes().len(), 1, "{:?}", r.codes());
     }
 }
+
+#[test]
+fn the_store_opens_and_imports_across_a_rotation_and_refuses_the_old_key_after_it() {
+    use ledger_store::Store;
+    let dir = TempDir::new().unwrap();
+    let (log, _, old) = rotated_log();
+    let store = log.write_store(&dir.path().join("data"));
+    let report = store.verify().expect("a store with a rotation opens");
+    assert_eq!(report.checkpoints, 3);
+    assert_eq!(report.node_keys.len(), 2);
+    assert_eq!(
+        report.node_verifier.as_ref().map(|v| v.key),
+        Some(log.node.verifying_key())
+    );
+    assert_eq!(report.verifier_at(1).map(|v| v.key), Some(old.verifying_key()));
+    let exp = dir.path().join("log.export");
+    export_store(&store, &exp);
+    let copy = Store::open(&dir.path().join("copy")).unwrap();
+    let n = ledger_store::export::import(&copy, std::fs::File::open(&exp).unwrap()).expect("import");
+    assert_eq!(n, log.size());
+    copy.verify().expect("imported copy opens");
+
+    // The old key signs a checkpoint of a size after the rotation: the store is refused, named.
+    let (mut log, _, old) = rotated_log();
+    log.node = old;
+    log.notes(1);
+    log.checkpoint();
+    let bad = log.size();
+    let store = log.write_store(&dir.path().join("bad"));
+    let e = store.verify().expect_err("old key after the rotation");
+    assert!(
+        e.to_string()
+            .contains(&format!("CHECKPOINT_BAD_SIGNATURE at size {bad}")),
+        "{e}"
+    );
+    let exp = dir.path().join("bad.export");
+    export_store(&store, &exp);
+    let copy = Store::open(&dir.path().join("bad-copy")).unwrap();
+    let e = ledger_store::export::import(&copy, std::fs::File::open(&exp).unwrap())
+        .expect_err("import refuses the old key's checkpoint");
+    assert!(e.to_string().contains("checkpoint"), "{e}");
+}

@@ -675,7 +675,8 @@ impl Replayer {
         let mut held = Vec::new();
         for m in std::mem::take(&mut self.marks) {
             let end = self.expected;
-            let Some(v) = &self.verifier else {
+            // The node key for the size the mark claims (after a `node.rotate`, the new key).
+            let Some(v) = self.verifier_for(m.size.unwrap_or(end)) else {
                 // No node key (no valid charter): the signature cannot be checked, but a log
                 // shorter than the size the mark claims is still named.
                 match m.size {
@@ -696,7 +697,7 @@ impl Replayer {
                 }
                 continue;
             };
-            let cp = match open_checkpoint(&m.note, v) {
+            let cp = match open_checkpoint(&m.note, &v) {
                 Ok(cp) => cp.checkpoint,
                 Err(e) => {
                     let f = Fault::new(

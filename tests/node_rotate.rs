@@ -1,0 +1,166 @@
+//! Issue 18 item 1: a planned rotation of the node key on a running node, under load. The
+//! operator places the next key (`serve --next-node-key`), an administrator appends `node.rotate`
+//! (the node co-signs it), the sequencer signs with the new key from the record on with no gap in
+//! checkpoints, a restart needs the new key, and `ledger-verify replay` follows the chain.
+
+#[path = "support/mod.rs"]
+mod support;
+
+use ledger_core::checkpoint::open_checkpoint;
+use ledger_core::note::NoteVerifier;
+use ledger_proto::pb;
+use std::process::Command;
+use support::*;
+use tonic::Code;
+
+const ORIGIN: &str = "ledger.test/rotate";
+
+fn rotation(new: &ed25519_dalek::SigningKey, admin: &ed25519_dalek::SigningKey) -> ledger_core::dsse::Envelope {
+    record(
+        "node.rotate",
+        serde_json::json!({
+            "version": 1,
+            "new_key": ledger_core::keys::public_key_to_base64(&new.verifying_key()),
+            "reason": "planned: new HSM",
+        }),
+        &[admin],
+    )
+}
+
+async fn latest(c: &mut ledger_proto::pb::ledger_client::LedgerClient<tonic::transport::Channel>) -> String {
+    c.get_checkpoint(pb::GetCheckpointRequest { size: None })
+        .await
+        .expect("checkpoint")
+        .into_inner()
+        .note
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rotate_the_node_key_under_load() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let data = dir.path().join("d");
+    init(&data, ORIGIN, &[], 1);
+    let admin = key(&data.join("keys/admin.key"));
+    let old = key(&data.join("keys/node.key"));
+    let new = new_key();
+    let next_file = dir.path().join("next-node.key");
+    ledger_client::keyfile::write_signing_key(&next_file, &new).expect("write next key");
+    let next_arg = next_file.to_str().expect("utf-8 path").to_string();
+    let old_v = NoteVerifier::new(ORIGIN, old.verifying_key()).expect("verifier");
+    let new_v = NoteVerifier::new(ORIGIN, new.verifying_key()).expect("verifier");
+    let reg = new_key();
+
+    // Without the next key in place the node refuses to co-sign a rotation it could not follow.
+    let mut node = Node::start(&data);
+    let mut c = node.client().await;
+    append(&mut c, &enroll(&reg, "registrar", &["registrar"], &[&admin]), "")
+        .await
+        .expect("enroll");
+    let e = append(&mut c, &rotation(&new, &admin), "")
+        .await
+        .expect_err("no next key");
+    assert_eq!(e.code(), Code::FailedPrecondition, "{e:?}");
+    assert!(e.message().contains("NEXT_NODE_KEY_NOT_HELD"), "{e:?}");
+    node.stop();
+
+    // The node co-signs with its key; the administrator quorum is what the request must bring.
+    let mut node = Node::try_start_with(&data, &["--next-node-key", &next_arg]).expect("start with next key");
+    let mut c = node.client().await;
+    let without_admin = record(
+        "node.rotate",
+        serde_json::json!({"version": 1, "new_key": ledger_core::keys::public_key_to_base64(&new.verifying_key()), "reason": "x"}),
+        &[&reg],
+    );
+    let e = append(&mut c, &without_admin, "").await.expect_err("no admin quorum");
+    assert_eq!(e.code(), Code::PermissionDenied, "{e:?}");
+
+    // Load: a client appends notes throughout the rotation.
+    let addr = node.addr.clone();
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let loader = {
+        let (stop, reg) = (stop.clone(), reg.clone());
+        tokio::spawn(async move {
+            let mut c = ledger_proto::pb::ledger_client::LedgerClient::connect(addr)
+                .await
+                .expect("connect");
+            let mut n = 0u64;
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) && n < 5_000 {
+                let env = record_in(Some(ORIGIN), "note", note_payload(n), &[&reg]);
+                c.append(req(&env, "", false)).await.expect("append under load");
+                n += 1;
+            }
+            n
+        })
+    };
+    tokio::time::sleep(std::time::Duration::from_millis(400)).await;
+    let before = open_checkpoint(&latest(&mut c).await, &old_v)
+        .expect("old key before")
+        .checkpoint;
+    let r = c
+        .append(req(&rotation(&new, &admin), "rotate-1", true))
+        .await
+        .expect("rotation co-signed by the node")
+        .into_inner();
+    let at = r.index;
+    // The checkpoint that answered the wait holds the rotation: the new key's.
+    let cp = open_checkpoint(&r.checkpoint, &new_v).expect("first checkpoint after the rotation is the new key's");
+    assert!(cp.checkpoint.size > at);
+    assert!(open_checkpoint(&latest(&mut c).await, &old_v).is_err());
+    tokio::time::sleep(std::time::Duration::from_millis(400)).await;
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let appended = loader.await.expect("loader");
+    assert!(appended > 0);
+    assert!(before.size <= at);
+    // The stored rotation carries the admin's and the old node key's signatures.
+    let all = entries(&mut c).await;
+    let rot = all.iter().find(|e| e.0 == at).expect("rotation entry");
+    assert_eq!(rot.1, "node.rotate");
+    assert!(
+        rot.3.contains(&ledger_core::keys::key_id(&old.verifying_key())),
+        "{rot:?}"
+    );
+    assert!(
+        rot.3.contains(&ledger_core::keys::key_id(&admin.verifying_key())),
+        "{rot:?}"
+    );
+    open_checkpoint(&latest(&mut c).await, &new_v).expect("the latest checkpoint is the new key's");
+    node.stop();
+
+    // A restart with only the old key is refused, naming the rotation.
+    let err = Node::try_start(&data).err().expect("refused with only the old key");
+    assert!(err.contains(&format!("rotated at index {at}")), "{err}");
+    // With the new key it serves and keeps signing with it.
+    let mut node = Node::try_start_with(&data, &["--next-node-key", &next_arg]).expect("restart with the new key");
+    let mut c = node.client().await;
+    let more = append(&mut c, &record("note", note_payload(99_999), &[&reg]), "")
+        .await
+        .expect("append after restart");
+    assert_eq!(more.index, all.len() as u64, "nothing lost across the restart");
+    let r = c
+        .append(req(&record("note", note_payload(100_000), &[&reg]), "", true))
+        .await
+        .expect("append with checkpoint")
+        .into_inner();
+    open_checkpoint(&r.checkpoint, &new_v).expect("new key after restart");
+    node.stop();
+
+    // Every stored checkpoint verifies under the key for its size, and the replay is clean.
+    let json = dir.path().join("replay.json");
+    let out = Command::new(env!("CARGO_BIN_EXE_ledger-verify"))
+        .args(["replay", "--data"])
+        .arg(&data)
+        .arg("--json")
+        .arg(&json)
+        .output()
+        .expect("run ledger-verify");
+    let report: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&json).expect("report")).expect("json");
+    assert!(
+        out.status.success(),
+        "{}\n{report}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    assert_eq!(report["faults"].as_array().map(Vec::len), Some(0), "{report}");
+    assert!(report["checkpoints_checked"].as_u64().unwrap_or(0) >= 3, "{report}");
+    assert_eq!(report["counts_by_kind"]["node.rotate"], 1);
+}

@@ -93,9 +93,12 @@ async fn rotate_the_node_key_under_load() {
         })
     };
     tokio::time::sleep(std::time::Duration::from_millis(400)).await;
-    let before = open_checkpoint(&latest(&mut c).await, &old_v)
+    let before_note = latest(&mut c).await;
+    let before = open_checkpoint(&before_note, &old_v)
         .expect("old key before")
         .checkpoint;
+    let before_file = dir.path().join("before.checkpoint");
+    std::fs::write(&before_file, &before_note).expect("write");
     let r = c
         .append(req(&rotation(&new, &admin), "rotate-1", true))
         .await
@@ -142,7 +145,65 @@ async fn rotate_the_node_key_under_load() {
         .expect("append with checkpoint")
         .into_inner();
     open_checkpoint(&r.checkpoint, &new_v).expect("new key after restart");
+
+    // A court bundle spanning the rotation (the rotation record and a note after it) exported
+    // with the charter's key pinned, verifies offline: the bundle carries the node.rotate record
+    // with its inclusion proof, and the checkpoint is the new key's.
+    let bundle = dir.path().join("rot.ledger-bundle.json");
+    let charter_vkey = old_v.to_string_key();
+    let st = Command::new(env!("CARGO_BIN_EXE_ledger-verify"))
+        .args(["bundle", "export", "--node", &node.addr, "--trusted-key", &charter_vkey])
+        .args(["--index", &at.to_string(), "--index", &r.index.to_string()])
+        .arg("--from-checkpoint")
+        .arg(&before_file)
+        .arg("-o")
+        .arg(&bundle)
+        .output()
+        .expect("bundle export");
+    assert!(st.status.success(), "export: {}", String::from_utf8_lossy(&st.stderr));
     node.stop();
+    let b: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&bundle).expect("bundle")).expect("json");
+    assert!(
+        b["registry"]
+            .as_array()
+            .expect("registry")
+            .iter()
+            .any(|e| e["index"] == at),
+        "the bundle carries the rotation record"
+    );
+    let verify_bundle = |file: &std::path::Path| {
+        Command::new(env!("CARGO_BIN_EXE_ledger-verify"))
+            .args(["bundle", "verify"])
+            .arg(file)
+            .args(["--trusted-key", &charter_vkey])
+            .output()
+            .expect("bundle verify")
+    };
+    let ok = verify_bundle(&bundle);
+    let text = String::from_utf8_lossy(&ok.stdout);
+    assert_eq!(ok.status.code(), Some(0), "{text}");
+    assert!(text.contains("node.rotate records in the bundle"), "{text}");
+    // The court's earlier checkpoint, from before the rotation, is checked under the old key.
+    assert!(text.contains("is a prefix of this one"), "{text}");
+    // The same bundle with its checkpoint re-signed by the old key (a thief of the rotated-away key)
+    // is refused, naming the key the checkpoint must carry.
+    let body = {
+        let n = ledger_core::note::Note::parse(b["checkpoint"].as_str().expect("cp")).expect("note");
+        ledger_core::checkpoint::Checkpoint::from_body(&n.text).expect("body")
+    };
+    let forged = body
+        .sign(&ledger_core::note::NoteSigner::new(ORIGIN, old.clone()).expect("signer"))
+        .expect("sign")
+        .to_text();
+    let mut fb = b.clone();
+    fb["checkpoint"] = serde_json::Value::String(forged);
+    let forged_file = dir.path().join("forged.ledger-bundle.json");
+    std::fs::write(&forged_file, serde_json::to_vec(&fb).expect("json")).expect("write");
+    let bad = verify_bundle(&forged_file);
+    let text = String::from_utf8_lossy(&bad.stdout);
+    assert_ne!(bad.status.code(), Some(0), "{text}");
+    assert!(text.contains("CHECKPOINT_BAD_SIGNATURE"), "{text}");
+    assert!(text.contains(&new_v.to_string_key()), "{text}");
 
     // Every stored checkpoint verifies under the key for its size, and the replay is clean.
     let json = dir.path().join("replay.json");

@@ -225,3 +225,141 @@ async fn rotate_the_node_key_under_load() {
     assert!(report["checkpoints_checked"].as_u64().unwrap_or(0) >= 3, "{report}");
     assert_eq!(report["counts_by_kind"]["node.rotate"], 1);
 }
+
+/// Starts `ledger-node witness` trusting `log_keys` for the log; returns it, its gRPC address and
+/// its cosignature key (`name+hash+base64`).
+fn start_witness(wdir: &std::path::Path, log_keys: &[String]) -> (std::process::Child, String, String) {
+    use std::io::BufRead as _;
+    let mut c = Command::new(bin("ledger-node"));
+    c.args([
+        "witness",
+        "--listen",
+        "127.0.0.1:0",
+        "--name",
+        "audit.example/w1",
+        "--data",
+    ])
+    .arg(wdir);
+    for k in log_keys {
+        c.args(["--log-key", k]);
+    }
+    let mut child = c
+        .env("RUST_LOG", "warn")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::inherit())
+        .spawn()
+        .expect("spawn witness");
+    let mut lines = std::io::BufReader::new(child.stdout.take().expect("stdout")).lines();
+    let mut key = None;
+    for line in lines.by_ref() {
+        let line = line.unwrap_or_default();
+        if let Some(k) = line.strip_prefix("witness key ") {
+            key = Some(k.to_string());
+        }
+        if let Some(a) = line.strip_prefix("listening on ") {
+            let addr = format!("http://{a}");
+            std::thread::spawn(move || for _ in lines {});
+            return (child, addr, key.expect("the witness prints its key"));
+        }
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    panic!("the witness did not start");
+}
+
+/// Issue 18 item 1: a witness whose operator added the new node key before the rotation keeps
+/// cosigning across it (docs/witness.md).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_witness_with_both_keys_keeps_cosigning_across_the_rotation() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let data = dir.path().join("d");
+    init(&data, ORIGIN, &[], 1);
+    let admin = key(&data.join("keys/admin.key"));
+    let old = key(&data.join("keys/node.key"));
+    let new = new_key();
+    let next_file = dir.path().join("next-node.key");
+    ledger_client::keyfile::write_signing_key(&next_file, &new).expect("write next key");
+    let next_arg = next_file.to_str().expect("utf-8 path").to_string();
+    let old_v = NoteVerifier::new(ORIGIN, old.verifying_key()).expect("verifier");
+    let new_v = NoteVerifier::new(ORIGIN, new.verifying_key()).expect("verifier");
+    let (mut witness, waddr, wkey) =
+        start_witness(&dir.path().join("w"), &[old_v.to_string_key(), new_v.to_string_key()]);
+    let wv = ledger_core::cosignature::CosignatureVerifier::parse(&wkey).expect("witness key");
+    let witness_arg = format!("{waddr}={wkey}");
+    let mut node = Node::try_start_with(&data, &["--witness", &witness_arg, "--next-node-key", &next_arg])
+        .expect("start with a witness and the next key");
+    let mut c = node.client().await;
+    let reg = new_key();
+    append(&mut c, &enroll(&reg, "registrar", &["registrar"], &[&admin]), "")
+        .await
+        .expect("enroll");
+    let mut wc = ledger_proto::pb::witness_client::WitnessClient::connect(waddr.clone())
+        .await
+        .expect("connect witness");
+    // Waits (bounded) until the witness holds a cosigned checkpoint of at least `size`.
+    async fn cosigned(
+        wc: &mut ledger_proto::pb::witness_client::WitnessClient<tonic::transport::Channel>,
+        size: u64,
+    ) -> String {
+        for _ in 0..100 {
+            if let Ok(r) = wc.get_latest(pb::GetLatestRequest { origin: ORIGIN.into() }).await {
+                let note = r.into_inner().checkpoint;
+                let n = ledger_core::note::Note::parse(&note).expect("note");
+                if ledger_core::checkpoint::Checkpoint::from_body(&n.text)
+                    .expect("body")
+                    .size
+                    >= size
+                {
+                    return note;
+                }
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
+        panic!("the witness never cosigned a checkpoint of size {size}");
+    }
+    let a = append(&mut c, &record("note", note_payload(1), &[&reg]), "")
+        .await
+        .expect("note");
+    let held = cosigned(&mut wc, a.index + 1).await;
+    open_checkpoint(&held, &old_v).expect("before the rotation: the old key's");
+    let rot = c
+        .append(req(&rotation(&new, &admin), "", false))
+        .await
+        .expect("rotation")
+        .into_inner();
+    let b = append(&mut c, &record("note", note_payload(2), &[&reg]), "")
+        .await
+        .expect("note");
+    assert!(b.index > rot.index);
+    let held = cosigned(&mut wc, b.index + 1).await;
+    let cp = open_checkpoint(&held, &new_v).expect("after the rotation: the new key's");
+    let cosigners = cp
+        .note
+        .verify_cosignatures(std::slice::from_ref(&wv))
+        .expect("cosignature verifies");
+    assert_eq!(cosigners.len(), 1, "the witness cosigned the new key's checkpoint");
+    node.stop();
+    let _ = witness.kill();
+    let _ = witness.wait();
+
+    // The witness restarts on its state (a checkpoint by the new key) with both keys configured,
+    // and the node keeps getting cosignatures after its own restart.
+    let (mut witness, waddr, wkey2) =
+        start_witness(&dir.path().join("w"), &[old_v.to_string_key(), new_v.to_string_key()]);
+    assert_eq!(wkey2, wkey);
+    let witness_arg = format!("{waddr}={wkey}");
+    let mut node =
+        Node::try_start_with(&data, &["--witness", &witness_arg, "--next-node-key", &next_arg]).expect("restart");
+    let mut c = node.client().await;
+    let mut wc = ledger_proto::pb::witness_client::WitnessClient::connect(waddr.clone())
+        .await
+        .expect("connect witness");
+    let d = append(&mut c, &record("note", note_payload(3), &[&reg]), "")
+        .await
+        .expect("note");
+    let held = cosigned(&mut wc, d.index + 1).await;
+    open_checkpoint(&held, &new_v).expect("the new key's");
+    node.stop();
+    let _ = witness.kill();
+    let _ = witness.wait();
+}

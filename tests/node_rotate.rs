@@ -224,6 +224,31 @@ async fn rotate_the_node_key_under_load() {
     assert_eq!(report["faults"].as_array().map(Vec::len), Some(0), "{report}");
     assert!(report["checkpoints_checked"].as_u64().unwrap_or(0) >= 3, "{report}");
     assert_eq!(report["counts_by_kind"]["node.rotate"], 1);
+
+    // A backup across the rotation is written and restored: the marks are checked under the
+    // key for their size and the backup's node.vkey (the charter's key) is in the chain.
+    let bk = dir.path().join("backup");
+    let out = Command::new(bin("ledger-node"))
+        .args(["backup", "--data"])
+        .arg(&data)
+        .arg("--out")
+        .arg(&bk)
+        .output()
+        .expect("backup");
+    assert!(out.status.success(), "backup: {}", String::from_utf8_lossy(&out.stderr));
+    let restored = dir.path().join("restored");
+    let out = Command::new(bin("ledger-node"))
+        .args(["restore", "--from"])
+        .arg(&bk)
+        .arg("--data")
+        .arg(&restored)
+        .output()
+        .expect("restore");
+    assert!(
+        out.status.success(),
+        "restore: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
 
 /// Starts `ledger-node witness` trusting `log_keys` for the log; returns it, its gRPC address and

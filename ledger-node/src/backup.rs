@@ -285,13 +285,17 @@ fn write_backup(a: &BackupArgs) -> Result<Manifest> {
             checked.report.root
         );
     }
-    let v = report
+    report
         .node_verifier
         .as_ref()
         .context("the written export has no charter")?;
     for (name, note) in [(high_water::MARK_FILE, &mark), (high_water::WITNESSED_FILE, &witnessed)] {
         if let Some(note) = note {
-            high_water::check(note, v, report.size, |s| roots.get(&s).copied())
+            // The node key for the mark's size (after a `node.rotate`, the new key).
+            let v = report
+                .verifier_at(high_water::claimed_size(note).unwrap_or(0))
+                .context("the written export has no charter")?;
+            high_water::check(note, &v, report.size, |s| roots.get(&s).copied())
                 .map_err(|e| anyhow::anyhow!("the written export does not hold {name}: {e}"))?;
         }
     }
@@ -451,7 +455,14 @@ pub fn restore(a: &RestoreArgs) -> Result<()> {
         let text = std::fs::read_to_string(a.from.join(VKEY_FILE))?;
         let vkey = ledger_core::note::NoteVerifier::parse(text.trim())
             .map_err(|e| anyhow::anyhow!("backup file {VKEY_FILE}: {e}"))?;
-        if &vkey != v {
+        // `node.vkey` is the charter's key, written at `init`; after a `node.rotate` the node key
+        // is a later one of the chain.
+        if &vkey != v
+            && !report
+                .node_keys
+                .iter()
+                .any(|t| t.key == vkey.key && vkey.name == v.name)
+        {
             bail!(
                 "backup file {VKEY_FILE} is {}, but the charter's node key is {}",
                 vkey.to_string_key(),
@@ -462,7 +473,10 @@ pub fn restore(a: &RestoreArgs) -> Result<()> {
     let mut newest_witnessed: Option<(u64, &str)> = None;
     let mut newest: Option<(u64, &str)> = None;
     for (name, note, witnessed) in &notes {
-        let cp = high_water::check(note, v, report.size, |s| roots.get(&s).copied()).map_err(|e| match e {
+        let v = report
+            .verifier_at(high_water::claimed_size(note).unwrap_or(0))
+            .context("the backup has no charter")?;
+        let cp = high_water::check(note, &v, report.size, |s| roots.get(&s).copied()).map_err(|e| match e {
             MarkFault::Shorter { mark, store } if *witnessed => anyhow::anyhow!(
                 "refusing to restore: ROLLBACK: the backup holds {store} entries but the witnesses last cosigned a \
                  checkpoint of {mark} entries ({name}); restoring it would drop {} witnessed entries and fork the \

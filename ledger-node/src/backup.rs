@@ -285,13 +285,17 @@ fn write_backup(a: &BackupArgs) -> Result<Manifest> {
             checked.report.root
         );
     }
-    let v = report
+    report
         .node_verifier
         .as_ref()
         .context("the written export has no charter")?;
     for (name, note) in [(high_water::MARK_FILE, &mark), (high_water::WITNESSED_FILE, &witnessed)] {
         if let Some(note) = note {
-            high_water::check(note, v, report.size, |s| roots.get(&s).copied())
+            // The node key for the mark's size (after a `node.rotate`, the new key).
+            let v = report
+                .verifier_at(high_water::claimed_size(note).unwrap_or(0))
+                .context("the written export has no charter")?;
+            high_water::check(note, &v, report.size, |s| roots.get(&s).copied())
                 .map_err(|e| anyhow::anyhow!("the written export does not hold {name}: {e}"))?;
         }
     }
@@ -428,8 +432,8 @@ pub fn restore(a: &RestoreArgs) -> Result<()> {
         );
     }
     let v = report.node_verifier.as_ref().context("the backup has no charter")?;
-    check_backup_vkey(a, &m, v)?;
-    let (newest, newest_witnessed) = newest_marks(&notes, v, report.size, &roots)?;
+    check_backup_vkey(a, &m, v, &report)?;
+    let (newest, newest_witnessed) = newest_marks(&notes, &report, &roots)?;
     // The restored directory's marks: its latest checkpoint, and the newest witnessed checkpoint
     // (also recorded in the store, as the node records it), so `serve` refuses to start below it.
     // The mark never goes down: a mark left in NEWDIR (or a witnessed checkpoint) can be newer
@@ -501,12 +505,24 @@ fn marks_to_honour(a: &RestoreArgs, m: &Manifest) -> Result<Vec<(String, String,
 }
 
 /// The backup's copy of the node's verifier key, if any, must be the charter's node key.
-fn check_backup_vkey(a: &RestoreArgs, m: &Manifest, v: &ledger_core::note::NoteVerifier) -> Result<()> {
+fn check_backup_vkey(
+    a: &RestoreArgs,
+    m: &Manifest,
+    v: &ledger_core::note::NoteVerifier,
+    report: &ledger_store::verify::OpenReport,
+) -> Result<()> {
     if m.files.iter().any(|f| f.path == VKEY_FILE) {
         let text = std::fs::read_to_string(a.from.join(VKEY_FILE))?;
         let vkey = ledger_core::note::NoteVerifier::parse(text.trim())
             .map_err(|e| anyhow::anyhow!("backup file {VKEY_FILE}: {e}"))?;
-        if &vkey != v {
+        // `node.vkey` is the charter's key, written at `init`; after a `node.rotate` the node key
+        // is a later one of the chain.
+        if &vkey != v
+            && !report
+                .node_keys
+                .iter()
+                .any(|t| t.key == vkey.key && vkey.name == v.name)
+        {
             bail!(
                 "backup file {VKEY_FILE} is {}, but the charter's node key is {}",
                 vkey.to_string_key(),
@@ -521,17 +537,21 @@ fn check_backup_vkey(a: &RestoreArgs, m: &Manifest, v: &ledger_core::note::NoteV
 type Mark<'n> = (u64, &'n str);
 
 /// Checks every mark against the restored store (a witnessed mark beyond it is a ROLLBACK) and
-/// returns the newest mark and the newest witnessed mark, as (size, note).
+/// returns the newest mark and the newest witnessed mark, as (size, note). Each mark is checked under
+/// the node key for its size (the chain of node keys).
 fn newest_marks<'n>(
     notes: &'n [(String, String, bool)],
-    v: &ledger_core::note::NoteVerifier,
-    store_size: u64,
+    report: &ledger_store::verify::OpenReport,
     roots: &std::collections::BTreeMap<u64, Hash>,
 ) -> Result<(Option<Mark<'n>>, Option<Mark<'n>>)> {
+    let store_size = report.size;
     let mut newest_witnessed: Option<(u64, &str)> = None;
     let mut newest: Option<(u64, &str)> = None;
     for (name, note, witnessed) in notes {
-        let cp = high_water::check(note, v, store_size, |s| roots.get(&s).copied()).map_err(|e| match e {
+        let v = report
+            .verifier_at(high_water::claimed_size(note).unwrap_or(0))
+            .context("the backup has no charter")?;
+        let cp = high_water::check(note, &v, store_size, |s| roots.get(&s).copied()).map_err(|e| match e {
             MarkFault::Shorter { mark, store } if *witnessed => anyhow::anyhow!(
                 "refusing to restore: ROLLBACK: the backup holds {store} entries but the witnesses last cosigned a \
                  checkpoint of {mark} entries ({name}); restoring it would drop {} witnessed entries and fork the \

@@ -170,6 +170,11 @@ struct ServeArgs {
     /// At most one timestamp per TSA every this many seconds (default 0: every new checkpoint).
     #[arg(long, env = "LEDGER_TSA_INTERVAL")]
     tsa_interval: Option<u64>,
+    /// The next node key (a key file as `ledger-node` writes `node.key`), placed by the operator
+    /// before a planned rotation: the node co-signs a `node.rotate` to this key only, and signs
+    /// with it from the record on (docs/registry.md, docs/operations.md).
+    #[arg(long, env = "LEDGER_NEXT_NODE_KEY")]
+    next_node_key: Option<PathBuf>,
 }
 
 impl ServeArgs {
@@ -202,6 +207,7 @@ impl ServeArgs {
             tiles_listen: self.tiles_listen.or(file.tiles_listen),
             tsa: if self.tsa.is_empty() { file.tsa } else { self.tsa },
             tsa_interval: self.tsa_interval.or(file.tsa_interval),
+            next_node_key: self.next_node_key.or(file.next_node_key),
         })
     }
 }
@@ -555,11 +561,7 @@ fn start_sequencer(
 ) -> Result<(Running, std::sync::mpsc::SyncSender<sequencer::Job>)> {
     let layout = genesis::Layout::new(&cfg.data);
     let registry = state.registry.clone();
-    let node_key = ledger_client::keyfile::read_signing_key(&layout.node_key)
-        .with_context(|| format!("reading node key {}", layout.node_key.display()))?;
-    if node_key.verifying_key() != registry.node_key {
-        bail!("{} is not the node key named in the charter", layout.node_key.display());
-    }
+    let (node_key, next_key) = node_keys(a, &layout.node_key, &registry)?;
     let origin = registry.charter.origin.clone();
     let signer = NoteSigner::new(&origin, node_key.clone())?;
     let latest = store.latest_checkpoint()?.context("the store has no checkpoint")?;
@@ -584,12 +586,58 @@ fn start_sequencer(
         interval: Duration::from_millis(a.checkpoint_interval_ms.unwrap_or(500)),
         shared: shared.clone(),
         node_key,
+        next_key,
     };
     let thread = std::thread::Builder::new()
         .name("sequencer".into())
         .spawn(move || seq.run(job_rx, state))?;
     let running = Running { shared, thread, origin };
     Ok((running, jobs))
+}
+
+/// The node key the log holds now (the charter's, or the last `node.rotate`'s), from `node.key`
+/// or `--next-node-key`, and the next key, if one is placed for a rotation still to come.
+fn node_keys(
+    a: &ServeArgs,
+    path: &std::path::Path,
+    registry: &ledger_core::registry::Registry,
+) -> Result<(ed25519_dalek::SigningKey, Option<ed25519_dalek::SigningKey>)> {
+    let key = ledger_client::keyfile::read_signing_key(path)
+        .with_context(|| format!("reading node key {}", path.display()))?;
+    let next = match &a.next_node_key {
+        Some(p) => Some(
+            ledger_client::keyfile::read_signing_key(p)
+                .with_context(|| format!("reading the next node key {}", p.display()))?,
+        ),
+        None => None,
+    };
+    if key.verifying_key() == registry.node_key {
+        return Ok((key, next.filter(|n| n.verifying_key() != registry.node_key)));
+    }
+    if let Some(n) = next.filter(|n| n.verifying_key() == registry.node_key) {
+        tracing::warn!(
+            next = %a.next_node_key.as_deref().unwrap_or(path).display(),
+            node_key = %path.display(),
+            "the log's node key was rotated to the --next-node-key key; move that key file to the node key path"
+        );
+        return Ok((n, None));
+    }
+    let rotated = registry
+        .keys
+        .get(&ledger_core::keys::key_id(&key.verifying_key()))
+        .and_then(|k| k.ended);
+    if let Some((at, how)) = rotated
+        && registry.node_keys.iter().any(|t| t.key == key.verifying_key())
+    {
+        bail!(
+            "{} holds a node key that was {how} at index {at} (node.rotate); the log's node key is now {}: \
+             place that key at {} or pass it with --next-node-key",
+            path.display(),
+            ledger_core::keys::key_id(&registry.node_key),
+            path.display()
+        );
+    }
+    bail!("{} is not the node key named in the charter", path.display());
 }
 
 /// Serves the metrics on their port (default 127.0.0.1:9464; "off": none); a port that cannot be

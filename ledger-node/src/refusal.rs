@@ -16,6 +16,12 @@ pub enum Refusal {
         /// The request id.
         id: String,
     },
+    /// A `node.rotate` to a key this node was not given (`serve --next-node-key`): it could not
+    /// sign after the record, so it does not co-sign it.
+    NextKeyNotHeld {
+        /// Key id of the record's new key.
+        keyid: String,
+    },
 }
 
 impl std::fmt::Display for Refusal {
@@ -23,6 +29,11 @@ impl std::fmt::Display for Refusal {
         match self {
             Refusal::Step(e) => e.fmt(f),
             Refusal::Unavailable(why) => f.write_str(why),
+            Refusal::NextKeyNotHeld { keyid } => write!(
+                f,
+                "NEXT_NODE_KEY_NOT_HELD: this node does not hold the new node key {keyid}; its operator \
+                 restarts it with --next-node-key FILE holding that key before the rotation is appended"
+            ),
             Refusal::RequestIdReused { id } => write!(
                 f,
                 "request id {id:?} was already used for a different envelope; use a new request id"

@@ -18,7 +18,7 @@ use ledger_core::dsse::Envelope;
 use ledger_core::entry::Entry;
 use ledger_core::hash::Hash;
 use ledger_core::note::NoteSigner;
-use ledger_core::registry::{CheckedPayload, Registry, check_payload, payload_type_for_log};
+use ledger_core::registry::{CheckedPayload, KeyRecord, Registry, check_payload, payload_type_for_log};
 use ledger_core::state::{LedgerState, StepError};
 use ledger_store::{PreparedEntry, Store};
 use std::collections::HashMap;
@@ -297,6 +297,9 @@ pub struct Sequencer {
     pub shared: Arc<Shared>,
     /// Node key (signs node-computed records such as `draw.result`).
     pub node_key: ed25519_dalek::SigningKey,
+    /// The next node key (`serve --next-node-key`): the one key a `node.rotate` may hand the node
+    /// role to; the sequencer signs with it from the record on.
+    pub next_key: Option<ed25519_dalek::SigningKey>,
 }
 
 fn now_micros() -> u64 {
@@ -323,7 +326,7 @@ pub fn request_digest(env: &Envelope) -> Hash {
 impl Sequencer {
     /// Runs until every job sender is dropped; then signs a final checkpoint if needed and returns.
     /// `state` is the state as of the end of the stored log (folded at start-up).
-    pub fn run(self, rx: Receiver<Job>, mut state: LedgerState) {
+    pub fn run(mut self, rx: Receiver<Job>, mut state: LedgerState) {
         let _down = DownOnDrop(self.shared.clone());
         let mut ct = match self.store.compact_tree() {
             Ok(ct) => ct,
@@ -384,6 +387,7 @@ impl Sequencer {
             };
             self.append_due_records(overdue, closed, &mut ct, &mut state, &mut last_ts, &mut g);
             let outcomes = self.sequence_jobs(&mut jobs, &mut ct, &mut state, &mut last_ts, &mut g);
+            self.follow_rotation(&state);
             let checkpoint = if want_cp { self.sign_checkpoint(&ct) } else { None };
             if let Some((s, _)) = &checkpoint {
                 last_cp_size = *s;
@@ -497,6 +501,53 @@ impl Sequencer {
         outcomes
     }
 
+    /// After a `node.rotate` in the group: sign with the new key from now on (the group's
+    /// checkpoint is the first of the new key's tenure; docs/registry.md).
+    fn follow_rotation(&mut self, state: &LedgerState) {
+        let now = state.registry.node_key;
+        if now == self.node_key.verifying_key() {
+            return;
+        }
+        match self.next_key.take() {
+            Some(next) if next.verifying_key() == now => match NoteSigner::new(&self.origin, next.clone()) {
+                Ok(signer) => {
+                    self.signer = signer;
+                    self.node_key = next;
+                    tracing::info!(
+                        node_key = %ledger_core::keys::key_id(&now),
+                        "node key rotated: checkpoints and node records are signed by the new key"
+                    );
+                }
+                Err(e) => tracing::error!(error = %e, "cannot sign with the next node key"),
+            },
+            other => {
+                self.next_key = other;
+                tracing::error!("the log's node key changed to a key this node does not hold");
+            }
+        }
+    }
+
+    /// A `node.rotate` from the administrators: the node co-signs it, but only when its new key is
+    /// the next key its operator placed (`serve --next-node-key`), so that it can sign right after.
+    fn cosign_rotation(&self, item: &mut Item) -> Result<(), Refusal> {
+        let Some(KeyRecord::NodeRotate(r)) = &item.payload.parsed.key else {
+            return Ok(());
+        };
+        let new = ledger_core::keys::public_key_from_base64(&r.new_key).ok();
+        let held = self.next_key.as_ref().map(|k| k.verifying_key());
+        if new.is_none() || new != held {
+            return Err(Refusal::NextKeyNotHeld {
+                keyid: new.map_or_else(|| r.new_key.clone(), |k| ledger_core::keys::key_id(&k)),
+            });
+        }
+        let id = ledger_core::keys::key_id(&self.node_key.verifying_key());
+        if !item.signers.contains(&id) {
+            item.envelope.sign(&self.node_key);
+            item.signers.push(id);
+        }
+        Ok(())
+    }
+
     /// Signs a checkpoint of the current tree (None for the empty tree or if signing fails).
     fn sign_checkpoint(&self, ct: &CompactTree) -> Option<(u64, String)> {
         let size = ct.size();
@@ -557,7 +608,7 @@ impl Sequencer {
 
     fn sequence_one(
         &self,
-        item: Item,
+        mut item: Item,
         ct: &mut CompactTree,
         state: &mut LedgerState,
         last_ts: &mut u64,
@@ -568,6 +619,9 @@ impl Sequencer {
             && let Some(answer) = self.earlier_answer(id, d, g)
         {
             return answer;
+        }
+        if let Err(r) = self.cosign_rotation(&mut item) {
+            return Outcome::Refused(r);
         }
         let Group {
             prepared,

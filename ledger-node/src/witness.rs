@@ -317,11 +317,16 @@ fn witness_signers(a: &WitnessArgs) -> Result<Vec<CosignatureSigner>> {
 fn load_held(state_dir: &Path, logs: &[NoteVerifier], signers: &[CosignatureSigner]) -> Result<HashMap<String, Held>> {
     let mut held = HashMap::new();
     for log in logs {
+        // A log may be configured with several keys (before and after a node key rotation,
+        // docs/witness.md): its held checkpoint is signed by one of them.
+        if held.contains_key(&log.name) {
+            continue;
+        }
         let p = state_file(state_dir, &log.name);
         let Ok(text) = std::fs::read_to_string(&p) else {
             continue;
         };
-        let cp = ledger_core::checkpoint::open_checkpoint(&text, log)
+        let cp = open_submission(&text, logs)
             .with_context(|| format!("held checkpoint {} does not verify", p.display()))?;
         // State written by an older version may hold lines planted by a submitter: serve only
         // the log's signature and this witness's own valid cosignature.
@@ -335,7 +340,7 @@ fn load_held(state_dir: &Path, logs: &[NoteVerifier], signers: &[CosignatureSign
             })
             .cloned()
             .collect();
-        let note = kept_note(&cp, std::slice::from_ref(log), own).to_text();
+        let note = kept_note(&cp, logs, own).to_text();
         held.insert(
             log.name.clone(),
             Held {

@@ -91,9 +91,15 @@ pub async fn export(req: ExportRequest<'_>) -> Result<Bundle> {
         .max_decoding_message_size(64 << 20);
     let latest = latest_checkpoint(&mut c).await?;
     let key = charter_key(&mut c, req.trusted).await?;
-    let cp = open_checkpoint(&latest.note, &key)
-        .context("the node's checkpoint does not verify")?
-        .checkpoint;
+    let cp = match open_checkpoint(&latest.note, &key) {
+        Ok(c) => c.checkpoint,
+        // After a `node.rotate` the checkpoint is a later node key's: `verify_bundle` below
+        // follows the chain of keys from the charter's and must find it signed by the right one.
+        Err(e) => ledger_core::note::Note::parse(&latest.note)
+            .ok()
+            .and_then(|n| ledger_core::checkpoint::Checkpoint::from_body(&n.text).ok())
+            .with_context(|| format!("the node's checkpoint does not verify: {e}"))?,
+    };
     let targets = target_indices(&mut c, &req, cp.size).await?;
     let mut registry_entries = Vec::new();
     for i in registry_indices(&mut c, cp.size).await? {
@@ -121,7 +127,15 @@ pub async fn export(req: ExportRequest<'_>) -> Result<Bundle> {
         timestamps: Vec::new(),
     };
     // The summary is what the verifier itself concludes, so it is readable and honest.
-    b.summary = render(&verify_bundle(&b, Some(&key)));
+    let verdict = verify_bundle(&b, Some(&key));
+    if let Some(p) = verdict
+        .problems
+        .iter()
+        .find(|p| p.starts_with("CHECKPOINT_BAD_SIGNATURE"))
+    {
+        bail!("the node's checkpoint does not verify: {p}");
+    }
+    b.summary = render(&verdict);
     Ok(b)
 }
 
@@ -190,7 +204,7 @@ async fn target_indices(c: &mut LedgerClient<Channel>, req: &ExportRequest<'_>, 
 /// The charter and every key record below `size`, in log order.
 async fn registry_indices(c: &mut LedgerClient<Channel>, size: u64) -> Result<Vec<u64>> {
     let mut reg_idx = vec![0u64];
-    for k in ["key.enroll", "key.rotate", "key.revoke"] {
+    for k in ["key.enroll", "key.rotate", "key.revoke", "node.rotate"] {
         let q = pb::QueryRequest {
             kind: k.into(),
             ..Default::default()

@@ -246,6 +246,7 @@ pub fn kind_name(kind: &str) -> (&'static str, &'static str) {
         "key.enroll" => ("密钥登记", "Key enrolled"),
         "key.rotate" => ("密钥轮换", "Key rotated"),
         "key.revoke" => ("密钥吊销", "Key revoked"),
+        "node.rotate" => ("节点密钥轮换", "Node key rotated"),
         "charter" => ("账本章程", "Charter"),
         "note" => ("备注", "Note"),
         _ => ("记录", "Record"),

@@ -93,6 +93,13 @@ pub struct Replayer {
     node_key: Option<String>,
     deferred: Vec<String>,
     pending: BTreeMap<u64, Vec<Hash>>,
+    /// Pending checkpoints (size, the key that verified them on arrival): once the log reaches
+    /// the size, that key must be the node key for it (a `node.rotate` in between moves it).
+    pending_keys: Vec<(u64, ed25519_dalek::VerifyingKey)>,
+    /// Checkpoints beyond the log's current size that do not verify under the latest node key:
+    /// they may be signed by a key a later `node.rotate` brings in, so they are judged when the
+    /// log reaches their size (or at the end).
+    future_notes: Vec<(u64, String)>,
     checkpoints_checked: u64,
     checkpoints_unchecked: u64,
     kinds: BTreeMap<String, u64>,
@@ -119,6 +126,8 @@ impl Replayer {
             node_key: None,
             deferred: Vec::new(),
             pending: BTreeMap::new(),
+            pending_keys: Vec::new(),
+            future_notes: Vec::new(),
             checkpoints_checked: 0,
             checkpoints_unchecked: 0,
             kinds: BTreeMap::new(),
@@ -171,6 +180,70 @@ impl Replayer {
         if let Some(st) = self.state.as_mut() {
             st.observe_size(size, &root);
         }
+        self.reach_rotations(size);
+    }
+
+    /// After the step of the entry that brings the log to `size`: the pending checkpoints of
+    /// this size must have been verified under the node key for it, and the ones held back
+    /// (perhaps signed by a key this step brought in) are judged now.
+    fn reach_rotations(&mut self, size: u64) {
+        let (now, later): (Vec<_>, Vec<_>) = std::mem::take(&mut self.pending_keys)
+            .into_iter()
+            .partition(|(s, _)| *s <= size);
+        self.pending_keys = later;
+        for (s, key) in now {
+            if let Some(v) = self.verifier_for(s)
+                && v.key != key
+            {
+                let f = Fault::new(Some(s), Code::CheckpointBadSignature, self.wrong_key_message(s, &key)).evidence(
+                    v.to_string_key(),
+                    NoteVerifier::new(&v.name, key)
+                        .map(|k| k.to_string_key())
+                        .unwrap_or_default(),
+                );
+                self.fault(f);
+            }
+        }
+        if self.future_notes.iter().any(|(s, _)| *s <= size) {
+            let (now, later): (Vec<_>, Vec<_>) = std::mem::take(&mut self.future_notes)
+                .into_iter()
+                .partition(|(s, _)| *s <= size);
+            self.future_notes = later;
+            for (_, note) in now {
+                self.check_note(&note, false);
+            }
+        }
+    }
+
+    /// The node key that signs the checkpoint of `size`: the trusted (or charter) key until a
+    /// `node.rotate` the log has replayed so far hands the node role on (docs/registry.md).
+    fn verifier_for(&self, size: u64) -> Option<NoteVerifier> {
+        let v = self.verifier.as_ref()?;
+        let Some(reg) = self.state.as_ref().map(|s| &s.registry) else {
+            return Some(v.clone());
+        };
+        let key = reg.checkpoint_key(size);
+        if reg.node_keys.first().is_none_or(|t| t.key == key) {
+            return Some(v.clone());
+        }
+        NoteVerifier::new(&reg.charter.origin, key).ok()
+    }
+
+    /// Why a checkpoint of `size` signed by `key` is refused although `key` is in the chain.
+    fn wrong_key_message(&self, size: u64, key: &ed25519_dalek::VerifyingKey) -> String {
+        let Some(reg) = self.state.as_ref().map(|s| &s.registry) else {
+            return format!("the checkpoint of size {size} is not signed by the node key for that size");
+        };
+        let ended = reg
+            .keys
+            .get(&ledger_core::keys::key_id(key))
+            .and_then(|k| k.ended)
+            .map_or_else(String::new, |(at, how)| format!(" ({how} at index {at})"));
+        format!(
+            "the checkpoint of size {size} is signed by the node key {}{ended}, not by the node key for that size; \
+             a node.rotate record hands the node role on from the next index (docs/registry.md)",
+            ledger_core::keys::key_id(key)
+        )
     }
 
     /// The entry's place in the log: its index, checked against where the source holds it and
@@ -447,21 +520,58 @@ impl Replayer {
 
     /// Feeds a signed checkpoint note, at the point of the stream where it arrives.
     pub fn checkpoint(&mut self, note: &str) {
-        let Some(v) = &self.verifier else {
+        self.check_note(note, true);
+    }
+
+    /// [`Self::checkpoint`]; `hold` lets a note beyond the log's current size that does not
+    /// verify wait for a rotation that may still come.
+    fn check_note(&mut self, note: &str, hold: bool) {
+        if self.verifier.is_none() {
             if self.charter_decided || self.deferred.len() >= MAX_DEFERRED_NOTES {
                 self.checkpoints_unchecked += 1;
             } else {
                 self.deferred.push(note.to_string());
             }
             return;
+        }
+        let size = Note::parse(note)
+            .ok()
+            .and_then(|n| Checkpoint::from_body(&n.text).ok())
+            .map(|c| c.size);
+        let current = self.tree.size();
+        let Some(v) = self.verifier_for(size.map_or(current, |s| s.min(current))) else {
+            self.checkpoints_unchecked += 1;
+            return;
         };
-        let cp = match open_checkpoint(note, v) {
+        let cp = match open_checkpoint(note, &v) {
             Ok(cp) => cp.checkpoint,
             Err(e) => {
-                let size = Note::parse(note)
-                    .ok()
-                    .and_then(|n| Checkpoint::from_body(&n.text).ok())
-                    .map(|c| c.size);
+                if let Some(s) = size
+                    && hold
+                    && s > current
+                    && self.future_notes.len() < MAX_DEFERRED_NOTES
+                {
+                    self.future_notes.push((s, note.to_string()));
+                    return;
+                }
+                let chained = self.state.as_ref().and_then(|st| {
+                    st.registry
+                        .node_keys
+                        .iter()
+                        .filter(|t| t.key != v.key)
+                        .find(|t| NoteVerifier::new(&v.name, t.key).is_ok_and(|o| open_checkpoint(note, &o).is_ok()))
+                        .map(|t| t.key)
+                });
+                if let (Some(s), Some(k)) = (size, chained) {
+                    let f = Fault::new(Some(s), Code::CheckpointBadSignature, self.wrong_key_message(s, &k)).evidence(
+                        v.to_string_key(),
+                        NoteVerifier::new(&v.name, k)
+                            .map(|o| o.to_string_key())
+                            .unwrap_or_default(),
+                    );
+                    self.fault(f);
+                    return;
+                }
                 let f = Fault::new(
                     size,
                     Code::CheckpointBadSignature,
@@ -481,6 +591,7 @@ impl Replayer {
             self.compare_root(size, root);
         } else if size > self.tree.size() {
             self.pending.entry(size).or_default().push(root);
+            self.pending_keys.push((size, v.key));
         } else {
             let f = Fault::new(
                 Some(size),
@@ -505,6 +616,9 @@ impl Replayer {
         }
         self.decide_charter();
         self.checkpoints_unchecked += self.deferred.len() as u64;
+        for (_, note) in std::mem::take(&mut self.future_notes) {
+            self.check_note(&note, false);
+        }
         if let Some((&max, _)) = self.pending.last_key_value() {
             let end = self.expected;
             self.checkpoints_unchecked += self.pending.values().map(|v| v.len() as u64).sum::<u64>();
@@ -561,7 +675,8 @@ impl Replayer {
         let mut held = Vec::new();
         for m in std::mem::take(&mut self.marks) {
             let end = self.expected;
-            let Some(v) = &self.verifier else {
+            // The node key for the size the mark claims (after a `node.rotate`, the new key).
+            let Some(v) = self.verifier_for(m.size.unwrap_or(end)) else {
                 // No node key (no valid charter): the signature cannot be checked, but a log
                 // shorter than the size the mark claims is still named.
                 match m.size {
@@ -582,7 +697,7 @@ impl Replayer {
                 }
                 continue;
             };
-            let cp = match open_checkpoint(&m.note, v) {
+            let cp = match open_checkpoint(&m.note, &v) {
                 Ok(cp) => cp.checkpoint,
                 Err(e) => {
                     let f = Fault::new(

@@ -317,7 +317,7 @@ pub fn verify_bundle(b: &Bundle, trusted: Option<&NoteVerifier>) -> BundleVerdic
         consistency: None,
         problems: Vec::new(),
     };
-    let Some((key, cp, cp_note)) = open_bundle(b, trusted, &mut v) else {
+    let Some((key, cp, cp_note, by_charter_key)) = open_bundle(b, trusted, &mut v) else {
         return v;
     };
     let reg_entries = registry_entries(b, &cp, &mut v);
@@ -337,9 +337,60 @@ pub fn verify_bundle(b: &Bundle, trusted: Option<&NoteVerifier>) -> BundleVerdic
             .push("the charter's origin or node key differs from the checkpoint's".into());
     }
     judge_records(b, &reg_entries, &mut registry, &cp, &mut v);
+    check_rotated_key(b, &registry, &key, &cp, by_charter_key, &mut v);
     check_witnesses(&registry, &cp_note, &mut v);
-    v.consistency = check_consistency(b, &key, &cp);
+    // The court's earlier checkpoint, under the node key for its size.
+    let earlier = b
+        .consistency
+        .as_ref()
+        .and_then(|c| crate::note::Note::parse(&c.from_checkpoint).ok())
+        .and_then(|n| Checkpoint::from_body(&n.text).ok())
+        .map(|c| registry.checkpoint_key(c.size))
+        .filter(|k| *k != key.key)
+        .and_then(|k| NoteVerifier::new(&key.name, k).ok());
+    v.consistency = check_consistency(b, earlier.as_ref().unwrap_or(&key), &cp);
     v
+}
+
+/// The checkpoint's signature under the node key for its size, following the `node.rotate`
+/// records of the bundle's registry history from the charter's key (docs/registry.md): the
+/// checkpoint must be signed by that key and no other.
+fn check_rotated_key(
+    b: &Bundle,
+    registry: &Registry,
+    key: &NoteVerifier,
+    cp: &Checkpoint,
+    by_charter_key: Result<(), String>,
+    v: &mut BundleVerdict,
+) {
+    let want = registry.checkpoint_key(cp.size);
+    if want == key.key {
+        if let Err(e) = by_charter_key {
+            v.problems.push(format!("CHECKPOINT_BAD_SIGNATURE: {e}"));
+        }
+        return;
+    }
+    let rotated = match NoteVerifier::new(&key.name, want) {
+        Ok(k) => k,
+        Err(e) => {
+            v.problems.push(format!("CHECKPOINT_BAD_SIGNATURE: {e}"));
+            return;
+        }
+    };
+    match open_checkpoint(&b.checkpoint, &rotated) {
+        Ok(c) => {
+            v.other_signatures = c.note.signatures.len().saturating_sub(1);
+            v.trust.push_str(&format!(
+                "; the checkpoint is signed by the node key {}, which node.rotate records in the bundle (inclusion-proven) hand on from the charter's key",
+                rotated.to_string_key()
+            ));
+        }
+        Err(e) => v.problems.push(format!(
+            "CHECKPOINT_BAD_SIGNATURE: the checkpoint of size {} must be signed by the node key {} (node.rotate): {e}",
+            cp.size,
+            rotated.to_string_key()
+        )),
+    }
 }
 
 /// The bundle's format, node key (against the trusted one), and checkpoint signature; `None`
@@ -348,7 +399,7 @@ fn open_bundle(
     b: &Bundle,
     trusted: Option<&NoteVerifier>,
     v: &mut BundleVerdict,
-) -> Option<(NoteVerifier, Checkpoint, crate::note::Note)> {
+) -> Option<(NoteVerifier, Checkpoint, crate::note::Note, Result<(), String>)> {
     if b.format != BUNDLE_FORMAT {
         v.problems.push(format!("unknown bundle format {:?}", b.format));
         return None;
@@ -368,16 +419,25 @@ fn open_bundle(
         Some(_) => v.trust = "node key pinned by the caller (--trusted-key)".into(),
         None => v.trust = "node key taken from the bundle itself (no --trusted-key given); compare it with the key published by the operator".into(),
     }
-    let (cp, cp_note): (Checkpoint, crate::note::Note) = match open_checkpoint(&b.checkpoint, &key) {
-        Ok(c) => {
-            v.other_signatures = c.note.signatures.len().saturating_sub(1);
-            (c.checkpoint, c.note)
-        }
-        Err(e) => {
-            v.problems.push(format!("CHECKPOINT_BAD_SIGNATURE: {e}"));
-            return None;
-        }
-    };
+    // A checkpoint not signed by the charter's key may be a later node key's (`node.rotate`): it is
+    // judged once the registry history is folded ([`check_rotated_key`]).
+    let (cp, cp_note, signed): (Checkpoint, crate::note::Note, Result<(), String>) =
+        match open_checkpoint(&b.checkpoint, &key) {
+            Ok(c) => {
+                v.other_signatures = c.note.signatures.len().saturating_sub(1);
+                (c.checkpoint, c.note, Ok(()))
+            }
+            Err(e) => match crate::note::Note::parse(&b.checkpoint)
+                .ok()
+                .and_then(|n| Checkpoint::from_body(&n.text).ok().map(|c| (c, n)))
+            {
+                Some((c, n)) if b.registry.iter().any(|r| r.index > 0) => (c, n, Err(e.to_string())),
+                _ => {
+                    v.problems.push(format!("CHECKPOINT_BAD_SIGNATURE: {e}"));
+                    return None;
+                }
+            },
+        };
     v.checkpoint_size = cp.size;
     v.checkpoint_root = cp.root;
     if cp.origin != b.origin {
@@ -386,7 +446,7 @@ fn open_bundle(
             cp.origin, b.origin
         ));
     }
-    Some((key, cp, cp_note))
+    Some((key, cp, cp_note, signed))
 }
 
 /// The bundle's registry entries whose inclusion proofs verify, in index order.

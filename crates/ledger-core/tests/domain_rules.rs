@@ -508,3 +508,31 @@ fn decision_subject_and_cancelled_evaluation() {
         "{e}"
     );
 }
+
+#[test]
+fn a_void_after_a_node_key_rotation_needs_the_new_key() {
+    let mut log = Log::new();
+    let (reg, insp, new_node) = (k(10), k(11), k(12));
+    log.enroll(&reg, "registrar", "registrar");
+    log.enroll(&insp, "inspector", "inspector");
+    let t = log.size() + 3;
+    let commit = commit_v1(
+        "d1",
+        t,
+        1_000,
+        &[("registrar", &reg, b"s1"), ("inspection", &insp, b"s2")],
+    );
+    log.append("draw.commit", &commit, &[&reg], 100).expect("commit");
+    let (node, admin) = (log.node.clone(), log.admin.clone());
+    let rotate = json!({"version": 1, "new_key": public_key_to_base64(&new_node.verifying_key()), "reason": "new HSM"});
+    let at = log
+        .append("node.rotate", &rotate, &[&node, &admin], 200)
+        .expect("rotation by the node key and the admin quorum");
+    let void = json!({"version": 1, "draw_id": "d1", "missing": ["registrar", "inspection"], "deadline_micros": 1_000});
+    let e = log
+        .append("draw.void", &void, &[&node], 1_002)
+        .expect_err("the old node key was rotated away");
+    assert!(e.contains(&format!("was rotated at index {at}")), "{e}");
+    log.append("draw.void", &void, &[&new_node], 1_002)
+        .expect("the new node key voids");
+}

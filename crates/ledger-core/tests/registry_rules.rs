@@ -403,3 +403,96 @@ fn an_mldsa44_witness_key_replaces_the_ed25519_one_for_cosigning_and_rotates_wit
         .expect("rotate");
     assert_eq!(reg.witnesses(), vec![pq2.verifier().clone()]);
 }
+
+fn node_rotate(new: &SigningKey, signers: &[&SigningKey]) -> Envelope {
+    rec(
+        "node.rotate",
+        serde_json::json!({"version": 1, "new_key": public_key_to_base64(&new.verifying_key()), "reason": "new HSM"}),
+        signers,
+    )
+}
+
+#[test]
+fn node_rotate_needs_the_current_node_key_and_the_admin_quorum() {
+    let (node, a, b, new) = (k(1), k(2), k(3), k(40));
+    let mut reg = Registry::genesis(&charter(&node, &[&a, &b], 2, &[&node, &a, &b])).expect("charter");
+    // Without the node key: the admin quorum alone cannot move the node role.
+    let e = reg.check_entry(&entry(1, node_rotate(&new, &[&a, &b])));
+    assert!(
+        matches!(&e, Err(RegistryError::MissingRole { kind, .. }) if kind == "node.rotate"),
+        "{e:?}"
+    );
+    assert_eq!(e.as_ref().map_err(|e| e.fault().as_str()), Err("UNAUTHORIZED_SIGNER"));
+    // Without the quorum: the node key alone cannot replace itself.
+    let e = reg.check_entry(&entry(1, node_rotate(&new, &[&node, &a])));
+    assert!(
+        matches!(&e, Err(RegistryError::MissingQuorum { kind, need: 2, have: 1 }) if kind == "node.rotate"),
+        "{e:?}"
+    );
+    let e = reg.check_entry(&entry(1, node_rotate(&new, &[&node])));
+    assert!(
+        matches!(e, Err(RegistryError::MissingQuorum { need: 2, have: 0, .. })),
+        "{e:?}"
+    );
+    // A new key already known is a conflict; a weak or unparsable key is invalid.
+    let e = reg.check_entry(&entry(1, node_rotate(&a, &[&node, &a, &b])));
+    assert!(matches!(e, Err(RegistryError::Conflict(_))), "{e:?}");
+    let bad = rec(
+        "node.rotate",
+        serde_json::json!({"version": 1, "new_key": "AAAA", "reason": "x"}),
+        &[&node, &a, &b],
+    );
+    let e = reg.check_entry(&entry(1, bad));
+    assert!(matches!(e, Err(RegistryError::InvalidPayload { .. })), "{e:?}");
+    let extra = rec(
+        "node.rotate",
+        serde_json::json!({"version": 1, "new_key": public_key_to_base64(&new.verifying_key()), "reason": "x", "keyid": "z"}),
+        &[&node, &a, &b],
+    );
+    let e = reg.check_entry(&entry(1, extra));
+    assert!(matches!(e, Err(RegistryError::InvalidPayload { .. })), "{e:?}");
+    // Failed attempts left the registry unchanged.
+    assert_eq!(reg.node_key, node.verifying_key());
+    assert_eq!(reg.node_keys.len(), 1);
+    // Both: accepted.
+    reg.check_entry(&entry(1, node_rotate(&new, &[&node, &a, &b])))
+        .expect("rotation signed by the node key and the quorum");
+    assert_eq!(reg.node_key, new.verifying_key());
+    assert_eq!(
+        reg.keys.get(&key_id(&node.verifying_key())).and_then(|s| s.ended),
+        Some((1, "rotated"))
+    );
+    // The chain of keys: node records at index <= 1 and checkpoints of size <= 1 are the old
+    // key's; from index 2 and size 2 (the first tree holding the rotation) the new key's.
+    assert_eq!(reg.node_key_at(0), node.verifying_key());
+    assert_eq!(reg.node_key_at(1), node.verifying_key());
+    assert_eq!(reg.node_key_at(2), new.verifying_key());
+    assert_eq!(reg.checkpoint_key(1), node.verifying_key());
+    assert_eq!(reg.checkpoint_key(2), new.verifying_key());
+    assert_eq!(reg.checkpoint_key(1_000), new.verifying_key());
+    // key.rotate and key.revoke still refuse the node key, old or new.
+    let rot = serde_json::json!({"version": 1, "keyid": key_id(&new.verifying_key()), "new_key": public_key_to_base64(&k(41).verifying_key())});
+    let e = reg.check_entry(&entry(2, rec("key.rotate", rot, &[&a, &b])));
+    assert!(
+        matches!(&e, Err(RegistryError::Conflict(m)) if m.contains("node key")),
+        "{e:?}"
+    );
+    // The old key can no longer rotate the node key again; the new one can.
+    let e = reg.check_entry(&entry(2, node_rotate(&k(42), &[&node, &a, &b])));
+    assert!(
+        matches!(
+            &e,
+            Err(RegistryError::Revoked {
+                how: "rotated",
+                at: 1,
+                ..
+            })
+        ),
+        "{e:?}"
+    );
+    reg.check_entry(&entry(2, node_rotate(&k(42), &[&new, &a, &b])))
+        .expect("second rotation by the new key");
+    assert_eq!(reg.node_key_at(2), new.verifying_key());
+    assert_eq!(reg.node_key_at(3), k(42).verifying_key());
+    assert_eq!(reg.node_keys.len(), 3);
+}

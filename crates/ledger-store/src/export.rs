@@ -200,7 +200,15 @@ pub fn import<R: Read>(store: &Store, r: R) -> Result<u64, StoreError> {
             }
             Frame::Checkpoint(note) => {
                 let v = verifier.as_ref().ok_or_else(|| err("checkpoint before the charter"))?;
-                let cp = open_checkpoint(&note, v).map_err(|x| err(format!("checkpoint: {x}")))?;
+                // After a `node.rotate`, the checkpoint of this size is the new node key's.
+                let rotated = registry
+                    .as_ref()
+                    .filter(|r| r.node_key != v.key)
+                    .map(|r| NoteVerifier::new(&r.charter.origin, r.node_key))
+                    .transpose()
+                    .map_err(|x| err(x.to_string()))?;
+                let cp = open_checkpoint(&note, rotated.as_ref().unwrap_or(v))
+                    .map_err(|x| err(format!("checkpoint: {x}")))?;
                 if cp.checkpoint.size != ct.size() || cp.checkpoint.root != ct.root() {
                     return Err(err(format!(
                         "checkpoint of size {} does not match the log",

@@ -288,7 +288,7 @@ pub fn verify_against_marks(
             path: path.clone(),
             fault,
         };
-        let Some(v) = &out.report.node_verifier else {
+        let Some(v) = &out.report.verifier_at(claimed_size(note).unwrap_or(0)) else {
             return Err(fault(MarkFault::Shorter {
                 mark: claimed_size(note).unwrap_or(0),
                 store: 0,

@@ -2,7 +2,8 @@
 //!
 //! Every stored entry is decoded and re-hashed; the leaf hashes, the `prev_root` chain, the stored
 //! node hashes, the recorded size and every stored checkpoint (its root at its size, and its
-//! signature by the node key from the charter in entry 0) must agree. The first disagreement is
+//! signature by the node key for its size: the charter's, or the key a `node.rotate` in the store
+//! handed the node role to) must agree. The first disagreement is
 //! reported with its index.
 
 use crate::{Store, StoreError};
@@ -12,7 +13,7 @@ use ledger_core::entry::Entry;
 use ledger_core::hash::Hash;
 use ledger_core::merkle::{NodeSource, root_from_source};
 use ledger_core::note::NoteVerifier;
-use ledger_core::registry::Registry;
+use ledger_core::registry::{NodeTenure, Registry, kind_of};
 use std::collections::BTreeMap;
 use std::fmt;
 
@@ -145,16 +146,35 @@ pub struct OpenReport {
     pub root: Hash,
     /// Checkpoints checked.
     pub checkpoints: usize,
-    /// Origin and node key from the charter (None for an empty store).
+    /// Origin and the current node key: the charter's, or the last `node.rotate`'s (None for an
+    /// empty store).
     pub node_verifier: Option<NoteVerifier>,
+    /// The chain of node keys (docs/registry.md, "Node key lifecycle"); empty for an empty store.
+    pub node_keys: Vec<NodeTenure>,
+}
+
+impl OpenReport {
+    /// The node key that signs the checkpoint of `size` (the current one for a size the store
+    /// does not reach).
+    pub fn verifier_at(&self, size: u64) -> Option<NoteVerifier> {
+        let v = self.node_verifier.as_ref()?;
+        let key = self
+            .node_keys
+            .iter()
+            .rev()
+            .find(|t| t.from <= size)
+            .map_or(v.key, |t| t.key);
+        NoteVerifier::new(&v.name, key).ok()
+    }
 }
 
 fn tampered(f: TamperFault) -> StoreError {
     StoreError::Tampered(f)
 }
 
-/// The node's checkpoint verifier key, from the charter (entry 0).
-fn charter_verifier(e: &Entry) -> Result<NoteVerifier, StoreError> {
+/// The registry as of the charter (entry 0), whose node key must make a checkpoint verifier; later
+/// `node.rotate` records extend its chain of node keys.
+fn charter_registry(e: &Entry) -> Result<Registry, StoreError> {
     let reg = Registry::genesis(e).map_err(|err| {
         tampered(TamperFault::BadCharter {
             detail: err.to_string(),
@@ -164,15 +184,17 @@ fn charter_verifier(e: &Entry) -> Result<NoteVerifier, StoreError> {
         tampered(TamperFault::BadCharter {
             detail: err.to_string(),
         })
-    })
+    })?;
+    Ok(reg)
 }
 
-/// Every stored checkpoint is signed by the node key and names the root the entries compute at its
+/// Every stored checkpoint is signed by the node key for its size (the chain of node keys,
+/// `Registry::checkpoint_key`) and names the root the entries compute at its
 /// size (`roots`; `final_root` is the store's root, reported for a size the entries never reach).
 fn check_checkpoints(
     checkpoints: &BTreeMap<u64, String>,
     roots: &BTreeMap<u64, Hash>,
-    verifier: Option<&NoteVerifier>,
+    registry: Option<&Registry>,
     final_root: &Hash,
 ) -> Result<(), StoreError> {
     for (cp_size, note) in checkpoints {
@@ -182,13 +204,19 @@ fn check_checkpoints(
                 computed: *final_root,
             }));
         };
-        let Some(v) = verifier else {
+        let Some(reg) = registry else {
             return Err(tampered(TamperFault::CheckpointBadSignature {
                 size: *cp_size,
                 detail: "no charter".into(),
             }));
         };
-        let opened = open_checkpoint(note, v).map_err(|e| {
+        let v = NoteVerifier::new(&reg.charter.origin, reg.checkpoint_key(*cp_size)).map_err(|e| {
+            tampered(TamperFault::CheckpointBadSignature {
+                size: *cp_size,
+                detail: e.to_string(),
+            })
+        })?;
+        let opened = open_checkpoint(note, &v).map_err(|e| {
             tampered(TamperFault::CheckpointBadSignature {
                 size: *cp_size,
                 detail: e.to_string(),
@@ -224,7 +252,7 @@ impl Store {
         let mut roots: BTreeMap<u64, Hash> = BTreeMap::new();
         let mut ct = CompactTree::new();
         let mut last_ts = 0u64;
-        let mut verifier = None;
+        let mut registry: Option<Registry> = None;
         if checkpoints.contains_key(&0) || sizes.contains(&0) {
             roots.insert(0, ct.root());
         }
@@ -247,7 +275,13 @@ impl Store {
                 return Err(tampered(TamperFault::IndexMismatch { index, found: e.index }));
             }
             if index == 0 {
-                verifier = Some(charter_verifier(&e)?);
+                registry = Some(charter_registry(&e)?);
+            } else if let Some(reg) = registry.as_mut()
+                && kind_of(&e.envelope.payload_type) == Some("node.rotate")
+            {
+                // The chain of node keys: a rotation the rules refuse has no effect, so the
+                // checkpoints after it must still be the old key's.
+                let _ = ledger_core::state::fold_registry(reg, &e);
             }
             let lh = ledger_core::hash::leaf_hash(&bytes);
             let stored = self
@@ -284,7 +318,7 @@ impl Store {
         if stored_root != ct.root() {
             return Err(tampered(TamperFault::NodeMismatch { size }));
         }
-        check_checkpoints(&checkpoints, &roots, verifier.as_ref(), &ct.root())?;
+        check_checkpoints(&checkpoints, &roots, registry.as_ref(), &ct.root())?;
         let asked = roots
             .iter()
             .filter(|(s, _)| sizes.contains(s))
@@ -295,7 +329,10 @@ impl Store {
                 size,
                 root: ct.root(),
                 checkpoints: checkpoints.len(),
-                node_verifier: verifier,
+                node_verifier: registry
+                    .as_ref()
+                    .and_then(|r| NoteVerifier::new(&r.charter.origin, r.node_key).ok()),
+                node_keys: registry.map(|r| r.node_keys).unwrap_or_default(),
             },
             asked,
         ))

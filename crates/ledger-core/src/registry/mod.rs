@@ -64,10 +64,23 @@ pub struct KeyState {
 pub struct Registry {
     /// The charter.
     pub charter: Charter,
-    /// Node key.
+    /// The current node key: the charter's until a `node.rotate` record replaces it.
     pub node_key: VerifyingKey,
     /// Keys by key id.
     pub keys: BTreeMap<String, KeyState>,
+    /// The chain of node keys, oldest first: the charter's from index 0, then each `node.rotate`'s
+    /// new key from the index after its record.
+    pub node_keys: Vec<NodeTenure>,
+}
+
+/// One node key's tenure (docs/registry.md, "Node key lifecycle").
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct NodeTenure {
+    /// The node key.
+    pub key: VerifyingKey,
+    /// First index whose node records it signs (0 for the charter's key, the rotation record's
+    /// index + 1 otherwise); it also signs every checkpoint of a size at least this.
+    pub from: u64,
 }
 
 impl Registry {
@@ -155,6 +168,7 @@ impl Registry {
             charter,
             node_key,
             keys,
+            node_keys: vec![NodeTenure { key: node_key, from: 0 }],
         };
         let signers = reg.verify_signatures(env)?;
         for (id, _) in reg.keys.iter() {
@@ -234,6 +248,13 @@ impl Registry {
                     kind: kind.into(),
                     need,
                     have,
+                });
+            }
+            if kind == "node.rotate" && !states.iter().any(|s| s.roles.contains(&Role::Node)) {
+                return Err(RegistryError::MissingRole {
+                    kind: kind.into(),
+                    needed: "node (the current node key) and the admin quorum".into(),
+                    held: role_list(states.iter().flat_map(|s| s.roles.iter().copied())),
                 });
             }
             return Ok(());
@@ -316,6 +337,27 @@ impl Registry {
                     ..old.clone()
                 };
                 self.keys.insert(new_id, st);
+            }
+            KeyRecord::NodeRotate(r) => {
+                let new = key_of("node.rotate", &r.new_key)?;
+                let new_id = key_id(&new);
+                if self.keys.contains_key(&new_id) {
+                    return Err(RegistryError::Conflict(format!("key {new_id} is already enrolled")));
+                }
+                let old = self.active_mut(&key_id(&self.node_key))?;
+                old.ended = Some((index, "rotated"));
+                let st = KeyState {
+                    key: new,
+                    enrolled_at: index,
+                    ended: None,
+                    ..old.clone()
+                };
+                self.keys.insert(new_id, st);
+                self.node_key = new;
+                self.node_keys.push(NodeTenure {
+                    key: new,
+                    from: index + 1,
+                });
             }
             KeyRecord::Revoke(r) => {
                 let st = self.active_mut(&r.keyid)?;
@@ -425,6 +467,24 @@ impl Registry {
                 None => crate::cosignature::CosignatureVerifier::new(&k.name, k.key).ok(),
             })
             .collect()
+    }
+
+    /// The node key that signs node records (draw results, voids, tallies) at `index`: the key
+    /// whose tenure covers it. Valid for indexes up to the one this registry has seen.
+    pub fn node_key_at(&self, index: u64) -> VerifyingKey {
+        self.node_keys
+            .iter()
+            .rev()
+            .find(|t| t.from <= index)
+            .map_or(self.node_key, |t| t.key)
+    }
+
+    /// The node key that signs the checkpoint of a tree of `size` entries: the key in force after
+    /// its last entry, so a checkpoint whose tree includes a `node.rotate` record (at index
+    /// `size - 1` or before) is signed by the new key. Valid for sizes up to one past the last
+    /// index this registry has seen.
+    pub fn checkpoint_key(&self, size: u64) -> VerifyingKey {
+        self.node_key_at(size)
     }
 
     /// Name of the holder of a key id, for reports.

@@ -34,6 +34,8 @@ pub fn roles_for_kind(kind: &str) -> Option<&'static [Role]> {
     Some(match kind {
         "charter" => &[Node],
         "key.enroll" | "key.rotate" | "key.revoke" => &[Admin],
+        // Also needs the current node key's signature (`Registry::authorize`).
+        "node.rotate" => &[Admin, Node],
         "escrow.key" => &[Admin],
         "nomination" => &[Nominator, Registrar],
         "pool.commit" | "draw.commit" | "draw.sources" | "election.open" | "credential.issued" => &[Registrar],
@@ -52,9 +54,9 @@ pub fn roles_for_kind(kind: &str) -> Option<&'static [Role]> {
     })
 }
 
-/// The record kinds of the registry itself.
+/// The record kinds of the registry itself (each needs the administrator quorum).
 pub fn is_key_record(kind: &str) -> bool {
-    matches!(kind, "key.enroll" | "key.rotate" | "key.revoke")
+    matches!(kind, "key.enroll" | "key.rotate" | "key.revoke" | "node.rotate")
 }
 
 pub(super) fn role_list(roles: impl IntoIterator<Item = Role>) -> String {

@@ -128,6 +128,20 @@ pub struct KeyRevoke {
     pub reason: String,
 }
 
+/// `node.rotate`: planned rotation of the node (log) key (docs/registry.md, "Node key
+/// lifecycle"). Signed by the current node key and the administrator quorum; from the next index on
+/// the node role (checkpoints, draw results, voids, tallies) belongs to `new_key`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NodeRotate {
+    /// Always 1.
+    pub version: u32,
+    /// The new node key, base64 of the 32-byte Ed25519 public key.
+    pub new_key: String,
+    /// Why (e.g. "new HSM").
+    pub reason: String,
+}
+
 /// A key record, parsed.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum KeyRecord {
@@ -137,6 +151,8 @@ pub enum KeyRecord {
     Rotate(KeyRotate),
     /// `key.revoke`
     Revoke(KeyRevoke),
+    /// `node.rotate`
+    NodeRotate(NodeRotate),
 }
 
 /// A payload parsed once into its typed record: the domain [`Record`] (`Record::Other` for
@@ -162,6 +178,7 @@ impl ParsedPayload {
             "key.enroll" => Some(KeyRecord::Enroll(parse(kind, payload)?)),
             "key.rotate" => Some(KeyRecord::Rotate(parse(kind, payload)?)),
             "key.revoke" => Some(KeyRecord::Revoke(parse(kind, payload)?)),
+            "node.rotate" => Some(KeyRecord::NodeRotate(parse(kind, payload)?)),
             _ => None,
         };
         let record = if key.is_some() || kind == "charter" {

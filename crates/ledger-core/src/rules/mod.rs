@@ -80,7 +80,14 @@ fn cancellable(record: &Record) -> bool {
 
 /// Kinds without a record id of their own and without another uniqueness rule: each signed
 /// statement (payload type and payload) is appended at most once (`DUPLICATE_STATEMENT`).
-pub const STATEMENT_KINDS: &[&str] = &["note", "key.enroll", "key.rotate", "key.revoke", "cancellation"];
+pub const STATEMENT_KINDS: &[&str] = &[
+    "note",
+    "key.enroll",
+    "key.rotate",
+    "key.revoke",
+    "node.rotate",
+    "cancellation",
+];
 
 /// The digest that identifies a signed statement: SHA-256 of the DSSE PAE(payloadType, payload),
 /// the bytes every signature covers.

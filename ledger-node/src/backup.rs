@@ -509,7 +509,7 @@ fn check_backup_vkey(
     a: &RestoreArgs,
     m: &Manifest,
     v: &ledger_core::note::NoteVerifier,
-    report: &ledger_store::verify::OpenReport,
+    report: &ledger_store::OpenReport,
 ) -> Result<()> {
     if m.files.iter().any(|f| f.path == VKEY_FILE) {
         let text = std::fs::read_to_string(a.from.join(VKEY_FILE))?;
@@ -541,7 +541,7 @@ type Mark<'n> = (u64, &'n str);
 /// the node key for its size (the chain of node keys).
 fn newest_marks<'n>(
     notes: &'n [(String, String, bool)],
-    report: &ledger_store::verify::OpenReport,
+    report: &ledger_store::OpenReport,
     roots: &std::collections::BTreeMap<u64, Hash>,
 ) -> Result<(Option<Mark<'n>>, Option<Mark<'n>>)> {
     let store_size = report.size;

@@ -326,8 +326,8 @@ fn load_held(state_dir: &Path, logs: &[NoteVerifier], signers: &[CosignatureSign
         let Ok(text) = std::fs::read_to_string(&p) else {
             continue;
         };
-        let cp = open_submission(&text, logs)
-            .with_context(|| format!("held checkpoint {} does not verify", p.display()))?;
+        let cp =
+            open_submission(&text, logs).with_context(|| format!("held checkpoint {} does not verify", p.display()))?;
         // State written by an older version may hold lines planted by a submitter: serve only
         // the log's signature and this witness's own valid cosignature.
         let own: Vec<_> = signers

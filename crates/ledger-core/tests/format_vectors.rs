@@ -150,7 +150,10 @@ fn decoding_garbage_and_truncations_errors() {
     // Huge declared lengths must fail cleanly without allocating them.
     let mut huge = enc[..49].to_vec();
     huge.extend_from_slice(&u64::MAX.to_le_bytes());
-    assert!(Entry::decode(&huge).is_err());
+    assert!(matches!(
+        Entry::decode(&huge),
+        Err(ledger_core::entry::EntryError::Malformed(_))
+    ));
 }
 
 /// Issue 12 item 2: a note bound to the log `ledger.example/test` (docs/format.md, "Payload types

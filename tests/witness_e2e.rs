@@ -14,39 +14,13 @@ use ledger_core::witness::{AddCheckpoint, MAX_ADD_CHECKPOINT_BYTES};
 use ledger_proto::pb;
 use ledger_proto::pb::witness_client::WitnessClient;
 use prost::Message as _;
-use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command};
 use support::*;
 use tonic::Code;
 use tonic::transport::Channel;
 
 const ORIGIN: &str = "ledger.test/witnessed";
-
-/// Spawns a binary and waits for its "listening on ADDR" line; returns the child, the address and
-/// the lines printed before it.
-fn spawn(mut cmd: Command) -> (Child, String, Vec<String>) {
-    let mut child = cmd
-        .env("RUST_LOG", "warn")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .expect("spawn");
-    let mut lines = BufReader::new(child.stdout.take().expect("stdout")).lines();
-    let mut before = Vec::new();
-    for line in lines.by_ref() {
-        let line = line.unwrap_or_default();
-        if let Some(a) = line.strip_prefix("listening on ") {
-            let addr = format!("http://{a}");
-            std::thread::spawn(move || for _ in lines {});
-            return (child, addr, before);
-        }
-        before.push(line);
-    }
-    let _ = child.kill();
-    let _ = child.wait();
-    panic!("{:?} did not start", cmd.get_program());
-}
 
 struct WitnessProc {
     child: Option<Child>,
@@ -64,7 +38,7 @@ impl WitnessProc {
         if let Some(n) = name {
             c.args(["--name", n]);
         }
-        let (child, addr, before) = spawn(c);
+        let (child, addr, before) = spawn_listening(c);
         let key = before
             .iter()
             .find_map(|l| l.strip_prefix("witness key "))
@@ -100,23 +74,6 @@ impl Drop for WitnessProc {
     }
 }
 
-fn init_with_quorum(data: &Path, quorum: u32) {
-    support::set_origin(Some(ORIGIN));
-    let out = Command::new(bin("ledger-node"))
-        .args([
-            "init",
-            "--origin",
-            ORIGIN,
-            "--witness-quorum",
-            &quorum.to_string(),
-            "--data",
-        ])
-        .arg(data)
-        .output()
-        .expect("init");
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-}
-
 fn start_node(data: &Path, witnesses: &[&WitnessProc]) -> Node {
     let mut c = Command::new(bin("ledger-node"));
     c.args([
@@ -135,7 +92,7 @@ fn start_node(data: &Path, witnesses: &[&WitnessProc]) -> Node {
     for w in witnesses {
         c.arg("--witness").arg(format!("{}={}", w.addr, w.key.to_string_key()));
     }
-    let (child, addr, _) = spawn(c);
+    let (child, addr, _) = spawn_listening(c);
     Node {
         child: Some(child),
         addr,
@@ -180,7 +137,7 @@ struct Setup {
 async fn setup() -> Setup {
     let dir = tempfile::tempdir().expect("tmp");
     let data = dir.path().join("node");
-    init_with_quorum(&data, 3);
+    init_with_quorum(&data, ORIGIN, 3);
     let witnesses: Vec<WitnessProc> = (1..=3)
         .map(|i| {
             WitnessProc::start(
@@ -521,7 +478,7 @@ fn saved_line<'a>(text: &'a str, source: &str) -> &'a str {
 async fn witnesses_that_cosigned_different_forks_are_named_without_a_node() {
     let dir = tempfile::tempdir().expect("tmp");
     let data = dir.path().join("node");
-    init_with_quorum(&data, 0);
+    init_with_quorum(&data, ORIGIN, 0);
     let vkey = data.join("keys/node.vkey");
     let log = node_vkey(&data);
     let honest = WitnessProc::start(&dir.path().join("w0"), Some("witness.test/honest"), &vkey);
@@ -617,7 +574,7 @@ fn status_refusal(s: &tonic::Status) -> pb::WitnessRefusal {
 async fn a_restarted_witness_never_rolls_back_and_refuses_bad_input() {
     let dir = tempfile::tempdir().expect("tmp");
     let data = dir.path().join("node");
-    init_with_quorum(&data, 0);
+    init_with_quorum(&data, ORIGIN, 0);
     // The node knows no witness: this test plays the log's side of the protocol by hand.
     let node = start_node(&data, &[]);
     let mut c = node.client().await;

@@ -182,23 +182,6 @@ fn the_witness_answers_add_checkpoint_over_http_as_the_spec_says() {
 
 const ORIGIN: &str = "ledger.test/http-witnessed";
 
-fn init_with_quorum(data: &Path, quorum: u32) {
-    set_origin(Some(ORIGIN));
-    let out = Command::new(bin("ledger-node"))
-        .args([
-            "init",
-            "--origin",
-            ORIGIN,
-            "--witness-quorum",
-            &quorum.to_string(),
-            "--data",
-        ])
-        .arg(data)
-        .output()
-        .expect("init");
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-}
-
 fn enroll_witness(vkey: &str, admin: &ed25519_dalek::SigningKey) -> ledger_core::dsse::Envelope {
     let (name, key) = tlog_spec::parse_vkey(vkey, 0x04).expect("witness key");
     record(
@@ -216,7 +199,7 @@ fn enroll_witness(vkey: &str, admin: &ed25519_dalek::SigningKey) -> ledger_core:
 async fn the_node_pushes_over_http_and_the_verifier_counts_the_cosignatures() {
     let dir = tempfile::tempdir().expect("tmp");
     let data = dir.path().join("node");
-    init_with_quorum(&data, 2);
+    init_with_quorum(&data, ORIGIN, 2);
     let node_vkey = std::fs::read_to_string(data.join("keys/node.vkey")).expect("vkey");
     // The spec-text witness, and a real `ledger-node witness` reached over its HTTP front.
     let spec = SpecWitness::start("independent.test/w", 11, &node_vkey);

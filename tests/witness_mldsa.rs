@@ -11,38 +11,12 @@ use ledger_core::cosignature::{ALG_COSIGNATURE_MLDSA44, CosignatureVerifier};
 use ledger_core::note::{Note, NoteVerifier};
 use ledger_proto::pb;
 use ledger_proto::pb::witness_client::WitnessClient;
-use std::io::{BufRead, BufReader};
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command};
 use support::*;
 
 const ORIGIN: &str = "ledger.test/pq-witnessed";
 const B64: base64::engine::GeneralPurpose = base64::engine::general_purpose::STANDARD;
-
-/// Spawns a binary and waits for its "listening on ADDR" line; returns the child, the address and
-/// the lines printed before it.
-fn spawn(mut cmd: Command) -> (Child, String, Vec<String>) {
-    let mut child = cmd
-        .env("RUST_LOG", "warn")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .expect("spawn");
-    let mut lines = BufReader::new(child.stdout.take().expect("stdout")).lines();
-    let mut before = Vec::new();
-    for line in lines.by_ref() {
-        let line = line.unwrap_or_default();
-        if let Some(a) = line.strip_prefix("listening on ") {
-            let addr = format!("http://{a}");
-            std::thread::spawn(move || for _ in lines {});
-            return (child, addr, before);
-        }
-        before.push(line);
-    }
-    let _ = child.kill();
-    let _ = child.wait();
-    panic!("{:?} did not start", cmd.get_program());
-}
 
 struct Killed(Child);
 
@@ -78,7 +52,7 @@ impl Witness {
         .arg(data)
         .arg("--log-key")
         .arg(log_vkey);
-        let (child, addr, before) = spawn(c);
+        let (child, addr, before) = spawn_listening(c);
         let keys: Vec<CosignatureVerifier> = before
             .iter()
             .filter_map(|l| l.strip_prefix("witness key "))
@@ -113,23 +87,6 @@ impl Witness {
     }
 }
 
-fn init_with_quorum(data: &Path, quorum: u32) {
-    support::set_origin(Some(ORIGIN));
-    let out = Command::new(bin("ledger-node"))
-        .args([
-            "init",
-            "--origin",
-            ORIGIN,
-            "--witness-quorum",
-            &quorum.to_string(),
-            "--data",
-        ])
-        .arg(data)
-        .output()
-        .expect("init");
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-}
-
 fn start_node(data: &Path, witnesses: &[(&str, &CosignatureVerifier)]) -> Killed {
     start_node_with_timeout(data, witnesses, "4000")
 }
@@ -152,7 +109,7 @@ fn start_node_with_timeout(data: &Path, witnesses: &[(&str, &CosignatureVerifier
     for (addr, key) in witnesses {
         c.arg("--witness").arg(format!("{addr}={}", key.to_string_key()));
     }
-    let (child, addr, _) = spawn(c);
+    let (child, addr, _) = spawn_listening(c);
     std::fs::write(data.join("test.addr"), addr).expect("addr");
     Killed(child)
 }
@@ -179,7 +136,7 @@ fn bundle_verify(file: &Path, log: &NoteVerifier) -> (Option<i32>, String) {
 async fn mldsa_only_witnesses_reach_quorum_and_the_bundle_verifies_offline() {
     let dir = tempfile::tempdir().expect("tmp");
     let data = dir.path().join("node");
-    init_with_quorum(&data, 2);
+    init_with_quorum(&data, ORIGIN, 2);
     let vkey = data.join("keys/node.vkey");
     let log = NoteVerifier::parse(std::fs::read_to_string(&vkey).expect("vkey").trim()).expect("log key");
     // One witness signs only with ML-DSA-44, the other with both types.
@@ -351,7 +308,7 @@ async fn mldsa_only_witnesses_reach_quorum_and_the_bundle_verifies_offline() {
 fn a_restarted_mldsa_witness_keeps_its_key_and_refuses_a_damaged_key_file() {
     let dir = tempfile::tempdir().expect("tmp");
     let data = dir.path().join("node");
-    init_with_quorum(&data, 1);
+    init_with_quorum(&data, ORIGIN, 1);
     let vkey = data.join("keys/node.vkey");
     let wdir = dir.path().join("w");
     let first = Witness::start(&wdir, "witness.test/pq", "mldsa44", &vkey);
@@ -455,7 +412,7 @@ async fn a_forged_mldsa_line_from_a_witness_is_not_counted_by_the_node() {
     use std::sync::atomic::{AtomicBool, Ordering};
     let dir = tempfile::tempdir().expect("tmp");
     let data = dir.path().join("node");
-    init_with_quorum(&data, 1);
+    init_with_quorum(&data, ORIGIN, 1);
     let log = NoteVerifier::parse(
         std::fs::read_to_string(data.join("keys/node.vkey"))
             .expect("vkey")

@@ -335,3 +335,47 @@ pub fn ballot(election: &str, k: &SigningKey, cred: &ledger_core::credential::Cr
 pub fn code_of(e: &tonic::Status) -> String {
     e.message().split(':').next().unwrap_or_default().to_string()
 }
+
+/// Runs `ledger-node init` for `origin` with a witness quorum (development admin key) and makes
+/// `origin` the one records are bound to.
+pub fn init_with_quorum(data: &Path, origin: &str, quorum: u32) {
+    set_origin(Some(origin));
+    let out = Command::new(bin("ledger-node"))
+        .args([
+            "init",
+            "--origin",
+            origin,
+            "--witness-quorum",
+            &quorum.to_string(),
+            "--data",
+        ])
+        .arg(data)
+        .output()
+        .expect("init");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+}
+
+/// Spawns a binary and waits for its "listening on ADDR" line; returns the child, the address and
+/// the lines printed before it.
+pub fn spawn_listening(mut cmd: Command) -> (Child, String, Vec<String>) {
+    let mut child = cmd
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("spawn");
+    let mut lines = BufReader::new(child.stdout.take().expect("stdout")).lines();
+    let mut before = Vec::new();
+    for line in lines.by_ref() {
+        let line = line.unwrap_or_default();
+        if let Some(a) = line.strip_prefix("listening on ") {
+            let addr = format!("http://{a}");
+            std::thread::spawn(move || for _ in lines {});
+            return (child, addr, before);
+        }
+        before.push(line);
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    panic!("{:?} did not start", cmd.get_program());
+}

@@ -33,33 +33,9 @@ fn free_port() -> u16 {
 
 /// Starts `ledger-node serve` on DATA with metrics on METRICS and the given environment.
 fn start_node(data: &Path, metrics: u16, env: &[(&str, &str)]) -> Node {
-    let mut child = Command::new(bin("ledger-node"))
-        .args(["serve", "--listen", "127.0.0.1:0", "--checkpoint-interval-ms", "200"])
-        .arg("--metrics-listen")
-        .arg(format!("127.0.0.1:{metrics}"))
-        .arg("--data")
-        .arg(data)
-        .env("RUST_LOG", "warn")
-        .envs(env.iter().copied())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .expect("spawn ledger-node");
-    let mut lines = BufReader::new(child.stdout.take().expect("stdout")).lines();
-    for line in lines.by_ref() {
-        let line = line.unwrap_or_default();
-        if let Some(a) = line.strip_prefix("listening on ") {
-            std::thread::spawn(move || for _ in lines {});
-            return Node {
-                child: Some(child),
-                addr: format!("http://{a}"),
-                data: data.to_path_buf(),
-            };
-        }
-    }
-    let _ = child.kill();
-    let _ = child.wait();
-    panic!("the node did not start");
+    let metrics = format!("127.0.0.1:{metrics}");
+    Node::try_start_env(data, &["--metrics-listen", &metrics], env)
+        .unwrap_or_else(|e| panic!("the node did not start: {e}"))
 }
 
 /// The value of a metric line `NAME V` from the node's /metrics.

@@ -8,7 +8,7 @@
 mod support;
 
 use std::collections::BTreeMap;
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::Duration;
@@ -63,33 +63,10 @@ fn free_port() -> u16 {
 
 /// Starts `ledger-node serve` on DATA with metrics on 127.0.0.1:METRICS and EXTRA arguments.
 fn start_node(data: &Path, metrics: u16, extra: &[&str]) -> Node {
-    let mut child = Command::new(bin("ledger-node"))
-        .args(["serve", "--listen", "127.0.0.1:0", "--checkpoint-interval-ms", "200"])
-        .arg("--metrics-listen")
-        .arg(format!("127.0.0.1:{metrics}"))
-        .args(extra)
-        .arg("--data")
-        .arg(data)
-        .env("RUST_LOG", "warn")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .expect("spawn ledger-node");
-    let mut lines = BufReader::new(child.stdout.take().expect("stdout")).lines();
-    for line in lines.by_ref() {
-        let line = line.unwrap_or_default();
-        if let Some(a) = line.strip_prefix("listening on ") {
-            std::thread::spawn(move || for _ in lines {});
-            return Node {
-                child: Some(child),
-                addr: format!("http://{a}"),
-                data: data.to_path_buf(),
-            };
-        }
-    }
-    let _ = child.kill();
-    let _ = child.wait();
-    panic!("the node did not start");
+    let metrics = format!("127.0.0.1:{metrics}");
+    let mut args = vec!["--metrics-listen", metrics.as_str()];
+    args.extend_from_slice(extra);
+    Node::try_start_with(data, &args).unwrap_or_else(|e| panic!("the node did not start: {e}"))
 }
 
 /// `GET /metrics`: (response head, body).

@@ -48,20 +48,25 @@ impl Node {
 
     /// [`Node::try_start`] with extra `serve` arguments.
     pub fn try_start_with(data: &Path, extra: &[&str]) -> Result<Node, String> {
+        Self::try_start_env(data, extra, &[])
+    }
+
+    /// [`Node::try_start_with`] with extra environment variables. Metrics are off unless `extra`
+    /// names `--metrics-listen`.
+    pub fn try_start_env(data: &Path, extra: &[&str], env: &[(&str, &str)]) -> Result<Node, String> {
+        let metrics_off: &[&str] = if extra.contains(&"--metrics-listen") {
+            &[]
+        } else {
+            &["--metrics-listen", "off"]
+        };
         let mut child = Command::new(bin("ledger-node"))
-            .args([
-                "serve",
-                "--listen",
-                "127.0.0.1:0",
-                "--metrics-listen",
-                "off",
-                "--checkpoint-interval-ms",
-                "200",
-            ])
+            .args(["serve", "--listen", "127.0.0.1:0", "--checkpoint-interval-ms", "200"])
+            .args(metrics_off)
             .args(extra)
             .arg("--data")
             .arg(data)
             .env("RUST_LOG", "warn")
+            .envs(env.iter().copied())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()

@@ -536,3 +536,41 @@ fn a_void_after_a_node_key_rotation_needs_the_new_key() {
     log.append("draw.void", &void, &[&new_node], 1_002)
         .expect("the new node key voids");
 }
+
+#[test]
+fn a_void_after_a_node_key_compromise_needs_the_new_key_and_the_declaration_is_a_statement() {
+    let mut log = Log::new();
+    let (reg, insp, new_node) = (k(10), k(11), k(13));
+    log.enroll(&reg, "registrar", "registrar");
+    log.enroll(&insp, "inspector", "inspector");
+    let t = log.size() + 3;
+    let commit = commit_v1(
+        "d1",
+        t,
+        1_000,
+        &[("registrar", &reg, b"s1"), ("inspection", &insp, b"s2")],
+    );
+    log.append("draw.commit", &commit, &[&reg], 100).expect("commit");
+    let (node, admin) = (log.node.clone(), log.admin.clone());
+    let declare = json!({"version": 1, "keyid": key_id(&node.verifying_key()), "as_of": 1,
+        "new_key": public_key_to_base64(&new_node.verifying_key()), "reason": "HSM stolen"});
+    let at = log
+        .append("node.compromise", &declare, &[&admin], 200)
+        .expect("declared by the admin quorum alone");
+    assert_eq!(
+        code(log.append("node.compromise", &declare, &[&admin], 201)),
+        "DUPLICATE_STATEMENT"
+    );
+    let void = json!({"version": 1, "draw_id": "d1", "missing": ["registrar", "inspection"], "deadline_micros": 1_000});
+    let e = log
+        .append("draw.void", &void, &[&node], 1_002)
+        .expect_err("the compromised node key");
+    assert!(
+        e.contains(&format!(
+            "was declared compromised as of index 1 by the node.compromise record at index {at}"
+        )),
+        "{e}"
+    );
+    log.append("draw.void", &void, &[&new_node], 1_002)
+        .expect("the new node key voids");
+}

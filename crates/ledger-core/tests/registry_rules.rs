@@ -496,3 +496,138 @@ fn node_rotate_needs_the_current_node_key_and_the_admin_quorum() {
     assert_eq!(reg.node_key_at(3), k(42).verifying_key());
     assert_eq!(reg.node_keys.len(), 3);
 }
+
+fn node_compromise(keyid: &str, as_of: u64, new: &SigningKey, signers: &[&SigningKey]) -> Envelope {
+    rec(
+        "node.compromise",
+        serde_json::json!({"version": 1, "keyid": keyid, "as_of": as_of, "new_key": public_key_to_base64(&new.verifying_key()), "reason": "HSM stolen"}),
+        signers,
+    )
+}
+
+#[test]
+fn node_compromise_needs_the_admin_quorum_alone_and_a_node_key_of_the_chain() {
+    let (node, a, b, new) = (k(1), k(2), k(3), k(50));
+    let node_id = key_id(&node.verifying_key());
+    let mut reg = Registry::genesis(&charter(&node, &[&a, &b], 2, &[&node, &a, &b])).expect("charter");
+    reg.check_entry(&entry(1, enroll(&k(9), &["registrar"], &[], &[&a, &b])))
+        .expect("enroll");
+    // Not the quorum; the node key alone (a thief cannot declare for the administrators).
+    let e = reg.check_entry(&entry(5, node_compromise(&node_id, 2, &new, &[&a])));
+    assert!(
+        matches!(&e, Err(RegistryError::MissingQuorum { kind, need: 2, have: 1 }) if kind == "node.compromise"),
+        "{e:?}"
+    );
+    let e = reg.check_entry(&entry(5, node_compromise(&node_id, 2, &new, &[&node])));
+    assert!(
+        matches!(e, Err(RegistryError::MissingQuorum { need: 2, have: 0, .. })),
+        "{e:?}"
+    );
+    assert_eq!(e.as_ref().map_err(|e| e.fault().as_str()), Err("UNAUTHORIZED_SIGNER"));
+    // The quorum with the node key's signature: refused, the quorum signs alone.
+    let e = reg.check_entry(&entry(5, node_compromise(&node_id, 2, &new, &[&node, &a, &b])));
+    assert!(
+        matches!(&e, Err(RegistryError::Conflict(m)) if m == "node.compromise is signed by the administrator quorum alone; a node key must not sign it"),
+        "{e:?}"
+    );
+    // as_of after the record's own index.
+    let e = reg.check_entry(&entry(5, node_compromise(&node_id, 6, &new, &[&a, &b])));
+    assert!(
+        matches!(&e, Err(RegistryError::Conflict(m)) if m.starts_with("as_of 6 is after this record's own index 5")),
+        "{e:?}"
+    );
+    // Unknown keyid; a key that is not a node key; a new key already known; unknown fields.
+    let e = reg.check_entry(&entry(5, node_compromise("00ff", 2, &new, &[&a, &b])));
+    assert!(
+        matches!(&e, Err(RegistryError::UnknownKey { keyid }) if keyid == "00ff"),
+        "{e:?}"
+    );
+    let e = reg.check_entry(&entry(
+        5,
+        node_compromise(&key_id(&k(9).verifying_key()), 2, &new, &[&a, &b]),
+    ));
+    assert!(
+        matches!(&e, Err(RegistryError::Conflict(m)) if m.ends_with("is not a node key: node.compromise names a key of the chain of node keys")),
+        "{e:?}"
+    );
+    let e = reg.check_entry(&entry(5, node_compromise(&node_id, 2, &k(9), &[&a, &b])));
+    assert!(
+        matches!(&e, Err(RegistryError::Conflict(m)) if m.ends_with("is already enrolled")),
+        "{e:?}"
+    );
+    let extra = rec(
+        "node.compromise",
+        serde_json::json!({"version": 1, "keyid": node_id, "as_of": 2, "new_key": public_key_to_base64(&new.verifying_key()), "reason": "x", "extra": 1}),
+        &[&a, &b],
+    );
+    let e = reg.check_entry(&entry(5, extra));
+    assert!(matches!(e, Err(RegistryError::InvalidPayload { .. })), "{e:?}");
+    assert_eq!(reg.node_keys.len(), 1);
+    assert!(reg.compromises.is_empty());
+    // The quorum alone: accepted.
+    reg.check_entry(&entry(5, node_compromise(&node_id, 2, &new, &[&a, &b])))
+        .expect("compromise declared by the quorum");
+    assert_eq!(reg.node_key, new.verifying_key());
+    assert_eq!(reg.node_key_at(5), node.verifying_key());
+    assert_eq!(reg.node_key_at(6), new.verifying_key());
+    assert_eq!(reg.checkpoint_key(6), new.verifying_key());
+    // The span: node records at 2..=5 and checkpoints of sizes 3..=5 by the old key.
+    assert!(reg.compromised_record(1).is_none());
+    assert!(reg.compromised_record(2).is_some_and(|c| c.as_of == 2 && c.at == 5));
+    assert!(reg.compromised_record(5).is_some());
+    assert!(reg.compromised_record(6).is_none(), "the new key's");
+    assert!(reg.compromised_checkpoint(&node.verifying_key(), 2).is_none());
+    assert!(reg.compromised_checkpoint(&node.verifying_key(), 3).is_some());
+    assert!(reg.compromised_checkpoint(&new.verifying_key(), 9).is_none());
+    // Anything the compromised key signs later is refused, naming the compromise.
+    let e = reg.check_entry(&entry(6, node_rotate(&k(51), &[&node, &a, &b])));
+    assert!(
+        matches!(&e, Err(RegistryError::Compromised { keyid, as_of: 2, at: 5, .. }) if *keyid == node_id),
+        "{e:?}"
+    );
+    let msg = e.as_ref().err().map(ToString::to_string).unwrap_or_default();
+    assert_eq!(
+        msg,
+        format!(
+            "key {node_id} (node ledger.test/reg) was declared compromised as of index 2 by the node.compromise record at index 5: its signatures after that record are refused"
+        )
+    );
+    assert_eq!(e.map_err(|e| e.fault().as_str()), Err("UNAUTHORIZED_SIGNER"));
+    // Declared once only.
+    let e = reg.check_entry(&entry(6, node_compromise(&node_id, 2, &k(52), &[&a, &b])));
+    assert!(
+        matches!(&e, Err(RegistryError::Conflict(m)) if m.ends_with("is already declared compromised")),
+        "{e:?}"
+    );
+    // The new key rotates on as usual.
+    reg.check_entry(&entry(7, node_rotate(&k(53), &[&new, &a, &b])))
+        .expect("the new key rotates");
+}
+
+#[test]
+fn node_compromise_of_a_rotated_key_must_reach_into_its_tenure() {
+    let (node, a, new, newer) = (k(1), k(2), k(60), k(61));
+    let node_id = key_id(&node.verifying_key());
+    let mut reg = Registry::genesis(&charter(&node, &[&a], 1, &[&node, &a])).expect("charter");
+    reg.check_entry(&entry(3, node_rotate(&new, &[&node, &a])))
+        .expect("rotation at 3");
+    // The charter key signed node records up to index 3 and checkpoints up to size 3.
+    let e = reg.check_entry(&entry(8, node_compromise(&node_id, 4, &newer, &[&a])));
+    assert!(
+        matches!(&e, Err(RegistryError::Conflict(m)) if m.contains("was rotated at index 3, before as_of 4")),
+        "{e:?}"
+    );
+    reg.check_entry(&entry(8, node_compromise(&node_id, 3, &newer, &[&a])))
+        .expect("the rotated key, compromised as of its last index");
+    // The current key (`new`) is handed on too: `newer` holds the node role from index 9.
+    assert_eq!(
+        reg.keys.get(&key_id(&new.verifying_key())).and_then(|s| s.ended),
+        Some((8, "rotated"))
+    );
+    assert_eq!(reg.node_key_at(9), newer.verifying_key());
+    assert!(reg.compromised_record(3).is_some());
+    assert!(reg.compromised_record(4).is_none(), "index 4 is the next key's");
+    // A checkpoint of size 3 holds entries 0..=2 only, before as_of.
+    assert!(reg.compromised_checkpoint(&node.verifying_key(), 3).is_none());
+    assert!(reg.compromised_checkpoint(&node.verifying_key(), 4).is_some());
+}

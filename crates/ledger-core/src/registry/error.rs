@@ -52,6 +52,20 @@ pub enum RegistryError {
         /// Index of the record that did it.
         at: u64,
     },
+    /// A signer is a node key that a `node.compromise` record declared compromised.
+    #[error(
+        "key {keyid} ({name}) was declared compromised as of index {as_of} by the node.compromise record at index {at}: its signatures after that record are refused"
+    )]
+    Compromised {
+        /// Key id.
+        keyid: String,
+        /// Holder.
+        name: String,
+        /// First index the declaration holds the key compromised.
+        as_of: u64,
+        /// Index of the `node.compromise` record.
+        at: u64,
+    },
     /// No signer holds a role allowed for the kind.
     #[error("{kind} needs a signature by a key with role {needed}; signers hold {held}")]
     MissingRole {
@@ -138,7 +152,7 @@ impl RegistryError {
         use RegistryError::*;
         match self {
             BadSignature { .. } => RegistryFault::BadSignature,
-            UnknownKey { .. } | Revoked { .. } | MissingRole { .. } | MissingQuorum { .. } => {
+            UnknownKey { .. } | Revoked { .. } | Compromised { .. } | MissingRole { .. } | MissingQuorum { .. } => {
                 RegistryFault::UnauthorizedSigner
             }
             WrongLog { .. } => RegistryFault::WrongLog,

@@ -71,6 +71,34 @@ pub struct Registry {
     /// The chain of node keys, oldest first: the charter's from index 0, then each `node.rotate`'s
     /// new key from the index after its record.
     pub node_keys: Vec<NodeTenure>,
+    /// The `node.compromise` declarations, in log order.
+    pub compromises: Vec<NodeCompromised>,
+}
+
+/// A node key declared compromised by a `node.compromise` record (docs/registry.md).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct NodeCompromised {
+    /// The compromised node key.
+    pub key: VerifyingKey,
+    /// First index from which it is held compromised: its node records at an index `>= as_of`
+    /// and its checkpoints of a size `> as_of` are named `NODE_KEY_COMPROMISED` by verifiers.
+    pub as_of: u64,
+    /// Index of the `node.compromise` record; any signature by the key after it is refused.
+    pub at: u64,
+}
+
+impl NodeCompromised {
+    /// Whether a node record at `index` signed by `key` falls in the compromised span
+    /// (`as_of <= index`; records after the declaration are refused outright).
+    pub fn covers_record(&self, key: &VerifyingKey, index: u64) -> bool {
+        *key == self.key && index >= self.as_of
+    }
+
+    /// Whether a checkpoint of `size` signed by `key` falls in the compromised span
+    /// (`size > as_of`: its tree holds an entry at `as_of` or later).
+    pub fn covers_checkpoint(&self, key: &VerifyingKey, size: u64) -> bool {
+        *key == self.key && size > self.as_of
+    }
 }
 
 /// One node key's tenure (docs/registry.md, "Node key lifecycle").
@@ -169,6 +197,7 @@ impl Registry {
             node_key,
             keys,
             node_keys: vec![NodeTenure { key: node_key, from: 0 }],
+            compromises: Vec::new(),
         };
         let signers = reg.verify_signatures(env)?;
         for (id, _) in reg.keys.iter() {
@@ -230,6 +259,14 @@ impl Registry {
                 .keys
                 .get(id)
                 .ok_or_else(|| RegistryError::UnknownKey { keyid: id.clone() })?;
+            if let Some(c) = self.compromise_of(&st.key) {
+                return Err(RegistryError::Compromised {
+                    keyid: id.clone(),
+                    name: st.name.clone(),
+                    as_of: c.as_of,
+                    at: c.at,
+                });
+            }
             if let Some((at, how)) = st.ended {
                 return Err(RegistryError::Revoked {
                     keyid: id.clone(),
@@ -256,6 +293,11 @@ impl Registry {
                     needed: "node (the current node key) and the admin quorum".into(),
                     held: role_list(states.iter().flat_map(|s| s.roles.iter().copied())),
                 });
+            }
+            if kind == "node.compromise" && states.iter().any(|s| s.roles.contains(&Role::Node)) {
+                return Err(RegistryError::Conflict(
+                    "node.compromise is signed by the administrator quorum alone; a node key must not sign it".into(),
+                ));
             }
             return Ok(());
         }
@@ -359,6 +401,7 @@ impl Registry {
                     from: index + 1,
                 });
             }
+            KeyRecord::NodeCompromise(r) => self.apply_compromise(index, &r)?,
             KeyRecord::Revoke(r) => {
                 let st = self.active_mut(&r.keyid)?;
                 if st.roles.contains(&Role::Node) {
@@ -379,6 +422,93 @@ impl Registry {
             }
         }
         Ok(())
+    }
+
+    /// `node.compromise` at `index` (docs/registry.md, "Node key lifecycle").
+    fn apply_compromise(&mut self, index: u64, r: &NodeCompromise) -> Result<(), RegistryError> {
+        let kind = "node.compromise";
+        let new = key_of(kind, &r.new_key)?;
+        let new_id = key_id(&new);
+        if self.keys.contains_key(&new_id) {
+            return Err(RegistryError::Conflict(format!("key {new_id} is already enrolled")));
+        }
+        let Some(pos) = self.node_keys.iter().position(|t| key_id(&t.key) == r.keyid) else {
+            return Err(match self.keys.contains_key(&r.keyid) {
+                true => RegistryError::Conflict(format!(
+                    "key {} is not a node key: node.compromise names a key of the chain of node keys",
+                    r.keyid
+                )),
+                false => RegistryError::UnknownKey { keyid: r.keyid.clone() },
+            });
+        };
+        let compromised = self.node_keys[pos].key;
+        if self.compromise_of(&compromised).is_some() {
+            return Err(RegistryError::Conflict(format!(
+                "node key {} is already declared compromised",
+                r.keyid
+            )));
+        }
+        if r.as_of > index {
+            return Err(RegistryError::Conflict(format!(
+                "as_of {} is after this record's own index {index}: a compromise is declared for history the log already holds",
+                r.as_of
+            )));
+        }
+        // The last index whose node records the key signs: the current key's runs to this record.
+        if let Some(next) = self.node_keys.get(pos + 1) {
+            let last = next.from.saturating_sub(1);
+            if r.as_of > last {
+                return Err(RegistryError::Conflict(format!(
+                    "node key {} was rotated at index {last}, before as_of {}: it signed nothing in that span",
+                    r.keyid, r.as_of
+                )));
+            }
+        }
+        // The current node key ends here (compromised, or handed on when an earlier key is the
+        // compromised one) and the new key holds the node role from the next index.
+        let current_id = key_id(&self.node_key);
+        let how = if current_id == r.keyid {
+            "compromised"
+        } else {
+            "rotated"
+        };
+        let old = self.active_mut(&current_id)?;
+        old.ended = Some((index, how));
+        let st = KeyState {
+            key: new,
+            enrolled_at: index,
+            ended: None,
+            ..old.clone()
+        };
+        self.keys.insert(new_id, st);
+        self.node_key = new;
+        self.node_keys.push(NodeTenure {
+            key: new,
+            from: index + 1,
+        });
+        self.compromises.push(NodeCompromised {
+            key: compromised,
+            as_of: r.as_of,
+            at: index,
+        });
+        Ok(())
+    }
+
+    /// The `node.compromise` declaration of `key`, if any.
+    pub fn compromise_of(&self, key: &VerifyingKey) -> Option<&NodeCompromised> {
+        self.compromises.iter().find(|c| c.key == *key)
+    }
+
+    /// The declaration under which a node record at `index` signed by the node key for that index
+    /// is compromised (docs/registry.md): `NODE_KEY_COMPROMISED` for verifiers.
+    pub fn compromised_record(&self, index: u64) -> Option<&NodeCompromised> {
+        let key = self.node_key_at(index);
+        self.compromises.iter().find(|c| c.covers_record(&key, index))
+    }
+
+    /// The declaration under which a checkpoint of `size` signed by `key` is compromised.
+    pub fn compromised_checkpoint(&self, key: &VerifyingKey, size: u64) -> Option<&NodeCompromised> {
+        self.compromises.iter().find(|c| c.covers_checkpoint(key, size))
     }
 
     fn active_mut(&mut self, keyid: &str) -> Result<&mut KeyState, RegistryError> {

@@ -36,6 +36,8 @@ pub fn roles_for_kind(kind: &str) -> Option<&'static [Role]> {
         "key.enroll" | "key.rotate" | "key.revoke" => &[Admin],
         // Also needs the current node key's signature (`Registry::authorize`).
         "node.rotate" => &[Admin, Node],
+        // The administrator quorum alone; a node key must not sign it (`Registry::authorize`).
+        "node.compromise" => &[Admin],
         "escrow.key" => &[Admin],
         "nomination" => &[Nominator, Registrar],
         "pool.commit" | "draw.commit" | "draw.sources" | "election.open" | "credential.issued" => &[Registrar],
@@ -56,7 +58,10 @@ pub fn roles_for_kind(kind: &str) -> Option<&'static [Role]> {
 
 /// The record kinds of the registry itself (each needs the administrator quorum).
 pub fn is_key_record(kind: &str) -> bool {
-    matches!(kind, "key.enroll" | "key.rotate" | "key.revoke" | "node.rotate")
+    matches!(
+        kind,
+        "key.enroll" | "key.rotate" | "key.revoke" | "node.rotate" | "node.compromise"
+    )
 }
 
 pub(super) fn role_list(roles: impl IntoIterator<Item = Role>) -> String {

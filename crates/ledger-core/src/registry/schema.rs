@@ -142,6 +142,25 @@ pub struct NodeRotate {
     pub reason: String,
 }
 
+/// `node.compromise`: the administrator quorum declares a node key compromised as of an index and
+/// hands the node role to `new_key` (docs/registry.md, "Node key lifecycle"). Signed by the
+/// administrators alone: the holder of a stolen key cannot be required to sign.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NodeCompromise {
+    /// Always 1.
+    pub version: u32,
+    /// Key id of the compromised node key: the current one, or an earlier one of the chain whose
+    /// tenure reaches `as_of`.
+    pub keyid: String,
+    /// First index from which the key is held compromised (at most the record's own index).
+    pub as_of: u64,
+    /// The new node key, base64 of the 32-byte Ed25519 public key; unknown to the registry.
+    pub new_key: String,
+    /// Why (e.g. "HSM stolen").
+    pub reason: String,
+}
+
 /// A key record, parsed.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum KeyRecord {
@@ -153,6 +172,8 @@ pub enum KeyRecord {
     Revoke(KeyRevoke),
     /// `node.rotate`
     NodeRotate(NodeRotate),
+    /// `node.compromise`
+    NodeCompromise(NodeCompromise),
 }
 
 /// A payload parsed once into its typed record: the domain [`Record`] (`Record::Other` for
@@ -179,6 +200,7 @@ impl ParsedPayload {
             "key.rotate" => Some(KeyRecord::Rotate(parse(kind, payload)?)),
             "key.revoke" => Some(KeyRecord::Revoke(parse(kind, payload)?)),
             "node.rotate" => Some(KeyRecord::NodeRotate(parse(kind, payload)?)),
+            "node.compromise" => Some(KeyRecord::NodeCompromise(parse(kind, payload)?)),
             _ => None,
         };
         let record = if key.is_some() || kind == "charter" {

@@ -67,6 +67,7 @@ rule_codes! {
     MicroDuplicateTicket => "MICRO_DUPLICATE_TICKET",
     MicroTimeOutOfRange => "MICRO_TIME_OUT_OF_RANGE",
     MoreBallotsThanCredentials => "MORE_BALLOTS_THAN_CREDENTIALS",
+    NodeKeyCompromised => "NODE_KEY_COMPROMISED",
     OpeningComplaintUnknown => "OPENING_COMPLAINT_UNKNOWN",
     OpeningMismatch => "OPENING_MISMATCH",
     RevealDuplicate => "REVEAL_DUPLICATE",

@@ -86,6 +86,7 @@ pub const STATEMENT_KINDS: &[&str] = &[
     "key.rotate",
     "key.revoke",
     "node.rotate",
+    "node.compromise",
     "cancellation",
 ];
 

@@ -62,7 +62,7 @@ pub fn refusal_code(r: &Refusal) -> Code {
         Refusal::Step(e) => step_code(e),
         Refusal::Unavailable(_) => Code::Unavailable,
         Refusal::RequestIdReused { .. } => Code::AlreadyExists,
-        Refusal::NextKeyNotHeld { .. } => Code::FailedPrecondition,
+        Refusal::NextKeyNotHeld { .. } | Refusal::CompromiseBelowWitnessed { .. } => Code::FailedPrecondition,
     }
 }
 

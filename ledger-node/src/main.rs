@@ -630,7 +630,7 @@ fn node_keys(
         && registry.node_keys.iter().any(|t| t.key == key.verifying_key())
     {
         bail!(
-            "{} holds a node key that was {how} at index {at} (node.rotate); the log's node key is now {}: \
+            "{} holds a node key that was {how} at index {at} (node.rotate or node.compromise); the log's node key is now {}: \
              place that key at {} or pass it with --next-node-key",
             path.display(),
             ledger_core::keys::key_id(&registry.node_key),

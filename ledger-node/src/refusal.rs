@@ -22,6 +22,14 @@ pub enum Refusal {
         /// Key id of the record's new key.
         keyid: String,
     },
+    /// A `node.compromise` whose `as_of` is below the latest checkpoint the witness quorum
+    /// cosigned: the witnesses already vouched for that history (docs/registry.md).
+    CompromiseBelowWitnessed {
+        /// The record's `as_of`.
+        as_of: u64,
+        /// Size of the latest witnessed checkpoint.
+        witnessed: u64,
+    },
 }
 
 impl std::fmt::Display for Refusal {
@@ -33,6 +41,12 @@ impl std::fmt::Display for Refusal {
                 f,
                 "NEXT_NODE_KEY_NOT_HELD: this node does not hold the new node key {keyid}; its operator \
                  restarts it with --next-node-key FILE holding that key before the rotation is appended"
+            ),
+            Refusal::CompromiseBelowWitnessed { as_of, witnessed } => write!(
+                f,
+                "COMPROMISE_BELOW_WITNESSED: as_of {as_of} is below {witnessed}, the size of the latest checkpoint \
+                 the witness quorum cosigned: the witnesses already vouched for the entries before it; declare the \
+                 key compromised as of {witnessed} or later"
             ),
             Refusal::RequestIdReused { id } => write!(
                 f,

@@ -530,6 +530,9 @@ impl Sequencer {
     /// A `node.rotate` from the administrators: the node co-signs it, but only when its new key is
     /// the next key its operator placed (`serve --next-node-key`), so that it can sign right after.
     fn cosign_rotation(&self, item: &mut Item) -> Result<(), Refusal> {
+        if let Some(KeyRecord::NodeCompromise(r)) = &item.payload.parsed.key {
+            return self.accept_compromise(r);
+        }
         let Some(KeyRecord::NodeRotate(r)) = &item.payload.parsed.key else {
             return Ok(());
         };
@@ -544,6 +547,34 @@ impl Sequencer {
         if !item.signers.contains(&id) {
             item.envelope.sign(&self.node_key);
             item.signers.push(id);
+        }
+        Ok(())
+    }
+
+    /// A `node.compromise` from the administrator quorum (docs/registry.md): the node does not
+    /// sign it (the compromised key must not), takes it only when its new key is the next key its
+    /// operator placed (`serve --next-node-key`), and refuses an `as_of` below the latest
+    /// checkpoint the witness quorum cosigned.
+    fn accept_compromise(&self, r: &ledger_core::registry::NodeCompromise) -> Result<(), Refusal> {
+        let new = ledger_core::keys::public_key_from_base64(&r.new_key).ok();
+        let held = self.next_key.as_ref().map(|k| k.verifying_key());
+        if new.is_none() || new != held {
+            return Err(Refusal::NextKeyNotHeld {
+                keyid: new.map_or_else(|| r.new_key.clone(), |k| ledger_core::keys::key_id(&k)),
+            });
+        }
+        let quorum = self
+            .shared
+            .registry
+            .read()
+            .map(|reg| reg.charter.policy.witness_quorum)
+            .unwrap_or(0);
+        let witnessed = self.shared.witnessed_mark.size();
+        if quorum > 0 && r.as_of < witnessed {
+            return Err(Refusal::CompromiseBelowWitnessed {
+                as_of: r.as_of,
+                witnessed,
+            });
         }
         Ok(())
     }

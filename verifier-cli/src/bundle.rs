@@ -204,7 +204,13 @@ async fn target_indices(c: &mut LedgerClient<Channel>, req: &ExportRequest<'_>, 
 /// The charter and every key record below `size`, in log order.
 async fn registry_indices(c: &mut LedgerClient<Channel>, size: u64) -> Result<Vec<u64>> {
     let mut reg_idx = vec![0u64];
-    for k in ["key.enroll", "key.rotate", "key.revoke", "node.rotate"] {
+    for k in [
+        "key.enroll",
+        "key.rotate",
+        "key.revoke",
+        "node.rotate",
+        "node.compromise",
+    ] {
         let q = pb::QueryRequest {
             kind: k.into(),
             ..Default::default()

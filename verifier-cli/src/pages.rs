@@ -247,6 +247,7 @@ pub fn kind_name(kind: &str) -> (&'static str, &'static str) {
         "key.rotate" => ("密钥轮换", "Key rotated"),
         "key.revoke" => ("密钥吊销", "Key revoked"),
         "node.rotate" => ("节点密钥轮换", "Node key rotated"),
+        "node.compromise" => ("节点密钥泄露声明", "Node key declared compromised"),
         "charter" => ("账本章程", "Charter"),
         "note" => ("备注", "Note"),
         _ => ("记录", "Record"),

@@ -16,8 +16,12 @@ use ledger_core::entry::Entry;
 use ledger_core::hash::{Hash, empty_root};
 use ledger_core::note::{Note, NoteVerifier};
 use ledger_core::registry::{RegistryError, envelope_kind};
+use ledger_core::rules::RuleCode;
 use ledger_core::state::{LedgerState, StepError};
 use std::collections::BTreeMap;
+
+/// The kinds the node key signs (docs/registry.md).
+const NODE_KINDS: &[&str] = &["draw.result", "draw.void", "tally"];
 
 /// Checkpoint notes kept while the node key is not known yet (before the charter is replayed).
 const MAX_DEFERRED_NOTES: usize = 1024;
@@ -102,6 +106,10 @@ pub struct Replayer {
     future_notes: Vec<(u64, String)>,
     checkpoints_checked: u64,
     checkpoints_unchecked: u64,
+    /// Node records accepted (index, kind): a later `node.compromise` may name them.
+    node_records: Vec<(u64, &'static str)>,
+    /// Checkpoints whose signature verified (size, key): a later `node.compromise` may name them.
+    signed_checkpoints: Vec<(u64, ed25519_dalek::VerifyingKey)>,
     kinds: BTreeMap<String, u64>,
     marks: Vec<Mark>,
     faults: Faults,
@@ -130,6 +138,8 @@ impl Replayer {
             future_notes: Vec::new(),
             checkpoints_checked: 0,
             checkpoints_unchecked: 0,
+            node_records: Vec::new(),
+            signed_checkpoints: Vec::new(),
             kinds: BTreeMap::new(),
             marks: Vec::new(),
             faults,
@@ -381,6 +391,7 @@ impl Replayer {
             }
         };
         let kind = envelope_kind(&d.entry.envelope).unwrap_or("(unknown)").to_string();
+        let node_kind = NODE_KINDS.iter().copied().find(|k| *k == kind);
         *self.kinds.entry(kind).or_default() += 1;
 
         let ts = d.entry.timestamp_micros;
@@ -414,7 +425,11 @@ impl Replayer {
                 None => state.fold(&d.entry, &p.leaf_hash, &signers),
             });
         match step {
-            Ok(_) => {}
+            Ok(_) => {
+                if let Some(k) = node_kind {
+                    self.node_records.push((index, k));
+                }
+            }
             Err(StepError::Rule(e)) => self.fault(Fault::new(Some(index), Code::Domain(e.code.as_str()), e.detail)),
             Err(StepError::Record(m)) => self.fault(Fault::new(Some(index), Code::InvalidRecord, m.to_string())),
             Err(StepError::Registry(e)) => {
@@ -562,6 +577,28 @@ impl Replayer {
                         .find(|t| NoteVerifier::new(&v.name, t.key).is_ok_and(|o| open_checkpoint(note, &o).is_ok()))
                         .map(|t| t.key)
                 });
+                if let (Some(s), Some(k)) = (size, chained)
+                    && let Some(c) = self
+                        .state
+                        .as_ref()
+                        .and_then(|st| st.registry.compromised_checkpoint(&k, s))
+                {
+                    let f = Fault::new(
+                        Some(s),
+                        Code::Domain(RuleCode::NodeKeyCompromised.as_str()),
+                        format!(
+                            "the checkpoint of size {s} is signed by the node key {}, declared compromised as of index {} \
+                             by the node.compromise record at index {}; the node key for that size is {}",
+                            ledger_core::keys::key_id(&k),
+                            c.as_of,
+                            c.at,
+                            ledger_core::keys::key_id(&v.key)
+                        ),
+                    )
+                    .evidence(v.to_string_key(), ledger_core::keys::key_id(&k));
+                    self.fault(f);
+                    return;
+                }
                 if let (Some(s), Some(k)) = (size, chained) {
                     let f = Fault::new(Some(s), Code::CheckpointBadSignature, self.wrong_key_message(s, &k)).evidence(
                         v.to_string_key(),
@@ -585,6 +622,7 @@ impl Replayer {
             }
         };
         let (size, root) = (cp.size, cp.root);
+        self.signed_checkpoints.push((size, v.key));
         if !self.reliable {
             self.checkpoints_unchecked += 1;
         } else if size == 0 || size == self.tree.size() {
@@ -632,6 +670,7 @@ impl Replayer {
             );
         }
         let high_water = self.check_marks();
+        self.name_compromised();
         if let Some(c) = claimed_size
             && c > self.expected
         {
@@ -666,6 +705,54 @@ impl Replayer {
             links_after_break: self.links_after_break,
             high_water,
             faults: self.faults,
+        }
+    }
+
+    /// Names, once the whole log is replayed, what a node key signed in the span a `node.compromise`
+    /// declared compromised (docs/registry.md): node records at an index `>= as_of` and checkpoints
+    /// of a size `> as_of` (`NODE_KEY_COMPROMISED`). They were valid when signed; they must be
+    /// re-done under the new node key.
+    fn name_compromised(&mut self) {
+        let Some(reg) = self.state.as_ref().map(|s| s.registry.clone()) else {
+            return;
+        };
+        if reg.compromises.is_empty() {
+            return;
+        }
+        let code = Code::Domain(RuleCode::NodeKeyCompromised.as_str());
+        for (index, kind) in std::mem::take(&mut self.node_records) {
+            if let Some(c) = reg.compromised_record(index) {
+                let f = Fault::new(
+                    Some(index),
+                    code,
+                    format!(
+                        "this {kind} at index {index} is signed by the node key {}, declared compromised as of index {} \
+                         by the node.compromise record at index {}: it must be re-done under the new node key",
+                        ledger_core::keys::key_id(&c.key),
+                        c.as_of,
+                        c.at
+                    ),
+                );
+                self.fault(f);
+            }
+        }
+        for (size, key) in std::mem::take(&mut self.signed_checkpoints) {
+            if let Some(c) = reg.compromised_checkpoint(&key, size) {
+                let f = Fault::new(
+                    Some(size),
+                    code,
+                    format!(
+                        "the checkpoint of size {size} is signed by the node key {}, declared compromised as of index {} \
+                         by the node.compromise record at index {}: a tree holding entries from index {} on, vouched \
+                         for by a stolen key",
+                        ledger_core::keys::key_id(&c.key),
+                        c.as_of,
+                        c.at,
+                        c.as_of
+                    ),
+                );
+                self.fault(f);
+            }
         }
     }
 

@@ -11,7 +11,7 @@ use crate::entry::{Entry, EntryError};
 use crate::hash::{Hash, leaf_hash};
 use crate::merkle::{ProofError, verify_consistency, verify_inclusion};
 use crate::note::NoteVerifier;
-use crate::registry::{Registry, envelope_kind};
+use crate::registry::{NodeCompromised, Registry, envelope_kind};
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as B64;
 use serde::{Deserialize, Serialize};
@@ -338,6 +338,7 @@ pub fn verify_bundle(b: &Bundle, trusted: Option<&NoteVerifier>) -> BundleVerdic
     }
     judge_records(b, &reg_entries, &mut registry, &cp, &mut v);
     check_rotated_key(b, &registry, &key, &cp, by_charter_key, &mut v);
+    check_compromised(&registry, &cp, &mut v);
     check_witnesses(&registry, &cp_note, &mut v);
     // The court's earlier checkpoint, under the node key for its size.
     let earlier = b
@@ -385,11 +386,67 @@ fn check_rotated_key(
                 rotated.to_string_key()
             ));
         }
-        Err(e) => v.problems.push(format!(
-            "CHECKPOINT_BAD_SIGNATURE: the checkpoint of size {} must be signed by the node key {} (node.rotate): {e}",
+        Err(e) => v.problems.push(match compromised_signer(b, registry, key, cp.size) {
+            Some(c) => format!(
+                "NODE_KEY_COMPROMISED: the checkpoint of size {} is signed by the node key {}, declared compromised as of index {} by the node.compromise record at index {}; the node key for that size is {}",
+                cp.size,
+                crate::keys::key_id(&c.key),
+                c.as_of,
+                c.at,
+                rotated.to_string_key()
+            ),
+            None => format!(
+                "CHECKPOINT_BAD_SIGNATURE: the checkpoint of size {} must be signed by the node key {} (node.rotate): {e}",
+                cp.size,
+                rotated.to_string_key()
+            ),
+        }),
+    }
+}
+
+/// The compromised node key of the chain, if any, that signed the checkpoint of `size` although
+/// a `node.compromise` handed the node role on before it.
+fn compromised_signer<'a>(
+    b: &Bundle,
+    registry: &'a Registry,
+    key: &NoteVerifier,
+    size: u64,
+) -> Option<&'a NodeCompromised> {
+    registry.compromises.iter().find(|c| {
+        c.covers_checkpoint(&c.key, size)
+            && NoteVerifier::new(&key.name, c.key).is_ok_and(|k| open_checkpoint(&b.checkpoint, &k).is_ok())
+    })
+}
+
+/// `node.compromise` records the bundle carries (docs/registry.md): its checkpoint, when signed by
+/// a compromised key for a tree holding entries at or after `as_of`, and its node records
+/// (`draw.result`, `draw.void`, `tally`) at an index `>= as_of` signed by that key, are named
+/// `NODE_KEY_COMPROMISED`: what they say must be re-done under the new node key.
+fn check_compromised(registry: &Registry, cp: &Checkpoint, v: &mut BundleVerdict) {
+    let signer = registry.checkpoint_key(cp.size);
+    if let Some(c) = registry.compromised_checkpoint(&signer, cp.size) {
+        v.problems.push(format!(
+            "NODE_KEY_COMPROMISED: the checkpoint of size {} is signed by the node key {}, declared compromised as of index {} by the node.compromise record at index {}; ask the log for a checkpoint signed by the new node key",
             cp.size,
-            rotated.to_string_key()
-        )),
+            crate::keys::key_id(&c.key),
+            c.as_of,
+            c.at
+        ));
+    }
+    for r in &mut v.records {
+        if !matches!(r.kind.as_str(), "draw.result" | "draw.void" | "tally") {
+            continue;
+        }
+        let Some(c) = registry.compromised_record(r.index) else {
+            continue;
+        };
+        let id = crate::keys::key_id(&c.key);
+        if r.signers.iter().any(|s| s.keyid == id) {
+            r.problems.push(format!(
+                "NODE_KEY_COMPROMISED: this {} at index {} is signed by the node key {id}, declared compromised as of index {} by the node.compromise record at index {}; it must be re-done under the new node key",
+                r.kind, r.index, c.as_of, c.at
+            ));
+        }
     }
 }
 

@@ -192,6 +192,11 @@ impl HighWater {
         &self.path
     }
 
+    /// The size of the checkpoint the mark holds (0 for none).
+    pub fn size(&self) -> u64 {
+        *self.size.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
     /// Replaces the mark with `note`, a signed checkpoint of `size`, unless the mark already holds
     /// a larger one (an equal size is rewritten: the same checkpoint with more cosignatures).
     /// Call it only once the checkpoint's group is durable in the store. Returns whether it wrote.

@@ -277,7 +277,10 @@ impl Store {
             if index == 0 {
                 registry = Some(charter_registry(&e)?);
             } else if let Some(reg) = registry.as_mut()
-                && kind_of(&e.envelope.payload_type) == Some("node.rotate")
+                && matches!(
+                    kind_of(&e.envelope.payload_type),
+                    Some("node.rotate" | "node.compromise")
+                )
             {
                 // The chain of node keys: a rotation the rules refuse has no effect, so the
                 // checkpoints after it must still be the old key's.

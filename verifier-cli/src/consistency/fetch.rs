@@ -97,7 +97,13 @@ pub async fn enrolled_witnesses(client: &mut LedgerClient<Channel>) -> anyhow::R
         return Ok(Vec::new());
     };
     let mut entries = Vec::new();
-    for kind in ["key.enroll", "key.rotate", "key.revoke", "node.rotate"] {
+    for kind in [
+        "key.enroll",
+        "key.rotate",
+        "key.revoke",
+        "node.rotate",
+        "node.compromise",
+    ] {
         let mut page_start = 0;
         loop {
             let r = match client

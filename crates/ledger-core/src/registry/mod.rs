@@ -433,13 +433,11 @@ impl Registry {
             return Err(RegistryError::Conflict(format!("key {new_id} is already enrolled")));
         }
         let Some(pos) = self.node_keys.iter().position(|t| key_id(&t.key) == r.keyid) else {
-            return Err(match self.keys.contains_key(&r.keyid) {
-                true => RegistryError::Conflict(format!(
-                    "key {} is not a node key: node.compromise names a key of the chain of node keys",
-                    r.keyid
-                )),
-                false => RegistryError::UnknownKey { keyid: r.keyid.clone() },
-            });
+            // Not `UnknownKey`: no signature names it, the payload does.
+            return Err(RegistryError::Conflict(format!(
+                "key {} is not a node key of this log: node.compromise names a key of the chain of node keys",
+                r.keyid
+            )));
         };
         let compromised = self.node_keys[pos].key;
         if self.compromise_of(&compromised).is_some() {

@@ -557,6 +557,11 @@ impl Sequencer {
     /// checkpoint the witness quorum cosigned.
     fn accept_compromise(&self, r: &ledger_core::registry::NodeCompromise) -> Result<(), Refusal> {
         let new = ledger_core::keys::public_key_from_base64(&r.new_key).ok();
+        if new == Some(self.node_key.verifying_key()) {
+            // Already the key this node signs with (the same declaration again): the state step
+            // answers it (DUPLICATE_STATEMENT, or the key is already enrolled).
+            return Ok(());
+        }
         let held = self.next_key.as_ref().map(|k| k.verifying_key());
         if new.is_none() || new != held {
             return Err(Refusal::NextKeyNotHeld {

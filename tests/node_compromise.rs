@@ -1,0 +1,312 @@
+//! Issue 18 item 1: declaring a stolen node key compromised on a running node (docs/registry.md,
+//! "Node key lifecycle"; docs/operations.md, "Node key stolen"). The administrator quorum alone
+//! appends `node.compromise` as of an index; the node, restarted with the new key
+//! (`serve --next-node-key`), signs with it from the record on; what the stolen key signed from
+//! `as_of` on is named `NODE_KEY_COMPROMISED` by `ledger-verify replay`, `review` and
+//! `bundle verify`.
+
+#[path = "support/mod.rs"]
+mod support;
+
+use ledger_core::checkpoint::open_checkpoint;
+use ledger_core::keys::{key_id, public_key_to_base64};
+use ledger_core::note::NoteVerifier;
+use ledger_proto::pb;
+use std::process::Command;
+use support::*;
+use tonic::Code;
+
+const ORIGIN: &str = "ledger.test/compromise";
+
+fn compromise(
+    keyid: &str,
+    as_of: u64,
+    new: &ed25519_dalek::SigningKey,
+    signers: &[&ed25519_dalek::SigningKey],
+) -> ledger_core::dsse::Envelope {
+    record(
+        "node.compromise",
+        serde_json::json!({
+            "version": 1,
+            "keyid": keyid,
+            "as_of": as_of,
+            "new_key": public_key_to_base64(&new.verifying_key()),
+            "reason": "HSM stolen",
+        }),
+        signers,
+    )
+}
+
+async fn latest(c: &mut pb::ledger_client::LedgerClient<tonic::transport::Channel>) -> String {
+    c.get_checkpoint(pb::GetCheckpointRequest { size: None })
+        .await
+        .expect("checkpoint")
+        .into_inner()
+        .note
+}
+
+fn verify_cli(args: &[&str]) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_ledger-verify"))
+        .args(args)
+        .output()
+        .expect("run ledger-verify")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn declare_a_compromise_under_light_load_and_name_what_the_stolen_key_signed() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let data = dir.path().join("d");
+    init(&data, ORIGIN, &[], 1);
+    let admin = key(&data.join("keys/admin.key"));
+    let old = key(&data.join("keys/node.key"));
+    let old_id = key_id(&old.verifying_key());
+    let new = new_key();
+    let next_file = dir.path().join("next-node.key");
+    ledger_client::keyfile::write_signing_key(&next_file, &new).expect("write next key");
+    let next_arg = next_file.to_str().expect("utf-8 path").to_string();
+    let old_v = NoteVerifier::new(ORIGIN, old.verifying_key()).expect("verifier");
+    let new_v = NoteVerifier::new(ORIGIN, new.verifying_key()).expect("verifier");
+
+    let mut node = Node::try_start_with(&data, &["--next-node-key", &next_arg]).expect("start with the next key");
+    let mut c = node.client().await;
+    let reg = new_key();
+    append(&mut c, &enroll(&reg, "registrar", &["registrar"], &[&admin]), "")
+        .await
+        .expect("enroll");
+    // Light load before the theft is noticed.
+    let mut last = 0;
+    for i in 1..=10 {
+        last = append(&mut c, &record("note", note_payload(i), &[&reg]), "")
+            .await
+            .expect("note")
+            .index;
+    }
+    // The key is stolen from here on: the draw's result is signed by it.
+    let as_of = last + 1;
+    let drawn = evaluator_draw(&mut c, &reg, "d1", 5, as_of + 2).await;
+    assert_eq!(drawn.len(), 3);
+    let all = entries(&mut c).await;
+    let result_at = all
+        .iter()
+        .find(|e| e.1 == "draw.result")
+        .map(|e| e.0)
+        .expect("the node's draw.result");
+    assert!(result_at >= as_of);
+    let mid = append(&mut c, &record("note", note_payload(50), &[&reg]), "")
+        .await
+        .expect("note")
+        .index;
+    let size_now = mid + 1;
+
+    // Refusals, each through the node's gRPC edge.
+    // Not the administrator quorum: a registrar's signature.
+    let e = append(&mut c, &compromise(&old_id, as_of, &new, &[&reg]), "")
+        .await
+        .expect_err("no admin");
+    assert_eq!(e.code(), Code::PermissionDenied, "{e:?}");
+    assert!(
+        e.message()
+            .contains("node.compromise needs 1 distinct administrator signatures, got 0"),
+        "{e:?}"
+    );
+    // The (stolen) node key alone cannot declare anything for the administrators.
+    let e = append(&mut c, &compromise(&old_id, as_of, &new, &[&old]), "")
+        .await
+        .expect_err("node key alone");
+    assert_eq!(e.code(), Code::PermissionDenied, "{e:?}");
+    assert!(
+        e.message()
+            .contains("node.compromise needs 1 distinct administrator signatures, got 0"),
+        "{e:?}"
+    );
+    // as_of in the future.
+    let e = append(&mut c, &compromise(&old_id, size_now + 100, &new, &[&admin]), "")
+        .await
+        .expect_err("as_of in the future");
+    assert_eq!(e.code(), Code::FailedPrecondition, "{e:?}");
+    assert!(e.message().contains("is after this record's own index"), "{e:?}");
+    // A keyid that is no node key of this log.
+    let e = append(
+        &mut c,
+        &compromise(&key_id(&reg.verifying_key()), as_of, &new, &[&admin]),
+        "",
+    )
+    .await
+    .expect_err("not a node key");
+    assert_eq!(e.code(), Code::FailedPrecondition, "{e:?}");
+    assert!(e.message().contains("is not a node key of this log"), "{e:?}");
+    // A new key the node was not given.
+    let e = append(&mut c, &compromise(&old_id, as_of, &new_key(), &[&admin]), "")
+        .await
+        .expect_err("new key not held");
+    assert_eq!(e.code(), Code::FailedPrecondition, "{e:?}");
+    assert!(e.message().starts_with("NEXT_NODE_KEY_NOT_HELD"), "{e:?}");
+
+    // The declaration by the administrator quorum alone.
+    let r = c
+        .append(req(&compromise(&old_id, as_of, &new, &[&admin]), "declare-1", true))
+        .await
+        .expect("declaration")
+        .into_inner();
+    let at = r.index;
+    open_checkpoint(&r.checkpoint, &new_v).expect("the first checkpoint holding the declaration is the new key's");
+    let after = append(&mut c, &record("note", note_payload(60), &[&reg]), "")
+        .await
+        .expect("appends go on");
+    assert!(after.index > at);
+    let all = entries(&mut c).await;
+    let decl = all.iter().find(|e| e.0 == at).expect("declaration entry");
+    assert_eq!(decl.1, "node.compromise");
+    assert_eq!(
+        decl.3,
+        vec![key_id(&admin.verifying_key())],
+        "signed by the admin alone"
+    );
+    // A second declaration of the same key is refused.
+    let e = append(&mut c, &compromise(&old_id, as_of, &new, &[&admin]), "")
+        .await
+        .expect_err("same statement");
+    assert_eq!(e.code(), Code::AlreadyExists, "{e:?}");
+    assert!(open_checkpoint(&latest(&mut c).await, &old_v).is_err());
+
+    // A court bundle of the draw result: the bundle carries the declaration and names the result.
+    let bundle = dir.path().join("d1.ledger-bundle.json");
+    let charter_vkey = old_v.to_string_key();
+    let out = verify_cli(&[
+        "bundle",
+        "export",
+        "--node",
+        &node.addr,
+        "--trusted-key",
+        &charter_vkey,
+        "--index",
+        &result_at.to_string(),
+        "-o",
+        bundle.to_str().expect("utf-8"),
+    ]);
+    assert!(out.status.success(), "export: {}", String::from_utf8_lossy(&out.stderr));
+    node.stop();
+
+    // A restart with only the compromised key is refused, naming the declaration.
+    let err = Node::try_start(&data)
+        .err()
+        .expect("refused with only the compromised key");
+    assert!(err.contains(&format!("compromised at index {at}")), "{err}");
+
+    let b: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&bundle).expect("bundle")).expect("json");
+    assert!(
+        b["registry"]
+            .as_array()
+            .expect("registry")
+            .iter()
+            .any(|e| e["index"] == at),
+        "the bundle carries the declaration"
+    );
+    let out = verify_cli(&[
+        "bundle",
+        "verify",
+        bundle.to_str().expect("utf-8"),
+        "--trusted-key",
+        &charter_vkey,
+    ]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{text}");
+    assert!(
+        text.contains(&format!(
+            "NODE_KEY_COMPROMISED: this draw.result at index {result_at} is signed by the node key {old_id}, declared compromised as of index {as_of} by the node.compromise record at index {at}"
+        )),
+        "{text}"
+    );
+    // The bundle's checkpoint re-signed by the stolen key is named too.
+    let body = {
+        let n = ledger_core::note::Note::parse(b["checkpoint"].as_str().expect("cp")).expect("note");
+        ledger_core::checkpoint::Checkpoint::from_body(&n.text).expect("body")
+    };
+    let forged = body
+        .sign(&ledger_core::note::NoteSigner::new(ORIGIN, old.clone()).expect("signer"))
+        .expect("sign")
+        .to_text();
+    let mut fb = b.clone();
+    fb["checkpoint"] = serde_json::Value::String(forged);
+    let forged_file = dir.path().join("forged.ledger-bundle.json");
+    std::fs::write(&forged_file, serde_json::to_vec(&fb).expect("json")).expect("write");
+    let out = verify_cli(&[
+        "bundle",
+        "verify",
+        forged_file.to_str().expect("utf-8"),
+        "--trusted-key",
+        &charter_vkey,
+    ]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{text}");
+    assert!(
+        text.contains(&format!(
+            "NODE_KEY_COMPROMISED: the checkpoint of size {} is signed by the node key {old_id}",
+            body.size
+        )),
+        "{text}"
+    );
+
+    // `ledger-verify replay` of the data directory names the draw result, and nothing else
+    // but checkpoints of the stolen key over entries from as_of on.
+    let json = dir.path().join("replay.json");
+    let out = verify_cli(&[
+        "replay",
+        "--data",
+        data.to_str().expect("utf-8"),
+        "--json",
+        json.to_str().expect("utf-8"),
+    ]);
+    let report: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&json).expect("report")).expect("json");
+    assert!(!out.status.success(), "{report}");
+    let faults = report["faults"].as_array().expect("faults");
+    assert!(
+        faults.iter().any(|f| f["code"] == "NODE_KEY_COMPROMISED"
+            && f["index"] == result_at
+            && f["message"]
+                .as_str()
+                .is_some_and(|m| m.starts_with("this draw.result at index"))),
+        "{report}"
+    );
+    for f in faults {
+        assert_eq!(f["code"], "NODE_KEY_COMPROMISED", "{report}");
+        let i = f["index"].as_u64().expect("index");
+        assert!(i >= as_of && i <= at, "{report}");
+    }
+    assert_eq!(report["counts_by_kind"]["node.compromise"], 1);
+
+    // The same through an export of the store.
+    let exp = dir.path().join("log.export");
+    let out = Command::new(bin("ledger-node"))
+        .args(["export", "--data"])
+        .arg(&data)
+        .arg("-o")
+        .arg(&exp)
+        .output()
+        .expect("export");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let json2 = dir.path().join("replay2.json");
+    let out = verify_cli(&[
+        "replay",
+        "--export",
+        exp.to_str().expect("utf-8"),
+        "--json",
+        json2.to_str().expect("utf-8"),
+    ]);
+    assert!(!out.status.success());
+    let report2: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&json2).expect("report")).expect("json");
+    assert_eq!(report2["faults"], report["faults"], "{report2}");
+
+    // With the new key the node serves and signs with it.
+    let mut node = Node::try_start_with(&data, &["--next-node-key", &next_arg]).expect("restart with the new key");
+    let mut c = node.client().await;
+    let r = c
+        .append(req(&record("note", note_payload(70), &[&reg]), "", true))
+        .await
+        .expect("append after restart")
+        .into_inner();
+    open_checkpoint(&r.checkpoint, &new_v).expect("the new key's after restart");
+    node.stop();
+}

@@ -310,3 +310,171 @@ async fn declare_a_compromise_under_light_load_and_name_what_the_stolen_key_sign
     open_checkpoint(&r.checkpoint, &new_v).expect("the new key's after restart");
     node.stop();
 }
+
+/// Starts `ledger-node witness` named `name` trusting `log_keys`; returns it, its address and its
+/// cosignature verifier.
+fn start_witness(
+    wdir: &std::path::Path,
+    name: &str,
+    log_keys: &[String],
+) -> (
+    std::process::Child,
+    String,
+    ledger_core::cosignature::CosignatureVerifier,
+) {
+    let mut c = Command::new(bin("ledger-node"));
+    c.args(["witness", "--listen", "127.0.0.1:0", "--name", name, "--data"])
+        .arg(wdir);
+    for k in log_keys {
+        c.args(["--log-key", k]);
+    }
+    let (child, addr, before) = spawn_listening(c);
+    let key = before
+        .iter()
+        .find_map(|l| l.strip_prefix("witness key "))
+        .map(|k| ledger_core::cosignature::CosignatureVerifier::parse(k).expect("witness vkey"))
+        .expect("the witness prints its key");
+    (child, addr, key)
+}
+
+fn enroll_witness(
+    w: &ledger_core::cosignature::CosignatureVerifier,
+    admin: &ed25519_dalek::SigningKey,
+) -> ledger_core::dsse::Envelope {
+    record(
+        "key.enroll",
+        serde_json::json!({
+            "version": 1, "name": w.name,
+            "key": public_key_to_base64(w.ed25519_key().expect("an Ed25519 witness key")),
+            "roles": ["witness"], "scope": {"organization": "court", "kinds": []}
+        }),
+        &[admin],
+    )
+}
+
+/// The size and note of the latest checkpoint `addr`'s witness cosigned for this log.
+async fn witness_latest(addr: &str) -> Option<(u64, String)> {
+    let mut wc = pb::witness_client::WitnessClient::connect(addr.to_string())
+        .await
+        .ok()?;
+    let note = wc
+        .get_latest(pb::GetLatestRequest { origin: ORIGIN.into() })
+        .await
+        .ok()?
+        .into_inner()
+        .checkpoint;
+    let n = ledger_core::note::Note::parse(&note).ok()?;
+    let size = ledger_core::checkpoint::Checkpoint::from_body(&n.text).ok()?.size;
+    Some((size, note))
+}
+
+/// The node refuses an `as_of` below the latest checkpoint the witness quorum cosigned; after the
+/// declaration a witness given the new key keeps cosigning, and a witness that still knows only
+/// the stolen key does not cosign the new key's checkpoints.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn witnesses_bound_as_of_and_follow_only_the_key_they_are_given() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let data = dir.path().join("d");
+    init_with_quorum(&data, ORIGIN, 1);
+    let admin = key(&data.join("keys/admin.key"));
+    let old = key(&data.join("keys/node.key"));
+    let old_id = key_id(&old.verifying_key());
+    let new = new_key();
+    let next_file = dir.path().join("next-node.key");
+    ledger_client::keyfile::write_signing_key(&next_file, &new).expect("write next key");
+    let next_arg = next_file.to_str().expect("utf-8 path").to_string();
+    let old_v = NoteVerifier::new(ORIGIN, old.verifying_key()).expect("verifier");
+    let new_v = NoteVerifier::new(ORIGIN, new.verifying_key()).expect("verifier");
+    // The operator of `told` adds the new key when the compromise is announced; `stale` keeps
+    // only the old one.
+    let (mut told, told_addr, told_key) = start_witness(
+        &dir.path().join("w1"),
+        "witness.test/told",
+        &[old_v.to_string_key(), new_v.to_string_key()],
+    );
+    let (mut stale, stale_addr, stale_key) =
+        start_witness(&dir.path().join("w2"), "witness.test/stale", &[old_v.to_string_key()]);
+    let w1 = format!("{told_addr}={}", told_key.to_string_key());
+    let w2 = format!("{stale_addr}={}", stale_key.to_string_key());
+    let mut node = Node::try_start_with(
+        &data,
+        &["--witness", &w1, "--witness", &w2, "--next-node-key", &next_arg],
+    )
+    .expect("start with witnesses and the next key");
+    let mut c = node.client().await;
+    for w in [&told_key, &stale_key] {
+        append(&mut c, &enroll_witness(w, &admin), "")
+            .await
+            .expect("enroll witness");
+    }
+    let reg = new_key();
+    append(&mut c, &enroll(&reg, "registrar", &["registrar"], &[&admin]), "")
+        .await
+        .expect("enroll");
+    let r = c
+        .append(req(&record("note", note_payload(1), &[&reg]), "", true))
+        .await
+        .expect("witnessed append")
+        .into_inner();
+    let witnessed = open_checkpoint(&r.checkpoint, &old_v)
+        .expect("the old key's")
+        .checkpoint
+        .size;
+    assert!(witnessed > r.index);
+
+    // Below the witnessed size: the witnesses already vouched for that history.
+    let e = append(&mut c, &compromise(&old_id, witnessed - 1, &new, &[&admin]), "")
+        .await
+        .expect_err("as_of below the witnessed checkpoint");
+    assert_eq!(e.code(), Code::FailedPrecondition, "{e:?}");
+    assert_eq!(
+        e.message(),
+        format!(
+            "COMPROMISE_BELOW_WITNESSED: as_of {} is below {witnessed}, the size of the latest checkpoint the \
+             witness quorum cosigned: the witnesses already vouched for the entries before it; declare the key \
+             compromised as of {witnessed} or later",
+            witnessed - 1
+        )
+    );
+    let d = c
+        .append(req(&compromise(&old_id, witnessed, &new, &[&admin]), "", true))
+        .await
+        .expect("declaration as of the witnessed size")
+        .into_inner();
+    let cp = open_checkpoint(&d.checkpoint, &new_v).expect("the new key's checkpoint");
+    let told_sigs = cp
+        .note
+        .verify_cosignatures(std::slice::from_ref(&told_key))
+        .expect("cosignatures");
+    assert_eq!(told_sigs.len(), 1, "the witness given the new key cosigned it");
+    let stale_sigs = cp
+        .note
+        .verify_cosignatures(std::slice::from_ref(&stale_key))
+        .expect("cosignatures");
+    assert!(
+        stale_sigs.is_empty(),
+        "the stale witness vouched for the new key's checkpoint"
+    );
+    let more = c
+        .append(req(&record("note", note_payload(2), &[&reg]), "", true))
+        .await
+        .expect("witnessed append after the declaration")
+        .into_inner();
+    open_checkpoint(&more.checkpoint, &new_v).expect("the new key's");
+    // The stale witness's own state: nothing beyond the declaration, under the old key only.
+    let (stale_size, stale_note) = witness_latest(&stale_addr)
+        .await
+        .expect("the stale witness holds a checkpoint");
+    assert!(stale_size <= d.index, "{stale_size} > {}", d.index);
+    open_checkpoint(&stale_note, &old_v).expect("the old key's");
+    let (told_size, told_note) = witness_latest(&told_addr)
+        .await
+        .expect("the told witness holds a checkpoint");
+    assert!(told_size > d.index);
+    open_checkpoint(&told_note, &new_v).expect("the new key's");
+    node.stop();
+    for w in [&mut told, &mut stale] {
+        let _ = w.kill();
+        let _ = w.wait();
+    }
+}

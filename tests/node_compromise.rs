@@ -276,6 +276,35 @@ async fn declare_a_compromise_under_light_load_and_name_what_the_stolen_key_sign
     }
     assert_eq!(report["counts_by_kind"]["node.compromise"], 1);
 
+    // `ledger-verify review`: a finding that says which draw must be re-done.
+    let rjson = dir.path().join("review.json");
+    let out = verify_cli(&[
+        "review",
+        "--data",
+        data.to_str().expect("utf-8"),
+        "--json",
+        rjson.to_str().expect("utf-8"),
+    ]);
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert_eq!(out.status.code(), Some(1), "{text}");
+    let review: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&rjson).expect("review")).expect("json");
+    let flag = review["flags"]
+        .as_array()
+        .expect("flags")
+        .iter()
+        .find(|f| f["code"] == "NODE_KEY_COMPROMISED")
+        .unwrap_or_else(|| panic!("no NODE_KEY_COMPROMISED flag: {review}"));
+    assert_eq!(flag["index"], result_at);
+    assert_eq!(flag["subject"], "cadre-1");
+    assert_eq!(
+        flag["message"],
+        format!(
+            "draw.result of d1 is signed by the node key {old_id}, declared compromised as of index {as_of} by the \
+             node.compromise record at index {at}: it must be re-done under the new node key"
+        )
+    );
+
     // The same through an export of the store.
     let exp = dir.path().join("log.export");
     let out = Command::new(bin("ledger-node"))

@@ -107,6 +107,20 @@ pub enum FindingKind {
         /// The evaluation the decision names.
         evaluation_ref: String,
     },
+    /// A node record signed by a node key in the span a `node.compromise` declared compromised:
+    /// what it says must be re-done under the new node key (docs/registry.md).
+    NodeKeyCompromised {
+        /// `draw.result`, `draw.void` or `tally`.
+        kind: String,
+        /// The draw or election it is about.
+        about: String,
+        /// Key id of the compromised node key.
+        keyid: String,
+        /// First index the declaration holds the key compromised.
+        as_of: u64,
+        /// Index of the `node.compromise` record.
+        at: u64,
+    },
     /// A nomination recorded after the evaluation it relies on.
     LateNomination {
         /// The nomination.
@@ -130,6 +144,7 @@ impl FindingKind {
             Self::PromotedWithUnverifiedComplaints { .. } => "PROMOTED_WITH_UNVERIFIED_COMPLAINTS",
             Self::EvaluatorNotFromDraw { .. } => "EVALUATOR_NOT_FROM_DRAW",
             Self::LateNomination { .. } => "LATE_NOMINATION",
+            Self::NodeKeyCompromised { .. } => "NODE_KEY_COMPROMISED",
         }
     }
 }
@@ -269,6 +284,9 @@ pub struct Analysis {
     decisions: Vec<DecisionInfo>,
     cancelled: BTreeSet<u64>,
     last_ts: u64,
+    /// Node records accepted (index, kind, the draw or election, subject): a later
+    /// `node.compromise` may name them.
+    node_records: Vec<(u64, String, String, String)>,
     /// Incremental tree, so that draws learn the root at their committed size.
     tree: ledger_core::compact::CompactTree,
     out: Findings,
@@ -362,6 +380,19 @@ impl Analysis {
         };
         let Ok(kind) = kind else { return };
         let subjects = subject_of(&record);
+        let about = match &record {
+            Record::DrawResult(r) => Some(r.draw_id.clone()),
+            Record::DrawVoid(v) => Some(v.draw_id.clone()),
+            Record::Tally(t) => Some(t.election_id.clone()),
+            _ => None,
+        };
+        if let Some(about) = about {
+            let subject = match self.draws.get(&about) {
+                Some(d) => first(&d.subjects),
+                None => first(&subjects),
+            };
+            self.node_records.push((e.index, kind.clone(), about, subject));
+        }
         let accepted = Accepted {
             in_scope: self.in_scope(&e, &subjects),
             names: self.names(&e),
@@ -626,6 +657,7 @@ impl Analysis {
     /// Finishes the analysis.
     pub fn finish(mut self) -> Findings {
         self.draw_findings();
+        self.compromised_findings();
         let decisions = std::mem::take(&mut self.decisions);
         for dc in &decisions {
             self.decision_findings(dc);
@@ -652,6 +684,25 @@ impl Analysis {
         }
         self.out.findings.sort_by_key(|x| x.index);
         self.out
+    }
+
+    /// Node records a `node.compromise` names: signed by the compromised key at an index `>=
+    /// as_of` (docs/registry.md). The draws and tallies they carry must be re-done.
+    fn compromised_findings(&mut self) {
+        let Some(reg) = self.registry().cloned() else { return };
+        for (index, kind, about, subject) in std::mem::take(&mut self.node_records) {
+            let Some(c) = reg.compromised_record(index) else {
+                continue;
+            };
+            let k = FindingKind::NodeKeyCompromised {
+                kind,
+                about,
+                keyid: ledger_core::keys::key_id(&c.key),
+                as_of: c.as_of,
+                at: c.at,
+            };
+            self.push(Finding::new(k, index, &subject, vec![index, c.at]));
+        }
     }
 
     /// Draws voided by the node, and draws abandoned past their deadline.

@@ -81,6 +81,16 @@ fn message(kind: FindingKind) -> String {
             "decision on {subject} relied on evaluator(s) {} whom draw {evaluation_ref} did not select",
             outside.join(", ")
         ),
+        FindingKind::NodeKeyCompromised {
+            kind,
+            about,
+            keyid,
+            as_of,
+            at,
+        } => format!(
+            "{kind} of {about} is signed by the node key {keyid}, declared compromised as of index {as_of} by the \
+             node.compromise record at index {at}: it must be re-done under the new node key"
+        ),
         FindingKind::LateNomination {
             nomination_id,
             evaluation_ref,

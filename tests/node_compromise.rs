@@ -507,3 +507,63 @@ async fn witnesses_bound_as_of_and_follow_only_the_key_they_are_given() {
         let _ = w.wait();
     }
 }
+
+/// A draw completed in the same group as the declaration: the node's result, sequenced right after
+/// the record, is signed by the new key (the key in force at its index), not refused.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_draw_result_right_after_the_declaration_is_the_new_keys() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let data = dir.path().join("d");
+    init(&data, ORIGIN, &[], 1);
+    let admin = key(&data.join("keys/admin.key"));
+    let old = key(&data.join("keys/node.key"));
+    let new = new_key();
+    let next_file = dir.path().join("next-node.key");
+    ledger_client::keyfile::write_signing_key(&next_file, &new).expect("write next key");
+    let next_arg = next_file.to_str().expect("utf-8 path").to_string();
+    let mut node = Node::try_start_with(&data, &["--next-node-key", &next_arg]).expect("start");
+    let mut c = node.client().await;
+    let reg = new_key();
+    let r = append(&mut c, &enroll(&reg, "registrar", &["registrar"], &[&admin]), "")
+        .await
+        .expect("enroll");
+    // Commit at r+1, filler at r+2; the batch puts the declaration at r+3 and the reveal at r+4.
+    let commit_at = r.index + 1;
+    let secret = b"registrar secret".to_vec();
+    let pool: Vec<serde_json::Value> = (0..5)
+        .map(|i| serde_json::json!({"id": format!("ev-{i:02}"), "stratum": "all"}))
+        .collect();
+    let commit = serde_json::json!({"version": 1, "draw_id": "d2", "purpose": "evaluator_selection", "subjects": ["cadre-1"],
+        "pool": pool, "strata": [{"name": "all", "quota": 3}], "k": 3, "algorithm": "ledger-draw-v1",
+        "parties": [{"name": "registrar", "keyid": key_id(&reg.verifying_key()),
+                     "commitment": ledger_core::hash::Hash::digest(&secret).to_hex()}],
+        "reveal_at_size": commit_at + 3, "reveal_deadline_micros": now_micros() + 600_000_000});
+    append(&mut c, &record("draw.commit", commit, &[&reg]), "")
+        .await
+        .expect("commit");
+    append(&mut c, &record("note", note_payload(1), &[&reg]), "")
+        .await
+        .expect("filler");
+    let declare = compromise(&key_id(&old.verifying_key()), commit_at, &new, &[&admin]);
+    let reveal = record(
+        "draw.reveal",
+        serde_json::json!({"version": 1, "draw_id": "d2", "party": "registrar", "secret": hex::encode(&secret)}),
+        &[&reg],
+    );
+    let b = c
+        .append_batch(pb::AppendBatchRequest {
+            items: vec![req(&declare, "", false), req(&reveal, "", false)],
+            wait_for_checkpoint: true,
+        })
+        .await
+        .expect("batch")
+        .into_inner();
+    assert!(b.results.iter().all(|x| x.ok.is_some()), "{:?}", b.results);
+    let all = entries(&mut c).await;
+    let result = all
+        .iter()
+        .find(|e| e.1 == "draw.result")
+        .expect("the node appended the draw's result");
+    assert_eq!(result.3, vec![key_id(&new.verifying_key())], "{result:?}");
+    node.stop();
+}

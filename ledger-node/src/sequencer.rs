@@ -627,12 +627,18 @@ impl Sequencer {
                 return;
             }
         };
+        // The key in force at this index: after a `node.rotate` or `node.compromise` earlier in
+        // this group, already the next key (the sequencer switches for good after the group).
+        let key = match &self.next_key {
+            Some(next) if state.registry.node_key == next.verifying_key() => next,
+            _ => &self.node_key,
+        };
         let mut env = Envelope::new(payload_type_for_log(kind, &self.origin), payload);
-        env.sign(&self.node_key);
+        env.sign(key);
         let item = Item {
             envelope: env,
             kind: kind.into(),
-            signers: vec![ledger_core::keys::key_id(&self.node_key.verifying_key())],
+            signers: vec![ledger_core::keys::key_id(&key.verifying_key())],
             request_id: None,
             payload: checked,
         };

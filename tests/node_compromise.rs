@@ -567,3 +567,118 @@ async fn a_draw_result_right_after_the_declaration_is_the_new_keys() {
     assert_eq!(result.3, vec![key_id(&new.verifying_key())], "{result:?}");
     node.stop();
 }
+
+/// `ledgerctl node rotate` and `ledgerctl node compromise` build and sign the records from the
+/// administrator key files.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ledgerctl_node_rotate_and_compromise() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let data = dir.path().join("d");
+    init(&data, ORIGIN, &[], 1);
+    let admin_file = data.join("keys/admin.key");
+    let admin = key(&admin_file);
+    let old = key(&data.join("keys/node.key"));
+    let (k1, k2) = (new_key(), new_key());
+    let k1_file = dir.path().join("k1.key");
+    let k2_file = dir.path().join("k2.key");
+    ledger_client::keyfile::write_signing_key(&k1_file, &k1).expect("write k1");
+    ledger_client::keyfile::write_signing_key(&k2_file, &k2).expect("write k2");
+    let k2_pub = dir.path().join("k2.pub");
+    std::fs::write(&k2_pub, public_key_to_base64(&k2.verifying_key())).expect("write k2.pub");
+    let ctl = |addr: &str, args: &[&str]| {
+        let out = Command::new(bin("ledgerctl"))
+            .args(["--node", addr])
+            .args(args)
+            .output()
+            .expect("run ledgerctl");
+        (
+            out.status.code(),
+            format!(
+                "{}{}",
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            ),
+        )
+    };
+    let admin_arg = admin_file.to_str().expect("utf-8");
+
+    let mut node = Node::try_start_with(&data, &["--next-node-key", k1_file.to_str().expect("utf-8")]).expect("start");
+    let k1_b64 = public_key_to_base64(&k1.verifying_key());
+    let (code, text) = ctl(
+        &node.addr,
+        &[
+            "node",
+            "rotate",
+            "--admin-key",
+            admin_arg,
+            "--new-key",
+            &k1_b64,
+            "--reason",
+            "new HSM",
+            "--wait",
+        ],
+    );
+    assert_eq!(code, Some(0), "{text}");
+    node.stop();
+
+    // k1 is now the node key: the operator places it, with k2 as the next key.
+    std::fs::copy(&k1_file, data.join("keys/node.key")).expect("place k1");
+    let mut node = Node::try_start_with(&data, &["--next-node-key", k2_file.to_str().expect("utf-8")])
+        .expect("start with k1 and the next key k2");
+    let k1_id = key_id(&k1.verifying_key());
+    let k2_at = format!("@{}", k2_pub.display());
+    // A malformed keyid is refused before anything is sent.
+    let (code, text) = ctl(
+        &node.addr,
+        &[
+            "node",
+            "compromise",
+            "--admin-key",
+            admin_arg,
+            "--keyid",
+            "abc",
+            "--as-of",
+            "1",
+            "--new-key",
+            &k2_at,
+            "--reason",
+            "x",
+        ],
+    );
+    assert_eq!(code, Some(1), "{text}");
+    assert!(text.contains("--keyid must be 64 hex digits"), "{text}");
+    let (code, text) = ctl(
+        &node.addr,
+        &[
+            "node",
+            "compromise",
+            "--admin-key",
+            admin_arg,
+            "--keyid",
+            &k1_id,
+            "--as-of",
+            "2",
+            "--new-key",
+            &k2_at,
+            "--reason",
+            "HSM stolen",
+            "--wait",
+        ],
+    );
+    assert_eq!(code, Some(0), "{text}");
+    let mut c = node.client().await;
+    let all = entries(&mut c).await;
+    let rot = all.iter().find(|e| e.1 == "node.rotate").expect("node.rotate");
+    assert_eq!(rot.2["new_key"], k1_b64);
+    assert!(
+        rot.3.contains(&key_id(&old.verifying_key())),
+        "co-signed by the old key: {rot:?}"
+    );
+    let decl = all.iter().find(|e| e.1 == "node.compromise").expect("node.compromise");
+    assert_eq!(decl.2["keyid"], k1_id);
+    assert_eq!(decl.2["as_of"], 2);
+    assert_eq!(decl.3, vec![key_id(&admin.verifying_key())]);
+    let k2_v = NoteVerifier::new(ORIGIN, k2.verifying_key()).expect("verifier");
+    open_checkpoint(&latest(&mut c).await, &k2_v).expect("k2 signs from the declaration on");
+    node.stop();
+}

@@ -161,6 +161,12 @@ enum Cmd {
         #[command(subcommand)]
         cmd: election::ElectionCmd,
     },
+    /// The node key's records: planned rotation (`node.rotate`) and compromise declaration
+    /// (`node.compromise`), signed by the administrator keys (docs/operations.md).
+    Node {
+        #[command(subcommand)]
+        cmd: keys::NodeCmd,
+    },
     /// Blind ballot credentials: request and finalize (evaluator), issue (registrar).
     Credential {
         #[command(subcommand)]
@@ -271,6 +277,7 @@ async fn run(cli: Cli) -> Result<()> {
         Cmd::Get { index } => read::get(index, node, json_out).await,
         Cmd::Checkpoint { size, node_key } => read::checkpoint(size, node_key.as_deref(), node, json_out).await,
         Cmd::Election { cmd } => election::election(cmd, node, origin, json_out).await,
+        Cmd::Node { cmd } => keys::node(cmd, node, origin, json_out).await,
         Cmd::Credential { cmd } => election::credential(cmd, node, origin, json_out).await,
         Cmd::Ballot { cmd } => election::ballot(cmd, node, origin, json_out).await,
         Cmd::Micro { cmd } => micro::micro(cmd, node, origin, json_out).await,

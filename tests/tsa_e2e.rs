@@ -124,6 +124,48 @@ async fn tokens_reach_the_bundle_and_forged_ones_are_refused() {
         .count();
     assert!(stored >= 2, "{stored} token files");
 
+    // An online backup carries the tokens (listed in its manifest with their SHA-256) and a
+    // restore puts them back, byte for byte: the evidence outlives the node's disk.
+    let bk = dir.path().join("backup");
+    let st = Command::new(support::bin("ledger-node"))
+        .args(["backup", "--data"])
+        .arg(&data)
+        .arg("--out")
+        .arg(&bk)
+        .output()
+        .expect("backup");
+    assert!(st.status.success(), "backup: {}", text(&st));
+    let manifest = std::fs::read_to_string(bk.join("manifest.json")).expect("manifest");
+    let restored = dir.path().join("restored");
+    let st = Command::new(support::bin("ledger-node"))
+        .args(["restore", "--from"])
+        .arg(&bk)
+        .arg("--data")
+        .arg(&restored)
+        .output()
+        .expect("restore");
+    assert!(st.status.success(), "restore: {}", text(&st));
+    let mut backed_up = 0;
+    for e in std::fs::read_dir(data.join("timestamps")).expect("timestamps dir") {
+        let e = e.expect("dir entry");
+        let name = e.file_name().into_string().expect("utf-8 name");
+        if !name.ends_with(".tst") || e.path().metadata().expect("meta").len() == 0 {
+            continue;
+        }
+        assert!(
+            manifest.contains(&format!("timestamps/{name}")),
+            "{name} not in the manifest"
+        );
+        let back = std::fs::read(restored.join("timestamps").join(&name)).expect("restored token");
+        assert_eq!(
+            back,
+            std::fs::read(e.path()).expect("token"),
+            "{name} restored differently"
+        );
+        backed_up += 1;
+    }
+    assert!(backed_up >= 2, "{backed_up} tokens backed up");
+
     let out = dir.path().join("b.ledger-bundle.json");
     let st = Command::new(verify_bin())
         .args(["bundle", "export", "--node", &node.addr, "--index", "2", "--index", "3"])

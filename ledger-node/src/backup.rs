@@ -214,12 +214,13 @@ pub fn backup(a: &BackupArgs) -> Result<()> {
     };
     println!(
         "backup of {} entries (root {}) verified against the high-water mark ({}) and the witnessed checkpoint \
-         ({}) in {}; NOT included: keys/node.key and the administrator keys (restore them from key custody)",
+         ({}) in {}; RFC 3161 tokens: {}; NOT included: keys/node.key and the administrator keys (restore them from key custody)",
         m.size,
         m.root,
         m.high_water.as_ref().map_or("none".into(), |x| x.size.to_string()),
         m.witnessed.as_ref().map_or("none".into(), |x| x.size.to_string()),
-        a.out.display()
+        a.out.display(),
+        m.files.iter().filter(|f| f.path.starts_with("timestamps/")).count()
     );
     Ok(())
 }
@@ -335,6 +336,10 @@ fn write_side_files(a: &BackupArgs, mark: Option<&str>, witnessed: Option<&str>)
         std::fs::copy(&vkey, a.out.join(VKEY_FILE)).with_context(|| format!("copying {}", vkey.display()))?;
         files.push(VKEY_FILE.to_string());
     }
+    files.extend(copy_timestamps(
+        &crate::timestamps::dir(&a.data),
+        &a.out.join(TIMESTAMPS_DIR),
+    )?);
     if let Some(c) = &a.config {
         std::fs::copy(c, a.out.join(CONFIG_FILE)).with_context(|| format!("copying {}", c.display()))?;
         files.push(CONFIG_FILE.to_string());
@@ -346,6 +351,32 @@ fn write_side_files(a: &BackupArgs, mark: Option<&str>, witnessed: Option<&str>)
             Ok(FileInfo { path: p, bytes, sha256 })
         })
         .collect::<Result<Vec<_>>>()
+}
+
+/// Folder of the RFC 3161 tokens (`DATA/timestamps`) inside a backup.
+pub const TIMESTAMPS_DIR: &str = "timestamps";
+
+/// Copies the RFC 3161 tokens of `from` (only files named as the node names them; temporary files
+/// of a token being written are skipped) into `to`, returning their backup paths
+/// (`timestamps/NAME`). A missing `from` is no tokens.
+fn copy_timestamps(from: &Path, to: &Path) -> Result<Vec<String>> {
+    let mut out = Vec::new();
+    let Ok(rd) = std::fs::read_dir(from) else {
+        return Ok(out);
+    };
+    let mut names: Vec<String> = rd
+        .filter_map(|e| e.ok()?.file_name().into_string().ok())
+        .filter(|n| crate::timestamps::is_token_name(n))
+        .collect();
+    names.sort();
+    if !names.is_empty() {
+        std::fs::create_dir_all(to).with_context(|| format!("creating {}", to.display()))?;
+    }
+    for n in names {
+        std::fs::copy(from.join(&n), to.join(&n)).with_context(|| format!("copying {}", from.join(&n).display()))?;
+        out.push(format!("{TIMESTAMPS_DIR}/{n}"));
+    }
+    Ok(out)
 }
 
 /// Reads the manifest and checks every file it lists (present, length, SHA-256).
@@ -368,7 +399,11 @@ pub fn check_files(from: &Path) -> Result<Manifest> {
         CONFIG_FILE,
     ];
     for f in &m.files {
-        if !allowed.contains(&f.path.as_str()) {
+        let token = f
+            .path
+            .strip_prefix(&format!("{TIMESTAMPS_DIR}/"))
+            .is_some_and(crate::timestamps::is_token_name);
+        if !allowed.contains(&f.path.as_str()) && !token {
             bail!(
                 "backup file {:?}: not a file a backup holds (manifest altered?)",
                 f.path
@@ -450,6 +485,19 @@ pub fn restore(a: &RestoreArgs) -> Result<()> {
     store.flush()?;
     drop(store);
     std::mem::forget(created);
+    let tokens: Vec<&str> = m
+        .files
+        .iter()
+        .filter_map(|f| f.path.strip_prefix(&format!("{TIMESTAMPS_DIR}/")))
+        .filter(|n| crate::timestamps::is_token_name(n))
+        .collect();
+    if !tokens.is_empty() {
+        let dir = crate::timestamps::dir(&a.data);
+        std::fs::create_dir_all(&dir)?;
+        for n in &tokens {
+            std::fs::copy(a.from.join(TIMESTAMPS_DIR).join(n), dir.join(n))?;
+        }
+    }
     let vkey = a.from.join(VKEY_FILE);
     let dest = a.data.join(VKEY_FILE);
     if m.files.iter().any(|f| f.path == VKEY_FILE) && !dest.exists() {

@@ -83,6 +83,11 @@ fn file_name(size: u64, id: &str) -> String {
     format!("{size:020}.{id}.tst")
 }
 
+/// Whether `name` is a token file as the node names them (`<size:020>.<id:16>.tst`).
+pub fn is_token_name(name: &str) -> bool {
+    parse_name(name).is_some_and(|(_, id)| id.bytes().all(|b| b.is_ascii_alphanumeric()))
+}
+
 fn parse_name(name: &str) -> Option<(u64, &str)> {
     let stem = name.strip_suffix(".tst")?;
     let (size, id) = stem.split_once('.')?;

@@ -328,7 +328,20 @@ impl Store {
     }
 
     /// Entry `index` and its stored leaf hash (layout 2).
+    ///
+    /// A group that completes a bundle replaces its chunks by the bundle in one batch; a reader
+    /// that finds neither (the batch landed between its two reads) looks at the bundle again.
     pub(crate) fn record_v2(&self, index: u64) -> Result<Option<(Option<Hash>, Vec<u8>)>, StoreError> {
+        match self.bundled_record(index)? {
+            Some(r) => Ok(Some(r)),
+            None => match self.chunk_record(index)? {
+                Some(r) => Ok(Some(r)),
+                None => self.bundled_record(index),
+            },
+        }
+    }
+
+    fn bundled_record(&self, index: u64) -> Result<Option<(Option<Hash>, Vec<u8>)>, StoreError> {
         let n = index / BUNDLE_ENTRIES;
         let pos = (index % BUNDLE_ENTRIES) as usize;
         if let Some(v) = self.tree.get(bundle_key(n))? {
@@ -343,6 +356,11 @@ impl Store {
                 .and_then(|s| Hash::from_slice(s).ok());
             return Ok(Some((h, leaf.to_vec())));
         }
+        Ok(None)
+    }
+
+    fn chunk_record(&self, index: u64) -> Result<Option<(Option<Hash>, Vec<u8>)>, StoreError> {
+        let n = index / BUNDLE_ENTRIES;
         let chunks = self.chunks_in(n * BUNDLE_ENTRIES, index + 1)?;
         let Some((first, v)) = chunks.last() else {
             return Ok(None);
@@ -363,7 +381,14 @@ impl Store {
                 .get(pos * 32..pos * 32 + 32)
                 .and_then(|s| Hash::from_slice(s).ok()));
         }
-        Ok(self.record_v2(index)?.and_then(|(h, _)| h))
+        if let Some((h, _)) = self.chunk_record(index)? {
+            return Ok(h);
+        }
+        // The bundle (and its tile) may have replaced the chunks since the first read.
+        Ok(self
+            .tree
+            .get(tile_key(0, n))?
+            .and_then(|t| t.get(pos * 32..pos * 32 + 32).and_then(|s| Hash::from_slice(s).ok())))
     }
 
     /// Hashes of tile `n` at tile level `level`: the stored tile, or for level 0 without one the
@@ -382,6 +407,10 @@ impl Store {
                 for (h, _) in decode_chunk(&v).map_err(|p| malformed(first + p as u64, "chunk"))? {
                     out.extend_from_slice(&h.0);
                 }
+            }
+            // A group may have completed the bundle between the two reads.
+            if let Some(t) = self.tree.get(tile_key(level, n))? {
+                return Ok((t.to_vec(), true));
             }
         }
         Ok((out, false))
@@ -501,6 +530,8 @@ pub(crate) struct Records<'a> {
     store: &'a Store,
     start: u64,
     end: u64,
+    // The index after the last entry read.
+    next: u64,
     bundles: Option<sled::Iter>,
     chunks: Option<sled::Iter>,
     buf: VecDeque<Record>,
@@ -513,6 +544,7 @@ impl<'a> Records<'a> {
             store,
             start,
             end,
+            next: start / BUNDLE_ENTRIES * BUNDLE_ENTRIES,
             bundles: Some(store.tree.range(bundle_key(start / BUNDLE_ENTRIES)..)),
             chunks: None,
             buf: VecDeque::new(),
@@ -522,6 +554,28 @@ impl<'a> Records<'a> {
 
     fn want(&self, i: u64) -> bool {
         i >= self.start && i < self.end
+    }
+
+    /// Queues the entries of bundle `n` from index `from` on.
+    fn push_bundle(&mut self, n: u64, v: &[u8], from: u64) -> Result<(), StoreError> {
+        let first = n * BUNDLE_ENTRIES;
+        let leaves = decode_bundle(v).map_err(|p| malformed(first + p as u64, "bundle"))?;
+        let tile = self.store.tree.get(tile_key(0, n))?;
+        for (j, leaf) in leaves.into_iter().enumerate() {
+            let i = first + j as u64;
+            if i < from {
+                continue;
+            }
+            self.next = self.next.max(i + 1);
+            if self.want(i) {
+                let h = tile
+                    .as_ref()
+                    .and_then(|t| t.get(j * 32..j * 32 + 32))
+                    .and_then(|s| Hash::from_slice(s).ok());
+                self.buf.push_back((i, h, leaf.to_vec()));
+            }
+        }
+        Ok(())
     }
 
     /// Fills `buf` from the next bundle or chunk; false at the end.
@@ -534,19 +588,7 @@ impl<'a> Records<'a> {
                         && let Some(n) = key_u64(&k)
                         && n.saturating_mul(BUNDLE_ENTRIES) < self.end
                     {
-                        let first = n * BUNDLE_ENTRIES;
-                        let leaves = decode_bundle(&v).map_err(|p| malformed(first + p as u64, "bundle"))?;
-                        let tile = self.store.tree.get(tile_key(0, n))?;
-                        for (j, leaf) in leaves.into_iter().enumerate() {
-                            let i = first + j as u64;
-                            if self.want(i) {
-                                let h = tile
-                                    .as_ref()
-                                    .and_then(|t| t.get(j * 32..j * 32 + 32))
-                                    .and_then(|s| Hash::from_slice(s).ok());
-                                self.buf.push_back((i, h, leaf.to_vec()));
-                            }
-                        }
+                        self.push_bundle(n, &v, 0)?;
                         return Ok(true);
                     }
                     self.bundles = None;
@@ -558,29 +600,40 @@ impl<'a> Records<'a> {
             self.chunks = Some(self.store.tree.range(chunk_key(0)..));
         }
         loop {
-            let Some(r) = self.chunks.as_mut().and_then(Iterator::next) else {
-                return Ok(false);
+            let item = match self.chunks.as_mut().and_then(Iterator::next) {
+                None => None,
+                Some(r) => {
+                    let (k, v) = r?;
+                    key_u64(&k).filter(|_| k.first() == Some(&b'p')).map(|f| (f, v))
+                }
             };
-            {
-                let (k, v) = r?;
-                let Some(first) = key_u64(&k).filter(|_| k.first() == Some(&b'p')) else {
-                    return Ok(false);
-                };
-                if first >= self.end {
-                    return Ok(false);
-                }
-                let recs = decode_chunk(&v).map_err(|p| malformed(first + p as u64, "chunk"))?;
-                let mut any = false;
-                for (j, (h, leaf)) in recs.into_iter().enumerate() {
-                    let i = first + j as u64;
-                    if self.want(i) {
-                        self.buf.push_back((i, Some(h), leaf.to_vec()));
-                        any = true;
-                    }
-                }
-                if any {
+            let first = item.as_ref().map_or(u64::MAX, |(f, _)| *f);
+            if first > self.next && self.next < self.end {
+                // A group completed the bundle holding `next` (replacing its chunks) after the
+                // bundles or those chunks were scanned: read the rest of it, then the chunks after.
+                let n = self.next / BUNDLE_ENTRIES;
+                if let Some(bv) = self.store.tree.get(bundle_key(n))? {
+                    let from = self.next;
+                    self.push_bundle(n, &bv, from)?;
+                    self.chunks = Some(self.store.tree.range(chunk_key(self.next)..));
                     return Ok(true);
                 }
+            }
+            let Some((first, v)) = item.filter(|(f, _)| *f < self.end) else {
+                return Ok(false);
+            };
+            let recs = decode_chunk(&v).map_err(|p| malformed(first + p as u64, "chunk"))?;
+            let mut any = false;
+            for (j, (h, leaf)) in recs.into_iter().enumerate() {
+                let i = first + j as u64;
+                self.next = self.next.max(i + 1);
+                if self.want(i) {
+                    self.buf.push_back((i, Some(h), leaf.to_vec()));
+                    any = true;
+                }
+            }
+            if any {
+                return Ok(true);
             }
         }
     }

@@ -3,11 +3,11 @@
 
 mod support;
 
+use ledger_core::hash::Hash;
 use ledger_proto::pb;
+use ledger_store::layout::{self, raw};
 use std::collections::BTreeMap;
 use std::path::Path;
-use ledger_core::hash::Hash;
-use ledger_store::layout::{self, raw};
 use support::*;
 
 /// Builds a small ledger (ten entries, then `extra` notes in one batch) and stops the node;
@@ -78,8 +78,11 @@ fn edit_bundle(f: impl FnOnce(&mut Vec<Vec<u8>>)) -> impl FnOnce(&sled::Tree) {
             .collect();
         assert_eq!(leaves.len(), 256);
         f(&mut leaves);
-        t.insert(layout::bundle_key(0), layout::encode_bundle(leaves.iter().map(Vec::as_slice)))
-            .expect("insert");
+        t.insert(
+            layout::bundle_key(0),
+            layout::encode_bundle(leaves.iter().map(Vec::as_slice)),
+        )
+        .expect("insert");
     }
 }
 
@@ -108,7 +111,12 @@ async fn tampered_store_is_refused_naming_the_index() {
     // The ten entries are after the last full bundle: in the tail chunks (layout 2). Each edit
     // rewrites the chunks (one per entry, a valid chunking) with one entry changed.
     assert_eq!(
-        raw::read_tail(ledger_store::Store::open_read_only(&data.join("store")).expect("ro").raw_tree()).len(),
+        raw::read_tail(
+            ledger_store::Store::open_read_only(&data.join("store"))
+                .expect("ro")
+                .raw_tree()
+        )
+        .len(),
         10
     );
     let out = tamper_and_start(
@@ -187,9 +195,13 @@ async fn tampered_bundles_and_tiles_are_refused_by_name() {
     let out = tamper_and_start(&data, "bundle-swap", edit_bundle(|l| l.swap(3, 6)));
     assert!(out.contains("INDEX_MISMATCH at index 3"), "bundle-swap: {out}");
 
-    let out = tamper_and_start(&data, "bundle-short", edit_bundle(|l| {
-        l.remove(200);
-    }));
+    let out = tamper_and_start(
+        &data,
+        "bundle-short",
+        edit_bundle(|l| {
+            l.remove(200);
+        }),
+    );
     assert!(out.contains("INDEX_MISMATCH at index 200"), "bundle-short: {out}");
 
     let out = tamper_and_start(&data, "bundle-drop", |t| {
@@ -214,7 +226,10 @@ async fn tampered_bundles_and_tiles_are_refused_by_name() {
     let out = tamper_and_start(&data, "leaf-tile-drop", |t| {
         t.remove(layout::tile_key(0, 0)).expect("remove");
     });
-    assert!(out.contains("TILE_MISMATCH at tile level 0, tile 0"), "leaf-tile-drop: {out}");
+    assert!(
+        out.contains("TILE_MISMATCH at tile level 0, tile 0"),
+        "leaf-tile-drop: {out}"
+    );
 
     let out = tamper_and_start(&data, "node-tile", |t| {
         let mut v = t.get(layout::tile_key(1, 0)).expect("get").expect("tile 1/0").to_vec();
@@ -230,7 +245,10 @@ async fn tampered_bundles_and_tiles_are_refused_by_name() {
         v.extend_from_slice(&[7u8; 32]);
         t.insert(layout::tile_key(1, 0), v).expect("insert");
     });
-    assert!(out.contains("TILE_MISMATCH at tile level 1, tile 0"), "node-tile-grown: {out}");
+    assert!(
+        out.contains("TILE_MISMATCH at tile level 1, tile 0"),
+        "node-tile-grown: {out}"
+    );
 
     // A stray copy of an entry of bundle 0 in the tail.
     let out = tamper_and_start(&data, "stray-chunk", |t| {

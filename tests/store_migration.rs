@@ -71,7 +71,8 @@ fn write_layout_1(dir: &Path, entries: &[Vec<u8>], checkpoints: &[(u64, String)]
         }
     }
     for (size, note) in checkpoints {
-        t.insert(prefixed(b'c', &size.to_be_bytes()), note.as_bytes()).expect("c");
+        t.insert(prefixed(b'c', &size.to_be_bytes()), note.as_bytes())
+            .expect("c");
     }
     t.insert(b"msize", &ct.size().to_be_bytes()).expect("msize");
     db.flush().expect("flush");
@@ -144,10 +145,7 @@ async fn a_layout_1_store_is_refused_and_migrates_by_export_and_import() {
             let hs: Vec<_> = entries[..256].iter().map(|l| ledger_core::hash::leaf_hash(l)).collect();
             ledger_core::merkle::root_of(&hs)
         });
-        assert!(
-            st.raw_tree().scan_prefix(b"e").next().is_none(),
-            "no layout-1 key"
-        );
+        assert!(st.raw_tree().scan_prefix(b"e").next().is_none(), "no layout-1 key");
     }
     // The node serves the migrated store; the verifier replays it clean.
     {

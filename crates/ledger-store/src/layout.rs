@@ -127,10 +127,7 @@ pub fn decode_chunk(v: &[u8]) -> Result<Vec<(Hash, &[u8])>, usize> {
     let mut at = 0;
     while at < v.len() {
         let pos = out.len();
-        let h = v
-            .get(at..at + 32)
-            .and_then(|s| Hash::from_slice(s).ok())
-            .ok_or(pos)?;
+        let h = v.get(at..at + 32).and_then(|s| Hash::from_slice(s).ok()).ok_or(pos)?;
         let (leaf, next) = take_framed(v, at + 32).ok_or(pos)?;
         out.push((h, leaf));
         at = next;
@@ -140,6 +137,18 @@ pub fn decode_chunk(v: &[u8]) -> Result<Vec<(Hash, &[u8])>, usize> {
 
 /// One stored entry: index, stored leaf hash (None when its tile does not hold it), leaf.
 pub(crate) type Record = (u64, Option<Hash>, Vec<u8>);
+
+/// One stored entry found by index: its stored leaf hash (if any) and leaf.
+pub(crate) type Found = Option<(Option<Hash>, Vec<u8>)>;
+
+/// Cached tile subtrees by (tile level, tile, width), with their insertion order.
+type TileMap = (HashMap<(u8, u64, usize), Arc<TileTree>>, VecDeque<(u8, u64, usize)>);
+
+/// The cached partial level-0 tile: ((tile, width), subtrees).
+type TailSlot = Option<((u64, usize), Arc<TileTree>)>;
+
+/// Tail chunks of a bundle: the chunks' first indices and their (leaf hash, leaf) records.
+type ChunkRecords = (Vec<u64>, Vec<(Hash, Vec<u8>)>);
 
 /// The inner subtrees of a tile: `levels[k][i]` is the hash of hashes `i·2^k … (i+1)·2^k - 1`.
 type TileTree = Vec<Vec<Hash>>;
@@ -166,10 +175,29 @@ fn hashes_of(bytes: &[u8]) -> Vec<Hash> {
 /// width never changes in an append-only store.
 #[derive(Default)]
 pub(crate) struct TileCache {
-    inner: Mutex<(HashMap<(u8, u64, usize), Arc<TileTree>>, VecDeque<(u8, u64, usize)>)>,
+    inner: Mutex<TileMap>,
+    // The partial level-0 tile (from the tail chunks): one slot, replaced as it grows, so that
+    // its churn does not evict the full tiles.
+    tail: Mutex<TailSlot>,
 }
 
 impl TileCache {
+    fn tail_or(&self, key: (u64, usize), make: impl FnOnce() -> TileTree) -> Arc<TileTree> {
+        let mut g = self.tail.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some((k, t)) = g.as_ref()
+            && *k == key
+        {
+            return Arc::clone(t);
+        }
+        let t = Arc::new(make());
+        *g = Some((key, Arc::clone(&t)));
+        t
+    }
+
+    fn peek(&self, key: (u8, u64, usize)) -> Option<Arc<TileTree>> {
+        self.lock().0.get(&key).map(Arc::clone)
+    }
+
     fn get_or(&self, key: (u8, u64, usize), make: impl FnOnce() -> TileTree) -> Arc<TileTree> {
         if let Some(t) = self.lock().0.get(&key) {
             return Arc::clone(t);
@@ -191,9 +219,10 @@ impl TileCache {
         let mut g = self.lock();
         g.0.clear();
         g.1.clear();
+        *self.tail.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = None;
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, (HashMap<(u8, u64, usize), Arc<TileTree>>, VecDeque<(u8, u64, usize)>)> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, TileMap> {
         self.inner.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 }
@@ -223,13 +252,16 @@ impl Store {
 
     /// The records of the chunks of bundle `n` that start below `upto`, which must cover
     /// `[256·n, upto)` exactly: (chunk first indices, (leaf hash, leaf) in order).
-    fn chunk_records_before(&self, n: u64, upto: u64) -> Result<(Vec<u64>, Vec<(Hash, Vec<u8>)>), StoreError> {
+    fn chunk_records_before(&self, n: u64, upto: u64) -> Result<ChunkRecords, StoreError> {
         let start = n * BUNDLE_ENTRIES;
         let mut firsts = Vec::new();
         let mut recs = Vec::new();
         for (first, v) in self.chunks_in(start, upto)? {
             if first != start + recs.len() as u64 {
-                return Err(corrupt(format!("tail chunk {first}: entry {} missing", start + recs.len() as u64)));
+                return Err(corrupt(format!(
+                    "tail chunk {first}: entry {} missing",
+                    start + recs.len() as u64
+                )));
             }
             let d = decode_chunk(&v).map_err(|p| malformed(first + p as u64, "chunk"))?;
             recs.extend(d.into_iter().map(|(h, l)| (h, l.to_vec())));
@@ -257,7 +289,10 @@ impl Store {
         };
         for (k, e) in entries.iter().enumerate() {
             if e.index != first + k as u64 {
-                return Err(corrupt(format!("group entries are not consecutive at index {}", e.index)));
+                return Err(corrupt(format!(
+                    "group entries are not consecutive at index {}",
+                    e.index
+                )));
             }
         }
         let mut at = 0usize;
@@ -331,7 +366,7 @@ impl Store {
     ///
     /// A group that completes a bundle replaces its chunks by the bundle in one batch; a reader
     /// that finds neither (the batch landed between its two reads) looks at the bundle again.
-    pub(crate) fn record_v2(&self, index: u64) -> Result<Option<(Option<Hash>, Vec<u8>)>, StoreError> {
+    pub(crate) fn record_v2(&self, index: u64) -> Result<Found, StoreError> {
         match self.bundled_record(index)? {
             Some(r) => Ok(Some(r)),
             None => match self.chunk_record(index)? {
@@ -341,7 +376,7 @@ impl Store {
         }
     }
 
-    fn bundled_record(&self, index: u64) -> Result<Option<(Option<Hash>, Vec<u8>)>, StoreError> {
+    fn bundled_record(&self, index: u64) -> Result<Found, StoreError> {
         let n = index / BUNDLE_ENTRIES;
         let pos = (index % BUNDLE_ENTRIES) as usize;
         if let Some(v) = self.tree.get(bundle_key(n))? {
@@ -359,7 +394,7 @@ impl Store {
         Ok(None)
     }
 
-    fn chunk_record(&self, index: u64) -> Result<Option<(Option<Hash>, Vec<u8>)>, StoreError> {
+    fn chunk_record(&self, index: u64) -> Result<Found, StoreError> {
         let n = index / BUNDLE_ENTRIES;
         let chunks = self.chunks_in(n * BUNDLE_ENTRIES, index + 1)?;
         let Some((first, v)) = chunks.last() else {
@@ -377,9 +412,7 @@ impl Store {
         let n = index / BUNDLE_ENTRIES;
         let pos = (index % BUNDLE_ENTRIES) as usize;
         if let Some(t) = self.tree.get(tile_key(0, n))? {
-            return Ok(t
-                .get(pos * 32..pos * 32 + 32)
-                .and_then(|s| Hash::from_slice(s).ok()));
+            return Ok(t.get(pos * 32..pos * 32 + 32).and_then(|s| Hash::from_slice(s).ok()));
         }
         if let Some((h, _)) = self.chunk_record(index)? {
             return Ok(h);
@@ -393,9 +426,9 @@ impl Store {
 
     /// Hashes of tile `n` at tile level `level`: the stored tile, or for level 0 without one the
     /// leaf hashes of the consecutive chunks from the bundle's start. The flag says it was stored.
-    pub(crate) fn tile_hashes(&self, level: u8, n: u64) -> Result<(Vec<u8>, bool), StoreError> {
+    pub(crate) fn tile_hashes(&self, level: u8, n: u64) -> Result<(sled::IVec, bool), StoreError> {
         if let Some(t) = self.tree.get(tile_key(level, n))? {
-            return Ok((t.to_vec(), true));
+            return Ok((t, true));
         }
         let mut out = Vec::new();
         if level == 0 {
@@ -410,10 +443,10 @@ impl Store {
             }
             // A group may have completed the bundle between the two reads.
             if let Some(t) = self.tree.get(tile_key(level, n))? {
-                return Ok((t.to_vec(), true));
+                return Ok((t, true));
             }
         }
-        Ok((out, false))
+        Ok((out.into(), false))
     }
 
     /// Node `level`/`index` from the tiles (layout 2).
@@ -426,25 +459,30 @@ impl Store {
             .ok_or_else(|| src(format!("node {level}/{index} is beyond any log")))?;
         let tn = first / BUNDLE_ENTRIES;
         let pos = (first % BUNDLE_ENTRIES) as usize;
+        let pick = |tree: &TileTree| {
+            tree.get(k as usize)
+                .and_then(|l| l.get(pos >> k))
+                .copied()
+                .ok_or_else(|| src(format!("node {level}/{index} not stored")))
+        };
+        // A full tile never changes: once cached, it is answered without reading the store.
+        if let Some(tree) = self.cache.peek((tl, tn, 256)) {
+            return pick(&tree);
+        }
         let (bytes, stored) = self.tile_hashes(tl, tn).map_err(|e| src(e.to_string()))?;
         let width = bytes.len() / 32;
         if pos + (1usize << k) > width {
             return Err(src(format!("node {level}/{index} not stored")));
         }
-        if k == 0 {
+        if k == 0 && width < 256 {
             return Hash::from_slice(&bytes[pos * 32..pos * 32 + 32]).map_err(|e| src(e.to_string()));
         }
-        let at = pos >> k;
         let tree = if stored {
             self.cache.get_or((tl, tn, width), || tile_tree(hashes_of(&bytes)))
         } else {
-            Arc::new(tile_tree(hashes_of(&bytes[pos * 32..(pos + (1 << k)) * 32])))
+            self.cache.tail_or((tn, width), || tile_tree(hashes_of(&bytes)))
         };
-        let at = if stored { at } else { 0 };
-        tree.get(k as usize)
-            .and_then(|l| l.get(at))
-            .copied()
-            .ok_or_else(|| src(format!("node {level}/{index} not stored")))
+        pick(&tree)
     }
 
     /// Removes the entries from `from` on, with their bundles, chunks and tile hashes, and sets
@@ -502,8 +540,10 @@ impl Store {
         // Tiles of level >= 1 keep the nodes complete below `from`.
         for r in self.tree.scan_prefix(b"t") {
             let (k, v) = r?;
-            let (Some(&level), Some(n)) = (k.get(1), k.get(2..10).and_then(|s| s.try_into().ok()).map(u64::from_be_bytes))
-            else {
+            let (Some(&level), Some(n)) = (
+                k.get(1),
+                k.get(2..10).and_then(|s| s.try_into().ok()).map(u64::from_be_bytes),
+            ) else {
                 continue;
             };
             if level == 0 {
@@ -701,7 +741,8 @@ pub mod raw {
             t.remove(k).expect("remove chunk");
         }
         for (i, (h, l)) in tail {
-            t.insert(chunk_key(*i), encode_chunk([(h, &l[..])])).expect("write chunk");
+            t.insert(chunk_key(*i), encode_chunk([(h, &l[..])]))
+                .expect("write chunk");
         }
     }
 }

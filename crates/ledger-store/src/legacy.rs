@@ -5,7 +5,7 @@
 //! ‖ index (u64 BE) → node hash (levels 1 to 3 recomputed from the leaf hashes); `c`, `msize`,
 //! `mwitnessed` as in layout 2 (and the `h`, `r`, `x` lookups, not read here).
 
-use crate::layout::Record;
+use crate::layout::{Found, Record};
 use crate::{Store, StoreError};
 use ledger_core::hash::{Hash, node_hash};
 use ledger_core::merkle::ProofError;
@@ -30,7 +30,7 @@ fn split(i: u64, v: &[u8]) -> Result<(Option<Hash>, Vec<u8>), StoreError> {
 
 impl Store {
     /// Entry `index` of a layout-1 store.
-    pub(crate) fn record_v1(&self, index: u64) -> Result<Option<(Option<Hash>, Vec<u8>)>, StoreError> {
+    pub(crate) fn record_v1(&self, index: u64) -> Result<Found, StoreError> {
         self.tree.get(e_key(index))?.map(|v| split(index, &v)).transpose()
     }
 

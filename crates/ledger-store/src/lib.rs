@@ -248,7 +248,7 @@ impl Store {
         Ok(self.record(index)?.map(|(_, leaf)| leaf))
     }
 
-    fn record(&self, index: u64) -> Result<Option<(Option<Hash>, Vec<u8>)>, StoreError> {
+    fn record(&self, index: u64) -> Result<layout::Found, StoreError> {
         if self.layout == 1 {
             self.record_v1(index)
         } else {
@@ -280,7 +280,11 @@ impl Store {
     }
 
     /// Iterates entries `[start, end)` with their stored leaf hashes.
-    pub(crate) fn records(&self, start: u64, end: u64) -> Box<dyn Iterator<Item = Result<layout::Record, StoreError>> + '_> {
+    pub(crate) fn records(
+        &self,
+        start: u64,
+        end: u64,
+    ) -> Box<dyn Iterator<Item = Result<layout::Record, StoreError>> + '_> {
         if self.layout == 1 {
             Box::new(self.records_v1(start, end))
         } else {

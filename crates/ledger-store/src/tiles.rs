@@ -144,12 +144,11 @@ impl TileSource for Store {
             return Ok(out);
         }
         // Straight from the stored tile (level 0 of the partial bundle: from the tail chunks).
-        let (mut bytes, _) = self.tile_hashes(level, index)?;
-        if bytes.len() < want {
-            return Err(StoreError::Corrupt(format!("tile {level}/{index}: hashes missing")).into());
+        let (bytes, _) = self.tile_hashes(level, index)?;
+        match bytes.get(..want) {
+            Some(b) => Ok(b.to_vec()),
+            None => Err(StoreError::Corrupt(format!("tile {level}/{index}: hashes missing")).into()),
         }
-        bytes.truncate(want);
-        Ok(bytes)
     }
 
     fn entry_bundle(&self, index: u64, width: u16) -> Result<Vec<u8>, TileError> {

@@ -37,7 +37,9 @@ impl Log {
                 terms: Vec::new(),
             });
         }
-        store.commit_group(&group, &nodes, self.ct.size(), None).expect("commit");
+        store
+            .commit_group(&group, &nodes, self.ct.size(), None)
+            .expect("commit");
     }
 }
 
@@ -50,11 +52,15 @@ fn prefix_count(store: &Store, p: u8) -> usize {
 fn check(store: &Store, log: &Log, probes: &[u64], proofs: bool) {
     let size = log.hashes.len() as u64;
     assert_eq!(store.size().unwrap(), size);
-    assert_eq!(store.compact_tree().unwrap().root(), root_of(&log.hashes), "root at {size}");
+    assert_eq!(
+        store.compact_tree().unwrap().root(),
+        root_of(&log.hashes),
+        "root at {size}"
+    );
     // Bundles and level-0 tiles for the full bundles only; chunks for the rest.
     assert_eq!(prefix_count(store, b'b') as u64, size / BUNDLE_ENTRIES);
     let chunks = prefix_count(store, b'p');
-    assert_eq!(chunks == 0, size % BUNDLE_ENTRIES == 0, "chunks at {size}");
+    assert_eq!(chunks == 0, size.is_multiple_of(BUNDLE_ENTRIES), "chunks at {size}");
     for &i in probes.iter().filter(|&&i| i < size) {
         assert_eq!(store.entry(i).unwrap(), Some(leaf(i)), "entry {i} at {size}");
         assert_eq!(store.stored_leaf_hash(i).unwrap(), Some(log.hashes[i as usize]));
@@ -90,8 +96,12 @@ fn groups_of_many_sizes_round_trip_through_bundles_tiles_and_chunks() {
         ct: CompactTree::new(),
         hashes: Vec::new(),
     };
-    let probes = [0, 1, 17, 254, 255, 256, 257, 511, 512, 5000, 5519, 65535, 65536, 65537, 66000, 70_000];
-    for n in [1u64, 255, 256, 257, 5000, 1, 1, 1, 300, 3, 59_999, 1000, 254, 2, 512, 3000, 1] {
+    let probes = [
+        0, 1, 17, 254, 255, 256, 257, 511, 512, 5000, 5519, 65535, 65536, 65537, 66000, 70_000,
+    ];
+    for n in [
+        1u64, 255, 256, 257, 5000, 1, 1, 1, 300, 3, 59_999, 1000, 254, 2, 512, 3000, 1,
+    ] {
         log.commit(&store, n);
         check(&store, &log, &probes, log.hashes.len() < 8000);
         // Live chunks are bounded by the groups of one bundle.
@@ -198,13 +208,30 @@ fn a_group_that_cannot_be_staged_writes_nothing() {
         terms: Vec::new(),
     };
     let r = store.commit_group(&[e(200), e(202)], &[], 203, None);
-    assert!(matches!(&r, Err(StoreError::Corrupt(m)) if m.contains("not consecutive at index 202")), "{r:?}");
+    assert!(
+        matches!(&r, Err(StoreError::Corrupt(m)) if m.contains("not consecutive at index 202")),
+        "{r:?}"
+    );
     // A group completing bundle 0 whose earlier chunks were lost: refused, not a short bundle.
     store.raw_tree().remove(chunk_key(0)).unwrap();
     let group: Vec<PreparedEntry> = (200..300).map(e).collect();
     let r = store.commit_group(&group, &[], 300, None);
-    assert!(matches!(&r, Err(StoreError::Corrupt(m)) if m.contains("tail chunks of bundle 0")), "{r:?}");
-    store.raw_tree().insert(chunk_key(0), before.iter().find(|(k, _)| k[..] == chunk_key(0)[..]).unwrap().1.clone()).unwrap();
+    assert!(
+        matches!(&r, Err(StoreError::Corrupt(m)) if m.contains("tail chunks of bundle 0")),
+        "{r:?}"
+    );
+    store
+        .raw_tree()
+        .insert(
+            chunk_key(0),
+            before
+                .iter()
+                .find(|(k, _)| k[..] == chunk_key(0)[..])
+                .unwrap()
+                .1
+                .clone(),
+        )
+        .unwrap();
     let after: Vec<_> = store.raw_tree().iter().map(Result::unwrap).collect();
     assert_eq!(before, after, "nothing of a refused group is written");
 }
@@ -260,7 +287,10 @@ fn a_layout_1_store_is_refused_for_writing_and_read_for_export() {
     assert_eq!(all.len(), 20);
     assert_eq!(all[7], (7, leaf(7)));
     assert_eq!(ro.stored_leaf_hash(3).unwrap(), Some(leaf_hash(&leaf(3))));
-    assert_eq!(ro.node(2, 1).unwrap(), root_of(&(4..8).map(|i| leaf_hash(&leaf(i))).collect::<Vec<_>>()));
+    assert_eq!(
+        ro.node(2, 1).unwrap(),
+        root_of(&(4..8).map(|i| leaf_hash(&leaf(i))).collect::<Vec<_>>())
+    );
 }
 
 /// Readers racing the writer never miss an acknowledged entry, its leaf hash or a proof node, even
@@ -280,7 +310,12 @@ fn readers_racing_the_writer_see_every_acknowledged_entry() {
                     continue;
                 }
                 // The entries at the edge of the tail are the ones a bundle completion moves.
-                for i in [size - 1, (size - 1) / 256 * 256, size.saturating_sub(200), size.saturating_sub(257)] {
+                for i in [
+                    size - 1,
+                    (size - 1) / 256 * 256,
+                    size.saturating_sub(200),
+                    size.saturating_sub(257),
+                ] {
                     assert_eq!(store.entry(i).unwrap(), Some(leaf(i)), "entry {i} of {size}");
                     assert_eq!(store.stored_leaf_hash(i).unwrap(), Some(leaf_hash(&leaf(i))));
                     checked += 1;

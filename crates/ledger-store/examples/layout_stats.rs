@@ -85,6 +85,8 @@ fn main() {
         store.size_on_disk().unwrap() as f64 / n as f64,
         leaf_bytes / n
     );
+    let blobs = std::fs::read_dir(dir.path().join("blobs")).map_or(0, Iterator::count);
+    println!("sled blob files: {blobs}");
     let mut seed = 0x9e37_79b9_7f4a_7c15u64;
     let mut next = || {
         seed ^= seed << 13;

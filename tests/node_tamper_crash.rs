@@ -3,13 +3,16 @@
 
 mod support;
 
+use ledger_core::hash::Hash;
 use ledger_proto::pb;
+use ledger_store::layout::{self, raw};
 use std::collections::BTreeMap;
 use std::path::Path;
 use support::*;
 
-/// Builds a small ledger and stops the node; returns the data dir.
-async fn build(dir: &Path) -> std::path::PathBuf {
+/// Builds a small ledger (ten entries, then `extra` notes in one batch) and stops the node;
+/// returns the data dir.
+async fn build(dir: &Path, extra: u64) -> std::path::PathBuf {
     let data = dir.join("d");
     init(&data, "ledger.test/tamper", &[], 1);
     let admin = key(&data.join("keys/admin.key"));
@@ -23,6 +26,20 @@ async fn build(dir: &Path) -> std::path::PathBuf {
         append(&mut c, &record("note", note_payload(i), &[&reg]), "")
             .await
             .expect("append");
+    }
+    if extra > 0 {
+        let items: Vec<pb::AppendRequest> = (0..extra)
+            .map(|i| req(&record("note", note_payload(100 + i), &[&reg]), "", false))
+            .collect();
+        let r = c
+            .append_batch(pb::AppendBatchRequest {
+                items,
+                wait_for_checkpoint: true,
+            })
+            .await
+            .expect("batch")
+            .into_inner();
+        assert!(r.results.iter().all(|x| x.ok.is_some()), "all appended");
     }
     node.stop();
     data
@@ -41,10 +58,32 @@ fn copy_dir(from: &Path, to: &Path) {
     }
 }
 
-fn ekey(i: u64) -> Vec<u8> {
-    let mut k = vec![b'e'];
-    k.extend_from_slice(&i.to_be_bytes());
-    k
+/// Rewrites the tail chunks (one per entry, a valid chunking) after `f` edited them.
+fn edit_tail(f: impl FnOnce(&mut BTreeMap<u64, (Hash, Vec<u8>)>)) -> impl FnOnce(&sled::Tree) {
+    move |t: &sled::Tree| {
+        let mut tail = raw::read_tail(t);
+        f(&mut tail);
+        raw::write_tail(t, &tail);
+    }
+}
+
+/// Rewrites entry bundle 0 after `f` edited its leaves.
+fn edit_bundle(f: impl FnOnce(&mut Vec<Vec<u8>>)) -> impl FnOnce(&sled::Tree) {
+    move |t: &sled::Tree| {
+        let v = t.get(layout::bundle_key(0)).expect("get").expect("bundle 0");
+        let mut leaves: Vec<Vec<u8>> = layout::decode_bundle(&v)
+            .expect("frames")
+            .into_iter()
+            .map(<[u8]>::to_vec)
+            .collect();
+        assert_eq!(leaves.len(), 256);
+        f(&mut leaves);
+        t.insert(
+            layout::bundle_key(0),
+            layout::encode_bundle(leaves.iter().map(Vec::as_slice)),
+        )
+        .expect("insert");
+    }
 }
 
 /// Applies `f` to the raw sled tree of a copy of `data` and returns the stderr of a refused start.
@@ -65,47 +104,161 @@ fn tamper_and_start(data: &Path, name: &str, f: impl FnOnce(&sled::Tree)) -> Str
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn tampered_store_is_refused_naming_the_index() {
     let dir = tempfile::tempdir().expect("tmp");
-    let data = build(dir.path()).await;
+    let data = build(dir.path(), 0).await;
     // Untouched, it starts.
     drop(Node::start(&data));
 
-    let out = tamper_and_start(&data, "flip", |t| {
-        let mut v = t.get(ekey(5)).expect("get").expect("entry 5").to_vec();
-        let n = v.len();
-        v[n - 70] ^= 0x01; // inside the payload/keyid region
-        t.insert(ekey(5), v).expect("insert");
-    });
+    // The ten entries are after the last full bundle: in the tail chunks (layout 2). Each edit
+    // rewrites the chunks (one per entry, a valid chunking) with one entry changed.
+    assert_eq!(
+        raw::read_tail(
+            ledger_store::Store::open_read_only(&data.join("store"))
+                .expect("ro")
+                .raw_tree()
+        )
+        .len(),
+        10
+    );
+    let out = tamper_and_start(
+        &data,
+        "flip",
+        edit_tail(|tail| {
+            let v = &mut tail.get_mut(&5).expect("entry 5").1;
+            let n = v.len();
+            v[n - 70] ^= 0x01; // inside the payload/keyid region
+        }),
+    );
     assert!(out.contains("index 5"), "flip: {out}");
     assert!(out.contains("refusing to serve"), "flip: {out}");
 
-    let out = tamper_and_start(&data, "delete", |t| {
-        t.remove(ekey(4)).expect("remove");
-    });
+    let out = tamper_and_start(
+        &data,
+        "delete",
+        edit_tail(|tail| {
+            tail.remove(&4);
+        }),
+    );
     assert!(out.contains("MISSING_ENTRY at index 4"), "delete: {out}");
 
-    let out = tamper_and_start(&data, "swap", |t| {
-        let a = t.get(ekey(3)).expect("get").expect("3");
-        let b = t.get(ekey(6)).expect("get").expect("6");
-        t.insert(ekey(3), b).expect("insert");
-        t.insert(ekey(6), a).expect("insert");
-    });
+    let out = tamper_and_start(
+        &data,
+        "swap",
+        edit_tail(|tail| {
+            let a = tail.remove(&3).expect("3");
+            let b = tail.remove(&6).expect("6");
+            tail.insert(3, b);
+            tail.insert(6, a);
+        }),
+    );
     assert!(out.contains("INDEX_MISMATCH at index 3"), "swap: {out}");
 
     // Rewriting an entry *and* its stored leaf hash is still caught by the chain.
-    let out = tamper_and_start(&data, "rewrite", |t| {
-        let bytes = t.get(ekey(2)).expect("get").expect("2").to_vec();
-        let mut e = ledger_core::entry::Entry::decode(&bytes[32..]).expect("decode");
-        e.timestamp_micros += 1;
-        let nb = e.encode();
-        // The entry value is leaf hash ‖ leaf: rewrite both consistently, as a careful attacker would.
-        let mut v = ledger_core::hash::leaf_hash(&nb).0.to_vec();
-        v.extend_from_slice(&nb);
-        t.insert(ekey(2), v).expect("insert");
-    });
+    let out = tamper_and_start(
+        &data,
+        "rewrite",
+        edit_tail(|tail| {
+            let (_, bytes) = tail.get(&2).expect("2");
+            let mut e = ledger_core::entry::Entry::decode(bytes).expect("decode");
+            e.timestamp_micros += 1;
+            let nb = e.encode();
+            // The chunk holds leaf hash ‖ leaf: rewrite both consistently, as a careful attacker would.
+            tail.insert(2, (ledger_core::hash::leaf_hash(&nb), nb));
+        }),
+    );
     assert!(
         out.contains("index 3") || out.contains("NODE_MISMATCH"),
         "rewrite: {out}"
     );
+}
+
+/// Layout 2 (issue 14): the entries of a full bundle and the hashes of the tiles are checked as
+/// strictly as the tail: an edited, dropped or reordered bundle, an edited leaf hash in a level-0
+/// tile, an edited node hash in a level-1 tile, and a tile removed or grown are each refused by
+/// name.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tampered_bundles_and_tiles_are_refused_by_name() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let data = build(dir.path(), 300).await;
+    // 310 entries: bundle 0 (0-255) with its level-0 tile, a level-1 tile holding one hash, and
+    // entries 256-309 in the tail.
+    let out = tamper_and_start(
+        &data,
+        "bundle-flip",
+        edit_bundle(|l| {
+            let n = l[5].len();
+            l[5][n - 70] ^= 0x01;
+        }),
+    );
+    assert!(out.contains("at index 5"), "bundle-flip: {out}");
+    assert!(out.contains("refusing to serve"), "bundle-flip: {out}");
+
+    let out = tamper_and_start(&data, "bundle-swap", edit_bundle(|l| l.swap(3, 6)));
+    assert!(out.contains("INDEX_MISMATCH at index 3"), "bundle-swap: {out}");
+
+    let out = tamper_and_start(
+        &data,
+        "bundle-short",
+        edit_bundle(|l| {
+            l.remove(200);
+        }),
+    );
+    assert!(out.contains("INDEX_MISMATCH at index 200"), "bundle-short: {out}");
+
+    let out = tamper_and_start(&data, "bundle-drop", |t| {
+        t.remove(layout::bundle_key(0)).expect("remove");
+    });
+    assert!(out.contains("MISSING_ENTRY at index 0"), "bundle-drop: {out}");
+
+    let out = tamper_and_start(&data, "bundle-frame", |t| {
+        let mut v = t.get(layout::bundle_key(0)).expect("get").expect("bundle 0").to_vec();
+        v[0] = 0xff; // the first length now runs past the value
+        t.insert(layout::bundle_key(0), v).expect("insert");
+    });
+    assert!(out.contains("MALFORMED_ENTRY at index 0"), "bundle-frame: {out}");
+
+    let out = tamper_and_start(&data, "leaf-tile", |t| {
+        let mut v = t.get(layout::tile_key(0, 0)).expect("get").expect("tile 0/0").to_vec();
+        v[7 * 32] ^= 0x80;
+        t.insert(layout::tile_key(0, 0), v).expect("insert");
+    });
+    assert!(out.contains("LEAF_HASH_MISMATCH at index 7"), "leaf-tile: {out}");
+
+    let out = tamper_and_start(&data, "leaf-tile-drop", |t| {
+        t.remove(layout::tile_key(0, 0)).expect("remove");
+    });
+    assert!(
+        out.contains("TILE_MISMATCH at tile level 0, tile 0"),
+        "leaf-tile-drop: {out}"
+    );
+
+    let out = tamper_and_start(&data, "node-tile", |t| {
+        let mut v = t.get(layout::tile_key(1, 0)).expect("get").expect("tile 1/0").to_vec();
+        assert_eq!(v.len(), 32, "one level-8 node");
+        v[0] ^= 0x01;
+        t.insert(layout::tile_key(1, 0), v).expect("insert");
+    });
+    assert!(out.contains("NODE_MISMATCH"), "node-tile: {out}");
+    assert!(out.contains("at size 256"), "node-tile: {out}");
+
+    let out = tamper_and_start(&data, "node-tile-grown", |t| {
+        let mut v = t.get(layout::tile_key(1, 0)).expect("get").expect("tile 1/0").to_vec();
+        v.extend_from_slice(&[7u8; 32]);
+        t.insert(layout::tile_key(1, 0), v).expect("insert");
+    });
+    assert!(
+        out.contains("TILE_MISMATCH at tile level 1, tile 0"),
+        "node-tile-grown: {out}"
+    );
+
+    // A stray copy of an entry of bundle 0 in the tail.
+    let out = tamper_and_start(&data, "stray-chunk", |t| {
+        let v = t.get(layout::bundle_key(0)).expect("get").expect("bundle 0");
+        let leaves = layout::decode_bundle(&v).expect("frames");
+        let h = ledger_core::hash::leaf_hash(leaves[9]);
+        t.insert(layout::chunk_key(9), layout::encode_chunk([(&h, leaves[9])]))
+            .expect("insert");
+    });
+    assert!(out.contains("STRAY_RECORD: entry 9"), "stray-chunk: {out}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

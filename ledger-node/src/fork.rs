@@ -84,6 +84,8 @@ pub fn debug_fork(data: &Path, from: u64) -> Result<()> {
     }
     .sign(&NoteSigner::new(&origin, key)?)?
     .to_text();
+    // The bundles, chunks and tile hashes from `from` on go; the rewritten entries replace them.
+    store.truncate(from)?;
     store.commit_group(&prepared, &nodes, size, Some((size, &note)))?;
     // The operator holds the node key, so the marks are rewritten too (only witnesses can tell).
     crate::marks::write_latest(&store, data)?;

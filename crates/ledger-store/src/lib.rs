@@ -5,10 +5,17 @@
 //! is written by one atomic `Batch` and made durable by one flush: a crash leaves either the whole
 //! group or none of it (`docs/design.md`).
 //!
+//! Store layout 2 (issue 14; [`layout`]): entries in bundles of 256 and node hashes in C2SP
+//! tlog-tiles hash tiles, so that a group costs O(1) sled keys. A store of layout 1 (one `e` key
+//! per entry, `n` node keys) is refused by [`Store::open`] and migrated with `ledger-node export`
+//! and `ledger-node import`; [`Store::open_read_only`] still reads it for the export.
+//!
 //! | prefix | key | value |
 //! |---|---|---|
-//! | `e` | index (u64 BE) | leaf hash (32 bytes) ‖ canonical entry bytes (the leaf) |
-//! | `n` | level (u8 ≥ 4), index (u64 BE) | 32-byte hash of the perfect subtree |
+//! | `m` | `layout` | u32 BE `2` ([`layout::LAYOUT_VERSION`]), written when the store is created |
+//! | `b` | bundle N (u64 BE) | full entry bundle: the leaves of entries `[256·N, 256·N+256)`, each `u32 BE length ‖ leaf` |
+//! | `t` | tile level L (u8), tile N (u64 BE) | C2SP hash tile: the 32-byte hashes of the level-`8·L` nodes `256·N …` (level 0: full tiles; level ≥ 1: partial tiles rewritten as they grow) |
+//! | `p` | first index (u64 BE) | one group's entries after the last full bundle: (leaf hash ‖ u32 BE length ‖ leaf)* |
 //! | `h` | leaf hash | index (u64 BE) |
 //! | `c` | tree size (u64 BE) | signed checkpoint note |
 //! | `r` | client request id | index (u64 BE) ‖ SHA-256 of the envelope's leaf-independent bytes |
@@ -18,16 +25,13 @@
 
 pub mod export;
 pub mod high_water;
+pub mod layout;
+mod legacy;
 pub mod tiles;
 mod verify;
 
 pub use ledger_core::registry::IndexTag;
 pub use verify::{OpenReport, TamperFault};
-
-/// Levels 1 to this one are not stored: they are recomputed from at most 2^level stored leaf
-/// hashes when a proof needs them. This saves about 0.9 writes per entry (a third of the store's
-/// write cost) for a few extra reads per proof.
-pub const UNSTORED_LEVELS: u32 = 3;
 
 use ledger_core::compact::{CompactTree, CompletedNode};
 use ledger_core::hash::Hash;
@@ -56,6 +60,15 @@ pub enum StoreError {
     /// Export/import stream problem.
     #[error("export stream: {0}")]
     Export(String),
+    /// The data directory holds a store layout this build does not write.
+    #[error(
+        "the store is of layout {found}; this ledger-node keeps layout {}. Migrate it: `ledger-node export --data OLD --out FILE`, then `ledger-node import --data NEW --in FILE` (docs/operations.md, \"Migrating a store to layout 2\")",
+        layout::LAYOUT_VERSION
+    )]
+    OldLayout {
+        /// Layout found (1: no `mlayout` key).
+        found: u32,
+    },
 }
 
 /// One entry of a group to commit.
@@ -78,6 +91,9 @@ pub struct Store {
     db: sled::Db,
     tree: sled::Tree,
     read_only: bool,
+    // Layout of the store: 2, or 1 for a read-only open of an old store.
+    layout: u32,
+    cache: layout::TileCache,
     // For a read-only open, the temporary copy that is deleted on drop.
     _snapshot: Option<tempfile::TempDir>,
 }
@@ -93,14 +109,6 @@ fn key(prefix: u8, rest: &[u8]) -> Vec<u8> {
     let mut k = Vec::with_capacity(1 + rest.len());
     k.push(prefix);
     k.extend_from_slice(rest);
-    k
-}
-
-fn node_key(level: u32, index: u64) -> [u8; 10] {
-    let mut k = [0u8; 10];
-    k[0] = b'n';
-    k[1] = level as u8;
-    k[2..].copy_from_slice(&index.to_be_bytes());
     k
 }
 
@@ -153,10 +161,17 @@ impl Store {
             .cache_capacity(cache_bytes)
             .open()?;
         let tree = db.open_tree("ledger")?;
+        let layout = store_layout(&tree, true)?;
+        if layout != layout::LAYOUT_VERSION {
+            return Err(StoreError::OldLayout { found: layout });
+        }
+        db.flush()?;
         Ok(Self {
             db,
             tree,
             read_only: false,
+            layout,
+            cache: layout::TileCache::default(),
             _snapshot: None,
         })
     }
@@ -183,10 +198,13 @@ impl Store {
             .cache_capacity(READ_ONLY_CACHE_BYTES)
             .open()?;
         let tree = db.open_tree("ledger")?;
+        let layout = store_layout(&tree, false)?;
         Ok(Self {
             db,
             tree,
             read_only: true,
+            layout,
+            cache: layout::TileCache::default(),
             _snapshot: Some(snap),
         })
     }
@@ -227,14 +245,21 @@ impl Store {
     /// # Errors
     /// On storage failure.
     pub fn entry(&self, index: u64) -> Result<Option<Vec<u8>>, StoreError> {
-        match self.tree.get(key(b'e', &be(index)))? {
-            None => Ok(None),
-            Some(v) => Ok(Some(
-                v.get(32..)
-                    .ok_or_else(|| StoreError::Corrupt(format!("entry {index}")))?
-                    .to_vec(),
-            )),
+        Ok(self.record(index)?.map(|(_, leaf)| leaf))
+    }
+
+    fn record(&self, index: u64) -> Result<layout::Found, StoreError> {
+        if self.layout == 1 {
+            self.record_v1(index)
+        } else {
+            self.record_v2(index)
         }
+    }
+
+    /// Layout of the store (2; 1 only for a read-only open of a store to migrate).
+    #[must_use]
+    pub fn layout(&self) -> u32 {
+        self.layout
     }
 
     /// The leaf hash stored with entry `index`.
@@ -242,27 +267,29 @@ impl Store {
     /// # Errors
     /// On storage failure or a short value.
     pub fn stored_leaf_hash(&self, index: u64) -> Result<Option<Hash>, StoreError> {
-        match self.tree.get(key(b'e', &be(index)))? {
-            None => Ok(None),
-            Some(v) => Ok(Some(
-                Hash::from_slice(v.get(..32).unwrap_or_default())
-                    .map_err(|_| StoreError::Corrupt(format!("entry {index}")))?,
-            )),
+        if self.layout == 1 {
+            return Ok(self.record_v1(index)?.and_then(|(h, _)| h));
         }
+        self.leaf_hash_v2(index)
     }
 
-    /// Iterates entries `[start, end)` in order as (index, bytes).
+    /// Iterates entries `[start, end)` in order as (index, bytes), bundle by bundle: memory does
+    /// not depend on the range.
     pub fn entries(&self, start: u64, end: u64) -> impl Iterator<Item = Result<(u64, Vec<u8>), StoreError>> + '_ {
-        self.tree.range(key(b'e', &be(start))..key(b'e', &be(end))).map(|r| {
-            let (k, v) = r?;
-            let i = read_u64(&k[1..], "entry key")?;
-            Ok((
-                i,
-                v.get(32..)
-                    .ok_or_else(|| StoreError::Corrupt(format!("entry {i}")))?
-                    .to_vec(),
-            ))
-        })
+        self.records(start, end).map(|r| r.map(|(i, _, leaf)| (i, leaf)))
+    }
+
+    /// Iterates entries `[start, end)` with their stored leaf hashes.
+    pub(crate) fn records(
+        &self,
+        start: u64,
+        end: u64,
+    ) -> Box<dyn Iterator<Item = Result<layout::Record, StoreError>> + '_> {
+        if self.layout == 1 {
+            Box::new(self.records_v1(start, end))
+        } else {
+            Box::new(layout::Records::new(self, start, end))
+        }
     }
 
     /// Timestamp of entry `index`, read from its encoding without decoding the rest.
@@ -392,11 +419,8 @@ impl Store {
             return Err(StoreError::ReadOnly);
         }
         let mut b = sled::Batch::default();
+        self.stage_entries(&mut b, entries, nodes)?;
         for e in entries {
-            let mut v = Vec::with_capacity(32 + e.leaf.len());
-            v.extend_from_slice(&e.leaf_hash.0);
-            v.extend_from_slice(&e.leaf);
-            b.insert(key(b'e', &be(e.index)), v);
             b.insert(key(b'h', &e.leaf_hash.0), &be(e.index));
             if let Some((id, digest)) = &e.request {
                 let mut v = be(e.index).to_vec();
@@ -408,9 +432,6 @@ impl Store {
                     b.insert(k, &[][..]);
                 }
             }
-        }
-        for n in nodes.iter().filter(|n| n.level > UNSTORED_LEVELS) {
-            b.insert(&node_key(n.level, n.index)[..], &n.hash.0);
         }
         b.insert(&b"msize"[..], &be(new_size));
         if let Some((size, note)) = checkpoint {
@@ -500,24 +521,35 @@ fn read_u64_le(b: Option<&[u8]>) -> Option<u64> {
 
 impl NodeSource for Store {
     fn node(&self, level: u32, index: u64) -> Result<Hash, ProofError> {
-        if level == 0 {
-            return self
-                .stored_leaf_hash(index)
-                .map_err(|e| ProofError::Source(e.to_string()))?
-                .ok_or_else(|| ProofError::Source(format!("leaf {index} not stored")));
+        if self.layout == 1 {
+            self.node_v1(level, index)
+        } else {
+            self.node_v2(level, index)
         }
-        if level <= UNSTORED_LEVELS {
-            let l = self.node(level - 1, 2 * index)?;
-            let r = self.node(level - 1, 2 * index + 1)?;
-            return Ok(ledger_core::hash::node_hash(&l, &r));
-        }
-        let v = self
-            .tree
-            .get(node_key(level, index))
-            .map_err(|e| ProofError::Source(e.to_string()))?
-            .ok_or_else(|| ProofError::Source(format!("node {level}/{index} not stored")))?;
-        Hash::from_slice(&v).map_err(|e| ProofError::Source(e.to_string()))
     }
+}
+
+/// The layout of the store in `tree`: its `mlayout` key; none and no other key: a new store (the
+/// key is written when `create`); none but other keys: layout 1.
+fn store_layout(tree: &sled::Tree, create: bool) -> Result<u32, StoreError> {
+    if let Some(v) = tree.get(layout::LAYOUT_KEY)? {
+        let a: [u8; 4] = v
+            .as_ref()
+            .try_into()
+            .map_err(|_| StoreError::Corrupt("mlayout".into()))?;
+        let found = u32::from_be_bytes(a);
+        if found != layout::LAYOUT_VERSION {
+            return Err(StoreError::OldLayout { found });
+        }
+        return Ok(found);
+    }
+    if tree.first()?.is_some() {
+        return Ok(1);
+    }
+    if create {
+        tree.insert(layout::LAYOUT_KEY, &layout::LAYOUT_VERSION.to_be_bytes())?;
+    }
+    Ok(layout::LAYOUT_VERSION)
 }
 
 fn copy_dir(from: &Path, to: &Path) -> std::io::Result<()> {

@@ -1,17 +1,17 @@
 //! The log as C2SP tlog-tiles resources (c2sp.org/tlog-tiles): hash tiles and entry bundles.
 //!
 //! [`TileSource`] is the interface the read-only HTTP tile server (`ledger-node`, `docs/api.md`)
-//! serves from. Today [`Store`] implements it by assembling each tile from the stored node hashes
-//! and entries (one sled range scan per tile); a store that keeps tiles and bundles as such can
-//! implement it by returning them directly.
+//! serves from. [`Store`] (layout 2, [`crate::layout`]) keeps hash tiles and entry bundles as such
+//! and serves them directly: a full tile is one sled read; a full bundle is one sled read
+//! re-framed from its stored u32 lengths to the spec's uint16; the partial level-0 tile and bundle
+//! come from the tail chunks.
 //!
 //! A tile at level `L`, index `N`, width `W` is the `W` Merkle Tree Hashes of the perfect subtrees
 //! of height `8·L` with indices `N·256 … N·256+W-1`, concatenated (32 bytes each). An entry bundle
 //! is the entries `N·256 … N·256+W-1`, each as a big-endian uint16 length and the exact leaf bytes
 //! whose leaf hash is in the level-0 tile.
 
-use crate::{Store, StoreError, UNSTORED_LEVELS, be, key, node_key};
-use ledger_core::hash::Hash;
+use crate::{Store, StoreError};
 use ledger_core::merkle::NodeSource;
 
 /// Tree levels one tile spans (the spec's tile height).
@@ -130,66 +130,44 @@ impl TileSource for Store {
 
     fn hash_tile(&self, level: u8, index: u64, width: u16) -> Result<Vec<u8>, TileError> {
         let first = self.tile_node_start(level, index, width)?;
-        let n = u64::from(width);
-        let mut out = Vec::with_capacity(usize::from(width) * 32);
-        let tree_level = u32::from(level) * TILE_HEIGHT;
-        if tree_level == 0 {
-            // Leaf hashes are stored with the entries: one range scan.
-            let from = key(b'e', &be(first));
-            let to = key(b'e', &be(first + n));
-            for (want, r) in (first..).zip(self.tree.range(from..to)) {
-                let (k, v) = r.map_err(StoreError::from)?;
-                if k.get(1..) != Some(&be(want)[..]) || v.len() < 32 {
-                    return Err(StoreError::Corrupt(format!("entry {want}")).into());
-                }
-                out.extend_from_slice(&v[..32]);
-            }
-        } else if tree_level <= UNSTORED_LEVELS {
-            for i in first..first + n {
+        let want = usize::from(width) * 32;
+        if self.layout() == 1 {
+            // A store to migrate: assembled from the node hashes.
+            let tree_level = u32::from(level) * TILE_HEIGHT;
+            let mut out = Vec::with_capacity(want);
+            for i in first..first + u64::from(width) {
                 let h = self
                     .node(tree_level, i)
                     .map_err(|e| StoreError::Corrupt(e.to_string()))?;
                 out.extend_from_slice(&h.0);
             }
-        } else {
-            let from = node_key(tree_level, first);
-            let to = node_key(tree_level, first + n);
-            for (want, r) in (first..).zip(self.tree.range(from..to)) {
-                let (k, v) = r.map_err(StoreError::from)?;
-                if k[..] != node_key(tree_level, want)[..] {
-                    return Err(StoreError::Corrupt(format!("node {tree_level}/{want} not stored")).into());
-                }
-                let h = Hash::from_slice(&v).map_err(|_| StoreError::Corrupt(format!("node {tree_level}/{want}")))?;
-                out.extend_from_slice(&h.0);
-            }
+            return Ok(out);
         }
-        if out.len() != usize::from(width) * 32 {
-            return Err(StoreError::Corrupt(format!("tile {level}/{index}: hashes missing")).into());
+        // Straight from the stored tile (level 0 of the partial bundle: from the tail chunks).
+        let (bytes, _) = self.tile_hashes(level, index)?;
+        match bytes.get(..want) {
+            Some(b) => Ok(b.to_vec()),
+            None => Err(StoreError::Corrupt(format!("tile {level}/{index}: hashes missing")).into()),
         }
-        Ok(out)
     }
 
     fn entry_bundle(&self, index: u64, width: u16) -> Result<Vec<u8>, TileError> {
         let first = self.tile_node_start(0, index, width)?;
         let n = u64::from(width);
-        let from = key(b'e', &be(first));
-        let to = key(b'e', &be(first + n));
         let mut out = Vec::new();
         let mut got = 0u64;
-        for (want, r) in (first..).zip(self.tree.range(from..to)) {
-            let (k, v) = r.map_err(StoreError::from)?;
-            if k.get(1..) != Some(&be(want)[..]) {
-                return Err(StoreError::Corrupt(format!("entry {want}")).into());
+        // The stored bundle frames lengths as u32: re-framed here to the spec's uint16.
+        for r in self.entries(first, first + n) {
+            let (i, leaf) = r?;
+            if i != first + got {
+                return Err(StoreError::Corrupt(format!("entry {}", first + got)).into());
             }
-            let leaf = v
-                .get(32..)
-                .ok_or_else(|| StoreError::Corrupt(format!("entry {want}")))?;
             let len = u16::try_from(leaf.len()).map_err(|_| TileError::EntryTooLarge {
-                index: want,
+                index: i,
                 len: leaf.len(),
             })?;
             out.extend_from_slice(&len.to_be_bytes());
-            out.extend_from_slice(leaf);
+            out.extend_from_slice(&leaf);
             got += 1;
         }
         if got != n {
@@ -204,7 +182,7 @@ mod tests {
     use super::*;
     use crate::PreparedEntry;
     use ledger_core::compact::CompactTree;
-    use ledger_core::hash::{leaf_hash, node_hash};
+    use ledger_core::hash::{Hash, leaf_hash, node_hash};
     use ledger_core::merkle::root_of;
 
     /// A store of `n` entries of `len(i)` bytes, written in groups of 5000.

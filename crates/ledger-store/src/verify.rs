@@ -1,17 +1,19 @@
 //! Verification of a store on open: the node refuses to serve a store that was altered.
 //!
-//! Every stored entry is decoded and re-hashed; the leaf hashes, the `prev_root` chain, the stored
-//! node hashes, the recorded size and every stored checkpoint (its root at its size, and its
+//! Every stored entry is decoded and re-hashed; the leaf hashes (in the level-0 tiles and the tail
+//! chunks), the `prev_root` chain, the stored node hashes (every hash of every level ≥ 1 tile is
+//! recomputed from the entries; no tile may be missing, short, long or beyond the log), the
+//! recorded size and every stored checkpoint (its root at its size, and its
 //! signature by the node key for its size: the charter's, or the key a `node.rotate` in the store
 //! handed the node role to) must agree. The first disagreement is
 //! reported with its index.
 
 use crate::{Store, StoreError};
 use ledger_core::checkpoint::open_checkpoint;
-use ledger_core::compact::CompactTree;
+use ledger_core::compact::{CompactTree, CompletedNode};
 use ledger_core::entry::Entry;
 use ledger_core::hash::Hash;
-use ledger_core::merkle::{NodeSource, root_from_source};
+use ledger_core::merkle::root_from_source;
 use ledger_core::note::NoteVerifier;
 use ledger_core::registry::{NodeTenure, Registry, kind_of};
 use std::collections::BTreeMap;
@@ -91,6 +93,20 @@ pub enum TamperFault {
         /// Detail.
         detail: String,
     },
+    /// A hash tile (layout 2) is missing, or holds more or fewer hashes than the log has.
+    TileMismatch {
+        /// Tile level (0: leaf hashes).
+        level: u8,
+        /// Tile number.
+        tile: u64,
+        /// What is wrong.
+        detail: String,
+    },
+    /// An entry is stored twice (a tail chunk or bundle overlapping another).
+    StrayRecord {
+        /// Index stored again.
+        index: u64,
+    },
 }
 
 impl fmt::Display for TamperFault {
@@ -133,6 +149,13 @@ impl fmt::Display for TamperFault {
             }
             CheckpointBadSignature { size, detail } => write!(f, "CHECKPOINT_BAD_SIGNATURE at size {size}: {detail}"),
             BadCharter { detail } => write!(f, "BAD_CHARTER at index 0: {detail}"),
+            TileMismatch { level, tile, detail } => {
+                write!(f, "TILE_MISMATCH at tile level {level}, tile {tile}: {detail}")
+            }
+            StrayRecord { index } => write!(
+                f,
+                "STRAY_RECORD: entry {index} is stored twice (an overlapping bundle or chunk)"
+            ),
         }
     }
 }
@@ -232,6 +255,94 @@ fn check_checkpoints(
     Ok(())
 }
 
+/// The level ≥ 1 tiles, checked node by node as the entries complete them (layout 2); one tile
+/// per level is held at a time.
+#[derive(Default)]
+struct TileCheck {
+    held: BTreeMap<u8, (u64, Option<sled::IVec>)>,
+}
+
+impl TileCheck {
+    fn check(&mut self, store: &Store, n: &CompletedNode) -> Result<(), StoreError> {
+        let Ok(level) = u8::try_from(n.level / 8) else {
+            return Ok(());
+        };
+        let tile = n.index / crate::layout::BUNDLE_ENTRIES;
+        let pos = (n.index % crate::layout::BUNDLE_ENTRIES) as usize;
+        if self.held.get(&level).is_none_or(|(t, _)| *t != tile) {
+            let v = store.raw_tree().get(crate::layout::tile_key(level, tile))?;
+            self.held.insert(level, (tile, v));
+        }
+        let Some((_, Some(v))) = self.held.get(&level) else {
+            return Err(tampered(TamperFault::TileMismatch {
+                level,
+                tile,
+                detail: "missing".into(),
+            }));
+        };
+        if v.get(pos * 32..pos * 32 + 32) != Some(&n.hash.0[..]) {
+            return Err(tampered(TamperFault::NodeMismatch {
+                size: (n.index + 1) << n.level,
+            }));
+        }
+        Ok(())
+    }
+}
+
+/// Every `t` key holds exactly the hashes the log of `size` entries has at its place, and no
+/// tile the log has is missing (layout 2).
+fn check_tile_keys(store: &Store, size: u64) -> Result<(), StoreError> {
+    let per = crate::layout::BUNDLE_ENTRIES;
+    // Hashes at tile level `l`: entries for level 0 (in full tiles only), completed nodes above.
+    let hashes_at = |l: u8| -> u64 {
+        if l == 0 {
+            size / per * per
+        } else {
+            size.checked_shr(8 * u32::from(l)).unwrap_or(0)
+        }
+    };
+    let mut count: BTreeMap<u8, u64> = BTreeMap::new();
+    for r in store.raw_tree().scan_prefix(b"t") {
+        let (k, v) = r?;
+        let (Some(&level), Some(tile)) = (
+            k.get(1),
+            k.get(2..10)
+                .and_then(|s| <[u8; 8]>::try_from(s).ok())
+                .map(u64::from_be_bytes),
+        ) else {
+            return Err(tampered(TamperFault::TileMismatch {
+                level: k.get(1).copied().unwrap_or(0),
+                tile: 0,
+                detail: "malformed key".into(),
+            }));
+        };
+        let want = hashes_at(level).saturating_sub(tile.saturating_mul(per)).min(per);
+        if want == 0 || v.len() as u64 != want * 32 {
+            return Err(tampered(TamperFault::TileMismatch {
+                level,
+                tile,
+                detail: format!("holds {} bytes, the log has {} hashes here", v.len(), want),
+            }));
+        }
+        *count.entry(level).or_default() += 1;
+    }
+    for l in 0..=crate::tiles::MAX_TILE_LEVEL {
+        let want = hashes_at(l).div_ceil(per);
+        if want == 0 {
+            break;
+        }
+        let have = count.get(&l).copied().unwrap_or(0);
+        if have != want {
+            return Err(tampered(TamperFault::TileMismatch {
+                level: l,
+                tile: have,
+                detail: format!("{have} tiles stored, the log has {want}"),
+            }));
+        }
+    }
+    Ok(())
+}
+
 impl Store {
     /// Checks the whole store (see the module docs).
     ///
@@ -256,9 +367,14 @@ impl Store {
         if checkpoints.contains_key(&0) || sizes.contains(&0) {
             roots.insert(0, ct.root());
         }
-        for r in self.entries(0, u64::MAX) {
-            let (index, bytes) = r?;
+        let v2 = self.layout() == crate::layout::LAYOUT_VERSION;
+        let mut tiles = TileCheck::default();
+        for r in self.records(0, u64::MAX) {
+            let (index, stored, bytes) = r?;
             let expected = ct.size();
+            if index < expected {
+                return Err(tampered(TamperFault::StrayRecord { index }));
+            }
             if index != expected {
                 return Err(tampered(TamperFault::MissingEntry { index: expected }));
             }
@@ -287,9 +403,13 @@ impl Store {
                 let _ = ledger_core::state::fold_registry(reg, &e);
             }
             let lh = ledger_core::hash::leaf_hash(&bytes);
-            let stored = self
-                .node(0, index)
-                .map_err(|_| tampered(TamperFault::MissingEntry { index }))?;
+            let stored = stored.ok_or_else(|| {
+                tampered(TamperFault::TileMismatch {
+                    level: 0,
+                    tile: index / crate::layout::BUNDLE_ENTRIES,
+                    detail: format!("no leaf hash for entry {index}"),
+                })
+            })?;
             if stored != lh {
                 return Err(tampered(TamperFault::LeafHashMismatch {
                     index,
@@ -309,13 +429,24 @@ impl Store {
                 return Err(tampered(TamperFault::TimeRegression { index }));
             }
             last_ts = e.timestamp_micros;
-            ct.append(lh);
+            let mut completed = Vec::new();
+            ct.append_with(lh, |n| {
+                if v2 && n.level >= 8 && n.level % 8 == 0 {
+                    completed.push(n);
+                }
+            });
+            for n in completed {
+                tiles.check(self, &n)?;
+            }
             if checkpoints.contains_key(&ct.size()) || sizes.contains(&ct.size()) {
                 roots.insert(ct.size(), ct.root());
             }
         }
         if ct.size() != size {
             return Err(tampered(TamperFault::MissingEntry { index: ct.size() }));
+        }
+        if v2 {
+            check_tile_keys(self, size)?;
         }
         let stored_root = root_from_source(self, size).map_err(|_| tampered(TamperFault::NodeMismatch { size }))?;
         if stored_root != ct.root() {

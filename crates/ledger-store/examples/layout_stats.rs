@@ -1,0 +1,130 @@
+//! Store layout figures: sled keys written per entry, bytes on disk per entry, proof latency.
+//! Run: `cargo run --release -p ledger-store --example layout_stats -- 100000`.
+#![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
+
+use ledger_core::compact::CompactTree;
+use ledger_core::dsse::Envelope;
+use ledger_core::entry::Entry;
+use ledger_core::hash::leaf_hash;
+use ledger_core::merkle::{consistency_proof, inclusion_proof};
+use ledger_store::{PreparedEntry, Store};
+use std::collections::BTreeMap;
+use std::time::Instant;
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(|a, b| a.partial_cmp(b).unwrap());
+    v[v.len() / 2]
+}
+
+fn main() {
+    let n: u64 = std::env::args().nth(1).map_or(100_000, |a| a.parse().unwrap());
+    let group: u64 = std::env::args().nth(2).map_or(1000, |a| a.parse().unwrap());
+    let dir = tempfile::Builder::new()
+        .prefix("layout-stats-")
+        .tempdir_in(".")
+        .unwrap();
+    let store = Store::open(dir.path()).unwrap();
+    let key = ed25519_dalek::SigningKey::from_bytes(&[5; 32]);
+    let mut env = Envelope::new("application/vnd.ledger.note.v1+json", vec![b'x'; 300]);
+    env.sign(&key);
+    let mut ct = CompactTree::new();
+    let mut leaf_bytes = 0u64;
+    let t = Instant::now();
+    while ct.size() < n {
+        let mut prepared = Vec::new();
+        let mut nodes = Vec::new();
+        for _ in 0..group.min(n - ct.size()) {
+            let e = Entry {
+                index: ct.size(),
+                timestamp_micros: ct.size(),
+                prev_root: ct.root(),
+                envelope: env.clone(),
+            };
+            let leaf = e.encode();
+            leaf_bytes += leaf.len() as u64;
+            let lh = leaf_hash(&leaf);
+            ct.append_with(lh, |c| nodes.push(c));
+            prepared.push(PreparedEntry {
+                index: e.index,
+                leaf,
+                leaf_hash: lh,
+                request: None,
+                terms: Vec::new(),
+            });
+        }
+        store.commit_group(&prepared, &nodes, ct.size(), None).unwrap();
+    }
+    let secs = t.elapsed().as_secs_f64();
+    store.flush().unwrap();
+    let mut by: BTreeMap<char, u64> = BTreeMap::new();
+    for k in store.raw_tree().iter().keys() {
+        *by.entry(k.unwrap()[0] as char).or_default() += 1;
+    }
+    let total: u64 = by.values().sum();
+    let entry_keys: u64 = by
+        .iter()
+        .filter(|(c, _)| !matches!(c, 'h' | 'r' | 'x'))
+        .map(|(_, v)| v)
+        .sum();
+    println!(
+        "entries {n}, groups of {group}, leaf {} B avg, commit {:.0} entries/s",
+        leaf_bytes / n,
+        n as f64 / secs
+    );
+    println!("keys by prefix {by:?}");
+    println!(
+        "keys/entry: all {:.4}, entry+hash keyspaces (not h/r/x) {:.4}",
+        total as f64 / n as f64,
+        entry_keys as f64 / n as f64
+    );
+    drop(store);
+    let store = Store::open(dir.path()).unwrap();
+    println!(
+        "size_on_disk {} B = {:.0} B/entry (leaf {} B)",
+        store.size_on_disk().unwrap(),
+        store.size_on_disk().unwrap() as f64 / n as f64,
+        leaf_bytes / n
+    );
+    let blobs = std::fs::read_dir(dir.path().join("blobs")).map_or(0, Iterator::count);
+    println!("sled blob files: {blobs}");
+    let mut seed = 0x9e37_79b9_7f4a_7c15u64;
+    let mut next = || {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        seed % n
+    };
+    let idx: Vec<u64> = (0..2000).map(|_| next()).collect();
+    let mut cold = Vec::new();
+    for &i in &idx {
+        let t = Instant::now();
+        std::hint::black_box(inclusion_proof(&store, i, n).unwrap());
+        cold.push(t.elapsed().as_secs_f64() * 1e6);
+    }
+    let mut warm = Vec::new();
+    for &i in &idx {
+        let t = Instant::now();
+        std::hint::black_box(inclusion_proof(&store, i, n).unwrap());
+        warm.push(t.elapsed().as_secs_f64() * 1e6);
+    }
+    let mut cons = Vec::new();
+    for &i in &idx {
+        let t = Instant::now();
+        std::hint::black_box(consistency_proof(&store, i.max(1), n).unwrap());
+        cons.push(t.elapsed().as_secs_f64() * 1e6);
+    }
+    let full = n / 256 * 256;
+    let mut nt = Vec::new();
+    for &i in &idx {
+        let t = Instant::now();
+        std::hint::black_box(inclusion_proof(&store, i % full, full).unwrap());
+        nt.push(t.elapsed().as_secs_f64() * 1e6);
+    }
+    println!("inclusion proof at {full} (no tail): warm median {:.1} µs", median(nt));
+    println!(
+        "inclusion proof at {n}: cold (first 2000 after open) median {:.1} µs, warm median {:.1} µs; consistency warm median {:.1} µs",
+        median(cold),
+        median(warm),
+        median(cons)
+    );
+}

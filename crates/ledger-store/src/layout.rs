@@ -1,0 +1,748 @@
+//! Store layout 2 (issue 14): entries in bundles of 256, node hashes in C2SP tlog-tiles hash
+//! tiles, the entries after the last full bundle in per-group chunks (`docs/format.md`, "Store
+//! layout 2"). sled's cost is paid per group and per 256 entries, not per entry.
+//!
+//! | key | value |
+//! |---|---|
+//! | `mlayout` | u32 BE `2` |
+//! | `b` ‖ bundle N (u64 BE) | the 256 leaves of entries `[256·N, 256·N+256)`, each `u32 BE length ‖ leaf` |
+//! | `t` ‖ level L (u8) ‖ tile N (u64 BE) | the tlog-tiles hash tile: 32-byte hashes of the level-`8·L` nodes `256·N …` (level 0: full tiles only; level ≥ 1: partial tiles are rewritten as they grow) |
+//! | `p` ‖ first index (u64 BE) | one group's entries in the partial bundle: (leaf hash ‖ u32 BE length ‖ leaf)* |
+//!
+//! A node of tree level `8·L + k` (`k < 8`) is the Merkle hash of `2^k` consecutive hashes of a
+//! level-`L` tile (or of the leaf hashes in the chunks for the partial bundle); a small cache keeps
+//! the subtrees of recently used tiles so that a warm proof reads one tile per tile level.
+
+use crate::{PreparedEntry, Store, StoreError, TamperFault};
+use ledger_core::compact::CompletedNode;
+use ledger_core::hash::{Hash, node_hash};
+use ledger_core::merkle::ProofError;
+use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::sync::{Arc, Mutex};
+
+/// The layout this build writes.
+pub const LAYOUT_VERSION: u32 = 2;
+
+/// Key of the layout version.
+pub const LAYOUT_KEY: &[u8] = b"mlayout";
+
+/// Entries in a bundle, hashes in a tile.
+pub const BUNDLE_ENTRIES: u64 = 256;
+
+/// Bytes of a full hash tile.
+pub const TILE_BYTES: usize = 256 * 32;
+
+/// Tiles whose inner subtrees the proof cache keeps (each at most 16 KiB: 8 MiB in all).
+const CACHE_TILES: usize = 512;
+
+/// Key of full entry bundle `n`.
+#[must_use]
+pub fn bundle_key(n: u64) -> [u8; 9] {
+    prefixed(b'b', n)
+}
+
+/// Key of the tail chunk whose first entry is `first`.
+#[must_use]
+pub fn chunk_key(first: u64) -> [u8; 9] {
+    prefixed(b'p', first)
+}
+
+/// Key of hash tile `n` at tile level `level`.
+#[must_use]
+pub fn tile_key(level: u8, n: u64) -> [u8; 10] {
+    let mut k = [0u8; 10];
+    k[0] = b't';
+    k[1] = level;
+    k[2..].copy_from_slice(&n.to_be_bytes());
+    k
+}
+
+fn prefixed(p: u8, n: u64) -> [u8; 9] {
+    let mut k = [0u8; 9];
+    k[0] = p;
+    k[1..].copy_from_slice(&n.to_be_bytes());
+    k
+}
+
+/// The u64 after the one-byte prefix of a `b` or `p` key.
+fn key_u64(k: &[u8]) -> Option<u64> {
+    Some(u64::from_be_bytes(k.get(1..9)?.try_into().ok()?))
+}
+
+fn len_prefixed(out: &mut Vec<u8>, leaf: &[u8]) {
+    // Entries are at most MAX_ENTRY_BYTES (about 1 MiB): a u32 always holds the length.
+    out.extend_from_slice(&u32::try_from(leaf.len()).unwrap_or(u32::MAX).to_be_bytes());
+    out.extend_from_slice(leaf);
+}
+
+/// Reads `u32 BE length ‖ bytes` at `at`; None when it does not fit.
+fn take_framed(v: &[u8], at: usize) -> Option<(&[u8], usize)> {
+    let len = u32::from_be_bytes(v.get(at..at + 4)?.try_into().ok()?) as usize;
+    let end = at.checked_add(4)?.checked_add(len)?;
+    Some((v.get(at + 4..end)?, end))
+}
+
+/// Encodes a bundle value: each leaf as `u32 BE length ‖ leaf`.
+#[must_use]
+pub fn encode_bundle<'a>(leaves: impl IntoIterator<Item = &'a [u8]>) -> Vec<u8> {
+    let mut out = Vec::new();
+    for l in leaves {
+        len_prefixed(&mut out, l);
+    }
+    out
+}
+
+/// Decodes a bundle value into its leaves.
+///
+/// # Errors
+/// The position of the first leaf that does not frame.
+pub fn decode_bundle(v: &[u8]) -> Result<Vec<&[u8]>, usize> {
+    let mut out = Vec::with_capacity(256);
+    let mut at = 0;
+    while at < v.len() {
+        let (leaf, next) = take_framed(v, at).ok_or(out.len())?;
+        out.push(leaf);
+        at = next;
+    }
+    Ok(out)
+}
+
+/// Encodes a tail chunk: (leaf hash ‖ u32 BE length ‖ leaf) per entry.
+#[must_use]
+pub fn encode_chunk<'a>(records: impl IntoIterator<Item = (&'a Hash, &'a [u8])>) -> Vec<u8> {
+    let mut out = Vec::new();
+    for (h, l) in records {
+        out.extend_from_slice(&h.0);
+        len_prefixed(&mut out, l);
+    }
+    out
+}
+
+/// Decodes a tail chunk into (leaf hash, leaf) pairs.
+///
+/// # Errors
+/// The position of the first record that does not frame.
+pub fn decode_chunk(v: &[u8]) -> Result<Vec<(Hash, &[u8])>, usize> {
+    let mut out = Vec::new();
+    let mut at = 0;
+    while at < v.len() {
+        let pos = out.len();
+        let h = v.get(at..at + 32).and_then(|s| Hash::from_slice(s).ok()).ok_or(pos)?;
+        let (leaf, next) = take_framed(v, at + 32).ok_or(pos)?;
+        out.push((h, leaf));
+        at = next;
+    }
+    Ok(out)
+}
+
+/// One stored entry: index, stored leaf hash (None when its tile does not hold it), leaf.
+pub(crate) type Record = (u64, Option<Hash>, Vec<u8>);
+
+/// One stored entry found by index: its stored leaf hash (if any) and leaf.
+pub(crate) type Found = Option<(Option<Hash>, Vec<u8>)>;
+
+/// Cached tile subtrees by (tile level, tile, width), with their insertion order.
+type TileMap = (HashMap<(u8, u64, usize), Arc<TileTree>>, VecDeque<(u8, u64, usize)>);
+
+/// The cached partial level-0 tile: ((tile, width), subtrees).
+type TailSlot = Option<((u64, usize), Arc<TileTree>)>;
+
+/// Tail chunks of a bundle: the chunks' first indices and their (leaf hash, leaf) records.
+type ChunkRecords = (Vec<u64>, Vec<(Hash, Vec<u8>)>);
+
+/// The inner subtrees of a tile: `levels[k][i]` is the hash of hashes `i·2^k … (i+1)·2^k - 1`.
+type TileTree = Vec<Vec<Hash>>;
+
+fn tile_tree(hashes: Vec<Hash>) -> TileTree {
+    let mut levels = vec![hashes];
+    while let Some(last) = levels.last()
+        && last.len() > 1
+    {
+        let next: Vec<Hash> = last.chunks_exact(2).map(|p| node_hash(&p[0], &p[1])).collect();
+        levels.push(next);
+    }
+    levels
+}
+
+fn hashes_of(bytes: &[u8]) -> Vec<Hash> {
+    bytes
+        .chunks_exact(32)
+        .filter_map(|c| Hash::from_slice(c).ok())
+        .collect()
+}
+
+/// A small bounded cache of tile subtrees, keyed by (tile level, tile, width): a tile of a given
+/// width never changes in an append-only store.
+#[derive(Default)]
+pub(crate) struct TileCache {
+    inner: Mutex<TileMap>,
+    // The partial level-0 tile (from the tail chunks): one slot, replaced as it grows, so that
+    // its churn does not evict the full tiles.
+    tail: Mutex<TailSlot>,
+}
+
+impl TileCache {
+    fn tail_or(&self, key: (u64, usize), make: impl FnOnce() -> TileTree) -> Arc<TileTree> {
+        let mut g = self.tail.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some((k, t)) = g.as_ref()
+            && *k == key
+        {
+            return Arc::clone(t);
+        }
+        let t = Arc::new(make());
+        *g = Some((key, Arc::clone(&t)));
+        t
+    }
+
+    fn peek(&self, key: (u8, u64, usize)) -> Option<Arc<TileTree>> {
+        self.lock().0.get(&key).map(Arc::clone)
+    }
+
+    fn get_or(&self, key: (u8, u64, usize), make: impl FnOnce() -> TileTree) -> Arc<TileTree> {
+        if let Some(t) = self.lock().0.get(&key) {
+            return Arc::clone(t);
+        }
+        let t = Arc::new(make());
+        let mut g = self.lock();
+        if g.0.insert(key, Arc::clone(&t)).is_none() {
+            g.1.push_back(key);
+        }
+        while g.1.len() > CACHE_TILES {
+            if let Some(old) = g.1.pop_front() {
+                g.0.remove(&old);
+            }
+        }
+        t
+    }
+
+    pub(crate) fn clear(&self) {
+        let mut g = self.lock();
+        g.0.clear();
+        g.1.clear();
+        *self.tail.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = None;
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, TileMap> {
+        self.inner.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+}
+
+fn corrupt(m: String) -> StoreError {
+    StoreError::Corrupt(m)
+}
+
+fn malformed(index: u64, what: &str) -> StoreError {
+    StoreError::Tampered(TamperFault::Malformed {
+        index,
+        detail: format!("the {what} holding it does not frame"),
+    })
+}
+
+impl Store {
+    /// The tail chunks whose first index is in `[from, to)`, in order: (first, value).
+    fn chunks_in(&self, from: u64, to: u64) -> Result<Vec<(u64, sled::IVec)>, StoreError> {
+        let mut out = Vec::new();
+        for r in self.tree.range(chunk_key(from)..chunk_key(to)) {
+            let (k, v) = r?;
+            let first = key_u64(&k).ok_or_else(|| corrupt("chunk key".into()))?;
+            out.push((first, v));
+        }
+        Ok(out)
+    }
+
+    /// The records of the chunks of bundle `n` that start below `upto`, which must cover
+    /// `[256·n, upto)` exactly: (chunk first indices, (leaf hash, leaf) in order).
+    fn chunk_records_before(&self, n: u64, upto: u64) -> Result<ChunkRecords, StoreError> {
+        let start = n * BUNDLE_ENTRIES;
+        let mut firsts = Vec::new();
+        let mut recs = Vec::new();
+        for (first, v) in self.chunks_in(start, upto)? {
+            if first != start + recs.len() as u64 {
+                return Err(corrupt(format!(
+                    "tail chunk {first}: entry {} missing",
+                    start + recs.len() as u64
+                )));
+            }
+            let d = decode_chunk(&v).map_err(|p| malformed(first + p as u64, "chunk"))?;
+            recs.extend(d.into_iter().map(|(h, l)| (h, l.to_vec())));
+            firsts.push(first);
+        }
+        if start + recs.len() as u64 != upto {
+            return Err(corrupt(format!(
+                "tail chunks of bundle {n} hold {} entries, {} expected",
+                recs.len(),
+                upto - start
+            )));
+        }
+        Ok((firsts, recs))
+    }
+
+    /// Adds a group's entries and completed tile hashes to `b` (layout 2).
+    pub(crate) fn stage_entries(
+        &self,
+        b: &mut sled::Batch,
+        entries: &[PreparedEntry],
+        nodes: &[CompletedNode],
+    ) -> Result<(), StoreError> {
+        let Some(first) = entries.first().map(|e| e.index) else {
+            return Ok(());
+        };
+        for (k, e) in entries.iter().enumerate() {
+            if e.index != first + k as u64 {
+                return Err(corrupt(format!(
+                    "group entries are not consecutive at index {}",
+                    e.index
+                )));
+            }
+        }
+        let mut at = 0usize;
+        while let Some(e0) = entries.get(at) {
+            let idx = e0.index;
+            let n = idx / BUNDLE_ENTRIES;
+            let bundle_end = (n + 1) * BUNDLE_ENTRIES;
+            let take = usize::try_from(bundle_end - idx)
+                .unwrap_or(usize::MAX)
+                .min(entries.len() - at);
+            let seg = &entries[at..at + take];
+            if idx + take as u64 == bundle_end {
+                let (firsts, earlier) = if idx > n * BUNDLE_ENTRIES {
+                    self.chunk_records_before(n, idx)?
+                } else {
+                    (Vec::new(), Vec::new())
+                };
+                let mut tile = Vec::with_capacity(TILE_BYTES);
+                for (h, _) in &earlier {
+                    tile.extend_from_slice(&h.0);
+                }
+                for e in seg {
+                    tile.extend_from_slice(&e.leaf_hash.0);
+                }
+                let leaves = earlier
+                    .iter()
+                    .map(|(_, l)| &l[..])
+                    .chain(seg.iter().map(|e| &e.leaf[..]));
+                b.insert(&bundle_key(n)[..], encode_bundle(leaves));
+                b.insert(&tile_key(0, n)[..], tile);
+                for f in firsts {
+                    b.remove(&chunk_key(f)[..]);
+                }
+            } else {
+                b.insert(
+                    &chunk_key(idx)[..],
+                    encode_chunk(seg.iter().map(|e| (&e.leaf_hash, &e.leaf[..]))),
+                );
+            }
+            at += take;
+        }
+        let mut tiles: BTreeMap<(u8, u64), Vec<u8>> = BTreeMap::new();
+        for n in nodes.iter().filter(|n| n.level >= 8 && n.level % 8 == 0) {
+            let level = u8::try_from(n.level / 8).map_err(|_| corrupt(format!("node level {}", n.level)))?;
+            let tn = n.index / BUNDLE_ENTRIES;
+            let pos = (n.index % BUNDLE_ENTRIES) as usize;
+            let t = match tiles.entry((level, tn)) {
+                std::collections::btree_map::Entry::Occupied(o) => o.into_mut(),
+                std::collections::btree_map::Entry::Vacant(v) => v.insert(
+                    self.tree
+                        .get(tile_key(level, tn))?
+                        .map(|x| x.to_vec())
+                        .unwrap_or_default(),
+                ),
+            };
+            if t.len() != pos * 32 {
+                return Err(corrupt(format!(
+                    "tile {level}/{tn} holds {} hashes; the next node is number {pos}",
+                    t.len() / 32
+                )));
+            }
+            t.extend_from_slice(&n.hash.0);
+        }
+        for ((l, n), v) in tiles {
+            b.insert(&tile_key(l, n)[..], v);
+        }
+        Ok(())
+    }
+
+    /// Entry `index` and its stored leaf hash (layout 2).
+    ///
+    /// A group that completes a bundle replaces its chunks by the bundle in one batch; a reader
+    /// that finds neither (the batch landed between its two reads) looks at the bundle again.
+    pub(crate) fn record_v2(&self, index: u64) -> Result<Found, StoreError> {
+        match self.bundled_record(index)? {
+            Some(r) => Ok(Some(r)),
+            None => match self.chunk_record(index)? {
+                Some(r) => Ok(Some(r)),
+                None => self.bundled_record(index),
+            },
+        }
+    }
+
+    fn bundled_record(&self, index: u64) -> Result<Found, StoreError> {
+        let n = index / BUNDLE_ENTRIES;
+        let pos = (index % BUNDLE_ENTRIES) as usize;
+        if let Some(v) = self.tree.get(bundle_key(n))? {
+            let leaves = decode_bundle(&v).map_err(|p| malformed(n * BUNDLE_ENTRIES + p as u64, "bundle"))?;
+            let Some(leaf) = leaves.get(pos) else {
+                return Ok(None);
+            };
+            let tile = self.tree.get(tile_key(0, n))?;
+            let h = tile
+                .as_ref()
+                .and_then(|t| t.get(pos * 32..pos * 32 + 32))
+                .and_then(|s| Hash::from_slice(s).ok());
+            return Ok(Some((h, leaf.to_vec())));
+        }
+        Ok(None)
+    }
+
+    fn chunk_record(&self, index: u64) -> Result<Found, StoreError> {
+        let n = index / BUNDLE_ENTRIES;
+        let chunks = self.chunks_in(n * BUNDLE_ENTRIES, index + 1)?;
+        let Some((first, v)) = chunks.last() else {
+            return Ok(None);
+        };
+        let recs = decode_chunk(v).map_err(|p| malformed(first + p as u64, "chunk"))?;
+        let Some((h, leaf)) = usize::try_from(index - first).ok().and_then(|i| recs.get(i)) else {
+            return Ok(None);
+        };
+        Ok(Some((Some(*h), leaf.to_vec())))
+    }
+
+    /// The leaf hash of entry `index` (layout 2), from its tile or its chunk.
+    pub(crate) fn leaf_hash_v2(&self, index: u64) -> Result<Option<Hash>, StoreError> {
+        let n = index / BUNDLE_ENTRIES;
+        let pos = (index % BUNDLE_ENTRIES) as usize;
+        if let Some(t) = self.tree.get(tile_key(0, n))? {
+            return Ok(t.get(pos * 32..pos * 32 + 32).and_then(|s| Hash::from_slice(s).ok()));
+        }
+        if let Some((h, _)) = self.chunk_record(index)? {
+            return Ok(h);
+        }
+        // The bundle (and its tile) may have replaced the chunks since the first read.
+        Ok(self
+            .tree
+            .get(tile_key(0, n))?
+            .and_then(|t| t.get(pos * 32..pos * 32 + 32).and_then(|s| Hash::from_slice(s).ok())))
+    }
+
+    /// Hashes of tile `n` at tile level `level`: the stored tile, or for level 0 without one the
+    /// leaf hashes of the consecutive chunks from the bundle's start. The flag says it was stored.
+    pub(crate) fn tile_hashes(&self, level: u8, n: u64) -> Result<(sled::IVec, bool), StoreError> {
+        if let Some(t) = self.tree.get(tile_key(level, n))? {
+            return Ok((t, true));
+        }
+        let mut out = Vec::new();
+        if level == 0 {
+            let start = n * BUNDLE_ENTRIES;
+            for (first, v) in self.chunks_in(start, start + BUNDLE_ENTRIES)? {
+                if first != start + (out.len() / 32) as u64 {
+                    break;
+                }
+                for (h, _) in decode_chunk(&v).map_err(|p| malformed(first + p as u64, "chunk"))? {
+                    out.extend_from_slice(&h.0);
+                }
+            }
+            // A group may have completed the bundle between the two reads.
+            if let Some(t) = self.tree.get(tile_key(level, n))? {
+                return Ok((t, true));
+            }
+        }
+        Ok((out.into(), false))
+    }
+
+    /// Node `level`/`index` from the tiles (layout 2).
+    pub(crate) fn node_v2(&self, level: u32, index: u64) -> Result<Hash, ProofError> {
+        let src = |m: String| ProofError::Source(m);
+        let tl = u8::try_from(level / 8).map_err(|_| src(format!("no node at level {level}")))?;
+        let k = level % 8;
+        let first = index
+            .checked_mul(1 << k)
+            .ok_or_else(|| src(format!("node {level}/{index} is beyond any log")))?;
+        let tn = first / BUNDLE_ENTRIES;
+        let pos = (first % BUNDLE_ENTRIES) as usize;
+        let pick = |tree: &TileTree| {
+            tree.get(k as usize)
+                .and_then(|l| l.get(pos >> k))
+                .copied()
+                .ok_or_else(|| src(format!("node {level}/{index} not stored")))
+        };
+        // A full tile never changes: once cached, it is answered without reading the store.
+        if let Some(tree) = self.cache.peek((tl, tn, 256)) {
+            return pick(&tree);
+        }
+        let (bytes, stored) = self.tile_hashes(tl, tn).map_err(|e| src(e.to_string()))?;
+        let width = bytes.len() / 32;
+        if pos + (1usize << k) > width {
+            return Err(src(format!("node {level}/{index} not stored")));
+        }
+        if k == 0 && width < 256 {
+            return Hash::from_slice(&bytes[pos * 32..pos * 32 + 32]).map_err(|e| src(e.to_string()));
+        }
+        let tree = if stored {
+            self.cache.get_or((tl, tn, width), || tile_tree(hashes_of(&bytes)))
+        } else {
+            self.cache.tail_or((tn, width), || tile_tree(hashes_of(&bytes)))
+        };
+        pick(&tree)
+    }
+
+    /// Removes the entries from `from` on, with their bundles, chunks and tile hashes, and sets
+    /// the size to `from`, in one batch (for `ledger-node debug-fork`, which then appends a
+    /// rewritten history). The `h`, `r` and `x` keys of the removed entries are left to the caller.
+    ///
+    /// # Errors
+    /// On storage failure, a read-only store, or `from` above the size.
+    pub fn truncate(&self, from: u64) -> Result<(), StoreError> {
+        if self.read_only {
+            return Err(StoreError::ReadOnly);
+        }
+        let size = self.size()?;
+        if from > size {
+            return Err(corrupt(format!("cannot truncate a log of {size} entries to {from}")));
+        }
+        let mut b = sled::Batch::default();
+        let n0 = from / BUNDLE_ENTRIES;
+        let start0 = n0 * BUNDLE_ENTRIES;
+        // The bundle holding `from`: its entries before `from` become one chunk.
+        if let Some(v) = self.tree.get(bundle_key(n0))? {
+            let leaves = decode_bundle(&v).map_err(|p| malformed(start0 + p as u64, "bundle"))?;
+            let tile = self.tree.get(tile_key(0, n0))?.unwrap_or_default();
+            let keep = usize::try_from(from - start0).unwrap_or(0);
+            let hs = hashes_of(&tile);
+            if keep > 0 {
+                b.insert(
+                    &chunk_key(start0)[..],
+                    encode_chunk(hs.iter().zip(leaves.iter().copied()).take(keep)),
+                );
+            }
+        }
+        for r in self.tree.range(bundle_key(n0)..=bundle_key(u64::MAX)) {
+            let (k, _) = r?;
+            if let Some(n) = key_u64(&k) {
+                b.remove(&bundle_key(n)[..]);
+                b.remove(&tile_key(0, n)[..]);
+            }
+        }
+        // Chunks: those from `from` on go; the one holding `from` is cut.
+        for (first, v) in self.chunks_in(start0, u64::MAX)? {
+            if first >= from {
+                b.remove(&chunk_key(first)[..]);
+            } else {
+                let recs = decode_chunk(&v).map_err(|p| malformed(first + p as u64, "chunk"))?;
+                let keep = usize::try_from(from - first).unwrap_or(usize::MAX);
+                if keep < recs.len() {
+                    b.insert(
+                        &chunk_key(first)[..],
+                        encode_chunk(recs.iter().take(keep).map(|(h, l)| (h, *l))),
+                    );
+                }
+            }
+        }
+        // Tiles of level >= 1 keep the nodes complete below `from`.
+        for r in self.tree.scan_prefix(b"t") {
+            let (k, v) = r?;
+            let (Some(&level), Some(n)) = (
+                k.get(1),
+                k.get(2..10).and_then(|s| s.try_into().ok()).map(u64::from_be_bytes),
+            ) else {
+                continue;
+            };
+            if level == 0 {
+                continue;
+            }
+            let complete = from.checked_shr(8 * u32::from(level)).unwrap_or(0);
+            let keep = complete.saturating_sub(n * BUNDLE_ENTRIES).min(BUNDLE_ENTRIES) as usize;
+            if keep == 0 {
+                b.remove(&k[..]);
+            } else if keep * 32 < v.len() {
+                b.insert(&k[..], &v[..keep * 32]);
+            }
+        }
+        b.insert(&b"msize"[..], &from.to_be_bytes());
+        self.tree.apply_batch(b)?;
+        self.db.flush()?;
+        self.cache.clear();
+        Ok(())
+    }
+}
+
+/// Records `[start, end)` of a layout-2 store in index order, bundle by bundle then the chunks.
+pub(crate) struct Records<'a> {
+    store: &'a Store,
+    start: u64,
+    end: u64,
+    // The index after the last entry read.
+    next: u64,
+    bundles: Option<sled::Iter>,
+    chunks: Option<sled::Iter>,
+    buf: VecDeque<Record>,
+    done: bool,
+}
+
+impl<'a> Records<'a> {
+    pub(crate) fn new(store: &'a Store, start: u64, end: u64) -> Self {
+        Self {
+            store,
+            start,
+            end,
+            next: start / BUNDLE_ENTRIES * BUNDLE_ENTRIES,
+            bundles: Some(store.tree.range(bundle_key(start / BUNDLE_ENTRIES)..)),
+            chunks: None,
+            buf: VecDeque::new(),
+            done: false,
+        }
+    }
+
+    fn want(&self, i: u64) -> bool {
+        i >= self.start && i < self.end
+    }
+
+    /// Queues the entries of bundle `n` from index `from` on.
+    fn push_bundle(&mut self, n: u64, v: &[u8], from: u64) -> Result<(), StoreError> {
+        let first = n * BUNDLE_ENTRIES;
+        let leaves = decode_bundle(v).map_err(|p| malformed(first + p as u64, "bundle"))?;
+        let tile = self.store.tree.get(tile_key(0, n))?;
+        for (j, leaf) in leaves.into_iter().enumerate() {
+            let i = first + j as u64;
+            if i < from {
+                continue;
+            }
+            self.next = self.next.max(i + 1);
+            if self.want(i) {
+                let h = tile
+                    .as_ref()
+                    .and_then(|t| t.get(j * 32..j * 32 + 32))
+                    .and_then(|s| Hash::from_slice(s).ok());
+                self.buf.push_back((i, h, leaf.to_vec()));
+            }
+        }
+        Ok(())
+    }
+
+    /// Fills `buf` from the next bundle or chunk; false at the end.
+    fn refill(&mut self) -> Result<bool, StoreError> {
+        if let Some(it) = self.bundles.as_mut() {
+            match it.next() {
+                Some(r) => {
+                    let (k, v) = r?;
+                    if k.first() == Some(&b'b')
+                        && let Some(n) = key_u64(&k)
+                        && n.saturating_mul(BUNDLE_ENTRIES) < self.end
+                    {
+                        self.push_bundle(n, &v, 0)?;
+                        return Ok(true);
+                    }
+                    self.bundles = None;
+                }
+                None => self.bundles = None,
+            }
+        }
+        if self.chunks.is_none() {
+            self.chunks = Some(self.store.tree.range(chunk_key(0)..));
+        }
+        loop {
+            let item = match self.chunks.as_mut().and_then(Iterator::next) {
+                None => None,
+                Some(r) => {
+                    let (k, v) = r?;
+                    key_u64(&k).filter(|_| k.first() == Some(&b'p')).map(|f| (f, v))
+                }
+            };
+            let first = item.as_ref().map_or(u64::MAX, |(f, _)| *f);
+            if first > self.next && self.next < self.end {
+                // A group completed the bundle holding `next` (replacing its chunks) after the
+                // bundles or those chunks were scanned: read the rest of it, then the chunks after.
+                let n = self.next / BUNDLE_ENTRIES;
+                if let Some(bv) = self.store.tree.get(bundle_key(n))? {
+                    let from = self.next;
+                    self.push_bundle(n, &bv, from)?;
+                    self.chunks = Some(self.store.tree.range(chunk_key(self.next)..));
+                    return Ok(true);
+                }
+            }
+            let Some((first, v)) = item.filter(|(f, _)| *f < self.end) else {
+                return Ok(false);
+            };
+            let recs = decode_chunk(&v).map_err(|p| malformed(first + p as u64, "chunk"))?;
+            let mut any = false;
+            for (j, (h, leaf)) in recs.into_iter().enumerate() {
+                let i = first + j as u64;
+                self.next = self.next.max(i + 1);
+                if self.want(i) {
+                    self.buf.push_back((i, Some(h), leaf.to_vec()));
+                    any = true;
+                }
+            }
+            if any {
+                return Ok(true);
+            }
+        }
+    }
+}
+
+impl Iterator for Records<'_> {
+    type Item = Result<Record, StoreError>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        loop {
+            if let Some(r) = self.buf.pop_front() {
+                return Some(Ok(r));
+            }
+            if self.done {
+                return None;
+            }
+            match self.refill() {
+                Ok(true) => {}
+                Ok(false) => {
+                    self.done = true;
+                    return None;
+                }
+                Err(e) => {
+                    self.done = true;
+                    return Some(Err(e));
+                }
+            }
+        }
+    }
+}
+
+/// Raw edits of a layout-2 store, for tests that play the attacker (`Store::raw_tree`).
+#[doc(hidden)]
+pub mod raw {
+    use super::{chunk_key, decode_chunk, encode_chunk, key_u64};
+    use ledger_core::hash::Hash;
+    use std::collections::BTreeMap;
+
+    /// The entries of the tail chunks by index: (leaf hash, leaf).
+    ///
+    /// # Panics
+    /// On a storage failure or a chunk that does not frame (test helper).
+    #[must_use]
+    #[allow(clippy::expect_used)]
+    pub fn read_tail(t: &sled::Tree) -> BTreeMap<u64, (Hash, Vec<u8>)> {
+        let mut out = BTreeMap::new();
+        for r in t.scan_prefix(b"p") {
+            let (k, v) = r.expect("read chunk");
+            let first = key_u64(&k).expect("chunk key");
+            for (j, (h, l)) in decode_chunk(&v).expect("chunk frames").into_iter().enumerate() {
+                out.insert(first + j as u64, (h, l.to_vec()));
+            }
+        }
+        out
+    }
+
+    /// Replaces every tail chunk by one chunk per entry of `tail` (each under its own index).
+    ///
+    /// # Panics
+    /// On a storage failure (test helper).
+    #[allow(clippy::expect_used)]
+    pub fn write_tail(t: &sled::Tree, tail: &BTreeMap<u64, (Hash, Vec<u8>)>) {
+        for r in t.scan_prefix(b"p") {
+            let (k, _) = r.expect("read chunk");
+            t.remove(k).expect("remove chunk");
+        }
+        for (i, (h, l)) in tail {
+            t.insert(chunk_key(*i), encode_chunk([(h, &l[..])]))
+                .expect("write chunk");
+        }
+    }
+}

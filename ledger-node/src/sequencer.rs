@@ -677,6 +677,7 @@ impl Sequencer {
             leaf_hash,
             request,
             terms,
+            tickets: Vec::new(),
         });
         out
     }

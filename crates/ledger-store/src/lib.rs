@@ -9,15 +9,21 @@
 //! |---|---|---|
 //! | `e` | index (u64 BE) | leaf hash (32 bytes) ‖ canonical entry bytes (the leaf) |
 //! | `n` | level (u8 ≥ 4), index (u64 BE) | 32-byte hash of the perfect subtree |
-//! | `h` | leaf hash | index (u64 BE) |
 //! | `c` | tree size (u64 BE) | signed checkpoint note |
-//! | `r` | client request id | index (u64 BE) ‖ SHA-256 of the envelope's leaf-independent bytes |
-//! | `x` | tag (u8), value, 0x00, index (u64 BE) | empty (secondary indices: kind, subject, draw) |
+//! | `x` | tag (u8), value, 0x00, first index of the chunk (u64 BE) | ≤ 128 indices, delta varints ([`postings`]) |
+//! | `j` | first index of a group (u64 BE) | the group's lookup records not yet synced to `index/` ([`journal`]) |
+//! | `m` | `indexed` | size the files under `index/` cover durably (u64 BE) |
 //! | `m` | `size` | tree size (u64 BE) |
 //! | `m` | `witnessed` | size (u64 BE) ‖ the latest witnessed checkpoint note (docs/witness.md) |
+//!
+//! The per-entry lookups (leaf hash, request id, ticket → index) are not sled keys: they live in
+//! on-disk hash indices under `index/` in the store's directory ([`hindex`], [`journal`]).
 
 pub mod export;
 pub mod high_water;
+pub mod hindex;
+mod journal;
+pub mod postings;
 pub mod tiles;
 mod verify;
 
@@ -71,6 +77,8 @@ pub struct PreparedEntry {
     pub request: Option<(String, Hash)>,
     /// Secondary index terms (tag, value).
     pub terms: Vec<(IndexTag, String)>,
+    /// Ticket keys the entry uses (empty for most entries).
+    pub tickets: Vec<[u8; 32]>,
 }
 
 /// The sled store.
@@ -78,6 +86,7 @@ pub struct Store {
     db: sled::Db,
     tree: sled::Tree,
     read_only: bool,
+    lookups: journal::Lookups,
     // For a read-only open, the temporary copy that is deleted on drop.
     _snapshot: Option<tempfile::TempDir>,
 }
@@ -104,26 +113,12 @@ fn node_key(level: u32, index: u64) -> [u8; 10] {
     k
 }
 
-fn read_u64(v: &[u8], what: &str) -> Result<u64, StoreError> {
+pub(crate) fn read_u64(v: &[u8], what: &str) -> Result<u64, StoreError> {
     let a: [u8; 8] = v
         .get(..8)
         .and_then(|s| s.try_into().ok())
         .ok_or_else(|| StoreError::Corrupt(what.to_string()))?;
     Ok(u64::from_be_bytes(a))
-}
-
-/// Term values may not contain NUL (the separator); such values are not indexed.
-fn term_key(tag: u8, value: &str, index: u64) -> Option<Vec<u8>> {
-    if value.as_bytes().contains(&0) {
-        return None;
-    }
-    let mut k = Vec::with_capacity(2 + value.len() + 9);
-    k.push(b'x');
-    k.push(tag);
-    k.extend_from_slice(value.as_bytes());
-    k.push(0);
-    k.extend_from_slice(&be(index));
-    Some(k)
 }
 
 /// Page cache of a writable store (bytes): sled's default.
@@ -153,12 +148,15 @@ impl Store {
             .cache_capacity(cache_bytes)
             .open()?;
         let tree = db.open_tree("ledger")?;
-        Ok(Self {
+        let store = Self {
             db,
             tree,
             read_only: false,
+            lookups: journal::Lookups::open(dir)?,
             _snapshot: None,
-        })
+        };
+        store.recover_index()?;
+        Ok(store)
     }
 
     /// Opens a store read-only, whether or not a node is running on it: the directory is copied to
@@ -183,12 +181,15 @@ impl Store {
             .cache_capacity(READ_ONLY_CACHE_BYTES)
             .open()?;
         let tree = db.open_tree("ledger")?;
-        Ok(Self {
+        let store = Self {
             db,
             tree,
             read_only: true,
+            lookups: journal::Lookups::open(snap.path())?,
             _snapshot: Some(snap),
-        })
+        };
+        store.recover_index()?;
+        Ok(store)
     }
 
     /// Number of entries.
@@ -281,10 +282,7 @@ impl Store {
     /// # Errors
     /// On storage failure.
     pub fn index_of_leaf(&self, leaf_hash: &Hash) -> Result<Option<u64>, StoreError> {
-        match self.tree.get(key(b'h', &leaf_hash.0))? {
-            None => Ok(None),
-            Some(v) => Ok(Some(read_u64(&v, "leaf index")?)),
-        }
+        self.lookup_leaf(leaf_hash)
     }
 
     /// Index and request digest recorded for a client request id.
@@ -292,15 +290,16 @@ impl Store {
     /// # Errors
     /// On storage failure.
     pub fn request(&self, request_id: &str) -> Result<Option<(u64, Hash)>, StoreError> {
-        match self.tree.get(key(b'r', request_id.as_bytes()))? {
-            None => Ok(None),
-            Some(v) => {
-                let idx = read_u64(&v, "request")?;
-                let h = Hash::from_slice(v.get(8..).unwrap_or_default())
-                    .map_err(|_| StoreError::Corrupt("request".into()))?;
-                Ok(Some((idx, h)))
-            }
-        }
+        self.lookup_request(request_id)
+    }
+
+    /// Index of the entry that used a ticket, as durable as the entry itself. A hit at or beyond
+    /// the store's size is ignored; the caller checks that the entry at the index uses the ticket.
+    ///
+    /// # Errors
+    /// On storage failure.
+    pub fn ticket_index(&self, ticket: &[u8; 32]) -> Result<Option<u64>, StoreError> {
+        self.lookup_ticket(ticket)
     }
 
     /// The stored checkpoint note of exactly `size`.
@@ -347,22 +346,7 @@ impl Store {
     /// # Errors
     /// On storage failure.
     pub fn query(&self, tag: IndexTag, value: &str, start: u64, limit: usize) -> Result<Vec<u64>, StoreError> {
-        let Some(from) = term_key(tag.byte(), value, start) else {
-            return Ok(Vec::new());
-        };
-        let Some(to) = term_key(tag.byte(), value, u64::MAX) else {
-            return Ok(Vec::new());
-        };
-        let mut out = Vec::new();
-        for r in self.tree.range(from..=to).take(limit) {
-            let (k, _) = r?;
-            // A key edited into the data directory may be shorter than a term key: no panic.
-            out.push(read_u64(
-                k.get(k.len().saturating_sub(8)..).unwrap_or_default(),
-                "term key",
-            )?);
-        }
-        Ok(out)
+        postings::query(&self.tree, tag, value, start, limit)
     }
 
     /// Whether entry `index` carries a secondary-index term.
@@ -370,10 +354,7 @@ impl Store {
     /// # Errors
     /// On storage failure.
     pub fn has_term(&self, tag: IndexTag, value: &str, index: u64) -> Result<bool, StoreError> {
-        match term_key(tag.byte(), value, index) {
-            None => Ok(false),
-            Some(k) => Ok(self.tree.contains_key(k)?),
-        }
+        postings::has(&self.tree, tag, value, index)
     }
 
     /// Writes a sequenced group atomically and durably: one sled batch, one flush. Nothing of the
@@ -391,24 +372,16 @@ impl Store {
         if self.read_only {
             return Err(StoreError::ReadOnly);
         }
+        // The index lock serializes groups (postings are read, modified and written).
+        let mut ix = self.lookups.lock()?;
         let mut b = sled::Batch::default();
         for e in entries {
             let mut v = Vec::with_capacity(32 + e.leaf.len());
             v.extend_from_slice(&e.leaf_hash.0);
             v.extend_from_slice(&e.leaf);
             b.insert(key(b'e', &be(e.index)), v);
-            b.insert(key(b'h', &e.leaf_hash.0), &be(e.index));
-            if let Some((id, digest)) = &e.request {
-                let mut v = be(e.index).to_vec();
-                v.extend_from_slice(&digest.0);
-                b.insert(key(b'r', id.as_bytes()), v);
-            }
-            for (tag, value) in &e.terms {
-                if let Some(k) = term_key(tag.byte(), value, e.index) {
-                    b.insert(k, &[][..]);
-                }
-            }
         }
+        let recs = self.index_group(&mut b, entries)?;
         for n in nodes.iter().filter(|n| n.level > UNSTORED_LEVELS) {
             b.insert(&node_key(n.level, n.index)[..], &n.hash.0);
         }
@@ -418,6 +391,7 @@ impl Store {
         }
         self.tree.apply_batch(b)?;
         self.db.flush()?;
+        self.index_applied(&mut ix, entries, &recs, new_size);
         Ok(())
     }
 

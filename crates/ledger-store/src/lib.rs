@@ -502,7 +502,14 @@ fn copy_dir(from: &Path, to: &Path) -> std::io::Result<()> {
         if e.file_type()?.is_dir() {
             copy_dir(&e.path(), &dst)?;
         } else {
-            std::fs::copy(e.path(), dst)?;
+            match std::fs::copy(e.path(), dst) {
+                // A running node renames index shards as they grow (`hindex`): a file gone since
+                // the listing is skipped (the index is checked on open and rebuilt if need be).
+                Err(x) if x.kind() == std::io::ErrorKind::NotFound => {}
+                r => {
+                    r?;
+                }
+            }
         }
     }
     Ok(())

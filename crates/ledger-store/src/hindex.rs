@@ -203,7 +203,9 @@ impl HashIndex {
                 _ => self.grow(i, &mut s)?,
             }
         }
-        Err(corrupt(format!("hash index shard {i:02x} has no free slot after a resize")))
+        Err(corrupt(format!(
+            "hash index shard {i:02x} has no free slot after a resize"
+        )))
     }
 
     fn grow(&self, i: usize, s: &mut Shard) -> Result<(), StoreError> {
@@ -450,7 +452,11 @@ mod tests {
         assert!(complete);
         assert_eq!(ix.present().unwrap(), [0xff; 32]);
         for i in (0..20_000u64).step_by(97) {
-            let want = if i == 7 { (70, vec![9; 32]) } else { (i, k(i + 1).to_vec()) };
+            let want = if i == 7 {
+                (70, vec![9; 32])
+            } else {
+                (i, k(i + 1).to_vec())
+            };
             assert_eq!(ix.get_full(&k(i)).unwrap(), Some(want));
         }
         assert_eq!(ix.get(&k(7)).unwrap(), Some(70));

@@ -35,6 +35,9 @@ pub const INDEXED_KEY: &[u8] = b"mindexed";
 /// ticket indices in turn, the 32-byte bitmap of their shards that have a file.
 const STATE_MAGIC: &[u8; 8] = b"LEDGIXS1";
 
+/// Names the ticket keys an entry (its canonical bytes) uses, for [`Store::reindex`].
+pub type TicketsOf = dyn Fn(&[u8]) -> Vec<[u8; 32]>;
+
 const LEAF: u8 = b'l';
 const REQUEST: u8 = b'r';
 const TICKET: u8 = b't';
@@ -273,7 +276,7 @@ impl Store {
     }
 
     /// Inserts every entry's leaf hash (and, with `tickets_of`, its tickets) into the index.
-    fn reinsert(&self, tickets_of: Option<&dyn Fn(&[u8]) -> Vec<[u8; 32]>>) -> Result<(), StoreError> {
+    fn reinsert(&self, tickets_of: Option<&TicketsOf>) -> Result<(), StoreError> {
         let size = self.size()?;
         for r in self.entries(0, size) {
             let (i, bytes) = r?;
@@ -294,7 +297,7 @@ impl Store {
     ///
     /// # Errors
     /// On a read-only store or a storage failure.
-    pub fn reindex(&self, tickets_of: Option<&dyn Fn(&[u8]) -> Vec<[u8; 32]>>) -> Result<u64, StoreError> {
+    pub fn reindex(&self, tickets_of: Option<&TicketsOf>) -> Result<u64, StoreError> {
         if self.read_only {
             return Err(StoreError::ReadOnly);
         }
@@ -318,7 +321,11 @@ impl Store {
             let (i, bytes) = r?;
             let terms = Entry::decode(&bytes)
                 .ok()
-                .and_then(|e| envelope_kind(&e.envelope).ok().map(|k| index_terms(k, &e.envelope.payload)))
+                .and_then(|e| {
+                    envelope_kind(&e.envelope)
+                        .ok()
+                        .map(|k| index_terms(k, &e.envelope.payload))
+                })
                 .unwrap_or_default();
             block.push((i, terms));
             if block.len() == 4096 {

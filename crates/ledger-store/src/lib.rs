@@ -27,6 +27,7 @@ pub mod postings;
 pub mod tiles;
 mod verify;
 
+pub use journal::TicketsOf;
 pub use ledger_core::registry::IndexTag;
 pub use verify::{OpenReport, TamperFault};
 

@@ -94,7 +94,10 @@ fn encode(postings: &[u64]) -> Vec<u8> {
 
 /// The last chunk of a term: (first index, postings).
 fn last_chunk(tree: &sled::Tree, prefix: &[u8]) -> Result<Option<(u64, Vec<u64>)>, StoreError> {
-    match tree.range(chunk_key(prefix, 0)..=chunk_key(prefix, u64::MAX)).next_back() {
+    match tree
+        .range(chunk_key(prefix, 0)..=chunk_key(prefix, u64::MAX))
+        .next_back()
+    {
         None => Ok(None),
         Some(r) => {
             let (k, v) = r?;
@@ -202,7 +205,7 @@ mod tests {
 
     #[test]
     fn chunks_round_trip_and_reject_garbage() {
-        let p = vec![0u64, 1, 300, 70_000, u64::MAX / 2];
+        let p = [0u64, 1, 300, 70_000, u64::MAX / 2];
         let shifted: Vec<u64> = p.iter().map(|x| x + 5).collect();
         assert_eq!(decode(5, &encode(&shifted)).unwrap(), shifted);
         assert!(decode(5, &[0x80]).is_err());
@@ -241,7 +244,10 @@ mod tests {
         assert_eq!(q, vec![n - 3, n - 2, n - 1]);
         let s3: Vec<u64> = (0..n).filter(|i| i % 10 == 0 && i % 7 == 3).collect();
         assert_eq!(query(&t, IndexTag::Subject, "s3", 0, 10_000).unwrap(), s3);
-        assert_eq!(query(&t, IndexTag::Subject, "s3", s3[5] + 1, 2).unwrap(), s3[6..8].to_vec());
+        assert_eq!(
+            query(&t, IndexTag::Subject, "s3", s3[5] + 1, 2).unwrap(),
+            s3[6..8].to_vec()
+        );
         assert!(has(&t, IndexTag::Subject, "s3", s3[9]).unwrap());
         assert!(!has(&t, IndexTag::Subject, "s3", s3[9] + 10).unwrap());
         assert!(!has(&t, IndexTag::Subject, "s9", 0).unwrap());

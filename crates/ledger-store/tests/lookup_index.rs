@@ -160,8 +160,14 @@ fn lookups_and_queries_survive_groups_reopen_and_journal_replay() {
     // Postings: ascending, from start, at most limit; has_term agrees.
     let s2: Vec<u64> = (0..N).filter(|i| i % 5 == 2).collect();
     assert_eq!(store.query(IndexTag::Subject, "s2", 0, 1000).unwrap(), s2);
-    assert_eq!(store.query(IndexTag::Subject, "s2", 301, 3).unwrap(), vec![302, 307, 312]);
-    assert_eq!(store.query(IndexTag::Kind, "note", 590, 100).unwrap(), (590..N).collect::<Vec<_>>());
+    assert_eq!(
+        store.query(IndexTag::Subject, "s2", 301, 3).unwrap(),
+        vec![302, 307, 312]
+    );
+    assert_eq!(
+        store.query(IndexTag::Kind, "note", 590, 100).unwrap(),
+        (590..N).collect::<Vec<_>>()
+    );
     assert!(store.has_term(IndexTag::Subject, "s2", 307).unwrap());
     assert!(!store.has_term(IndexTag::Subject, "s2", 308).unwrap());
     assert!(store.query(IndexTag::Subject, "s\0", 0, 10).unwrap().is_empty());
@@ -216,7 +222,11 @@ fn a_truncated_or_deleted_shard_is_rebuilt_from_the_entries() {
         }
         let tickets_of = |bytes: &[u8]| {
             let e = Entry::decode(bytes).unwrap();
-            if e.index % 2 == 1 { vec![ticket(e.index)] } else { vec![] }
+            if e.index % 2 == 1 {
+                vec![ticket(e.index)]
+            } else {
+                vec![]
+            }
         };
         assert_eq!(store.reindex(Some(&tickets_of)).unwrap(), N);
         for i in (1..N).step_by(2) {
@@ -226,7 +236,10 @@ fn a_truncated_or_deleted_shard_is_rebuilt_from_the_entries() {
     let store = Store::open(dir.path()).unwrap();
     check(&store, &leaves, true);
     // `reindex` rebuilt the postings from the entries (kind from the payload type).
-    assert_eq!(store.query(IndexTag::Kind, "note", 0, 10_000).unwrap(), (0..N).collect::<Vec<_>>());
+    assert_eq!(
+        store.query(IndexTag::Kind, "note", 0, 10_000).unwrap(),
+        (0..N).collect::<Vec<_>>()
+    );
 }
 
 #[test]
@@ -248,7 +261,10 @@ fn a_deleted_index_directory_is_rebuilt_on_open() {
     let more = fill(&store, &mut ct, N + 50, 10);
     for (j, lh) in more.iter().enumerate() {
         assert_eq!(store.index_of_leaf(lh).unwrap(), Some(N + j as u64));
-        assert_eq!(store.request(&format!("req-{}", N + j as u64)).unwrap().map(|r| r.0), Some(N + j as u64));
+        assert_eq!(
+            store.request(&format!("req-{}", N + j as u64)).unwrap().map(|r| r.0),
+            Some(N + j as u64)
+        );
     }
 }
 

@@ -3,16 +3,18 @@
 //!
 //! The process keeps no memory per key: every lookup and insert is a `pread`/`pwrite` on the shard
 //! the key's first byte selects (the operating system's page cache does the caching). A shard that
-//! becomes half full is rehashed into a file of twice the capacity (written, fsynced, renamed over
-//! the old one), so a resize pauses only the keys of 1/256 of the index.
+//! would pass three quarters full is rehashed into a file of twice the capacity, so a resize pauses
+//! only the keys of 1/256 of the index.
 //!
 //! The index is an accelerator, never trusted: the store checks every hit against the entries
 //! before it uses it ([`crate::Store::index_of_leaf`], [`crate::Store::request`]). A shard file
 //! that is missing or does not have the expected shape is replaced by an empty one when the index
 //! is opened, and the store then re-inserts what it can rebuild from the entries.
 //!
-//! Writes are not fsynced one by one: [`HashIndex::sync`] makes all written shards durable. The
-//! store's durability comes from the journal of each group in sled (`lib.rs`, key `j`).
+//! Writes are not fsynced one by one: [`HashIndex::sync`] makes all written shards durable (a shard
+//! created or grown since the last sync lives in `XX.hix.tmp` and is renamed over `XX.hix` then;
+//! one left over at open is deleted, so records not synced are lost unless re-inserted). The
+//! store's durability comes from the journal of each group in sled (`journal.rs`, key `j`).
 
 use crate::StoreError;
 use std::fs::{File, OpenOptions};
@@ -27,12 +29,18 @@ pub const SHARD_MAGIC: &[u8; 8] = b"LEDGHIX1";
 /// Bytes of a shard file header: magic ‖ slot length (u32 BE) ‖ 0 (u32) ‖ capacity (u64 BE) ‖
 /// used slots (u64 BE).
 pub const HEADER_LEN: u64 = 32;
-/// Slots of a new shard (a power of two).
-pub const INITIAL_SLOTS: u64 = 64;
+/// Slots of a new shard (a power of two; the file is sparse until written).
+pub const INITIAL_SLOTS: u64 = 1024;
 /// Slot bytes before the optional extra value: used flag (1) ‖ key (32) ‖ value (u64 BE).
 const BASE_SLOT: usize = 41;
 /// Slots read per `pread` while probing.
 const PROBE_RUN: u64 = 8;
+
+/// Whether `count` keys fit in `cap` slots: at most three quarters full (linear probing then
+/// reads about 2.5 slots for a hit and 8.5 for a miss, mostly in one `pread` of [`PROBE_RUN`]).
+fn fits(count: u64, cap: u64) -> bool {
+    count.saturating_mul(4) <= cap.saturating_mul(3)
+}
 
 struct Shard {
     // None: the shard has no file yet (no key was ever recorded in it).
@@ -40,6 +48,9 @@ struct Shard {
     cap: u64,
     count: u64,
     dirty: bool,
+    // The file is `XX.hix.tmp` (new or grown since the last sync): `sync` fsyncs it and renames it
+    // over `XX.hix`. Until then a crash leaves the last synced `XX.hix` (and the store's journal).
+    pending: bool,
 }
 
 /// An on-disk hash index (`Send + Sync`).
@@ -86,6 +97,13 @@ impl HashIndex {
         let mut complete = true;
         let mut shards = Vec::with_capacity(SHARDS);
         for i in 0..SHARDS {
+            // A shard created or grown after the last sync: its records are in the journal.
+            for stray in [tmp_path(dir, i), dir.join(format!("{i:02x}.hix.grow"))] {
+                match std::fs::remove_file(stray) {
+                    Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(e.into()),
+                    _ => {}
+                }
+            }
             let path = shard_path(dir, i);
             let shard = match open_shard(&path, slot_len)? {
                 Opened::Sound(s) => s,
@@ -180,7 +198,7 @@ impl HashIndex {
         let mut s = self.write(i)?;
         if s.file.is_none() {
             // Made durable by the next `sync`; until then its records are in the store's journal.
-            *s = create_shard(&self.dir, i, slot_len, INITIAL_SLOTS, &[], false)?;
+            *s = create_shard(&self.dir, i, slot_len, INITIAL_SLOTS, &[])?;
         }
         for _ in 0..2 {
             match probe(&s, slot_len, key)? {
@@ -191,11 +209,11 @@ impl HashIndex {
                     }
                     return Ok(());
                 }
-                Probe::Empty(at) if (s.count + 1) * 2 <= s.cap => {
+                Probe::Empty(at) if fits(s.count + 1, s.cap) => {
+                    // The header's count is written at the next sync (one that is too low only
+                    // makes a later insert probe further or grow earlier).
                     s.file()?.write_all_at(&slot, HEADER_LEN + at * slot_len)?;
                     s.count += 1;
-                    let count = s.count;
-                    s.file()?.write_all_at(&count.to_be_bytes(), 24)?;
                     s.dirty = true;
                     return Ok(());
                 }
@@ -225,11 +243,11 @@ impl HashIndex {
             at += n;
         }
         let mut cap = s.cap.max(INITIAL_SLOTS);
-        while (used.len() as u64 + 1) * 2 > cap {
+        while !fits(used.len() as u64 + 1, cap) {
             cap *= 2;
         }
         let cap = if cap == s.cap { cap * 2 } else { cap };
-        *s = create_shard(&self.dir, i, slot_len, cap, &used, true)?;
+        *s = create_shard(&self.dir, i, slot_len, cap, &used)?;
         Ok(())
     }
 
@@ -242,8 +260,14 @@ impl HashIndex {
         for i in 0..SHARDS {
             let mut s = self.write(i)?;
             if s.dirty {
+                let count = s.count;
+                s.file()?.write_all_at(&count.to_be_bytes(), 24)?;
                 s.file()?.sync_data()?;
                 s.dirty = false;
+            }
+            if s.pending {
+                std::fs::rename(tmp_path(&self.dir, i), shard_path(&self.dir, i))?;
+                s.pending = false;
                 any = true;
             }
         }
@@ -317,6 +341,10 @@ fn shard_path(dir: &Path, i: usize) -> PathBuf {
     dir.join(format!("{i:02x}.hix"))
 }
 
+fn tmp_path(dir: &Path, i: usize) -> PathBuf {
+    dir.join(format!("{i:02x}.hix.tmp"))
+}
+
 impl Shard {
     fn absent() -> Self {
         Self {
@@ -324,6 +352,7 @@ impl Shard {
             cap: 0,
             count: 0,
             dirty: false,
+            pending: false,
         }
     }
 
@@ -360,7 +389,7 @@ fn open_shard(path: &Path, slot_len: u64) -> Result<Opened, StoreError> {
         && h[12..16] == [0; 4]
         && cap.is_power_of_two()
         && cap >= INITIAL_SLOTS
-        && count * 2 <= cap
+        && fits(count, cap)
         && cap.checked_mul(slot_len).and_then(|b| b.checked_add(HEADER_LEN)) == Some(file.metadata()?.len());
     if !ok {
         tracing::warn!(path = %path.display(), "hash index shard malformed; it is rebuilt");
@@ -371,57 +400,55 @@ fn open_shard(path: &Path, slot_len: u64) -> Result<Opened, StoreError> {
         cap,
         count,
         dirty: false,
+        pending: false,
     }))
 }
 
-/// Writes a shard of `cap` slots holding `used` (full slots) to a temporary file and renames it
-/// over shard `i`; with `durable`, the file and the directory are fsynced before it is used.
-fn create_shard(
-    dir: &Path,
-    i: usize,
-    slot_len: u64,
-    cap: u64,
-    used: &[Vec<u8>],
-    durable: bool,
-) -> Result<Shard, StoreError> {
-    let mut body = vec![0u8; (HEADER_LEN + cap * slot_len) as usize];
-    body[..8].copy_from_slice(SHARD_MAGIC);
-    body[8..12].copy_from_slice(&(slot_len as u32).to_be_bytes());
-    body[16..24].copy_from_slice(&cap.to_be_bytes());
-    body[24..32].copy_from_slice(&(used.len() as u64).to_be_bytes());
-    let mask = cap - 1;
-    for slot in used {
-        let mut h = [0u8; 8];
-        h.copy_from_slice(&slot[2..10]);
-        let mut at = u64::from_be_bytes(h) & mask;
-        loop {
-            let off = (HEADER_LEN + at * slot_len) as usize;
-            if body[off] != 1 {
-                body[off..off + slot_len as usize].copy_from_slice(slot);
-                break;
-            }
-            at = (at + 1) & mask;
-        }
-    }
-    let tmp = dir.join(format!("{i:02x}.hix.tmp"));
+/// Writes a shard of `cap` slots holding `used` (full slots) as `XX.hix.tmp` (through
+/// `XX.hix.grow`, so that the previous `XX.hix.tmp` stays whole until replaced), not yet durable:
+/// the next [`HashIndex::sync`] fsyncs it and renames it over `XX.hix`.
+fn create_shard(dir: &Path, i: usize, slot_len: u64, cap: u64, used: &[Vec<u8>]) -> Result<Shard, StoreError> {
+    let mut header = [0u8; HEADER_LEN as usize];
+    header[..8].copy_from_slice(SHARD_MAGIC);
+    header[8..12].copy_from_slice(&(slot_len as u32).to_be_bytes());
+    header[16..24].copy_from_slice(&cap.to_be_bytes());
+    header[24..32].copy_from_slice(&(used.len() as u64).to_be_bytes());
+    let grow = dir.join(format!("{i:02x}.hix.grow"));
     {
-        let mut f = File::create(&tmp)?;
-        std::io::Write::write_all(&mut f, &body)?;
-        if durable {
-            f.sync_all()?;
+        let mut f = File::create(&grow)?;
+        if used.is_empty() {
+            // Sparse: the slots read as zeros (empty) until written.
+            std::io::Write::write_all(&mut f, &header)?;
+            f.set_len(HEADER_LEN + cap * slot_len)?;
+        } else {
+            let mut body = vec![0u8; (HEADER_LEN + cap * slot_len) as usize];
+            body[..HEADER_LEN as usize].copy_from_slice(&header);
+            let mask = cap - 1;
+            for slot in used {
+                let mut h = [0u8; 8];
+                h.copy_from_slice(&slot[2..10]);
+                let mut at = u64::from_be_bytes(h) & mask;
+                loop {
+                    let off = (HEADER_LEN + at * slot_len) as usize;
+                    if body[off] != 1 {
+                        body[off..off + slot_len as usize].copy_from_slice(slot);
+                        break;
+                    }
+                    at = (at + 1) & mask;
+                }
+            }
+            std::io::Write::write_all(&mut f, &body)?;
         }
     }
-    let path = shard_path(dir, i);
-    std::fs::rename(&tmp, &path)?;
-    if durable {
-        File::open(dir)?.sync_all()?;
-    }
-    let file = OpenOptions::new().read(true).write(true).open(&path)?;
+    let tmp = tmp_path(dir, i);
+    std::fs::rename(&grow, &tmp)?;
+    let file = OpenOptions::new().read(true).write(true).open(&tmp)?;
     Ok(Shard {
         file: Some(file),
         cap,
         count: used.len() as u64,
-        dirty: !durable,
+        dirty: true,
+        pending: true,
     })
 }
 
@@ -482,6 +509,7 @@ mod tests {
             let (ix, _) = HashIndex::open(d.path(), 0).unwrap();
             ix.insert(&key, 1).unwrap();
             ix.insert(&[4u8; 32], 2).unwrap();
+            ix.sync().unwrap();
         }
         std::fs::OpenOptions::new()
             .write(true)
@@ -507,6 +535,7 @@ mod tests {
                 key[0] = 9;
                 ix.insert(&key, i).unwrap();
             }
+            ix.sync().unwrap();
         }
         // The count says empty: inserts keep probing until a free slot or a resize.
         let f = std::fs::OpenOptions::new()
@@ -526,5 +555,30 @@ mod tests {
             key[0] = 9;
             assert_eq!(ix.get(&key).unwrap(), Some(i));
         }
+    }
+
+    #[test]
+    fn records_not_synced_are_dropped_whole_on_reopen() {
+        let d = tempfile::tempdir().unwrap();
+        {
+            let (ix, _) = HashIndex::open(d.path(), 0).unwrap();
+            ix.insert(&[1u8; 32], 1).unwrap();
+            ix.sync().unwrap();
+            // Grows shard 1 past its first capacity without a sync.
+            for i in 0..2000u64 {
+                let mut key = k(i);
+                key[0] = 1;
+                ix.insert(&key, i).unwrap();
+            }
+            assert!(tmp_path(d.path(), 1).exists());
+        }
+        let (ix, complete) = HashIndex::open(d.path(), 0).unwrap();
+        assert!(complete);
+        assert!(!tmp_path(d.path(), 1).exists());
+        assert_eq!(ix.get(&[1u8; 32]).unwrap(), Some(1));
+        // Inserted after the grow: only in the temporary file, dropped.
+        let mut key = k(1999);
+        key[0] = 1;
+        assert_eq!(ix.get(&key).unwrap(), None);
     }
 }

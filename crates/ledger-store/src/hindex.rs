@@ -47,7 +47,11 @@ struct Shard {
     file: Option<File>,
     cap: u64,
     count: u64,
-    dirty: bool,
+    // Writes so far, and the number of them the last sync made durable.
+    writes: u64,
+    synced: u64,
+    // Bumped each time the shard moves to a new file (created or grown).
+    generation: u64,
     // The file is `XX.hix.tmp` (new or grown since the last sync): `sync` fsyncs it and renames it
     // over `XX.hix`. Until then a crash leaves the last synced `XX.hix` (and the store's journal).
     pending: bool,
@@ -198,14 +202,16 @@ impl HashIndex {
         let mut s = self.write(i)?;
         if s.file.is_none() {
             // Made durable by the next `sync`; until then its records are in the store's journal.
+            let generation = s.generation + 1;
             *s = create_shard(&self.dir, i, slot_len, INITIAL_SLOTS, &[])?;
+            s.generation = generation;
         }
         for _ in 0..2 {
             match probe(&s, slot_len, key)? {
                 Probe::Found(at, old) => {
                     if old != slot {
                         s.file()?.write_all_at(&slot, HEADER_LEN + at * slot_len)?;
-                        s.dirty = true;
+                        s.writes += 1;
                     }
                     return Ok(());
                 }
@@ -214,7 +220,7 @@ impl HashIndex {
                     // makes a later insert probe further or grow earlier).
                     s.file()?.write_all_at(&slot, HEADER_LEN + at * slot_len)?;
                     s.count += 1;
-                    s.dirty = true;
+                    s.writes += 1;
                     return Ok(());
                 }
                 // Half full (or, with a tampered count, full): rehash into twice the capacity.
@@ -247,31 +253,51 @@ impl HashIndex {
             cap *= 2;
         }
         let cap = if cap == s.cap { cap * 2 } else { cap };
+        let generation = s.generation + 1;
         *s = create_shard(&self.dir, i, slot_len, cap, &used)?;
+        s.generation = generation;
         Ok(())
     }
 
-    /// Makes every write so far durable (fsync of the shards written since the last sync).
+    /// Makes every write made before the call durable (fsync of the shards written since the last
+    /// sync). Inserts may run meanwhile: a shard's fsync runs outside its lock.
     ///
     /// # Errors
-    /// On a file system failure.
+    /// On a file system failure, or a shard that kept moving to a new file while it was synced.
     pub fn sync(&self) -> Result<(), StoreError> {
-        let mut any = false;
+        let mut renamed = false;
         for i in 0..SHARDS {
-            let mut s = self.write(i)?;
-            if s.dirty {
-                let count = s.count;
-                s.file()?.write_all_at(&count.to_be_bytes(), 24)?;
-                s.file()?.sync_data()?;
-                s.dirty = false;
+            let mut done = false;
+            for _ in 0..8 {
+                let (file, generation, writes, pending) = {
+                    let s = self.write(i)?;
+                    if s.writes == s.synced && !s.pending {
+                        done = true;
+                        break;
+                    }
+                    let count = s.count;
+                    s.file()?.write_all_at(&count.to_be_bytes(), 24)?;
+                    (s.file()?.try_clone()?, s.generation, s.writes, s.pending)
+                };
+                file.sync_data()?;
+                let mut s = self.write(i)?;
+                if s.generation == generation {
+                    if pending {
+                        std::fs::rename(tmp_path(&self.dir, i), shard_path(&self.dir, i))?;
+                        s.pending = false;
+                        renamed = true;
+                    }
+                    s.synced = s.synced.max(writes);
+                    done = true;
+                    break;
+                }
+                // Grown while it was synced: the new file holds the records; sync that one.
             }
-            if s.pending {
-                std::fs::rename(tmp_path(&self.dir, i), shard_path(&self.dir, i))?;
-                s.pending = false;
-                any = true;
+            if !done {
+                return Err(corrupt(format!("hash index shard {i:02x} kept growing during a sync")));
             }
         }
-        if any {
+        if renamed {
             File::open(&self.dir)?.sync_all()?;
         }
         Ok(())
@@ -351,7 +377,9 @@ impl Shard {
             file: None,
             cap: 0,
             count: 0,
-            dirty: false,
+            writes: 0,
+            synced: 0,
+            generation: 0,
             pending: false,
         }
     }
@@ -399,7 +427,9 @@ fn open_shard(path: &Path, slot_len: u64) -> Result<Opened, StoreError> {
         file: Some(file),
         cap,
         count,
-        dirty: false,
+        writes: 0,
+        synced: 0,
+        generation: 0,
         pending: false,
     }))
 }
@@ -447,7 +477,9 @@ fn create_shard(dir: &Path, i: usize, slot_len: u64, cap: u64, used: &[Vec<u8>])
         file: Some(file),
         cap,
         count: used.len() as u64,
-        dirty: true,
+        writes: 1,
+        synced: 0,
+        generation: 0,
         pending: true,
     })
 }
@@ -580,5 +612,34 @@ mod tests {
         let mut key = k(1999);
         key[0] = 1;
         assert_eq!(ix.get(&key).unwrap(), None);
+    }
+
+    #[test]
+    fn a_sync_running_beside_inserts_and_grows_keeps_what_it_covered() {
+        let d = tempfile::tempdir().unwrap();
+        let ix = std::sync::Arc::new(HashIndex::open(d.path(), 0).unwrap().0);
+        let writer = {
+            let ix = std::sync::Arc::clone(&ix);
+            std::thread::spawn(move || {
+                for i in 0..6000u64 {
+                    let mut key = k(i);
+                    key[0] = (i % 3) as u8; // three shards, each grown several times
+                    ix.insert(&key, i).unwrap();
+                }
+            })
+        };
+        while !writer.is_finished() {
+            ix.sync().unwrap();
+        }
+        writer.join().unwrap();
+        ix.sync().unwrap();
+        drop(ix);
+        let (ix, complete) = HashIndex::open(d.path(), 0).unwrap();
+        assert!(complete);
+        for i in 0..6000u64 {
+            let mut key = k(i);
+            key[0] = (i % 3) as u8;
+            assert_eq!(ix.get(&key).unwrap(), Some(i), "key {i}");
+        }
     }
 }

@@ -22,7 +22,7 @@ use ledger_core::entry::Entry;
 use ledger_core::hash::Hash;
 use ledger_core::registry::{envelope_kind, index_terms};
 use std::path::{Path, PathBuf};
-use std::sync::{Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 /// Groups between two syncs of the index files.
@@ -46,16 +46,41 @@ pub(crate) struct SyncState {
     groups: u32,
     since: Instant,
     applied: Vec<Vec<u8>>,
+    // The sync running in the background, if any.
+    job: Option<std::thread::JoinHandle<()>>,
 }
 
 /// The three lookup indices of a store.
-pub(crate) struct Lookups {
+pub(crate) struct Files {
     leaf: HashIndex,
     request: HashIndex,
     ticket: HashIndex,
     dir: PathBuf,
+}
+
+/// The lookup indices and their sync state.
+pub(crate) struct Lookups {
+    files: Arc<Files>,
     complete: bool,
     state: Mutex<SyncState>,
+}
+
+impl std::ops::Deref for Lookups {
+    type Target = Files;
+    fn deref(&self) -> &Files {
+        &self.files
+    }
+}
+
+impl Drop for Lookups {
+    fn drop(&mut self) {
+        // The background sync holds a handle on sled: let it finish before the store is gone.
+        if let Ok(st) = self.state.get_mut()
+            && let Some(job) = st.job.take()
+        {
+            let _ = job.join();
+        }
+    }
 }
 
 fn journal_key(first: u64) -> [u8; 9] {
@@ -98,15 +123,18 @@ impl Lookups {
         let (request, b) = HashIndex::open(&dir.join("request"), 32)?;
         let (ticket, c) = HashIndex::open(&dir.join("ticket"), 0)?;
         Ok(Self {
-            leaf,
-            request,
-            ticket,
-            dir,
+            files: Arc::new(Files {
+                leaf,
+                request,
+                ticket,
+                dir,
+            }),
             complete: a && b && c,
             state: Mutex::new(SyncState {
                 groups: 0,
                 since: Instant::now(),
                 applied: Vec::new(),
+                job: None,
             }),
         })
     }
@@ -116,7 +144,9 @@ impl Lookups {
             .lock()
             .map_err(|_| StoreError::Corrupt("index lock poisoned".into()))
     }
+}
 
+impl Files {
     fn apply(&self, recs: &[u8]) -> Result<(), StoreError> {
         let mut i = 0;
         while i < recs.len() {
@@ -175,6 +205,22 @@ impl Lookups {
         Ok(Some(u64::from_be_bytes(n)))
     }
 
+    /// Syncs the shards, records `size` as covered in `index/state`, then sets `mindexed` and
+    /// deletes the journal `keys` (whose records were applied before the call) in one batch.
+    fn checkpoint(&self, tree: &sled::Tree, keys: Vec<Vec<u8>>, size: u64, read_only: bool) -> Result<(), StoreError> {
+        self.sync()?;
+        self.write_covered(size)?;
+        if !read_only {
+            let mut b = sled::Batch::default();
+            b.insert(INDEXED_KEY, &size.to_be_bytes());
+            for k in keys {
+                b.remove(k);
+            }
+            tree.apply_batch(b)?;
+        }
+        Ok(())
+    }
+
     fn write_covered(&self, size: u64) -> Result<(), StoreError> {
         let tmp = self.dir.join("state.tmp");
         let mut b = STATE_MAGIC.to_vec();
@@ -206,40 +252,54 @@ impl Store {
     }
 
     /// Writes a durable group's records into the index files, and every [`SYNC_GROUPS`] groups or
-    /// [`SYNC_INTERVAL`] makes them durable and drops the journal keys they cover. A failure here
-    /// does not undo the group (it is durable, and its journal key is re-applied on open): it is
-    /// logged.
+    /// [`SYNC_INTERVAL`] starts a background sync that makes them durable and then drops the
+    /// journal keys they cover. A failure here does not undo the group (it is durable, and its
+    /// journal key is re-applied on open): it is logged.
     pub(crate) fn index_applied(&self, st: &mut SyncState, entries: &[PreparedEntry], recs: &[u8], new_size: u64) {
         let Some(first) = entries.first() else {
             return;
         };
         st.applied.push(journal_key(first.index).to_vec());
         st.groups += 1;
-        let r = self.lookups.apply(recs).and_then(|()| {
-            if st.groups >= SYNC_GROUPS || st.since.elapsed() >= SYNC_INTERVAL {
-                self.index_checkpoint(st, new_size)
-            } else {
-                Ok(())
-            }
-        });
-        if let Err(e) = r {
+        if let Err(e) = self.lookups.apply(recs) {
             tracing::error!(error = %e, "writing the lookup index failed; its journal is re-applied on the next open");
+            return;
+        }
+        let due = st.groups >= SYNC_GROUPS || st.since.elapsed() >= SYNC_INTERVAL;
+        if !due || st.job.as_ref().is_some_and(|j| !j.is_finished()) {
+            return;
+        }
+        if let Some(job) = st.job.take() {
+            let _ = job.join();
+        }
+        // Every record applied so far is in the files (page cache): the sync covers them all.
+        let keys = std::mem::take(&mut st.applied);
+        let files = Arc::clone(&self.lookups.files);
+        let tree = self.tree.clone();
+        let read_only = self.read_only;
+        st.groups = 0;
+        st.since = Instant::now();
+        let spawned = std::thread::Builder::new()
+            .name("ledger-index-sync".into())
+            .spawn(move || {
+                if let Err(e) = files.checkpoint(&tree, keys, new_size, read_only) {
+                    tracing::error!(error = %e, "syncing the lookup index failed; its journal is re-applied on the next open");
+                }
+            });
+        match spawned {
+            Ok(h) => st.job = Some(h),
+            Err(e) => tracing::error!(error = %e, "cannot start the lookup index sync"),
         }
     }
 
+    /// Makes the index files durable and drops the journal keys (synchronously, after any
+    /// background sync).
     fn index_checkpoint(&self, st: &mut SyncState, size: u64) -> Result<(), StoreError> {
-        self.lookups.sync()?;
-        self.lookups.write_covered(size)?;
-        if !self.read_only {
-            let mut b = sled::Batch::default();
-            b.insert(INDEXED_KEY, &size.to_be_bytes());
-            for k in st.applied.drain(..) {
-                b.remove(k);
-            }
-            self.tree.apply_batch(b)?;
-        } else {
-            st.applied.clear();
+        if let Some(job) = st.job.take() {
+            let _ = job.join();
         }
+        let keys = std::mem::take(&mut st.applied);
+        self.lookups.checkpoint(&self.tree, keys, size, self.read_only)?;
         st.groups = 0;
         st.since = Instant::now();
         Ok(())

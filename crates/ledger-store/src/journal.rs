@@ -147,14 +147,17 @@ impl Lookups {
 }
 
 impl Files {
+    /// Inserts a journal value's records. A malformed record (a journal key edited in the data
+    /// directory) ends the value with a warning: the index is an accelerator, checked on use.
     fn apply(&self, recs: &[u8]) -> Result<(), StoreError> {
         let mut i = 0;
         while i < recs.len() {
             let kind = recs[i];
             let len = if kind == REQUEST { 73 } else { 41 };
-            let r = recs
-                .get(i + 1..i + len)
-                .ok_or_else(|| StoreError::Corrupt("index journal record".into()))?;
+            let Some(r) = recs.get(i + 1..i + len) else {
+                tracing::warn!(offset = i, "truncated lookup journal record ignored");
+                return Ok(());
+            };
             let mut key = [0u8; 32];
             key.copy_from_slice(&r[..32]);
             let mut ix = [0u8; 8];
@@ -164,7 +167,10 @@ impl Files {
                 LEAF => self.leaf.insert(&key, index)?,
                 REQUEST => self.request.insert_full(&key, index, &r[40..])?,
                 TICKET => self.ticket.insert(&key, index)?,
-                k => return Err(StoreError::Corrupt(format!("index journal record kind {k:#04x}"))),
+                k => {
+                    tracing::warn!(kind = k, "lookup journal record of unknown kind ignored");
+                    return Ok(());
+                }
             }
             i += len;
         }
@@ -310,9 +316,10 @@ impl Store {
     pub(crate) fn recover_index(&self) -> Result<(), StoreError> {
         let mut st = self.lock_index()?;
         let size = self.size()?;
+        // A malformed `mindexed` (edited) forces the re-insertion below.
         let indexed = match self.tree.get(INDEXED_KEY)? {
             None => 0,
-            Some(v) => crate::read_u64(&v, "mindexed")?,
+            Some(v) => crate::read_u64(&v, "mindexed").unwrap_or(u64::MAX),
         };
         let fresh = self.lookups.covered()?.is_none_or(|c| c < indexed);
         if size > 0 && (!self.lookups.complete || fresh) {

@@ -281,3 +281,31 @@ fn the_journal_restores_lookups_whose_index_files_were_lost() {
     let store = Store::open(dir.path()).unwrap();
     assert_eq!(check(&store, &leaves, false), 0);
 }
+
+#[test]
+fn edited_journal_keys_and_mark_do_not_stop_the_store_or_mislead_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let leaves = build(dir.path());
+    {
+        let store = Store::open(dir.path()).unwrap();
+        let t = store.raw_tree();
+        // A truncated record, a record of an unknown kind, a record pointing leaf 0 at entry 9,
+        // and a malformed `mindexed`.
+        t.insert(b"j\0\0\0\0\0\0\0\x01", &b"l\x01\x02"[..]).unwrap();
+        t.insert(b"j\0\0\0\0\0\0\0\x02", vec![b'q'; 41]).unwrap();
+        let mut rec = vec![b'l'];
+        rec.extend_from_slice(&leaves[0].0);
+        rec.extend_from_slice(&9u64.to_be_bytes());
+        t.insert(b"j\0\0\0\0\0\0\0\x03", rec).unwrap();
+        t.insert(b"mindexed", &b"\x01"[..]).unwrap();
+        store.flush().unwrap();
+    }
+    let store = Store::open(dir.path()).unwrap();
+    // Leaf 0 was re-inserted from the entries before the journal was replayed over it: the
+    // forged record makes its lookup a miss, never entry 9.
+    assert_eq!(store.index_of_leaf(&leaves[0]).unwrap(), None);
+    for (i, lh) in leaves.iter().enumerate().skip(1) {
+        assert_eq!(store.index_of_leaf(lh).unwrap(), Some(i as u64));
+    }
+    assert_eq!(store.raw_tree().scan_prefix(b"j").count(), 0);
+}

@@ -523,6 +523,12 @@ mod tests {
     }
 
     #[test]
+    fn the_index_is_send_and_sync() {
+        fn check<T: Send + Sync>() {}
+        check::<HashIndex>();
+    }
+
+    #[test]
     fn temporary_index_is_removed_on_drop() {
         let ix = HashIndex::temporary().unwrap();
         let dir = ix.dir.clone();

@@ -265,12 +265,13 @@ impl Store {
         let Some(first) = entries.first() else {
             return;
         };
-        st.applied.push(journal_key(first.index).to_vec());
         st.groups += 1;
         if let Err(e) = self.lookups.apply(recs) {
+            // The group's journal key is kept (not listed for deletion) until the next open.
             tracing::error!(error = %e, "writing the lookup index failed; its journal is re-applied on the next open");
             return;
         }
+        st.applied.push(journal_key(first.index).to_vec());
         let due = st.groups >= SYNC_GROUPS || st.since.elapsed() >= SYNC_INTERVAL;
         if !due || st.job.as_ref().is_some_and(|j| !j.is_finished()) {
             return;

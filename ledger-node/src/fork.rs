@@ -47,9 +47,6 @@ pub fn debug_fork(data: &Path, from: u64) -> Result<()> {
     for i in from..size {
         let bytes = store.entry(i)?.with_context(|| format!("entry {i} missing"))?;
         let mut e = Entry::decode(&bytes)?;
-        let mut hkey = vec![b'h'];
-        hkey.extend_from_slice(&leaf_hash(&bytes).0);
-        tree.remove(hkey)?;
         e.timestamp_micros += 1;
         e.prev_root = ct.root();
         let leaf = e.encode();
@@ -61,6 +58,7 @@ pub fn debug_fork(data: &Path, from: u64) -> Result<()> {
             leaf_hash: lh,
             request: None,
             terms: Vec::new(),
+            tickets: Vec::new(),
         });
     }
     let mut stale = Vec::new();

@@ -99,6 +99,13 @@ enum Cmd {
         #[arg(short, long = "in")]
         input: PathBuf,
     },
+    /// Rebuild the lookup index (DATA/store/index) and the term postings of a stopped node from
+    /// its entries (request ids are not in the entries: lost ones cannot be restored).
+    Reindex {
+        /// Data directory (of a stopped node).
+        #[arg(long, env = "LEDGER_DATA", default_value = "ledger-data")]
+        data: PathBuf,
+    },
 }
 
 #[derive(Args, Deserialize, Default)]
@@ -261,6 +268,12 @@ fn main() -> std::process::ExitCode {
             let f = std::io::BufWriter::new(std::fs::File::create(&out)?);
             let (n, c) = ledger_store::export::export(&store, f)?;
             println!("exported {n} entries and {c} checkpoints to {}", out.display());
+            Ok(())
+        })(),
+        Cmd::Reindex { data } => (|| {
+            let store = Store::open(&genesis::Layout::new(&data).store)?;
+            let n = store.reindex(None)?;
+            println!("reindexed {n} entries in {}", data.display());
             Ok(())
         })(),
         Cmd::Import { data, input } => (|| {

@@ -719,6 +719,7 @@ impl Sequencer {
             leaf_hash,
             request,
             terms,
+            tickets: Vec::new(),
         });
         out
     }

@@ -50,6 +50,7 @@ fn main() {
                 leaf_hash: lh,
                 request: None,
                 terms: Vec::new(),
+                tickets: Vec::new(),
             });
         }
         store.commit_group(&prepared, &nodes, ct.size(), None).unwrap();

@@ -16,20 +16,27 @@
 //! | `b` | bundle N (u64 BE) | full entry bundle: the leaves of entries `[256·N, 256·N+256)`, each `u32 BE length ‖ leaf` |
 //! | `t` | tile level L (u8), tile N (u64 BE) | C2SP hash tile: the 32-byte hashes of the level-`8·L` nodes `256·N …` (level 0: full tiles; level ≥ 1: partial tiles rewritten as they grow) |
 //! | `p` | first index (u64 BE) | one group's entries after the last full bundle: (leaf hash ‖ u32 BE length ‖ leaf)* |
-//! | `h` | leaf hash | index (u64 BE) |
 //! | `c` | tree size (u64 BE) | signed checkpoint note |
-//! | `r` | client request id | index (u64 BE) ‖ SHA-256 of the envelope's leaf-independent bytes |
-//! | `x` | tag (u8), value, 0x00, index (u64 BE) | empty (secondary indices: kind, subject, draw) |
+//! | `x` | tag (u8), value, 0x00, first index of the chunk (u64 BE) | ≤ 128 indices, delta varints ([`postings`]) |
+//! | `j` | first index of a group (u64 BE) | the group's lookup records not yet synced to `index/` ([`journal`]) |
+//! | `m` | `indexed` | size the files under `index/` cover durably (u64 BE) |
 //! | `m` | `size` | tree size (u64 BE) |
 //! | `m` | `witnessed` | size (u64 BE) ‖ the latest witnessed checkpoint note (docs/witness.md) |
+//!
+//! The per-entry lookups (leaf hash, request id, ticket → index) are not sled keys: they live in
+//! on-disk hash indices under `index/` in the store's directory ([`hindex`], [`journal`]).
 
 pub mod export;
 pub mod high_water;
+pub mod hindex;
+mod journal;
 pub mod layout;
 mod legacy;
+pub mod postings;
 pub mod tiles;
 mod verify;
 
+pub use journal::TicketsOf;
 pub use ledger_core::registry::IndexTag;
 pub use verify::{OpenReport, TamperFault};
 
@@ -84,6 +91,8 @@ pub struct PreparedEntry {
     pub request: Option<(String, Hash)>,
     /// Secondary index terms (tag, value).
     pub terms: Vec<(IndexTag, String)>,
+    /// Ticket keys the entry uses (empty for most entries).
+    pub tickets: Vec<[u8; 32]>,
 }
 
 /// The sled store.
@@ -94,6 +103,7 @@ pub struct Store {
     // Layout of the store: 2, or 1 for a read-only open of an old store.
     layout: u32,
     cache: layout::TileCache,
+    lookups: journal::Lookups,
     // For a read-only open, the temporary copy that is deleted on drop.
     _snapshot: Option<tempfile::TempDir>,
 }
@@ -112,26 +122,12 @@ fn key(prefix: u8, rest: &[u8]) -> Vec<u8> {
     k
 }
 
-fn read_u64(v: &[u8], what: &str) -> Result<u64, StoreError> {
+pub(crate) fn read_u64(v: &[u8], what: &str) -> Result<u64, StoreError> {
     let a: [u8; 8] = v
         .get(..8)
         .and_then(|s| s.try_into().ok())
         .ok_or_else(|| StoreError::Corrupt(what.to_string()))?;
     Ok(u64::from_be_bytes(a))
-}
-
-/// Term values may not contain NUL (the separator); such values are not indexed.
-fn term_key(tag: u8, value: &str, index: u64) -> Option<Vec<u8>> {
-    if value.as_bytes().contains(&0) {
-        return None;
-    }
-    let mut k = Vec::with_capacity(2 + value.len() + 9);
-    k.push(b'x');
-    k.push(tag);
-    k.extend_from_slice(value.as_bytes());
-    k.push(0);
-    k.extend_from_slice(&be(index));
-    Some(k)
 }
 
 /// Page cache of a writable store (bytes): sled's default.
@@ -166,14 +162,17 @@ impl Store {
             return Err(StoreError::OldLayout { found: layout });
         }
         db.flush()?;
-        Ok(Self {
+        let store = Self {
             db,
             tree,
             read_only: false,
             layout,
             cache: layout::TileCache::default(),
+            lookups: journal::Lookups::open(dir)?,
             _snapshot: None,
-        })
+        };
+        store.recover_index()?;
+        Ok(store)
     }
 
     /// Opens a store read-only, whether or not a node is running on it: the directory is copied to
@@ -199,14 +198,20 @@ impl Store {
             .open()?;
         let tree = db.open_tree("ledger")?;
         let layout = store_layout(&tree, false)?;
-        Ok(Self {
+        let store = Self {
             db,
             tree,
             read_only: true,
             layout,
             cache: layout::TileCache::default(),
+            lookups: journal::Lookups::open(snap.path())?,
             _snapshot: Some(snap),
-        })
+        };
+        // A layout-1 store is opened read-only only to be exported: no lookup index to recover.
+        if store.layout == layout::LAYOUT_VERSION {
+            store.recover_index()?;
+        }
+        Ok(store)
     }
 
     /// Number of entries.
@@ -308,10 +313,7 @@ impl Store {
     /// # Errors
     /// On storage failure.
     pub fn index_of_leaf(&self, leaf_hash: &Hash) -> Result<Option<u64>, StoreError> {
-        match self.tree.get(key(b'h', &leaf_hash.0))? {
-            None => Ok(None),
-            Some(v) => Ok(Some(read_u64(&v, "leaf index")?)),
-        }
+        self.lookup_leaf(leaf_hash)
     }
 
     /// Index and request digest recorded for a client request id.
@@ -319,15 +321,16 @@ impl Store {
     /// # Errors
     /// On storage failure.
     pub fn request(&self, request_id: &str) -> Result<Option<(u64, Hash)>, StoreError> {
-        match self.tree.get(key(b'r', request_id.as_bytes()))? {
-            None => Ok(None),
-            Some(v) => {
-                let idx = read_u64(&v, "request")?;
-                let h = Hash::from_slice(v.get(8..).unwrap_or_default())
-                    .map_err(|_| StoreError::Corrupt("request".into()))?;
-                Ok(Some((idx, h)))
-            }
-        }
+        self.lookup_request(request_id)
+    }
+
+    /// Index of the entry that used a ticket, as durable as the entry itself. A hit at or beyond
+    /// the store's size is ignored; the caller checks that the entry at the index uses the ticket.
+    ///
+    /// # Errors
+    /// On storage failure.
+    pub fn ticket_index(&self, ticket: &[u8; 32]) -> Result<Option<u64>, StoreError> {
+        self.lookup_ticket(ticket)
     }
 
     /// The stored checkpoint note of exactly `size`.
@@ -374,22 +377,7 @@ impl Store {
     /// # Errors
     /// On storage failure.
     pub fn query(&self, tag: IndexTag, value: &str, start: u64, limit: usize) -> Result<Vec<u64>, StoreError> {
-        let Some(from) = term_key(tag.byte(), value, start) else {
-            return Ok(Vec::new());
-        };
-        let Some(to) = term_key(tag.byte(), value, u64::MAX) else {
-            return Ok(Vec::new());
-        };
-        let mut out = Vec::new();
-        for r in self.tree.range(from..=to).take(limit) {
-            let (k, _) = r?;
-            // A key edited into the data directory may be shorter than a term key: no panic.
-            out.push(read_u64(
-                k.get(k.len().saturating_sub(8)..).unwrap_or_default(),
-                "term key",
-            )?);
-        }
-        Ok(out)
+        postings::query(&self.tree, tag, value, start, limit)
     }
 
     /// Whether entry `index` carries a secondary-index term.
@@ -397,10 +385,7 @@ impl Store {
     /// # Errors
     /// On storage failure.
     pub fn has_term(&self, tag: IndexTag, value: &str, index: u64) -> Result<bool, StoreError> {
-        match term_key(tag.byte(), value, index) {
-            None => Ok(false),
-            Some(k) => Ok(self.tree.contains_key(k)?),
-        }
+        postings::has(&self.tree, tag, value, index)
     }
 
     /// Writes a sequenced group atomically and durably: one sled batch, one flush. Nothing of the
@@ -418,27 +403,18 @@ impl Store {
         if self.read_only {
             return Err(StoreError::ReadOnly);
         }
+        // The index lock serializes groups (postings are read, modified and written).
+        let mut ix = self.lookups.lock()?;
         let mut b = sled::Batch::default();
         self.stage_entries(&mut b, entries, nodes)?;
-        for e in entries {
-            b.insert(key(b'h', &e.leaf_hash.0), &be(e.index));
-            if let Some((id, digest)) = &e.request {
-                let mut v = be(e.index).to_vec();
-                v.extend_from_slice(&digest.0);
-                b.insert(key(b'r', id.as_bytes()), v);
-            }
-            for (tag, value) in &e.terms {
-                if let Some(k) = term_key(tag.byte(), value, e.index) {
-                    b.insert(k, &[][..]);
-                }
-            }
-        }
+        let recs = self.index_group(&mut b, entries)?;
         b.insert(&b"msize"[..], &be(new_size));
         if let Some((size, note)) = checkpoint {
             b.insert(key(b'c', &be(size)), note.as_bytes());
         }
         self.tree.apply_batch(b)?;
         self.db.flush()?;
+        self.index_applied(&mut ix, entries, &recs, new_size);
         Ok(())
     }
 
@@ -560,7 +536,14 @@ fn copy_dir(from: &Path, to: &Path) -> std::io::Result<()> {
         if e.file_type()?.is_dir() {
             copy_dir(&e.path(), &dst)?;
         } else {
-            std::fs::copy(e.path(), dst)?;
+            match std::fs::copy(e.path(), dst) {
+                // A running node renames index shards as they grow (`hindex`): a file gone since
+                // the listing is skipped (the index is checked on open and rebuilt if need be).
+                Err(x) if x.kind() == std::io::ErrorKind::NotFound => {}
+                r => {
+                    r?;
+                }
+            }
         }
     }
     Ok(())

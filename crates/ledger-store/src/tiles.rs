@@ -205,6 +205,7 @@ mod tests {
                     leaf_hash: lh,
                     request: None,
                     terms: Vec::new(),
+                    tickets: Vec::new(),
                 });
                 leaves.push(leaf);
             }

@@ -421,6 +421,7 @@ fn write_log(dir: &std::path::Path, envs: &[(u64, Envelope)]) {
             leaf_hash: lh,
             request: None,
             terms: vec![],
+            tickets: Vec::new(),
         });
     }
     store.commit_group(&group, &nodes, tree.size(), None).expect("commit");

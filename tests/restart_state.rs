@@ -216,6 +216,7 @@ async fn start_up_leaves_out_what_replay_names() {
                 leaf_hash: lh,
                 request: None,
                 terms: vec![(ledger_store::IndexTag::Kind, "escrow.key".to_string())],
+                tickets: Vec::new(),
             });
             tree.append_with(lh, |n| nodes.push(n));
         }

@@ -61,6 +61,7 @@ pub fn debug_fork(data: &Path, from: u64) -> Result<()> {
             leaf_hash: lh,
             request: None,
             terms: Vec::new(),
+            tickets: Vec::new(),
         });
     }
     let mut stale = Vec::new();

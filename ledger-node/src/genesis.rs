@@ -115,6 +115,7 @@ pub fn init(dir: &Path, origin: &str, admin_keys: &[PathBuf], admin_quorum: u32,
         leaf_hash,
         request: None,
         terms: vec![(ledger_store::IndexTag::Kind, "charter".into())],
+        tickets: Vec::new(),
     };
     store.commit_group(&[prepared], &nodes, 1, Some((1, &cp.to_text())))?;
     crate::marks::write_latest(&store, dir)?;

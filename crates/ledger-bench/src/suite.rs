@@ -134,6 +134,7 @@ pub fn append_entries(
                 leaf_hash: lh,
                 request: None,
                 terms,
+                tickets: Vec::new(),
             });
             i += 1;
         }

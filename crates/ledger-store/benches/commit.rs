@@ -48,6 +48,7 @@ fn main() {
                             (ledger_store::IndexTag::Subject, format!("s{}", e.index % 50)),
                         ]
                     },
+                    tickets: Vec::new(),
                 });
             }
             let f = Instant::now();

@@ -193,6 +193,7 @@ pub fn import<R: Read>(store: &Store, r: R) -> Result<u64, StoreError> {
                     leaf_hash: lh,
                     request: None,
                     terms,
+                    tickets: Vec::new(),
                 });
                 if group.len() >= 1000 {
                     flush(&mut group, &mut nodes, ct.size(), &mut pending_cps)?;

@@ -13,11 +13,13 @@
 //! | `c` | tree size (u64 BE) | signed checkpoint note |
 //! | `r` | client request id | index (u64 BE) ‖ SHA-256 of the envelope's leaf-independent bytes |
 //! | `x` | tag (u8), value, 0x00, index (u64 BE) | empty (secondary indices: kind, subject, draw) |
+//! | `k` | ticket key (32 bytes) | index (u64 BE) of the micro-evaluation that rated it (provisional: replaced by the on-disk index, issue 14) |
 //! | `m` | `size` | tree size (u64 BE) |
 //! | `m` | `witnessed` | size (u64 BE) ‖ the latest witnessed checkpoint note (docs/witness.md) |
 
 pub mod export;
 pub mod high_water;
+pub mod hindex;
 pub mod tiles;
 mod verify;
 
@@ -71,6 +73,9 @@ pub struct PreparedEntry {
     pub request: Option<(String, Hash)>,
     /// Secondary index terms (tag, value).
     pub terms: Vec<(IndexTag, String)>,
+    /// Ticket keys the entry used (a micro-evaluation's ticket hash), indexed durably with the
+    /// group ([`Store::ticket_index`]).
+    pub tickets: Vec<[u8; 32]>,
 }
 
 /// The sled store.
@@ -408,6 +413,9 @@ impl Store {
                     b.insert(k, &[][..]);
                 }
             }
+            for t in &e.tickets {
+                b.insert(key(b'k', t), &be(e.index));
+            }
         }
         for n in nodes.iter().filter(|n| n.level > UNSTORED_LEVELS) {
             b.insert(&node_key(n.level, n.index)[..], &n.hash.0);
@@ -415,6 +423,41 @@ impl Store {
         b.insert(&b"msize"[..], &be(new_size));
         if let Some((size, note)) = checkpoint {
             b.insert(key(b'c', &be(size)), note.as_bytes());
+        }
+        self.tree.apply_batch(b)?;
+        self.db.flush()?;
+        Ok(())
+    }
+
+    /// The index of the entry that used ticket key `ticket` (a micro-evaluation's ticket hash),
+    /// from the `k` keys written with each group. Provisional: replaced by the on-disk index
+    /// (issue 14). The index is an accelerator: callers check a hit against the entry itself.
+    ///
+    /// # Errors
+    /// On storage failure or a malformed value.
+    pub fn ticket_index(&self, ticket: &[u8; 32]) -> Result<Option<u64>, StoreError> {
+        match self.tree.get(key(b'k', ticket))? {
+            Some(v) => Ok(Some(read_u64(&v, "ticket index")?)),
+            None => Ok(None),
+        }
+    }
+
+    /// Indexes tickets of entries already in the store that the index lacks (a store imported,
+    /// forked or written before the index existed), durably. Provisional: replaced by the on-disk
+    /// index (issue 14).
+    ///
+    /// # Errors
+    /// On storage failure, or when the store is read-only.
+    pub fn put_tickets(&self, tickets: &[([u8; 32], u64)]) -> Result<(), StoreError> {
+        if self.read_only {
+            return Err(StoreError::ReadOnly);
+        }
+        if tickets.is_empty() {
+            return Ok(());
+        }
+        let mut b = sled::Batch::default();
+        for (t, i) in tickets {
+            b.insert(key(b'k', t), &be(*i));
         }
         self.tree.apply_batch(b)?;
         self.db.flush()?;

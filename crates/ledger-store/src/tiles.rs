@@ -227,6 +227,7 @@ mod tests {
                     leaf_hash: lh,
                     request: None,
                     terms: Vec::new(),
+                    tickets: Vec::new(),
                 });
                 leaves.push(leaf);
             }

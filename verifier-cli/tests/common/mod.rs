@@ -197,6 +197,7 @@ impl Log {
                     leaf_hash: lh,
                     request: None,
                     terms: vec![],
+                    tickets: Vec::new(),
                 });
             }
             store.commit_group(&group, &nodes, tree.size(), None).unwrap();

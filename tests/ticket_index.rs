@@ -1,0 +1,245 @@
+//! Issue 14: rated micro-evaluation tickets leave memory. The node keeps only the tickets of the
+//! groups not yet durable and looks older ones up in its store's ticket index; the verifier keeps
+//! them in a temporary index. Through the real binaries:
+//! - a node restarted after micro-evaluations refuses a reused ticket it only knows from the store;
+//! - an index that lost its keys (a store written before the index) is rebuilt at start-up;
+//! - a planted index key naming an entry that did not rate the ticket is not believed;
+//! - an index value that cannot be read answers UNAVAILABLE, never "unused" nor a rule code;
+//! - `ledger-verify replay --data` names a duplicate ticket planted thousands of entries after
+//!   the first rating (found through the temporary index, not memory).
+
+#[path = "support/mod.rs"]
+mod support;
+
+use ledger_core::compact::CompactTree;
+use ledger_core::dsse::Envelope;
+use ledger_core::entry::Entry;
+use ledger_core::hash::{Hash, leaf_hash};
+use ledger_proto::pb;
+use ledger_proto::pb::ledger_client::LedgerClient;
+use serde_json::Value;
+use std::path::Path;
+use std::process::Command;
+use support::*;
+use tonic::Code;
+use tonic::transport::Channel;
+
+/// The store's ticket key of `micro_payload(n)`.
+fn ticket(n: u64) -> [u8; 32] {
+    Hash::digest(format!("ticket-{n}").as_bytes()).0
+}
+
+fn index_key(t: &[u8; 32]) -> Vec<u8> {
+    let mut k = vec![b'k'];
+    k.extend_from_slice(t);
+    k
+}
+
+/// Edits the raw sled tree of a stopped node's store (what anyone with the data directory can do).
+fn edit_store(data: &Path, f: impl FnOnce(&sled::Tree)) {
+    let db = sled::open(data.join("store")).expect("open sled");
+    let tree = db.open_tree("ledger").expect("tree");
+    f(&tree);
+    db.flush().expect("flush");
+}
+
+fn indexed(data: &Path, t: &[u8; 32]) -> Option<Vec<u8>> {
+    let mut out = None;
+    edit_store(data, |tree| {
+        out = tree.get(index_key(t)).expect("get").map(|v| v.to_vec())
+    });
+    out
+}
+
+async fn rate(
+    c: &mut LedgerClient<Channel>,
+    platform: &ed25519_dalek::SigningKey,
+    n: u64,
+) -> Result<u64, tonic::Status> {
+    append(c, &record("evaluation.micro", micro_payload(n), &[platform]), "")
+        .await
+        .map(|r| r.index)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reused_ticket_is_refused_from_the_store_index_after_restart() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let data = dir.path().join("d");
+    init(&data, "ledger.test/tickets", &[], 1);
+    let admin = key(&data.join("keys/admin.key"));
+    let platform = new_key();
+    let mut node = Node::start(&data);
+    let mut c = node.client().await;
+    append(
+        &mut c,
+        &enroll(&platform, "service platform", &["service-platform"], &[&admin]),
+        "",
+    )
+    .await
+    .expect("enroll platform");
+    let items: Vec<pb::AppendRequest> = (0..20u64)
+        .map(|n| req(&record("evaluation.micro", micro_payload(n), &[&platform]), "", false))
+        .collect();
+    let r = c
+        .append_batch(pb::AppendBatchRequest {
+            items,
+            wait_for_checkpoint: false,
+        })
+        .await
+        .expect("batch")
+        .into_inner();
+    let first7 = r.results[7].ok.as_ref().expect("ticket 7 accepted").index;
+    assert!(r.results.iter().all(|x| x.ok.is_some()), "all 20 accepted");
+    drop(c);
+    node.stop();
+    assert_eq!(
+        indexed(&data, &ticket(7)),
+        Some(first7.to_be_bytes().to_vec()),
+        "ticket 7 is indexed durably"
+    );
+
+    // After the restart the ticket is only in the store's index; the refusal names the entry.
+    node = Node::start(&data);
+    let mut c = node.client().await;
+    let e = rate(&mut c, &platform, 7).await.expect_err("ticket 7 again");
+    assert_eq!(e.code(), Code::FailedPrecondition, "{}", e.message());
+    assert_eq!(code_of(&e), "MICRO_DUPLICATE_TICKET", "{}", e.message());
+    assert!(e.message().contains(&format!("entry {first7}")), "{}", e.message());
+    rate(&mut c, &platform, 100).await.expect("a fresh ticket");
+    drop(c);
+    node.stop();
+
+    // A store whose index lost its keys (written before the index existed): start-up indexes
+    // the tickets again, so the reuse is still refused.
+    edit_store(&data, |tree| {
+        for k in tree.scan_prefix(b"k").keys() {
+            tree.remove(k.expect("key")).expect("remove");
+        }
+    });
+    assert_eq!(indexed(&data, &ticket(3)), None);
+    node = Node::start(&data);
+    let mut c = node.client().await;
+    let e = rate(&mut c, &platform, 3)
+        .await
+        .expect_err("ticket 3 after the index was emptied");
+    assert_eq!(code_of(&e), "MICRO_DUPLICATE_TICKET", "{}", e.message());
+    drop(c);
+    node.stop();
+    assert!(indexed(&data, &ticket(3)).is_some(), "start-up rebuilt the index");
+
+    // A planted key names entry 1 (the enrolment) for an unused ticket: the node reads entry 1,
+    // sees it did not rate the ticket, and accepts the rating. A value that is not an index
+    // cannot be read: UNAVAILABLE with a clear message, not "unused" and not a rule code.
+    edit_store(&data, |tree| {
+        tree.insert(index_key(&ticket(200)), &1u64.to_be_bytes()[..])
+            .expect("plant");
+        tree.insert(index_key(&ticket(300)), &b"bad"[..]).expect("plant");
+    });
+    node = Node::start(&data);
+    let mut c = node.client().await;
+    let at = rate(&mut c, &platform, 200)
+        .await
+        .expect("a false index hit is not believed");
+    let e = rate(&mut c, &platform, 200).await.expect_err("ticket 200 is now used");
+    assert_eq!(code_of(&e), "MICRO_DUPLICATE_TICKET", "{}", e.message());
+    assert!(e.message().contains(&format!("entry {at}")), "{}", e.message());
+    let e = rate(&mut c, &platform, 300).await.expect_err("unreadable index value");
+    assert_eq!(e.code(), Code::Unavailable, "{}", e.message());
+    assert!(e.message().contains("state lookup failed"), "{}", e.message());
+    assert!(!e.message().contains("MICRO_DUPLICATE_TICKET"), "{}", e.message());
+    // The node still serves; nothing was appended for ticket 300.
+    rate(&mut c, &platform, 301).await.expect("the node still appends");
+    drop(c);
+    node.stop();
+}
+
+/// Writes (timestamp, envelope) pairs as a fresh, correctly chained log (what an operator holding
+/// the node key could produce).
+fn write_log(dir: &Path, envs: &[(u64, Envelope)]) {
+    let store = ledger_store::Store::open(dir).expect("store");
+    let mut tree = CompactTree::new();
+    for chunk in envs.chunks(1000) {
+        let (mut group, mut nodes) = (Vec::new(), Vec::new());
+        for (ts, env) in chunk {
+            let i = tree.size();
+            let leaf = Entry {
+                index: i,
+                timestamp_micros: *ts,
+                prev_root: tree.root(),
+                envelope: env.clone(),
+            }
+            .encode();
+            let lh = leaf_hash(&leaf);
+            tree.append_with(lh, |n| nodes.push(n));
+            group.push(ledger_store::PreparedEntry {
+                index: i,
+                leaf,
+                leaf_hash: lh,
+                request: None,
+                terms: vec![],
+                tickets: Vec::new(),
+            });
+        }
+        store.commit_group(&group, &nodes, tree.size(), None).expect("commit");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn replay_names_a_duplicate_ticket_far_behind_its_first_rating() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let data = dir.path().join("d");
+    init(&data, "ledger.test/tickets-replay", &[], 1);
+    let admin = key(&data.join("keys/admin.key"));
+    let platform = new_key();
+    let mut node = Node::start(&data);
+    let mut c = node.client().await;
+    append(
+        &mut c,
+        &enroll(&platform, "service platform", &["service-platform"], &[&admin]),
+        "",
+    )
+    .await
+    .expect("enroll platform");
+    drop(c);
+    node.stop();
+    let store = ledger_store::Store::open_read_only(&data.join("store")).expect("store");
+    let size = store.size().expect("size");
+    let mut envs: Vec<(u64, Envelope)> = (0..size)
+        .map(|i| {
+            let e = Entry::decode(&store.entry(i).expect("read").expect("entry")).expect("decode");
+            (e.timestamp_micros, e.envelope)
+        })
+        .collect();
+    drop(store);
+    // 4,500 ratings (more than the verifier keeps in memory between two flushes), then ticket 5
+    // again: only the temporary index still knows it.
+    let t0 = now_micros();
+    let first5 = envs.len() as u64 + 5;
+    for n in 0..4500u64 {
+        envs.push((t0 + n, record("evaluation.micro", micro_payload(n), &[&platform])));
+    }
+    let dup = envs.len() as u64;
+    envs.push((t0 + 5000, record("evaluation.micro", micro_payload(5), &[&platform])));
+    let d = dir.path().join("forged");
+    write_log(&d, &envs);
+    let json = dir.path().join("replay.json");
+    let out = Command::new(bin("ledger-verify"))
+        .args(["replay", "--data", d.to_str().expect("utf8"), "--json"])
+        .arg(&json)
+        .output()
+        .expect("replay");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let j: Value = serde_json::from_str(&std::fs::read_to_string(&json).expect("json")).expect("json");
+    let faults = j["faults"].as_array().expect("faults");
+    assert_eq!(faults.len(), 1, "{faults:?}");
+    assert_eq!(faults[0]["code"], "MICRO_DUPLICATE_TICKET", "{faults:?}");
+    assert_eq!(faults[0]["index"], dup, "{faults:?}");
+    let detail = faults[0].to_string();
+    assert!(detail.contains(&format!("entry {first5}")), "{detail}");
+}

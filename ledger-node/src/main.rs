@@ -340,7 +340,7 @@ fn load_state(store: &Arc<Store>, size: u64, root: &ledger_core::hash::Hash) -> 
                 }
             }
         }
-        if index % LOAD_FORGET_EVERY == 0 {
+        if index.is_multiple_of(LOAD_FORGET_EVERY) {
             store.put_tickets(&unindexed)?;
             unindexed.clear();
             state.domain.elections.tickets.forget_below(index + 1);

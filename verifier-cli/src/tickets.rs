@@ -57,7 +57,7 @@ impl TicketSpill {
                 .insert(&t, index)
                 .map_err(|e| format!("temporary ticket index: {e}"))?;
         }
-        if index % FORGET_EVERY == 0 {
+        if index.is_multiple_of(FORGET_EVERY) {
             state.domain.elections.tickets.forget_below(index + 1);
         }
         Ok(())

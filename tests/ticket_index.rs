@@ -242,4 +242,21 @@ async fn replay_names_a_duplicate_ticket_far_behind_its_first_rating() {
     assert_eq!(faults[0]["index"], dup, "{faults:?}");
     let detail = faults[0].to_string();
     assert!(detail.contains(&format!("entry {first5}")), "{detail}");
+
+    // `review` folds the same log with the same state step and flags the same entry.
+    let rjson = dir.path().join("review.json");
+    let out = Command::new(bin("ledger-verify"))
+        .args(["review", "--data", d.to_str().expect("utf8"), "--json"])
+        .arg(&rjson)
+        .output()
+        .expect("review");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.code().is_some_and(|c| c < 2),
+        "{text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let r = std::fs::read_to_string(&rjson).expect("review json");
+    let flagged = r.contains("MICRO_DUPLICATE_TICKET") && r.contains(&format!("entry {first5}"));
+    assert!(flagged, "{r}");
 }

@@ -153,6 +153,64 @@ async fn reused_ticket_is_refused_from_the_store_index_after_restart() {
     node.stop();
 }
 
+/// Overlapping batches sent at once: the sequencer forgets a group's tickets only once the group
+/// is durable, so a ticket rated in a group still being written is refused like any other.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tickets_of_groups_in_flight_are_not_forgotten() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let data = dir.path().join("d");
+    init(&data, "ledger.test/tickets-inflight", &[], 1);
+    let admin = key(&data.join("keys/admin.key"));
+    let platform = new_key();
+    let mut node = Node::start(&data);
+    let mut c = node.client().await;
+    append(
+        &mut c,
+        &enroll(&platform, "service platform", &["service-platform"], &[&admin]),
+        "",
+    )
+    .await
+    .expect("enroll platform");
+    // Six batches of 1,500 over 3,000 tickets: each ticket is sent three times, by batches that
+    // the node sequences in different groups while earlier ones are being written.
+    let mut tasks = Vec::new();
+    for b in 0..6u64 {
+        let mut c = node.client().await;
+        let items: Vec<pb::AppendRequest> = (0..1500u64)
+            .map(|i| {
+                let n = (b * 500 + i) % 3000;
+                req(&record("evaluation.micro", micro_payload(n), &[&platform]), "", false)
+            })
+            .collect();
+        tasks.push(tokio::spawn(async move {
+            c.append_batch(pb::AppendBatchRequest {
+                items,
+                wait_for_checkpoint: false,
+            })
+            .await
+            .expect("batch")
+            .into_inner()
+        }));
+    }
+    let (mut ok, mut dup) = (0, 0);
+    for t in tasks {
+        for r in t.await.expect("task").results {
+            match r.ok {
+                Some(_) => ok += 1,
+                None if r.error_code == Code::FailedPrecondition as i32
+                    && r.error_message.starts_with("MICRO_DUPLICATE_TICKET") =>
+                {
+                    dup += 1
+                }
+                None => panic!("unexpected answer {}: {}", r.error_code, r.error_message),
+            }
+        }
+    }
+    assert_eq!((ok, dup), (3000, 6000), "each ticket accepted exactly once");
+    drop(c);
+    node.stop();
+}
+
 /// Writes (timestamp, envelope) pairs as a fresh, correctly chained log (what an operator holding
 /// the node key could produce).
 fn write_log(dir: &Path, envs: &[(u64, Envelope)]) {

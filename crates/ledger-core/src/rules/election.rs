@@ -156,12 +156,13 @@ impl ElectionState {
         record: &Record,
         signers: &[String],
     ) -> Result<(), RuleError> {
+        let _ = index;
         match record {
             Record::ElectionOpen(o) => self.check_open(timestamp_micros, o),
             Record::CredentialIssued(c) => self.check_credential(timestamp_micros, c),
             Record::Ballot(b) => self.check_ballot(timestamp_micros, b, signers),
             Record::Tally(t) => self.check_tally(timestamp_micros, t),
-            Record::MicroEvaluation(m) => self.check_micro(index, timestamp_micros, m),
+            Record::MicroEvaluation(m) => self.check_micro(timestamp_micros, m),
             _ => Ok(()),
         }
     }
@@ -261,7 +262,7 @@ impl ElectionState {
     }
 
     /// `evaluation.micro`: a service time in range and a ticket not rated before.
-    fn check_micro(&self, index: u64, timestamp_micros: u64, m: &MicroEvaluation) -> Result<(), RuleError> {
+    fn check_micro(&self, timestamp_micros: u64, m: &MicroEvaluation) -> Result<(), RuleError> {
         let earliest = timestamp_micros.saturating_sub(MICRO_MAX_AGE_MICROS);
         if m.service_time_micros > timestamp_micros || m.service_time_micros < earliest {
             return Err(err(
@@ -273,7 +274,7 @@ impl ElectionState {
                 ),
             ));
         }
-        if let Some(at) = ticket_key(&m.ticket_hash).and_then(|k| self.tickets.recent_before(&k, index)) {
+        if let Some(at) = ticket_key(&m.ticket_hash).and_then(|k| self.tickets.recent(&k)) {
             return Err(duplicate_ticket(&m.ticket_hash, at));
         }
         Ok(())

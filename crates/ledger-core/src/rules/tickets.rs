@@ -82,14 +82,14 @@ impl TicketSet {
         self.recent.len()
     }
 
-    /// The index of the entry below `before` that used `ticket`, from memory, else the backing.
+    /// The index of the entry that used `ticket`: from memory (which holds only entries folded
+    /// already, so any hit there is a use, as before the backing existed), else the backing's use
+    /// below `before` (the index of the entry being checked).
     ///
     /// # Errors
     /// The backing's lookup failure.
     pub fn used_before(&self, ticket: &[u8; 32], before: u64) -> Result<Option<u64>, TicketLookupError> {
-        if let Some(&i) = self.recent.get(ticket)
-            && i < before
-        {
+        if let Some(i) = self.recent(ticket) {
             return Ok(Some(i));
         }
         match &self.backing {
@@ -98,9 +98,9 @@ impl TicketSet {
         }
     }
 
-    /// The index of the in-memory entry below `before` that used `ticket` (no backing lookup).
-    pub fn recent_before(&self, ticket: &[u8; 32], before: u64) -> Option<u64> {
-        self.recent.get(ticket).copied().filter(|i| *i < before)
+    /// The index of the in-memory entry that used `ticket` (no backing lookup).
+    pub fn recent(&self, ticket: &[u8; 32]) -> Option<u64> {
+        self.recent.get(ticket).copied()
     }
 
     /// Records that the entry at `index` used `ticket` (the first use is kept).

@@ -27,5 +27,7 @@ pub mod review;
 pub mod sigs;
 #[path = "../../verifier-cli/src/source/mod.rs"]
 pub mod source;
+#[path = "../../verifier-cli/src/tickets.rs"]
+pub mod tickets;
 
 pub mod targets;

@@ -47,12 +47,15 @@ pub fn rule_code(code: RuleCode) -> Code {
 }
 
 /// The gRPC code of a refused state step: registry errors as [`registry_code`], a payload that
-/// does not parse as its kind INVALID_ARGUMENT, a domain rule as [`rule_code`].
+/// does not parse as its kind INVALID_ARGUMENT, a domain rule as [`rule_code`], a state lookup
+/// that failed (the store's ticket index could not be read) UNAVAILABLE: nothing was decided, the
+/// client may retry with the same request id.
 pub fn step_code(e: &StepError) -> Code {
     match e {
         StepError::Registry(e) => registry_code(e),
         StepError::Record(_) => Code::InvalidArgument,
         StepError::Rule(e) => rule_code(e.code),
+        StepError::StateLookup(_) => Code::Unavailable,
     }
 }
 

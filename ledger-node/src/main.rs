@@ -15,6 +15,7 @@ mod readers;
 mod refusal;
 mod sequencer;
 mod service;
+mod tickets;
 mod tiles;
 mod timestamps;
 mod tlog_http;
@@ -26,7 +27,7 @@ use anyhow::{Context, Result, bail};
 use clap::{Args, Parser, Subcommand};
 use ledger_core::entry::Entry;
 use ledger_core::note::NoteSigner;
-use ledger_core::state::LedgerState;
+use ledger_core::state::{LedgerState, StepError};
 use ledger_proto::pb::ledger_server::LedgerServer;
 use ledger_proto::pb::timestamps_server::TimestampsServer;
 use ledger_store::Store;
@@ -317,25 +318,62 @@ const MAX_REFUSED_LOGGED: u64 = 100;
 /// An entry that does not pass the rules (a log written under older rules) is reported and left
 /// out of the state, as `ledger-verify replay` leaves it out. Returns the state and how many
 /// entries were left out.
-fn load_state(store: &Store, size: u64, root: &ledger_core::hash::Hash) -> Result<(LedgerState, u64)> {
+///
+/// The state's ticket set is backed by the store ([`tickets::StoreTickets`]): rated tickets are
+/// not accumulated in memory. A ticket the store's index lacks (a store imported, forked or
+/// written before the index existed) is indexed here, before it is forgotten from memory.
+fn load_state(store: &Arc<Store>, size: u64, root: &ledger_core::hash::Hash) -> Result<(LedgerState, u64)> {
     let mut entries = store.entries(0, size);
     let (_, bytes) = entries.next().context("the store has no charter")??;
     let mut state = LedgerState::genesis(&Entry::decode(&bytes)?)?;
+    state
+        .domain
+        .elections
+        .tickets
+        .set_backing(Arc::new(tickets::StoreTickets::new(store.clone())));
+    let mut unindexed: Vec<([u8; 32], u64)> = Vec::new();
     let mut refused = 0u64;
     for r in entries {
         let (index, bytes) = r?;
         let e = Entry::decode(&bytes).with_context(|| format!("entry {index} does not decode"))?;
         state.observe_size(index, &e.prev_root);
-        if let Err(err) = state.step_stored(&e, &ledger_core::hash::leaf_hash(&bytes), false) {
-            refused += 1;
-            if refused <= MAX_REFUSED_LOGGED {
-                tracing::warn!(index, error = %err, "stored entry breaks a rule; left out of the state (ledger-verify replay names it)");
+        match state.step_stored(&e, &ledger_core::hash::leaf_hash(&bytes), false) {
+            Ok(record) => {
+                if let Some(t) = ledger_core::rules::tickets::record_ticket(&record)
+                    && store.ticket_index(&t)? != Some(index)
+                {
+                    unindexed.push((t, index));
+                }
+            }
+            Err(StepError::StateLookup(err)) => bail!("entry {index}: {err}"),
+            Err(err) => {
+                refused += 1;
+                if refused <= MAX_REFUSED_LOGGED {
+                    tracing::warn!(index, error = %err, "stored entry breaks a rule; left out of the state (ledger-verify replay names it)");
+                }
             }
         }
+        if index.is_multiple_of(LOAD_FORGET_EVERY) {
+            store.put_tickets(&unindexed)?;
+            unindexed.clear();
+            state.domain.elections.tickets.forget_below(index + 1);
+        }
     }
+    if !unindexed.is_empty() {
+        tracing::info!(
+            count = unindexed.len(),
+            "indexed rated tickets the store's index lacked"
+        );
+    }
+    store.put_tickets(&unindexed)?;
+    state.domain.elections.tickets.forget_below(size);
     state.observe_size(size, root);
     Ok((state, refused))
 }
+
+/// How often (in entries) start-up writes missing ticket index keys and drops the tickets it
+/// folded from memory.
+const LOAD_FORGET_EVERY: u64 = 4096;
 
 /// `serve`'s options, with the defaults applied and checked.
 struct ServeConfig {

@@ -399,6 +399,14 @@ impl Sequencer {
                 refuse_all(e.0.replies, "the writer stopped");
                 break;
             }
+            // The send returned once the writer took this group, so every earlier group is
+            // written: the durable size (set only after a successful commit) covers their tickets,
+            // which the store's index now holds. This group's tickets (in flight) stay in memory.
+            state
+                .domain
+                .elections
+                .tickets
+                .forget_below(self.shared.size.load(Relaxed));
         }
         drop(wtx);
         let _ = writer_thread.join();
@@ -698,6 +706,9 @@ impl Sequencer {
         let leaf = entry.encode();
         let leaf_hash = ledger_core::hash::leaf_hash(&leaf);
         ct.append_with(leaf_hash, |n| nodes.push(n));
+        let tickets = ledger_core::rules::tickets::record_ticket(&checked.record)
+            .into_iter()
+            .collect();
         state.apply(&leaf_hash, checked);
         state.observe_size(ct.size(), &ct.root());
         let out = Outcome::Appended {
@@ -719,7 +730,7 @@ impl Sequencer {
             leaf_hash,
             request,
             terms,
-            tickets: Vec::new(),
+            tickets,
         });
         out
     }

@@ -19,6 +19,7 @@ mod report;
 mod review;
 mod sigs;
 mod source;
+mod tickets;
 mod timestamps;
 mod unseal;
 

@@ -130,7 +130,8 @@ fn progress_bar(source: &dyn Source) -> Option<Progress> {
 /// Replays everything the source delivers.
 ///
 /// # Errors
-/// When the source fails (I/O, transport), or a worker thread died.
+/// When the source fails (I/O, transport), a worker thread died, or the temporary ticket index
+/// failed.
 pub fn run(mut source: Box<dyn Source>, replayer: Replayer, opts: PipelineOptions) -> anyhow::Result<Outcome> {
     let window = opts.window.max(1);
     let mut ap = Applier {
@@ -144,6 +145,9 @@ pub fn run(mut source: Box<dyn Source>, replayer: Replayer, opts: PipelineOption
     };
     if let Some(p) = &ap.progress {
         p.pb.finish_and_clear();
+    }
+    if let Some(e) = ap.replayer.failure() {
+        anyhow::bail!("the replay could not be completed: {e}");
     }
     Ok(ap.replayer.finish(end.claimed_size))
 }

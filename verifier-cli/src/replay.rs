@@ -113,6 +113,10 @@ pub struct Replayer {
     kinds: BTreeMap<String, u64>,
     marks: Vec<Mark>,
     faults: Faults,
+    /// The temporary index that holds the rated tickets (`crate::tickets`).
+    tickets: Option<crate::tickets::TicketSpill>,
+    /// Why the replay could not go on (the ticket index failed): an error, not a fault of the log.
+    failure: Option<String>,
 }
 
 impl Replayer {
@@ -143,7 +147,14 @@ impl Replayer {
             kinds: BTreeMap::new(),
             marks: Vec::new(),
             faults,
+            tickets: None,
+            failure: None,
         }
+    }
+
+    /// Why the replay could not be completed (the temporary ticket index failed), if it could not.
+    pub fn failure(&self) -> Option<&str> {
+        self.failure.as_deref()
     }
 
     /// Adds a high-water mark (a signed checkpoint the log must hold, kept outside the store):
@@ -179,6 +190,9 @@ impl Replayer {
 
     /// Feeds the next entry.
     pub fn entry(&mut self, p: PreparedEntry) {
+        if self.failure.is_some() {
+            return;
+        }
         let Some(index) = self.sequence(&p) else { return };
         self.leaf_checks(index, &p);
         self.tree.append(p.leaf_hash);
@@ -425,11 +439,17 @@ impl Replayer {
                 None => state.fold(&d.entry, &p.leaf_hash, &signers),
             });
         match step {
-            Ok(_) => {
+            Ok(record) => {
                 if let Some(k) = node_kind {
                     self.node_records.push((index, k));
                 }
+                if let Some(t) = &self.tickets
+                    && let Err(e) = t.folded(state, index, &record)
+                {
+                    self.failure = Some(e);
+                }
             }
+            Err(StepError::StateLookup(e)) => self.failure = Some(format!("entry {index}: {e}")),
             Err(StepError::Rule(e)) => self.fault(Fault::new(Some(index), Code::Domain(e.code.as_str()), e.detail)),
             Err(StepError::Record(m)) => self.fault(Fault::new(Some(index), Code::InvalidRecord, m.to_string())),
             Err(StepError::Registry(e)) => {
@@ -482,6 +502,11 @@ impl Replayer {
         }
         if self.verifier.is_none() {
             self.verifier = charter_key;
+        }
+        let mut state = state;
+        match crate::tickets::TicketSpill::attach(&mut state) {
+            Ok(t) => self.tickets = Some(t),
+            Err(e) => self.failure = Some(e),
         }
         self.state = Some(state);
         self.decide_charter();

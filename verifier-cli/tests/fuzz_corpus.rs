@@ -28,6 +28,8 @@ mod sigs;
 mod source;
 #[path = "../../fuzz/src/targets.rs"]
 mod targets;
+#[path = "../src/tickets.rs"]
+mod tickets;
 
 use std::path::PathBuf;
 

@@ -30,7 +30,7 @@ use crate::dsse::Envelope;
 use crate::entry::Entry;
 use crate::hash::Hash;
 use crate::registry::{ParsedPayload, RecordError, Registry, RegistryError, check_payload, envelope_kind};
-use crate::rules::{DomainState, RuleError, STATEMENT_KINDS, statement_digest};
+use crate::rules::{CheckError, DomainState, RuleError, STATEMENT_KINDS, TicketLookupError, statement_digest};
 
 /// Why an entry cannot be folded into the state. The variants keep apart what callers answer
 /// differently (the node's gRPC code, the verifier's fault code).
@@ -45,6 +45,20 @@ pub enum StepError {
     /// A cross-record rule of the domain, with its fault code.
     #[error(transparent)]
     Rule(#[from] RuleError),
+    /// The durable part of the state (the ticket index behind
+    /// [`crate::rules::TicketSet`]) could not be read: nothing was decided about the entry, which
+    /// is neither accepted nor a rule violation.
+    #[error("state lookup failed: {0}")]
+    StateLookup(TicketLookupError),
+}
+
+impl From<CheckError> for StepError {
+    fn from(e: CheckError) -> Self {
+        match e {
+            CheckError::Rule(r) => StepError::Rule(r),
+            CheckError::Lookup(l) => StepError::StateLookup(l),
+        }
+    }
 }
 
 /// A step that passed [`LedgerState::check`], ready for [`LedgerState::apply`].

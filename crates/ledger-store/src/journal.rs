@@ -312,6 +312,28 @@ impl Store {
         Ok(())
     }
 
+    /// Indexes tickets of entries already in the store that the index lacks (a store imported,
+    /// forked or rebuilt without the node's ticket extractor), then syncs the index files. Not
+    /// journaled: if the process dies before the sync, the next start-up finds them missing again
+    /// and puts them again (ledger-node `load_state`).
+    ///
+    /// # Errors
+    /// On storage failure, or when the store is read-only.
+    pub fn put_tickets(&self, tickets: &[([u8; 32], u64)]) -> Result<(), StoreError> {
+        if self.read_only {
+            return Err(StoreError::ReadOnly);
+        }
+        if tickets.is_empty() {
+            return Ok(());
+        }
+        let mut st = self.lock_index()?;
+        for (t, i) in tickets {
+            self.lookups.ticket.insert(t, *i)?;
+        }
+        let size = self.size()?;
+        self.index_checkpoint(&mut st, size)
+    }
+
     /// On open: re-inserts the leaf hashes from the entries when the index files are incomplete or
     /// older than the journal's start, then re-applies the journal.
     pub(crate) fn recover_index(&self) -> Result<(), StoreError> {

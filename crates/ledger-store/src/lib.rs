@@ -91,7 +91,8 @@ pub struct PreparedEntry {
     pub request: Option<(String, Hash)>,
     /// Secondary index terms (tag, value).
     pub terms: Vec<(IndexTag, String)>,
-    /// Ticket keys the entry uses (empty for most entries).
+    /// Ticket keys the entry used (a micro-evaluation's ticket hash), indexed durably with the
+    /// group ([`Store::ticket_index`]).
     pub tickets: Vec<[u8; 32]>,
 }
 

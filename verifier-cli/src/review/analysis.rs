@@ -290,6 +290,10 @@ pub struct Analysis {
     /// Incremental tree, so that draws learn the root at their committed size.
     tree: ledger_core::compact::CompactTree,
     out: Findings,
+    /// The temporary index that holds the rated tickets of `state` (`crate::tickets`).
+    tickets: Option<crate::tickets::TicketSpill>,
+    /// Why the review could not go on (the ticket index failed).
+    failure: Option<String>,
 }
 
 fn subject_of(r: &Record) -> Vec<String> {
@@ -354,6 +358,11 @@ impl Analysis {
         }
     }
 
+    /// Why the review could not be completed (the temporary ticket index failed), if it could not.
+    pub fn failure(&self) -> Option<&str> {
+        self.failure.as_deref()
+    }
+
     /// Feeds one entry (in log order).
     pub fn entry(&mut self, bytes: &[u8]) {
         self.out.entries += 1;
@@ -367,6 +376,12 @@ impl Analysis {
         self.last_ts = self.last_ts.max(e.timestamp_micros);
         if e.index == 0 {
             self.state = LedgerState::genesis(&e).ok();
+            if let Some(st) = self.state.as_mut() {
+                match crate::tickets::TicketSpill::attach(st) {
+                    Ok(t) => self.tickets = Some(t),
+                    Err(err) => self.failure = Some(err),
+                }
+            }
             self.observe(size + 1);
             return;
         }
@@ -375,7 +390,14 @@ impl Analysis {
         self.observe(size + 1);
         let record = match step {
             None => return,
-            Some(Ok(record)) => record,
+            Some(Ok(record)) => {
+                if let (Some(t), Some(st)) = (&self.tickets, self.state.as_mut())
+                    && let Err(err) = t.folded(st, e.index, &record)
+                {
+                    self.failure = Some(err);
+                }
+                record
+            }
             Some(Err(err)) => return self.refused(&e, err, kind.as_deref().ok()),
         };
         let Ok(kind) = kind else { return };
@@ -436,6 +458,7 @@ impl Analysis {
                 self.push(Finding::new(kind, index, "", vec![index]));
             }
             StepError::Record(_) => {}
+            StepError::StateLookup(err) => self.failure = Some(format!("entry {index}: {err}")),
             StepError::Rule(err) => {
                 let Some(record) = kind.and_then(|k| check_record(k, &e.envelope.payload).ok()) else {
                     return;

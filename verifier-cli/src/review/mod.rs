@@ -37,7 +37,7 @@ pub struct Filter {
 /// Runs a review over a source.
 ///
 /// # Errors
-/// When the source fails.
+/// When the source fails, or the temporary ticket index does.
 pub fn run(mut source: Box<dyn Source>, filter: Filter) -> anyhow::Result<ReviewReport> {
     let source_name = source.describe();
     let mut a = analysis::Analysis::new(filter.clone());
@@ -45,8 +45,11 @@ pub fn run(mut source: Box<dyn Source>, filter: Filter) -> anyhow::Result<Review
         if let Item::Entry(e) = item {
             a.entry(&e.bytes);
         }
-        true
+        a.failure().is_none()
     })?;
+    if let Some(e) = a.failure() {
+        anyhow::bail!("the review could not be completed: {e}");
+    }
     Ok(report(a.finish(), &filter, source_name))
 }
 

@@ -24,9 +24,13 @@
 //!   (`TALLY_MISMATCH`).
 //! - `evaluation.micro`: `service_time_micros` is not after the entry's time and at most
 //!   [`MICRO_MAX_AGE_MICROS`] (400 days) before it (`MICRO_TIME_OUT_OF_RANGE`); no ticket hash was
-//!   rated before (`MICRO_DUPLICATE_TICKET`).
+//!   rated before (`MICRO_DUPLICATE_TICKET`). The rated tickets are a [`TicketSet`]: recent ones in
+//!   memory, older ones in its backing when one is attached; [`ElectionState::check`] asks memory
+//!   only and [`ElectionState::check_ticket`] also the backing (a lookup that fails is a
+//!   [`CheckError::Lookup`], not a rule code).
 
 use super::code::{RuleCode, RuleError, err};
+use super::tickets::{CheckError, TicketSet, ticket_key};
 use crate::credential::IssuerPublicKey;
 use crate::domain::Record;
 use crate::election::{Ballot, CredentialIssued, ElectionOpen, MicroEvaluation, Tally, tally};
@@ -124,9 +128,10 @@ pub struct ElectionState {
     pub drawn: BTreeMap<String, DrawnEvaluators>,
     /// Pool members' keys of each draw commitment, by draw id (only members with a key).
     pub pool_keys: BTreeMap<String, BTreeMap<String, ed25519_dalek::VerifyingKey>>,
-    /// Every rated ticket hash (32 bytes each: the one part of the state that grows with the
-    /// number of micro-evaluations, about 40 bytes per rating in memory).
-    pub tickets: std::collections::HashSet<[u8; 32]>,
+    /// Rated ticket hashes → index of the rating: the one part of the state that grows with the
+    /// number of micro-evaluations. In memory only without a backing; with one (node: the store,
+    /// verifier: a temporary index) only the tickets not yet durable stay in memory.
+    pub tickets: TicketSet,
     /// Micro-evaluation ratings.
     pub micro: MicroRatings,
 }
@@ -139,7 +144,8 @@ impl ElectionState {
     }
 
     /// Checks a record about to be appended at `index` with entry time `timestamp_micros` and
-    /// verified `signers` (key ids). Records of other kinds pass.
+    /// verified `signers` (key ids). Records of other kinds pass. The ticket of a micro-evaluation
+    /// is looked up in memory only; [`Self::check_ticket`] asks the backing too.
     ///
     /// # Errors
     /// The rule it breaks.
@@ -158,6 +164,25 @@ impl ElectionState {
             Record::Tally(t) => self.check_tally(timestamp_micros, t),
             Record::MicroEvaluation(m) => self.check_micro(timestamp_micros, m),
             _ => Ok(()),
+        }
+    }
+
+    /// The ticket rule of a micro-evaluation about to be appended at `index`, against memory and
+    /// the backing of [`Self::tickets`]. Other records pass.
+    ///
+    /// # Errors
+    /// `MICRO_DUPLICATE_TICKET` naming the earlier entry, or [`CheckError::Lookup`] when the
+    /// backing cannot answer (the record is then neither accepted nor judged).
+    pub fn check_ticket(&self, index: u64, record: &Record) -> Result<(), CheckError> {
+        let Record::MicroEvaluation(m) = record else {
+            return Ok(());
+        };
+        let Some(k) = ticket_key(&m.ticket_hash) else {
+            return Ok(());
+        };
+        match self.tickets.used_before(&k, index)? {
+            Some(at) => Err(duplicate_ticket(&m.ticket_hash, at).into()),
+            None => Ok(()),
         }
     }
 
@@ -249,11 +274,8 @@ impl ElectionState {
                 ),
             ));
         }
-        if ticket_key(&m.ticket_hash).is_some_and(|k| self.tickets.contains(&k)) {
-            return Err(err(
-                RuleCode::MicroDuplicateTicket,
-                format!("ticket {} was already rated", m.ticket_hash),
-            ));
+        if let Some(at) = ticket_key(&m.ticket_hash).and_then(|k| self.tickets.recent(&k)) {
+            return Err(duplicate_ticket(&m.ticket_hash, at));
         }
         Ok(())
     }
@@ -417,7 +439,7 @@ impl ElectionState {
             }
             Record::MicroEvaluation(m) => {
                 if let Some(k) = ticket_key(&m.ticket_hash) {
-                    self.tickets.insert(k);
+                    self.tickets.insert(k, index);
                 }
                 let day = m.service_time_micros / DAY_MICROS;
                 let a = self
@@ -472,10 +494,11 @@ impl ElectionState {
     }
 }
 
-fn ticket_key(hex_hash: &str) -> Option<[u8; 32]> {
-    let mut k = [0u8; 32];
-    hex::decode_to_slice(hex_hash, &mut k).ok()?;
-    Some(k)
+fn duplicate_ticket(ticket_hash: &str, at: u64) -> RuleError {
+    err(
+        RuleCode::MicroDuplicateTicket,
+        format!("ticket {ticket_hash} was already rated (entry {at})"),
+    )
 }
 
 fn ballot_refs(e: &ElectionInfo) -> Vec<(u64, &Ballot)> {

@@ -46,11 +46,13 @@ mod base;
 pub mod code;
 mod draws;
 pub mod election;
+pub mod tickets;
 
 pub use draws::DrawState;
 
 use code::err;
 pub use code::{RuleCode, RuleError, UnknownRuleCode};
+pub use tickets::{CheckError, TicketBacking, TicketLookupError, TicketSet};
 
 /// Kinds that a `cancellation` may void.
 pub const CANCELLABLE_KINDS: &[&str] = &[
@@ -198,10 +200,12 @@ enum Declared {
 impl DomainState {
     /// Checks a record about to be appended at `index` with time `timestamp_micros` and verified
     /// `signers` (key ids), including the authority rule of cancellations against `registry` (the
-    /// registry as of this index). Node and verifier both call this.
+    /// registry as of this index), and the ticket of a micro-evaluation against the backing of the
+    /// ticket set when one is attached ([`election::ElectionState::check_ticket`]). Node and
+    /// verifier both call this.
     ///
     /// # Errors
-    /// The rule it breaks.
+    /// The rule it breaks, or [`CheckError::Lookup`] when the ticket backing cannot answer.
     pub fn check_with_registry(
         &self,
         registry: &Registry,
@@ -209,8 +213,11 @@ impl DomainState {
         timestamp_micros: u64,
         record: &Record,
         signers: &[String],
-    ) -> Result<(), RuleError> {
+    ) -> Result<(), CheckError> {
         self.check_at(index, timestamp_micros, record, signers)?;
+        if self.elections.tickets.is_backed() {
+            self.elections.check_ticket(index, record)?;
+        }
         if let Record::Cancellation(c) = record {
             cancellation_authority(registry, c.target_index, self.signers_of(c.target_index), signers)?;
         }
@@ -253,8 +260,8 @@ impl DomainState {
     }
 
     /// Checks a record about to be appended at `index` with time `timestamp_micros` and verified
-    /// `signers` (key ids). The authority rule of cancellations needs the registry: see
-    /// [`Self::check_with_registry`].
+    /// `signers` (key ids). The authority rule of cancellations needs the registry, and a ticket
+    /// held only by the ticket set's backing is found by: see [`Self::check_with_registry`].
     ///
     /// # Errors
     /// The rule it breaks.

@@ -14,9 +14,12 @@
 #![allow(clippy::result_large_err)]
 
 pub mod log_store;
+pub mod snapshot;
 pub mod state_machine;
 pub mod types;
 
 pub use log_store::LogStore;
-pub use state_machine::{APPLIED_META, MAX_SNAPSHOT_BYTES, SnapshotBuilder, StateMachine, check_group};
+pub use state_machine::{
+    APPLIED_META, MAX_REQUEST_ID, MAX_SNAPSHOT_BYTES, SnapshotBuilder, StateMachine, check_group, request_digest,
+};
 pub use types::{ApplyOutcome, GroupEntry, Rejection, SequencedGroup, TypeConfig};

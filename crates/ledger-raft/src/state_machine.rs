@@ -16,9 +16,11 @@ use crate::types::{
 };
 use ledger_core::compact::{CompactTree, CompletedNode};
 use ledger_core::entry::Entry;
+use ledger_core::hash::Hash;
 use ledger_store::{PreparedEntry, Store};
 use openraft::storage::{RaftSnapshotBuilder, RaftStateMachine, Snapshot, SnapshotMeta};
 use openraft::{AnyError, EntryPayload, ErrorSubject, ErrorVerb, OptionalSend, StorageIOError};
+use std::collections::HashMap;
 use std::io::{BufReader, BufWriter, Read, Write};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -189,6 +191,7 @@ pub fn check_group(
     let mut ct = tree.clone();
     let mut nodes = Vec::new();
     let mut prepared = Vec::with_capacity(group.entries.len());
+    let mut in_group: HashMap<&str, u64> = HashMap::new();
     for (position, g) in group.entries.iter().enumerate() {
         let index = ct.size();
         if g.index != index {
@@ -217,6 +220,21 @@ pub fn check_group(
                 detail: "the entry bytes carry a prev_root that is not the root before it".into(),
             });
         }
+        if let Some((id, digest)) = &g.request {
+            if id.is_empty() || id.len() > MAX_REQUEST_ID || id.chars().any(char::is_control) {
+                return Err(Rejection::RequestId { index });
+            }
+            if let Some(original) = in_group.insert(id.as_str(), index) {
+                return Err(Rejection::DuplicateRequest {
+                    index,
+                    id: id.clone(),
+                    original,
+                });
+            }
+            if request_digest(e.envelope) != *digest {
+                return Err(Rejection::RequestDigest { index });
+            }
+        }
         let mut terms = Vec::with_capacity(g.terms.len());
         for (tag, value) in &g.terms {
             terms.push((
@@ -242,6 +260,22 @@ pub fn check_group(
     Ok((prepared, nodes, ct))
 }
 
+/// A request id of the group that the store already holds (the original index answers a retry).
+fn recorded_request(store: &Store, prepared: &[PreparedEntry]) -> Result<Option<Rejection>, StorageError> {
+    for p in prepared {
+        if let Some((id, _)) = &p.request
+            && let Some((original, _)) = store.request(id).map_err(|e| sm_err(ErrorVerb::Read, e))?
+        {
+            return Ok(Some(Rejection::DuplicateRequest {
+                index: p.index,
+                id: id.clone(),
+                original,
+            }));
+        }
+    }
+    Ok(None)
+}
+
 fn apply_all(inner: &mut Inner, entries: Vec<LogEntry>) -> Result<Vec<ApplyOutcome>, StorageError> {
     let mut out = Vec::with_capacity(entries.len());
     // Applied log id / membership changed since the last write to the store.
@@ -259,12 +293,15 @@ fn apply_all(inner: &mut Inner, entries: Vec<LogEntry>) -> Result<Vec<ApplyOutco
                     size: inner.tree.size(),
                 }
             }
-            EntryPayload::Normal(group) => match check_group(&inner.tree, &group) {
-                Err(reason) => ApplyOutcome::Rejected {
+            EntryPayload::Normal(group) => match check_group(&inner.tree, &group)
+                .map(|p| recorded_request(inner.store()?, &p.0).map(|r| r.map_or(Ok(p), Err)))
+            {
+                Err(reason) | Ok(Ok(Err(reason))) => ApplyOutcome::Rejected {
                     size: inner.tree.size(),
                     reason,
                 },
-                Ok((prepared, nodes, ct)) => {
+                Ok(Err(storage)) => return Err(storage),
+                Ok(Ok(Ok((prepared, nodes, ct)))) => {
                     let meta = encode(&(Some(log_id), &membership)).map_err(|x| sm_err(ErrorVerb::Write, x))?;
                     inner
                         .store()?
@@ -380,6 +417,7 @@ fn build_snapshot_locked(inner: &mut Inner, raft: &Path) -> Result<Snapshot<Type
     let f = std::fs::File::create(&path).map_err(|e| w(&e))?;
     let mut bw = BufWriter::new(CappedWriter { w: f, written: 0 });
     let (size, _) = ledger_store::export::export(store, &mut bw).map_err(|e| w(&e))?;
+    crate::snapshot::write_requests(store, &mut bw).map_err(|e| w(&e))?;
     let capped = bw.into_inner().map_err(|e| w(&e.error().to_string()))?;
     capped.w.sync_all().map_err(|e| w(&e))?;
     if size != inner.tree.size() {
@@ -445,7 +483,10 @@ fn install_locked(
     let (size, tree) = {
         let fresh = Store::open(&install).map_err(|e| w(&e))?;
         let src = std::fs::File::open(paths.raft.join(&file)).map_err(|e| w(&e))?;
-        let size = ledger_store::export::import(&fresh, BufReader::new(src))
+        let mut br = BufReader::new(src);
+        let size = ledger_store::export::import(&fresh, &mut br)
+            .map_err(|e| w(&format!("the snapshot does not import: {e}")))?;
+        crate::snapshot::read_requests(&mut br, |batch| restore_requests(&fresh, size, batch))
             .map_err(|e| w(&format!("the snapshot does not import: {e}")))?;
         let applied = encode(&(&meta.last_log_id, &meta.last_membership)).map_err(|e| w(&e))?;
         fresh
@@ -481,6 +522,44 @@ fn install_locked(
     )
     .map_err(|e| w(&e))
 }
+
+/// Checks request ids from a snapshot against the imported entries (each names an entry below the
+/// size whose envelope has that digest), then records them.
+fn restore_requests(store: &Store, size: u64, batch: Vec<(String, u64, Hash)>) -> Result<(), String> {
+    for (id, index, digest) in &batch {
+        if *index >= size {
+            return Err(format!(
+                "request id {id:?} names entry {index}, the snapshot holds {size}"
+            ));
+        }
+        let bytes = store
+            .entry(*index)
+            .map_err(|e| e.to_string())?
+            .ok_or_else(|| format!("entry {index} missing"))?;
+        let e = Entry::decode(&bytes).map_err(|e| e.to_string())?;
+        if request_digest(e.envelope) != *digest {
+            return Err(format!("request id {id:?}: the digest is not that of entry {index}"));
+        }
+    }
+    store.put_requests(&batch).map_err(|e| e.to_string())
+}
+
+/// The digest a request id is recorded with: SHA-256 of the envelope's encoding in an entry with
+/// zero index, time and chain link (as the node's sequencer computes it).
+pub fn request_digest(envelope: ledger_core::dsse::Envelope) -> Hash {
+    Hash::digest(
+        &Entry {
+            index: 0,
+            timestamp_micros: 0,
+            prev_root: Hash::default(),
+            envelope,
+        }
+        .encode(),
+    )
+}
+
+/// Longest request id a group may carry (the node's limit, `ledger-node` `MAX_REQUEST_ID`).
+pub const MAX_REQUEST_ID: usize = 128;
 
 /// Builds snapshots of the state machine it came from.
 pub struct SnapshotBuilder {

@@ -138,6 +138,29 @@ pub enum Rejection {
         /// The tag byte.
         tag: u8,
     },
+    /// A request id is empty, too long or holds control characters.
+    #[error("entry {index}: the request id must be 1-128 bytes without control characters")]
+    RequestId {
+        /// The entry's index.
+        index: u64,
+    },
+    /// A request id's digest is not that of the entry's envelope.
+    #[error("entry {index}: the request digest is not that of the entry's envelope")]
+    RequestDigest {
+        /// The entry's index.
+        index: u64,
+    },
+    /// A request id already used (earlier in the log or in the group): the retry's answer is the
+    /// original index.
+    #[error("entry {index}: request id {id:?} was already used by entry {original}")]
+    DuplicateRequest {
+        /// The entry's index.
+        index: u64,
+        /// The request id.
+        id: String,
+        /// The index it was first used for.
+        original: u64,
+    },
     /// `new_size` is not the size after the entries.
     #[error("the group claims new size {claimed}, its entries make {actual}")]
     NewSize {

@@ -256,8 +256,12 @@ async fn a_snapshot_that_does_not_verify_is_not_installed() {
         .find(|p| p.extension().is_some_and(|x| x == "export"))
         .unwrap();
     let mut bytes = std::fs::read(&file).unwrap();
-    let at = bytes.len() - 40;
-    bytes[at] ^= 1;
+    // 40 bytes before the request-id section: inside the last entry frame (the 'Z' frame is 5).
+    let magic = bytes
+        .windows(ledger_raft::snapshot::REQUESTS_MAGIC.len())
+        .position(|w| w == ledger_raft::snapshot::REQUESTS_MAGIC)
+        .unwrap();
+    bytes[magic - 40] ^= 1;
     let path = b.path().join("forged");
     std::fs::write(&path, &bytes).unwrap();
     let f = tokio::fs::OpenOptions::new()
@@ -267,7 +271,10 @@ async fn a_snapshot_that_does_not_verify_is_not_installed() {
         .await
         .unwrap();
     let err = follower.install_snapshot(&snap.meta, Box::new(f)).await.unwrap_err();
-    assert!(err.to_string().contains("the snapshot does not import"), "{err}");
+    assert!(
+        err.to_string().contains("the snapshot does not import: export stream"),
+        "{err}"
+    );
     // The follower's ledger is untouched.
     assert_eq!(follower.applied_tree().unwrap(), before.tree);
     drop(follower);
@@ -301,4 +308,106 @@ async fn log_store_reads_back_appended_groups() {
     let got = log.try_get_log_entries(1..2).await.unwrap();
     assert_eq!(got.len(), 1);
     assert!(matches!(&got[0].payload, EntryPayload::Normal(x) if *x == g));
+}
+
+#[tokio::test]
+async fn request_ids_are_checked_on_apply() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut sm = open(dir.path());
+    let m = fill(&mut sm, 1).await;
+    let good = m.next(2);
+    // A retry sequenced again under the same request id (after a failover, say): the store holds
+    // the id, the answer names the original index.
+    let mut retry = good.clone();
+    retry.entries[1].request = Some(("req-1".into(), retry.entries[1].request.clone().unwrap().1));
+    // The same id twice in one group.
+    let mut twice = good.clone();
+    twice.entries[1].request = Some(("req-3".into(), twice.entries[1].request.clone().unwrap().1));
+    // A digest that is not the envelope's.
+    let mut digest = good.clone();
+    digest.entries[0].request = Some(("fresh".into(), ledger_core::hash::Hash([5; 32])));
+    // An id with a control character.
+    let mut control = good.clone();
+    control.entries[0].request = Some(("a\nb".into(), control.entries[0].request.clone().unwrap().1));
+    let out = sm
+        .apply([
+            normal(3, retry),
+            normal(4, twice),
+            normal(5, digest),
+            normal(6, control),
+        ])
+        .await
+        .unwrap();
+    let reasons: Vec<String> = out
+        .iter()
+        .map(|o| match o {
+            ApplyOutcome::Rejected { size: 3, reason } => reason.to_string(),
+            other => panic!("not rejected: {other:?}"),
+        })
+        .collect();
+    assert_eq!(
+        reasons,
+        vec![
+            "entry 4: request id \"req-1\" was already used by entry 1",
+            "entry 4: request id \"req-3\" was already used by entry 3",
+            "entry 3: the request digest is not that of the entry's envelope",
+            "entry 3: the request id must be 1-128 bytes without control characters",
+        ]
+    );
+    assert_eq!(
+        sm.with_store(|s| s.request("req-1").unwrap()).unwrap().map(|r| r.0),
+        Some(1)
+    );
+}
+
+#[tokio::test]
+async fn snapshots_carry_request_ids_and_a_forged_one_is_refused() {
+    let (a, b, c) = (
+        tempfile::tempdir().unwrap(),
+        tempfile::tempdir().unwrap(),
+        tempfile::tempdir().unwrap(),
+    );
+    let mut leader = open(a.path());
+    fill(&mut leader, 3).await;
+    let snap = leader.get_snapshot_builder().await.build_snapshot().await.unwrap();
+    let mut follower = open(b.path());
+    let mut cur = leader.get_current_snapshot().await.unwrap().unwrap();
+    let mut received = follower.begin_receiving_snapshot().await.unwrap();
+    tokio::io::copy(&mut cur.snapshot, &mut *received).await.unwrap();
+    follower.install_snapshot(&snap.meta, received).await.unwrap();
+    for i in 0..9 {
+        let id = format!("req-{i}");
+        assert_eq!(
+            follower.with_store(|s| s.request(&id).unwrap()).unwrap(),
+            leader.with_store(|s| s.request(&id).unwrap()).unwrap(),
+            "{id}"
+        );
+    }
+    assert!(follower.with_store(|s| s.request("req-8").unwrap()).unwrap().is_some());
+
+    // Point a request id at another entry (its digest then names the wrong envelope).
+    let file = std::fs::read_dir(a.path().join("raft"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| p.extension().is_some_and(|x| x == "export"))
+        .unwrap();
+    let mut bytes = std::fs::read(&file).unwrap();
+    let magic = bytes
+        .windows(ledger_raft::snapshot::REQUESTS_MAGIC.len())
+        .position(|w| w == ledger_raft::snapshot::REQUESTS_MAGIC)
+        .unwrap();
+    let index_at = magic + ledger_raft::snapshot::REQUESTS_MAGIC.len() + 5 + 7;
+    bytes[index_at] ^= 1;
+    let path = c.path().join("forged");
+    std::fs::write(&path, &bytes).unwrap();
+    let f = tokio::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(&path)
+        .await
+        .unwrap();
+    let mut other = open(c.path());
+    let err = other.install_snapshot(&snap.meta, Box::new(f)).await.unwrap_err();
+    assert!(err.to_string().contains("the digest is not that of entry"), "{err}");
+    assert_eq!(other.applied_tree().unwrap().size(), 0);
 }

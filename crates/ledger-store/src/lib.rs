@@ -445,6 +445,39 @@ impl Store {
         Ok(())
     }
 
+    /// All recorded request ids as (id, index, digest), in id order (ledger-raft carries them in
+    /// snapshots: the export stream does not).
+    pub fn requests(&self) -> impl Iterator<Item = Result<(String, u64, Hash), StoreError>> + '_ {
+        self.tree.scan_prefix(b"r").map(|r| {
+            let (k, v) = r?;
+            let id = String::from_utf8(k[1..].to_vec()).map_err(|_| StoreError::Corrupt("request id".into()))?;
+            let idx = read_u64(&v, "request")?;
+            let h =
+                Hash::from_slice(v.get(8..).unwrap_or_default()).map_err(|_| StoreError::Corrupt("request".into()))?;
+            Ok((id, idx, h))
+        })
+    }
+
+    /// Records request ids (id, index, digest) on their own, in one batch, durably: restores what
+    /// [`Self::requests`] listed after an import.
+    ///
+    /// # Errors
+    /// On storage failure.
+    pub fn put_requests(&self, requests: &[(String, u64, Hash)]) -> Result<(), StoreError> {
+        if self.read_only {
+            return Err(StoreError::ReadOnly);
+        }
+        let mut b = sled::Batch::default();
+        for (id, index, digest) in requests {
+            let mut v = be(*index).to_vec();
+            v.extend_from_slice(&digest.0);
+            b.insert(key(b'r', id.as_bytes()), v);
+        }
+        self.tree.apply_batch(b)?;
+        self.db.flush()?;
+        Ok(())
+    }
+
     /// A meta value written by [`Self::commit_group_with_meta`].
     ///
     /// # Errors

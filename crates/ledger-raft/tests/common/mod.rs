@@ -6,7 +6,7 @@ use ed25519_dalek::SigningKey;
 use ledger_core::compact::CompactTree;
 use ledger_core::dsse::Envelope;
 use ledger_core::entry::Entry;
-use ledger_core::hash::{Hash, leaf_hash};
+use ledger_core::hash::leaf_hash;
 use ledger_core::keys::public_key_to_base64;
 use ledger_core::registry::{IndexTag, payload_type};
 use ledger_raft::{GroupEntry, SequencedGroup};
@@ -58,11 +58,13 @@ impl GroupMaker {
         let mut entries = Vec::with_capacity(n);
         for _ in 0..n {
             let index = ct.size();
+            let envelope = self.envelope(index);
+            let digest = ledger_raft::request_digest(envelope.clone());
             let leaf = Entry {
                 index,
                 timestamp_micros: 1_000 + index,
                 prev_root: ct.root(),
-                envelope: self.envelope(index),
+                envelope,
             }
             .encode();
             let lh = leaf_hash(&leaf);
@@ -71,7 +73,7 @@ impl GroupMaker {
                 index,
                 leaf,
                 leaf_hash: lh,
-                request: Some((format!("req-{index}"), Hash([index as u8; 32]))),
+                request: Some((format!("req-{index}"), digest)),
                 terms: vec![(
                     IndexTag::Kind.byte(),
                     if index == 0 { "charter" } else { "note" }.into(),

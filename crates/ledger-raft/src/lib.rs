@@ -20,6 +20,7 @@ pub mod types;
 
 pub use log_store::LogStore;
 pub use state_machine::{
-    APPLIED_META, MAX_REQUEST_ID, MAX_SNAPSHOT_BYTES, SnapshotBuilder, StateMachine, check_group, request_digest,
+    APPLIED_META, CheckedGroup, MAX_REQUEST_ID, MAX_SNAPSHOT_BYTES, SnapshotBuilder, StateMachine, check_group,
+    fold_store, request_digest,
 };
 pub use types::{ApplyOutcome, GroupEntry, Rejection, SequencedGroup, TypeConfig};

@@ -17,6 +17,7 @@ use crate::types::{
 use ledger_core::compact::{CompactTree, CompletedNode};
 use ledger_core::entry::Entry;
 use ledger_core::hash::Hash;
+use ledger_core::state::LedgerState;
 use ledger_store::{PreparedEntry, Store};
 use openraft::storage::{RaftSnapshotBuilder, RaftStateMachine, Snapshot, SnapshotMeta};
 use openraft::{AnyError, EntryPayload, ErrorSubject, ErrorVerb, OptionalSend, StorageIOError};
@@ -70,6 +71,10 @@ struct Inner {
     /// `None` only while a snapshot install swaps directories (or after a failed swap).
     store: Option<Store>,
     tree: CompactTree,
+    /// Ledger state (registry and domain) as of the applied tree; none before a valid charter.
+    state: Option<LedgerState>,
+    /// Timestamp of the last applied entry (0 for an empty log).
+    last_ts: u64,
     applied: Option<LogId>,
     membership: StoredMembership,
     /// Sequence number of the last snapshot file made here.
@@ -134,6 +139,11 @@ impl StateMachine {
         recover_swap(&paths).map_err(|e| sm_err(ErrorVerb::Read, format!("snapshot install recovery: {e}")))?;
         let store = Store::open(&paths.ledger).map_err(|e| sm_err(ErrorVerb::Read, e))?;
         let tree = store.compact_tree().map_err(|e| sm_err(ErrorVerb::Read, e))?;
+        let (state, left_out) = fold_store(&store, tree.size()).map_err(|e| sm_err(ErrorVerb::Read, e))?;
+        if left_out > 0 {
+            tracing::warn!(left_out, "stored entries break a rule; left out of the state");
+        }
+        let last_ts = last_timestamp(&store, tree.size()).map_err(|e| sm_err(ErrorVerb::Read, e))?;
         let (applied, membership) = read_applied(&store).map_err(|e| sm_err(ErrorVerb::Read, e))?;
         let record = read_record(&paths.raft).map_err(|e| snap_err(ErrorVerb::Read, e))?;
         let seq = clean_snapshot_files(&paths.raft, record.as_ref().map(|r| r.file.as_str()))
@@ -142,6 +152,8 @@ impl StateMachine {
             inner: Arc::new(Mutex::new(Inner {
                 store: Some(store),
                 tree,
+                state,
+                last_ts,
                 applied,
                 membership,
                 seq,
@@ -169,15 +181,25 @@ impl StateMachine {
     }
 }
 
-/// Checks that `group` extends `tree` (see [`Rejection`] for each rule) and prepares it for the
-/// store: the prepared entries, the completed node hashes, and the tree after the group.
+/// A group that passed [`check_group`], prepared for the store.
+#[derive(Debug, Clone)]
+pub struct CheckedGroup {
+    /// The entries as the store takes them.
+    pub prepared: Vec<PreparedEntry>,
+    /// Node hashes the group completes.
+    pub nodes: Vec<CompletedNode>,
+    /// The tree after the group.
+    pub tree: CompactTree,
+    /// Timestamp of its last entry.
+    pub last_timestamp: u64,
+}
+
+/// Checks that `group` extends `tree`, whose last entry has time `last_timestamp` (see
+/// [`Rejection`] for each rule), and prepares it for the store.
 ///
 /// # Errors
 /// The first rule the group breaks.
-pub fn check_group(
-    tree: &CompactTree,
-    group: &SequencedGroup,
-) -> Result<(Vec<PreparedEntry>, Vec<CompletedNode>, CompactTree), Rejection> {
+pub fn check_group(tree: &CompactTree, last_timestamp: u64, group: &SequencedGroup) -> Result<CheckedGroup, Rejection> {
     let first = group.entries.first().ok_or(Rejection::Empty)?;
     if first.index != tree.size() {
         return Err(Rejection::NotAtSize {
@@ -192,6 +214,7 @@ pub fn check_group(
     let mut nodes = Vec::new();
     let mut prepared = Vec::with_capacity(group.entries.len());
     let mut in_group: HashMap<&str, u64> = HashMap::new();
+    let mut last_ts = last_timestamp;
     for (position, g) in group.entries.iter().enumerate() {
         let index = ct.size();
         if g.index != index {
@@ -214,6 +237,14 @@ pub fn check_group(
                 detail: format!("the entry bytes carry index {}", e.index),
             });
         }
+        if e.timestamp_micros <= last_ts {
+            return Err(Rejection::TimeRegression {
+                index,
+                timestamp: e.timestamp_micros,
+                previous: last_ts,
+            });
+        }
+        last_ts = e.timestamp_micros;
         if e.prev_root != ct.root() {
             return Err(Rejection::Entry {
                 index,
@@ -257,7 +288,12 @@ pub fn check_group(
             actual: ct.size(),
         });
     }
-    Ok((prepared, nodes, ct))
+    Ok(CheckedGroup {
+        prepared,
+        nodes,
+        tree: ct,
+        last_timestamp: last_ts,
+    })
 }
 
 /// A request id of the group that the store already holds (the original index answers a retry).
@@ -293,34 +329,16 @@ fn apply_all(inner: &mut Inner, entries: Vec<LogEntry>) -> Result<Vec<ApplyOutco
                     size: inner.tree.size(),
                 }
             }
-            EntryPayload::Normal(group) => match check_group(&inner.tree, &group)
-                .map(|p| recorded_request(inner.store()?, &p.0).map(|r| r.map_or(Ok(p), Err)))
-            {
-                Err(reason) | Ok(Ok(Err(reason))) => ApplyOutcome::Rejected {
-                    size: inner.tree.size(),
-                    reason,
-                },
-                Ok(Err(storage)) => return Err(storage),
-                Ok(Ok(Ok((prepared, nodes, ct)))) => {
-                    let meta = encode(&(Some(log_id), &membership)).map_err(|x| sm_err(ErrorVerb::Write, x))?;
-                    inner
-                        .store()?
-                        .commit_group_with_meta(&prepared, &nodes, ct.size(), None, &[(APPLIED_META, &meta)])
-                        .map_err(|x| {
-                            StorageError::from(StorageIOError::apply(log_id, AnyError::error(x.to_string())))
-                        })?;
-                    let first_index = inner.tree.size();
-                    inner.tree = ct;
-                    inner.applied = Some(log_id);
+            EntryPayload::Normal(group) => {
+                let outcome = apply_group(inner, log_id, &membership, &group)?;
+                if matches!(outcome, ApplyOutcome::Applied { .. }) {
                     inner.membership = membership;
                     dirty = false;
-                    out.push(ApplyOutcome::Applied {
-                        first_index,
-                        new_size: inner.tree.size(),
-                    });
+                    out.push(outcome);
                     continue;
                 }
-            },
+                outcome
+            }
         };
         inner.applied = Some(log_id);
         inner.membership = membership;
@@ -331,6 +349,121 @@ fn apply_all(inner: &mut Inner, entries: Vec<LogEntry>) -> Result<Vec<ApplyOutco
         write_applied(inner)?;
     }
     Ok(out)
+}
+
+/// Applies one group: the structural checks ([`check_group`]), request ids against the store, then
+/// the ledger rules (the same state step as the single node's sequencer, start-up and the verifier,
+/// signatures verified, timestamps from the entries); commits it with the applied log id. A group
+/// that breaks a rule is answered as a rejection, the state as it was before it.
+fn apply_group(
+    inner: &mut Inner,
+    log_id: LogId,
+    membership: &StoredMembership,
+    group: &SequencedGroup,
+) -> Result<ApplyOutcome, StorageError> {
+    let size = inner.tree.size();
+    let rejected = |reason| Ok(ApplyOutcome::Rejected { size, reason });
+    let CheckedGroup {
+        prepared,
+        nodes,
+        tree: ct,
+        last_timestamp,
+    } = match check_group(&inner.tree, inner.last_ts, group) {
+        Ok(p) => p,
+        Err(reason) => return rejected(reason),
+    };
+    if let Some(reason) = recorded_request(inner.store()?, &prepared)? {
+        return rejected(reason);
+    }
+    if let Err((position, reason)) = step_group(&mut inner.state, &prepared) {
+        if position > 0 {
+            // Earlier entries of the group changed the state: fold it again from the store.
+            let store = inner.store()?;
+            let (state, _) = fold_store(store, size).map_err(|x| sm_err(ErrorVerb::Read, x))?;
+            inner.state = state;
+        }
+        return rejected(reason);
+    }
+    let meta = encode(&(Some(log_id), membership)).map_err(|x| sm_err(ErrorVerb::Write, x))?;
+    inner
+        .store()?
+        .commit_group_with_meta(&prepared, &nodes, ct.size(), None, &[(APPLIED_META, &meta)])
+        .map_err(|x| StorageError::from(StorageIOError::apply(log_id, AnyError::error(x.to_string()))))?;
+    if let Some(st) = inner.state.as_mut() {
+        st.observe_size(ct.size(), &ct.root());
+    }
+    inner.last_ts = last_timestamp;
+    inner.tree = ct;
+    inner.applied = Some(log_id);
+    Ok(ApplyOutcome::Applied {
+        first_index: size,
+        new_size: inner.tree.size(),
+    })
+}
+
+/// The ledger state step for each entry of a checked group (the charter makes the genesis
+/// state). On a failure: the position in the group and the rejection.
+fn step_group(state: &mut Option<LedgerState>, prepared: &[PreparedEntry]) -> Result<(), (usize, Rejection)> {
+    for (position, p) in prepared.iter().enumerate() {
+        let index = p.index;
+        let rule = |detail: String| (position, Rejection::Rule { index, detail });
+        let e = Entry::decode(&p.leaf).map_err(|x| rule(x.to_string()))?;
+        if index == 0 {
+            *state = Some(LedgerState::genesis(&e).map_err(|x| rule(x.to_string()))?);
+            continue;
+        }
+        let st = state
+            .as_mut()
+            .ok_or_else(|| rule("the log has no valid charter".into()))?;
+        st.observe_size(index, &e.prev_root);
+        st.step_stored(&e, &p.leaf_hash, true)
+            .map_err(|x| rule(x.to_string()))?;
+    }
+    Ok(())
+}
+
+/// Folds the stored log (first `size` entries) into the ledger state, as the node does at start-up:
+/// an entry that breaks a rule (a log written under older rules) is left out of the state and
+/// counted. Returns the state (none without a valid charter) and that count.
+///
+/// # Errors
+/// On storage failure or an entry that does not decode.
+pub fn fold_store(store: &Store, size: u64) -> Result<(Option<LedgerState>, u64), String> {
+    let mut entries = store.entries(0, size);
+    let Some(first) = entries.next() else {
+        return Ok((None, 0));
+    };
+    let (_, bytes) = first.map_err(|e| e.to_string())?;
+    let charter = Entry::decode(&bytes).map_err(|e| format!("entry 0: {e}"))?;
+    let Ok(mut state) = LedgerState::genesis(&charter) else {
+        return Ok((None, size));
+    };
+    let mut left_out = 0u64;
+    for r in entries {
+        let (index, bytes) = r.map_err(|e| e.to_string())?;
+        let e = Entry::decode(&bytes).map_err(|x| format!("entry {index}: {x}"))?;
+        state.observe_size(index, &e.prev_root);
+        if state
+            .step_stored(&e, &ledger_core::hash::leaf_hash(&bytes), false)
+            .is_err()
+        {
+            left_out += 1;
+        }
+    }
+    let root = store.compact_tree().map_err(|e| e.to_string())?.root();
+    state.observe_size(size, &root);
+    Ok((Some(state), left_out))
+}
+
+/// Timestamp of the last entry of the first `size` (0 for an empty log).
+fn last_timestamp(store: &Store, size: u64) -> Result<u64, String> {
+    match size.checked_sub(1) {
+        None => Ok(0),
+        Some(i) => store
+            .timestamp(i)
+            .map_err(|e| e.to_string())?
+            .ok_or_else(|| format!("entry {i} missing")),
+    }
 }
 
 /// Writes the applied log id and membership alone (one batch, one flush).
@@ -495,6 +628,13 @@ fn install_locked(
         let tree = fresh.compact_tree().map_err(|e| w(&e))?;
         (size, tree)
     };
+    // The ledger state of the imported log, folded before the swap (the live ledger is untouched
+    // until then).
+    let (state, last_ts) = {
+        let fresh = Store::open(&install).map_err(|e| w(&e))?;
+        let (state, _) = fold_store(&fresh, size).map_err(|e| w(&e))?;
+        (state, last_timestamp(&fresh, size).map_err(|e| w(&e))?)
+    };
     // Swap: close the old store, ledger → .old, .install → ledger, then remove .old.
     drop(inner.store.take());
     let old = paths.old();
@@ -510,6 +650,8 @@ fn install_locked(
     }
     inner.store = Some(store);
     inner.tree = tree;
+    inner.state = state;
+    inner.last_ts = last_ts;
     inner.applied = meta.last_log_id;
     inner.membership = meta.last_membership.clone();
     write_record(

@@ -161,6 +161,25 @@ pub enum Rejection {
         /// The index it was first used for.
         original: u64,
     },
+    /// An entry's timestamp is not after the one before it.
+    #[error("entry {index}: timestamp {timestamp} is not after the previous entry's {previous}")]
+    TimeRegression {
+        /// The entry's index.
+        index: u64,
+        /// Its timestamp (µs).
+        timestamp: u64,
+        /// The previous entry's.
+        previous: u64,
+    },
+    /// An entry breaks a ledger rule (registry, schema, signatures, domain rules), checked with
+    /// the state step the single node, start-up and the verifier share.
+    #[error("entry {index}: {detail}")]
+    Rule {
+        /// The entry's index.
+        index: u64,
+        /// The rule's message (with its code where it has one).
+        detail: String,
+    },
     /// `new_size` is not the size after the entries.
     #[error("the group claims new size {claimed}, its entries make {actual}")]
     NewSize {

@@ -411,3 +411,91 @@ async fn snapshots_carry_request_ids_and_a_forged_one_is_refused() {
     assert!(err.to_string().contains("the digest is not that of entry"), "{err}");
     assert_eq!(other.applied_tree().unwrap().size(), 0);
 }
+
+#[tokio::test]
+async fn ledger_rules_are_rechecked_on_apply_and_a_refused_group_leaves_no_state() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut sm = open(dir.path());
+    let mut m = fill(&mut sm, 1).await;
+    let (r, stranger) = (
+        ed25519_dalek::SigningKey::from_bytes(&[10; 32]),
+        ed25519_dalek::SigningKey::from_bytes(&[99; 32]),
+    );
+    // Enrolls R, then a note by a key nobody enrolled: the whole group is refused.
+    let bad = m.next_envelopes(vec![m.enroll(&r), m.note_by(&stranger, "x")]);
+    // Then a note by R alone: R's enrollment was refused with its group, so R is unknown.
+    let by_r = m.next_envelopes(vec![m.note_by(&r, "y")]);
+    let out = sm.apply([normal(3, bad), normal(4, by_r)]).await.unwrap();
+    let unknown = |k: &ed25519_dalek::SigningKey| {
+        format!(
+            "signature by unknown key {}: enroll it first (key.enroll)",
+            ledger_core::keys::key_id(&k.verifying_key())
+        )
+    };
+    assert_eq!(
+        out,
+        vec![
+            ApplyOutcome::Rejected {
+                size: 3,
+                reason: Rejection::Rule {
+                    index: 4,
+                    detail: unknown(&stranger)
+                }
+            },
+            ApplyOutcome::Rejected {
+                size: 3,
+                reason: Rejection::Rule {
+                    index: 3,
+                    detail: unknown(&r)
+                }
+            },
+        ]
+    );
+    // Enrollment and a note by R in one group: applied.
+    let good = m.next_envelopes(vec![m.enroll(&r), m.note_by(&r, "z")]);
+    let out = sm.apply([normal(5, good.clone())]).await.unwrap();
+    assert_eq!(
+        out,
+        vec![ApplyOutcome::Applied {
+            first_index: 3,
+            new_size: 5
+        }]
+    );
+    m.accept(&good);
+    // After a restart the state is folded from the store: R is known.
+    drop(sm);
+    let mut sm = open(dir.path());
+    let g = m.next_envelopes(vec![m.note_by(&r, "w")]);
+    let out = sm.apply([normal(6, g)]).await.unwrap();
+    assert_eq!(
+        out,
+        vec![ApplyOutcome::Applied {
+            first_index: 5,
+            new_size: 6
+        }]
+    );
+}
+
+#[tokio::test]
+async fn timestamps_must_increase() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut sm = open(dir.path());
+    let m = fill(&mut sm, 1).await;
+    let mut g = m.next(1);
+    let mut e = ledger_core::entry::Entry::decode(&g.entries[0].leaf).unwrap();
+    e.timestamp_micros = 1_002; // the entry before it has 1_002
+    g.entries[0].leaf = e.encode();
+    g.entries[0].leaf_hash = ledger_core::hash::leaf_hash(&g.entries[0].leaf);
+    let out = sm.apply([normal(3, g)]).await.unwrap();
+    assert_eq!(
+        out,
+        vec![ApplyOutcome::Rejected {
+            size: 3,
+            reason: Rejection::TimeRegression {
+                index: 3,
+                timestamp: 1_002,
+                previous: 1_002
+            }
+        }]
+    );
+}

@@ -53,12 +53,41 @@ impl GroupMaker {
     /// The next group of `n` entries (the first group starts with the charter). Does not advance
     /// the tree: call [`Self::accept`] when the group was applied.
     pub fn next(&self, n: usize) -> SequencedGroup {
+        let first = self.tree.size();
+        self.next_envelopes((first..first + n as u64).map(|i| self.envelope(i)).collect())
+    }
+
+    /// A key record enrolling `key` as a registrar for notes, signed by the admin.
+    pub fn enroll(&self, key: &SigningKey) -> Envelope {
+        let mut e = Envelope::new(
+            payload_type("key.enroll"),
+            format!(
+                r#"{{"version":1,"name":"r","key":"{}","roles":["registrar"],"scope":{{"kinds":["note"]}}}}"#,
+                public_key_to_base64(&key.verifying_key())
+            )
+            .into_bytes(),
+        );
+        e.sign(&self.admin);
+        e
+    }
+
+    /// A note signed by `key`.
+    pub fn note_by(&self, key: &SigningKey, text: &str) -> Envelope {
+        let mut e = Envelope::new(
+            payload_type("note"),
+            format!(r#"{{"version":1,"text":"{text}"}}"#).into_bytes(),
+        );
+        e.sign(key);
+        e
+    }
+
+    /// The next group holding these envelopes.
+    pub fn next_envelopes(&self, envelopes: Vec<Envelope>) -> SequencedGroup {
         let mut ct = self.tree.clone();
         let prev_root = ct.root();
-        let mut entries = Vec::with_capacity(n);
-        for _ in 0..n {
+        let mut entries = Vec::with_capacity(envelopes.len());
+        for envelope in envelopes {
             let index = ct.size();
-            let envelope = self.envelope(index);
             let digest = ledger_raft::request_digest(envelope.clone());
             let leaf = Entry {
                 index,

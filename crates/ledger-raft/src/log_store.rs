@@ -57,6 +57,11 @@ fn write_logs(e: impl ToString) -> StorageError {
     io(ErrorSubject::Logs, ErrorVerb::Write, e)
 }
 
+/// Bytes of a value as the log stores it (bincode), for measurements.
+pub fn encoded_len<T: serde::Serialize>(v: &T) -> usize {
+    encode(v).map_or(0, |b| b.len())
+}
+
 /// The Raft log on sled. Cloning shares the database (the clone is the log reader).
 #[derive(Clone)]
 pub struct LogStore {

@@ -172,6 +172,16 @@ impl StateMachine {
         Ok(f(g.store()?))
     }
 
+    /// Runs `f` on the ledger state (registry and domain) as of the applied tree, under the lock
+    /// (`None` before a valid charter): what the leader's sequencer will check appends against.
+    ///
+    /// # Errors
+    /// When the lock is poisoned.
+    pub fn with_state<T>(&self, f: impl FnOnce(Option<&LedgerState>) -> T) -> Result<T, StorageError> {
+        let g = lock(&self.inner)?;
+        Ok(f(g.state.as_ref()))
+    }
+
     /// Applied tree size and root.
     ///
     /// # Errors

@@ -451,6 +451,16 @@ async fn ledger_rules_are_rechecked_on_apply_and_a_refused_group_leaves_no_state
             },
         ]
     );
+    let known = |sm: &StateMachine| {
+        sm.with_state(|s| {
+            s.unwrap()
+                .registry
+                .holder(&ledger_core::keys::key_id(&r.verifying_key()))
+                .is_some()
+        })
+        .unwrap()
+    };
+    assert!(!known(&sm), "the refused enrollment left no trace in the state");
     // Enrollment and a note by R in one group: applied.
     let good = m.next_envelopes(vec![m.enroll(&r), m.note_by(&r, "z")]);
     let out = sm.apply([normal(5, good.clone())]).await.unwrap();
@@ -462,9 +472,11 @@ async fn ledger_rules_are_rechecked_on_apply_and_a_refused_group_leaves_no_state
         }]
     );
     m.accept(&good);
+    assert!(known(&sm));
     // After a restart the state is folded from the store: R is known.
     drop(sm);
     let mut sm = open(dir.path());
+    assert!(known(&sm));
     let g = m.next_envelopes(vec![m.note_by(&r, "w")]);
     let out = sm.apply([normal(6, g)]).await.unwrap();
     assert_eq!(

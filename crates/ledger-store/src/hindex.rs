@@ -303,6 +303,38 @@ impl HashIndex {
         Ok(())
     }
 
+    /// Calls `f` with every record (key, value, extra bytes), shard by shard (streamed: memory does
+    /// not grow with the index). Inserts wait while a shard is read.
+    ///
+    /// # Errors
+    /// On a read failure, or the first error of `f`.
+    pub fn for_each(
+        &self,
+        mut f: impl FnMut(&[u8; 32], u64, &[u8]) -> Result<(), StoreError>,
+    ) -> Result<(), StoreError> {
+        let slot_len = self.slot_len();
+        for i in 0..SHARDS {
+            let s = self.read(i)?;
+            let Some(file) = s.file.as_ref() else {
+                continue;
+            };
+            let mut at = 0u64;
+            while at < s.cap {
+                let n = 4096u64.min(s.cap - at);
+                let mut buf = vec![0u8; (n * slot_len) as usize];
+                file.read_exact_at(&mut buf, HEADER_LEN + at * slot_len)?;
+                for slot in buf.chunks_exact(slot_len as usize).filter(|slot| slot[0] == 1) {
+                    let mut key = [0u8; 32];
+                    key.copy_from_slice(&slot[1..33]);
+                    let (value, extra) = decode_value(slot);
+                    f(&key, value, &extra)?;
+                }
+                at += n;
+            }
+        }
+        Ok(())
+    }
+
     /// Number of keys recorded (the sum of the shard headers' counts).
     ///
     /// # Errors

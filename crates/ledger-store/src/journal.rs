@@ -90,8 +90,8 @@ fn journal_key(first: u64) -> [u8; 9] {
     k
 }
 
-/// The request id's key in the index.
-fn request_key(id: &str) -> [u8; 32] {
+/// The request id's key in the index: SHA-256 of the id (UTF-8).
+pub fn request_key(id: &str) -> [u8; 32] {
     Hash::digest(id.as_bytes()).0
 }
 
@@ -310,6 +310,43 @@ impl Store {
         st.groups = 0;
         st.since = Instant::now();
         Ok(())
+    }
+
+    /// Calls `f` with every recorded request id as (SHA-256 of the id, index, digest), below the
+    /// store's size (ledger-raft carries them in snapshots: the export stream does not). Streamed.
+    ///
+    /// # Errors
+    /// On storage failure, or the first error of `f`.
+    pub fn for_each_request(
+        &self,
+        mut f: impl FnMut([u8; 32], u64, Hash) -> Result<(), StoreError>,
+    ) -> Result<(), StoreError> {
+        let size = self.size()?;
+        self.lookups.request.for_each(|key, index, extra| {
+            if index >= size {
+                return Ok(());
+            }
+            let digest = Hash::from_slice(extra).map_err(|_| StoreError::Corrupt("request digest".into()))?;
+            f(*key, index, digest)
+        })
+    }
+
+    /// Records request ids as (SHA-256 of the id, index, digest), then syncs the index files:
+    /// restores what [`Self::for_each_request`] listed after an import. Callers check each against
+    /// the entry it names first (its digest).
+    ///
+    /// # Errors
+    /// On storage failure, or when the store is read-only.
+    pub fn put_requests(&self, requests: &[([u8; 32], u64, Hash)]) -> Result<(), StoreError> {
+        if self.read_only {
+            return Err(StoreError::ReadOnly);
+        }
+        let mut st = self.lock_index()?;
+        for (key, index, digest) in requests {
+            self.lookups.request.insert_full(key, *index, &digest.0)?;
+        }
+        let size = self.size()?;
+        self.index_checkpoint(&mut st, size)
     }
 
     /// Indexes tickets of entries already in the store that the index lacks (a store imported,

@@ -22,6 +22,7 @@
 //! | `m` | `indexed` | size the files under `index/` cover durably (u64 BE) |
 //! | `m` | `size` | tree size (u64 BE) |
 //! | `m` | `witnessed` | size (u64 BE) ‖ the latest witnessed checkpoint note (docs/witness.md) |
+//! | `m` | other names | [`Store::commit_group_with_meta`] values (`raft.applied`: docs/cluster.md) |
 //!
 //! The per-entry lookups (leaf hash, request id, ticket → index) are not sled keys: they live in
 //! on-disk hash indices under `index/` in the store's directory ([`hindex`], [`journal`]).
@@ -36,7 +37,7 @@ pub mod postings;
 pub mod tiles;
 mod verify;
 
-pub use journal::TicketsOf;
+pub use journal::{TicketsOf, request_key};
 pub use ledger_core::registry::IndexTag;
 pub use verify::{OpenReport, TamperFault};
 
@@ -401,6 +402,30 @@ impl Store {
         new_size: u64,
         checkpoint: Option<(u64, &str)>,
     ) -> Result<(), StoreError> {
+        self.commit_group_with_meta(entries, nodes, new_size, checkpoint, &[])
+    }
+
+    /// [`Self::commit_group`] that also writes meta values (key `m` ‖ name) in the same batch, so
+    /// that they are durable exactly when the group is (ledger-raft stores the last applied Raft
+    /// log id and membership this way: docs/cluster.md). Names must not be `size`, `witnessed`,
+    /// `layout` or `indexed`.
+    ///
+    /// # Errors
+    /// On storage failure (nothing written), or a reserved meta name.
+    pub fn commit_group_with_meta(
+        &self,
+        entries: &[PreparedEntry],
+        nodes: &[CompletedNode],
+        new_size: u64,
+        checkpoint: Option<(u64, &str)>,
+        meta: &[(&str, &[u8])],
+    ) -> Result<(), StoreError> {
+        if let Some((name, _)) = meta
+            .iter()
+            .find(|(name, _)| ["size", "witnessed", "layout", "indexed"].contains(name))
+        {
+            return Err(StoreError::Corrupt(format!("meta name {name:?} is reserved")));
+        }
         if self.read_only {
             return Err(StoreError::ReadOnly);
         }
@@ -413,10 +438,21 @@ impl Store {
         if let Some((size, note)) = checkpoint {
             b.insert(key(b'c', &be(size)), note.as_bytes());
         }
+        for (name, value) in meta {
+            b.insert(key(b'm', name.as_bytes()), *value);
+        }
         self.tree.apply_batch(b)?;
         self.db.flush()?;
         self.index_applied(&mut ix, entries, &recs, new_size);
         Ok(())
+    }
+
+    /// A meta value written by [`Self::commit_group_with_meta`].
+    ///
+    /// # Errors
+    /// On storage failure.
+    pub fn meta(&self, name: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        Ok(self.tree.get(key(b'm', name.as_bytes()))?.map(|v| v.to_vec()))
     }
 
     /// Stores a checkpoint on its own (durably).

@@ -183,6 +183,10 @@ struct ServeArgs {
     /// with it from the record on (docs/registry.md, docs/operations.md).
     #[arg(long, env = "LEDGER_NEXT_NODE_KEY")]
     next_node_key: Option<PathBuf>,
+    /// The store's page cache in MiB (default 128; docs/performance.md): what the node keeps of
+    /// its store in memory beyond the fixed tile cache.
+    #[arg(long, env = "LEDGER_CACHE_MB")]
+    cache_mb: Option<u64>,
 }
 
 impl ServeArgs {
@@ -216,6 +220,7 @@ impl ServeArgs {
             tsa: if self.tsa.is_empty() { file.tsa } else { self.tsa },
             tsa_interval: self.tsa_interval.or(file.tsa_interval),
             next_node_key: self.next_node_key.or(file.next_node_key),
+            cache_mb: self.cache_mb.or(file.cache_mb),
         })
     }
 }
@@ -577,7 +582,11 @@ fn open_store(a: &ServeArgs, data: &std::path::Path) -> Result<(Arc<Store>, mark
         genesis::init(data, &origin, &[], 1, 0)?;
         m = marks::read(data)?;
     }
-    let store = Arc::new(Store::open(&layout.store)?);
+    let cache_mb = a.cache_mb.unwrap_or(ledger_store::NODE_CACHE_BYTES >> 20);
+    if cache_mb == 0 || cache_mb > 1 << 20 {
+        bail!("--cache-mb must be between 1 and 1048576 (MiB), got {cache_mb}");
+    }
+    let store = Arc::new(Store::open_with_cache(&layout.store, cache_mb << 20)?);
     let t = std::time::Instant::now();
     let checked = marks::check(&store, data, m, a.adopt_store, "serve")?;
     let report = &checked.report;

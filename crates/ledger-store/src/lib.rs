@@ -135,6 +135,10 @@ pub(crate) fn read_u64(v: &[u8], what: &str) -> Result<u64, StoreError> {
 /// Page cache of a writable store (bytes): sled's default.
 pub const DEFAULT_CACHE_BYTES: u64 = 1 << 30;
 
+/// Page cache of the node's store (bytes) unless `serve --cache-mb` says otherwise: sled's
+/// default of 1 GiB made the node's memory grow to it and beyond (docs/performance.md).
+pub const NODE_CACHE_BYTES: u64 = 128 << 20;
+
 /// Page cache of a read-only store (bytes).
 pub const READ_ONLY_CACHE_BYTES: u64 = 32 << 20;
 

@@ -333,3 +333,21 @@ async fn bad_input_is_refused_and_changes_nothing() {
     // Still serving; only the two good batch items were added.
     assert_eq!(size(&mut c).await, before + 2);
 }
+
+/// `--cache-mb` bounds the store's page cache; a value of 0 (or absurdly large) is refused at
+/// start-up with a message naming the flag, and nothing is served.
+#[test]
+fn cache_size_out_of_range_is_refused_at_start() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let data = dir.path().join("d");
+    init(&data, "ledger.test/cache", &[], 1);
+    for bad in ["0", "2000000"] {
+        let e = match Node::try_start_with(&data, &["--cache-mb", bad]) {
+            Ok(_) => panic!("--cache-mb {bad} was accepted"),
+            Err(e) => e,
+        };
+        assert!(e.contains("--cache-mb must be between 1 and 1048576"), "{e}");
+    }
+    let mut node = Node::try_start_with(&data, &["--cache-mb", "16"]).expect("a small cache starts");
+    node.stop();
+}

@@ -87,6 +87,13 @@ fn listed(store: &Store) -> Vec<([u8; 32], u64, Hash)> {
     out
 }
 
+/// What the request index keeps of an id's key: its first byte and fingerprint.
+fn kept(id: &str) -> [u8; 32] {
+    let mut k = request_key(id);
+    k[1 + ledger_store::REQUEST_FINGERPRINT..].fill(0);
+    k
+}
+
 #[test]
 fn request_ids_are_listed_and_restored() {
     let (a, b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
@@ -95,10 +102,7 @@ fn request_ids_are_listed_and_restored() {
     let reqs = listed(&src);
     assert_eq!(
         reqs,
-        vec![
-            (request_key("alpha"), 0, digests[0]),
-            (request_key("beta"), 2, digests[2]),
-        ]
+        vec![(kept("alpha"), 0, digests[0]), (kept("beta"), 2, digests[2])]
     );
     // The same log without its request ids (an import), then the ids restored.
     commit_with_requests_without_ids(&src, &dst);

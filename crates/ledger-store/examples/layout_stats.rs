@@ -51,7 +51,7 @@ fn main() {
                 index: e.index,
                 leaf,
                 leaf_hash: lh,
-                request: (e.index % 2 == 0).then(|| (format!("req-{}", e.index), lh)),
+                request: e.index.is_multiple_of(2).then(|| (format!("req-{}", e.index), lh)),
                 terms: Vec::new(),
                 tickets: Vec::new(),
             });

@@ -62,8 +62,10 @@ async fn by_leaf(
     .map(|r| r.into_inner().index)
 }
 
-/// Adds `delta` to the value of every used slot of the shard files of `kind`.
-fn shift_values(data: &Path, kind: &str, slot_len: u64, delta: u64) {
+/// Adds `delta` to the value of every used slot of the shard files of `kind` (slots of a
+/// `fp`-byte fingerprint ‖ u64 value ‖ `extra` bytes; a used slot's fingerprint is not all zero).
+fn shift_values(data: &Path, kind: &str, fp: usize, extra: usize, delta: u64) {
+    let slot_len = ledger_store::hindex::slot_len(fp, extra);
     for e in std::fs::read_dir(data.join("store/index").join(kind)).expect("index dir") {
         let p = e.expect("entry").path();
         let f = std::fs::OpenOptions::new()
@@ -76,9 +78,10 @@ fn shift_values(data: &Path, kind: &str, slot_len: u64, delta: u64) {
         while at + slot_len <= len {
             let mut s = vec![0u8; slot_len as usize];
             f.read_exact_at(&mut s, at).expect("read");
-            if s[0] == 1 {
-                let v = u64::from_be_bytes(s[33..41].try_into().expect("8 bytes"));
-                f.write_all_at(&(v + delta).to_be_bytes(), at + 33).expect("write");
+            if s[..fp].iter().any(|b| *b != 0) {
+                let v = u64::from_be_bytes(s[fp..fp + 8].try_into().expect("8 bytes"));
+                f.write_all_at(&(v + delta).to_be_bytes(), at + fp as u64)
+                    .expect("write");
             }
             at += slot_len;
         }
@@ -89,8 +92,9 @@ fn shift_values(data: &Path, kind: &str, slot_len: u64, delta: u64) {
 async fn edited_index_files_give_not_found_never_another_entry() {
     let dir = tempfile::tempdir().expect("tmp");
     let (data, envs, got) = build(dir.path()).await;
-    shift_values(&data, "leaf", 41, 1);
-    shift_values(&data, "request", 73, 1);
+    use ledger_store::{LEAF_FINGERPRINT, REQUEST_DIGEST_PREFIX, REQUEST_FINGERPRINT};
+    shift_values(&data, "leaf", LEAF_FINGERPRINT, 0, 1);
+    shift_values(&data, "request", REQUEST_FINGERPRINT, REQUEST_DIGEST_PREFIX, 1);
     let node = Node::start(&data);
     let mut c = node.client().await;
     for (index, lh) in &got {

@@ -1,12 +1,13 @@
 //! The snapshot stream: the store's export stream (`docs/format.md` §Export) of the applied log,
 //! followed by the request ids the export stream does not carry (so that de-duplication survives
-//! a snapshot install). The store keeps a request id as its SHA-256 (the lookup index,
-//! `docs/format.md` §Store lookup index), so that is what travels:
+//! a snapshot install). The store keeps a request id as a fingerprint of its SHA-256 (the lookup
+//! index, `docs/format.md` §Store lookup index): that (the SHA-256's first 17 bytes, then zeros)
+//! is what travels as the key:
 //!
 //! ```text
 //! export stream, through its 'Z' end frame
 //! "LEDGER-RAFT-REQ/1\n"                       18-byte magic
-//! frame*: 'R' ‖ length (u32 BE, 72) ‖ index (u64 BE) ‖ digest (32 bytes) ‖ SHA-256 of the request id (32 bytes)
+//! frame*: 'R' ‖ length (u32 BE, 72) ‖ index (u64 BE) ‖ digest (32 bytes) ‖ key (32 bytes)
 //! 'Z' ‖ 0 (u32 BE), then the end of the file
 //! ```
 

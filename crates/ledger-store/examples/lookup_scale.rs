@@ -58,7 +58,7 @@ fn main() {
     let tree = db.open_tree("ledger").expect("tree");
     let ix = match mode.as_str() {
         "after" => Some(std::sync::Arc::new(
-            HashIndex::open(&dir.path().join("index"), 0).expect("index").0,
+            HashIndex::open(&dir.path().join("index"), 16, 0).expect("index").0,
         )),
         "before" => None,
         m => panic!("mode is before or after, not {m}"),

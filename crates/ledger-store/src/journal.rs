@@ -15,6 +15,11 @@
 //!
 //! Record: kind (`l` leaf hash, `r` request id, `t` ticket) ‖ key (32 bytes: the leaf hash, the
 //! SHA-256 of the request id, the ticket) ‖ index (u64 BE) ‖ for `r` the request digest (32 bytes).
+//!
+//! The index files keep a fingerprint of each key ([`LEAF_FINGERPRINT`], [`REQUEST_FINGERPRINT`],
+//! [`TICKET_FINGERPRINT`] bytes) and, for a request id, the first [`REQUEST_DIGEST_PREFIX`] bytes
+//! of its digest; every hit is checked against the entry it names and a refused one lets the
+//! lookup go on to the next record with that fingerprint.
 
 use crate::hindex::HashIndex;
 use crate::{PreparedEntry, Store, StoreError};
@@ -37,6 +42,20 @@ const STATE_MAGIC: &[u8; 8] = b"LEDGIXS1";
 
 /// Names the ticket keys an entry (its canonical bytes) uses, for [`Store::reindex`].
 pub type TicketsOf = dyn Fn(&[u8]) -> Vec<[u8; 32]>;
+
+/// Fingerprint bytes of a leaf hash in the index (a hit is checked against the entry's leaf hash,
+/// so a collision costs one more read).
+pub const LEAF_FINGERPRINT: usize = 8;
+/// Fingerprint bytes of a request id's key: the id is not in the entry, so a hit can be checked
+/// only against the digest; 16 bytes (with the shard byte, 136 bits) make a collision with another
+/// client's id out of reach.
+pub const REQUEST_FINGERPRINT: usize = 16;
+/// Bytes of the request digest kept in the request index slot (checked against the digest
+/// recomputed from the entry; the full digest is recomputed, never read from the index).
+pub const REQUEST_DIGEST_PREFIX: usize = 8;
+/// Fingerprint bytes of a ticket (the node checks a hit's entry uses the ticket; 136 bits keep a
+/// forged collision out of reach).
+pub const TICKET_FINGERPRINT: usize = 16;
 
 const LEAF: u8 = b'l';
 const REQUEST: u8 = b'r';
@@ -119,9 +138,9 @@ fn records(entries: &[PreparedEntry]) -> Vec<u8> {
 impl Lookups {
     pub(crate) fn open(store_dir: &Path) -> Result<Self, StoreError> {
         let dir = store_dir.join("index");
-        let (leaf, a) = HashIndex::open(&dir.join("leaf"), 0)?;
-        let (request, b) = HashIndex::open(&dir.join("request"), 32)?;
-        let (ticket, c) = HashIndex::open(&dir.join("ticket"), 0)?;
+        let (leaf, a) = HashIndex::open(&dir.join("leaf"), LEAF_FINGERPRINT, 0)?;
+        let (request, b) = HashIndex::open(&dir.join("request"), REQUEST_FINGERPRINT, REQUEST_DIGEST_PREFIX)?;
+        let (ticket, c) = HashIndex::open(&dir.join("ticket"), TICKET_FINGERPRINT, 0)?;
         Ok(Self {
             files: Arc::new(Files {
                 leaf,
@@ -312,8 +331,11 @@ impl Store {
         Ok(())
     }
 
-    /// Calls `f` with every recorded request id as (SHA-256 of the id, index, digest), below the
-    /// store's size (ledger-raft carries them in snapshots: the export stream does not). Streamed.
+    /// Calls `f` with every recorded request id as (key, index, digest), below the store's size
+    /// (ledger-raft carries them in snapshots: the export stream does not). The key is what the
+    /// index keeps of the SHA-256 of the id: its first [`REQUEST_FINGERPRINT`] + 1 bytes, the rest
+    /// zero ([`Self::put_requests`] takes it back as it is). The digest is recomputed from the
+    /// entry; a record whose digest prefix does not match its entry is left out. Streamed.
     ///
     /// # Errors
     /// On storage failure, or the first error of `f`.
@@ -322,18 +344,33 @@ impl Store {
         mut f: impl FnMut([u8; 32], u64, Hash) -> Result<(), StoreError>,
     ) -> Result<(), StoreError> {
         let size = self.size()?;
-        self.lookups.request.for_each(|key, index, extra| {
-            if index >= size {
-                return Ok(());
-            }
-            let digest = Hash::from_slice(extra).map_err(|_| StoreError::Corrupt("request digest".into()))?;
-            f(*key, index, digest)
-        })
+        self.lookups
+            .request
+            .for_each(|key, index, extra| match self.checked_digest(index, size, extra)? {
+                Some(digest) => f(*key, index, digest),
+                None => Ok(()),
+            })
     }
 
-    /// Records request ids as (SHA-256 of the id, index, digest), then syncs the index files:
-    /// restores what [`Self::for_each_request`] listed after an import. Callers check each against
-    /// the entry it names first (its digest).
+    /// The request digest of entry `index` when it is below `size` and starts with `prefix`.
+    fn checked_digest(&self, index: u64, size: u64, prefix: &[u8]) -> Result<Option<Hash>, StoreError> {
+        if index >= size {
+            return Ok(None);
+        }
+        let Some(bytes) = self.entry(index)? else {
+            return Ok(None);
+        };
+        let Ok(e) = Entry::decode(&bytes) else {
+            return Ok(None);
+        };
+        let digest = request_digest(e);
+        Ok((digest.0.get(..prefix.len()) == Some(prefix)).then_some(digest))
+    }
+
+    /// Records request ids as (SHA-256 of the id, or the key [`Self::for_each_request`] listed;
+    /// index; digest), then syncs the index files: restores what [`Self::for_each_request`] listed
+    /// after an import. Callers check each against the entry it names first (its digest); a record
+    /// whose digest is not its entry's is refused at lookup anyway.
     ///
     /// # Errors
     /// On storage failure, or when the store is read-only.
@@ -472,46 +509,54 @@ impl Store {
 
     /// Index of the entry with this leaf hash: an index hit is used only when the entry stored there
     /// has this leaf hash.
+    /// Index of the entry with this leaf hash: an index hit is used only when the entry stored there
+    /// has this leaf hash (a refused hit, edited or another leaf hash with the same fingerprint,
+    /// lets the lookup go on).
     pub(crate) fn lookup_leaf(&self, leaf_hash: &Hash) -> Result<Option<u64>, StoreError> {
-        let Some(i) = self.lookups.leaf.get(&leaf_hash.0)? else {
-            return Ok(None);
-        };
-        if i < self.size()? && self.stored_leaf_hash(i)? == Some(*leaf_hash) {
-            return Ok(Some(i));
-        }
-        tracing::warn!(index = i, %leaf_hash, "leaf-hash index hit does not match the store; ignored");
-        Ok(None)
-    }
-
-    /// Index and digest recorded for a request id: a hit is used only when the entry at that index
-    /// holds an envelope with that digest.
-    pub(crate) fn lookup_request(&self, request_id: &str) -> Result<Option<(u64, Hash)>, StoreError> {
-        let Some((i, d)) = self.lookups.request.get_full(&request_key(request_id))? else {
-            return Ok(None);
-        };
-        let digest = Hash::from_slice(&d).map_err(|_| StoreError::Corrupt("request index".into()))?;
-        if i < self.size()?
-            && let Some(bytes) = self.entry(i)?
-            && let Ok(e) = Entry::decode(&bytes)
-            && request_digest(e) == digest
-        {
-            return Ok(Some((i, digest)));
-        }
-        tracing::warn!(index = i, "request-id index hit does not match the store; ignored");
-        Ok(None)
-    }
-
-    /// Index of the entry that used a ticket (a hit beyond the store's size is ignored; the caller
-    /// checks that the entry at the index does use the ticket).
-    pub(crate) fn lookup_ticket(&self, ticket: &[u8; 32]) -> Result<Option<u64>, StoreError> {
-        match self.lookups.ticket.get(ticket)? {
-            Some(i) if i < self.size()? => Ok(Some(i)),
-            Some(i) => {
-                tracing::warn!(index = i, "ticket index hit beyond the store's size; ignored");
-                Ok(None)
+        let size = self.size()?;
+        let hit = self.lookups.leaf.get_checked(&leaf_hash.0, |i, _| {
+            let ok = i < size && self.stored_leaf_hash(i)? == Some(*leaf_hash);
+            if !ok {
+                tracing::debug!(index = i, %leaf_hash, "leaf-hash index record does not match the store; skipped");
             }
-            None => Ok(None),
-        }
+            Ok(ok)
+        })?;
+        Ok(hit.map(|(i, _)| i))
+    }
+
+    /// Index and digest recorded for a request id: a record is used only when the entry at its
+    /// index holds an envelope whose digest starts with the recorded prefix; the digest returned is
+    /// the one recomputed from that entry.
+    pub(crate) fn lookup_request(&self, request_id: &str) -> Result<Option<(u64, Hash)>, StoreError> {
+        let size = self.size()?;
+        let mut digest = None;
+        let hit = self
+            .lookups
+            .request
+            .get_checked(&request_key(request_id), |i, prefix| {
+                digest = self.checked_digest(i, size, prefix)?;
+                if digest.is_none() {
+                    tracing::warn!(index = i, "request-id index record does not match the store; skipped");
+                }
+                Ok(digest.is_some())
+            })?;
+        Ok(match (hit, digest) {
+            (Some((i, _)), Some(d)) => Some((i, d)),
+            _ => None,
+        })
+    }
+
+    /// Index of the entry that used a ticket (a record at or beyond the store's size is skipped;
+    /// the caller checks that the entry at the index does use the ticket).
+    pub(crate) fn lookup_ticket(&self, ticket: &[u8; 32]) -> Result<Option<u64>, StoreError> {
+        let size = self.size()?;
+        let hit = self.lookups.ticket.get_checked(ticket, |i, _| {
+            if i >= size {
+                tracing::warn!(index = i, "ticket index record beyond the store's size; skipped");
+            }
+            Ok(i < size)
+        })?;
+        Ok(hit.map(|(i, _)| i))
     }
 }
 

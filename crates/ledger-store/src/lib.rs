@@ -37,7 +37,9 @@ pub mod postings;
 pub mod tiles;
 mod verify;
 
-pub use journal::{TicketsOf, request_key};
+pub use journal::{
+    LEAF_FINGERPRINT, REQUEST_DIGEST_PREFIX, REQUEST_FINGERPRINT, TICKET_FINGERPRINT, TicketsOf, request_key,
+};
 pub use ledger_core::registry::IndexTag;
 pub use verify::{OpenReport, TamperFault};
 

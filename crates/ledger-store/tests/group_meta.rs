@@ -87,6 +87,13 @@ fn listed(store: &Store) -> Vec<([u8; 32], u64, Hash)> {
     out
 }
 
+/// What the request index keeps of an id's key: its first byte and fingerprint.
+fn kept(id: &str) -> [u8; 32] {
+    let mut k = request_key(id);
+    k[1 + ledger_store::REQUEST_FINGERPRINT..].fill(0);
+    k
+}
+
 #[test]
 fn request_ids_are_listed_and_restored() {
     let (a, b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
@@ -95,10 +102,7 @@ fn request_ids_are_listed_and_restored() {
     let reqs = listed(&src);
     assert_eq!(
         reqs,
-        vec![
-            (request_key("alpha"), 0, digests[0]),
-            (request_key("beta"), 2, digests[2]),
-        ]
+        vec![(kept("alpha"), 0, digests[0]), (kept("beta"), 2, digests[2])]
     );
     // The same log without its request ids (an import), then the ids restored.
     commit_with_requests_without_ids(&src, &dst);
@@ -129,4 +133,35 @@ fn commit_with_requests_without_ids(src: &Store, dst: &Store) {
         });
     }
     dst.commit_group(&group, &nodes, ct.size(), None).unwrap();
+}
+
+/// Index records that share a key's fingerprint (here: the same key, forged records first, as a
+/// fingerprint collision would put them) are refused one by one and the lookup goes on to the
+/// record that matches the entries; a key with only refused records is a miss.
+#[test]
+fn refused_records_in_front_of_the_true_one_are_skipped() {
+    let (a, b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let (src, dst) = (Store::open(a.path()).unwrap(), Store::open(b.path()).unwrap());
+    let digests = commit_with_requests(&src);
+    commit_with_requests_without_ids(&src, &dst);
+    let beta = request_key("beta");
+    // Entry 1 does not have beta's digest; index 9 is beyond the log.
+    dst.put_requests(&[(beta, 1, digests[2]), (beta, 9, digests[2])])
+        .unwrap();
+    assert_eq!(dst.request("beta").unwrap(), None);
+    dst.put_requests(&[(beta, 2, digests[2])]).unwrap();
+    assert_eq!(dst.request("beta").unwrap(), Some((2, digests[2])));
+    // Listed for a snapshot: only the record its entry confirms.
+    assert_eq!(listed(&dst), vec![(kept("beta"), 2, digests[2])]);
+    // Tickets: a record beyond the log is skipped, the next one answers.
+    let t = [0x5a; 32];
+    dst.put_tickets(&[(t, 7)]).unwrap();
+    assert_eq!(dst.ticket_index(&t).unwrap(), None);
+    dst.put_tickets(&[(t, 1)]).unwrap();
+    assert_eq!(dst.ticket_index(&t).unwrap(), Some(1));
+    // Reopened (the records are in the synced shard files), the answers stay.
+    drop(dst);
+    let dst = Store::open(b.path()).unwrap();
+    assert_eq!(dst.request("beta").unwrap(), Some((2, digests[2])));
+    assert_eq!(dst.ticket_index(&t).unwrap(), Some(1));
 }

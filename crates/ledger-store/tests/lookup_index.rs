@@ -133,8 +133,10 @@ fn shard_files(dir: &Path, kind: &str) -> Vec<std::path::PathBuf> {
     v
 }
 
-/// Rewrites the value of every used slot of every shard of `kind` with `f(old)`.
-fn rewrite_values(dir: &Path, kind: &str, slot_len: u64, f: impl Fn(u64) -> u64) {
+/// Rewrites the value of every used slot of every shard of `kind` with `f(old)` (slots of a
+/// `fp`-byte fingerprint ‖ u64 value ‖ `extra` bytes; a used slot's fingerprint is not all zero).
+fn rewrite_values(dir: &Path, kind: &str, fp: usize, extra: usize, f: impl Fn(u64) -> u64) {
+    let slot_len = ledger_store::hindex::slot_len(fp, extra);
     for p in shard_files(dir, kind) {
         let file = std::fs::OpenOptions::new().read(true).write(true).open(&p).unwrap();
         let len = file.metadata().unwrap().len();
@@ -142,9 +144,9 @@ fn rewrite_values(dir: &Path, kind: &str, slot_len: u64, f: impl Fn(u64) -> u64)
         while at + slot_len <= len {
             let mut slot = vec![0u8; slot_len as usize];
             file.read_exact_at(&mut slot, at).unwrap();
-            if slot[0] == 1 {
-                let old = u64::from_be_bytes(slot[33..41].try_into().unwrap());
-                file.write_all_at(&f(old).to_be_bytes(), at + 33).unwrap();
+            if slot[..fp].iter().any(|b| *b != 0) {
+                let old = u64::from_be_bytes(slot[fp..fp + 8].try_into().unwrap());
+                file.write_all_at(&f(old).to_be_bytes(), at + fp as u64).unwrap();
             }
             at += slot_len;
         }
@@ -188,9 +190,12 @@ fn rewritten_index_values_give_misses_never_wrong_indices() {
     let leaves = build(dir.path());
     // Point every leaf hash at the next entry, every ticket and request one entry on, some beyond
     // the log's size.
-    rewrite_values(dir.path(), "leaf", 41, |v| v + 1);
-    rewrite_values(dir.path(), "request", 73, |v| if v % 2 == 0 { v + 1 } else { u64::MAX });
-    rewrite_values(dir.path(), "ticket", 41, |v| v + N);
+    use ledger_store::{LEAF_FINGERPRINT, REQUEST_DIGEST_PREFIX, REQUEST_FINGERPRINT, TICKET_FINGERPRINT};
+    rewrite_values(dir.path(), "leaf", LEAF_FINGERPRINT, 0, |v| v + 1);
+    rewrite_values(dir.path(), "request", REQUEST_FINGERPRINT, REQUEST_DIGEST_PREFIX, |v| {
+        if v % 2 == 0 { v + 1 } else { u64::MAX }
+    });
+    rewrite_values(dir.path(), "ticket", TICKET_FINGERPRINT, 0, |v| v + N);
     // Replayed journal records (the last groups) may restore some lookups; the rest miss.
     let store = Store::open(dir.path()).unwrap();
     let misses = check(&store, &leaves, true);
@@ -301,9 +306,9 @@ fn edited_journal_keys_and_mark_do_not_stop_the_store_or_mislead_it() {
         store.flush().unwrap();
     }
     let store = Store::open(dir.path()).unwrap();
-    // Leaf 0 was re-inserted from the entries before the journal was replayed over it: the
-    // forged record makes its lookup a miss, never entry 9.
-    assert_eq!(store.index_of_leaf(&leaves[0]).unwrap(), None);
+    // Leaf 0 was re-inserted from the entries before the journal was replayed: the forged record
+    // is kept beside the true one and refused at lookup, which goes on to the true one (never 9).
+    assert_eq!(store.index_of_leaf(&leaves[0]).unwrap(), Some(0));
     for (i, lh) in leaves.iter().enumerate().skip(1) {
         assert_eq!(store.index_of_leaf(lh).unwrap(), Some(i as u64));
     }

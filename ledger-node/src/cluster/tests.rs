@@ -291,10 +291,16 @@ async fn three_nodes_elect_replicate_fail_over_and_catch_up() {
     // The leader stops: the other two elect a new one and writes continue.
     let old = nodes.remove(l);
     let (old_id, old_dir, old_addr) = old.stop().await;
+    let stopped = std::time::Instant::now();
     let refs: Vec<&Node> = nodes.iter().collect();
     let l = leader(&refs).await;
     assert_ne!(nodes[l].id, old_id);
     let idx = write(&nodes[l], &mut maker, 2).await;
+    // Reported, not asserted (run with --nocapture).
+    eprintln!(
+        "leader stop -> new leader's first acknowledged write: {:?}",
+        stopped.elapsed()
+    );
     all_same(&refs, idx, &maker).await;
 
     // The old leader's directory reopened on its address: it catches up from the log.
@@ -324,8 +330,14 @@ async fn three_nodes_elect_replicate_fail_over_and_catch_up() {
         .await
         .unwrap();
     let fresh = start(4, &tmp.path().join("n4"), bind().await).await;
+    let added = std::time::Instant::now();
     nodes[l].raft.add_learner(4, fresh.basic(), true).await.unwrap();
     fresh.wait_applied(idx).await;
+    eprintln!(
+        "fresh node: {} entries through a snapshot in {:?}",
+        maker.tree.size(),
+        added.elapsed()
+    );
     assert_eq!(fresh.size_and_root(), (maker.tree.size(), maker.tree.root()));
     assert_eq!(
         fresh.raft.metrics().borrow().snapshot.map(|s| s.index),
@@ -345,4 +357,64 @@ async fn three_nodes_elect_replicate_fail_over_and_catch_up() {
     for n in nodes {
         n.stop().await;
     }
+}
+
+/// What a peer (or anyone reaching the Raft port) sends that the service must refuse: bodies of
+/// another wire version or that do not decode are `InvalidArgument`; a snapshot chunk past the
+/// snapshot cap is `ResourceExhausted` before it reaches Raft. A client to a closed port answers
+/// `Unreachable` (openraft backs off) rather than panicking.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_raft_service_refuses_bad_bodies_and_oversized_snapshots() {
+    use ledger_proto::raft_pb::RaftRequest;
+    use ledger_proto::raft_pb::raft_client::RaftClient;
+    use openraft::network::{RPCOption, RaftNetwork, RaftNetworkFactory};
+
+    let tmp = tempfile::tempdir().unwrap();
+    let node = start(1, &tmp.path().join("n1"), bind().await).await;
+    let mut client = RaftClient::connect(format!("http://{}", node.addr)).await.unwrap();
+
+    let vote = openraft::raft::VoteRequest::new(openraft::Vote::new(1, 9), None);
+    let mut body = encode(&vote).unwrap();
+    body[0] = 7;
+    let s = client.vote(RaftRequest { body }).await.unwrap_err();
+    assert_eq!(s.code(), tonic::Code::InvalidArgument);
+    assert!(s.message().contains("version 7"), "{}", s.message());
+
+    let s = client
+        .append_entries(RaftRequest {
+            body: vec![super::WIRE_VERSION, 0xff, 0xff],
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(s.code(), tonic::Code::InvalidArgument);
+
+    let chunk = openraft::raft::InstallSnapshotRequest::<ledger_raft::TypeConfig> {
+        vote: openraft::Vote::new(1, 9),
+        meta: openraft::SnapshotMeta::default(),
+        offset: ledger_raft::MAX_SNAPSHOT_BYTES,
+        data: vec![0; 16],
+        done: false,
+    };
+    let s = client
+        .install_snapshot(RaftRequest {
+            body: encode(&chunk).unwrap(),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(s.code(), tonic::Code::ResourceExhausted);
+    assert!(s.message().contains("snapshot cap"), "{}", s.message());
+    assert!(node.raft.metrics().borrow().snapshot.is_none(), "nothing was installed");
+
+    // A peer that is not there: the client answers Unreachable within the RPC's bound.
+    let closed = bind().await;
+    let addr = closed.local_addr().unwrap();
+    drop(closed);
+    let mut net = super::network::Network { id: 1 };
+    let mut conn = net.new_client(2, &BasicNode::new(addr.to_string())).await;
+    let e = conn
+        .vote(vote, RPCOption::new(Duration::from_secs(5)))
+        .await
+        .unwrap_err();
+    assert!(matches!(e, openraft::error::RPCError::Unreachable(_)), "{e:?}");
+    node.stop().await;
 }

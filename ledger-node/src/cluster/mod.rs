@@ -1,11 +1,12 @@
 //! Raft between real nodes (issue 15, second step): the `ledger.raft.v1` gRPC service that hands
 //! peers' requests to the local [`openraft::Raft`] ([`server`]), the network factory that sends them
-//! over tonic channels ([`network`]), and [`open_raft`], which starts one Raft instance on a node's
+//! over tonic channels ([`network`]), a node's TOML settings ([`config`]), and [`open_raft`], which starts one Raft instance on a node's
 //! data directory with the ledger-raft storage.
 //!
 //! Not wired into `serve` yet: the single node stays the default (`docs/cluster.md` says what
 //! exists and what comes next), so only the tests use this module for now.
 
+pub mod config;
 pub mod network;
 pub mod server;
 

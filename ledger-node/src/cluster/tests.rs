@@ -272,7 +272,20 @@ async fn three_nodes_elect_replicate_fail_over_and_catch_up() {
         let dir = tmp.path().join(format!("n{id}"));
         nodes.push(start(id, &dir, bind().await).await);
     }
-    let members: BTreeMap<u64, BasicNode> = nodes.iter().map(|n| (n.id, n.basic())).collect();
+    // Node 1's settings as a TOML file would give them; its peers are the initial voters.
+    let peers: String = nodes.iter().map(|n| format!("{} = \"{}\"\n", n.id, n.addr)).collect();
+    let text = format!(
+        "id = 1\nlisten = \"{}\"\ndata = \"n1\"\n[peers]\n{peers}",
+        nodes[0].addr
+    );
+    let members = super::config::ClusterConfig::parse(&text).unwrap().members();
+    assert_eq!(
+        members,
+        nodes
+            .iter()
+            .map(|n| (n.id, n.basic()))
+            .collect::<BTreeMap<u64, BasicNode>>()
+    );
     nodes[0].raft.initialize(members).await.unwrap();
 
     // A leader is elected; groups written through it reach every store with the same root.

@@ -1,4 +1,4 @@
-//! Compiles `proto/ledger/v1/*.proto` with protox (pure Rust, no system protoc) into OUT_DIR, and
+//! Compiles `proto/ledger/v1/*.proto` (and `proto/ledger/raft/v1/raft.proto`, apart) with protox (pure Rust, no system protoc) into OUT_DIR, and
 //! writes the encoded descriptor set for the reflection service.
 
 use prost::Message as _;
@@ -20,5 +20,14 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         .build_client(true)
         .build_server(true)
         .compile_fds(fds)?;
+    // Raft between cluster peers (`ledger.raft.v1`): compiled apart so that the public API's
+    // descriptor set (reflection) does not list it.
+    let raft = root.join("ledger/raft/v1/raft.proto");
+    println!("cargo:rerun-if-changed={}", raft.display());
+    let raft_fds = protox::compile([&raft], [&root])?;
+    tonic_prost_build::configure()
+        .build_client(true)
+        .build_server(true)
+        .compile_fds(raft_fds)?;
     Ok(())
 }

@@ -9,6 +9,14 @@ pub mod pb {
     include!(concat!(env!("OUT_DIR"), "/ledger.v1.rs"));
 }
 
+/// Generated code for `ledger.raft.v1`: Raft between cluster peers (not the public API; not in
+/// [`FILE_DESCRIPTOR_SET`]). Never edited by hand.
+#[allow(missing_docs, clippy::all, clippy::pedantic)]
+#[rustfmt::skip]
+pub mod raft_pb {
+    include!(concat!(env!("OUT_DIR"), "/ledger.raft.v1.rs"));
+}
+
 /// Encoded `FileDescriptorSet` of the API, for gRPC server reflection.
 pub const FILE_DESCRIPTOR_SET: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/ledger_descriptor.bin"));
 

@@ -16,7 +16,7 @@ fn log_id(term: u64, index: u64) -> LogId<u64> {
 fn normal(index: u64, g: SequencedGroup) -> Entry<ledger_raft::TypeConfig> {
     Entry {
         log_id: log_id(1, index),
-        payload: EntryPayload::Normal(g),
+        payload: EntryPayload::Normal(g.into()),
     }
 }
 
@@ -307,7 +307,7 @@ async fn log_store_reads_back_appended_groups() {
     log.blocking_append([normal(1, g.clone())]).await.unwrap();
     let got = log.try_get_log_entries(1..2).await.unwrap();
     assert_eq!(got.len(), 1);
-    assert!(matches!(&got[0].payload, EntryPayload::Normal(x) if *x == g));
+    assert!(matches!(&got[0].payload, EntryPayload::Normal(ledger_raft::LedgerRequest::Group(x)) if *x == g));
 }
 
 #[tokio::test]

@@ -210,7 +210,7 @@ async fn write(leader: &Node, maker: &mut GroupMaker, groups: u64) -> u64 {
     for _ in 0..groups {
         let g = maker.next(3);
         let first = g.entries[0].index;
-        let resp = leader.raft.client_write(g).await.unwrap();
+        let resp = leader.raft.client_write(g.into()).await.unwrap();
         assert_eq!(
             resp.data,
             ApplyOutcome::Applied {
@@ -297,7 +297,7 @@ async fn three_nodes_elect_replicate_fail_over_and_catch_up() {
 
     // A follower's Raft refuses a write and names the leader.
     let f = (l + 1) % 3;
-    let err = nodes[f].raft.client_write(maker.next(0)).await.unwrap_err();
+    let err = nodes[f].raft.client_write(maker.next(0).into()).await.unwrap_err();
     let fwd = err.forward_to_leader().expect("a follower answers ForwardToLeader");
     assert_eq!(fwd.leader_id, Some(nodes[l].id));
 

@@ -24,4 +24,4 @@ pub use state_machine::{
     APPLIED_META, CheckedGroup, MAX_REQUEST_ID, MAX_SNAPSHOT_BYTES, SnapshotBuilder, StateMachine, check_group,
     fold_store, request_digest,
 };
-pub use types::{ApplyOutcome, GroupEntry, LedgerRequest, Rejection, SequencedGroup, TypeConfig};
+pub use types::{ApplyOutcome, GroupEntry, LedgerNode, LedgerRequest, Rejection, SequencedGroup, TypeConfig};

@@ -98,7 +98,7 @@ impl Inner {
 /// The record in `DATA/raft/snapshot.meta`: the current snapshot's metadata and its file.
 #[derive(serde::Serialize, serde::Deserialize)]
 struct SnapshotRecord {
-    meta: SnapshotMeta<u64, openraft::BasicNode>,
+    meta: SnapshotMeta<u64, crate::types::LedgerNode>,
     file: String,
     len: u64,
 }
@@ -787,7 +787,7 @@ impl<W: Write> Write for CappedWriter<W> {
 fn install_locked(
     inner: &mut Inner,
     paths: &Paths,
-    meta: &SnapshotMeta<u64, openraft::BasicNode>,
+    meta: &SnapshotMeta<u64, crate::types::LedgerNode>,
     file: String,
     len: u64,
 ) -> Result<(), StorageError> {
@@ -954,7 +954,7 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
 
     async fn install_snapshot(
         &mut self,
-        meta: &SnapshotMeta<u64, openraft::BasicNode>,
+        meta: &SnapshotMeta<u64, crate::types::LedgerNode>,
         snapshot: Box<tokio::fs::File>,
     ) -> Result<(), StorageError> {
         let mut src = snapshot.into_std().await;

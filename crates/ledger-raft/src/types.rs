@@ -6,7 +6,7 @@ use ledger_store::{IndexTag, PreparedEntry};
 use serde::{Deserialize, Serialize};
 
 openraft::declare_raft_types!(
-    /// The ledger's Raft types: node ids are `u64`, nodes are addressed by [`openraft::BasicNode`],
+    /// The ledger's Raft types: node ids are `u64`, nodes are [`LedgerNode`]s (Raft and API address),
     /// one application entry is one [`LedgerRequest`] (a sequenced group, a signed checkpoint or
     /// its cosigned form), applying it answers an [`ApplyOutcome`], and snapshots are files (the
     /// store's export stream, `docs/cluster.md`).
@@ -14,7 +14,7 @@ openraft::declare_raft_types!(
         D = LedgerRequest,
         R = ApplyOutcome,
         NodeId = u64,
-        Node = openraft::BasicNode,
+        Node = LedgerNode,
         Entry = openraft::Entry<TypeConfig>,
         SnapshotData = tokio::fs::File,
         Responder = openraft::impls::OneshotResponder<TypeConfig>,
@@ -26,7 +26,46 @@ pub type LogEntry = openraft::Entry<TypeConfig>;
 /// A Raft log id.
 pub type LogId = openraft::LogId<u64>;
 /// The membership as stored with the applied state.
-pub type StoredMembership = openraft::StoredMembership<u64, openraft::BasicNode>;
+pub type StoredMembership = openraft::StoredMembership<u64, LedgerNode>;
+
+/// A cluster member as the membership records it: where its Raft service listens (`addr`, what
+/// peers connect to) and where its public gRPC API listens (`api_addr`, what a follower names to
+/// a client as the leader's address; empty when not given).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LedgerNode {
+    /// `host:port` of the node's Raft service (`ledger.raft.v1`).
+    pub addr: String,
+    /// `host:port` of the node's public API, or empty.
+    pub api_addr: String,
+}
+
+impl LedgerNode {
+    /// A member reached at `addr`, without an API address.
+    pub fn new(addr: impl ToString) -> Self {
+        Self {
+            addr: addr.to_string(),
+            api_addr: String::new(),
+        }
+    }
+
+    /// A member with both addresses.
+    pub fn with_api(addr: impl ToString, api_addr: impl ToString) -> Self {
+        Self {
+            addr: addr.to_string(),
+            api_addr: api_addr.to_string(),
+        }
+    }
+}
+
+impl std::fmt::Display for LedgerNode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if self.api_addr.is_empty() {
+            write!(f, "raft {}", self.addr)
+        } else {
+            write!(f, "raft {}, api {}", self.addr, self.api_addr)
+        }
+    }
+}
 /// A storage error as openraft reports it (it stops the node).
 pub type StorageError = openraft::StorageError<u64>;
 

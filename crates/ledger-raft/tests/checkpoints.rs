@@ -9,9 +9,10 @@ use ed25519_dalek::SigningKey;
 use ledger_core::cosignature::CosignatureSigner;
 use ledger_core::hash::Hash;
 use ledger_core::note::Note;
+use ledger_raft::LedgerNode;
 use ledger_raft::{APPLIED_META, ApplyOutcome, LedgerRequest, Rejection, StateMachine};
 use openraft::storage::{RaftSnapshotBuilder, RaftStateMachine};
-use openraft::{BasicNode, CommittedLeaderId, Entry, EntryPayload, LogId, Membership};
+use openraft::{CommittedLeaderId, Entry, EntryPayload, LogId, Membership};
 use std::collections::BTreeMap;
 
 fn log_id(index: u64) -> LogId<u64> {
@@ -26,7 +27,7 @@ fn normal(index: u64, r: impl Into<LedgerRequest>) -> Entry<ledger_raft::TypeCon
 }
 
 fn membership(index: u64) -> Entry<ledger_raft::TypeConfig> {
-    let nodes: BTreeMap<u64, BasicNode> = [(1, BasicNode::new("127.0.0.1:1"))].into();
+    let nodes: BTreeMap<u64, LedgerNode> = [(1, LedgerNode::new("127.0.0.1:1"))].into();
     Entry {
         log_id: log_id(index),
         payload: EntryPayload::Membership(Membership::new(vec![[1u64].into()], nodes)),
@@ -86,7 +87,7 @@ fn stored(sm: &StateMachine) -> Vec<(u64, String)> {
 
 fn applied_id(sm: &StateMachine) -> Option<LogId<u64>> {
     let v = sm.with_store(|s| s.meta(APPLIED_META).unwrap()).unwrap().unwrap();
-    let (id, _): (Option<LogId<u64>>, openraft::StoredMembership<u64, BasicNode>) =
+    let (id, _): (Option<LogId<u64>>, openraft::StoredMembership<u64, LedgerNode>) =
         bincode::serde::decode_from_slice(&v, bincode::config::standard())
             .unwrap()
             .0;

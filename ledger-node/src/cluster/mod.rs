@@ -12,6 +12,8 @@ pub mod server;
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tls_tests;
 
 use ledger_raft::{LogStore, StateMachine, TypeConfig};
 use std::path::Path;
@@ -58,9 +60,23 @@ pub fn decode<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, String> 
 /// # Errors
 /// When the configuration is invalid or the storage does not open.
 pub async fn open_raft(id: u64, data: &Path, config: openraft::Config) -> anyhow::Result<(LedgerRaft, StateMachine)> {
+    open_raft_with(id, data, config, network::Network::plain(id)).await
+}
+
+/// [`open_raft`] with a given network ([`network::Network::from_config`] for a node's cluster
+/// config: mutual TLS to peers).
+///
+/// # Errors
+/// As [`open_raft`].
+pub async fn open_raft_with(
+    id: u64,
+    data: &Path,
+    config: openraft::Config,
+    network: network::Network,
+) -> anyhow::Result<(LedgerRaft, StateMachine)> {
     let config = Arc::new(config.validate()?);
     let log = LogStore::open(&data.join("raft").join("log"))?;
     let sm = StateMachine::open(&data.join("ledger"), &data.join("raft"))?;
-    let raft = openraft::Raft::new(id, config, network::Network { id }, log, sm.clone()).await?;
+    let raft = openraft::Raft::new(id, config, network, log, sm.clone()).await?;
     Ok((raft, sm))
 }

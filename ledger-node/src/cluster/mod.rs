@@ -6,10 +6,13 @@
 //! Not wired into `serve` yet: the single node stays the default (`docs/cluster.md` says what
 //! exists and what comes next), so only the tests use this module for now.
 
+pub mod admin;
 pub mod config;
 pub mod network;
 pub mod server;
 
+#[cfg(test)]
+mod admin_tests;
 #[cfg(test)]
 mod tests;
 #[cfg(test)]

@@ -104,11 +104,18 @@ fn start_once(data: &Path) -> Result<(f64, f64, f64, f64)> {
 }
 
 /// `--startup N`.
+///
+/// With `LEDGER_BENCH_STARTUP_DATA=DIR` the data directory is `DIR`, built only if it does not
+/// exist and kept afterwards (to measure start-ups of one store with two builds of the node, or to
+/// replay it with `ledger-verify replay --data DIR`).
 pub fn run(work: &Path, n: u64, runs: usize) -> Result<()> {
     let dir = tempfile::Builder::new().prefix("ledger-startup-").tempdir_in(work)?;
-    let data = dir.path().join("d");
+    let kept = std::env::var_os("LEDGER_BENCH_STARTUP_DATA").map(std::path::PathBuf::from);
+    let data = kept.clone().unwrap_or_else(|| dir.path().join("d"));
     let t = Instant::now();
-    build(&data, n.max(3))?;
+    if kept.is_none() || !data.exists() {
+        build(&data, n.max(3))?;
+    }
     println!(
         "start-up of ledger-node at {} entries (micro-evaluations; built in {:.1} s), {runs} runs:",
         n.max(3),

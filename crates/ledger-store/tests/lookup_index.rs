@@ -370,3 +370,38 @@ fn a_read_only_open_recovers_the_lookup_index_only_at_its_first_lookup() {
     assert!(!ro.lookup_index_recovered());
     assert_eq!(check(&ro, &leaves, false), 0);
 }
+
+/// STARTUP: `mtickets.checked` (the size below which start-up found every rated ticket indexed)
+/// survives a reopen, is removed when the index is rebuilt (its tickets outside the journal are
+/// gone), is lowered by a truncation, never exceeds the store's size, and cannot be written
+/// read-only.
+#[test]
+fn tickets_checked_is_reset_by_an_index_rebuild_and_lowered_by_a_truncation() {
+    let dir = tempfile::tempdir().unwrap();
+    build(dir.path());
+    let store = Store::open(dir.path()).unwrap();
+    assert_eq!(store.tickets_checked().unwrap(), 0, "never checked");
+    store.set_tickets_checked(N).unwrap();
+    drop(store);
+    let store = Store::open(dir.path()).unwrap();
+    assert_eq!(store.tickets_checked().unwrap(), N);
+    store.set_tickets_checked(N + 1000).unwrap();
+    assert_eq!(store.tickets_checked().unwrap(), N, "never above the size");
+    store.set_tickets_checked(N).unwrap();
+    drop(store);
+    let ro = Store::open_read_only(dir.path()).unwrap();
+    assert!(matches!(
+        ro.set_tickets_checked(1),
+        Err(ledger_store::StoreError::ReadOnly)
+    ));
+    drop(ro);
+    std::fs::remove_dir_all(dir.path().join("index").join("ticket")).unwrap();
+    let store = Store::open(dir.path()).unwrap();
+    assert_eq!(store.tickets_checked().unwrap(), 0, "rebuilt index: check again");
+    store.set_tickets_checked(N).unwrap();
+    store.truncate(300).unwrap();
+    assert_eq!(store.tickets_checked().unwrap(), 300);
+    drop(store);
+    let store = Store::open(dir.path()).unwrap();
+    assert_eq!(store.tickets_checked().unwrap(), 300);
+}

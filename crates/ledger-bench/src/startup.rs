@@ -9,7 +9,7 @@ use crate::{bin, micro_eval, row, rss_mib, stats};
 use anyhow::{Context, Result, bail};
 use ed25519_dalek::SigningKey;
 use ledger_core::dsse::Envelope;
-use ledger_core::registry::{index_terms, kind_of, payload_type};
+use ledger_core::registry::{index_terms, kind_of, payload_type_for_log};
 use ledger_store::Store;
 use std::io::{BufRead, BufReader};
 use std::path::Path;
@@ -42,7 +42,10 @@ fn build(data: &Path, n: u64) -> Result<()> {
             let payload = serde_json::json!({"version": 1, "name": "bench platform",
                 "key": ledger_core::keys::public_key_to_base64(&platform.verifying_key()),
                 "roles": ["service-platform"]});
-            let mut env = Envelope::new(payload_type("key.enroll"), serde_json::to_vec(&payload)?);
+            let mut env = Envelope::new(
+                payload_type_for_log("key.enroll", ORIGIN),
+                serde_json::to_vec(&payload)?,
+            );
             env.sign(&admin);
             env
         } else {
@@ -54,6 +57,22 @@ fn build(data: &Path, n: u64) -> Result<()> {
     })?;
     crate::suite::put_signed_checkpoint(&store, &tree, ORIGIN, node)?;
     store.flush()?;
+    Ok(())
+}
+
+/// Sets the high-water mark to the store's latest checkpoint, as a node that wrote the log would
+/// have left it (start-up checks the chain entry by entry only above the mark).
+fn mark_latest(data: &Path) -> Result<()> {
+    let path = ledger_store::high_water::mark_path(data);
+    let latest = Store::open(&data.join("store"))?.latest_checkpoint()?;
+    let current = ledger_store::high_water::read(&path)?
+        .as_deref()
+        .and_then(ledger_store::high_water::claimed_size);
+    if let Some((size, note)) = latest
+        && current.is_none_or(|c| c < size)
+    {
+        ledger_store::high_water::write_atomic(&path, &note)?;
+    }
     Ok(())
 }
 
@@ -118,6 +137,7 @@ pub fn run(work: &Path, n: u64, runs: usize) -> Result<()> {
     if kept.is_none() || !data.exists() {
         build(&data, n.max(3))?;
     }
+    mark_latest(&data)?;
     println!(
         "start-up of ledger-node at {} entries (micro-evaluations; built in {:.1} s), {runs} runs:",
         n.max(3),

@@ -338,3 +338,97 @@ async fn kill_9_never_loses_an_acknowledged_entry() {
         );
     }
 }
+
+/// The node's log file beside `data` (support::Node keeps stderr there), once it holds `needle`
+/// (the copying thread may still be writing when the node has stopped: at most 5 s).
+fn node_log_with(data: &Path, needle: &str) -> String {
+    let path = data.with_extension("node.log");
+    for _ in 0..50 {
+        let log = std::fs::read_to_string(&path).unwrap_or_default();
+        if log.contains(needle) {
+            return log;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    std::fs::read_to_string(&path).unwrap_or_default()
+}
+
+/// STARTUP: start-up checks the `prev_root` chain only above the high-water mark (below it the
+/// re-hashed entries must give the mark's signed root), yet an entry edited below the mark is
+/// still refused by name: a flipped byte by the leaf-hash re-check of every entry read, an entry
+/// rewritten with its stored leaf hash (a careful attacker) by the tiles and the mark's root, then
+/// named by the full check (CHAIN_BROKEN at the next index), also when the level-1 tile is
+/// rewritten to match. `--full-check` checks the whole chain.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_entry_edited_below_the_high_water_mark_is_refused_by_name() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let data = build(dir.path(), 300).await;
+    let note = std::fs::read_to_string(ledger_store::high_water::mark_path(&data)).expect("mark");
+    let mark = ledger_store::high_water::claimed_size(&note).expect("mark size");
+    assert!(mark >= 257, "the mark covers bundle 0: {mark}");
+
+    // Untouched: the chain is checked from the mark on only, and --full-check checks it all.
+    let mut node = Node::try_start_env(&data, &[], &[("RUST_LOG", "info")]).expect("clean start");
+    node.stop();
+    let log = node_log_with(&data, "store verified");
+    assert!(
+        log.contains(&format!("chain_checked_from={mark}")),
+        "fast path from the mark: {log}"
+    );
+    std::fs::remove_file(data.with_extension("node.log")).expect("rm log");
+    let mut node = Node::try_start_env(&data, &["--full-check"], &[("RUST_LOG", "info")]).expect("full check");
+    node.stop();
+    let log = node_log_with(&data, "store verified");
+    assert!(log.contains("chain_checked_from=0"), "full check: {log}");
+
+    // A flipped byte in entry 5 (below the mark): the leaf hash re-computed as it is read.
+    let out = tamper_and_start(
+        &data,
+        "below-flip",
+        edit_bundle(|l| {
+            let n = l[5].len();
+            l[5][n - 1] ^= 0x01; // the last byte of the signature: the entry still decodes
+        }),
+    );
+    assert!(out.contains("LEAF_HASH_MISMATCH at index 5"), "below-flip: {out}");
+
+    // Entry 5 rewritten with a consistent leaf hash in tile 0/0.
+    let rewrite = |t: &sled::Tree| -> Hash {
+        let v = t.get(layout::bundle_key(0)).expect("get").expect("bundle 0");
+        let mut leaves: Vec<Vec<u8>> = layout::decode_bundle(&v)
+            .expect("frames")
+            .into_iter()
+            .map(<[u8]>::to_vec)
+            .collect();
+        let mut e = ledger_core::entry::Entry::decode(&leaves[5]).expect("decode");
+        e.timestamp_micros += 1;
+        leaves[5] = e.encode();
+        t.insert(
+            layout::bundle_key(0),
+            layout::encode_bundle(leaves.iter().map(Vec::as_slice)),
+        )
+        .expect("bundle");
+        let mut tile = t.get(layout::tile_key(0, 0)).expect("get").expect("tile 0/0").to_vec();
+        tile[5 * 32..6 * 32].copy_from_slice(&ledger_core::hash::leaf_hash(&leaves[5]).0);
+        t.insert(layout::tile_key(0, 0), tile.clone()).expect("tile");
+        let hashes: Vec<Hash> = tile
+            .chunks_exact(32)
+            .map(|c| Hash::from_slice(c).expect("hash"))
+            .collect();
+        ledger_core::merkle::root_of(&hashes)
+    };
+    let out = tamper_and_start(&data, "below-rewrite", |t| {
+        rewrite(t);
+    });
+    assert!(out.contains("CHAIN_BROKEN at index 6"), "below-rewrite: {out}");
+    assert!(out.contains("refusing to serve"), "below-rewrite: {out}");
+
+    // ... and the level-1 tile rewritten to the new subtree hash of bundle 0.
+    let out = tamper_and_start(&data, "below-rewrite-tiles", |t| {
+        let sub = rewrite(t);
+        let mut v = t.get(layout::tile_key(1, 0)).expect("get").expect("tile 1/0").to_vec();
+        v[..32].copy_from_slice(&sub.0);
+        t.insert(layout::tile_key(1, 0), v).expect("tile 1");
+    });
+    assert!(out.contains("CHAIN_BROKEN at index 6"), "below-rewrite-tiles: {out}");
+}

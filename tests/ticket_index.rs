@@ -295,3 +295,70 @@ async fn replay_names_a_duplicate_ticket_far_behind_its_first_rating() {
     let flagged = r.contains("MICRO_DUPLICATE_TICKET") && r.contains(&format!("entry {first5}"));
     assert!(flagged, "{r}");
 }
+
+/// STARTUP: start-up looks rated tickets up in the index only above `mtickets.checked` (the size
+/// an earlier start checked). A ticket record edited out of an intact shard file while the node is
+/// stopped is therefore not put back by a plain start (docs/threat-model.md); `serve
+/// --full-check` looks every ticket up again and puts it back, so the reuse is refused.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn full_check_puts_back_a_ticket_edited_out_of_an_intact_shard() {
+    use std::os::unix::fs::FileExt;
+    let dir = tempfile::tempdir().expect("tmp");
+    let data = dir.path().join("d");
+    init(&data, "ledger.test/tickets-full", &[], 1);
+    let admin = key(&data.join("keys/admin.key"));
+    let platform = new_key();
+    let mut node = Node::start(&data);
+    let mut c = node.client().await;
+    append(
+        &mut c,
+        &enroll(&platform, "service platform", &["service-platform"], &[&admin]),
+        "",
+    )
+    .await
+    .expect("enroll platform");
+    for n in 0..5u64 {
+        rate(&mut c, &platform, n).await.expect("rating");
+    }
+    drop(c);
+    node.stop();
+    // A start checks the tickets up to the size and records it.
+    Node::start(&data).stop();
+    let t = ticket(3);
+    let used = indexed(&data, &t).expect("ticket 3 indexed");
+
+    // Zero ticket 3's slot (fingerprint: the key's bytes 1..=16) in its shard file.
+    let fp = ledger_store::TICKET_FINGERPRINT;
+    let slot_len = ledger_store::hindex::slot_len(fp, 0);
+    let shard = data.join(format!("store/index/ticket/{:02x}.hix", t[0]));
+    let f = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(&shard)
+        .expect("shard");
+    let len = f.metadata().expect("len").len();
+    let mut at = ledger_store::hindex::HEADER_LEN;
+    let mut zeroed = false;
+    while at + slot_len <= len {
+        let mut s = vec![0u8; slot_len as usize];
+        f.read_exact_at(&mut s, at).expect("read");
+        if s[..fp] == t[1..=fp] {
+            f.write_all_at(&vec![0u8; slot_len as usize], at).expect("zero");
+            zeroed = true;
+        }
+        at += slot_len;
+    }
+    drop(f);
+    assert!(zeroed, "ticket 3's slot found");
+    assert_eq!(indexed(&data, &t), None, "the record is gone, the shard intact");
+
+    // --full-check looks every rated ticket up again and puts ticket 3 back.
+    let mut node = Node::try_start_with(&data, &["--full-check"]).expect("full check");
+    let mut c = node.client().await;
+    let e = rate(&mut c, &platform, 3).await.expect_err("ticket 3 again");
+    assert_eq!(code_of(&e), "MICRO_DUPLICATE_TICKET", "{}", e.message());
+    assert!(e.message().contains(&format!("entry {used}")), "{}", e.message());
+    drop(c);
+    node.stop();
+    assert_eq!(indexed(&data, &t), Some(used), "put back");
+}

@@ -28,9 +28,8 @@ mod witness_run;
 
 use anyhow::{Context, Result, bail};
 use clap::{Args, Parser, Subcommand};
-use ledger_core::entry::Entry;
 use ledger_core::note::NoteSigner;
-use ledger_core::state::{LedgerState, StepError};
+use ledger_core::state::LedgerState;
 use ledger_proto::pb::ledger_server::LedgerServer;
 use ledger_proto::pb::timestamps_server::TimestampsServer;
 use ledger_store::Store;
@@ -192,6 +191,11 @@ struct ServeArgs {
     /// its store in memory beyond the fixed tile cache.
     #[arg(long, env = "LEDGER_CACHE_MB")]
     cache_mb: Option<u64>,
+    /// Check the whole store at start-up: the `prev_root` chain of every entry (not only above
+    /// the high-water mark) and every rated ticket against the ticket index (docs/operations.md).
+    #[arg(long)]
+    #[serde(skip)]
+    full_check: bool,
 }
 
 impl ServeArgs {
@@ -226,6 +230,7 @@ impl ServeArgs {
             tsa_interval: self.tsa_interval.or(file.tsa_interval),
             next_node_key: self.next_node_key.or(file.next_node_key),
             cache_mb: self.cache_mb.or(file.cache_mb),
+            full_check: self.full_check,
         })
     }
 }
@@ -317,74 +322,6 @@ fn main() -> std::process::ExitCode {
         }
     }
 }
-
-/// Stored entries that break a rule named one by one in the start-up log (the rest are counted).
-const MAX_REFUSED_LOGGED: u64 = 100;
-
-/// Folds the whole stored log into the ledger state (registry and domain) with the same step the
-/// sequencer and the verifier use ([`LedgerState::check`] and [`LedgerState::apply`]), so the node
-/// after a restart knows exactly what it knew before. The store was verified just before (hash
-/// chain, leaf hashes, checkpoints), so each entry's `prev_root` is the root of the tree before it
-/// and the signers are the key ids its envelope names (every signature was verified at append).
-/// An entry that does not pass the rules (a log written under older rules) is reported and left
-/// out of the state, as `ledger-verify replay` leaves it out. Returns the state and how many
-/// entries were left out.
-///
-/// The state's ticket set is backed by the store ([`tickets::StoreTickets`]): rated tickets are
-/// not accumulated in memory. A ticket the store's index lacks (a store imported, forked or
-/// written before the index existed) is indexed here, before it is forgotten from memory.
-fn load_state(store: &Arc<Store>, size: u64, root: &ledger_core::hash::Hash) -> Result<(LedgerState, u64)> {
-    let mut entries = store.entries(0, size);
-    let (_, bytes) = entries.next().context("the store has no charter")??;
-    let mut state = LedgerState::genesis(&Entry::decode(&bytes)?)?;
-    state
-        .domain
-        .elections
-        .tickets
-        .set_backing(Arc::new(tickets::StoreTickets::new(store.clone())));
-    let mut unindexed: Vec<([u8; 32], u64)> = Vec::new();
-    let mut refused = 0u64;
-    for r in entries {
-        let (index, bytes) = r?;
-        let e = Entry::decode(&bytes).with_context(|| format!("entry {index} does not decode"))?;
-        state.observe_size(index, &e.prev_root);
-        match state.step_stored(&e, &ledger_core::hash::leaf_hash(&bytes), false) {
-            Ok(record) => {
-                if let Some(t) = ledger_core::rules::tickets::record_ticket(&record)
-                    && store.ticket_index(&t)? != Some(index)
-                {
-                    unindexed.push((t, index));
-                }
-            }
-            Err(StepError::StateLookup(err)) => bail!("entry {index}: {err}"),
-            Err(err) => {
-                refused += 1;
-                if refused <= MAX_REFUSED_LOGGED {
-                    tracing::warn!(index, error = %err, "stored entry breaks a rule; left out of the state (ledger-verify replay names it)");
-                }
-            }
-        }
-        if index.is_multiple_of(LOAD_FORGET_EVERY) {
-            store.put_tickets(&unindexed)?;
-            unindexed.clear();
-            state.domain.elections.tickets.forget_below(index + 1);
-        }
-    }
-    if !unindexed.is_empty() {
-        tracing::info!(
-            count = unindexed.len(),
-            "indexed rated tickets the store's index lacked"
-        );
-    }
-    store.put_tickets(&unindexed)?;
-    state.domain.elections.tickets.forget_below(size);
-    state.observe_size(size, root);
-    Ok((state, refused))
-}
-
-/// How often (in entries) start-up writes missing ticket index keys and drops the tickets it
-/// folded from memory.
-const LOAD_FORGET_EVERY: u64 = 4096;
 
 /// `serve`'s options, with the defaults applied and checked.
 struct ServeConfig {
@@ -593,16 +530,19 @@ fn open_store(a: &ServeArgs, data: &std::path::Path) -> Result<(Arc<Store>, mark
         bail!("--cache-mb must be between 1 and 1048576 (MiB), got {cache_mb}");
     }
     let store = Arc::new(Store::open_with_cache(&layout.store, cache_mb << 20)?);
+    // One pass: the store's check (the chain only above the high-water mark unless --full-check)
+    // folds the state entry by entry (marks::Fold).
     let t = std::time::Instant::now();
-    let checked = marks::check(&store, data, m, a.adopt_store, "serve")?;
+    let mut fold = marks::Fold::new(&store, a.full_check)?;
+    let checked = marks::check_with(&store, data, m, a.adopt_store, "serve", Some((&mut fold, a.full_check)))?;
     let report = &checked.report;
-    tracing::info!(size = report.size, root = %report.root, checkpoints = report.checkpoints, ms = t.elapsed().as_millis() as u64, "store verified");
-    let t = std::time::Instant::now();
-    let (state, refused) = load_state(&store, report.size, &report.root)?;
+    let verifying = t.elapsed().saturating_sub(fold.spent());
+    tracing::info!(size = report.size, root = %report.root, checkpoints = report.checkpoints, chain_checked_from = checked.chain_from, ms = verifying.as_millis() as u64, "store verified");
+    let (state, refused) = fold.finish(report.size, &report.root)?;
     tracing::info!(
         size = report.size,
         refused,
-        ms = t.elapsed().as_millis() as u64,
+        ms = t.elapsed().saturating_sub(verifying).as_millis() as u64,
         "state folded"
     );
     Ok((store, checked, state))

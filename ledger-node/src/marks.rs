@@ -3,9 +3,14 @@
 //! at a damaged segment, or the files were edited) and is never served, exported or appended to.
 
 use anyhow::{Context, Result, bail};
+use ledger_core::entry::Entry;
+use ledger_core::hash::Hash;
+use ledger_core::state::{LedgerState, StepError};
 use ledger_store::high_water::{self, HighWater, OpenRefusal};
 use ledger_store::{OpenReport, Store};
 use std::path::Path;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 /// What to do about a refused store, for the operator.
 const RESTORE: &str = "restore the data directory from an export or a replica whose log holds the mark's \
@@ -19,6 +24,9 @@ pub struct Checked {
     pub mark: HighWater,
     /// Writer of `DATA/high-water.witnessed`.
     pub witnessed: HighWater,
+    /// The first entry whose `prev_root` chain was checked entry by entry (0: all; else the
+    /// mark's size: the entries below are bound to the mark's signed root instead).
+    pub chain_from: u64,
 }
 
 /// Reads the marks of `data` (call it before the store is opened: a mark is written after its
@@ -44,13 +52,45 @@ pub fn check(
     adopt: bool,
     action: &str,
 ) -> Result<Checked> {
+    check_with(store, data, marks, adopt, action, None)
+}
+
+/// [`check`] that hands every checked entry to `fold` in the same pass, and (unless `full`)
+/// checks the `prev_root` chain only above the mark (`high_water::verify_against_marks_streaming`).
+/// `None`: the full check, nothing folded.
+///
+/// # Errors
+/// As [`check`], and the fold's error.
+pub fn check_with(
+    store: &Store,
+    data: &Path,
+    marks: (Option<String>, Option<String>),
+    adopt: bool,
+    action: &str,
+    fold: Option<(&mut Fold, bool)>,
+) -> Result<Checked> {
     let (mark, witnessed) = marks;
     let mark_path = high_water::mark_path(data);
-    let r =
-        high_water::verify_against_marks(store, data, mark.as_deref(), witnessed.as_deref()).map_err(|e| match &e {
-            OpenRefusal::Mark { .. } => anyhow::anyhow!("refusing to {action} {}: {e}; {RESTORE}", data.display()),
-            _ => anyhow::anyhow!("refusing to {action} {}: {e}", data.display()),
-        })?;
+    let refused = |e: OpenRefusal| match &e {
+        OpenRefusal::Mark { .. } => anyhow::anyhow!("refusing to {action} {}: {e}; {RESTORE}", data.display()),
+        _ => anyhow::anyhow!("refusing to {action} {}: {e}", data.display()),
+    };
+    let chain_from = match &fold {
+        Some((_, false)) => mark.as_deref().and_then(high_water::claimed_size).unwrap_or(0),
+        _ => 0,
+    };
+    let r = match fold {
+        None => high_water::verify_against_marks(store, data, mark.as_deref(), witnessed.as_deref()),
+        Some((fold, full)) => high_water::verify_against_marks_streaming(
+            store,
+            data,
+            mark.as_deref(),
+            witnessed.as_deref(),
+            full,
+            &mut |i, e, lh| fold.visit(i, e, lh).map_err(|e| format!("{e:#}")),
+        ),
+    }
+    .map_err(refused)?;
     let mut mark_size = r.mark.unwrap_or(0);
     if r.mark.is_none() && r.report.size > 0 {
         if !adopt {
@@ -84,6 +124,7 @@ pub fn check(
         mark: HighWater::new(mark_path, mark_size),
         witnessed: HighWater::new(high_water::witnessed_path(data), r.witnessed.unwrap_or(0)),
         report: r.report,
+        chain_from,
     })
 }
 
@@ -101,4 +142,130 @@ pub fn write_latest(store: &Store, data: &Path) -> Result<u64> {
     high_water::write_atomic(&path, &note)
         .with_context(|| format!("writing the high-water mark {}", path.display()))?;
     Ok(size)
+}
+
+/// Stored entries that break a rule named one by one in the start-up log (the rest are counted).
+const MAX_REFUSED_LOGGED: u64 = 100;
+
+/// How often (in entries) start-up writes missing ticket index keys and drops the tickets it
+/// folded from memory.
+const LOAD_FORGET_EVERY: u64 = 4096;
+
+/// The node's state folded from its stored log, entry by entry, in the store's open-time check
+/// ([`check_with`]): one read and one decode per entry for both.
+///
+/// Each entry is folded with the same step the sequencer and the verifier use
+/// ([`LedgerState::check`] and [`LedgerState::apply`]), so the node after a restart knows exactly
+/// what it knew before. The store's check has passed for the entry (hash chain, leaf hash, tiles)
+/// when it is folded, so its `prev_root` is the root of the tree before it and the signers are the
+/// key ids its envelope names (every signature was verified at append). An entry that does not
+/// pass the rules (a log written under older rules) is reported and left out of the state, as
+/// `ledger-verify replay` leaves it out.
+///
+/// The state's ticket set is backed by the store ([`crate::tickets::StoreTickets`]): rated
+/// tickets are not accumulated in memory. A ticket the store's index lacks (a store imported,
+/// forked or written before the index existed) is indexed here, before it is forgotten from
+/// memory; the entries below [`Store::tickets_checked`] are known to have theirs indexed already
+/// and are not looked up (unless `full`).
+pub struct Fold {
+    store: Arc<Store>,
+    state: Option<LedgerState>,
+    tickets_from: u64,
+    unindexed: Vec<([u8; 32], u64)>,
+    refused: u64,
+    spent: Duration,
+}
+
+impl Fold {
+    /// A fold over `store`; with `full`, every rated ticket is checked against the index again.
+    ///
+    /// # Errors
+    /// On storage failure.
+    pub fn new(store: &Arc<Store>, full: bool) -> Result<Self> {
+        Ok(Self {
+            store: store.clone(),
+            state: None,
+            tickets_from: if full { 0 } else { store.tickets_checked()? },
+            unindexed: Vec::new(),
+            refused: 0,
+            spent: Duration::ZERO,
+        })
+    }
+
+    /// Time spent folding so far.
+    pub fn spent(&self) -> Duration {
+        self.spent
+    }
+
+    /// Folds entry `index` (decoded `e`, leaf hash `lh`), in index order from 0.
+    ///
+    /// # Errors
+    /// When the charter does not make a state, or the state's ticket lookup fails.
+    pub fn visit(&mut self, index: u64, e: &Entry, lh: &Hash) -> Result<()> {
+        let t = Instant::now();
+        let r = self.step(index, e, lh);
+        self.spent += t.elapsed();
+        r
+    }
+
+    fn step(&mut self, index: u64, e: &Entry, lh: &Hash) -> Result<()> {
+        let Some(state) = self.state.as_mut() else {
+            let mut state = LedgerState::genesis(e)?;
+            state
+                .domain
+                .elections
+                .tickets
+                .set_backing(Arc::new(crate::tickets::StoreTickets::new(self.store.clone())));
+            self.state = Some(state);
+            return Ok(());
+        };
+        state.observe_size(index, &e.prev_root);
+        match state.step_stored(e, lh, false) {
+            Ok(record) => {
+                if index >= self.tickets_from
+                    && let Some(t) = ledger_core::rules::tickets::record_ticket(&record)
+                    && self.store.ticket_index(&t)? != Some(index)
+                {
+                    self.unindexed.push((t, index));
+                }
+            }
+            Err(StepError::StateLookup(err)) => bail!("entry {index}: {err}"),
+            Err(err) => {
+                self.refused += 1;
+                if self.refused <= MAX_REFUSED_LOGGED {
+                    tracing::warn!(index, error = %err, "stored entry breaks a rule; left out of the state (ledger-verify replay names it)");
+                }
+            }
+        }
+        if index.is_multiple_of(LOAD_FORGET_EVERY) {
+            self.store.put_tickets(&self.unindexed)?;
+            self.unindexed.clear();
+            state.domain.elections.tickets.forget_below(index + 1);
+        }
+        Ok(())
+    }
+
+    /// The state after the whole log of `size` entries with root `root`, and how many entries
+    /// were left out; records that every rated ticket below `size` is indexed.
+    ///
+    /// # Errors
+    /// When the store had no charter, or on storage failure.
+    pub fn finish(mut self, size: u64, root: &Hash) -> Result<(LedgerState, u64)> {
+        let t = Instant::now();
+        let mut state = self.state.take().context("the store has no charter")?;
+        if !self.unindexed.is_empty() {
+            tracing::info!(
+                count = self.unindexed.len(),
+                "indexed rated tickets the store's index lacked"
+            );
+        }
+        self.store.put_tickets(&self.unindexed)?;
+        if self.store.tickets_checked()? < size {
+            self.store.set_tickets_checked(size)?;
+        }
+        state.domain.elections.tickets.forget_below(size);
+        state.observe_size(size, root);
+        self.spent += t.elapsed();
+        Ok((state, self.refused))
+    }
 }

@@ -273,11 +273,65 @@ pub fn verify_against_marks(
     mark: Option<&str>,
     witnessed: Option<&str>,
 ) -> Result<MarkedReport, OpenRefusal> {
+    marked_pass(store, data_dir, mark, witnessed, 0, &mut |_, _, _| Ok(()))
+}
+
+/// The open-time check of node start-up (STARTUP): [`verify_against_marks`] in one streaming
+/// pass that hands every checked entry to `visit` (the node folds its state), and that, unless
+/// `full`, checks the `prev_root` chain only from the mark's size on. Below the mark each entry's
+/// bytes are still re-hashed and compared with the stored leaf hash and every tile, and the root
+/// they give at the mark's size must be the mark's signed root: an entry edited below the mark is
+/// refused either way. When that fast pass refuses the store, the full check runs to name the
+/// first fault exactly as [`verify_against_marks`] does.
+///
+/// # Errors
+/// [`OpenRefusal`]; the visitor's error as [`OpenRefusal::Store`] with [`StoreError::Visit`].
+pub fn verify_against_marks_streaming(
+    store: &Store,
+    data_dir: &Path,
+    mark: Option<&str>,
+    witnessed: Option<&str>,
+    full: bool,
+    visit: &mut crate::Visit<'_>,
+) -> Result<MarkedReport, OpenRefusal> {
+    let chain_from = if full {
+        0
+    } else {
+        mark.and_then(claimed_size).unwrap_or(0)
+    };
+    match marked_pass(store, data_dir, mark, witnessed, chain_from, visit) {
+        Err(e)
+            if chain_from > 0
+                && !matches!(
+                    e,
+                    OpenRefusal::Store {
+                        err: StoreError::Visit(_),
+                        ..
+                    }
+                ) =>
+        {
+            match verify_against_marks(store, data_dir, mark, witnessed) {
+                Err(named) => Err(named),
+                Ok(_) => Err(e),
+            }
+        }
+        r => r,
+    }
+}
+
+fn marked_pass(
+    store: &Store,
+    data_dir: &Path,
+    mark: Option<&str>,
+    witnessed: Option<&str>,
+    chain_from: u64,
+    visit: &mut crate::Visit<'_>,
+) -> Result<MarkedReport, OpenRefusal> {
     let mark_size = mark.and_then(claimed_size);
     let witnessed_size = witnessed.and_then(claimed_size);
     let sizes: Vec<u64> = mark_size.into_iter().chain(witnessed_size).collect();
     let (report, roots) = store
-        .verify_with_roots_at(&sizes)
+        .verify_streaming(&sizes, chain_from, visit)
         .map_err(|err| OpenRefusal::Store { err, mark: mark_size })?;
     let mut out = MarkedReport {
         report,

@@ -36,6 +36,9 @@ pub const SYNC_GROUPS: u32 = 64;
 pub const SYNC_INTERVAL: Duration = Duration::from_secs(1);
 /// Key of the size the index files cover durably.
 pub const INDEXED_KEY: &[u8] = b"mindexed";
+/// Key of the size below which node start-up found every rated ticket in the ticket index
+/// ([`Store::tickets_checked`]); removed when the index is rebuilt, lowered by a truncation.
+pub const TICKETS_CHECKED_KEY: &[u8] = b"mtickets.checked";
 /// Magic of `index/state`, followed by the size covered (u64 BE) and, for the leaf, request and
 /// ticket indices in turn, the 32-byte bitmap of their shards that have a file.
 const STATE_MAGIC: &[u8; 8] = b"LEDGIXS1";
@@ -343,6 +346,7 @@ impl Store {
         &self,
         mut f: impl FnMut([u8; 32], u64, Hash) -> Result<(), StoreError>,
     ) -> Result<(), StoreError> {
+        self.ensure_index()?;
         let size = self.size()?;
         self.lookups
             .request
@@ -426,6 +430,10 @@ impl Store {
                  (request ids outside the journal are lost; run `ledger-node reindex` for tickets and terms)"
             );
             self.reinsert(None)?;
+            // The rebuilt index holds no ticket outside the journal: start-up checks them all again.
+            if !self.read_only {
+                self.tree.remove(TICKETS_CHECKED_KEY)?;
+            }
         }
         for r in self.tree.scan_prefix(b"j") {
             let (k, v) = r?;
@@ -433,6 +441,60 @@ impl Store {
             st.applied.push(k.to_vec());
         }
         self.index_checkpoint(&mut st, size)
+    }
+
+    /// The size below which every rated ticket is known to be in the ticket index: node start-up
+    /// checked (and put) them up to it, and groups since carry theirs in their journal. 0 when
+    /// never checked, when the index was rebuilt since, or when the value is malformed; never above
+    /// the store's size.
+    ///
+    /// # Errors
+    /// On storage failure.
+    pub fn tickets_checked(&self) -> Result<u64, StoreError> {
+        let v = match self.tree.get(TICKETS_CHECKED_KEY)? {
+            None => return Ok(0),
+            Some(v) => crate::read_u64(&v, "mtickets.checked").unwrap_or(0),
+        };
+        Ok(v.min(self.size()?))
+    }
+
+    /// Records that every rated ticket below `size` is in the ticket index (call it once they were
+    /// put: [`Self::put_tickets`] syncs the index before it returns). Durable on return.
+    ///
+    /// # Errors
+    /// On storage failure, or when the store is read-only.
+    pub fn set_tickets_checked(&self, size: u64) -> Result<(), StoreError> {
+        if self.read_only {
+            return Err(StoreError::ReadOnly);
+        }
+        self.tree.insert(TICKETS_CHECKED_KEY, &size.to_be_bytes())?;
+        self.db.flush()?;
+        Ok(())
+    }
+
+    /// Recovers the lookup index of a read-only store at its first lookup ([`Store::open_read_only`]
+    /// leaves it as copied); a writable store recovered it at open.
+    fn ensure_index(&self) -> Result<(), StoreError> {
+        use std::sync::atomic::Ordering;
+        if self.index_ready.load(Ordering::Acquire) {
+            return Ok(());
+        }
+        let _one = self
+            .index_recovery
+            .lock()
+            .map_err(|_| StoreError::Corrupt("index lock poisoned".into()))?;
+        if !self.index_ready.load(Ordering::Acquire) {
+            self.recover_index()?;
+            self.index_ready.store(true, Ordering::Release);
+        }
+        Ok(())
+    }
+
+    /// Whether the lookup index was recovered ([`Self::ensure_index`]): a read-only store that was
+    /// only read in order never recovers it.
+    #[must_use]
+    pub fn lookup_index_recovered(&self) -> bool {
+        self.index_ready.load(std::sync::atomic::Ordering::Acquire)
     }
 
     fn lock_index(&self) -> Result<MutexGuard<'_, SyncState>, StoreError> {
@@ -513,6 +575,7 @@ impl Store {
     /// has this leaf hash (a refused hit, edited or another leaf hash with the same fingerprint,
     /// lets the lookup go on).
     pub(crate) fn lookup_leaf(&self, leaf_hash: &Hash) -> Result<Option<u64>, StoreError> {
+        self.ensure_index()?;
         let size = self.size()?;
         let hit = self.lookups.leaf.get_checked(&leaf_hash.0, |i, _| {
             let ok = i < size && self.stored_leaf_hash(i)? == Some(*leaf_hash);
@@ -528,6 +591,7 @@ impl Store {
     /// index holds an envelope whose digest starts with the recorded prefix; the digest returned is
     /// the one recomputed from that entry.
     pub(crate) fn lookup_request(&self, request_id: &str) -> Result<Option<(u64, Hash)>, StoreError> {
+        self.ensure_index()?;
         let size = self.size()?;
         let mut digest = None;
         let hit = self
@@ -549,6 +613,7 @@ impl Store {
     /// Index of the entry that used a ticket (a record at or beyond the store's size is skipped;
     /// the caller checks that the entry at the index does use the ticket).
     pub(crate) fn lookup_ticket(&self, ticket: &[u8; 32]) -> Result<Option<u64>, StoreError> {
+        self.ensure_index()?;
         let size = self.size()?;
         let hit = self.lookups.ticket.get_checked(ticket, |i, _| {
             if i >= size {

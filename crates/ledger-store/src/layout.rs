@@ -558,6 +558,12 @@ impl Store {
             }
         }
         b.insert(&b"msize"[..], &from.to_be_bytes());
+        // Entries appended after the cut are new: their tickets are checked again at start-up.
+        if let Some(v) = self.tree.get(crate::journal::TICKETS_CHECKED_KEY)?
+            && crate::read_u64(&v, "mtickets.checked").is_ok_and(|c| c > from)
+        {
+            b.insert(crate::journal::TICKETS_CHECKED_KEY, &from.to_be_bytes());
+        }
         self.tree.apply_batch(b)?;
         self.db.flush()?;
         self.cache.clear();

@@ -22,6 +22,7 @@
 //! | `m` | `indexed` | size the files under `index/` cover durably (u64 BE) |
 //! | `m` | `size` | tree size (u64 BE) |
 //! | `m` | `witnessed` | size (u64 BE) ‖ the latest witnessed checkpoint note (docs/witness.md) |
+//! | `m` | `tickets.checked` | size (u64 BE) below which start-up found every rated ticket in `index/` ([`Store::tickets_checked`]) |
 //! | `m` | other names | [`Store::commit_group_with_meta`] values (`raft.applied`: docs/cluster.md) |
 //!
 //! The per-entry lookups (leaf hash, request id, ticket → index) are not sled keys: they live in
@@ -41,7 +42,7 @@ pub use journal::{
     LEAF_FINGERPRINT, REQUEST_DIGEST_PREFIX, REQUEST_FINGERPRINT, TICKET_FINGERPRINT, TicketsOf, request_key,
 };
 pub use ledger_core::registry::IndexTag;
-pub use verify::{OpenReport, TamperFault};
+pub use verify::{OpenReport, TamperFault, Visit};
 
 use ledger_core::compact::{CompactTree, CompletedNode};
 use ledger_core::hash::Hash;
@@ -70,6 +71,9 @@ pub enum StoreError {
     /// Export/import stream problem.
     #[error("export stream: {0}")]
     Export(String),
+    /// The visitor of [`Store::verify_streaming`] failed (the node's state fold).
+    #[error("{0}")]
+    Visit(String),
     /// The data directory holds a store layout this build does not write.
     #[error(
         "the store is of layout {found}; this ledger-node keeps layout {}. Migrate it: `ledger-node export --data OLD --out FILE`, then `ledger-node import --data NEW --in FILE` (docs/operations.md, \"Migrating a store to layout 2\")",
@@ -108,6 +112,11 @@ pub struct Store {
     layout: u32,
     cache: layout::TileCache,
     lookups: journal::Lookups,
+    // Whether the lookup index was recovered (journal re-applied, rebuilt if incomplete): at open
+    // for a writable store; for a read-only one at its first lookup, never for a reader that only
+    // reads entries in order (`ledger-verify replay --data`, `export`).
+    index_ready: std::sync::atomic::AtomicBool,
+    index_recovery: std::sync::Mutex<()>,
     // For a read-only open, the temporary copy that is deleted on drop.
     _snapshot: Option<tempfile::TempDir>,
 }
@@ -177,6 +186,8 @@ impl Store {
             layout,
             cache: layout::TileCache::default(),
             lookups: journal::Lookups::open(dir)?,
+            index_ready: std::sync::atomic::AtomicBool::new(true),
+            index_recovery: std::sync::Mutex::new(()),
             _snapshot: None,
         };
         store.recover_index()?;
@@ -186,6 +197,11 @@ impl Store {
     /// Opens a store read-only, whether or not a node is running on it: the directory is copied to
     /// a temporary snapshot which is opened instead (sled recovers the copy exactly as after a
     /// crash: a consistent prefix of acknowledged groups). The original is never written.
+    ///
+    /// Nothing is rebuilt or re-applied at open: the copy's lookup index (leaf hash, request id,
+    /// ticket → index) is recovered from its journal only at the first lookup, so a reader that
+    /// only reads entries, checkpoints and tiles (`ledger-verify replay --data`, `export`, backup)
+    /// never pays for it.
     ///
     /// # Errors
     /// When the directory does not exist, cannot be copied, or does not open.
@@ -213,12 +229,11 @@ impl Store {
             layout,
             cache: layout::TileCache::default(),
             lookups: journal::Lookups::open(snap.path())?,
+            // A layout-1 store is opened read-only only to be exported: no lookup index to recover.
+            index_ready: std::sync::atomic::AtomicBool::new(layout != layout::LAYOUT_VERSION),
+            index_recovery: std::sync::Mutex::new(()),
             _snapshot: Some(snap),
         };
-        // A layout-1 store is opened read-only only to be exported: no lookup index to recover.
-        if store.layout == layout::LAYOUT_VERSION {
-            store.recover_index()?;
-        }
         Ok(store)
     }
 
@@ -414,7 +429,7 @@ impl Store {
     /// [`Self::commit_group`] that also writes meta values (key `m` ‖ name) in the same batch, so
     /// that they are durable exactly when the group is (ledger-raft stores the last applied Raft
     /// log id and membership this way: docs/cluster.md). Names must not be `size`, `witnessed`,
-    /// `layout` or `indexed`.
+    /// `layout`, `indexed` or `tickets.checked`.
     ///
     /// # Errors
     /// On storage failure (nothing written), or a reserved meta name.
@@ -428,7 +443,7 @@ impl Store {
     ) -> Result<(), StoreError> {
         if let Some((name, _)) = meta
             .iter()
-            .find(|(name, _)| ["size", "witnessed", "layout", "indexed"].contains(name))
+            .find(|(name, _)| ["size", "witnessed", "layout", "indexed", "tickets.checked"].contains(name))
         {
             return Err(StoreError::Corrupt(format!("meta name {name:?} is reserved")));
         }

@@ -7,6 +7,13 @@
 //! signature by the node key for its size: the charter's, or the key a `node.rotate` in the store
 //! handed the node role to) must agree. The first disagreement is
 //! reported with its index.
+//!
+//! [`Store::verify_streaming`] is the same pass with two differences for node start-up
+//! (STARTUP): each entry, once checked, is handed to a visitor (the node folds its state in the
+//! same pass: one read, one decode and one hash per entry), and the `prev_root` chain is checked
+//! only from a given size on (the size of a signed high-water mark whose root the caller then
+//! compares with the root this pass recomputes: below it every entry's bytes, `prev_root`
+//! included, are bound to that signed root by their re-computed leaf hashes).
 
 use crate::{Store, StoreError};
 use ledger_core::checkpoint::open_checkpoint;
@@ -343,6 +350,10 @@ fn check_tile_keys(store: &Store, size: u64) -> Result<(), StoreError> {
     Ok(())
 }
 
+/// What [`Store::verify_streaming`] calls with each checked entry: index, decoded entry, the leaf
+/// hash recomputed from its bytes. An error ends the pass with [`StoreError::Visit`].
+pub type Visit<'a> = dyn FnMut(u64, &Entry, &Hash) -> Result<(), String> + 'a;
+
 impl Store {
     /// Checks the whole store (see the module docs).
     ///
@@ -358,6 +369,24 @@ impl Store {
     /// # Errors
     /// As [`Self::verify`].
     pub fn verify_with_roots_at(&self, sizes: &[u64]) -> Result<(OpenReport, BTreeMap<u64, Hash>), StoreError> {
+        self.verify_streaming(sizes, 0, &mut |_, _, _| Ok(()))
+    }
+
+    /// [`Self::verify_with_roots_at`] that checks the `prev_root` chain only for the entries from
+    /// `chain_from` on and hands every checked entry to `visit` in index order (module docs).
+    /// Everything else is checked for every entry: decoding, index, time order, the leaf hash
+    /// recomputed and compared with the stored one, every stored node hash, the tiles, the
+    /// checkpoints. With `chain_from` above 0 the caller must compare the returned root at
+    /// `chain_from` with a signed root of that size.
+    ///
+    /// # Errors
+    /// As [`Self::verify`]; [`StoreError::Visit`] with the visitor's error.
+    pub fn verify_streaming(
+        &self,
+        sizes: &[u64],
+        chain_from: u64,
+        visit: &mut Visit<'_>,
+    ) -> Result<(OpenReport, BTreeMap<u64, Hash>), StoreError> {
         let size = self.size()?;
         let checkpoints: BTreeMap<u64, String> = self.checkpoints().collect::<Result<_, _>>()?;
         let mut roots: BTreeMap<u64, Hash> = BTreeMap::new();
@@ -417,13 +446,15 @@ impl Store {
                     stored,
                 }));
             }
-            let prev = ct.root();
-            if e.prev_root != prev {
-                return Err(tampered(TamperFault::ChainBroken {
-                    index,
-                    expected: prev,
-                    found: e.prev_root,
-                }));
+            if index >= chain_from {
+                let prev = ct.root();
+                if e.prev_root != prev {
+                    return Err(tampered(TamperFault::ChainBroken {
+                        index,
+                        expected: prev,
+                        found: e.prev_root,
+                    }));
+                }
             }
             if e.timestamp_micros < last_ts {
                 return Err(tampered(TamperFault::TimeRegression { index }));
@@ -438,6 +469,7 @@ impl Store {
             for n in completed {
                 tiles.check(self, &n)?;
             }
+            visit(index, &e, &lh).map_err(StoreError::Visit)?;
             if checkpoints.contains_key(&ct.size()) || sizes.contains(&ct.size()) {
                 roots.insert(ct.size(), ct.root());
             }

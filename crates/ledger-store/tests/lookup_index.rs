@@ -314,3 +314,94 @@ fn edited_journal_keys_and_mark_do_not_stop_the_store_or_mislead_it() {
     }
     assert_eq!(store.raw_tree().scan_prefix(b"j").count(), 0);
 }
+
+/// Every file under `dir` with its bytes (to show a directory was not written).
+fn tree_bytes(dir: &Path) -> std::collections::BTreeMap<std::path::PathBuf, Vec<u8>> {
+    let mut out = std::collections::BTreeMap::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).unwrap() {
+            let p = e.unwrap().path();
+            if p.is_dir() {
+                stack.push(p);
+            } else {
+                out.insert(p.clone(), std::fs::read(&p).unwrap());
+            }
+        }
+    }
+    out
+}
+
+/// STARTUP: a read-only open rebuilds and re-applies nothing: a reader that reads the entries in
+/// order (the verifier's `replay --data`) never recovers the lookup index, even when the index
+/// directory is gone; a lookup recovers it in the copy at first use and answers right; the
+/// original directory is never written.
+#[test]
+fn a_read_only_open_recovers_the_lookup_index_only_at_its_first_lookup() {
+    let dir = tempfile::tempdir().unwrap();
+    let leaves = build(dir.path());
+    // A journal left to re-apply (the last group), and an index that lost its files.
+    {
+        let store = Store::open(dir.path()).unwrap();
+        let mut ct = store.compact_tree().unwrap();
+        let mut more = fill(&store, &mut ct, N + 5, 5);
+        let mut all = leaves.clone();
+        all.append(&mut more);
+        drop(store);
+        std::fs::remove_dir_all(dir.path().join("index")).unwrap();
+        let before = tree_bytes(dir.path());
+        let ro = Store::open_read_only(dir.path()).unwrap();
+        assert!(!ro.lookup_index_recovered(), "nothing recovered at open");
+        let n = ro.entries(0, N + 5).map(Result::unwrap).count() as u64;
+        assert_eq!(n, N + 5);
+        assert_eq!(ro.compact_tree().unwrap().root(), ct.root());
+        assert!(!ro.lookup_index_recovered(), "reading entries in order needs no index");
+        // The first lookup rebuilds the copy's leaf index and answers right.
+        assert_eq!(ro.index_of_leaf(&all[7]).unwrap(), Some(7));
+        assert!(ro.lookup_index_recovered());
+        assert_eq!(ro.index_of_leaf(&all[(N + 3) as usize]).unwrap(), Some(N + 3));
+        drop(ro);
+        assert_eq!(tree_bytes(dir.path()), before, "the original was not written");
+    }
+    // With its index in place, a read-only copy answers every lookup as the store does.
+    let dir = tempfile::tempdir().unwrap();
+    let leaves = build(dir.path());
+    let ro = Store::open_read_only(dir.path()).unwrap();
+    assert!(!ro.lookup_index_recovered());
+    assert_eq!(check(&ro, &leaves, false), 0);
+}
+
+/// STARTUP: `mtickets.checked` (the size below which start-up found every rated ticket indexed)
+/// survives a reopen, is removed when the index is rebuilt (its tickets outside the journal are
+/// gone), is lowered by a truncation, never exceeds the store's size, and cannot be written
+/// read-only.
+#[test]
+fn tickets_checked_is_reset_by_an_index_rebuild_and_lowered_by_a_truncation() {
+    let dir = tempfile::tempdir().unwrap();
+    build(dir.path());
+    let store = Store::open(dir.path()).unwrap();
+    assert_eq!(store.tickets_checked().unwrap(), 0, "never checked");
+    store.set_tickets_checked(N).unwrap();
+    drop(store);
+    let store = Store::open(dir.path()).unwrap();
+    assert_eq!(store.tickets_checked().unwrap(), N);
+    store.set_tickets_checked(N + 1000).unwrap();
+    assert_eq!(store.tickets_checked().unwrap(), N, "never above the size");
+    store.set_tickets_checked(N).unwrap();
+    drop(store);
+    let ro = Store::open_read_only(dir.path()).unwrap();
+    assert!(matches!(
+        ro.set_tickets_checked(1),
+        Err(ledger_store::StoreError::ReadOnly)
+    ));
+    drop(ro);
+    std::fs::remove_dir_all(dir.path().join("index").join("ticket")).unwrap();
+    let store = Store::open(dir.path()).unwrap();
+    assert_eq!(store.tickets_checked().unwrap(), 0, "rebuilt index: check again");
+    store.set_tickets_checked(N).unwrap();
+    store.truncate(300).unwrap();
+    assert_eq!(store.tickets_checked().unwrap(), 300);
+    drop(store);
+    let store = Store::open(dir.path()).unwrap();
+    assert_eq!(store.tickets_checked().unwrap(), 300);
+}

@@ -18,20 +18,16 @@ fn note(i: u64, admin: &ed25519_dalek::SigningKey) -> ledger_core::dsse::Envelop
     record("note", note_payload(i), &[admin])
 }
 
-/// The final root `ledger-verify replay --data DATA/ledger` reports for a cluster node's store
-/// (read while the node runs). Followers hold no checkpoint of their own yet, so the replay
-/// reads the store rather than the node's API.
-fn replay_root(data: &std::path::Path) -> String {
+/// The final root `ledger-verify replay --node URL` reports.
+fn replay_root(url: &str) -> String {
     let out = Command::new(bin("ledger-verify"))
-        .args(["replay", "--threads", "1", "--data"])
-        .arg(data.join("ledger"))
+        .args(["replay", "--threads", "1", "--node", url])
         .output()
         .expect("ledger-verify");
     let text = String::from_utf8_lossy(&out.stdout).into_owned();
     assert!(
         out.status.success(),
-        "replay of {} failed:\n{text}\n{}",
-        data.display(),
+        "replay of {url} failed:\n{text}\n{}",
         String::from_utf8_lossy(&out.stderr)
     );
     text.lines()
@@ -157,7 +153,19 @@ async fn a_retry_after_the_leader_is_killed_answers_the_original_index_and_the_n
     // The killed node comes back, follows, and catches up.
     c.restart(l);
     c.wait_size(l, last + 1).await;
-    let roots: Vec<String> = (0..3).map(|i| replay_root(&c.nodes[i].data)).collect();
+    // Every node serves the leader's checkpoint of the whole log, byte for byte.
+    let (cp_size, note) = c.wait_checkpoint(l2, last + 1).await;
+    for i in 0..3 {
+        c.wait_checkpoint(i, cp_size).await;
+        let same = c.nodes[i]
+            .client()
+            .get_checkpoint(pb::GetCheckpointRequest { size: Some(cp_size) })
+            .await
+            .expect("checkpoint")
+            .into_inner();
+        assert_eq!(same.note, note, "node {}", i + 1);
+    }
+    let roots: Vec<String> = (0..3).map(|i| replay_root(&c.nodes[i].url())).collect();
     assert!(roots.iter().all(|r| *r == roots[0]), "{roots:?}");
     assert!(roots[0].contains(&format!("size {}", last + 1)), "{roots:?}");
 }

@@ -469,8 +469,7 @@ async fn serve(a: ServeArgs) -> Result<()> {
 /// does: the leader's sequencer proposes each group through Raft; followers refuse appends naming
 /// the leader and serve reads at their applied size.
 async fn serve_cluster(a: ServeArgs, path: &std::path::Path) -> Result<()> {
-    let text = std::fs::read_to_string(path).with_context(|| format!("reading cluster file {}", path.display()))?;
-    let ccfg = cluster::config::ClusterConfig::parse(&text).map_err(anyhow::Error::msg)?;
+    let ccfg = cluster::config::ClusterConfig::load(path).map_err(anyhow::Error::msg)?;
     if a.data.as_ref().is_some_and(|d| *d != ccfg.data) {
         bail!(
             "--data {} differs from the cluster file's data {}; give the data directory in one place",
@@ -592,7 +591,7 @@ async fn wait_for_charter(view: &cluster::ClusterView, seed: Option<ledger_raft:
         }
         if view.role().leader {
             match &seed {
-                Some(g) => match view.raft.client_write(g.clone()).await {
+                Some(g) => match view.raft.client_write(g.clone().into()).await {
                     Ok(r) => {
                         tracing::info!(outcome = ?r.data, "proposed the seed charter as the cluster's first entry")
                     }

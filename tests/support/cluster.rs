@@ -155,7 +155,7 @@ impl Cluster {
             std::fs::write(
                 &file,
                 format!(
-                    "id = {id}\nlisten = \"127.0.0.1:{r}\"\ndata = \"{}\"\n[peers]\n{peers}[api]\n{apis}",
+                    "id = {id}\nlisten = \"127.0.0.1:{r}\"\ndata = \"{}\"\ninsecure_loopback = true\n[peers]\n{peers}[api]\n{apis}",
                     data.display()
                 ),
             )
@@ -301,6 +301,29 @@ impl Cluster {
         }
         panic!(
             "node {} did not reach size {size} within {WAIT:?} (has {last}):\n{}",
+            self.nodes[i].id,
+            self.nodes[i].log_tail()
+        );
+    }
+}
+
+impl Cluster {
+    /// Waits (bounded) until node `i` serves a latest checkpoint of at least `size`; returns its
+    /// (size, note).
+    pub async fn wait_checkpoint(&self, i: usize, size: u64) -> (u64, String) {
+        let t = Instant::now();
+        let mut c = self.nodes[i].client();
+        while t.elapsed() < WAIT {
+            if let Ok(r) = c.get_checkpoint(pb::GetCheckpointRequest { size: None }).await {
+                let r = r.into_inner();
+                if r.size >= size {
+                    return (r.size, r.note);
+                }
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        panic!(
+            "node {} did not serve a checkpoint of size {size} within {WAIT:?}:\n{}",
             self.nodes[i].id,
             self.nodes[i].log_tail()
         );

@@ -95,8 +95,26 @@ async fn appends_on_the_leader_reach_every_node_and_followers_name_the_leader() 
         .await
         .expect("retry through a follower");
     assert_eq!((again.index, again.duplicate), (size, true));
+    // ledgerctl pointed at a follower appends through the leader too (it reads the log's origin
+    // from the follower's checkpoint first).
+    c.wait_checkpoint(g, 1).await;
+    let payload = c.dir.path().join("note.json");
+    std::fs::write(&payload, note_payload(102).to_string()).unwrap();
+    let out = Command::new(bin("ledgerctl"))
+        .args(["--node", &c.nodes[g].url(), "append", "--kind", "note", "--payload"])
+        .arg(&payload)
+        .arg("--key")
+        .arg(&c.admin)
+        .output()
+        .expect("ledgerctl");
+    assert!(
+        out.status.success(),
+        "ledgerctl through a follower: {}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
     // A follower serves a proof at its applied size and refuses a size it does not hold.
-    let size = c.wait_size(f, size + 1).await;
+    let size = c.wait_size(f, size + 2).await;
     let mut fc = c.nodes[f].client();
     let p = fc
         .get_inclusion_proof(pb::GetInclusionProofRequest {

@@ -40,7 +40,9 @@ fn replay_root(url: &str) -> String {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn appends_on_the_leader_reach_every_node_and_followers_name_the_leader() {
     support::set_origin(Some(ORIGIN));
-    let c = Cluster::start(3);
+    let mut c = Cluster::prepare(3);
+    c.extra = vec!["--tiles-listen".into(), "127.0.0.1:0".into()];
+    c.start_all();
     let admin = key(&c.admin);
     let l = c.leader().await;
     let mut lc = c.nodes[l].client();
@@ -138,6 +140,25 @@ async fn appends_on_the_leader_reach_every_node_and_followers_name_the_leader() 
         "{}",
         beyond.message()
     );
+    // The follower's tlog-tiles serve a checkpoint of its own store: the leader's bytes.
+    c.wait_checkpoint(f, size).await;
+    let tiles = c.nodes[f].tiles.lock().unwrap().clone().expect("tiles address");
+    let served = cluster::http_get(&tiles, "/checkpoint");
+    let served_size: u64 = served
+        .lines()
+        .nth(1)
+        .and_then(|l| l.parse().ok())
+        .expect("a checkpoint body");
+    let on_leader = c.nodes[l]
+        .client()
+        .get_checkpoint(pb::GetCheckpointRequest {
+            size: Some(served_size),
+        })
+        .await
+        .expect("leader checkpoint")
+        .into_inner()
+        .note;
+    assert_eq!(served, on_leader);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

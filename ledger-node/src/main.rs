@@ -532,7 +532,8 @@ async fn serve_cluster(a: ServeArgs, path: &std::path::Path) -> Result<()> {
     start_timestamps(&a, &cfg.data, &store, &running.shared, &port.ts_gate)?;
     if let Some(l) = tiles_listener {
         let at = l.local_addr()?;
-        tokio::spawn(tiles::serve(l, store.clone(), tiles_limits));
+        let source = Arc::new(cluster::AppliedTiles(view.clone()));
+        tokio::spawn(tiles::serve(l, source, tiles_limits));
         tracing::info!(addr = %at, "C2SP tlog-tiles (read-only) on http://{at}/checkpoint");
         println!("tiles on {at}");
     }

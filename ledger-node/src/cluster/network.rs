@@ -37,6 +37,7 @@ pub struct Network {
 impl Network {
     /// Plain HTTP/2 to peers, without TLS (tests; [`Self::from_config`] allows it only on
     /// loopback addresses).
+    #[cfg_attr(not(test), allow(dead_code))]
     pub fn plain(id: u64) -> Self {
         Self { id, tls: None }
     }

@@ -450,7 +450,7 @@ async fn serve_cluster(a: ServeArgs, path: &std::path::Path) -> Result<()> {
     let (ct, _, store) = view.sm.applied()?;
     let size = ct.size();
     let t = std::time::Instant::now();
-    let (state, refused) = load_state(&store, size, &ct.root())?;
+    let (state, refused) = marks::load_state(&store, size, &ct.root())?;
     tracing::info!(
         size,
         refused,

@@ -269,3 +269,19 @@ impl Fold {
         Ok((state, self.refused))
     }
 }
+
+/// Folds the first `size` entries of `store` (root `root`) into the ledger state without the
+/// store check (the cluster's state machine verified what it applied): the state a sequencer
+/// starts from, and how many entries were left out.
+///
+/// # Errors
+/// When an entry does not decode, the store has no charter, or on storage failure.
+pub fn load_state(store: &Arc<Store>, size: u64, root: &Hash) -> Result<(LedgerState, u64)> {
+    let mut fold = Fold::new(store, false)?;
+    for r in store.entries(0, size) {
+        let (index, bytes) = r?;
+        let e = Entry::decode(&bytes).with_context(|| format!("entry {index} does not decode"))?;
+        fold.visit(index, &e, &ledger_core::hash::leaf_hash(&bytes))?;
+    }
+    fold.finish(size, root)
+}

@@ -784,7 +784,7 @@ impl Sequencer {
         if ct.size() == 0 {
             return Err("the cluster's log is empty (no charter yet)".into());
         }
-        let (state, _) = crate::load_state(&store, ct.size(), &ct.root()).map_err(|e| format!("{e:#}"))?;
+        let (state, _) = crate::marks::load_state(&store, ct.size(), &ct.root()).map_err(|e| format!("{e:#}"))?;
         let cp = store.latest_checkpoint().map_err(|e| e.to_string())?.map_or(0, |c| c.0);
         if let Ok(mut r) = self.shared.registry.write() {
             *r = state.registry.clone();

@@ -303,26 +303,3 @@ async fn the_leader_pushes_to_the_witness_and_followers_serve_the_cosigned_check
     let _ = witness.kill();
     let _ = witness.wait();
 }
-
-/// A cluster node without the log's node key (as a learner is provisioned) still starts, follows
-/// and serves what it applied.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_node_without_the_node_key_follows_and_serves_reads() {
-    support::set_origin(Some(ORIGIN));
-    let mut c = Cluster::prepare(3);
-    std::fs::remove_file(c.nodes[2].data.join("keys/node.key")).unwrap();
-    c.start_all();
-    let e = c.nodes[2]
-        .client()
-        .get_entry(pb::GetEntryRequest { index: 0 })
-        .await
-        .expect("the charter, applied on the node without a key")
-        .into_inner();
-    let on_seed = c.nodes[0]
-        .client()
-        .get_entry(pb::GetEntryRequest { index: 0 })
-        .await
-        .expect("the charter")
-        .into_inner();
-    assert_eq!(e.leaf_hash, on_seed.leaf_hash);
-}

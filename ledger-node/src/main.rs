@@ -817,18 +817,7 @@ fn start_sequencer(
 ) -> Result<(Running, std::sync::mpsc::SyncSender<sequencer::Job>)> {
     let layout = genesis::Layout::new(&cfg.data);
     let registry = state.registry.clone();
-    let (node_key, next_key) = if cluster.is_some() && !layout.node_key.exists() {
-        // A cluster node without the log's key (a learner) follows and serves reads; were it to
-        // lead, the checkpoints it signs with this throwaway key are refused on apply on every
-        // node (`CheckpointSignature`): no checkpoint rather than a wrong one.
-        tracing::warn!(
-            key = %layout.node_key.display(),
-            "no node key: this node can follow and serve reads, not sign; every voter needs the log's node key"
-        );
-        (ed25519_dalek::SigningKey::generate(&mut rand::rng()), None)
-    } else {
-        node_keys(a, &layout.node_key, &registry)?
-    };
+    let (node_key, next_key) = node_keys(a, &layout.node_key, &registry)?;
     let origin = registry.charter.origin.clone();
     let signer = NoteSigner::new(&origin, node_key.clone())?;
     let latest = match (store.latest_checkpoint()?, &cluster) {

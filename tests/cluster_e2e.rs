@@ -303,3 +303,28 @@ async fn the_leader_pushes_to_the_witness_and_followers_serve_the_cosigned_check
     let _ = witness.kill();
     let _ = witness.wait();
 }
+
+/// A cluster node without the log's node key does not start (it could become a voter and lead):
+/// it says so at once, before waiting for the cluster.
+#[test]
+fn a_cluster_node_without_the_node_key_is_refused_at_start() {
+    let c = Cluster::prepare(3);
+    std::fs::remove_file(c.nodes[2].data.join("keys/node.key")).unwrap();
+    let out = Command::new(bin("ledger-node"))
+        .args([
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--metrics-listen",
+            "off",
+            "--tiles-listen",
+            "off",
+        ])
+        .arg("--cluster")
+        .arg(&c.nodes[2].file)
+        .output()
+        .expect("run");
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("every cluster node needs the log's node key"), "{err}");
+}

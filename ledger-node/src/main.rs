@@ -437,6 +437,13 @@ async fn serve_cluster(a: ServeArgs, path: &std::path::Path) -> Result<()> {
         );
         genesis::init(&cfg.data, &origin, &[], 1, 0)?;
     }
+    if !layout.node_key.exists() {
+        bail!(
+            "{} is missing: every cluster node needs the log's node key, learners too (`ledger-node cluster add` \
+             makes a caught-up learner a voter, which may lead and must sign); copy it from the seed (docs/cluster.md)",
+            layout.node_key.display()
+        );
+    }
     let seed = seed_group(&layout.store)?;
     let (raft_stop, raft_stopped) = tokio::sync::oneshot::channel::<()>();
     let handle = cluster::start(&ccfg, a.cluster_init, async {

@@ -17,7 +17,6 @@ mod readers;
 mod refusal;
 mod sequencer;
 mod service;
-mod tickets;
 mod tiles;
 mod timestamps;
 mod tlog_http;
@@ -454,16 +453,12 @@ async fn serve_cluster(a: ServeArgs, path: &std::path::Path) -> Result<()> {
     // A line for scripts and tests that start the node on port 0.
     println!("raft on {}", handle.bound);
     wait_for_charter(&view, seed).await?;
-    let (ct, _, store) = view.sm.applied()?;
+    // The state machine folded the applied log when it opened (entries that break a rule were
+    // logged there); the sequencer starts from a copy of that state.
+    let (ct, _, store, state) = view.sm.applied_with_state()?;
     let size = ct.size();
-    let t = std::time::Instant::now();
-    let (state, refused) = marks::load_state(&store, size, &ct.root())?;
-    tracing::info!(
-        size,
-        refused,
-        ms = t.elapsed().as_millis() as u64,
-        "state folded from the applied log"
-    );
+    let state = state.context("the cluster's applied log has no valid charter")?;
+    tracing::info!(size, "starting from the applied state");
     let raft_dir = cfg.data.join("raft");
     let latest = store.latest_checkpoint()?.map_or(0, |c| c.0);
     let marks = (

@@ -162,7 +162,7 @@ const LOAD_FORGET_EVERY: u64 = 4096;
 /// pass the rules (a log written under older rules) is reported and left out of the state, as
 /// `ledger-verify replay` leaves it out.
 ///
-/// The state's ticket set is backed by the store ([`crate::tickets::StoreTickets`]): rated
+/// The state's ticket set is backed by the store ([`ledger_store::tickets::StoreTickets`]): rated
 /// tickets are not accumulated in memory. A ticket the store's index lacks (a store imported,
 /// forked or written before the index existed) is indexed here, before it is forgotten from
 /// memory; the entries below [`Store::tickets_checked`] are known to have theirs indexed already
@@ -215,7 +215,7 @@ impl Fold {
                 .domain
                 .elections
                 .tickets
-                .set_backing(Arc::new(crate::tickets::StoreTickets::new(self.store.clone())));
+                .set_backing(Arc::new(ledger_store::tickets::StoreTickets::new(self.store.clone())));
             self.state = Some(state);
             return Ok(());
         };
@@ -268,20 +268,4 @@ impl Fold {
         self.spent += t.elapsed();
         Ok((state, self.refused))
     }
-}
-
-/// Folds the first `size` entries of `store` (root `root`) into the ledger state without the
-/// store check (the cluster's state machine verified what it applied): the state a sequencer
-/// starts from, and how many entries were left out.
-///
-/// # Errors
-/// When an entry does not decode, the store has no charter, or on storage failure.
-pub fn load_state(store: &Arc<Store>, size: u64, root: &Hash) -> Result<(LedgerState, u64)> {
-    let mut fold = Fold::new(store, false)?;
-    for r in store.entries(0, size) {
-        let (index, bytes) = r?;
-        let e = Entry::decode(&bytes).with_context(|| format!("entry {index} does not decode"))?;
-        fold.visit(index, &e, &ledger_core::hash::leaf_hash(&bytes))?;
-    }
-    fold.finish(size, root)
 }

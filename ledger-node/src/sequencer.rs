@@ -780,11 +780,13 @@ impl Sequencer {
         c.rt.block_on(async { tokio::time::timeout(COMMIT_TIMEOUT, c.raft.ensure_linearizable()).await })
             .map_err(|_| "the committed log was not applied in time".to_string())?
             .map_err(|e| e.to_string())?;
-        let (ct, last_ts, store) = c.sm.applied().map_err(|e| e.to_string())?;
+        // The state machine's own state of the applied tree (a copy, under one lock with the tree):
+        // folding the whole log again here would cost a full pass at every change of leader.
+        let (ct, last_ts, store, state) = c.sm.applied_with_state().map_err(|e| e.to_string())?;
         if ct.size() == 0 {
             return Err("the cluster's log is empty (no charter yet)".into());
         }
-        let (state, _) = crate::marks::load_state(&store, ct.size(), &ct.root()).map_err(|e| format!("{e:#}"))?;
+        let state = state.ok_or("the cluster's log has no valid charter")?;
         let cp = store.latest_checkpoint().map_err(|e| e.to_string())?.map_or(0, |c| c.0);
         if let Ok(mut r) = self.shared.registry.write() {
             *r = state.registry.clone();

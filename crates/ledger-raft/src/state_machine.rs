@@ -86,8 +86,8 @@ struct Inner {
 }
 
 impl Inner {
-    fn store(&self) -> Result<&Store, StorageError> {
-        self.store.as_deref().ok_or_else(|| {
+    fn store(&self) -> Result<&Arc<Store>, StorageError> {
+        self.store.as_ref().ok_or_else(|| {
             sm_err(
                 ErrorVerb::Read,
                 "the ledger store is closed (a snapshot install failed)",
@@ -141,7 +141,7 @@ impl StateMachine {
         };
         std::fs::create_dir_all(&paths.raft).map_err(|e| sm_err(ErrorVerb::Read, e))?;
         recover_swap(&paths).map_err(|e| sm_err(ErrorVerb::Read, format!("snapshot install recovery: {e}")))?;
-        let store = Store::open(&paths.ledger).map_err(|e| sm_err(ErrorVerb::Read, e))?;
+        let store = Arc::new(Store::open(&paths.ledger).map_err(|e| sm_err(ErrorVerb::Read, e))?);
         let tree = store.compact_tree().map_err(|e| sm_err(ErrorVerb::Read, e))?;
         let (state, left_out) = fold_store(&store, tree.size()).map_err(|e| sm_err(ErrorVerb::Read, e))?;
         if left_out > 0 {
@@ -154,7 +154,7 @@ impl StateMachine {
             .map_err(|e| snap_err(ErrorVerb::Read, e))?;
         Ok(Self {
             inner: Arc::new(Mutex::new(Inner {
-                store: Some(Arc::new(store)),
+                store: Some(store),
                 tree,
                 state,
                 last_ts,
@@ -205,6 +205,23 @@ impl StateMachine {
             )
         })?;
         Ok((g.tree.clone(), g.last_ts, store))
+    }
+
+    /// [`Self::applied`] with a copy of the ledger state of that tree (`None` before a valid
+    /// charter), all taken under one lock: a new leader's sequencer starts from it instead of
+    /// folding the whole log again (the copy's rated tickets are looked up in the same store).
+    ///
+    /// # Errors
+    /// When the store is closed after a failed snapshot install.
+    pub fn applied_with_state(&self) -> Result<(CompactTree, u64, Arc<Store>, Option<LedgerState>), StorageError> {
+        let g = lock(&self.inner)?;
+        let store = g.store.clone().ok_or_else(|| {
+            sm_err(
+                ErrorVerb::Read,
+                "the ledger store is closed (a snapshot install failed)",
+            )
+        })?;
+        Ok((g.tree.clone(), g.last_ts, store, g.state.clone()))
     }
 
     /// Runs `f` on the ledger state (registry and domain) as of the applied tree, under the lock
@@ -452,6 +469,13 @@ fn apply_group(
         .map_err(|x| StorageError::from(StorageIOError::apply(log_id, AnyError::error(x.to_string()))))?;
     if let Some(st) = inner.state.as_mut() {
         st.observe_size(ct.size(), &ct.root());
+        // The group's rated tickets are in the store's ticket index now (its journal rode in the
+        // same batch): look them up there instead of holding them (memory stays flat).
+        let store = inner
+            .store
+            .as_ref()
+            .ok_or_else(|| sm_err(ErrorVerb::Read, "the ledger store is closed"))?;
+        back_tickets(st, store, ct.size());
     }
     inner.last_ts = last_timestamp;
     inner.tree = ct;
@@ -490,7 +514,7 @@ fn root_at(inner: &Inner, size: u64) -> Result<Hash, StorageError> {
     if size == inner.tree.size() {
         return Ok(inner.tree.root());
     }
-    ledger_core::merkle::root_from_source(inner.store()?, size).map_err(|e| sm_err(ErrorVerb::Read, e))
+    ledger_core::merkle::root_from_source(&**inner.store()?, size).map_err(|e| sm_err(ErrorVerb::Read, e))
 }
 
 fn read_err(e: impl ToString) -> StorageError {
@@ -637,13 +661,29 @@ fn step_group(state: &mut Option<LedgerState>, prepared: &mut [PreparedEntry]) -
     Ok(())
 }
 
+/// Rated tickets are forgotten from memory every this many folded entries (they are in the
+/// store's ticket index by then).
+const FOLD_FORGET_EVERY: u64 = 65_536;
+
+/// Makes `store`'s ticket index the backing of the state's rated tickets and forgets those below
+/// `size` from memory (they are in the index: their groups were committed with them).
+fn back_tickets(state: &mut LedgerState, store: &Arc<Store>, size: u64) {
+    let tickets = &mut state.domain.elections.tickets;
+    tickets.set_backing(Arc::new(ledger_store::tickets::StoreTickets::new(store.clone())));
+    tickets.forget_below(size);
+}
+
 /// Folds the stored log (first `size` entries) into the ledger state, as the node does at start-up:
 /// an entry that breaks a rule (a log written under older rules) is left out of the state and
 /// counted. Returns the state (none without a valid charter) and that count.
 ///
+/// Rated tickets are kept in the store's ticket index, not in memory: one the index lacks (a
+/// store imported or rebuilt without them) is put there as the fold meets it, unless the store
+/// records that every ticket below [`Store::tickets_checked`] is indexed.
+///
 /// # Errors
 /// On storage failure or an entry that does not decode.
-pub fn fold_store(store: &Store, size: u64) -> Result<(Option<LedgerState>, u64), String> {
+pub fn fold_store(store: &Arc<Store>, size: u64) -> Result<(Option<LedgerState>, u64), String> {
     let mut entries = store.entries(0, size);
     let Some(first) = entries.next() else {
         return Ok((None, 0));
@@ -653,18 +693,34 @@ pub fn fold_store(store: &Store, size: u64) -> Result<(Option<LedgerState>, u64)
     let Ok(mut state) = LedgerState::genesis(&charter) else {
         return Ok((None, size));
     };
+    back_tickets(&mut state, store, 1);
+    let checked = store.tickets_checked().map_err(|e| e.to_string())?;
+    let mut unindexed: Vec<([u8; 32], u64)> = Vec::new();
     let mut left_out = 0u64;
     for r in entries {
         let (index, bytes) = r.map_err(|e| e.to_string())?;
         let e = Entry::decode(&bytes).map_err(|x| format!("entry {index}: {x}"))?;
         state.observe_size(index, &e.prev_root);
-        if state
-            .step_stored(&e, &ledger_core::hash::leaf_hash(&bytes), false)
-            .is_err()
-        {
-            left_out += 1;
+        match state.step_stored(&e, &ledger_core::hash::leaf_hash(&bytes), false) {
+            Ok(record) => {
+                if index >= checked
+                    && let Some(t) = ledger_core::rules::tickets::record_ticket(&record)
+                    && store.ticket_index(&t).map_err(|e| e.to_string())? != Some(index)
+                {
+                    unindexed.push((t, index));
+                }
+            }
+            Err(ledger_core::state::StepError::StateLookup(err)) => return Err(format!("entry {index}: {err}")),
+            Err(_) => left_out += 1,
+        }
+        if index.is_multiple_of(FOLD_FORGET_EVERY) {
+            store.put_tickets(&unindexed).map_err(|e| e.to_string())?;
+            unindexed.clear();
+            state.domain.elections.tickets.forget_below(index + 1);
         }
     }
+    store.put_tickets(&unindexed).map_err(|e| e.to_string())?;
+    state.domain.elections.tickets.forget_below(size);
     let root = store.compact_tree().map_err(|e| e.to_string())?.root();
     state.observe_size(size, &root);
     Ok((Some(state), left_out))
@@ -854,8 +910,8 @@ fn install_locked(
     };
     // The ledger state of the imported log, folded before the swap (the live ledger is untouched
     // until then).
-    let (state, last_ts) = {
-        let fresh = Store::open(&install).map_err(|e| w(&e))?;
+    let (mut state, last_ts) = {
+        let fresh = Arc::new(Store::open(&install).map_err(|e| w(&e))?);
         let (state, _) = fold_store(&fresh, size).map_err(|e| w(&e))?;
         (state, last_timestamp(&fresh, size).map_err(|e| w(&e))?)
     };
@@ -874,7 +930,11 @@ fn install_locked(
     if store.size().map_err(|e| w(&e))? != size {
         return Err(w(&"the installed store does not hold the snapshot's size"));
     }
-    inner.store = Some(Arc::new(store));
+    let store = Arc::new(store);
+    if let Some(st) = state.as_mut() {
+        back_tickets(st, &store, size);
+    }
+    inner.store = Some(store);
     inner.tree = tree;
     inner.state = state;
     inner.last_ts = last_ts;

@@ -512,3 +512,86 @@ async fn timestamps_must_increase() {
         }]
     );
 }
+
+/// A micro-evaluation of `ticket` signed by the platform key (rules: docs/records.md).
+fn micro(platform: &ed25519_dalek::SigningKey, ticket: u64) -> ledger_core::dsse::Envelope {
+    let payload = format!(
+        r#"{{"version":1,"ticket_hash":"{}","subject":"cadre-1","department":"dept-1","rating":4,"service_time_micros":900}}"#,
+        ledger_core::hash::Hash::digest(format!("ticket-{ticket}").as_bytes()).to_hex()
+    );
+    let mut e = ledger_core::dsse::Envelope::new(
+        ledger_core::registry::payload_type("evaluation.micro"),
+        payload.into_bytes(),
+    );
+    e.sign(platform);
+    e
+}
+
+/// Applies a group of `envs` as Raft entry `next + 1`; advances the maker when it was applied.
+async fn apply(
+    sm: &mut StateMachine,
+    m: &mut GroupMaker,
+    next: &mut u64,
+    envs: Vec<ledger_core::dsse::Envelope>,
+) -> ApplyOutcome {
+    let g = m.next_envelopes(envs);
+    *next += 1;
+    let out = sm.apply([normal(*next, g.clone())]).await.unwrap();
+    if matches!(out[0], ApplyOutcome::Applied { .. }) {
+        m.accept(&g);
+    }
+    out.into_iter().next().unwrap()
+}
+
+/// Issue 14 in the cluster: the state machine keeps rated tickets in the store's ticket index,
+/// not in memory, and still refuses a reused ticket — after more groups, after a reopen, and
+/// after the index lost its files (refilled from the log at open).
+#[tokio::test]
+async fn rated_tickets_are_looked_up_in_the_store_not_held_in_memory() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut sm = open(dir.path());
+    let mut m = fill(&mut sm, 1).await;
+    let platform = ed25519_dalek::SigningKey::from_bytes(&[12; 32]);
+    let mut enroll = ledger_core::dsse::Envelope::new(
+        ledger_core::registry::payload_type("key.enroll"),
+        format!(
+            r#"{{"version":1,"name":"platform","key":"{}","roles":["service-platform"],"scope":{{"organization":"org-test","kinds":[]}}}}"#,
+            ledger_core::keys::public_key_to_base64(&platform.verifying_key())
+        )
+        .into_bytes(),
+    );
+    enroll.sign(&m.admin);
+    let mut next = 2u64;
+    let first = apply(
+        &mut sm,
+        &mut m,
+        &mut next,
+        vec![enroll, micro(&platform, 1), micro(&platform, 2)],
+    )
+    .await;
+    assert!(matches!(first, ApplyOutcome::Applied { .. }), "{first:?}");
+    let held = |sm: &StateMachine| {
+        sm.with_state(|s| s.unwrap().domain.elections.tickets.recent_len())
+            .unwrap()
+    };
+    assert_eq!(held(&sm), 0, "committed tickets are not kept in memory");
+    let reused = |out: &ApplyOutcome| match out {
+        ApplyOutcome::Rejected {
+            reason: Rejection::Rule { detail, .. },
+            ..
+        } => detail.contains("ticket"),
+        _ => false,
+    };
+    let between = m.note_by(&m.admin, "between");
+    let again = apply(&mut sm, &mut m, &mut next, vec![between, micro(&platform, 1)]).await;
+    assert!(reused(&again), "a reused ticket is refused from the index: {again:?}");
+    drop(sm);
+    // Reopened, with the lookup index's files gone: the fold at open puts the tickets back.
+    std::fs::remove_dir_all(dir.path().join("ledger").join("index")).unwrap();
+    let mut sm = open(dir.path());
+    assert_eq!(held(&sm), 0, "the fold at open does not keep tickets in memory");
+    let after = apply(&mut sm, &mut m, &mut next, vec![micro(&platform, 2)]).await;
+    assert!(reused(&after), "refused after the reopen: {after:?}");
+    let fresh = apply(&mut sm, &mut m, &mut next, vec![micro(&platform, 3)]).await;
+    assert!(matches!(fresh, ApplyOutcome::Applied { .. }), "{fresh:?}");
+}

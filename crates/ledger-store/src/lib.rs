@@ -35,6 +35,7 @@ mod journal;
 pub mod layout;
 mod legacy;
 pub mod postings;
+pub mod tickets;
 pub mod tiles;
 mod verify;
 

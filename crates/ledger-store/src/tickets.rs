@@ -1,16 +1,17 @@
-//! The store as the backing of the state's ticket set (issue 14): rated tickets older than the
+//! The store as the backing of the state's ticket set (issue 14; used by the node's sequencer and
+//! start-up and by the cluster's state machine): rated tickets older than the
 //! group in flight are looked up in the store's ticket index instead of being held in memory.
 //!
 //! The index is an accelerator that anyone with the data directory can edit, so a hit is only
 //! believed after the entry it names was read and decoded and really rated this ticket; any other
 //! hit is logged and taken as a miss (docs/threat-model.md).
 
+use crate::Store;
 use ledger_core::domain::{Record, check_record};
 use ledger_core::entry::Entry;
 use ledger_core::registry::envelope_kind;
 use ledger_core::rules::tickets::record_ticket;
 use ledger_core::rules::{TicketBacking, TicketLookupError};
-use ledger_store::Store;
 use std::sync::Arc;
 
 /// [`TicketBacking`] over [`Store::ticket_index`], checking every hit against the entry.
@@ -57,7 +58,7 @@ impl TicketBacking for StoreTickets {
         }
         tracing::warn!(
             index,
-            ticket = %hex::encode(ticket),
+            ticket = %ledger_core::hash::Hash(*ticket),
             "the store's ticket index names an entry that did not rate this ticket; ignored (run ledger-verify replay --data)"
         );
         Ok(None)

@@ -661,8 +661,12 @@ impl<'a> Records<'a> {
                 if let Some(bv) = self.store.tree.get(bundle_key(n))? {
                     let from = self.next;
                     self.push_bundle(n, &bv, from)?;
-                    self.chunks = Some(self.store.tree.range(chunk_key(self.next)..));
-                    return Ok(true);
+                    // A bundle short of `next` (cut in the data directory) adds nothing: the
+                    // iteration ends there instead of reading it again forever.
+                    if self.next > from {
+                        self.chunks = Some(self.store.tree.range(chunk_key(self.next)..));
+                        return Ok(true);
+                    }
                 }
             }
             let Some((first, v)) = item.filter(|(f, _)| *f < self.end) else {

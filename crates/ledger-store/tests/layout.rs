@@ -345,3 +345,44 @@ fn readers_racing_the_writer_see_every_acknowledged_entry() {
     done.store(true, std::sync::atomic::Ordering::Release);
     assert!(reader.join().unwrap() > 0);
 }
+
+/// A full bundle cut short in the data directory (255 leaves for 256 entries, the next entries in
+/// the tail): reading the entries in order ends after the bundle's last leaf and the tail's chunks
+/// instead of reading the short bundle again forever (a reader that runs past the first fault,
+/// such as `ledger-verify replay --data`, must terminate).
+#[test]
+fn entries_of_a_store_with_a_short_bundle_end() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path()).unwrap();
+    let mut log = Log {
+        ct: CompactTree::new(),
+        hashes: Vec::new(),
+    };
+    log.commit(&store, 300);
+    let v = store.raw_tree().get(bundle_key(0)).unwrap().unwrap();
+    let mut leaves: Vec<Vec<u8>> = ledger_store::layout::decode_bundle(&v)
+        .unwrap()
+        .into_iter()
+        .map(<[u8]>::to_vec)
+        .collect();
+    leaves.remove(200);
+    store
+        .raw_tree()
+        .insert(
+            bundle_key(0),
+            ledger_store::layout::encode_bundle(leaves.iter().map(Vec::as_slice)),
+        )
+        .unwrap();
+    // On a thread, so that an iteration that never ends fails the test instead of hanging it.
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let read: Vec<u64> = store.entries(0, u64::MAX).map(|r| r.unwrap().0).collect();
+        let verified = store.verify().is_ok();
+        let _ = tx.send((read, verified));
+    });
+    let (read, verified) = rx
+        .recv_timeout(std::time::Duration::from_secs(60))
+        .expect("the iteration over a store with a short bundle ends");
+    assert_eq!(read.len(), 255 + 44, "255 bundled and 44 in the tail");
+    assert!(!verified, "the short bundle is refused");
+}

@@ -153,8 +153,31 @@ pub struct Proxy {
 }
 
 impl Proxy {
-    /// Listens on `listen` (port 0: any) in front of node `node` at `target`.
+    /// Listens on `listen` (port 0: any) in front of node `node` at `target`; each connection's
+    /// sender is found among the processes registered with the partition.
     pub async fn start(
+        node: u64,
+        listen: SocketAddr,
+        target: SocketAddr,
+        partition: Partition,
+    ) -> std::io::Result<Proxy> {
+        Self::spawn(None, node, listen, target, partition).await
+    }
+
+    /// A proxy that only node `from` sends through (for nodes sharing one process, which
+    /// [`Proxy::start`] cannot tell apart): `from`'s route to node `to` at `target`.
+    pub async fn link(
+        from: u64,
+        to: u64,
+        listen: SocketAddr,
+        target: SocketAddr,
+        partition: Partition,
+    ) -> std::io::Result<Proxy> {
+        Self::spawn(Some(from), to, listen, target, partition).await
+    }
+
+    async fn spawn(
+        fixed_from: Option<u64>,
         node: u64,
         listen: SocketAddr,
         target: SocketAddr,
@@ -170,7 +193,7 @@ impl Proxy {
                 };
                 let p = partition.clone();
                 tokio::spawn(async move {
-                    let from = p.sender(peer, addr);
+                    let from = fixed_from.or_else(|| p.sender(peer, addr));
                     forward(inbound, from, node, target, p).await;
                 });
             }

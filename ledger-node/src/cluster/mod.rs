@@ -13,6 +13,9 @@ pub mod server;
 #[cfg(test)]
 mod tests;
 
+#[cfg(test)]
+mod chaos;
+
 use ledger_raft::{LogStore, StateMachine, TypeConfig};
 use std::path::Path;
 use std::sync::Arc;

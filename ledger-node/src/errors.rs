@@ -63,15 +63,39 @@ pub fn step_code(e: &StepError) -> Code {
 pub fn refusal_code(r: &Refusal) -> Code {
     match r {
         Refusal::Step(e) => step_code(e),
-        Refusal::Unavailable(_) => Code::Unavailable,
+        Refusal::Unavailable(_) | Refusal::NotLeader { .. } => Code::Unavailable,
         Refusal::RequestIdReused { .. } => Code::AlreadyExists,
         Refusal::NextKeyNotHeld { .. } | Refusal::CompromiseBelowWitnessed { .. } => Code::FailedPrecondition,
     }
 }
 
-/// Status for a sequencer refusal: its code and the refusal's message.
+/// Status for a sequencer refusal: its code and the refusal's message (and, for
+/// [`Refusal::NotLeader`], the leader's address in [`LEADER_METADATA`]).
 pub fn refusal_status(r: &Refusal) -> Status {
-    Status::new(refusal_code(r), r.to_string())
+    with_leader(Status::new(refusal_code(r), r.to_string()), r)
+}
+
+/// Response metadata key naming the cluster leader's public API address (`host:port`) on an
+/// append a follower refused (docs/api.md); `ledger-client` follows it.
+pub const LEADER_METADATA: &str = "ledger-leader";
+
+/// An append sent to a follower: FAILED_PRECONDITION (nothing was done), naming the leader in the
+/// message and in [`LEADER_METADATA`]; UNAVAILABLE (retry shortly) when no leader's address is
+/// known, as during an election.
+pub fn not_leader_status(r: &Refusal) -> Status {
+    match r {
+        Refusal::NotLeader { api: Some(_), .. } => with_leader(Status::failed_precondition(r.to_string()), r),
+        _ => Status::unavailable(r.to_string()),
+    }
+}
+
+fn with_leader(mut s: Status, r: &Refusal) -> Status {
+    if let Refusal::NotLeader { api: Some(a), .. } = r
+        && let Ok(v) = a.parse()
+    {
+        s.metadata_mut().insert(LEADER_METADATA, v);
+    }
+    s
 }
 
 /// Status for a storage failure: the caller may retry with the same request id.

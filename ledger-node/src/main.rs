@@ -4,8 +4,7 @@
 //! (initialized with development keys, loudly, if empty). See `docs/operations.md`.
 
 mod backup;
-// Raft between nodes (issue 15): not wired into `serve` yet; only its tests use it.
-#[allow(dead_code)]
+// Raft between nodes (issue 15): `serve --cluster FILE`.
 mod cluster;
 mod edge;
 mod errors;
@@ -186,6 +185,16 @@ struct ServeArgs {
     /// with it from the record on (docs/registry.md, docs/operations.md).
     #[arg(long, env = "LEDGER_NEXT_NODE_KEY")]
     next_node_key: Option<PathBuf>,
+    /// Cluster mode: this node's cluster file (TOML: id, Raft listen address, data directory,
+    /// peers; docs/cluster.md). Without it the node is a single node, as before.
+    #[arg(long, env = "LEDGER_CLUSTER")]
+    cluster: Option<PathBuf>,
+    /// Cluster mode: initialize the cluster with the file's peers as voters if this node's Raft
+    /// was never initialized (on one node, once), proposing DATA/store's charter as the first
+    /// entry (created with development keys if DATA/store does not exist).
+    #[arg(long, requires = "cluster")]
+    #[serde(skip)]
+    cluster_init: bool,
     /// The store's page cache in MiB (default 128; docs/performance.md): what the node keeps of
     /// its store in memory beyond the fixed tile cache.
     #[arg(long, env = "LEDGER_CACHE_MB")]
@@ -224,6 +233,8 @@ impl ServeArgs {
             tsa_interval: self.tsa_interval.or(file.tsa_interval),
             next_node_key: self.next_node_key.or(file.next_node_key),
             cache_mb: self.cache_mb.or(file.cache_mb),
+            cluster: self.cluster.or(file.cluster),
+            cluster_init: self.cluster_init,
         })
     }
 }
@@ -415,6 +426,9 @@ fn serve_config(a: &ServeArgs) -> Result<ServeConfig> {
 }
 
 async fn serve(a: ServeArgs) -> Result<()> {
+    if let Some(path) = a.cluster.clone() {
+        return serve_cluster(a, &path).await;
+    }
     let cfg = serve_config(&a)?;
     // The port opens before the store is verified: until the node is ready, health says
     // NOT_SERVING and the Ledger service answers UNAVAILABLE (gate.rs). "listening on" is printed
@@ -429,7 +443,8 @@ async fn serve(a: ServeArgs) -> Result<()> {
     hold_start_for_tests();
     let (store, checked, state) = open_store(&a, &cfg.data)?;
     let size = checked.report.size;
-    let (running, jobs) = start_sequencer(&a, &cfg, &store, checked, state, metrics)?;
+    let marks = (checked.mark, checked.witnessed);
+    let (running, jobs) = start_sequencer(&a, &cfg, &store, size, marks, state, metrics, None)?;
     let svc = assemble_service(&a, cfg.witnesses, &store, &running, jobs, cfg.queue_depth)?;
     start_timestamps(&a, &cfg.data, &store, &running.shared, &port.ts_gate)?;
     if let Some(l) = tiles_listener {
@@ -446,6 +461,178 @@ async fn serve(a: ServeArgs) -> Result<()> {
     store.flush()?;
     tracing::info!("stopped cleanly");
     Ok(())
+}
+
+/// `serve --cluster FILE`: the node as a member of a Raft cluster (docs/cluster.md). Starts the
+/// Raft and its service on the file's `listen`, waits for the log's charter (proposing the seed in
+/// DATA/store when this node leads an empty cluster), then serves the public API as the single node
+/// does: the leader's sequencer proposes each group through Raft; followers refuse appends naming
+/// the leader and serve reads at their applied size.
+async fn serve_cluster(a: ServeArgs, path: &std::path::Path) -> Result<()> {
+    let text = std::fs::read_to_string(path).with_context(|| format!("reading cluster file {}", path.display()))?;
+    let ccfg = cluster::config::ClusterConfig::parse(&text).map_err(anyhow::Error::msg)?;
+    if a.data.as_ref().is_some_and(|d| *d != ccfg.data) {
+        bail!(
+            "--data {} differs from the cluster file's data {}; give the data directory in one place",
+            a.data.as_deref().unwrap_or(&ccfg.data).display(),
+            ccfg.data.display()
+        );
+    }
+    if !a.witness.is_empty() || !a.tsa.is_empty() {
+        bail!("witnesses and TSAs are not supported in cluster mode yet (docs/cluster.md)");
+    }
+    let mut cfg = serve_config(&a)?;
+    cfg.data = ccfg.data.clone();
+    std::fs::create_dir_all(&cfg.data)?;
+    let metrics = Arc::new(metrics::Metrics::new(&cfg.data)?);
+    let port = Port::open(cfg.listen, cfg.tls.as_ref(), &metrics).await?;
+    start_metrics(&a, &metrics).await;
+    let tiles_listener = tiles::bind(a.tiles_listen.as_deref()).await?;
+    let tiles_limits = tiles::Limits::from_env()?;
+    let layout = genesis::Layout::new(&cfg.data);
+    if a.cluster_init && !layout.store.exists() {
+        let origin = a.origin.clone().unwrap_or_else(|| "ledger.localhost/dev".to_string());
+        tracing::warn!(
+            "{} holds no seed ledger: creating one with DEVELOPMENT keys (origin {origin:?}); copy its keys/node.key to every voter",
+            cfg.data.display()
+        );
+        genesis::init(&cfg.data, &origin, &[], 1, 0)?;
+    }
+    let seed = seed_group(&layout.store)?;
+    let (raft_stop, raft_stopped) = tokio::sync::oneshot::channel::<()>();
+    let handle = cluster::start(&ccfg, a.cluster_init, async {
+        let _ = raft_stopped.await;
+    })
+    .await?;
+    let view = handle.view.clone();
+    // A line for scripts and tests that start the node on port 0.
+    println!("raft on {}", handle.bound);
+    wait_for_charter(&view, seed).await?;
+    let (ct, _, store) = view.sm.applied()?;
+    let size = ct.size();
+    let t = std::time::Instant::now();
+    let (state, refused) = load_state(&store, size, &ct.root())?;
+    tracing::info!(
+        size,
+        refused,
+        ms = t.elapsed().as_millis() as u64,
+        "state folded from the applied log"
+    );
+    let raft_dir = cfg.data.join("raft");
+    let latest = store.latest_checkpoint()?.map_or(0, |c| c.0);
+    let marks = (
+        ledger_store::high_water::HighWater::new(ledger_store::high_water::mark_path(&raft_dir), latest),
+        ledger_store::high_water::HighWater::new(ledger_store::high_water::witnessed_path(&raft_dir), 0),
+    );
+    let (running, jobs) = start_sequencer(&a, &cfg, &store, size, marks, state, metrics, Some(view.clone()))?;
+    tokio::spawn(follow_applied(view.clone(), running.shared.clone()));
+    let svc = assemble_service(&a, Vec::new(), &store, &running, jobs, cfg.queue_depth)?;
+    start_timestamps(&a, &cfg.data, &store, &running.shared, &port.ts_gate)?;
+    if let Some(l) = tiles_listener {
+        let at = l.local_addr()?;
+        tokio::spawn(tiles::serve(l, store.clone(), tiles_limits));
+        tracing::info!(addr = %at, "C2SP tlog-tiles (read-only) on http://{at}/checkpoint");
+        println!("tiles on {at}");
+    }
+    drop(store);
+    port.run(svc, &running.shared, &running.origin, size).await?;
+    tracing::info!("shutting down: finishing the current group");
+    let thread = running.thread;
+    tokio::task::spawn_blocking(move || thread.join()).await.ok();
+    if let Err(e) = view.raft.shutdown().await {
+        tracing::warn!(error = %e, "Raft shutdown");
+    }
+    let _ = raft_stop.send(());
+    let _ = handle.server.await;
+    view.sm.store()?.flush()?;
+    tracing::info!("stopped cleanly");
+    Ok(())
+}
+
+/// The first Raft entry of a new cluster: the charter in `store_dir` (a ledger made by
+/// `ledger-node init`), or none when the directory does not exist. A seed with more than its
+/// charter is refused (seeding a cluster from a running ledger is not supported yet).
+fn seed_group(store_dir: &std::path::Path) -> Result<Option<ledger_raft::SequencedGroup>> {
+    if !store_dir.exists() {
+        return Ok(None);
+    }
+    let store = Store::open_read_only(store_dir)?;
+    let size = store.size()?;
+    if size == 0 {
+        return Ok(None);
+    }
+    if size > 1 {
+        bail!(
+            "{} holds {size} entries: a cluster is seeded from a ledger holding only its charter (`ledger-node init`)",
+            store_dir.display()
+        );
+    }
+    let leaf = store.entry(0)?.context("the seed's charter is missing")?;
+    let leaf_hash = ledger_core::hash::leaf_hash(&leaf);
+    Ok(Some(ledger_raft::SequencedGroup {
+        prev_root: ledger_core::compact::CompactTree::new().root(),
+        entries: vec![ledger_raft::GroupEntry {
+            index: 0,
+            leaf,
+            leaf_hash,
+            request: None,
+            terms: vec![(ledger_store::IndexTag::Kind.byte(), "charter".into())],
+        }],
+        new_size: 1,
+    }))
+}
+
+/// Waits until this node has applied the log's first entry (the charter); a leader of an empty
+/// cluster proposes `seed`. Logs once what it waits for.
+async fn wait_for_charter(view: &cluster::ClusterView, seed: Option<ledger_raft::SequencedGroup>) -> Result<()> {
+    let mut told = false;
+    loop {
+        if view.sm.applied_tree()?.size() > 0 {
+            return Ok(());
+        }
+        if view.role().leader {
+            match &seed {
+                Some(g) => match view.raft.client_write(g.clone()).await {
+                    Ok(r) => {
+                        tracing::info!(outcome = ?r.data, "proposed the seed charter as the cluster's first entry")
+                    }
+                    Err(e) => tracing::warn!(error = %e, "proposing the seed charter"),
+                },
+                None if !told => tracing::warn!(
+                    "this node leads an empty cluster and holds no seed: start the node that holds DATA/store \
+                     (`ledger-node init`) or use --cluster-init"
+                ),
+                None => {}
+            }
+        } else if !told {
+            tracing::info!("waiting for the cluster's first entry (the charter) from the leader");
+        }
+        told = true;
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+/// Cluster mode: keeps what the services read in step with the applied log — the durable size (a
+/// follower's reads stop at it) and, on a follower, the latest checkpoint its store holds.
+async fn follow_applied(view: Arc<cluster::ClusterView>, shared: Arc<sequencer::Shared>) {
+    let mut m = view.raft.metrics();
+    loop {
+        let Ok(tree) = view.sm.applied_tree() else { return };
+        shared.size.fetch_max(tree.size(), std::sync::atomic::Ordering::Relaxed);
+        shared
+            .metrics
+            .set_tree_size(shared.size.load(std::sync::atomic::Ordering::Relaxed));
+        if !view.role().leader
+            && let Ok(store) = view.sm.store()
+            && let Ok(Some(latest)) = store.latest_checkpoint()
+            && latest.0 > shared.checkpoint.borrow().0
+        {
+            shared.checkpoint.send_replace(latest);
+        }
+        if m.changed().await.is_err() {
+            return;
+        }
+    }
 }
 
 /// The gRPC server on its port, its Ledger service behind a gate until the node is ready.
@@ -614,21 +801,28 @@ struct Running {
 
 /// Checks the node key against the charter and starts the sequencer thread on the folded state;
 /// with the sender of its job queue (the sequencer drains and exits once it is dropped).
+#[allow(clippy::too_many_arguments)]
 fn start_sequencer(
     a: &ServeArgs,
     cfg: &ServeConfig,
     store: &Arc<Store>,
-    checked: marks::Checked,
+    size: u64,
+    (high_water, witnessed_mark): (ledger_store::high_water::HighWater, ledger_store::high_water::HighWater),
     state: LedgerState,
     metrics: Arc<metrics::Metrics>,
+    cluster: Option<Arc<cluster::ClusterView>>,
 ) -> Result<(Running, std::sync::mpsc::SyncSender<sequencer::Job>)> {
     let layout = genesis::Layout::new(&cfg.data);
     let registry = state.registry.clone();
     let (node_key, next_key) = node_keys(a, &layout.node_key, &registry)?;
     let origin = registry.charter.origin.clone();
     let signer = NoteSigner::new(&origin, node_key.clone())?;
-    let latest = store.latest_checkpoint()?.context("the store has no checkpoint")?;
-    let size = checked.report.size;
+    let latest = match (store.latest_checkpoint()?, &cluster) {
+        (Some(l), _) => l,
+        // A cluster follower holds no checkpoint before the leader's first reaches it.
+        (None, Some(_)) => (0, String::new()),
+        (None, None) => bail!("the store has no checkpoint"),
+    };
     metrics.set_tree_size(size);
     metrics.start_checkpoint(latest.0);
     let (cp_tx, _) = tokio::sync::watch::channel(latest);
@@ -637,9 +831,10 @@ fn start_sequencer(
         checkpoint: cp_tx,
         metrics,
         size: std::sync::atomic::AtomicU64::new(size),
-        high_water: checked.mark,
-        witnessed_mark: checked.witnessed,
+        high_water,
+        witnessed_mark,
         up: tokio::sync::watch::channel(None).0,
+        cluster,
     });
     let (jobs, job_rx) = std::sync::mpsc::sync_channel(cfg.queue_depth);
     let seq = sequencer::Sequencer {

@@ -22,6 +22,14 @@ pub enum Refusal {
         /// Key id of the record's new key.
         keyid: String,
     },
+    /// This node does not lead the cluster (or lost the lead while the item was in flight): the
+    /// client sends it to the leader, named when known, with the same request id.
+    NotLeader {
+        /// The leader's Raft id, if known.
+        leader_id: Option<u64>,
+        /// The leader's public API address, if the config names it.
+        api: Option<String>,
+    },
     /// A `node.compromise` whose `as_of` is below the latest checkpoint the witness quorum
     /// cosigned: the witnesses already vouched for that history (docs/registry.md).
     CompromiseBelowWitnessed {
@@ -48,6 +56,23 @@ impl std::fmt::Display for Refusal {
                  the witness quorum cosigned: the witnesses already vouched for the entries before it; declare the \
                  key compromised as of {witnessed} or later"
             ),
+            Refusal::NotLeader { leader_id, api } => match (leader_id, api) {
+                (Some(l), Some(a)) => write!(
+                    f,
+                    "NOT_LEADER: this node does not lead the cluster; the leader is node {l} at {a}: send appends \
+                     there (metadata ledger-leader), with the same request id"
+                ),
+                (Some(l), None) => write!(
+                    f,
+                    "NOT_LEADER: this node does not lead the cluster; the leader is node {l} (its API address is \
+                     not in this node's [api] config); retry with the same request id"
+                ),
+                _ => write!(
+                    f,
+                    "NOT_LEADER: this node does not lead the cluster and no leader is known (an election is \
+                     under way); retry shortly with the same request id"
+                ),
+            },
             Refusal::RequestIdReused { id } => write!(
                 f,
                 "request id {id:?} was already used for a different envelope; use a new request id"

@@ -103,6 +103,9 @@ pub struct Shared {
     /// writer run, `Some(false)` once either stopped (storage failure, shutdown). The health
     /// service follows it (docs/operations.md).
     pub up: watch::Sender<Option<bool>>,
+    /// Cluster mode (`serve --cluster`): the Raft the writer proposes groups through; `None` for
+    /// the single node.
+    pub cluster: Option<Arc<crate::cluster::ClusterView>>,
 }
 
 impl Shared {
@@ -165,6 +168,10 @@ struct Group {
 
 /// A sequenced group on its way to disk.
 struct Write {
+    /// Root of the tree the group extends (cluster mode: the proposal's `prev_root`).
+    prev_root: Hash,
+    /// The sequencer's resync epoch when it sequenced the group (cluster mode, [`Resync`]).
+    epoch: u64,
     prepared: Vec<PreparedEntry>,
     nodes: Vec<CompletedNode>,
     size: u64,
@@ -174,12 +181,31 @@ struct Write {
     replies: Vec<(oneshot::Sender<JobResult>, Vec<Outcome>)>,
 }
 
+/// Cluster mode: how long the writer waits for the cluster to commit and apply a group.
+pub const COMMIT_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Cluster mode: the epoch the sequencer must reach before its groups are proposed again. The
+/// writer raises it when the cluster refused a group (or lost it, or this node lost the lead): the
+/// groups sequenced after it extend a tree the cluster does not hold, so the writer answers them
+/// UNAVAILABLE and the sequencer starts again from the applied state.
+type Resync = Arc<std::sync::atomic::AtomicU64>;
+
 /// The writer stage: writes groups in order, then publishes and answers them.
-fn writer(store: Arc<Store>, shared: Arc<Shared>, failed: Arc<std::sync::atomic::AtomicBool>, rx: Receiver<Write>) {
+fn writer(
+    store: Arc<Store>,
+    shared: Arc<Shared>,
+    failed: Arc<std::sync::atomic::AtomicBool>,
+    resync: Resync,
+    rx: Receiver<Write>,
+) {
     let mut inject_failure = fault_fail_commit();
     for w in rx {
         if failed.load(Relaxed) {
             refuse_all(w.replies, "storage failure earlier in the pipeline; restart the node");
+            continue;
+        }
+        if let Some(c) = shared.cluster.clone() {
+            replicate(&c, &shared, &resync, w);
             continue;
         }
         let t = Instant::now();
@@ -237,7 +263,225 @@ fn writer(store: Arc<Store>, shared: Arc<Shared>, failed: Arc<std::sync::atomic:
     }
 }
 
+/// Cluster mode: proposes the group through Raft (`client_write`, whose answer is the apply
+/// outcome on this node), then publishes and answers it as the single node's writer does.
+fn replicate(c: &crate::cluster::ClusterView, shared: &Shared, resync: &Resync, w: Write) {
+    use ledger_raft::{ApplyOutcome, Rejection, SequencedGroup};
+    use openraft::error::{ClientWriteError, RaftError};
+    if w.epoch < resync.load(Relaxed) {
+        fail_fresh(
+            w.replies,
+            &Refusal::Unavailable(
+                "the cluster refused or lost an earlier group this one extends; retry with the same request id".into(),
+            ),
+        );
+        return;
+    }
+    if w.prepared.is_empty() && w.checkpoint.is_none() {
+        // A barrier, or a group of earlier answers and refusals only.
+        for (reply, outcomes) in w.replies {
+            let _ = reply.send(JobResult {
+                outcomes,
+                checkpoint: None,
+            });
+        }
+        return;
+    }
+    let t = Instant::now();
+    let refused = |why: Refusal| {
+        resync.fetch_max(w.epoch + 1, Relaxed);
+        why
+    };
+    let outcome: Result<(), Refusal> = if w.prepared.is_empty() {
+        Ok(())
+    } else {
+        let group = SequencedGroup::from_prepared(w.prev_root, &w.prepared, w.size);
+        match c
+            .rt
+            .block_on(async { tokio::time::timeout(COMMIT_TIMEOUT, c.raft.client_write(group)).await })
+        {
+            Err(_) => Err(refused(Refusal::Unavailable(format!(
+                "the cluster did not apply the group within {} s; it may still take effect: retry with the same \
+                 request id",
+                COMMIT_TIMEOUT.as_secs()
+            )))),
+            Ok(Err(RaftError::APIError(ClientWriteError::ForwardToLeader(f)))) => {
+                Err(refused(c.not_leader(f.leader_id)))
+            }
+            Ok(Err(e)) => Err(refused(Refusal::Unavailable(format!(
+                "the cluster could not commit the group ({e}); retry with the same request id"
+            )))),
+            Ok(Ok(resp)) => match resp.data {
+                ApplyOutcome::Applied { .. } => Ok(()),
+                ApplyOutcome::Rejected {
+                    reason: Rejection::DuplicateRequest { index, original, .. },
+                    ..
+                } => {
+                    resync.fetch_max(w.epoch + 1, Relaxed);
+                    tracing::warn!(
+                        index,
+                        original,
+                        "the cluster refused a group: a request id was already used (a retry after a failover)"
+                    );
+                    answer_duplicate(c, w.replies, index, original);
+                    return;
+                }
+                ApplyOutcome::Rejected { reason, .. } => {
+                    tracing::warn!(reason = %reason, "the cluster refused a group; the sequencer starts again from the applied state");
+                    Err(refused(Refusal::Unavailable(format!(
+                        "the cluster refused the group ({reason}); retry with the same request id"
+                    ))))
+                }
+                ApplyOutcome::NoGroup { .. } => Err(refused(Refusal::Unavailable(
+                    "the cluster applied no group for this proposal; retry with the same request id".into(),
+                ))),
+            },
+        }
+    };
+    if let Err(r) = outcome {
+        fail_fresh(w.replies, &r);
+        return;
+    }
+    let m = &shared.metrics;
+    m.group_committed(w.prepared.len(), t.elapsed());
+    if let Some(reg) = w.registry
+        && let Ok(mut r) = shared.registry.write()
+    {
+        *r = reg;
+    }
+    let checkpoint = w.checkpoint.filter(|(s, n)| match store_checkpoint(c, *s, n) {
+        Ok(()) => true,
+        Err(e) => {
+            tracing::error!(error = %e, size = *s, "checkpoint not stored");
+            false
+        }
+    });
+    if let Some((s, n)) = &checkpoint
+        && let Err(e) = shared.high_water.advance(*s, n)
+    {
+        tracing::error!(error = %e, size = *s, file = %shared.high_water.path().display(), "cannot write the high-water mark");
+    }
+    shared.size.fetch_max(w.size, Relaxed);
+    m.set_tree_size(w.size);
+    if let Some((s, n)) = &checkpoint {
+        m.checkpoint_signed(*s);
+        shared.checkpoint.send_replace((*s, n.clone()));
+    }
+    for (reply, outcomes) in w.replies {
+        let _ = reply.send(JobResult {
+            outcomes,
+            checkpoint: checkpoint.clone(),
+        });
+    }
+}
+
+/// Cluster mode, on the leader: stores a checkpoint it signed, only over an applied size and only
+/// when the applied tree has its root at that size and extends the latest stored checkpoint.
+fn store_checkpoint(c: &crate::cluster::ClusterView, size: u64, note: &str) -> Result<(), String> {
+    use ledger_core::merkle::root_from_source;
+    let store = c.sm.store().map_err(|e| e.to_string())?;
+    let root_of = |text: &str| -> Result<Checkpoint, String> {
+        let n = ledger_core::note::Note::parse(text).map_err(|e| e.to_string())?;
+        Checkpoint::from_body(&n.text).map_err(|e| e.to_string())
+    };
+    let applied = c.sm.applied_tree().map_err(|e| e.to_string())?.size();
+    if size > applied {
+        return Err(format!("size {size} is not applied (applied {applied})"));
+    }
+    let new = root_of(note)?;
+    if root_from_source(&*store, size).map_err(|e| e.to_string())? != new.root {
+        return Err(format!("the applied tree of size {size} has another root"));
+    }
+    if let Some((old_size, old_note)) = store.latest_checkpoint().map_err(|e| e.to_string())? {
+        if old_size > size {
+            return Err(format!("a checkpoint of size {old_size} is already stored"));
+        }
+        let old = root_of(&old_note)?;
+        if root_from_source(&*store, old_size).map_err(|e| e.to_string())? != old.root {
+            return Err(format!(
+                "the applied tree does not extend the latest stored checkpoint (size {old_size})"
+            ));
+        }
+    }
+    store.put_checkpoint(size, note).map_err(|e| e.to_string())
+}
+
+/// Answers a group that the cluster refused because a request id was already used: the item with
+/// that id gets the original entry (a retry after a failover); the group's other new items were
+/// not appended (UNAVAILABLE, to retry with the same request id).
+fn answer_duplicate(
+    c: &crate::cluster::ClusterView,
+    replies: Vec<(oneshot::Sender<JobResult>, Vec<Outcome>)>,
+    index: u64,
+    original: u64,
+) {
+    let first = c.sm.store().ok().and_then(|st| {
+        let bytes = st.entry(original).ok()??;
+        let e = Entry::decode(&bytes).ok()?;
+        Some(Outcome::Appended {
+            index: original,
+            leaf_hash: ledger_core::hash::leaf_hash(&bytes),
+            timestamp_micros: e.timestamp_micros,
+            duplicate: true,
+        })
+    });
+    let retry = Refusal::Unavailable(format!(
+        "the cluster refused this group (a request id in it was already used by entry {original}); retry with the \
+         same request id"
+    ));
+    for (reply, outs) in replies {
+        let outcomes = outs
+            .into_iter()
+            .map(|o| match o {
+                Outcome::Appended { index: i, .. } => match (&first, i == index) {
+                    (Some(f), true) => f.clone(),
+                    _ => Outcome::Refused(retry.clone()),
+                },
+                other => other,
+            })
+            .collect();
+        let _ = reply.send(JobResult {
+            outcomes,
+            checkpoint: None,
+        });
+    }
+}
+
+/// Answers a group the cluster did not apply: its appended items get `why` (a duplicate's answer
+/// too, as it may name an entry of this group or of the one before it; the retry finds the
+/// original); refusals stand.
+fn fail_fresh(replies: Vec<(oneshot::Sender<JobResult>, Vec<Outcome>)>, why: &Refusal) {
+    for (reply, outs) in replies {
+        let outcomes = outs
+            .into_iter()
+            .map(|o| match o {
+                Outcome::Appended { .. } => Outcome::Refused(why.clone()),
+                other => other,
+            })
+            .collect();
+        let _ = reply.send(JobResult {
+            outcomes,
+            checkpoint: None,
+        });
+    }
+}
+
 impl Write {
+    /// Nothing to write: the sequencer's send returns once the writer took it, i.e. once every
+    /// earlier group is through.
+    fn barrier(epoch: u64) -> Write {
+        Write {
+            prev_root: Hash::default(),
+            epoch,
+            prepared: Vec::new(),
+            nodes: Vec::new(),
+            size: 0,
+            checkpoint: None,
+            registry: None,
+            replies: Vec::new(),
+        }
+    }
+
     /// The write of a sequenced group, and the request ids it answers (in flight until written).
     fn of_group(
         g: Group,
@@ -248,6 +492,8 @@ impl Write {
         outcomes: Vec<Vec<Outcome>>,
     ) -> (Write, HashMap<String, (Hash, Outcome)>) {
         let write = Write {
+            prev_root: Hash::default(),
+            epoch: 0,
             prepared: g.prepared,
             nodes: g.nodes,
             size: ct.size(),
@@ -270,6 +516,16 @@ fn take_waiting(rx: &Receiver<Job>, jobs: &mut Vec<Job>) {
             }
             Err(_) => break,
         }
+    }
+}
+
+/// Answers every item of `jobs` with `why` (nothing of them was sequenced).
+fn refuse_jobs(jobs: Vec<Job>, why: &Refusal) {
+    for j in jobs {
+        let _ = j.reply.send(JobResult {
+            outcomes: vec![Outcome::Refused(why.clone()); j.items.len()],
+            checkpoint: None,
+        });
     }
 }
 
@@ -344,11 +600,16 @@ impl Sequencer {
         let mut last_cp_size = self.store.latest_checkpoint().ok().flatten().map(|c| c.0).unwrap_or(0);
         let mut last_cp_at = Instant::now();
         let failed = Arc::new(std::sync::atomic::AtomicBool::new(false));
-        let Some((wtx, writer_thread)) = self.start_writer(&failed) else {
+        let resync: Resync = Arc::default();
+        let Some((wtx, writer_thread)) = self.start_writer(&failed, &resync) else {
             return;
         };
         self.shared.set_up();
         let mut in_flight: HashMap<String, (Hash, Outcome)> = HashMap::new();
+        // Cluster mode: the term this sequencer's state was loaded in (None: not loaded as leader)
+        // and the resync epoch it has reached.
+        let mut synced_term: Option<u64> = None;
+        let mut epoch = 0u64;
         loop {
             if failed.load(Relaxed) {
                 break;
@@ -363,14 +624,57 @@ impl Sequencer {
                 Err(RecvTimeoutError::Timeout) => {}
                 Err(RecvTimeoutError::Disconnected) => {
                     self.shared.set_stopping();
-                    if ct.size() > last_cp_size {
-                        self.final_checkpoint(&ct, &wtx);
+                    let leads = self.shared.cluster.as_ref().is_none_or(|c| c.role().leader);
+                    if ct.size() > last_cp_size && leads && epoch >= resync.load(Relaxed) {
+                        self.final_checkpoint(&ct, &wtx, epoch);
                     }
                     break;
                 }
             }
             take_waiting(&rx, &mut jobs);
             self.shared.metrics.dequeued(jobs.len());
+            if let Some(c) = self.shared.cluster.clone() {
+                let role = c.role();
+                if !role.leader {
+                    // A follower sequences nothing: appends go to the leader.
+                    synced_term = None;
+                    let why = c.not_leader(role.leader_id);
+                    refuse_jobs(jobs, &why);
+                    continue;
+                }
+                let needed = resync.load(Relaxed);
+                if synced_term != Some(role.term) || epoch < needed {
+                    // Every earlier group is through the writer before the state is read.
+                    if wtx.send(Write::barrier(epoch)).is_err() {
+                        refuse_jobs(jobs, &Refusal::Unavailable("the writer stopped".into()));
+                        break;
+                    }
+                    match self.load_applied(&c) {
+                        Ok((t, ts, cp, st)) => {
+                            (ct, last_ts, last_cp_size, state) = (t, ts, cp, st);
+                            in_flight.clear();
+                            synced_term = Some(role.term);
+                            epoch = needed;
+                            tracing::info!(
+                                node = c.id,
+                                term = role.term,
+                                size = ct.size(),
+                                "leading: sequencing from the applied state"
+                            );
+                        }
+                        Err(e) => {
+                            tracing::warn!(error = %e, "cannot start sequencing as leader yet");
+                            refuse_jobs(
+                                jobs,
+                                &Refusal::Unavailable(format!(
+                                    "the leader is not ready: {e}; retry with the same request id"
+                                )),
+                            );
+                            continue;
+                        }
+                    }
+                }
+            }
             let due = last_cp_at.elapsed() >= self.interval && ct.size() > last_cp_size;
             // Draws past their deadline with reveals (or sources) missing are voided by the node.
             let now = now_micros();
@@ -381,6 +685,7 @@ impl Sequencer {
                 continue;
             }
             let want_cp = due || jobs.iter().any(|j| j.want_checkpoint);
+            let prev_root = ct.root();
             let mut g = Group {
                 in_flight: std::mem::take(&mut in_flight),
                 ..Group::default()
@@ -393,7 +698,8 @@ impl Sequencer {
                 last_cp_size = *s;
                 last_cp_at = Instant::now();
             }
-            let (write, in_group) = Write::of_group(g, &ct, checkpoint, &state, jobs, outcomes);
+            let (mut write, in_group) = Write::of_group(g, &ct, checkpoint, &state, jobs, outcomes);
+            (write.prev_root, write.epoch) = (prev_root, epoch);
             in_flight = in_group;
             if let Err(e) = wtx.send(write) {
                 refuse_all(e.0.replies, "the writer stopped");
@@ -419,12 +725,13 @@ impl Sequencer {
     fn start_writer(
         &self,
         failed: &Arc<std::sync::atomic::AtomicBool>,
+        resync: &Resync,
     ) -> Option<(std::sync::mpsc::SyncSender<Write>, std::thread::JoinHandle<()>)> {
         let (wtx, wrx) = std::sync::mpsc::sync_channel::<Write>(0);
-        let (store, shared, failed) = (self.store.clone(), self.shared.clone(), failed.clone());
+        let (store, shared, failed, resync) = (self.store.clone(), self.shared.clone(), failed.clone(), resync.clone());
         match std::thread::Builder::new()
             .name("ledger-writer".into())
-            .spawn(move || writer(store, shared, failed, wrx))
+            .spawn(move || writer(store, shared, failed, resync, wrx))
         {
             Ok(h) => Some((wtx, h)),
             Err(_) => {
@@ -434,10 +741,37 @@ impl Sequencer {
         }
     }
 
+    /// Cluster mode, on becoming leader (or after the cluster refused a group): waits until this
+    /// node has applied everything committed before its term (`ensure_linearizable`), then takes the
+    /// applied tree, last timestamp, latest checkpoint size, ledger state and store, never its own
+    /// earlier copy.
+    fn load_applied(
+        &mut self,
+        c: &crate::cluster::ClusterView,
+    ) -> Result<(CompactTree, u64, u64, LedgerState), String> {
+        c.rt.block_on(async { tokio::time::timeout(COMMIT_TIMEOUT, c.raft.ensure_linearizable()).await })
+            .map_err(|_| "the committed log was not applied in time".to_string())?
+            .map_err(|e| e.to_string())?;
+        let (ct, last_ts, store) = c.sm.applied().map_err(|e| e.to_string())?;
+        if ct.size() == 0 {
+            return Err("the cluster's log is empty (no charter yet)".into());
+        }
+        let (state, _) = crate::load_state(&store, ct.size(), &ct.root()).map_err(|e| format!("{e:#}"))?;
+        let cp = store.latest_checkpoint().map_err(|e| e.to_string())?.map_or(0, |c| c.0);
+        if let Ok(mut r) = self.shared.registry.write() {
+            *r = state.registry.clone();
+        }
+        self.follow_rotation(&state);
+        self.store = store;
+        Ok((ct, last_ts, cp, state))
+    }
+
     /// At shutdown: a last checkpoint over the whole tree, written by the writer.
-    fn final_checkpoint(&self, ct: &CompactTree, wtx: &std::sync::mpsc::SyncSender<Write>) {
+    fn final_checkpoint(&self, ct: &CompactTree, wtx: &std::sync::mpsc::SyncSender<Write>, epoch: u64) {
         let checkpoint = self.sign_checkpoint(ct);
         let _ = wtx.send(Write {
+            prev_root: ct.root(),
+            epoch,
             prepared: Vec::new(),
             nodes: Vec::new(),
             size: ct.size(),

@@ -29,6 +29,8 @@ pub const MAX_BATCH: usize = 10_000;
 pub const MAX_REQUEST_ID: usize = 128;
 /// Most results per Query page.
 pub const MAX_QUERY_LIMIT: u32 = 1000;
+/// Cluster mode: how long a read for a size this node has not applied yet waits for it.
+pub const FOLLOWER_WAIT: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// The service.
 #[derive(Clone)]
@@ -142,6 +144,22 @@ fn check_batch(shared: &Shared, reqs: Vec<pb::AppendRequest>) -> Result<Vec<Resu
 }
 
 impl LedgerService {
+    /// Cluster mode, on a follower: the refusal of an append, naming the leader (docs/api.md).
+    fn not_leader(&self) -> Result<(), Status> {
+        match &self.shared.cluster {
+            Some(c) => {
+                let role = c.role();
+                if role.leader {
+                    Ok(())
+                } else {
+                    self.shared.metrics.reject(tonic::Code::FailedPrecondition);
+                    Err(crate::errors::not_leader_status(&c.not_leader(role.leader_id)))
+                }
+            }
+            None => Ok(()),
+        }
+    }
+
     async fn submit(&self, items: Vec<Item>, want_checkpoint: bool) -> Result<JobResult, Status> {
         let (tx, rx) = tokio::sync::oneshot::channel();
         match self.jobs.try_send(Job {
@@ -183,7 +201,7 @@ impl LedgerService {
                     && *size > index
                 {
                     r.checkpoint = note.clone();
-                    r.inclusion_proof = merkle::inclusion_proof(&*self.store, index, *size)
+                    r.inclusion_proof = merkle::inclusion_proof(&*self.store(), index, *size)
                         .map_err(|e| Status::internal(e.to_string()))?
                         .into_iter()
                         .map(|h| h.0.to_vec())
@@ -273,7 +291,7 @@ impl LedgerService {
 
     fn entry_pb(&self, index: u64) -> Result<pb::LogEntry, Status> {
         let bytes = self
-            .store
+            .store()
             .entry(index)
             .map_err(|e| store_status(&e))?
             .ok_or_else(|| Status::not_found(format!("no entry {index}; the log has {} entries", self.size())))?;
@@ -289,6 +307,47 @@ impl LedgerService {
         self.shared.size.load(Relaxed)
     }
 
+    /// The store to read: in cluster mode the state machine's current one (a snapshot install
+    /// replaces it), else the node's.
+    fn store(&self) -> Arc<Store> {
+        match &self.shared.cluster {
+            Some(c) => c.sm.store().unwrap_or_else(|_| self.store.clone()),
+            None => self.store.clone(),
+        }
+    }
+
+    /// Whether `size` entries are applied here. In cluster mode a node behind the leader waits
+    /// up to [`FOLLOWER_WAIT`] for them; then refuses with OUT_OF_RANGE naming its applied size.
+    async fn require_size(&self, what: &str, size: u64) -> Result<(), Status> {
+        if size <= self.size() {
+            return Ok(());
+        }
+        let Some(c) = &self.shared.cluster else {
+            return Err(Status::out_of_range(format!(
+                "{what} {size} is beyond the log size {}",
+                self.size()
+            )));
+        };
+        let t = std::time::Instant::now();
+        while t.elapsed() < FOLLOWER_WAIT {
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+            if size <= self.size() {
+                return Ok(());
+            }
+        }
+        let role = c.role();
+        let leader = match role.leader_id.and_then(|l| c.api_of(l)) {
+            _ if role.leader => String::new(),
+            Some(a) => format!("; the leader is at {a}"),
+            None => String::new(),
+        };
+        Err(Status::out_of_range(format!(
+            "{what} {size} is beyond the log size {} this node has applied (waited {} ms){leader}",
+            self.size(),
+            FOLLOWER_WAIT.as_millis()
+        )))
+    }
+
     fn latest_size(&self) -> u64 {
         self.shared.checkpoint.borrow().0
     }
@@ -297,6 +356,7 @@ impl LedgerService {
 #[tonic::async_trait]
 impl pb::ledger_server::Ledger for LedgerService {
     async fn append(&self, req: Request<pb::AppendRequest>) -> Result<Response<pb::AppendResponse>, Status> {
+        self.not_leader()?;
         let req = req.into_inner();
         let wait = req.wait_for_checkpoint;
         let shared = self.shared.clone();
@@ -331,6 +391,7 @@ impl pb::ledger_server::Ledger for LedgerService {
         &self,
         req: Request<pb::AppendBatchRequest>,
     ) -> Result<Response<pb::AppendBatchResponse>, Status> {
+        self.not_leader()?;
         let req = req.into_inner();
         if req.items.is_empty() {
             return Err(Status::invalid_argument("the batch is empty"));
@@ -402,11 +463,7 @@ impl pb::ledger_server::Ledger for LedgerService {
                 req.start
             )));
         }
-        Ok(Response::new(self.readers.get_entries(
-            self.store.clone(),
-            req.start,
-            end,
-        )?))
+        Ok(Response::new(self.readers.get_entries(self.store(), req.start, end)?))
     }
 
     async fn get_checkpoint(
@@ -414,10 +471,15 @@ impl pb::ledger_server::Ledger for LedgerService {
         req: Request<pb::GetCheckpointRequest>,
     ) -> Result<Response<pb::CheckpointResponse>, Status> {
         let (size, note) = match req.into_inner().size {
+            None if self.shared.checkpoint.borrow().1.is_empty() => {
+                return Err(Status::failed_precondition(
+                    "this cluster node holds no checkpoint yet (only the leader signs them; ask the leader)",
+                ));
+            }
             None => self.shared.checkpoint.borrow().clone(),
             Some(s) => {
                 let n = self
-                    .store
+                    .store()
                     .checkpoint(s)
                     .map_err(|e| store_status(&e))?
                     .ok_or_else(|| Status::not_found(format!("no checkpoint of size {s} was signed")))?;
@@ -471,7 +533,7 @@ impl pb::ledger_server::Ledger for LedgerService {
             Some(pb::get_inclusion_proof_request::Target::Index(i)) => i,
             Some(pb::get_inclusion_proof_request::Target::LeafHash(h)) => {
                 let h = ledger_proto::hash_from_bytes("leaf_hash", &h).map_err(|e| Status::invalid_argument(e.0))?;
-                self.store
+                self.store()
                     .index_of_leaf(&h)
                     .map_err(|e| store_status(&e))?
                     .ok_or_else(|| Status::not_found(format!("no entry has leaf hash {h}")))?
@@ -483,21 +545,16 @@ impl pb::ledger_server::Ledger for LedgerService {
         } else {
             req.tree_size
         };
-        if tree_size > self.size() {
-            return Err(Status::out_of_range(format!(
-                "tree size {tree_size} is beyond the log size {}",
-                self.size()
-            )));
-        }
+        self.require_size("tree size", tree_size).await?;
         if index >= tree_size {
             return Err(Status::failed_precondition(format!(
                 "entry {index} is not in the tree of size {tree_size}; wait for a later checkpoint"
             )));
         }
         let hashes =
-            merkle::inclusion_proof(&*self.store, index, tree_size).map_err(|e| Status::internal(e.to_string()))?;
+            merkle::inclusion_proof(&*self.store(), index, tree_size).map_err(|e| Status::internal(e.to_string()))?;
         let checkpoint = self
-            .store
+            .store()
             .checkpoint(tree_size)
             .map_err(|e| store_status(&e))?
             .unwrap_or_default();
@@ -519,22 +576,17 @@ impl pb::ledger_server::Ledger for LedgerService {
         } else {
             req.new_size
         };
-        if new > self.size() {
-            return Err(Status::out_of_range(format!(
-                "new size {new} is beyond the log size {}",
-                self.size()
-            )));
-        }
+        self.require_size("new size", new).await?;
         if req.old_size > new {
             return Err(Status::invalid_argument(format!(
                 "old size {} is larger than new size {new}",
                 req.old_size
             )));
         }
-        let hashes =
-            merkle::consistency_proof(&*self.store, req.old_size, new).map_err(|e| Status::internal(e.to_string()))?;
+        let hashes = merkle::consistency_proof(&*self.store(), req.old_size, new)
+            .map_err(|e| Status::internal(e.to_string()))?;
         let checkpoint = self
-            .store
+            .store()
             .checkpoint(new)
             .map_err(|e| store_status(&e))?
             .unwrap_or_default();
@@ -645,7 +697,7 @@ impl LedgerService {
             }
             let want = candidates_left.min(1024);
             let page: Vec<u64> = match filters.first() {
-                Some((tag, v)) => self.store.query(*tag, v, start, want).map_err(|e| store_status(&e))?,
+                Some((tag, v)) => self.store().query(*tag, v, start, want).map_err(|e| store_status(&e))?,
                 None => (start..hi.min(start.saturating_add(want as u64))).collect(),
             };
             candidates_left -= page.len().min(candidates_left);
@@ -657,7 +709,7 @@ impl LedgerService {
                 }
                 let mut ok = true;
                 for (tag, v) in filters.iter().skip(1) {
-                    if !self.store.has_term(*tag, v, i).map_err(|e| store_status(&e))? {
+                    if !self.store().has_term(*tag, v, i).map_err(|e| store_status(&e))? {
                         ok = false;
                         break;
                     }
@@ -707,7 +759,7 @@ impl LedgerService {
         while lo < hi {
             let mid = lo + (hi - lo) / 2;
             let ts = self
-                .store
+                .store()
                 .timestamp(mid)
                 .map_err(|e| store_status(&e))?
                 .unwrap_or(u64::MAX);

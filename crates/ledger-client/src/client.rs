@@ -4,6 +4,11 @@
 //! failures) with exponential backoff; see [`RetryPolicy`]. Appends always carry a request id — a
 //! random one when the caller gives none — and every retry reuses it, so the node sequences the
 //! envelope at most once.
+//!
+//! Against a cluster (docs/cluster.md), a follower refuses appends naming the leader in the
+//! response metadata [`LEADER_METADATA`]; appends follow it to the leader (at most
+//! [`MAX_LEADER_HOPS`] times per call, with the same request ids), so a client may connect to any
+//! node.
 
 use crate::error::ClientError;
 use ledger_core::dsse::Envelope;
@@ -140,11 +145,21 @@ pub struct ConsistencyProof {
     pub checkpoint: Option<String>,
 }
 
+/// Response metadata key in which a cluster follower names the leader's API address
+/// (`host:port`) when it refuses an append (docs/api.md).
+pub const LEADER_METADATA: &str = "ledger-leader";
+
+/// How many times one append call follows [`LEADER_METADATA`] to another node.
+pub const MAX_LEADER_HOPS: u32 = 2;
+
 /// A client of one ledger node.
 #[derive(Debug, Clone)]
 pub struct LedgerClient {
     inner: Raw<Channel>,
     retry: RetryPolicy,
+    /// The scheme of the URL connected to (`http`, `https`), used to reach a leader a follower
+    /// names; `None` for a client made from a caller's channel, which does not follow.
+    scheme: Option<String>,
 }
 
 /// A fresh random request id: lowercase hex of 16 random bytes.
@@ -234,7 +249,11 @@ impl LedgerClient {
         let mut attempt = 0;
         loop {
             match endpoint.connect().await {
-                Ok(ch) => return Ok(Self::from_channel(ch, retry)),
+                Ok(ch) => {
+                    let mut c = Self::from_channel(ch, retry);
+                    c.scheme = url.split_once("://").map(|(s, _)| s.to_string());
+                    return Ok(c);
+                }
                 Err(_) if attempt + 1 < retry.max_attempts.max(1) => {
                     tokio::time::sleep(retry.delay(attempt)).await;
                     attempt += 1;
@@ -267,7 +286,11 @@ impl LedgerClient {
         let inner = Raw::new(channel)
             .max_decoding_message_size(MAX_MESSAGE_BYTES)
             .max_encoding_message_size(MAX_MESSAGE_BYTES);
-        Self { inner, retry }
+        Self {
+            inner,
+            retry,
+            scheme: None,
+        }
     }
 
     /// The retry policy in force.
@@ -281,16 +304,68 @@ impl LedgerClient {
         F: FnMut(Raw<Channel>) -> Fut,
         Fut: Future<Output = Result<tonic::Response<T>, tonic::Status>>,
     {
+        self.call_on(&self.inner, &mut f).await.map_err(Into::into)
+    }
+
+    /// Runs one unary call on `inner` under the retry policy.
+    async fn call_on<T, F, Fut>(&self, inner: &Raw<Channel>, f: &mut F) -> Result<T, tonic::Status>
+    where
+        F: FnMut(Raw<Channel>) -> Fut,
+        Fut: Future<Output = Result<tonic::Response<T>, tonic::Status>>,
+    {
         let max = self.retry.max_attempts.max(1);
         let mut attempt = 0;
         loop {
-            match f(self.inner.clone()).await {
+            match f(inner.clone()).await {
                 Ok(r) => return Ok(r.into_inner()),
                 Err(s) if is_retryable(&s) && attempt + 1 < max => {
                     tokio::time::sleep(self.retry.delay(attempt)).await;
                     attempt += 1;
                 }
-                Err(s) => return Err(s.into()),
+                Err(s) => return Err(s),
+            }
+        }
+    }
+
+    /// Runs an append under the retry policy; when the node answers that another node leads the
+    /// cluster ([`LEADER_METADATA`]), sends it there instead, at most [`MAX_LEADER_HOPS`] times.
+    async fn call_leader<T, F, Fut>(&self, mut f: F) -> Result<T, ClientError>
+    where
+        F: FnMut(Raw<Channel>) -> Fut,
+        Fut: Future<Output = Result<tonic::Response<T>, tonic::Status>>,
+    {
+        let mut inner = self.inner.clone();
+        let mut hops = 0;
+        loop {
+            let s = match self.call_on(&inner, &mut f).await {
+                Ok(t) => return Ok(t),
+                Err(s) => s,
+            };
+            let leader = s
+                .metadata()
+                .get(LEADER_METADATA)
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_string);
+            let follow = matches!(s.code(), tonic::Code::FailedPrecondition | tonic::Code::Unavailable);
+            let (Some(leader), Some(scheme), true) = (leader, &self.scheme, follow && hops < MAX_LEADER_HOPS) else {
+                return Err(s.into());
+            };
+            let Ok(endpoint) = Endpoint::from_shared(format!("{scheme}://{leader}")) else {
+                return Err(s.into());
+            };
+            match endpoint
+                .connect_timeout(Duration::from_secs(5))
+                .tcp_nodelay(true)
+                .connect()
+                .await
+            {
+                Ok(ch) => {
+                    inner = Raw::new(ch)
+                        .max_decoding_message_size(MAX_MESSAGE_BYTES)
+                        .max_encoding_message_size(MAX_MESSAGE_BYTES);
+                    hops += 1;
+                }
+                Err(_) => return Err(s.into()),
             }
         }
     }
@@ -317,7 +392,7 @@ impl LedgerClient {
             wait_for_checkpoint,
         };
         let r = self
-            .call(|mut c| {
+            .call_leader(|mut c| {
                 let req = req.clone();
                 async move { c.append(req).await }
             })
@@ -354,7 +429,7 @@ impl LedgerClient {
             wait_for_checkpoint,
         };
         let r = self
-            .call(|mut c| {
+            .call_leader(|mut c| {
                 let req = req.clone();
                 async move { c.append_batch(req).await }
             })

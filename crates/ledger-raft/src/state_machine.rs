@@ -68,8 +68,9 @@ impl Paths {
 }
 
 struct Inner {
-    /// `None` only while a snapshot install swaps directories (or after a failed swap).
-    store: Option<Store>,
+    /// `None` only while a snapshot install swaps directories (or after a failed swap). Shared
+    /// with the node's readers ([`StateMachine::store`]), who take it again after an install.
+    store: Option<Arc<Store>>,
     tree: CompactTree,
     /// Ledger state (registry and domain) as of the applied tree; none before a valid charter.
     state: Option<LedgerState>,
@@ -83,7 +84,7 @@ struct Inner {
 
 impl Inner {
     fn store(&self) -> Result<&Store, StorageError> {
-        self.store.as_ref().ok_or_else(|| {
+        self.store.as_deref().ok_or_else(|| {
             sm_err(
                 ErrorVerb::Read,
                 "the ledger store is closed (a snapshot install failed)",
@@ -150,7 +151,7 @@ impl StateMachine {
             .map_err(|e| snap_err(ErrorVerb::Read, e))?;
         Ok(Self {
             inner: Arc::new(Mutex::new(Inner {
-                store: Some(store),
+                store: Some(Arc::new(store)),
                 tree,
                 state,
                 last_ts,
@@ -170,6 +171,37 @@ impl StateMachine {
     pub fn with_store<T>(&self, f: impl FnOnce(&Store) -> T) -> Result<T, StorageError> {
         let g = lock(&self.inner)?;
         Ok(f(g.store()?))
+    }
+
+    /// The ledger store as applied now. A snapshot install replaces it (the old one is closed once
+    /// its last holder drops it): readers take it again for each request rather than keeping it.
+    ///
+    /// # Errors
+    /// When the store is closed after a failed snapshot install.
+    pub fn store(&self) -> Result<Arc<Store>, StorageError> {
+        let g = lock(&self.inner)?;
+        g.store.clone().ok_or_else(|| {
+            sm_err(
+                ErrorVerb::Read,
+                "the ledger store is closed (a snapshot install failed)",
+            )
+        })
+    }
+
+    /// The applied tree, the timestamp of its last entry (0 when empty) and the store, taken
+    /// together under the lock: where a new leader's sequencer starts from.
+    ///
+    /// # Errors
+    /// When the store is closed after a failed snapshot install.
+    pub fn applied(&self) -> Result<(CompactTree, u64, Arc<Store>), StorageError> {
+        let g = lock(&self.inner)?;
+        let store = g.store.clone().ok_or_else(|| {
+            sm_err(
+                ErrorVerb::Read,
+                "the ledger store is closed (a snapshot install failed)",
+            )
+        })?;
+        Ok((g.tree.clone(), g.last_ts, store))
     }
 
     /// Runs `f` on the ledger state (registry and domain) as of the applied tree, under the lock
@@ -652,7 +684,9 @@ fn install_locked(
         let (state, _) = fold_store(&fresh, size).map_err(|e| w(&e))?;
         (state, last_timestamp(&fresh, size).map_err(|e| w(&e))?)
     };
-    // Swap: close the old store, ledger → .old, .install → ledger, then remove .old.
+    // Swap: close the old store, ledger → .old, .install → ledger, then remove .old. A reader that
+    // still holds the old store (`StateMachine::store`) keeps its open files until it drops it
+    // (on Unix a removed file stays readable while open); it reads the old, shorter log meanwhile.
     drop(inner.store.take());
     let old = paths.old();
     std::fs::rename(&paths.ledger, &old).map_err(|e| w(&e))?;
@@ -665,7 +699,7 @@ fn install_locked(
     if store.size().map_err(|e| w(&e))? != size {
         return Err(w(&"the installed store does not hold the snapshot's size"));
     }
-    inner.store = Some(store);
+    inner.store = Some(Arc::new(store));
     inner.tree = tree;
     inner.state = state;
     inner.last_ts = last_ts;

@@ -10,7 +10,9 @@
 //! 3 = "127.0.0.1:7103"
 //! ```
 //!
-//! Optional: `heartbeat_ms` (100), `election_timeout_min_ms` (400), `election_timeout_max_ms` (800).
+//! Optional: `heartbeat_ms` (100), `election_timeout_min_ms` (400), `election_timeout_max_ms` (800),
+//! and an `[api]` table, id = the public API address (`host:port`) of that peer, which a follower
+//! names to clients that send it appends (`docs/cluster.md`).
 
 use openraft::BasicNode;
 use serde::Deserialize;
@@ -30,6 +32,9 @@ pub struct ClusterConfig {
     pub data: PathBuf,
     /// The initial voters, this node included: id → address of its Raft service.
     pub peers: BTreeMap<u64, String>,
+    /// Public API address (`host:port`) of peers, by id: what a follower names as the leader.
+    #[serde(default)]
+    pub api: BTreeMap<u64, String>,
     /// Heartbeat interval in milliseconds.
     #[serde(default = "default_heartbeat")]
     pub heartbeat_ms: u64,
@@ -75,9 +80,20 @@ impl ClusterConfig {
             return Err("cluster config: peer id 0 is not allowed".into());
         }
         for (id, addr) in &self.peers {
-            match addr.rsplit_once(':') {
-                Some((host, port)) if !host.is_empty() && port.parse::<u16>().is_ok_and(|p| p != 0) => {}
-                _ => return Err(format!("cluster config: peer {id} address {addr:?} is not host:port")),
+            if !is_host_port(addr) {
+                return Err(format!("cluster config: peer {id} address {addr:?} is not host:port"));
+            }
+        }
+        for (id, addr) in &self.api {
+            if !self.peers.contains_key(id) {
+                return Err(format!(
+                    "cluster config: [api] names {id}, which is not among the peers"
+                ));
+            }
+            if !is_host_port(addr) {
+                return Err(format!(
+                    "cluster config: [api] address {addr:?} of {id} is not host:port"
+                ));
             }
         }
         match self.peers.get(&self.id) {
@@ -121,6 +137,10 @@ impl ClusterConfig {
     }
 }
 
+fn is_host_port(addr: &str) -> bool {
+    matches!(addr.rsplit_once(':'), Some((host, port)) if !host.is_empty() && port.parse::<u16>().is_ok_and(|p| p != 0))
+}
+
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used)]
@@ -142,6 +162,9 @@ data = "n2"
         assert_eq!(c.id, 2);
         assert_eq!(c.members().len(), 3);
         assert_eq!(c.members()[&3].addr, "node3.example:7103");
+        assert!(c.api.is_empty());
+        let with_api = ClusterConfig::parse(&format!("{GOOD}[api]\n1 = \"127.0.0.1:50051\"\n")).unwrap();
+        assert_eq!(with_api.api[&1], "127.0.0.1:50051");
         let r = c.raft_config();
         assert_eq!(
             (r.heartbeat_interval, r.election_timeout_min, r.election_timeout_max),
@@ -164,6 +187,8 @@ data = "n2"
                 "listen port",
             ),
             (format!("{GOOD}\n"), ""),
+            (format!("{GOOD}[api]\n4 = \"a:1\"\n"), "not among the peers"),
+            (format!("{GOOD}[api]\n1 = \"a\"\n"), "is not host:port"),
             (
                 GOOD.replace("data = \"n2\"", "data = \"n2\"\nheartbeat_ms = 900"),
                 "cluster config:",

@@ -3,8 +3,9 @@
 //! over tonic channels ([`network`]), a node's TOML settings ([`config`]), and [`open_raft`], which starts one Raft instance on a node's
 //! data directory with the ledger-raft storage.
 //!
-//! Not wired into `serve` yet: the single node stays the default (`docs/cluster.md` says what
-//! exists and what comes next), so only the tests use this module for now.
+//! `serve --cluster FILE` starts a node's Raft with [`start`] and hands the sequencer and the
+//! services a [`ClusterView`] (who leads, the applied state); without it `serve` is the single
+//! node, as before (`docs/cluster.md`).
 
 pub mod config;
 pub mod network;
@@ -16,7 +17,9 @@ mod tests;
 #[cfg(test)]
 mod chaos;
 
+use anyhow::Context;
 use ledger_raft::{LogStore, StateMachine, TypeConfig};
+use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::Arc;
 
@@ -66,4 +69,107 @@ pub async fn open_raft(id: u64, data: &Path, config: openraft::Config) -> anyhow
     let sm = StateMachine::open(&data.join("ledger"), &data.join("raft"))?;
     let raft = openraft::Raft::new(id, config, network::Network { id }, log, sm.clone()).await?;
     Ok((raft, sm))
+}
+
+/// What the node's sequencer and services see of the cluster: this node's id, its Raft, its state
+/// machine (the applied ledger) and the peers' public API addresses.
+pub struct ClusterView {
+    /// This node's Raft id.
+    pub id: u64,
+    /// The local Raft instance.
+    pub raft: LedgerRaft,
+    /// The state machine: the applied ledger store, tree and state.
+    pub sm: StateMachine,
+    /// Public API address of peers, by id (the config's `[api]` table).
+    pub api: BTreeMap<u64, String>,
+    /// The runtime the Raft runs on (the sequencer's threads block on it).
+    pub rt: tokio::runtime::Handle,
+}
+
+/// This node's view of the leadership, from the Raft metrics.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Role {
+    /// This node is the leader.
+    pub leader: bool,
+    /// The leader's id, if known.
+    pub leader_id: Option<u64>,
+    /// The current term.
+    pub term: u64,
+}
+
+impl ClusterView {
+    /// The leadership as this node sees it now.
+    pub fn role(&self) -> Role {
+        let m = self.raft.metrics();
+        let m = m.borrow();
+        Role {
+            leader: m.state == openraft::ServerState::Leader,
+            leader_id: m.current_leader,
+            term: m.current_term,
+        }
+    }
+
+    /// The public API address of node `id`, when the config names it.
+    pub fn api_of(&self, id: u64) -> Option<&str> {
+        self.api.get(&id).map(String::as_str)
+    }
+
+    /// The refusal of an append this node cannot sequence (it does not lead), naming the leader.
+    pub fn not_leader(&self, leader_id: Option<u64>) -> crate::refusal::Refusal {
+        crate::refusal::Refusal::NotLeader {
+            leader_id,
+            api: leader_id.and_then(|l| self.api_of(l)).map(str::to_string),
+        }
+    }
+}
+
+/// A started cluster member: its view and the Raft service's server task.
+pub struct ClusterHandle {
+    /// What the sequencer and the services use.
+    pub view: Arc<ClusterView>,
+    /// The `ledger.raft.v1` server (ends with the stop signal given to [`start`]).
+    pub server: tokio::task::JoinHandle<Result<(), tonic::transport::Error>>,
+    /// Where the Raft service listens.
+    pub bound: std::net::SocketAddr,
+}
+
+/// Starts node `cfg.id`: opens its Raft on `cfg.data` ([`open_raft`]), serves `ledger.raft.v1` on
+/// `cfg.listen` until `stop` resolves ([`server::serve`]), and, when `init` and the Raft was never
+/// initialized, initializes the cluster with `cfg`'s peers as voters.
+///
+/// # Errors
+/// When the storage does not open, the port cannot be bound, or initialization fails.
+pub async fn start(
+    cfg: &config::ClusterConfig,
+    init: bool,
+    stop: impl std::future::Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<ClusterHandle> {
+    let (raft, sm) = open_raft(cfg.id, &cfg.data, cfg.raft_config()).await?;
+    let listener = tokio::net::TcpListener::bind(cfg.listen)
+        .await
+        .with_context(|| format!("binding the Raft port {}", cfg.listen))?;
+    let bound = listener.local_addr()?;
+    let server = tokio::spawn(server::serve(listener, raft.clone(), stop));
+    if init {
+        if raft.is_initialized().await? {
+            tracing::info!("--cluster-init: this node's Raft is already initialized; nothing to do");
+        } else {
+            raft.initialize(cfg.members())
+                .await
+                .context("initializing the cluster")?;
+            tracing::info!(voters = ?cfg.peers.keys().collect::<Vec<_>>(), "cluster initialized");
+        }
+    }
+    tracing::info!(id = cfg.id, addr = %bound, "Raft service (ledger.raft.v1) open to peers");
+    Ok(ClusterHandle {
+        view: Arc::new(ClusterView {
+            id: cfg.id,
+            raft,
+            sm,
+            api: cfg.api.clone(),
+            rt: tokio::runtime::Handle::current(),
+        }),
+        server,
+        bound,
+    })
 }

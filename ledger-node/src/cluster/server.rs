@@ -62,3 +62,19 @@ impl Raft for RaftService {
         reply(&self.raft.install_snapshot(rpc).await)
     }
 }
+
+/// Serves `ledger.raft.v1` for `raft` on `listener` until `stop` resolves: the one place the Raft
+/// port's server is built (transport security and an admin service go here).
+///
+/// # Errors
+/// When the server fails.
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    raft: LedgerRaft,
+    stop: impl std::future::Future<Output = ()> + Send + 'static,
+) -> Result<(), tonic::transport::Error> {
+    tonic::transport::Server::builder()
+        .add_service(RaftService::server(raft))
+        .serve_with_incoming_shutdown(tokio_stream::wrappers::TcpListenerStream::new(listener), stop)
+        .await
+}

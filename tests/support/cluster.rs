@@ -1,0 +1,308 @@
+//! A cluster of real `ledger-node serve --cluster` processes on loopback, for end-to-end tests
+//! (cluster_e2e, and the failover tests that reuse it): generated TOML files with free ports, a
+//! seed made by `ledger-node init` whose node key every voter holds, start / SIGKILL / restart of
+//! each node, and finding the leader from outside.
+//!
+//! Include it next to `support` with `#[path = "support/cluster.rs"] mod cluster;`.
+#![allow(dead_code)]
+
+use super::support::bin;
+use ledger_proto::pb;
+use ledger_proto::pb::ledger_client::LedgerClient;
+use std::io::{BufRead, BufReader};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+use tonic::transport::Channel;
+
+/// Bound on every wait for the cluster (a loaded 2-core machine elects within seconds).
+pub const WAIT: Duration = Duration::from_secs(40);
+
+/// Origin of the test cluster's log.
+pub const ORIGIN: &str = "ledger.test/cluster";
+
+/// `n` distinct free loopback ports (bound together, then released; another process could take
+/// one meanwhile, which only makes a start fail loudly).
+pub fn free_ports(n: usize) -> Vec<u16> {
+    let held: Vec<std::net::TcpListener> = (0..n)
+        .map(|_| std::net::TcpListener::bind("127.0.0.1:0").expect("free port"))
+        .collect();
+    held.iter().map(|l| l.local_addr().expect("port").port()).collect()
+}
+
+/// One node of the cluster: its files and, while it runs, its process.
+pub struct ClusterNode {
+    /// Raft id (1-based).
+    pub id: u64,
+    /// Data directory.
+    pub data: PathBuf,
+    /// Its cluster file.
+    pub file: PathBuf,
+    /// Public API address, `host:port`.
+    pub api: String,
+    /// Raft address, `host:port`.
+    pub raft: String,
+    /// The running process.
+    pub child: Option<Child>,
+    /// Its stderr log file.
+    pub log: PathBuf,
+}
+
+impl ClusterNode {
+    /// The public API URL.
+    pub fn url(&self) -> String {
+        format!("http://{}", self.api)
+    }
+
+    /// A raw gRPC client (connects lazily; the node may be down).
+    pub fn client(&self) -> LedgerClient<Channel> {
+        let ch = tonic::transport::Endpoint::from_shared(self.url())
+            .expect("url")
+            .connect_timeout(Duration::from_secs(2))
+            .timeout(Duration::from_secs(15))
+            .connect_lazy();
+        LedgerClient::new(ch)
+            .max_decoding_message_size(64 << 20)
+            .max_encoding_message_size(64 << 20)
+    }
+
+    /// Hard kill (SIGKILL), as in a crash.
+    pub fn kill9(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    /// Graceful stop (SIGTERM) and wait.
+    pub fn stop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = Command::new("kill").arg("-TERM").arg(c.id().to_string()).status();
+            let _ = c.wait();
+        }
+    }
+
+    /// The last lines of its log, for failure messages.
+    pub fn log_tail(&self) -> String {
+        let s = std::fs::read_to_string(&self.log).unwrap_or_default();
+        let lines: Vec<&str> = s.lines().collect();
+        lines[lines.len().saturating_sub(30)..].join("\n")
+    }
+}
+
+impl Drop for ClusterNode {
+    fn drop(&mut self) {
+        self.kill9();
+    }
+}
+
+/// What a node says of the leadership.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Probe {
+    /// It leads.
+    Leader,
+    /// It follows; the leader's API address when it names one.
+    Follower(Option<String>),
+    /// No answer (down, starting, or no leader known).
+    Unknown,
+}
+
+/// A running test cluster; the directory is removed on drop.
+pub struct Cluster {
+    /// Keeps the directory.
+    pub dir: tempfile::TempDir,
+    /// The nodes, `nodes[i].id == i + 1`.
+    pub nodes: Vec<ClusterNode>,
+    /// The administrator key of the log (signs test records).
+    pub admin: PathBuf,
+}
+
+impl Cluster {
+    /// Writes `n` cluster files with free ports, makes the seed ledger (`ledger-node init`) in
+    /// node 1's directory, gives every node its node key, and starts all `n` (node 1 with
+    /// `--cluster-init`); returns once every node serves its API.
+    pub fn start(n: u64) -> Cluster {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let free = free_ports(2 * n as usize);
+        let ports: Vec<(u16, u16)> = free.chunks(2).map(|p| (p[0], p[1])).collect();
+        let peers: String = ports
+            .iter()
+            .enumerate()
+            .map(|(i, (r, _))| format!("{} = \"127.0.0.1:{r}\"\n", i + 1))
+            .collect();
+        let apis: String = ports
+            .iter()
+            .enumerate()
+            .map(|(i, (_, a))| format!("{} = \"127.0.0.1:{a}\"\n", i + 1))
+            .collect();
+        let seed = dir.path().join("n1");
+        let out = Command::new(bin("ledger-node"))
+            .args(["init", "--origin", ORIGIN, "--data"])
+            .arg(&seed)
+            .output()
+            .expect("init");
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        let mut nodes = Vec::new();
+        for (i, (r, a)) in ports.iter().enumerate() {
+            let id = i as u64 + 1;
+            let data = dir.path().join(format!("n{id}"));
+            std::fs::create_dir_all(data.join("keys")).expect("mkdir");
+            if id != 1 {
+                std::fs::copy(seed.join("keys/node.key"), data.join("keys/node.key")).expect("node key");
+            }
+            let file = dir.path().join(format!("n{id}.toml"));
+            std::fs::write(
+                &file,
+                format!(
+                    "id = {id}\nlisten = \"127.0.0.1:{r}\"\ndata = \"{}\"\n[peers]\n{peers}[api]\n{apis}",
+                    data.display()
+                ),
+            )
+            .expect("cluster file");
+            nodes.push(ClusterNode {
+                id,
+                log: dir.path().join(format!("n{id}.log")),
+                data,
+                file,
+                api: format!("127.0.0.1:{a}"),
+                raft: format!("127.0.0.1:{r}"),
+                child: None,
+            });
+        }
+        let mut c = Cluster {
+            admin: seed.join("keys/admin.key"),
+            dir,
+            nodes,
+        };
+        let waits: Vec<_> = (0..c.nodes.len()).map(|i| c.spawn(i, i == 0)).collect();
+        for (i, w) in waits.into_iter().enumerate() {
+            c.wait_serving(i, w);
+        }
+        c
+    }
+
+    /// Starts node `i` (again), with `--cluster-init` if asked; the receiver gets its API address
+    /// once it serves (see [`Cluster::wait_serving`]).
+    pub fn spawn(&mut self, i: usize, init: bool) -> mpsc::Receiver<String> {
+        let node = &mut self.nodes[i];
+        assert!(node.child.is_none(), "node {} is running", node.id);
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&node.log)
+            .expect("log");
+        let mut cmd = Command::new(bin("ledger-node"));
+        cmd.args(["serve", "--cluster"])
+            .arg(&node.file)
+            .args(["--listen", &node.api])
+            .args(["--metrics-listen", "off", "--tiles-listen", "off"])
+            .args(["--checkpoint-interval-ms", "200"])
+            .env("RUST_LOG", "info")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::from(log));
+        if init {
+            cmd.arg("--cluster-init");
+        }
+        let mut child = cmd.spawn().expect("spawn ledger-node");
+        let stdout = child.stdout.take().expect("stdout");
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines() {
+                let line = line.unwrap_or_default();
+                if let Some(a) = line.strip_prefix("listening on ") {
+                    let _ = tx.send(a.to_string());
+                }
+            }
+        });
+        node.child = Some(child);
+        rx
+    }
+
+    /// Waits (bounded) until node `i` prints that it serves.
+    pub fn wait_serving(&self, i: usize, rx: mpsc::Receiver<String>) {
+        let node = &self.nodes[i];
+        match rx.recv_timeout(WAIT) {
+            Ok(_) => {}
+            Err(_) => panic!("node {} did not start within {WAIT:?}:\n{}", node.id, node.log_tail()),
+        }
+    }
+
+    /// Restarts node `i` (after [`ClusterNode::kill9`] or `stop`) and waits until it serves.
+    pub fn restart(&mut self, i: usize) {
+        let rx = self.spawn(i, false);
+        self.wait_serving(i, rx);
+    }
+
+    /// Asks node `i` who leads, with an Append that no node accepts (no envelope): a follower
+    /// refuses it before looking at it, naming the leader; the leader refuses the empty request.
+    pub async fn probe(&self, i: usize) -> Probe {
+        let mut c = self.nodes[i].client();
+        let r = tokio::time::timeout(
+            Duration::from_secs(3),
+            c.append(pb::AppendRequest {
+                envelope: None,
+                request_id: String::new(),
+                wait_for_checkpoint: false,
+            }),
+        )
+        .await;
+        match r {
+            Ok(Err(s)) if s.code() == tonic::Code::InvalidArgument => Probe::Leader,
+            Ok(Err(s)) if s.message().starts_with("NOT_LEADER") => Probe::Follower(
+                s.metadata()
+                    .get("ledger-leader")
+                    .and_then(|v| v.to_str().ok())
+                    .map(str::to_string),
+            ),
+            _ => Probe::Unknown,
+        }
+    }
+
+    /// The index of the node that leads, agreed by every other running node (bounded wait).
+    pub async fn leader(&self) -> usize {
+        let t = Instant::now();
+        while t.elapsed() < WAIT {
+            let mut leaders = Vec::new();
+            let mut named = Vec::new();
+            for (i, n) in self.nodes.iter().enumerate() {
+                if n.child.is_none() {
+                    continue;
+                }
+                match self.probe(i).await {
+                    Probe::Leader => leaders.push(i),
+                    Probe::Follower(Some(a)) => named.push(a),
+                    _ => named.push(String::new()),
+                }
+            }
+            if let [l] = leaders[..]
+                && named.iter().all(|a| *a == self.nodes[l].api)
+            {
+                return l;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        panic!("no leader agreed within {WAIT:?}");
+    }
+
+    /// Waits (bounded) until node `i` holds at least `size` entries; returns its size.
+    pub async fn wait_size(&self, i: usize, size: u64) -> u64 {
+        let t = Instant::now();
+        let mut c = self.nodes[i].client();
+        let mut last = 0;
+        while t.elapsed() < WAIT {
+            if let Ok(r) = c.get_entry(pb::GetEntryRequest { index: size - 1 }).await {
+                last = r.into_inner().index + 1;
+                if last >= size {
+                    return last;
+                }
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        panic!(
+            "node {} did not reach size {size} within {WAIT:?} (has {last}):\n{}",
+            self.nodes[i].id,
+            self.nodes[i].log_tail()
+        );
+    }
+}

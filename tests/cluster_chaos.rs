@@ -28,7 +28,7 @@ use ledger_core::merkle;
 use ledger_proto::pb;
 use ledger_proto::pb::ledger_client::LedgerClient;
 use linearizable::{Call, Outcome, Recorder, Verdict};
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::process::Command;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -169,6 +169,8 @@ struct Load {
     acks: Mutex<Vec<Ack>>,
     /// Checkpoints (size, root) collected from any node.
     checkpoints: Mutex<BTreeSet<(u64, Hash)>>,
+    /// The first signed note collected for each checkpoint size.
+    notes: Mutex<BTreeMap<u64, String>>,
 }
 
 /// One writer: appends its records one after the other, each retried under the same request id
@@ -253,6 +255,7 @@ async fn reader(apis: Vec<String>, load: Arc<Load>, client_no: usize) {
             let cp = cp.into_inner();
             if let Ok(root) = Hash::from_slice(&cp.root) {
                 load.checkpoints.lock().unwrap().insert((cp.size, root));
+                load.notes.lock().unwrap().entry(cp.size).or_insert(cp.note);
             }
         }
         let known = load.acks.lock().unwrap().iter().map(|a| a.1 + 1).max().unwrap_or(1);
@@ -378,6 +381,28 @@ fn assert_no_fork(checkpoints: &BTreeSet<(u64, Hash)>, leaves: &[Hash]) {
     }
 }
 
+/// The final root `ledger-verify replay --data DATA/ledger` reports for a node's store (read
+/// while the node runs).
+fn replay_root(data: &std::path::Path) -> String {
+    let out = Command::new(bin("ledger-verify"))
+        .args(["replay", "--threads", "1", "--data"])
+        .arg(data.join("ledger"))
+        .output()
+        .expect("ledger-verify");
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        out.status.success(),
+        "replay of {} failed:\n{text}\n{}",
+        data.display(),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    text.lines()
+        .find_map(|l| l.trim().strip_prefix("final:"))
+        .unwrap_or_else(|| panic!("no final root in:\n{text}"))
+        .trim()
+        .to_string()
+}
+
 fn percentile(sorted: &[Duration], q: f64) -> Duration {
     if sorted.is_empty() {
         return Duration::ZERO;
@@ -400,6 +425,7 @@ fn start_load(ch: &Chaos, writers: usize) -> (Arc<Load>, Vec<tokio::task::JoinHa
         leader_hint: AtomicUsize::new(0),
         acks: Mutex::new(Vec::new()),
         checkpoints: Mutex::new(BTreeSet::new()),
+        notes: Mutex::new(BTreeMap::new()),
     });
     let admin = support::key(&ch.c.admin);
     let mut tasks = Vec::new();
@@ -413,7 +439,7 @@ fn start_load(ch: &Chaos, writers: usize) -> (Arc<Load>, Vec<tokio::task::JoinHa
 /// Stops the load, reads the whole final log from the leader (recorded after everything:
 /// every index found, the next one absent), checks every node holds it, checks checkpoints
 /// and the history.
-async fn finish(ch: &Chaos, load: &Load, tasks: Vec<tokio::task::JoinHandle<()>>) -> u64 {
+async fn finish(ch: &Chaos, load: &Load, tasks: Vec<tokio::task::JoinHandle<()>>) -> (u64, Vec<Hash>) {
     load.stop.store(true, Ordering::Relaxed);
     for t in tasks {
         t.await.unwrap();
@@ -444,6 +470,15 @@ async fn finish(ch: &Chaos, load: &Load, tasks: Vec<tokio::task::JoinHandle<()>>
             );
         }
     }
+    // `ledger-verify replay` of every node's store gives the same final root.
+    let roots: Vec<String> =
+        ch.c.nodes
+            .iter()
+            .filter(|n| n.child.is_some())
+            .map(|n| replay_root(&n.data))
+            .collect();
+    assert!(roots.iter().all(|r| *r == roots[0]), "replays differ: {roots:?}");
+    assert!(roots[0].contains(&format!("size {size}")), "{roots:?}");
     // The latest checkpoint of every node, then no fork among all collected.
     for api in &ch.apis {
         if let Ok(cp) = client(api)
@@ -455,6 +490,7 @@ async fn finish(ch: &Chaos, load: &Load, tasks: Vec<tokio::task::JoinHandle<()>>
                 .lock()
                 .unwrap()
                 .insert((cp.size, Hash::from_slice(&cp.root).unwrap()));
+            load.notes.lock().unwrap().entry(cp.size).or_insert(cp.note);
         }
     }
     let leaves: Vec<Hash> = log.iter().map(|(l, _)| Hash::from_slice(l).unwrap()).collect();
@@ -484,7 +520,7 @@ async fn finish(ch: &Chaos, load: &Load, tasks: Vec<tokio::task::JoinHandle<()>>
         matches!(verdict, Verdict::Linearizable { .. }),
         "history not linearizable: {verdict:?}"
     );
-    size
+    (size, leaves)
 }
 
 /// Three nodes, four writers and a reader; each round SIGKILLs the leader at a random moment,
@@ -521,7 +557,7 @@ async fn sigkill_failover_rounds_lose_no_acknowledged_entry_and_stay_linearizabl
             acks.len()
         );
     }
-    let size = finish(&ch, &load, tasks).await;
+    let (size, _) = finish(&ch, &load, tasks).await;
     failovers.sort();
     println!(
         "chaos: {} rounds, {size} entries, failover (SIGKILL of the leader -> next acknowledged append) p50 {:?} p99 {:?} max {:?}",
@@ -556,24 +592,147 @@ async fn a_partitioned_former_leader_gets_nothing_acknowledged_and_rejoins_the_m
     let stale = client(&ch.apis[old])
         .append(support::req(&env, "req-cut-off", false))
         .await;
-    assert!(
-        stale.is_err(),
-        "a cut-off leader acknowledged an append: {:?}",
-        stale.map(|r| r.into_inner().index)
-    );
+    match &stale {
+        Ok(r) => panic!("a cut-off leader acknowledged an append at {}", r.get_ref().index),
+        Err(e) => println!(
+            "partition: the cut-off leader answered after {:?}: {:?} {}",
+            cut_at.elapsed(),
+            e.code(),
+            e.message()
+        ),
+    }
+    let stale_done = Instant::now();
 
     // The majority goes on.
-    let next = wait_acks_after(&ch, &load, cut_at, 3).await;
+    let next = wait_acks_after(&ch, &load, stale_done, 3).await;
     println!(
         "partition: node {old_id} (leader) cut off, appends acknowledged by the majority after {:?}",
         next - cut_at
     );
     ch.partition.heal(old_id);
-    let size = finish(&ch, &load, tasks).await;
+    let (size, leaves) = finish(&ch, &load, tasks).await;
     // The healed node holds the majority's log (checked in `finish`), without the cut-off append.
     let log = log_of(&ch.apis[old], size).await;
     assert!(
         !log.iter().any(|(_, p)| *p == env.payload),
         "the append sent to the cut-off leader reached the log"
     );
+    witness_relay(&ch, &load, &leaves).await;
+}
+
+/// A real witness (`ledger-node witness`) is handed every checkpoint collected from any node
+/// during the test (the cut-off leader's included), in size order with consistency proofs from
+/// the final log: it cosigns each. Then a checkpoint of a tree that diverges from the majority's,
+/// signed with the log key (what a former leader holding entries the majority never committed
+/// would sign, were it to sign sizes it has not applied), is refused and the witness keeps the
+/// majority's checkpoint: it never cosigns two checkpoints that fork.
+async fn witness_relay(ch: &Chaos, load: &Load, leaves: &[Hash]) {
+    use ledger_core::checkpoint::Checkpoint;
+    use ledger_core::note::NoteSigner;
+    use ledger_core::witness::AddCheckpoint;
+    use ledger_proto::pb::witness_client::WitnessClient;
+
+    let seed = &ch.c.nodes[0].data;
+    let mut cmd = Command::new(bin("ledger-node"));
+    cmd.args([
+        "witness",
+        "--listen",
+        "127.0.0.1:0",
+        "--name",
+        "witness.test/chaos",
+        "--data",
+    ])
+    .arg(ch.c.dir.path().join("witness"))
+    .arg("--log-key")
+    .arg(seed.join("keys/node.vkey"));
+    let (child, addr, _) = support::spawn_listening(cmd);
+    let _witness = KillOnDrop(child);
+    let mut wc = WitnessClient::connect(addr).await.expect("witness");
+    let notes = load.notes.lock().unwrap().clone();
+    let mut held = 0u64;
+    for (size, note) in notes {
+        if size <= held {
+            continue;
+        }
+        let proof = if held == 0 {
+            Vec::new()
+        } else {
+            merkle::consistency_proof(leaves, held, size).unwrap()
+        };
+        let body = AddCheckpoint {
+            old_size: held,
+            proof,
+            checkpoint: note,
+        }
+        .to_body();
+        wc.add_checkpoint(pb::AddCheckpointRequest { body })
+            .await
+            .unwrap_or_else(|e| panic!("the witness refused the checkpoint of size {size}: {e}"));
+        held = size;
+    }
+    assert!(held > 0, "no checkpoint was handed to the witness");
+    let held_note = wc
+        .get_latest(pb::GetLatestRequest { origin: ORIGIN.into() })
+        .await
+        .expect("held")
+        .into_inner()
+        .checkpoint;
+
+    // A divergent tree: the majority's first `held - 1` leaves, then one the majority never had.
+    let vkey = std::fs::read_to_string(seed.join("keys/node.vkey")).expect("vkey");
+    let name = vkey.trim().split('+').next().expect("key name").to_string();
+    let signer = NoteSigner::new(&name, support::key(&seed.join("keys/node.key"))).expect("signer");
+    let mut divergent = leaves[..held as usize - 1].to_vec();
+    divergent.push(ledger_core::hash::leaf_hash(b"an entry the majority never committed"));
+    for (size, old_size) in [(held, held), (held + 1, held)] {
+        let mut tree = divergent.clone();
+        if size > held {
+            tree.push(ledger_core::hash::leaf_hash(b"and one more"));
+        }
+        let note = Checkpoint {
+            origin: ORIGIN.into(),
+            size,
+            root: merkle::root_of(&tree),
+            extensions: vec![],
+        }
+        .sign(&signer)
+        .expect("sign")
+        .to_text();
+        let proof = if size > old_size {
+            merkle::consistency_proof(&tree, old_size, size).unwrap()
+        } else {
+            Vec::new()
+        };
+        let body = AddCheckpoint {
+            old_size,
+            proof,
+            checkpoint: note,
+        }
+        .to_body();
+        let err = wc
+            .add_checkpoint(pb::AddCheckpointRequest { body })
+            .await
+            .expect_err("a divergent checkpoint is not cosigned");
+        println!(
+            "witness: divergent checkpoint of size {size} refused: {}",
+            err.message()
+        );
+        let now = wc
+            .get_latest(pb::GetLatestRequest { origin: ORIGIN.into() })
+            .await
+            .expect("held")
+            .into_inner()
+            .checkpoint;
+        assert_eq!(now, held_note, "the witness moved to a divergent checkpoint");
+    }
+}
+
+/// A child process killed when the test ends, panicking or not.
+struct KillOnDrop(std::process::Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
 }

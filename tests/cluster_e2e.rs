@@ -18,20 +18,16 @@ fn note(i: u64, admin: &ed25519_dalek::SigningKey) -> ledger_core::dsse::Envelop
     record("note", note_payload(i), &[admin])
 }
 
-/// The final root `ledger-verify replay --data DATA/ledger` reports for a cluster node's store
-/// (read while the node runs). Followers hold no checkpoint of their own yet, so the replay
-/// reads the store rather than the node's API.
-fn replay_root(data: &std::path::Path) -> String {
+/// The final root `ledger-verify replay --node URL` reports.
+fn replay_root(url: &str) -> String {
     let out = Command::new(bin("ledger-verify"))
-        .args(["replay", "--threads", "1", "--data"])
-        .arg(data.join("ledger"))
+        .args(["replay", "--threads", "1", "--node", url])
         .output()
         .expect("ledger-verify");
     let text = String::from_utf8_lossy(&out.stdout).into_owned();
     assert!(
         out.status.success(),
-        "replay of {} failed:\n{text}\n{}",
-        data.display(),
+        "replay of {url} failed:\n{text}\n{}",
         String::from_utf8_lossy(&out.stderr)
     );
     text.lines()
@@ -44,7 +40,9 @@ fn replay_root(data: &std::path::Path) -> String {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn appends_on_the_leader_reach_every_node_and_followers_name_the_leader() {
     support::set_origin(Some(ORIGIN));
-    let c = Cluster::start(3);
+    let mut c = Cluster::prepare(3);
+    c.extra = vec!["--tiles-listen".into(), "127.0.0.1:0".into()];
+    c.start_all();
     let admin = key(&c.admin);
     let l = c.leader().await;
     let mut lc = c.nodes[l].client();
@@ -99,8 +97,26 @@ async fn appends_on_the_leader_reach_every_node_and_followers_name_the_leader() 
         .await
         .expect("retry through a follower");
     assert_eq!((again.index, again.duplicate), (size, true));
+    // ledgerctl pointed at a follower appends through the leader too (it reads the log's origin
+    // from the follower's checkpoint first).
+    c.wait_checkpoint(g, 1).await;
+    let payload = c.dir.path().join("note.json");
+    std::fs::write(&payload, note_payload(102).to_string()).unwrap();
+    let out = Command::new(bin("ledgerctl"))
+        .args(["--node", &c.nodes[g].url(), "append", "--kind", "note", "--payload"])
+        .arg(&payload)
+        .arg("--key")
+        .arg(&c.admin)
+        .output()
+        .expect("ledgerctl");
+    assert!(
+        out.status.success(),
+        "ledgerctl through a follower: {}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
     // A follower serves a proof at its applied size and refuses a size it does not hold.
-    let size = c.wait_size(f, size + 1).await;
+    let size = c.wait_size(f, size + 2).await;
     let mut fc = c.nodes[f].client();
     let p = fc
         .get_inclusion_proof(pb::GetInclusionProofRequest {
@@ -124,6 +140,25 @@ async fn appends_on_the_leader_reach_every_node_and_followers_name_the_leader() 
         "{}",
         beyond.message()
     );
+    // The follower's tlog-tiles serve a checkpoint of its own store: the leader's bytes.
+    c.wait_checkpoint(f, size).await;
+    let tiles = c.nodes[f].tiles.lock().unwrap().clone().expect("tiles address");
+    let served = cluster::http_get(&tiles, "/checkpoint");
+    let served_size: u64 = served
+        .lines()
+        .nth(1)
+        .and_then(|l| l.parse().ok())
+        .expect("a checkpoint body");
+    let on_leader = c.nodes[l]
+        .client()
+        .get_checkpoint(pb::GetCheckpointRequest {
+            size: Some(served_size),
+        })
+        .await
+        .expect("leader checkpoint")
+        .into_inner()
+        .note;
+    assert_eq!(served, on_leader);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -139,12 +174,15 @@ async fn a_retry_after_the_leader_is_killed_answers_the_original_index_and_the_n
     for i in 0..3 {
         c.wait_size(i, first.index + 1).await;
     }
+    let killed = std::time::Instant::now();
     c.nodes[l].kill9();
     let l2 = c.leader().await;
     assert_ne!(l2, l);
     let retry = append(&mut c.nodes[l2].client(), &note(1, &admin), "before-kill")
         .await
         .expect("retry on the new leader");
+    // Reported, not asserted (--nocapture): leader SIGKILL to the first answer of the new leader.
+    eprintln!("failover: leader killed -> retry answered in {:?}", killed.elapsed());
     assert_eq!((retry.index, retry.duplicate), (first.index, true));
     assert_eq!(retry.leaf_hash, first.leaf_hash);
     let mut last = retry.index;
@@ -155,9 +193,27 @@ async fn a_retry_after_the_leader_is_killed_answers_the_original_index_and_the_n
             .index;
     }
     // The killed node comes back, follows, and catches up.
+    let restarted = std::time::Instant::now();
     c.restart(l);
     c.wait_size(l, last + 1).await;
-    let roots: Vec<String> = (0..3).map(|i| replay_root(&c.nodes[i].data)).collect();
+    eprintln!(
+        "catch-up: killed node restarted and at size {} in {:?}",
+        last + 1,
+        restarted.elapsed()
+    );
+    // Every node serves the leader's checkpoint of the whole log, byte for byte.
+    let (cp_size, note) = c.wait_checkpoint(l2, last + 1).await;
+    for i in 0..3 {
+        c.wait_checkpoint(i, cp_size).await;
+        let same = c.nodes[i]
+            .client()
+            .get_checkpoint(pb::GetCheckpointRequest { size: Some(cp_size) })
+            .await
+            .expect("checkpoint")
+            .into_inner();
+        assert_eq!(same.note, note, "node {}", i + 1);
+    }
+    let roots: Vec<String> = (0..3).map(|i| replay_root(&c.nodes[i].url())).collect();
     assert!(roots.iter().all(|r| *r == roots[0]), "{roots:?}");
     assert!(roots[0].contains(&format!("size {}", last + 1)), "{roots:?}");
 }
@@ -187,4 +243,63 @@ fn a_bad_cluster_file_is_refused_at_start() {
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("not among the peers"), "{err}");
+}
+
+/// With a witness configured on every node, only the leader pushes; the cosigned checkpoint is
+/// replicated, so a follower serves the witness's cosignature on the same checkpoint bytes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_leader_pushes_to_the_witness_and_followers_serve_the_cosigned_checkpoint() {
+    support::set_origin(Some(ORIGIN));
+    let mut c = Cluster::prepare(3);
+    let wdata = c.dir.path().join("witness");
+    let mut cmd = Command::new(bin("ledger-node"));
+    cmd.args(["witness", "--listen", "127.0.0.1:0", "--data"])
+        .arg(&wdata)
+        .arg("--log-key")
+        .arg(c.log_vkey())
+        .args(["--name", "witness.test/cluster"]);
+    let (mut witness, waddr, before) = support::spawn_listening(cmd);
+    let wkey = before
+        .iter()
+        .find_map(|l| l.strip_prefix("witness key "))
+        .expect("the witness prints its key")
+        .to_string();
+    let wname = wkey.split('+').next().unwrap().to_string();
+    c.extra = vec!["--witness".into(), format!("{waddr}={wkey}")];
+    c.start_all();
+    let admin = key(&c.admin);
+    let l = c.leader().await;
+    let r = append(&mut c.nodes[l].client(), &note(7, &admin), "witnessed-1")
+        .await
+        .expect("append");
+    let f = (l + 1) % 3;
+    // Bounded: the follower serves a checkpoint covering the entry that carries the witness's
+    // cosignature line.
+    let t = std::time::Instant::now();
+    let mut cosigned = None;
+    while t.elapsed() < cluster::WAIT && cosigned.is_none() {
+        let (size, _) = c.wait_checkpoint(f, r.index + 1).await;
+        if let Ok(cp) = c.nodes[f]
+            .client()
+            .get_checkpoint(pb::GetCheckpointRequest { size: Some(size) })
+            .await
+        {
+            let note = cp.into_inner().note;
+            if note.lines().any(|line| line.starts_with(&format!("— {wname} "))) {
+                cosigned = Some((size, note));
+            }
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    let (size, note) = cosigned.expect("a follower serves the witness-cosigned checkpoint");
+    let on_leader = c.nodes[l]
+        .client()
+        .get_checkpoint(pb::GetCheckpointRequest { size: Some(size) })
+        .await
+        .expect("leader checkpoint")
+        .into_inner()
+        .note;
+    assert_eq!(on_leader, note);
+    let _ = witness.kill();
+    let _ = witness.wait();
 }

@@ -102,6 +102,8 @@ enum Cmd {
         #[arg(short, long = "in")]
         input: PathBuf,
     },
+    /// Cluster membership (issue 15): init, add, remove, status, through a node's admin service.
+    Cluster(cluster::admin::ClusterArgs),
     /// Rebuild the lookup index (DATA/store/index) and the term postings of a stopped node from
     /// its entries (request ids are not in the entries: lost ones cannot be restored).
     Reindex {
@@ -278,6 +280,7 @@ fn main() -> std::process::ExitCode {
                 .and_then(|rt| rt.block_on(witness_run::run(a, shutdown_signal())))
         }
         Cmd::DebugFork { data, from } => fork::debug_fork(&data, from),
+        Cmd::Cluster(a) => cluster::admin::run(a),
         Cmd::Backup(a) => backup::backup(&a),
         Cmd::Restore(a) => backup::restore(&a),
         Cmd::Export { data, out } => (|| {
@@ -469,8 +472,7 @@ async fn serve(a: ServeArgs) -> Result<()> {
 /// does: the leader's sequencer proposes each group through Raft; followers refuse appends naming
 /// the leader and serve reads at their applied size.
 async fn serve_cluster(a: ServeArgs, path: &std::path::Path) -> Result<()> {
-    let text = std::fs::read_to_string(path).with_context(|| format!("reading cluster file {}", path.display()))?;
-    let ccfg = cluster::config::ClusterConfig::parse(&text).map_err(anyhow::Error::msg)?;
+    let ccfg = cluster::config::ClusterConfig::load(path).map_err(anyhow::Error::msg)?;
     if a.data.as_ref().is_some_and(|d| *d != ccfg.data) {
         bail!(
             "--data {} differs from the cluster file's data {}; give the data directory in one place",
@@ -478,8 +480,8 @@ async fn serve_cluster(a: ServeArgs, path: &std::path::Path) -> Result<()> {
             ccfg.data.display()
         );
     }
-    if !a.witness.is_empty() || !a.tsa.is_empty() {
-        bail!("witnesses and TSAs are not supported in cluster mode yet (docs/cluster.md)");
+    if !a.tsa.is_empty() {
+        bail!("TSAs are not supported in cluster mode yet (docs/cluster.md)");
     }
     let mut cfg = serve_config(&a)?;
     cfg.data = ccfg.data.clone();
@@ -526,11 +528,12 @@ async fn serve_cluster(a: ServeArgs, path: &std::path::Path) -> Result<()> {
     );
     let (running, jobs) = start_sequencer(&a, &cfg, &store, size, marks, state, metrics, Some(view.clone()))?;
     tokio::spawn(follow_applied(view.clone(), running.shared.clone()));
-    let svc = assemble_service(&a, Vec::new(), &store, &running, jobs, cfg.queue_depth)?;
+    let svc = assemble_service(&a, cfg.witnesses, &store, &running, jobs, cfg.queue_depth)?;
     start_timestamps(&a, &cfg.data, &store, &running.shared, &port.ts_gate)?;
     if let Some(l) = tiles_listener {
         let at = l.local_addr()?;
-        tokio::spawn(tiles::serve(l, store.clone(), tiles_limits));
+        let source = Arc::new(cluster::AppliedTiles(view.clone()));
+        tokio::spawn(tiles::serve(l, source, tiles_limits));
         tracing::info!(addr = %at, "C2SP tlog-tiles (read-only) on http://{at}/checkpoint");
         println!("tiles on {at}");
     }
@@ -592,7 +595,7 @@ async fn wait_for_charter(view: &cluster::ClusterView, seed: Option<ledger_raft:
         }
         if view.role().leader {
             match &seed {
-                Some(g) => match view.raft.client_write(g.clone()).await {
+                Some(g) => match view.raft.client_write(g.clone().into()).await {
                     Ok(r) => {
                         tracing::info!(outcome = ?r.data, "proposed the seed charter as the cluster's first entry")
                     }

@@ -298,7 +298,7 @@ fn replicate(c: &crate::cluster::ClusterView, shared: &Shared, resync: &Resync, 
         let group = SequencedGroup::from_prepared(w.prev_root, &w.prepared, w.size);
         match c
             .rt
-            .block_on(async { tokio::time::timeout(COMMIT_TIMEOUT, c.raft.client_write(group)).await })
+            .block_on(async { tokio::time::timeout(COMMIT_TIMEOUT, c.raft.client_write(group.into())).await })
         {
             Err(_) => Err(refused(Refusal::Unavailable(format!(
                 "the cluster did not apply the group within {} s; it may still take effect: retry with the same \
@@ -332,9 +332,11 @@ fn replicate(c: &crate::cluster::ClusterView, shared: &Shared, resync: &Resync, 
                         "the cluster refused the group ({reason}); retry with the same request id"
                     ))))
                 }
-                ApplyOutcome::NoGroup { .. } => Err(refused(Refusal::Unavailable(
-                    "the cluster applied no group for this proposal; retry with the same request id".into(),
-                ))),
+                ApplyOutcome::NoGroup { .. } | ApplyOutcome::CheckpointStored { .. } => {
+                    Err(refused(Refusal::Unavailable(
+                        "the cluster applied no group for this proposal; retry with the same request id".into(),
+                    )))
+                }
             },
         }
     };
@@ -349,10 +351,12 @@ fn replicate(c: &crate::cluster::ClusterView, shared: &Shared, resync: &Resync, 
     {
         *r = reg;
     }
-    let checkpoint = w.checkpoint.filter(|(s, n)| match store_checkpoint(c, *s, n) {
+    let checkpoint = w.checkpoint.filter(|(s, n)| match replicate_checkpoint(c, *s, n) {
         Ok(()) => true,
         Err(e) => {
-            tracing::error!(error = %e, size = *s, "checkpoint not stored");
+            // The next group's checkpoint (or the next periodic one) covers these entries.
+            resync.fetch_max(w.epoch + 1, Relaxed);
+            tracing::warn!(error = %e, size = *s, "checkpoint not stored");
             false
         }
     });
@@ -375,9 +379,33 @@ fn replicate(c: &crate::cluster::ClusterView, shared: &Shared, resync: &Resync, 
     }
 }
 
-/// Cluster mode, on the leader: stores a checkpoint it signed, only over an applied size and only
-/// when the applied tree has its root at that size and extends the latest stored checkpoint.
-fn store_checkpoint(c: &crate::cluster::ClusterView, size: u64, note: &str) -> Result<(), String> {
+/// Cluster mode, on the leader: a checkpoint it signed goes to every node as a Raft entry
+/// (`LedgerRequest::Checkpoint`, which every node's apply checks again: signed by the node key in
+/// force, root of the applied tree at its size, extends the latest stored one), so that every node
+/// serves the same bytes. Proposed only after the same checks here, on the applied tree.
+fn replicate_checkpoint(c: &crate::cluster::ClusterView, size: u64, note: &str) -> Result<(), String> {
+    use ledger_raft::{ApplyOutcome, LedgerRequest};
+    check_checkpoint(c, size, note)?;
+    let req = LedgerRequest::Checkpoint {
+        size,
+        note: note.to_string(),
+    };
+    match c
+        .rt
+        .block_on(async { tokio::time::timeout(COMMIT_TIMEOUT, c.raft.client_write(req)).await })
+    {
+        Err(_) => Err("not applied in time".into()),
+        Ok(Err(e)) => Err(e.to_string()),
+        Ok(Ok(r)) => match r.data {
+            ApplyOutcome::CheckpointStored { .. } => Ok(()),
+            other => Err(format!("the cluster answered {other:?}")),
+        },
+    }
+}
+
+/// Cluster mode, on the leader: a checkpoint it signed is over an applied size, the applied tree
+/// has its root at that size, and that tree extends the latest stored checkpoint.
+fn check_checkpoint(c: &crate::cluster::ClusterView, size: u64, note: &str) -> Result<(), String> {
     use ledger_core::merkle::root_from_source;
     let store = c.sm.store().map_err(|e| e.to_string())?;
     let root_of = |text: &str| -> Result<Checkpoint, String> {
@@ -403,7 +431,7 @@ fn store_checkpoint(c: &crate::cluster::ClusterView, size: u64, note: &str) -> R
             ));
         }
     }
-    store.put_checkpoint(size, note).map_err(|e| e.to_string())
+    Ok(())
 }
 
 /// Answers a group that the cluster refused because a request id was already used: the item with

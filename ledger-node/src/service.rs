@@ -472,8 +472,9 @@ impl pb::ledger_server::Ledger for LedgerService {
     ) -> Result<Response<pb::CheckpointResponse>, Status> {
         let (size, note) = match req.into_inner().size {
             None if self.shared.checkpoint.borrow().1.is_empty() => {
-                return Err(Status::failed_precondition(
-                    "this cluster node holds no checkpoint yet (only the leader signs them; ask the leader)",
+                return Err(Status::unavailable(
+                    "this cluster node holds no checkpoint yet (the leader signs them and they reach every node \
+                     shortly); retry, or ask the leader",
                 ));
             }
             None => self.shared.checkpoint.borrow().clone(),

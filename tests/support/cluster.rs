@@ -47,6 +47,8 @@ pub struct ClusterNode {
     pub child: Option<Child>,
     /// Its stderr log file.
     pub log: PathBuf,
+    /// Its tlog-tiles HTTP address once it printed one (with `--tiles-listen` in `extra`).
+    pub tiles: std::sync::Arc<std::sync::Mutex<Option<String>>>,
 }
 
 impl ClusterNode {
@@ -116,13 +118,34 @@ pub struct Cluster {
     pub nodes: Vec<ClusterNode>,
     /// The administrator key of the log (signs test records).
     pub admin: PathBuf,
+    /// Further `serve` arguments for every node (e.g. `--witness URL=KEY`).
+    pub extra: Vec<String>,
 }
 
 impl Cluster {
-    /// Writes `n` cluster files with free ports, makes the seed ledger (`ledger-node init`) in
-    /// node 1's directory, gives every node its node key, and starts all `n` (node 1 with
-    /// `--cluster-init`); returns once every node serves its API.
+    /// [`Cluster::prepare`] then [`Cluster::start_all`].
     pub fn start(n: u64) -> Cluster {
+        let mut c = Self::prepare(n);
+        c.start_all();
+        c
+    }
+
+    /// Starts every node (node 1 with `--cluster-init`); returns once every node serves its API.
+    pub fn start_all(&mut self) {
+        let waits: Vec<_> = (0..self.nodes.len()).map(|i| self.spawn(i, i == 0)).collect();
+        for (i, w) in waits.into_iter().enumerate() {
+            self.wait_serving(i, w);
+        }
+    }
+
+    /// The seed's checkpoint verifier key file (`keys/node.vkey`), for witnesses.
+    pub fn log_vkey(&self) -> PathBuf {
+        self.nodes[0].data.join("keys/node.vkey")
+    }
+
+    /// Writes `n` cluster files with free ports, makes the seed ledger (`ledger-node init`) in
+    /// node 1's directory and gives every node its node key; starts nothing.
+    pub fn prepare(n: u64) -> Cluster {
         let dir = tempfile::tempdir().expect("tempdir");
         let free = free_ports(2 * n as usize);
         let ports: Vec<(u16, u16)> = free.chunks(2).map(|p| (p[0], p[1])).collect();
@@ -155,7 +178,7 @@ impl Cluster {
             std::fs::write(
                 &file,
                 format!(
-                    "id = {id}\nlisten = \"127.0.0.1:{r}\"\ndata = \"{}\"\n[peers]\n{peers}[api]\n{apis}",
+                    "id = {id}\nlisten = \"127.0.0.1:{r}\"\ndata = \"{}\"\ninsecure_loopback = true\n[peers]\n{peers}[api]\n{apis}",
                     data.display()
                 ),
             )
@@ -168,23 +191,21 @@ impl Cluster {
                 api: format!("127.0.0.1:{a}"),
                 raft: format!("127.0.0.1:{r}"),
                 child: None,
+                tiles: Default::default(),
             });
         }
-        let mut c = Cluster {
+        Cluster {
             admin: seed.join("keys/admin.key"),
             dir,
             nodes,
-        };
-        let waits: Vec<_> = (0..c.nodes.len()).map(|i| c.spawn(i, i == 0)).collect();
-        for (i, w) in waits.into_iter().enumerate() {
-            c.wait_serving(i, w);
+            extra: Vec::new(),
         }
-        c
     }
 
     /// Starts node `i` (again), with `--cluster-init` if asked; the receiver gets its API address
     /// once it serves (see [`Cluster::wait_serving`]).
     pub fn spawn(&mut self, i: usize, init: bool) -> mpsc::Receiver<String> {
+        let extra = self.extra.clone();
         let node = &mut self.nodes[i];
         assert!(node.child.is_none(), "node {} is running", node.id);
         let log = std::fs::OpenOptions::new()
@@ -196,22 +217,31 @@ impl Cluster {
         cmd.args(["serve", "--cluster"])
             .arg(&node.file)
             .args(["--listen", &node.api])
-            .args(["--metrics-listen", "off", "--tiles-listen", "off"])
+            .args(["--metrics-listen", "off"])
             .args(["--checkpoint-interval-ms", "200"])
+            .args(&extra)
             .env("RUST_LOG", "info")
             .stdout(Stdio::piped())
             .stderr(Stdio::from(log));
+        if !extra.iter().any(|a| a == "--tiles-listen") {
+            cmd.args(["--tiles-listen", "off"]);
+        }
         if init {
             cmd.arg("--cluster-init");
         }
         let mut child = cmd.spawn().expect("spawn ledger-node");
         let stdout = child.stdout.take().expect("stdout");
         let (tx, rx) = mpsc::channel();
+        let tiles = node.tiles.clone();
         std::thread::spawn(move || {
             for line in BufReader::new(stdout).lines() {
                 let line = line.unwrap_or_default();
                 if let Some(a) = line.strip_prefix("listening on ") {
                     let _ = tx.send(a.to_string());
+                } else if let Some(a) = line.strip_prefix("tiles on ")
+                    && let Ok(mut t) = tiles.lock()
+                {
+                    *t = Some(a.to_string());
                 }
             }
         });
@@ -305,4 +335,41 @@ impl Cluster {
             self.nodes[i].log_tail()
         );
     }
+}
+
+impl Cluster {
+    /// Waits (bounded) until node `i` serves a latest checkpoint of at least `size`; returns its
+    /// (size, note).
+    pub async fn wait_checkpoint(&self, i: usize, size: u64) -> (u64, String) {
+        let t = Instant::now();
+        let mut c = self.nodes[i].client();
+        while t.elapsed() < WAIT {
+            if let Ok(r) = c.get_checkpoint(pb::GetCheckpointRequest { size: None }).await {
+                let r = r.into_inner();
+                if r.size >= size {
+                    return (r.size, r.note);
+                }
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        panic!(
+            "node {} did not serve a checkpoint of size {size} within {WAIT:?}:\n{}",
+            self.nodes[i].id,
+            self.nodes[i].log_tail()
+        );
+    }
+}
+
+/// The body of `GET path` from an HTTP/1.1 server at `addr` (status 200 required).
+pub fn http_get(addr: &str, path: &str) -> String {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(addr).expect("connect");
+    s.set_read_timeout(Some(Duration::from_secs(20))).expect("timeout");
+    write!(s, "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n").expect("send");
+    let mut raw = Vec::new();
+    s.read_to_end(&mut raw).expect("read");
+    let text = String::from_utf8_lossy(&raw).into_owned();
+    let (head, body) = text.split_once("\r\n\r\n").expect("an HTTP answer");
+    assert!(head.starts_with("HTTP/1.1 200"), "GET {path}: {head}");
+    body.to_string()
 }

@@ -149,8 +149,9 @@ pub struct ConsistencyProof {
 /// (`host:port`) when it refuses an append (docs/api.md).
 pub const LEADER_METADATA: &str = "ledger-leader";
 
-/// How many times one append call follows [`LEADER_METADATA`] to another node.
-pub const MAX_LEADER_HOPS: u32 = 2;
+/// How many times one append call follows [`LEADER_METADATA`] to another node (a named leader
+/// that cannot be reached counts too: the call then waits and asks the first node again).
+pub const MAX_LEADER_HOPS: u32 = 3;
 
 /// A client of one ledger node.
 #[derive(Debug, Clone)]
@@ -363,10 +364,15 @@ impl LedgerClient {
                     inner = Raw::new(ch)
                         .max_decoding_message_size(MAX_MESSAGE_BYTES)
                         .max_encoding_message_size(MAX_MESSAGE_BYTES);
-                    hops += 1;
                 }
-                Err(_) => return Err(s.into()),
+                Err(_) => {
+                    // A leader that just died is still named until the cluster elects another:
+                    // wait, then ask the node first asked again.
+                    tokio::time::sleep(self.retry.delay(hops + 2)).await;
+                    inner = self.inner.clone();
+                }
             }
+            hops += 1;
         }
     }
 

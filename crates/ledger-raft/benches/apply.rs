@@ -35,7 +35,7 @@ async fn main() {
         let s = Instant::now();
         log.blocking_append([Entry::<TypeConfig> {
             log_id: log_id(i),
-            payload: EntryPayload::Normal(g.clone()),
+            payload: EntryPayload::Normal(g.clone().into()),
         }])
         .await
         .unwrap();
@@ -68,7 +68,7 @@ async fn main() {
             let out = sm
                 .apply([Entry::<TypeConfig> {
                     log_id: log_id(i as u64 + 1),
-                    payload: EntryPayload::Normal(g.clone()),
+                    payload: EntryPayload::Normal(g.clone().into()),
                 }])
                 .await
                 .unwrap();

@@ -3,7 +3,8 @@
 //! cluster yet (`docs/cluster.md` says what exists and what comes next).
 //!
 //! - [`types`]: the Raft type configuration. One Raft entry is one sequenced group
-//!   ([`SequencedGroup`]); applying it answers an [`ApplyOutcome`] (a refusal is a value).
+//!   ([`SequencedGroup`]) or one signed checkpoint ([`LedgerRequest`]); applying it answers an
+//!   [`ApplyOutcome`] (a refusal is a value).
 //! - [`LogStore`]: the Raft log on its own sled database under `DATA/raft/log`, fsync'd before
 //!   openraft is told an append or a vote is durable.
 //! - [`StateMachine`]: `apply` is the ledger store's group commit, with the last applied log id and
@@ -23,4 +24,4 @@ pub use state_machine::{
     APPLIED_META, CheckedGroup, MAX_REQUEST_ID, MAX_SNAPSHOT_BYTES, SnapshotBuilder, StateMachine, check_group,
     fold_store, request_digest,
 };
-pub use types::{ApplyOutcome, GroupEntry, Rejection, SequencedGroup, TypeConfig};
+pub use types::{ApplyOutcome, GroupEntry, LedgerNode, LedgerRequest, Rejection, SequencedGroup, TypeConfig};

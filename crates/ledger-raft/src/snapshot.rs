@@ -8,8 +8,13 @@
 //! export stream, through its 'Z' end frame
 //! "LEDGER-RAFT-REQ/1\n"                       18-byte magic
 //! frame*: 'R' ‖ length (u32 BE, 72) ‖ index (u64 BE) ‖ digest (32 bytes) ‖ key (32 bytes)
+//! at most one: 'W' ‖ length (u32 BE, 8 + n) ‖ size (u64 BE) ‖ note (n bytes, UTF-8)
 //! 'Z' ‖ 0 (u32 BE), then the end of the file
 //! ```
+//!
+//! The `'W'` frame is the latest witnessed checkpoint (the store's `mwitnessed` marker, which the
+//! export stream does not carry); the receiver requires its note to be the stored checkpoint of
+//! that size.
 
 use ledger_core::hash::Hash;
 use ledger_store::Store;
@@ -44,19 +49,38 @@ pub fn write_requests<W: Write>(store: &Store, w: &mut W) -> Result<u64, String>
             Ok(())
         })
         .map_err(|e| e.to_string())?;
+    if let Some((size, note)) = store.latest_witnessed().map_err(|e| e.to_string())? {
+        let len = u32::try_from(8 + note.len()).map_err(|_| "witnessed checkpoint too long".to_string())?;
+        w.write_all(b"W").map_err(|e| e.to_string())?;
+        w.write_all(&len.to_be_bytes()).map_err(|e| e.to_string())?;
+        w.write_all(&size.to_be_bytes()).map_err(|e| e.to_string())?;
+        w.write_all(note.as_bytes()).map_err(|e| e.to_string())?;
+    }
     w.write_all(b"Z\0\0\0\0").map_err(|e| e.to_string())?;
     Ok(n)
 }
 
+/// Longest witnessed checkpoint note a snapshot may carry.
+const MAX_WITNESSED_NOTE: usize = 1 << 20;
+
+/// What the request-id section held besides the ids.
+#[derive(Debug, Default)]
+pub struct SectionEnd {
+    /// How many request ids it held.
+    pub requests: u64,
+    /// The latest witnessed checkpoint (size, note), if the sender had one.
+    pub witnessed: Option<(u64, String)>,
+}
+
 /// Reads the request-id section (after the export stream), handing batches to `each`; checks
-/// that nothing follows its end frame. Returns how many ids it held.
+/// that nothing follows its end frame. Returns how many ids it held and the witnessed checkpoint.
 ///
 /// # Errors
 /// On a malformed or truncated section, or the first error of `each`.
 pub fn read_requests<R: Read>(
     r: &mut R,
     mut each: impl FnMut(Vec<([u8; 32], u64, Hash)>) -> Result<(), String>,
-) -> Result<u64, String> {
+) -> Result<SectionEnd, String> {
     let mut magic = [0u8; 18];
     r.read_exact(&mut magic)
         .map_err(|_| "the snapshot has no request-id section".to_string())?;
@@ -65,6 +89,7 @@ pub fn read_requests<R: Read>(
     }
     let mut batch = Vec::new();
     let mut n = 0u64;
+    let mut witnessed = None;
     loop {
         let mut h = [0u8; 5];
         r.read_exact(&mut h)
@@ -73,6 +98,17 @@ pub fn read_requests<R: Read>(
         match h[0] {
             b'Z' if len == 0 => break,
             b'R' if len == REQUEST_FRAME => {}
+            b'W' if witnessed.is_none() && (8..=8 + MAX_WITNESSED_NOTE).contains(&len) => {
+                let mut b = vec![0u8; len];
+                r.read_exact(&mut b)
+                    .map_err(|_| "truncated witnessed-checkpoint frame".to_string())?;
+                let mut size = [0u8; 8];
+                size.copy_from_slice(&b[..8]);
+                let note = String::from_utf8(b[8..].to_vec())
+                    .map_err(|_| "the witnessed checkpoint is not UTF-8".to_string())?;
+                witnessed = Some((u64::from_be_bytes(size), note));
+                continue;
+            }
             t => return Err(format!("bad request-id frame (tag {t:#04x}, {len} bytes)")),
         }
         let mut b = vec![0u8; len];
@@ -96,5 +132,5 @@ pub fn read_requests<R: Read>(
     if r.read(&mut extra).map_err(|e| e.to_string())? != 0 {
         return Err("bytes after the snapshot's end".into());
     }
-    Ok(n)
+    Ok(SectionEnd { requests: n, witnessed })
 }

@@ -12,11 +12,14 @@
 
 use crate::log_store::{decode, encode};
 use crate::types::{
-    ApplyOutcome, LogEntry, LogId, Rejection, SequencedGroup, StorageError, StoredMembership, TypeConfig, index_tag,
+    ApplyOutcome, LedgerRequest, LogEntry, LogId, Rejection, SequencedGroup, StorageError, StoredMembership,
+    TypeConfig, index_tag,
 };
+use ledger_core::checkpoint::{SignedCheckpoint, open_checkpoint};
 use ledger_core::compact::{CompactTree, CompletedNode};
 use ledger_core::entry::Entry;
 use ledger_core::hash::Hash;
+use ledger_core::note::{Note, NoteVerifier};
 use ledger_core::state::LedgerState;
 use ledger_store::{PreparedEntry, Store};
 use openraft::storage::{RaftSnapshotBuilder, RaftStateMachine, Snapshot, SnapshotMeta};
@@ -96,7 +99,7 @@ impl Inner {
 /// The record in `DATA/raft/snapshot.meta`: the current snapshot's metadata and its file.
 #[derive(serde::Serialize, serde::Deserialize)]
 struct SnapshotRecord {
-    meta: SnapshotMeta<u64, openraft::BasicNode>,
+    meta: SnapshotMeta<u64, crate::types::LedgerNode>,
     file: String,
     len: u64,
 }
@@ -373,9 +376,23 @@ fn apply_all(inner: &mut Inner, entries: Vec<LogEntry>) -> Result<Vec<ApplyOutco
                     size: inner.tree.size(),
                 }
             }
-            EntryPayload::Normal(group) => {
-                let outcome = apply_group(inner, log_id, &membership, &group)?;
-                if matches!(outcome, ApplyOutcome::Applied { .. }) {
+            EntryPayload::Normal(request) => {
+                let (outcome, written) = match request {
+                    LedgerRequest::Group(group) => {
+                        let outcome = apply_group(inner, log_id, &membership, &group)?;
+                        let written = matches!(outcome, ApplyOutcome::Applied { .. });
+                        (outcome, written)
+                    }
+                    LedgerRequest::Checkpoint { size, note } => {
+                        apply_checkpoint(inner, log_id, &membership, size, &note)?
+                    }
+                    LedgerRequest::Cosigned { size, note, witnessed } => {
+                        apply_cosigned(inner, log_id, &membership, size, &note, witnessed)?
+                    }
+                };
+                if written {
+                    // The applied log id and membership went into the same batch.
+                    inner.applied = Some(log_id);
                     inner.membership = membership;
                     dirty = false;
                     out.push(outcome);
@@ -443,6 +460,155 @@ fn apply_group(
         first_index: size,
         new_size: inner.tree.size(),
     })
+}
+
+/// Opens a checkpoint note of `size` with the node key in force for that size in the applied
+/// registry (`Registry::checkpoint_key`: after a `node.rotate`, the new key), refusing a key that a
+/// `node.compromise` declared compromised for that size, as the verifier does.
+fn open_for_size(state: Option<&LedgerState>, size: u64, note: &str) -> Result<SignedCheckpoint, Rejection> {
+    let bad = |detail: String| Rejection::CheckpointSignature { size, detail };
+    let reg = &state
+        .ok_or_else(|| bad("the applied log has no valid charter".into()))?
+        .registry;
+    let key = reg.checkpoint_key(size);
+    if let Some(c) = reg.compromised_checkpoint(&key, size) {
+        return Err(bad(format!(
+            "the node key in force for this size was declared compromised as of index {} (record {})",
+            c.as_of, c.at
+        )));
+    }
+    let v = NoteVerifier::new(&reg.charter.origin, key).map_err(|e| bad(e.to_string()))?;
+    let cp = open_checkpoint(note, &v).map_err(|e| bad(format!("not signed by the node key in force: {e}")))?;
+    if cp.checkpoint.size != size {
+        return Err(bad(format!("the note signs size {}", cp.checkpoint.size)));
+    }
+    Ok(cp)
+}
+
+/// The applied tree's root at `size` (at most the applied size), from the stored hashes.
+fn root_at(inner: &Inner, size: u64) -> Result<Hash, StorageError> {
+    if size == inner.tree.size() {
+        return Ok(inner.tree.root());
+    }
+    ledger_core::merkle::root_from_source(inner.store()?, size).map_err(|e| sm_err(ErrorVerb::Read, e))
+}
+
+fn read_err(e: impl ToString) -> StorageError {
+    sm_err(ErrorVerb::Read, e)
+}
+
+/// Applies a signed checkpoint: size applied and above 0, signed by the node key in force for it,
+/// the applied root at that size, extending the latest stored checkpoint; stored with the applied
+/// log id in one batch. Returns the outcome and whether it wrote (with the applied id).
+fn apply_checkpoint(
+    inner: &mut Inner,
+    log_id: LogId,
+    membership: &StoredMembership,
+    size: u64,
+    note: &str,
+) -> Result<(ApplyOutcome, bool), StorageError> {
+    let applied = inner.tree.size();
+    let rejected = |reason| Ok((ApplyOutcome::Rejected { size: applied, reason }, false));
+    if size == 0 || size > applied {
+        return rejected(Rejection::CheckpointSize { size, applied });
+    }
+    let cp = match open_for_size(inner.state.as_ref(), size, note) {
+        Ok(cp) => cp,
+        Err(r) => return rejected(r),
+    };
+    if cp.checkpoint.root != root_at(inner, size)? {
+        return rejected(Rejection::CheckpointRoot { size });
+    }
+    let store = inner.store()?;
+    if let Some((latest, latest_note)) = store.latest_checkpoint().map_err(read_err)? {
+        let latest_body = Note::parse(&latest_note).map(|n| n.text).unwrap_or_default();
+        if size < latest || (size == latest && latest_body != cp.note.text) {
+            return rejected(Rejection::CheckpointStale { size, latest });
+        }
+        if size == latest {
+            // The same checkpoint again (a retry): already stored, perhaps with cosignatures.
+            return Ok((ApplyOutcome::CheckpointStored { size, witnessed: false }, false));
+        }
+        // The latest stored checkpoint must be of this tree (the new one then extends it).
+        let latest_root = ledger_core::checkpoint::Checkpoint::from_body(&latest_body).map(|c| c.root);
+        if latest_root.ok() != Some(root_at(inner, latest)?) {
+            return rejected(Rejection::CheckpointStale { size, latest });
+        }
+    }
+    let meta = encode(&(Some(log_id), membership)).map_err(|x| sm_err(ErrorVerb::Write, x))?;
+    inner
+        .store()?
+        .commit_group_with_meta(&[], &[], applied, Some((size, note)), &[(APPLIED_META, &meta)])
+        .map_err(|x| StorageError::from(StorageIOError::apply(log_id, AnyError::error(x.to_string()))))?;
+    Ok((ApplyOutcome::CheckpointStored { size, witnessed: false }, true))
+}
+
+/// Applies a cosigned checkpoint: the stored checkpoint of `size` with signature lines only added,
+/// every line claiming an enrolled witness valid, `witnessed` only with the charter's quorum of
+/// enrolled witnesses and not below the latest witnessed checkpoint; stored with the applied log
+/// id in one batch.
+fn apply_cosigned(
+    inner: &mut Inner,
+    log_id: LogId,
+    membership: &StoredMembership,
+    size: u64,
+    note: &str,
+    witnessed: bool,
+) -> Result<(ApplyOutcome, bool), StorageError> {
+    let applied = inner.tree.size();
+    let rejected = |reason| Ok((ApplyOutcome::Rejected { size: applied, reason }, false));
+    let bad = |detail: String| Rejection::Cosigned { size, detail };
+    let store = inner.store()?;
+    let Some(stored) = store.checkpoint(size).map_err(read_err)? else {
+        return rejected(bad("no checkpoint of this size is stored".into()));
+    };
+    let cp = match open_for_size(inner.state.as_ref(), size, note) {
+        Ok(cp) => cp,
+        Err(r) => return rejected(r),
+    };
+    let stored_note = Note::parse(&stored).map_err(read_err)?;
+    if stored_note.text != cp.note.text {
+        return rejected(bad("its body is not the stored checkpoint's".into()));
+    }
+    if let Some(s) = stored_note.signatures.iter().find(|s| !cp.note.signatures.contains(s)) {
+        return rejected(bad(format!(
+            "it drops the stored signature line of {:?} (cosignatures are only added)",
+            s.name
+        )));
+    }
+    let Some(reg) = inner.state.as_ref().map(|st| &st.registry) else {
+        return rejected(bad("the applied log has no valid charter".into()));
+    };
+    let cosigners = match cp.note.verify_cosignatures(&reg.witnesses()) {
+        Ok(c) => c.len(),
+        Err(e) => {
+            return rejected(bad(format!(
+                "a cosignature by an enrolled witness does not verify: {e}"
+            )));
+        }
+    };
+    let quorum = reg.charter.policy.witness_quorum;
+    if witnessed && (quorum == 0 || (cosigners as u64) < u64::from(quorum)) {
+        return rejected(bad(format!(
+            "claimed witnessed with {cosigners} enrolled cosigners, the quorum is {quorum}"
+        )));
+    }
+    let latest_witnessed = store.latest_witnessed().map_err(read_err)?;
+    if witnessed
+        && let Some((w, _)) = &latest_witnessed
+        && size < *w
+    {
+        return rejected(bad(format!("the latest witnessed checkpoint is of size {w}")));
+    }
+    let unchanged = stored == note && (!witnessed || latest_witnessed.is_some_and(|(w, n)| w == size && n == note));
+    if unchanged {
+        return Ok((ApplyOutcome::CheckpointStored { size, witnessed }, false));
+    }
+    let meta = encode(&(Some(log_id), membership)).map_err(|x| sm_err(ErrorVerb::Write, x))?;
+    store
+        .put_cosigned_checkpoint_with_meta(size, note, witnessed, &[(APPLIED_META, &meta)])
+        .map_err(|x| StorageError::from(StorageIOError::apply(log_id, AnyError::error(x.to_string()))))?;
+    Ok((ApplyOutcome::CheckpointStored { size, witnessed }, true))
 }
 
 /// The ledger state step for each entry of a checked group (the charter makes the genesis
@@ -653,7 +819,7 @@ impl<W: Write> Write for CappedWriter<W> {
 fn install_locked(
     inner: &mut Inner,
     paths: &Paths,
-    meta: &SnapshotMeta<u64, openraft::BasicNode>,
+    meta: &SnapshotMeta<u64, crate::types::LedgerNode>,
     file: String,
     len: u64,
 ) -> Result<(), StorageError> {
@@ -668,8 +834,17 @@ fn install_locked(
         let mut br = BufReader::new(src);
         let size = ledger_store::export::import(&fresh, &mut br)
             .map_err(|e| w(&format!("the snapshot does not import: {e}")))?;
-        crate::snapshot::read_requests(&mut br, |batch| restore_requests(&fresh, size, batch))
+        let end = crate::snapshot::read_requests(&mut br, |batch| restore_requests(&fresh, size, batch))
             .map_err(|e| w(&format!("the snapshot does not import: {e}")))?;
+        if let Some((wsize, note)) = end.witnessed {
+            // The witnessed marker names a checkpoint the import verified, byte for byte.
+            if fresh.checkpoint(wsize).map_err(|e| w(&e))?.as_deref() != Some(note.as_str()) {
+                return Err(w(&format!(
+                    "the snapshot does not import: its witnessed checkpoint of size {wsize} is not a checkpoint it holds"
+                )));
+            }
+            fresh.put_cosigned_checkpoint(wsize, &note, true).map_err(|e| w(&e))?;
+        }
         let applied = encode(&(&meta.last_log_id, &meta.last_membership)).map_err(|e| w(&e))?;
         fresh
             .commit_group_with_meta(&[], &[], size, None, &[(APPLIED_META, &applied)])
@@ -813,7 +988,7 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
 
     async fn install_snapshot(
         &mut self,
-        meta: &SnapshotMeta<u64, openraft::BasicNode>,
+        meta: &SnapshotMeta<u64, crate::types::LedgerNode>,
         snapshot: Box<tokio::fs::File>,
     ) -> Result<(), StorageError> {
         let mut src = snapshot.into_std().await;

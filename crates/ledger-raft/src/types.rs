@@ -6,14 +6,15 @@ use ledger_store::{IndexTag, PreparedEntry};
 use serde::{Deserialize, Serialize};
 
 openraft::declare_raft_types!(
-    /// The ledger's Raft types: node ids are `u64`, nodes are addressed by [`openraft::BasicNode`],
-    /// one application entry is one [`SequencedGroup`], applying it answers an [`ApplyOutcome`],
-    /// and snapshots are files (the store's export stream, `docs/cluster.md`).
+    /// The ledger's Raft types: node ids are `u64`, nodes are [`LedgerNode`]s (Raft and API address),
+    /// one application entry is one [`LedgerRequest`] (a sequenced group, a signed checkpoint or
+    /// its cosigned form), applying it answers an [`ApplyOutcome`], and snapshots are files (the
+    /// store's export stream, `docs/cluster.md`).
     pub TypeConfig:
-        D = SequencedGroup,
+        D = LedgerRequest,
         R = ApplyOutcome,
         NodeId = u64,
-        Node = openraft::BasicNode,
+        Node = LedgerNode,
         Entry = openraft::Entry<TypeConfig>,
         SnapshotData = tokio::fs::File,
         Responder = openraft::impls::OneshotResponder<TypeConfig>,
@@ -25,7 +26,46 @@ pub type LogEntry = openraft::Entry<TypeConfig>;
 /// A Raft log id.
 pub type LogId = openraft::LogId<u64>;
 /// The membership as stored with the applied state.
-pub type StoredMembership = openraft::StoredMembership<u64, openraft::BasicNode>;
+pub type StoredMembership = openraft::StoredMembership<u64, LedgerNode>;
+
+/// A cluster member as the membership records it: where its Raft service listens (`addr`, what
+/// peers connect to) and where its public gRPC API listens (`api_addr`, what a follower names to
+/// a client as the leader's address; empty when not given).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LedgerNode {
+    /// `host:port` of the node's Raft service (`ledger.raft.v1`).
+    pub addr: String,
+    /// `host:port` of the node's public API, or empty.
+    pub api_addr: String,
+}
+
+impl LedgerNode {
+    /// A member reached at `addr`, without an API address.
+    pub fn new(addr: impl ToString) -> Self {
+        Self {
+            addr: addr.to_string(),
+            api_addr: String::new(),
+        }
+    }
+
+    /// A member with both addresses.
+    pub fn with_api(addr: impl ToString, api_addr: impl ToString) -> Self {
+        Self {
+            addr: addr.to_string(),
+            api_addr: api_addr.to_string(),
+        }
+    }
+}
+
+impl std::fmt::Display for LedgerNode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if self.api_addr.is_empty() {
+            write!(f, "raft {}", self.addr)
+        } else {
+            write!(f, "raft {}, api {}", self.addr, self.api_addr)
+        }
+    }
+}
 /// A storage error as openraft reports it (it stops the node).
 pub type StorageError = openraft::StorageError<u64>;
 
@@ -75,6 +115,38 @@ impl SequencedGroup {
                 .collect(),
             new_size,
         }
+    }
+}
+
+/// The payload of one Raft application entry (`docs/cluster.md` §Entry kinds). Every node
+/// applies it with the same checks, from what it carries and the applied state only.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum LedgerRequest {
+    /// A sequenced group: the store's group commit.
+    Group(SequencedGroup),
+    /// A checkpoint the leader signed for an applied size: stored on every node, so that every
+    /// node serves the same bytes.
+    Checkpoint {
+        /// The tree size it signs (at most the applied size, above 0).
+        size: u64,
+        /// The signed note (C2SP checkpoint), exactly as stored and served.
+        note: String,
+    },
+    /// The stored checkpoint of `size` with the witness cosignatures the leader gathered.
+    Cosigned {
+        /// The tree size (a checkpoint of this size is stored).
+        size: u64,
+        /// The same checkpoint note with cosignature lines added.
+        note: String,
+        /// Whether the leader found the charter's witness quorum of enrolled witnesses on it
+        /// (re-checked on apply against the applied registry).
+        witnessed: bool,
+    },
+}
+
+impl From<SequencedGroup> for LedgerRequest {
+    fn from(g: SequencedGroup) -> Self {
+        Self::Group(g)
     }
 }
 
@@ -188,6 +260,47 @@ pub enum Rejection {
         /// Size after the entries.
         actual: u64,
     },
+    /// A checkpoint of size 0, or of a size not yet applied.
+    #[error("checkpoint of size {size}: only sizes 1..={applied} (applied) can be signed")]
+    CheckpointSize {
+        /// The checkpoint's size.
+        size: u64,
+        /// Applied size.
+        applied: u64,
+    },
+    /// The note does not parse, names another size or origin, is not signed by the node key in
+    /// force for its size in the applied registry, or that key is declared compromised for it.
+    #[error("checkpoint of size {size}: {detail}")]
+    CheckpointSignature {
+        /// The checkpoint's size.
+        size: u64,
+        /// What is wrong.
+        detail: String,
+    },
+    /// The note's root is not the applied tree's root at its size.
+    #[error("checkpoint of size {size}: its root is not the applied tree's root at that size")]
+    CheckpointRoot {
+        /// The checkpoint's size.
+        size: u64,
+    },
+    /// The checkpoint does not extend the latest stored one: a smaller size, or the same size
+    /// with another checkpoint body (a stale or second signer).
+    #[error("checkpoint of size {size} does not extend the latest stored checkpoint (size {latest})")]
+    CheckpointStale {
+        /// The checkpoint's size.
+        size: u64,
+        /// Size of the latest stored checkpoint.
+        latest: u64,
+    },
+    /// A cosigned checkpoint for a size with no stored checkpoint, or whose body is not the stored
+    /// one's, or claimed witnessed without the quorum, or witnessed below the latest witnessed.
+    #[error("cosigned checkpoint of size {size}: {detail}")]
+    Cosigned {
+        /// The checkpoint's size.
+        size: u64,
+        /// What is wrong.
+        detail: String,
+    },
 }
 
 /// What applying one Raft entry did. A refused group is a value (never a storage error: openraft
@@ -212,5 +325,13 @@ pub enum ApplyOutcome {
     NoGroup {
         /// Applied size (unchanged).
         size: u64,
+    },
+    /// A checkpoint ([`LedgerRequest::Checkpoint`] or [`LedgerRequest::Cosigned`]) was stored
+    /// (or was already stored with this body: nothing changed).
+    CheckpointStored {
+        /// Its size.
+        size: u64,
+        /// Whether it is recorded as the latest witnessed checkpoint.
+        witnessed: bool,
     },
 }

@@ -4,9 +4,10 @@
 mod common;
 
 use common::GroupMaker;
+use ledger_raft::LedgerNode;
 use ledger_raft::{APPLIED_META, ApplyOutcome, LogStore, Rejection, SequencedGroup, StateMachine};
 use openraft::storage::{RaftSnapshotBuilder, RaftStateMachine};
-use openraft::{BasicNode, CommittedLeaderId, Entry, EntryPayload, LogId, Membership, RaftLogReader};
+use openraft::{CommittedLeaderId, Entry, EntryPayload, LogId, Membership, RaftLogReader};
 use std::collections::BTreeMap;
 
 fn log_id(term: u64, index: u64) -> LogId<u64> {
@@ -16,12 +17,12 @@ fn log_id(term: u64, index: u64) -> LogId<u64> {
 fn normal(index: u64, g: SequencedGroup) -> Entry<ledger_raft::TypeConfig> {
     Entry {
         log_id: log_id(1, index),
-        payload: EntryPayload::Normal(g),
+        payload: EntryPayload::Normal(g.into()),
     }
 }
 
 fn membership(index: u64) -> Entry<ledger_raft::TypeConfig> {
-    let nodes: BTreeMap<u64, BasicNode> = [(1, BasicNode::new("127.0.0.1:1"))].into();
+    let nodes: BTreeMap<u64, LedgerNode> = [(1, LedgerNode::new("127.0.0.1:1"))].into();
     Entry {
         log_id: log_id(1, index),
         payload: EntryPayload::Membership(Membership::new(vec![[1u64].into()], nodes)),
@@ -79,7 +80,7 @@ async fn apply_commits_groups_and_the_applied_id_durably() {
     copy_dir(&dir.path().join("ledger"), &image);
     let copy = ledger_store::Store::open(&image).unwrap();
     assert_eq!(copy.size().unwrap(), 12);
-    let (applied, _): (Option<LogId<u64>>, openraft::StoredMembership<u64, BasicNode>) =
+    let (applied, _): (Option<LogId<u64>>, openraft::StoredMembership<u64, LedgerNode>) =
         bincode::serde::decode_from_slice(&copy.meta(APPLIED_META).unwrap().unwrap(), bincode::config::standard())
             .unwrap()
             .0;
@@ -307,7 +308,7 @@ async fn log_store_reads_back_appended_groups() {
     log.blocking_append([normal(1, g.clone())]).await.unwrap();
     let got = log.try_get_log_entries(1..2).await.unwrap();
     assert_eq!(got.len(), 1);
-    assert!(matches!(&got[0].payload, EntryPayload::Normal(x) if *x == g));
+    assert!(matches!(&got[0].payload, EntryPayload::Normal(ledger_raft::LedgerRequest::Group(x)) if *x == g));
 }
 
 #[tokio::test]

@@ -481,6 +481,27 @@ impl Store {
     /// # Errors
     /// On storage failure.
     pub fn put_cosigned_checkpoint(&self, size: u64, note: &str, witnessed: bool) -> Result<(), StoreError> {
+        self.put_cosigned_checkpoint_with_meta(size, note, witnessed, &[])
+    }
+
+    /// [`Self::put_cosigned_checkpoint`] that also writes meta values in the same batch, as
+    /// [`Self::commit_group_with_meta`] does (ledger-raft: the applied Raft log id).
+    ///
+    /// # Errors
+    /// On storage failure (nothing written), or a reserved meta name.
+    pub fn put_cosigned_checkpoint_with_meta(
+        &self,
+        size: u64,
+        note: &str,
+        witnessed: bool,
+        meta: &[(&str, &[u8])],
+    ) -> Result<(), StoreError> {
+        if let Some((name, _)) = meta
+            .iter()
+            .find(|(name, _)| ["size", "witnessed", "layout", "indexed"].contains(name))
+        {
+            return Err(StoreError::Corrupt(format!("meta name {name:?} is reserved")));
+        }
         if self.read_only {
             return Err(StoreError::ReadOnly);
         }
@@ -490,6 +511,9 @@ impl Store {
             let mut v = be(size).to_vec();
             v.extend_from_slice(note.as_bytes());
             b.insert(WITNESSED_KEY, v);
+        }
+        for (name, value) in meta {
+            b.insert(key(b'm', name.as_bytes()), *value);
         }
         self.tree.apply_batch(b)?;
         self.db.flush()?;

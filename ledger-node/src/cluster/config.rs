@@ -10,15 +10,16 @@
 //! 3 = "127.0.0.1:7103"
 //! ```
 //!
-//! Optional: `heartbeat_ms` (100), `election_timeout_min_ms` (400), `election_timeout_max_ms` (800),
-//! and an `[api]` table, id = the public API address (`host:port`) of that peer, which a follower
-//! names to clients that send it appends (`docs/cluster.md`).
+//! Optional: `heartbeat_ms` (100), `election_timeout_min_ms` (400), `election_timeout_max_ms` (800);
+//! `[api]` (id = "host:port" of each node's public gRPC API, recorded in the membership);
+//! `[tls]` with `ca`, `cert`, `key` (PEM files, relative to the config file): mutual TLS between
+//! peers, required unless `insecure_loopback = true` and every address is a loopback one.
 
-use openraft::BasicNode;
+use ledger_raft::LedgerNode;
 use serde::Deserialize;
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 /// A node's cluster settings.
 #[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
@@ -32,9 +33,6 @@ pub struct ClusterConfig {
     pub data: PathBuf,
     /// The initial voters, this node included: id → address of its Raft service.
     pub peers: BTreeMap<u64, String>,
-    /// Public API address (`host:port`) of peers, by id: what a follower names as the leader.
-    #[serde(default)]
-    pub api: BTreeMap<u64, String>,
     /// Heartbeat interval in milliseconds.
     #[serde(default = "default_heartbeat")]
     pub heartbeat_ms: u64,
@@ -44,6 +42,83 @@ pub struct ClusterConfig {
     /// Upper bound of the election timeout in milliseconds.
     #[serde(default = "default_election_max")]
     pub election_timeout_max_ms: u64,
+    /// The public API address of each peer (id → `host:port`), recorded in the membership so that
+    /// a follower can name the leader's; optional.
+    #[serde(default)]
+    pub api: BTreeMap<u64, String>,
+    /// Mutual TLS between peers (`[tls]`).
+    #[serde(default)]
+    pub tls: Option<TlsFiles>,
+    /// Runs the Raft port without TLS; allowed only when `listen` and every peer are loopback
+    /// addresses (tests, the one-machine walkthrough).
+    #[serde(default)]
+    pub insecure_loopback: bool,
+}
+
+/// The `[tls]` section: PEM files (relative paths are relative to the config file).
+#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct TlsFiles {
+    /// The cluster's CA certificate: peers' certificates must be signed by it, both ways.
+    pub ca: PathBuf,
+    /// This node's certificate (chain), signed by the CA; presented as server and as client.
+    pub cert: PathBuf,
+    /// This node's private key.
+    pub key: PathBuf,
+}
+
+/// The loaded PEM material of `[tls]`.
+#[derive(Clone)]
+pub struct PeerTls {
+    /// CA certificate (PEM).
+    pub ca: Vec<u8>,
+    /// This node's certificate (PEM).
+    pub cert: Vec<u8>,
+    /// This node's key (PEM).
+    pub key: Vec<u8>,
+}
+
+impl std::fmt::Debug for PeerTls {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PeerTls").finish_non_exhaustive()
+    }
+}
+
+impl PeerTls {
+    /// The Raft server's TLS: this node's identity, and a client certificate signed by the CA
+    /// required from every caller.
+    pub fn server(&self) -> tonic::transport::ServerTlsConfig {
+        tonic::transport::ServerTlsConfig::new()
+            .identity(tonic::transport::Identity::from_pem(&self.cert, &self.key))
+            .client_ca_root(tonic::transport::Certificate::from_pem(&self.ca))
+            .client_auth_optional(false)
+    }
+
+    /// The client's TLS: the server's certificate checked against the CA (and the peer's host
+    /// name or IP), this node's certificate presented.
+    pub fn client(&self) -> tonic::transport::ClientTlsConfig {
+        tonic::transport::ClientTlsConfig::new()
+            .ca_certificate(tonic::transport::Certificate::from_pem(&self.ca))
+            .identity(tonic::transport::Identity::from_pem(&self.cert, &self.key))
+    }
+}
+
+/// Whether `addr` (`host:port`) names a loopback address.
+fn is_loopback(addr: &str) -> bool {
+    let host = addr.rsplit_once(':').map_or(addr, |(h, _)| h);
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    host == "localhost" || host.parse::<std::net::IpAddr>().is_ok_and(|ip| ip.is_loopback())
+}
+
+fn read_pem(what: &str, path: &Path) -> Result<Vec<u8>, String> {
+    let b = std::fs::read(path).map_err(|e| format!("cluster config: [tls] {what} {}: {e}", path.display()))?;
+    if !b.windows(11).any(|w| w == b"-----BEGIN ") {
+        return Err(format!(
+            "cluster config: [tls] {what} {} is not a PEM file",
+            path.display()
+        ));
+    }
+    Ok(b)
 }
 
 fn default_heartbeat() -> u64 {
@@ -57,6 +132,56 @@ fn default_election_max() -> u64 {
 }
 
 impl ClusterConfig {
+    /// Reads, parses and checks a TOML file; `[tls]` paths are made relative to its directory.
+    ///
+    /// # Errors
+    /// When the file cannot be read, or as [`Self::parse`].
+    pub fn load(path: &Path) -> Result<Self, String> {
+        let text = std::fs::read_to_string(path).map_err(|e| format!("cluster config {}: {e}", path.display()))?;
+        let mut c = Self::parse(&text)?;
+        let base = path.parent().unwrap_or(Path::new(""));
+        if let Some(t) = c.tls.as_mut() {
+            for p in [&mut t.ca, &mut t.cert, &mut t.key] {
+                if p.is_relative() {
+                    *p = base.join(&*p);
+                }
+            }
+        }
+        Ok(c)
+    }
+
+    /// How this node secures its Raft port and its calls to peers: the `[tls]` files loaded, or
+    /// `None` for plain HTTP/2, allowed only with `insecure_loopback = true` and every address
+    /// (listen, peers) a loopback one. A node refuses to start a cluster on an error here.
+    ///
+    /// # Errors
+    /// No `[tls]` without `insecure_loopback`, a non-loopback address with it, or a PEM file
+    /// that cannot be read.
+    pub fn peer_tls(&self) -> Result<Option<PeerTls>, String> {
+        if let Some(t) = &self.tls {
+            return Ok(Some(PeerTls {
+                ca: read_pem("ca", &t.ca)?,
+                cert: read_pem("cert", &t.cert)?,
+                key: read_pem("key", &t.key)?,
+            }));
+        }
+        if !self.insecure_loopback {
+            return Err("cluster config: the Raft port must not accept strangers: add [tls] with ca, cert and key (PEM files: the cluster's CA, this node's certificate signed by it, its key), or set insecure_loopback = true for a cluster whose nodes all run on this machine".into());
+        }
+        if !self.listen.ip().is_loopback() {
+            return Err(format!(
+                "cluster config: insecure_loopback allows only loopback addresses, and listen is {}; add [tls]",
+                self.listen
+            ));
+        }
+        if let Some((id, a)) = self.peers.iter().find(|(_, a)| !is_loopback(a)) {
+            return Err(format!(
+                "cluster config: insecure_loopback allows only loopback addresses, and peer {id} is {a:?}; add [tls]"
+            ));
+        }
+        Ok(None)
+    }
+
     /// Parses and checks a TOML file's text.
     ///
     /// # Errors
@@ -80,20 +205,9 @@ impl ClusterConfig {
             return Err("cluster config: peer id 0 is not allowed".into());
         }
         for (id, addr) in &self.peers {
-            if !is_host_port(addr) {
-                return Err(format!("cluster config: peer {id} address {addr:?} is not host:port"));
-            }
-        }
-        for (id, addr) in &self.api {
-            if !self.peers.contains_key(id) {
-                return Err(format!(
-                    "cluster config: [api] names {id}, which is not among the peers"
-                ));
-            }
-            if !is_host_port(addr) {
-                return Err(format!(
-                    "cluster config: [api] address {addr:?} of {id} is not host:port"
-                ));
+            match addr.rsplit_once(':') {
+                Some((host, port)) if !host.is_empty() && port.parse::<u16>().is_ok_and(|p| p != 0) => {}
+                _ => return Err(format!("cluster config: peer {id} address {addr:?} is not host:port")),
             }
         }
         match self.peers.get(&self.id) {
@@ -110,6 +224,17 @@ impl ClusterConfig {
                 ));
             }
             Some(_) => {}
+        }
+        if let Some(id) = self.api.keys().find(|id| !self.peers.contains_key(id)) {
+            return Err(format!(
+                "cluster config: [api] names {id}, which is not among the peers"
+            ));
+        }
+        for (id, addr) in &self.api {
+            match addr.rsplit_once(':') {
+                Some((host, port)) if !host.is_empty() && port.parse::<u16>().is_ok_and(|p| p != 0) => {}
+                _ => return Err(format!("cluster config: [api] {id} address {addr:?} is not host:port")),
+            }
         }
         self.raft_config()
             .validate()
@@ -129,16 +254,17 @@ impl ClusterConfig {
     }
 
     /// The initial membership (`Raft::initialize`).
-    pub fn members(&self) -> BTreeMap<u64, BasicNode> {
+    pub fn members(&self) -> BTreeMap<u64, LedgerNode> {
         self.peers
             .iter()
-            .map(|(id, a)| (*id, BasicNode::new(a.clone())))
+            .map(|(id, a)| {
+                (
+                    *id,
+                    LedgerNode::with_api(a, self.api.get(id).map_or("", String::as_str)),
+                )
+            })
             .collect()
     }
-}
-
-fn is_host_port(addr: &str) -> bool {
-    matches!(addr.rsplit_once(':'), Some((host, port)) if !host.is_empty() && port.parse::<u16>().is_ok_and(|p| p != 0))
 }
 
 #[cfg(test)]
@@ -162,9 +288,6 @@ data = "n2"
         assert_eq!(c.id, 2);
         assert_eq!(c.members().len(), 3);
         assert_eq!(c.members()[&3].addr, "node3.example:7103");
-        assert!(c.api.is_empty());
-        let with_api = ClusterConfig::parse(&format!("{GOOD}[api]\n1 = \"127.0.0.1:50051\"\n")).unwrap();
-        assert_eq!(with_api.api[&1], "127.0.0.1:50051");
         let r = c.raft_config();
         assert_eq!(
             (r.heartbeat_interval, r.election_timeout_min, r.election_timeout_max),
@@ -187,8 +310,6 @@ data = "n2"
                 "listen port",
             ),
             (format!("{GOOD}\n"), ""),
-            (format!("{GOOD}[api]\n4 = \"a:1\"\n"), "not among the peers"),
-            (format!("{GOOD}[api]\n1 = \"a\"\n"), "is not host:port"),
             (
                 GOOD.replace("data = \"n2\"", "data = \"n2\"\nheartbeat_ms = 900"),
                 "cluster config:",

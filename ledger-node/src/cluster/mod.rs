@@ -7,12 +7,17 @@
 //! services a [`ClusterView`] (who leads, the applied state); without it `serve` is the single
 //! node, as before (`docs/cluster.md`).
 
+pub mod admin;
 pub mod config;
 pub mod network;
 pub mod server;
 
 #[cfg(test)]
+mod admin_tests;
+#[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tls_tests;
 
 #[cfg(test)]
 mod chaos;
@@ -63,11 +68,26 @@ pub fn decode<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, String> 
 ///
 /// # Errors
 /// When the configuration is invalid or the storage does not open.
+#[cfg_attr(not(test), allow(dead_code))]
 pub async fn open_raft(id: u64, data: &Path, config: openraft::Config) -> anyhow::Result<(LedgerRaft, StateMachine)> {
+    open_raft_with(id, data, config, network::Network::plain(id)).await
+}
+
+/// [`open_raft`] with a given network ([`network::Network::from_config`] for a node's cluster
+/// config: mutual TLS to peers).
+///
+/// # Errors
+/// As [`open_raft`].
+pub async fn open_raft_with(
+    id: u64,
+    data: &Path,
+    config: openraft::Config,
+    network: network::Network,
+) -> anyhow::Result<(LedgerRaft, StateMachine)> {
     let config = Arc::new(config.validate()?);
     let log = LogStore::open(&data.join("raft").join("log"))?;
     let sm = StateMachine::open(&data.join("ledger"), &data.join("raft"))?;
-    let raft = openraft::Raft::new(id, config, network::Network { id }, log, sm.clone()).await?;
+    let raft = openraft::Raft::new(id, config, network, log, sm.clone()).await?;
     Ok((raft, sm))
 }
 
@@ -80,7 +100,8 @@ pub struct ClusterView {
     pub raft: LedgerRaft,
     /// The state machine: the applied ledger store, tree and state.
     pub sm: StateMachine,
-    /// Public API address of peers, by id (the config's `[api]` table).
+    /// Public API address of peers, by id (the config's `[api]` table), for members whose
+    /// membership record names none.
     pub api: BTreeMap<u64, String>,
     /// The runtime the Raft runs on (the sequencer's threads block on it).
     pub rt: tokio::runtime::Handle,
@@ -109,17 +130,52 @@ impl ClusterView {
         }
     }
 
-    /// The public API address of node `id`, when the config names it.
-    pub fn api_of(&self, id: u64) -> Option<&str> {
-        self.api.get(&id).map(String::as_str)
+    /// The public API address of node `id`: as the membership records it, else as the config's
+    /// `[api]` table names it.
+    pub fn api_of(&self, id: u64) -> Option<String> {
+        let m = self.raft.metrics();
+        let recorded = m
+            .borrow()
+            .membership_config
+            .membership()
+            .get_node(&id)
+            .map(|n| n.api_addr.clone())
+            .filter(|a| !a.is_empty());
+        recorded.or_else(|| self.api.get(&id).cloned())
     }
 
     /// The refusal of an append this node cannot sequence (it does not lead), naming the leader.
     pub fn not_leader(&self, leader_id: Option<u64>) -> crate::refusal::Refusal {
         crate::refusal::Refusal::NotLeader {
             leader_id,
-            api: leader_id.and_then(|l| self.api_of(l)).map(str::to_string),
+            api: leader_id.and_then(|l| self.api_of(l)),
         }
+    }
+}
+
+/// The tlog-tiles of what this node applied: each request reads the state machine's current
+/// store, so the tiles follow a snapshot install.
+pub struct AppliedTiles(pub Arc<ClusterView>);
+
+impl AppliedTiles {
+    fn store(&self) -> Result<Arc<ledger_store::Store>, ledger_store::tiles::TileError> {
+        self.0.sm.store().map_err(|e| {
+            ledger_store::tiles::TileError::Store(ledger_store::StoreError::Io(std::io::Error::other(e.to_string())))
+        })
+    }
+}
+
+impl ledger_store::tiles::TileSource for AppliedTiles {
+    fn signed_checkpoint(&self) -> Result<Option<(u64, String)>, ledger_store::tiles::TileError> {
+        self.store()?.signed_checkpoint()
+    }
+
+    fn hash_tile(&self, level: u8, index: u64, width: u16) -> Result<Vec<u8>, ledger_store::tiles::TileError> {
+        self.store()?.hash_tile(level, index, width)
+    }
+
+    fn entry_bundle(&self, index: u64, width: u16) -> Result<Vec<u8>, ledger_store::tiles::TileError> {
+        self.store()?.entry_bundle(index, width)
     }
 }
 
@@ -134,7 +190,7 @@ pub struct ClusterHandle {
 }
 
 /// Starts node `cfg.id`: opens its Raft on `cfg.data` ([`open_raft`]), serves `ledger.raft.v1` on
-/// `cfg.listen` until `stop` resolves ([`server::serve`]), and, when `init` and the Raft was never
+/// `cfg.listen` until `stop` resolves ([`server::router`]: mutual TLS as the config says), and, when `init` and the Raft was never
 /// initialized, initializes the cluster with `cfg`'s peers as voters.
 ///
 /// # Errors
@@ -144,12 +200,16 @@ pub async fn start(
     init: bool,
     stop: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<ClusterHandle> {
-    let (raft, sm) = open_raft(cfg.id, &cfg.data, cfg.raft_config()).await?;
+    let net = network::Network::from_config(cfg).map_err(anyhow::Error::msg)?;
+    let (raft, sm) = open_raft_with(cfg.id, &cfg.data, cfg.raft_config(), net).await?;
+    let router = server::router(cfg, raft.clone(), sm.clone()).map_err(anyhow::Error::msg)?;
     let listener = tokio::net::TcpListener::bind(cfg.listen)
         .await
         .with_context(|| format!("binding the Raft port {}", cfg.listen))?;
     let bound = listener.local_addr()?;
-    let server = tokio::spawn(server::serve(listener, raft.clone(), stop));
+    let server = tokio::spawn(
+        router.serve_with_incoming_shutdown(tokio_stream::wrappers::TcpListenerStream::new(listener), stop),
+    );
     if init {
         if raft.is_initialized().await? {
             tracing::info!("--cluster-init: this node's Raft is already initialized; nothing to do");

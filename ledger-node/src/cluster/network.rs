@@ -4,12 +4,13 @@
 //! chunks are refused past [`ledger_raft::MAX_SNAPSHOT_BYTES`] in total and after
 //! [`SNAPSHOT_DEADLINE`] from the first chunk.
 
+use super::config::ClusterConfig;
 use super::server::{MAX_MESSAGE_BYTES, check_chunk};
 use super::{decode, encode};
 use ledger_proto::raft_pb::RaftRequest;
 use ledger_proto::raft_pb::raft_client::RaftClient;
+use ledger_raft::LedgerNode;
 use ledger_raft::TypeConfig;
-use openraft::BasicNode;
 use openraft::error::{InstallSnapshotError, NetworkError, RPCError, RaftError, RemoteError, Timeout, Unreachable};
 use openraft::network::{RPCOption, RPCTypes, RaftNetwork, RaftNetworkFactory};
 use openraft::raft::{
@@ -17,7 +18,7 @@ use openraft::raft::{
     VoteResponse,
 };
 use std::time::{Duration, Instant};
-use tonic::transport::{Channel, Endpoint};
+use tonic::transport::{Channel, ClientTlsConfig, Endpoint};
 
 /// Longest a whole snapshot transfer may take, from its first chunk to its last.
 pub const SNAPSHOT_DEADLINE: Duration = Duration::from_secs(30 * 60);
@@ -29,6 +30,45 @@ pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
 pub struct Network {
     /// The local node's id (named in timeout errors).
     pub id: u64,
+    /// Mutual TLS to peers (`https://`); `None`: plain HTTP/2 (loopback clusters only).
+    tls: Option<ClientTlsConfig>,
+}
+
+impl Network {
+    /// Plain HTTP/2 to peers, without TLS (tests; [`Self::from_config`] allows it only on
+    /// loopback addresses).
+    #[cfg_attr(not(test), allow(dead_code))]
+    pub fn plain(id: u64) -> Self {
+        Self { id, tls: None }
+    }
+
+    /// The network of the node a cluster config describes: mutual TLS with the `[tls]` files, or
+    /// plain HTTP/2 where the config allows it (`ClusterConfig::peer_tls`).
+    ///
+    /// # Errors
+    /// As `ClusterConfig::peer_tls`: a node refuses to start a cluster on it.
+    pub fn from_config(config: &ClusterConfig) -> Result<Self, String> {
+        Ok(Self {
+            id: config.id,
+            tls: config.peer_tls()?.map(|t| t.client()),
+        })
+    }
+
+    /// A lazily connected channel to the Raft port at `addr` (`host:port`), with this network's
+    /// TLS (the admin client uses it too).
+    ///
+    /// # Errors
+    /// When the address does not make a URI or the TLS settings are refused.
+    pub fn channel(&self, addr: &str) -> Result<Channel, String> {
+        let scheme = if self.tls.is_some() { "https" } else { "http" };
+        let mut e = Endpoint::from_shared(format!("{scheme}://{addr}"))
+            .map_err(|e| format!("address {addr:?} is not usable: {e}"))?
+            .connect_timeout(CONNECT_TIMEOUT);
+        if let Some(t) = &self.tls {
+            e = e.tls_config(t.clone()).map_err(|e| format!("TLS to {addr:?}: {e}"))?;
+        }
+        Ok(e.connect_lazy())
+    }
 }
 
 /// The client side of Raft to one peer.
@@ -44,15 +84,15 @@ pub struct Connection {
 impl RaftNetworkFactory<TypeConfig> for Network {
     type Network = Connection;
 
-    async fn new_client(&mut self, target: u64, node: &BasicNode) -> Connection {
-        let client = Endpoint::from_shared(format!("http://{}", node.addr))
-            .map(|e| {
-                let channel = e.connect_timeout(CONNECT_TIMEOUT).connect_lazy();
+    async fn new_client(&mut self, target: u64, node: &LedgerNode) -> Connection {
+        let client = self
+            .channel(&node.addr)
+            .map(|channel| {
                 RaftClient::new(channel)
                     .max_decoding_message_size(MAX_MESSAGE_BYTES)
                     .max_encoding_message_size(MAX_MESSAGE_BYTES)
             })
-            .map_err(|e| format!("peer {target} address {:?} is not usable: {e}", node.addr));
+            .map_err(|e| format!("peer {target}: {e}"));
         Connection {
             id: self.id,
             target,
@@ -74,7 +114,7 @@ impl std::fmt::Display for CallError {
 
 impl std::error::Error for CallError {}
 
-type RpcResult<T, E> = Result<T, RPCError<u64, BasicNode, RaftError<u64, E>>>;
+type RpcResult<T, E> = Result<T, RPCError<u64, LedgerNode, RaftError<u64, E>>>;
 
 impl Connection {
     async fn call<Req, Resp, E, F, Fut>(
@@ -124,7 +164,7 @@ impl Connection {
 fn status_error<E: std::error::Error>(
     target: u64,
     status: &tonic::Status,
-) -> RPCError<u64, BasicNode, RaftError<u64, E>> {
+) -> RPCError<u64, LedgerNode, RaftError<u64, E>> {
     let e = CallError(format!("peer {target}: {:?}: {}", status.code(), status.message()));
     match status.code() {
         tonic::Code::Unavailable => RPCError::Unreachable(Unreachable::new(&e)),

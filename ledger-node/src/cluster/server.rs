@@ -1,11 +1,14 @@
 //! The `ledger.raft.v1.Raft` service: decodes a peer's request, hands it to the local Raft, and
 //! answers the encoded `Result` (a refusal by Raft is a value in the body, not a gRPC error).
 
+use super::config::ClusterConfig;
 use super::{LedgerRaft, decode, encode};
 use ledger_proto::raft_pb::raft_server::{Raft, RaftServer};
 use ledger_proto::raft_pb::{RaftReply, RaftRequest};
+use ledger_raft::StateMachine;
 use ledger_raft::{MAX_SNAPSHOT_BYTES, TypeConfig};
 use openraft::raft::{AppendEntriesRequest, InstallSnapshotRequest, VoteRequest};
+use tonic::transport::server::Router;
 use tonic::{Request, Response, Status};
 
 /// Largest gRPC message the Raft service accepts (one append batch or one snapshot chunk).
@@ -24,6 +27,30 @@ impl RaftService {
             .max_decoding_message_size(MAX_MESSAGE_BYTES)
             .max_encoding_message_size(MAX_MESSAGE_BYTES)
     }
+}
+
+/// The Raft port of the node a cluster config describes: the `ledger.raft.v1.Raft` service over
+/// `raft`, behind mutual TLS with the `[tls]` files (a caller without a certificate signed by the
+/// cluster's CA is refused during the handshake), or plain where the config allows it
+/// (`ClusterConfig::peer_tls`). Serve it on the config's `listen` address
+/// (`serve_with_incoming_shutdown` or `serve_with_shutdown`).
+///
+/// The same port serves the admin service (`ledger.raft.v1.Admin`, [`super::admin`]) over `raft`
+/// and `sm`, behind the same TLS.
+///
+/// # Errors
+/// As `ClusterConfig::peer_tls`, or TLS settings tonic refuses: a node refuses to start a cluster
+/// on it.
+pub fn router(config: &ClusterConfig, raft: LedgerRaft, sm: StateMachine) -> Result<Router, String> {
+    let mut builder = tonic::transport::Server::builder();
+    if let Some(t) = config.peer_tls()? {
+        builder = builder
+            .tls_config(t.server())
+            .map_err(|e| format!("cluster config: [tls]: {e}"))?;
+    }
+    Ok(builder
+        .add_service(RaftService::server(raft.clone()))
+        .add_service(super::admin::AdminService::server(raft, sm)))
 }
 
 fn reply<T: serde::Serialize>(v: &T) -> Result<Response<RaftReply>, Status> {
@@ -61,20 +88,4 @@ impl Raft for RaftService {
         check_chunk(rpc.offset, rpc.data.len())?;
         reply(&self.raft.install_snapshot(rpc).await)
     }
-}
-
-/// Serves `ledger.raft.v1` for `raft` on `listener` until `stop` resolves: the one place the Raft
-/// port's server is built (transport security and an admin service go here).
-///
-/// # Errors
-/// When the server fails.
-pub async fn serve(
-    listener: tokio::net::TcpListener,
-    raft: LedgerRaft,
-    stop: impl std::future::Future<Output = ()> + Send + 'static,
-) -> Result<(), tonic::transport::Error> {
-    tonic::transport::Server::builder()
-        .add_service(RaftService::server(raft))
-        .serve_with_incoming_shutdown(tokio_stream::wrappers::TcpListenerStream::new(listener), stop)
-        .await
 }

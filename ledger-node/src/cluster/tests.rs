@@ -13,8 +13,9 @@ use ledger_core::entry::Entry;
 use ledger_core::hash::{Hash, leaf_hash};
 use ledger_core::keys::public_key_to_base64;
 use ledger_core::registry::{IndexTag, payload_type};
+use ledger_raft::LedgerNode;
 use ledger_raft::{ApplyOutcome, GroupEntry, SequencedGroup, StateMachine};
-use openraft::{BasicNode, Config, SnapshotPolicy};
+use openraft::{Config, SnapshotPolicy};
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -22,17 +23,17 @@ use std::time::Duration;
 use tokio::net::TcpListener;
 
 /// Bound on every wait in these tests (generous for a loaded 2-core machine).
-const WAIT: Duration = Duration::from_secs(30);
+pub(super) const WAIT: Duration = Duration::from_secs(30);
 
 /// Valid consecutive groups: a charter at entry 0, then notes signed by the admin.
-struct GroupMaker {
-    tree: CompactTree,
-    node: SigningKey,
+pub(super) struct GroupMaker {
+    pub(super) tree: CompactTree,
+    pub(super) node: SigningKey,
     admin: SigningKey,
 }
 
 impl GroupMaker {
-    fn new() -> Self {
+    pub(super) fn new() -> Self {
         Self {
             tree: CompactTree::new(),
             node: SigningKey::from_bytes(&[1; 32]),
@@ -62,7 +63,7 @@ impl GroupMaker {
     }
 
     /// The next group of `n` entries, and advances the tree over it (the caller checks it applied).
-    fn next(&mut self, n: u64) -> SequencedGroup {
+    pub(super) fn next(&mut self, n: u64) -> SequencedGroup {
         let prev_root = self.tree.root();
         let mut entries = Vec::new();
         for _ in 0..n {
@@ -108,7 +109,7 @@ struct Node {
     server: tokio::task::JoinHandle<()>,
 }
 
-fn config() -> Config {
+pub(super) fn config() -> Config {
     Config {
         cluster_name: "raftnet-test".into(),
         heartbeat_interval: 100,
@@ -149,8 +150,8 @@ async fn start(id: u64, dir: &Path, listener: TcpListener) -> Node {
 }
 
 impl Node {
-    fn basic(&self) -> BasicNode {
-        BasicNode::new(self.addr.to_string())
+    fn basic(&self) -> LedgerNode {
+        LedgerNode::new(self.addr.to_string())
     }
 
     /// Stops Raft and the server and releases the directory; returns the directory and address.
@@ -185,14 +186,15 @@ async fn bind() -> TcpListener {
     TcpListener::bind("127.0.0.1:0").await.unwrap()
 }
 
-/// Polls until every node in `nodes` names the same leader, one of `nodes`; returns its position.
-async fn leader(nodes: &[&Node]) -> usize {
+/// Polls until every Raft in `rafts` (id, Raft) names the same leader, one of them; returns its
+/// position.
+pub(super) async fn leader_of(rafts: &[(u64, &LedgerRaft)]) -> usize {
     let deadline = tokio::time::Instant::now() + WAIT;
     loop {
-        let seen: BTreeSet<Option<u64>> = nodes.iter().map(|n| n.raft.metrics().borrow().current_leader).collect();
+        let seen: BTreeSet<Option<u64>> = rafts.iter().map(|(_, r)| r.metrics().borrow().current_leader).collect();
         if let [Some(l)] = seen.iter().copied().collect::<Vec<_>>()[..]
-            && let Some(p) = nodes.iter().position(|n| n.id == l)
-            && nodes[p].raft.metrics().borrow().state.is_leader()
+            && let Some(p) = rafts.iter().position(|(id, _)| *id == l)
+            && rafts[p].1.metrics().borrow().state.is_leader()
         {
             return p;
         }
@@ -204,13 +206,18 @@ async fn leader(nodes: &[&Node]) -> usize {
     }
 }
 
+async fn leader(nodes: &[&Node]) -> usize {
+    let rafts: Vec<(u64, &LedgerRaft)> = nodes.iter().map(|n| (n.id, &n.raft)).collect();
+    leader_of(&rafts).await
+}
+
 /// Writes `groups` groups of 3 through `leader`; returns the Raft log index of the last one.
 async fn write(leader: &Node, maker: &mut GroupMaker, groups: u64) -> u64 {
     let mut last = 0;
     for _ in 0..groups {
         let g = maker.next(3);
         let first = g.entries[0].index;
-        let resp = leader.raft.client_write(g).await.unwrap();
+        let resp = leader.raft.client_write(g.into()).await.unwrap();
         assert_eq!(
             resp.data,
             ApplyOutcome::Applied {
@@ -284,7 +291,7 @@ async fn three_nodes_elect_replicate_fail_over_and_catch_up() {
         nodes
             .iter()
             .map(|n| (n.id, n.basic()))
-            .collect::<BTreeMap<u64, BasicNode>>()
+            .collect::<BTreeMap<u64, LedgerNode>>()
     );
     nodes[0].raft.initialize(members).await.unwrap();
 
@@ -297,7 +304,7 @@ async fn three_nodes_elect_replicate_fail_over_and_catch_up() {
 
     // A follower's Raft refuses a write and names the leader.
     let f = (l + 1) % 3;
-    let err = nodes[f].raft.client_write(maker.next(0)).await.unwrap_err();
+    let err = nodes[f].raft.client_write(maker.next(0).into()).await.unwrap_err();
     let fwd = err.forward_to_leader().expect("a follower answers ForwardToLeader");
     assert_eq!(fwd.leader_id, Some(nodes[l].id));
 
@@ -422,8 +429,8 @@ async fn the_raft_service_refuses_bad_bodies_and_oversized_snapshots() {
     let closed = bind().await;
     let addr = closed.local_addr().unwrap();
     drop(closed);
-    let mut net = super::network::Network { id: 1 };
-    let mut conn = net.new_client(2, &BasicNode::new(addr.to_string())).await;
+    let mut net = super::network::Network::plain(1);
+    let mut conn = net.new_client(2, &LedgerNode::new(addr.to_string())).await;
     let e = conn
         .vote(vote, RPCOption::new(Duration::from_secs(5)))
         .await

@@ -14,8 +14,12 @@ use ledger_raft::{GroupEntry, SequencedGroup};
 /// Produces consecutive valid groups, tracking the tree they extend.
 pub struct GroupMaker {
     pub tree: CompactTree,
-    node: SigningKey,
-    admin: SigningKey,
+    pub node: SigningKey,
+    pub admin: SigningKey,
+    /// The charter's witness quorum.
+    pub witness_quorum: u32,
+    /// Timestamp offset (µs) of the entries made.
+    pub time: u64,
 }
 
 impl Default for GroupMaker {
@@ -24,17 +28,27 @@ impl Default for GroupMaker {
             tree: CompactTree::new(),
             node: SigningKey::from_bytes(&[1; 32]),
             admin: SigningKey::from_bytes(&[2; 32]),
+            witness_quorum: 0,
+            time: 1_000,
         }
     }
 }
+
+/// Origin of the test logs.
+pub const ORIGIN: &str = "ledger.test/raft";
 
 impl GroupMaker {
     fn envelope(&self, index: u64) -> Envelope {
         if index == 0 {
             let charter = format!(
-                r#"{{"version":1,"origin":"ledger.test/raft","node_key":"{}","admins":[{{"name":"admin","key":"{}"}}],"policy":{{"admin_quorum":1}}}}"#,
+                r#"{{"version":1,"origin":"ledger.test/raft","node_key":"{}","admins":[{{"name":"admin","key":"{}"}}],"policy":{{"admin_quorum":1{}}}}}"#,
                 public_key_to_base64(&self.node.verifying_key()),
-                public_key_to_base64(&self.admin.verifying_key())
+                public_key_to_base64(&self.admin.verifying_key()),
+                if self.witness_quorum > 0 {
+                    format!(r#","witness_quorum":{}"#, self.witness_quorum)
+                } else {
+                    String::new()
+                }
             );
             let mut e = Envelope::new(payload_type("charter"), charter.into_bytes());
             e.sign(&self.node);
@@ -71,6 +85,70 @@ impl GroupMaker {
         e
     }
 
+    /// A key record enrolling `key` as a witness named `name`, signed by the admin.
+    pub fn enroll_witness(&self, name: &str, key: &SigningKey) -> Envelope {
+        let mut e = Envelope::new(
+            payload_type("key.enroll"),
+            format!(
+                r#"{{"version":1,"name":"{name}","key":"{}","roles":["witness"],"scope":{{}}}}"#,
+                public_key_to_base64(&key.verifying_key())
+            )
+            .into_bytes(),
+        );
+        e.sign(&self.admin);
+        e
+    }
+
+    /// A `node.rotate` to `new`, signed by the current node key and the admin.
+    pub fn node_rotate(&self, new: &SigningKey) -> Envelope {
+        let mut e = Envelope::new(
+            payload_type("node.rotate"),
+            format!(
+                r#"{{"version":1,"new_key":"{}","reason":"new HSM"}}"#,
+                public_key_to_base64(&new.verifying_key())
+            )
+            .into_bytes(),
+        );
+        e.sign(&self.node);
+        e.sign(&self.admin);
+        e
+    }
+
+    /// A `node.compromise` of the current node key as of index `as_of`, handing the node role to
+    /// `new`, signed by the admin alone.
+    pub fn node_compromise(&self, as_of: u64, new: &SigningKey) -> Envelope {
+        let mut e = Envelope::new(
+            payload_type("node.compromise"),
+            format!(
+                r#"{{"version":1,"keyid":"{}","as_of":{as_of},"new_key":"{}","reason":"HSM stolen"}}"#,
+                ledger_core::keys::key_id(&self.node.verifying_key()),
+                public_key_to_base64(&new.verifying_key())
+            )
+            .into_bytes(),
+        );
+        e.sign(&self.admin);
+        e
+    }
+
+    /// A checkpoint note of `size` with `root`, signed by `key` under the test origin.
+    pub fn checkpoint_with(key: &SigningKey, size: u64, root: ledger_core::hash::Hash) -> String {
+        let signer = ledger_core::note::NoteSigner::new(ORIGIN, key.clone()).unwrap();
+        ledger_core::checkpoint::Checkpoint {
+            origin: ORIGIN.into(),
+            size,
+            root,
+            extensions: vec![],
+        }
+        .sign(&signer)
+        .unwrap()
+        .to_text()
+    }
+
+    /// The checkpoint of the current tree, signed by the charter's node key.
+    pub fn checkpoint(&self) -> String {
+        Self::checkpoint_with(&self.node, self.tree.size(), self.tree.root())
+    }
+
     /// A note signed by `key`.
     pub fn note_by(&self, key: &SigningKey, text: &str) -> Envelope {
         let mut e = Envelope::new(
@@ -91,7 +169,7 @@ impl GroupMaker {
             let digest = ledger_raft::request_digest(envelope.clone());
             let leaf = Entry {
                 index,
-                timestamp_micros: 1_000 + index,
+                timestamp_micros: self.time + index,
                 prev_root: ct.root(),
                 envelope,
             }

@@ -22,7 +22,7 @@ mod linearizable;
 mod proxy;
 mod support;
 
-use cluster::{Cluster, ClusterNode, ORIGIN, WAIT};
+use cluster::{Cluster, ORIGIN, WAIT};
 use ledger_core::hash::Hash;
 use ledger_core::merkle;
 use ledger_proto::pb;
@@ -61,80 +61,80 @@ struct Chaos {
     _proxies: Vec<proxy::Proxy>,
     /// The API addresses, `apis[i]` of `c.nodes[i]`.
     apis: Vec<String>,
+    /// The witness every node pushes to, and its address, if started.
+    witness: Option<(KillOnDrop, String)>,
 }
 
 impl Chaos {
-    async fn start(n: u64) -> Chaos {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let free = cluster::free_ports(2 * n as usize);
-        let ports: Vec<(u16, u16)> = free.chunks(2).map(|p| (p[0], p[1])).collect();
+    /// [`Cluster::prepare`], the cluster files rewritten so that every Raft peer is reached
+    /// through its proxy, and every node started. With `witness`, a `ledger-node witness`
+    /// process is started first and every node is told to push to it (`--witness`).
+    async fn start(n: u64, witness: bool) -> Chaos {
+        let mut c = Cluster::prepare(n);
         let partition = proxy::Partition::new();
         let mut proxies = Vec::new();
-        for (i, (r, _)) in ports.iter().enumerate() {
+        let raft_ports: Vec<String> = c
+            .nodes
+            .iter()
+            .map(|node| node.raft.rsplit_once(':').expect("host:port").1.to_string())
+            .collect();
+        for (node, port) in c.nodes.iter().zip(&raft_ports) {
             let p = proxy::Proxy::start(
-                i as u64 + 1,
-                format!("127.0.0.2:{r}").parse().unwrap(),
-                format!("127.0.0.1:{r}").parse().unwrap(),
+                node.id,
+                format!("127.0.0.2:{port}").parse().unwrap(),
+                node.raft.parse().unwrap(),
                 partition.clone(),
             )
             .await
             .expect("proxy");
             proxies.push(p);
         }
-        let peers: String = ports
-            .iter()
-            .enumerate()
-            .map(|(i, (r, _))| format!("{} = \"127.0.0.2:{r}\"\n", i + 1))
-            .collect();
-        let apis: String = ports
-            .iter()
-            .enumerate()
-            .map(|(i, (_, a))| format!("{} = \"127.0.0.1:{a}\"\n", i + 1))
-            .collect();
-        let seed = dir.path().join("n1");
-        let out = Command::new(bin("ledger-node"))
-            .args(["init", "--origin", ORIGIN, "--data"])
-            .arg(&seed)
-            .output()
-            .expect("init");
-        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-        let mut nodes = Vec::new();
-        for (i, (r, a)) in ports.iter().enumerate() {
-            let id = i as u64 + 1;
-            let data = dir.path().join(format!("n{id}"));
-            std::fs::create_dir_all(data.join("keys")).expect("mkdir");
-            if id != 1 {
-                std::fs::copy(seed.join("keys/node.key"), data.join("keys/node.key")).expect("node key");
-            }
-            let file = dir.path().join(format!("n{id}.toml"));
-            std::fs::write(
-                &file,
-                format!(
-                    "id = {id}\nlisten = \"127.0.0.1:{r}\"\ndata = \"{}\"\n[peers]\n{peers}[api]\n{apis}",
-                    data.display()
-                ),
-            )
-            .expect("cluster file");
-            nodes.push(ClusterNode {
-                id,
-                log: dir.path().join(format!("n{id}.log")),
-                data,
-                file,
-                api: format!("127.0.0.1:{a}"),
-                raft: format!("127.0.0.1:{r}"),
-                child: None,
-            });
+        for node in &c.nodes {
+            let text = std::fs::read_to_string(&node.file).expect("cluster file");
+            let rewritten: Vec<String> = text
+                .lines()
+                .map(|line| {
+                    if line.starts_with("listen") {
+                        return line.to_string();
+                    }
+                    let mut l = line.to_string();
+                    for port in &raft_ports {
+                        l = l.replace(&format!("\"127.0.0.1:{port}\""), &format!("\"127.0.0.2:{port}\""));
+                    }
+                    l
+                })
+                .collect();
+            std::fs::write(&node.file, rewritten.join("\n") + "\n").expect("cluster file");
         }
-        let apis = nodes.iter().map(|n| n.api.clone()).collect();
+        let witness = witness.then(|| {
+            let mut cmd = Command::new(bin("ledger-node"));
+            cmd.args([
+                "witness",
+                "--listen",
+                "127.0.0.1:0",
+                "--name",
+                "witness.test/pushed",
+                "--data",
+            ])
+            .arg(c.dir.path().join("witness-pushed"))
+            .arg("--log-key")
+            .arg(c.log_vkey());
+            let (child, addr, before) = support::spawn_listening(cmd);
+            let key = before
+                .iter()
+                .find_map(|l| l.strip_prefix("witness key "))
+                .expect("the witness prints its key")
+                .to_string();
+            c.extra = vec!["--witness".into(), format!("{addr}={key}")];
+            (KillOnDrop(child), addr)
+        });
+        let apis = c.nodes.iter().map(|n| n.api.clone()).collect();
         let mut chaos = Chaos {
-            c: Cluster {
-                admin: seed.join("keys/admin.key"),
-                dir,
-                nodes,
-            },
+            c,
             partition,
             _proxies: proxies,
             apis,
+            witness,
         };
         let waits: Vec<_> = (0..n as usize).map(|i| chaos.spawn(i, i == 0)).collect();
         for (i, w) in waits.into_iter().enumerate() {
@@ -528,7 +528,7 @@ async fn finish(ch: &Chaos, load: &Load, tasks: Vec<tokio::task::JoinHandle<()>>
 /// acknowledged entry is on every node.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigkill_failover_rounds_lose_no_acknowledged_entry_and_stay_linearizable() {
-    let mut ch = Chaos::start(3).await;
+    let mut ch = Chaos::start(3, false).await;
     let (load, tasks) = start_load(&ch, 4);
     let mut failovers = Vec::new();
     let mut seed = u64::from(std::process::id()) ^ 0x5eed;
@@ -573,7 +573,7 @@ async fn sigkill_failover_rounds_lose_no_acknowledged_entry_and_stay_linearizabl
 /// old leader holds the majority's log without the append it was sent.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_partitioned_former_leader_gets_nothing_acknowledged_and_rejoins_the_majority() {
-    let ch = Chaos::start(3).await;
+    let ch = Chaos::start(3, true).await;
     let (load, tasks) = start_load(&ch, 2);
     wait_acks_after(&ch, &load, Instant::now(), 3).await;
     let old = ch.c.leader().await;
@@ -617,7 +617,46 @@ async fn a_partitioned_former_leader_gets_nothing_acknowledged_and_rejoins_the_m
         !log.iter().any(|(_, p)| *p == env.payload),
         "the append sent to the cut-off leader reached the log"
     );
+    pushed_witness_holds_the_majority_tree(&ch, &leaves).await;
     witness_relay(&ch, &load, &leaves).await;
+}
+
+/// The witness the nodes push to (only the leader pushes): what it holds is a checkpoint of the
+/// majority's final log. A witness moves only forward along consistency proofs, so every
+/// checkpoint it cosigned, before, during and after the partition, is a prefix of that log: it
+/// never cosigned two checkpoints that fork.
+async fn pushed_witness_holds_the_majority_tree(ch: &Chaos, leaves: &[Hash]) {
+    use ledger_core::checkpoint::Checkpoint;
+    use ledger_core::note::Note;
+    use ledger_proto::pb::witness_client::WitnessClient;
+    let (_, addr) = ch.witness.as_ref().expect("a pushed witness");
+    let mut wc = WitnessClient::connect(addr.clone()).await.expect("witness");
+    let deadline = Instant::now() + WAIT;
+    let held = loop {
+        if let Ok(r) = wc.get_latest(pb::GetLatestRequest { origin: ORIGIN.into() }).await {
+            break r.into_inner().checkpoint;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the leader pushed nothing to the witness within {WAIT:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    let note = Note::parse(&held).expect("note");
+    let cp = Checkpoint::from_body(&note.text).expect("checkpoint");
+    assert!(
+        cp.size as usize <= leaves.len(),
+        "the witness holds a size beyond the log"
+    );
+    assert_eq!(
+        cp.root,
+        merkle::root_of(&leaves[..cp.size as usize]),
+        "the witness cosigned a checkpoint that forks from the majority's log"
+    );
+    println!(
+        "witness: the pushed witness holds the majority's checkpoint of size {}",
+        cp.size
+    );
 }
 
 /// A real witness (`ledger-node witness`) is handed every checkpoint collected from any node

@@ -19,6 +19,9 @@ mod tests;
 #[cfg(test)]
 mod tls_tests;
 
+#[cfg(test)]
+mod chaos;
+
 use anyhow::Context;
 use ledger_raft::{LogStore, StateMachine, TypeConfig};
 use std::collections::BTreeMap;

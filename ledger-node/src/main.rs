@@ -102,6 +102,8 @@ enum Cmd {
         #[arg(short, long = "in")]
         input: PathBuf,
     },
+    /// Cluster membership (issue 15): init, add, remove, status, through a node's admin service.
+    Cluster(cluster::admin::ClusterArgs),
     /// Rebuild the lookup index (DATA/store/index) and the term postings of a stopped node from
     /// its entries (request ids are not in the entries: lost ones cannot be restored).
     Reindex {
@@ -278,6 +280,7 @@ fn main() -> std::process::ExitCode {
                 .and_then(|rt| rt.block_on(witness_run::run(a, shutdown_signal())))
         }
         Cmd::DebugFork { data, from } => fork::debug_fork(&data, from),
+        Cmd::Cluster(a) => cluster::admin::run(a),
         Cmd::Backup(a) => backup::backup(&a),
         Cmd::Restore(a) => backup::restore(&a),
         Cmd::Export { data, out } => (|| {

@@ -291,6 +291,59 @@ async fn after_a_node_rotate_the_checkpoints_of_the_new_tree_need_the_new_key() 
     assert_eq!(stored(&sm).last(), Some(&(4, note4)));
 }
 
+#[tokio::test]
+async fn after_a_node_compromise_the_old_key_signs_no_checkpoint_past_as_of() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut sm = open(dir.path());
+    let mut m = GroupMaker::default();
+    let mut log = start(&mut sm).await;
+    log.group(&mut sm, &mut m, 2).await;
+    let root2 = m.tree.root();
+    log.group(&mut sm, &mut m, 2).await;
+    let root4 = m.tree.root();
+    let (old, new) = (m.node.clone(), SigningKey::from_bytes(&[41; 32]));
+    let g = m.next_envelopes(vec![m.node_compromise(2, &new)]);
+    assert!(matches!(
+        log.apply(&mut sm, g.clone()).await,
+        ApplyOutcome::Applied { .. }
+    ));
+    m.accept(&g);
+    let root5 = m.tree.root();
+    // Size 4 was the old key's tenure, but past as_of 2: the key is held compromised for it.
+    let out = log
+        .apply(&mut sm, cp(4, &GroupMaker::checkpoint_with(&old, 4, root4)))
+        .await;
+    assert!(
+        matches!(&out, ApplyOutcome::Rejected { reason: Rejection::CheckpointSignature { size: 4, detail }, .. } if detail.contains("compromised as of index 2")),
+        "{out:?}"
+    );
+    // Size 2 is before as_of: still the old key's.
+    assert!(matches!(
+        log.apply(&mut sm, cp(2, &GroupMaker::checkpoint_with(&old, 2, root2)))
+            .await,
+        ApplyOutcome::CheckpointStored { size: 2, .. }
+    ));
+    // Size 5 holds the declaration: the new key's only.
+    let out = log
+        .apply(&mut sm, cp(5, &GroupMaker::checkpoint_with(&old, 5, root5)))
+        .await;
+    assert!(
+        matches!(
+            &out,
+            ApplyOutcome::Rejected {
+                reason: Rejection::CheckpointSignature { size: 5, .. },
+                ..
+            }
+        ),
+        "{out:?}"
+    );
+    assert!(matches!(
+        log.apply(&mut sm, cp(5, &GroupMaker::checkpoint_with(&new, 5, root5)))
+            .await,
+        ApplyOutcome::CheckpointStored { size: 5, .. }
+    ));
+}
+
 /// Adds a cosignature line by `key` (named `name`) over the note's body.
 fn cosign(note: &str, name: &str, key: &SigningKey, body: Option<&str>) -> String {
     let mut n = Note::parse(note).unwrap();

@@ -7,10 +7,13 @@
 //! services a [`ClusterView`] (who leads, the applied state); without it `serve` is the single
 //! node, as before (`docs/cluster.md`).
 
+pub mod admin;
 pub mod config;
 pub mod network;
 pub mod server;
 
+#[cfg(test)]
+mod admin_tests;
 #[cfg(test)]
 mod tests;
 #[cfg(test)]

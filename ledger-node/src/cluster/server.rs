@@ -29,13 +29,14 @@ impl RaftService {
     }
 }
 
-/// The Raft port of the node a cluster config describes: the `ledger.raft.v1` service over
+/// The Raft port of the node a cluster config describes: the `ledger.raft.v1.Raft` service over
 /// `raft`, behind mutual TLS with the `[tls]` files (a caller without a certificate signed by the
 /// cluster's CA is refused during the handshake), or plain where the config allows it
 /// (`ClusterConfig::peer_tls`). Serve it on the config's `listen` address
 /// (`serve_with_incoming_shutdown` or `serve_with_shutdown`).
 ///
-/// `sm` is the node's state machine (read by the admin service on the same port).
+/// The same port serves the admin service (`ledger.raft.v1.Admin`, [`super::admin`]) over `raft`
+/// and `sm`, behind the same TLS.
 ///
 /// # Errors
 /// As `ClusterConfig::peer_tls`, or TLS settings tonic refuses: a node refuses to start a cluster
@@ -47,8 +48,9 @@ pub fn router(config: &ClusterConfig, raft: LedgerRaft, sm: StateMachine) -> Res
             .tls_config(t.server())
             .map_err(|e| format!("cluster config: [tls]: {e}"))?;
     }
-    let _ = sm;
-    Ok(builder.add_service(RaftService::server(raft)))
+    Ok(builder
+        .add_service(RaftService::server(raft.clone()))
+        .add_service(super::admin::AdminService::server(raft, sm)))
 }
 
 fn reply<T: serde::Serialize>(v: &T) -> Result<Response<RaftReply>, Status> {

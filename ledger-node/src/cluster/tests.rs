@@ -28,7 +28,7 @@ pub(super) const WAIT: Duration = Duration::from_secs(30);
 /// Valid consecutive groups: a charter at entry 0, then notes signed by the admin.
 pub(super) struct GroupMaker {
     pub(super) tree: CompactTree,
-    node: SigningKey,
+    pub(super) node: SigningKey,
     admin: SigningKey,
 }
 

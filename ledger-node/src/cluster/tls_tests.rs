@@ -209,6 +209,64 @@ async fn two_nodes_with_certificates_of_the_cluster_ca_replicate() {
             .unwrap();
         assert_eq!(n.sm.applied_tree().unwrap(), maker.tree, "same tree on both nodes");
     }
+
+    // A checkpoint signed by the log's node key, proposed through the leader, is stored byte for
+    // byte on both nodes; a stale one (a smaller size than the latest) is refused on both.
+    let sign = |size: u64, root| {
+        let signer = ledger_core::note::NoteSigner::new("ledger.test/raftnet", maker.node.clone()).unwrap();
+        ledger_core::checkpoint::Checkpoint {
+            origin: "ledger.test/raftnet".into(),
+            size,
+            root,
+            extensions: vec![],
+        }
+        .sign(&signer)
+        .unwrap()
+        .to_text()
+    };
+    let note = sign(maker.tree.size(), maker.tree.root());
+    let root3 = n1
+        .sm
+        .with_store(|s| ledger_core::merkle::root_from_source(s, 3).unwrap())
+        .unwrap();
+    let stale = sign(3, root3);
+    let size = maker.tree.size();
+    let r = rafts[l]
+        .1
+        .client_write(ledger_raft::LedgerRequest::Checkpoint {
+            size,
+            note: note.clone(),
+        })
+        .await
+        .unwrap();
+    assert_eq!(r.data, ApplyOutcome::CheckpointStored { size, witnessed: false });
+    let r = rafts[l]
+        .1
+        .client_write(ledger_raft::LedgerRequest::Checkpoint { size: 3, note: stale })
+        .await
+        .unwrap();
+    assert_eq!(
+        r.data,
+        ApplyOutcome::Rejected {
+            size,
+            reason: ledger_raft::Rejection::CheckpointStale { size: 3, latest: size }
+        }
+    );
+    for n in [&n1, &n2] {
+        n.raft
+            .wait(Some(WAIT))
+            .applied_index_at_least(Some(r.log_id.index), "applied")
+            .await
+            .unwrap();
+        let stored: Vec<(u64, String)> =
+            n.sm.with_store(|s| s.checkpoints().map(Result::unwrap).collect())
+                .unwrap();
+        assert_eq!(
+            stored,
+            vec![(size, note.clone())],
+            "the same checkpoint bytes on every node"
+        );
+    }
     n1.stop().await;
     n2.stop().await;
 }

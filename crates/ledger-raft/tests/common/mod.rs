@@ -114,6 +114,22 @@ impl GroupMaker {
         e
     }
 
+    /// A `node.compromise` of the current node key as of index `as_of`, handing the node role to
+    /// `new`, signed by the admin alone.
+    pub fn node_compromise(&self, as_of: u64, new: &SigningKey) -> Envelope {
+        let mut e = Envelope::new(
+            payload_type("node.compromise"),
+            format!(
+                r#"{{"version":1,"keyid":"{}","as_of":{as_of},"new_key":"{}","reason":"HSM stolen"}}"#,
+                ledger_core::keys::key_id(&self.node.verifying_key()),
+                public_key_to_base64(&new.verifying_key())
+            )
+            .into_bytes(),
+        );
+        e.sign(&self.admin);
+        e
+    }
+
     /// A checkpoint note of `size` with `root`, signed by `key` under the test origin.
     pub fn checkpoint_with(key: &SigningKey, size: u64, root: ledger_core::hash::Hash) -> String {
         let signer = ledger_core::note::NoteSigner::new(ORIGIN, key.clone()).unwrap();

@@ -35,9 +35,25 @@ fn make_ca(dir: &Path, name: &str) {
     openssl(
         dir,
         &[
-            "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes", "-keyout", &key,
-            "-out", &pem, "-days", "2", "-subj", &subj, "-addext", "basicConstraints=critical,CA:TRUE",
-            "-addext", "keyUsage=critical,keyCertSign,cRLSign",
+            "req",
+            "-x509",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:P-256",
+            "-nodes",
+            "-keyout",
+            &key,
+            "-out",
+            &pem,
+            "-days",
+            "2",
+            "-subj",
+            &subj,
+            "-addext",
+            "basicConstraints=critical,CA:TRUE",
+            "-addext",
+            "keyUsage=critical,keyCertSign,cRLSign",
         ],
     );
 }
@@ -54,8 +70,18 @@ fn make_leaf(dir: &Path, ca: &str, name: &str, serial: u32) {
     openssl(
         dir,
         &[
-            "req", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes", "-keyout", &key, "-out", &csr,
-            "-subj", &subj,
+            "req",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:P-256",
+            "-nodes",
+            "-keyout",
+            &key,
+            "-out",
+            &csr,
+            "-subj",
+            &subj,
         ],
     );
     std::fs::write(
@@ -67,8 +93,22 @@ fn make_leaf(dir: &Path, ca: &str, name: &str, serial: u32) {
     openssl(
         dir,
         &[
-            "x509", "-req", "-in", &csr, "-CA", &ca_pem, "-CAkey", &ca_key, "-set_serial", &serial, "-out", &pem,
-            "-days", "2", "-extfile", &ext,
+            "x509",
+            "-req",
+            "-in",
+            &csr,
+            "-CA",
+            &ca_pem,
+            "-CAkey",
+            &ca_key,
+            "-set_serial",
+            &serial,
+            "-out",
+            &pem,
+            "-days",
+            "2",
+            "-extfile",
+            &ext,
         ],
     );
 }
@@ -155,7 +195,12 @@ fn status_until(file: &Path, what: &str, ok: impl Fn(&Status) -> bool) -> Status
         if ok(&s) {
             return s;
         }
-        assert!(t.elapsed() < WAIT, "{}: not {what} within {WAIT:?}:\n{}", file.display(), s.raw);
+        assert!(
+            t.elapsed() < WAIT,
+            "{}: not {what} within {WAIT:?}:\n{}",
+            file.display(),
+            s.raw
+        );
         std::thread::sleep(Duration::from_millis(200));
     }
 }
@@ -243,7 +288,9 @@ async fn a_tls_cluster_is_run_grown_and_shrunk_with_the_cluster_commands() {
         std::fs::create_dir_all(d.join(format!("n{n}/keys"))).unwrap();
         std::fs::copy(d.join("n1/keys/node.key"), d.join(format!("n{n}/keys/node.key"))).unwrap();
     }
-    let mut nodes: Vec<ClusterNode> = (1..=3).map(|id| write_file(&d, id, &m[..3], "ca", &format!("n{id}"))).collect();
+    let mut nodes: Vec<ClusterNode> = (1..=3)
+        .map(|id| write_file(&d, id, &m[..3], "ca", &format!("n{id}")))
+        .collect();
     nodes.push(write_file(&d, 4, &m[..4], "ca", "n4"));
     // Node 5 knows the cluster's addresses but holds a certificate of another CA.
     let mut m5 = m[..3].to_vec();
@@ -262,7 +309,11 @@ async fn a_tls_cluster_is_run_grown_and_shrunk_with_the_cluster_commands() {
         c.wait_serving(i, w);
     }
     let again = cluster_cmd(&["init", "--config", c.nodes[1].file.to_str().unwrap()]);
-    assert!(!again.status.success(), "a second init must be refused: {}", text(&again));
+    assert!(
+        !again.status.success(),
+        "a second init must be refused: {}",
+        text(&again)
+    );
     assert!(text(&again).contains("already initialized"), "{}", text(&again));
 
     // Appends with ledgerctl against a follower (it follows the leader's address).
@@ -283,7 +334,11 @@ async fn a_tls_cluster_is_run_grown_and_shrunk_with_the_cluster_commands() {
         assert!(s.learners.is_empty(), "{}", s.raw);
         assert_eq!(s.state == "Leader", i == l, "{}", s.raw);
         if i == l {
-            assert!(s.raw.contains("replication to"), "the leader reports replication:\n{}", s.raw);
+            assert!(
+                s.raw.contains("replication to"),
+                "the leader reports replication:\n{}",
+                s.raw
+            );
         }
     }
 
@@ -314,7 +369,9 @@ async fn a_tls_cluster_is_run_grown_and_shrunk_with_the_cluster_commands() {
 
     // A node with a certificate of another CA: added as a learner, it never receives anything
     // and `cluster add` refuses to make it a voter; then it is removed.
-    let lid = status_until(&c.nodes[3].file, "with a leader", |s| s.leader.is_some()).leader.unwrap();
+    let lid = status_until(&c.nodes[3].file, "with a leader", |s| s.leader.is_some())
+        .leader
+        .unwrap();
     let l = (lid - 1) as usize;
     let w5 = c.spawn(4, false);
     let n5 = format!("--raft={}", c.nodes[4].raft);
@@ -329,7 +386,11 @@ async fn a_tls_cluster_is_run_grown_and_shrunk_with_the_cluster_commands() {
     // Node 5's own view (through its own CA): no leader, nothing applied, not serving.
     let s5 = status(&c.nodes[4].file);
     assert_eq!((s5.leader, s5.size), (None, 0), "{}", s5.raw);
-    assert!(w5.try_recv().is_err(), "node 5 must not serve:\n{}", c.nodes[4].log_tail());
+    assert!(
+        w5.try_recv().is_err(),
+        "node 5 must not serve:\n{}",
+        c.nodes[4].log_tail()
+    );
     let o = cluster_cmd(&["remove", "--config", &ff, "--id", "5"]);
     assert!(o.status.success(), "cluster remove --id 5: {}", text(&o));
     c.nodes[4].kill9();
@@ -337,7 +398,13 @@ async fn a_tls_cluster_is_run_grown_and_shrunk_with_the_cluster_commands() {
     // Remove a voter that does not lead; appends go on among the other three.
     let gone = (0..3).find(|i| *i != l).unwrap();
     let gone_id = c.nodes[gone].id;
-    let o = cluster_cmd(&["remove", "--config", c.nodes[l].file.to_str().unwrap(), "--id", &gone_id.to_string()]);
+    let o = cluster_cmd(&[
+        "remove",
+        "--config",
+        c.nodes[l].file.to_str().unwrap(),
+        "--id",
+        &gone_id.to_string(),
+    ]);
     assert!(o.status.success(), "cluster remove --id {gone_id}: {}", text(&o));
     let rest: Vec<usize> = (0..4).filter(|i| *i != gone).collect();
     let voters: Vec<u64> = rest.iter().map(|i| c.nodes[*i].id).collect();

@@ -107,7 +107,10 @@ fn the_three_node_walkthrough_in_docs_cluster_md_works_as_written() {
         })
         .collect();
     let status = status.unwrap_or_else(|| panic!("the walkthrough did not finish within 120 s:\n{log}\n{node_logs}"));
-    assert!(status.success(), "the walkthrough failed ({status}):\n{log}\n{node_logs}");
+    assert!(
+        status.success(),
+        "the walkthrough failed ({status}):\n{log}\n{node_logs}"
+    );
     assert!(log.contains("WALKTHROUGH-DONE"), "{log}");
     // What the walkthrough shows: a status naming the leader and the voters, the entry read from
     // another node, a replay with a final root (the commands' own output, not bash's trace).

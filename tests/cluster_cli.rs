@@ -297,7 +297,12 @@ async fn a_tls_cluster_is_run_grown_and_shrunk_with_the_cluster_commands() {
     m5.push(m[4]);
     nodes.push(write_file(&d, 5, &m5, "other-ca", "n5"));
     let admin = d.join("n1/keys/admin.key");
-    let mut c = Cluster { dir, nodes, admin };
+    let mut c = Cluster {
+        dir,
+        nodes,
+        admin,
+        extra: Vec::new(),
+    };
 
     // Three nodes, none initialized: they serve once the cluster's first entry reaches them.
     let waits: Vec<_> = (0..3).map(|i| c.spawn(i, false)).collect();

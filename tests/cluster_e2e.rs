@@ -153,12 +153,15 @@ async fn a_retry_after_the_leader_is_killed_answers_the_original_index_and_the_n
     for i in 0..3 {
         c.wait_size(i, first.index + 1).await;
     }
+    let killed = std::time::Instant::now();
     c.nodes[l].kill9();
     let l2 = c.leader().await;
     assert_ne!(l2, l);
     let retry = append(&mut c.nodes[l2].client(), &note(1, &admin), "before-kill")
         .await
         .expect("retry on the new leader");
+    // Reported, not asserted (--nocapture): leader SIGKILL to the first answer of the new leader.
+    eprintln!("failover: leader killed -> retry answered in {:?}", killed.elapsed());
     assert_eq!((retry.index, retry.duplicate), (first.index, true));
     assert_eq!(retry.leaf_hash, first.leaf_hash);
     let mut last = retry.index;
@@ -169,8 +172,14 @@ async fn a_retry_after_the_leader_is_killed_answers_the_original_index_and_the_n
             .index;
     }
     // The killed node comes back, follows, and catches up.
+    let restarted = std::time::Instant::now();
     c.restart(l);
     c.wait_size(l, last + 1).await;
+    eprintln!(
+        "catch-up: killed node restarted and at size {} in {:?}",
+        last + 1,
+        restarted.elapsed()
+    );
     // Every node serves the leader's checkpoint of the whole log, byte for byte.
     let (cp_size, note) = c.wait_checkpoint(l2, last + 1).await;
     for i in 0..3 {
@@ -213,4 +222,63 @@ fn a_bad_cluster_file_is_refused_at_start() {
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("not among the peers"), "{err}");
+}
+
+/// With a witness configured on every node, only the leader pushes; the cosigned checkpoint is
+/// replicated, so a follower serves the witness's cosignature on the same checkpoint bytes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_leader_pushes_to_the_witness_and_followers_serve_the_cosigned_checkpoint() {
+    support::set_origin(Some(ORIGIN));
+    let mut c = Cluster::prepare(3);
+    let wdata = c.dir.path().join("witness");
+    let mut cmd = Command::new(bin("ledger-node"));
+    cmd.args(["witness", "--listen", "127.0.0.1:0", "--data"])
+        .arg(&wdata)
+        .arg("--log-key")
+        .arg(c.log_vkey())
+        .args(["--name", "witness.test/cluster"]);
+    let (mut witness, waddr, before) = support::spawn_listening(cmd);
+    let wkey = before
+        .iter()
+        .find_map(|l| l.strip_prefix("witness key "))
+        .expect("the witness prints its key")
+        .to_string();
+    let wname = wkey.split('+').next().unwrap().to_string();
+    c.extra = vec!["--witness".into(), format!("{waddr}={wkey}")];
+    c.start_all();
+    let admin = key(&c.admin);
+    let l = c.leader().await;
+    let r = append(&mut c.nodes[l].client(), &note(7, &admin), "witnessed-1")
+        .await
+        .expect("append");
+    let f = (l + 1) % 3;
+    // Bounded: the follower serves a checkpoint covering the entry that carries the witness's
+    // cosignature line.
+    let t = std::time::Instant::now();
+    let mut cosigned = None;
+    while t.elapsed() < cluster::WAIT && cosigned.is_none() {
+        let (size, _) = c.wait_checkpoint(f, r.index + 1).await;
+        if let Ok(cp) = c.nodes[f]
+            .client()
+            .get_checkpoint(pb::GetCheckpointRequest { size: Some(size) })
+            .await
+        {
+            let note = cp.into_inner().note;
+            if note.lines().any(|line| line.starts_with(&format!("— {wname} "))) {
+                cosigned = Some((size, note));
+            }
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    let (size, note) = cosigned.expect("a follower serves the witness-cosigned checkpoint");
+    let on_leader = c.nodes[l]
+        .client()
+        .get_checkpoint(pb::GetCheckpointRequest { size: Some(size) })
+        .await
+        .expect("leader checkpoint")
+        .into_inner()
+        .note;
+    assert_eq!(on_leader, note);
+    let _ = witness.kill();
+    let _ = witness.wait();
 }

@@ -480,8 +480,8 @@ async fn serve_cluster(a: ServeArgs, path: &std::path::Path) -> Result<()> {
             ccfg.data.display()
         );
     }
-    if !a.witness.is_empty() || !a.tsa.is_empty() {
-        bail!("witnesses and TSAs are not supported in cluster mode yet (docs/cluster.md)");
+    if !a.tsa.is_empty() {
+        bail!("TSAs are not supported in cluster mode yet (docs/cluster.md)");
     }
     let mut cfg = serve_config(&a)?;
     cfg.data = ccfg.data.clone();
@@ -528,7 +528,7 @@ async fn serve_cluster(a: ServeArgs, path: &std::path::Path) -> Result<()> {
     );
     let (running, jobs) = start_sequencer(&a, &cfg, &store, size, marks, state, metrics, Some(view.clone()))?;
     tokio::spawn(follow_applied(view.clone(), running.shared.clone()));
-    let svc = assemble_service(&a, Vec::new(), &store, &running, jobs, cfg.queue_depth)?;
+    let svc = assemble_service(&a, cfg.witnesses, &store, &running, jobs, cfg.queue_depth)?;
     start_timestamps(&a, &cfg.data, &store, &running.shared, &port.ts_gate)?;
     if let Some(l) = tiles_listener {
         let at = l.local_addr()?;

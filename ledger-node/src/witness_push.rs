@@ -256,6 +256,19 @@ pub async fn run(store: Arc<Store>, shared: Arc<Shared>, witnessed: Arc<Witnesse
     let mut rx = shared.checkpoint.subscribe();
     loop {
         let (size, text) = rx.borrow_and_update().clone();
+        // Cluster mode: only the leader pushes; a follower publishes the witnessed checkpoint the
+        // leader replicated (`LedgerRequest::Cosigned`), and the store is the state machine's.
+        let store = match &shared.cluster {
+            Some(c) if !c.role().leader => {
+                follow_witnessed(c, &shared, &witnessed);
+                if rx.changed().await.is_err() {
+                    return;
+                }
+                continue;
+            }
+            Some(c) => c.sm.store().unwrap_or_else(|_| store.clone()),
+            None => store.clone(),
+        };
         let Ok(mut note) = Note::parse(&text) else {
             tracing::error!(size, "the node's own checkpoint note does not parse");
             if rx.changed().await.is_err() {
@@ -323,9 +336,63 @@ fn merge_answer(note: &mut Note, cfg: &WitnessConfig, size: u64, r: Result<Strin
     }
 }
 
+/// Cluster mode, on a follower: publishes the latest witnessed checkpoint its store holds (with
+/// quorum 0 every checkpoint counts as witnessed: the latest one).
+fn follow_witnessed(c: &crate::cluster::ClusterView, shared: &Shared, witnessed: &Witnessed) {
+    let latest = if witnessed.quorum == 0 {
+        c.sm.store().ok().and_then(|st| st.latest_checkpoint().ok().flatten())
+    } else {
+        c.sm.store().ok().and_then(|st| st.latest_witnessed().ok().flatten())
+    };
+    if let Some((s, n)) = latest
+        && witnessed.latest.borrow().as_ref().is_none_or(|(old, _, _)| *old < s)
+    {
+        let names = Note::parse(&n)
+            .map(|x| enrolled_cosigners(shared, &x))
+            .unwrap_or_default();
+        witnessed.latest.send_replace(Some((s, n, names)));
+    }
+}
+
+/// Cluster mode, on the leader: the cosigned checkpoint goes to every node as a Raft entry
+/// (`LedgerRequest::Cosigned`, re-checked on apply: same body as the stored checkpoint, the quorum
+/// of enrolled witnesses when claimed witnessed); then the marks advance.
+async fn replicate_cosigned(
+    c: &crate::cluster::ClusterView,
+    shared: &Shared,
+    size: u64,
+    merged: &str,
+    is_witnessed: bool,
+) -> Result<(), String> {
+    let req = ledger_raft::LedgerRequest::Cosigned {
+        size,
+        note: merged.to_string(),
+        witnessed: is_witnessed,
+    };
+    let r = tokio::time::timeout(crate::sequencer::COMMIT_TIMEOUT, c.raft.client_write(req))
+        .await
+        .map_err(|_| "not applied in time".to_string())?
+        .map_err(|e| e.to_string())?;
+    match r.data {
+        ledger_raft::ApplyOutcome::CheckpointStored { .. } => {}
+        other => return Err(format!("the cluster answered {other:?}")),
+    }
+    if is_witnessed {
+        shared.witnessed_mark.advance(size, merged).map_err(|e| e.to_string())?;
+    }
+    shared.high_water.advance(size, merged).map_err(|e| e.to_string())?;
+    Ok(())
+}
+
 /// Stores the cosigned checkpoint, then advances the marks outside sled (the witnessed mark when
 /// it is witnessed); a failure is logged.
 async fn store_cosigned(store: &Arc<Store>, shared: &Arc<Shared>, size: u64, merged: &str, is_witnessed: bool) {
+    if let Some(c) = &shared.cluster {
+        if let Err(e) = replicate_cosigned(c, shared, size, merged, is_witnessed).await {
+            tracing::error!(size, error = %e, "cannot store the cosigned checkpoint");
+        }
+        return;
+    }
     let st = store.clone();
     let m = merged.to_string();
     let sh = shared.clone();

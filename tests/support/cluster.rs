@@ -116,13 +116,34 @@ pub struct Cluster {
     pub nodes: Vec<ClusterNode>,
     /// The administrator key of the log (signs test records).
     pub admin: PathBuf,
+    /// Further `serve` arguments for every node (e.g. `--witness URL=KEY`).
+    pub extra: Vec<String>,
 }
 
 impl Cluster {
-    /// Writes `n` cluster files with free ports, makes the seed ledger (`ledger-node init`) in
-    /// node 1's directory, gives every node its node key, and starts all `n` (node 1 with
-    /// `--cluster-init`); returns once every node serves its API.
+    /// [`Cluster::prepare`] then [`Cluster::start_all`].
     pub fn start(n: u64) -> Cluster {
+        let mut c = Self::prepare(n);
+        c.start_all();
+        c
+    }
+
+    /// Starts every node (node 1 with `--cluster-init`); returns once every node serves its API.
+    pub fn start_all(&mut self) {
+        let waits: Vec<_> = (0..self.nodes.len()).map(|i| self.spawn(i, i == 0)).collect();
+        for (i, w) in waits.into_iter().enumerate() {
+            self.wait_serving(i, w);
+        }
+    }
+
+    /// The seed's checkpoint verifier key file (`keys/node.vkey`), for witnesses.
+    pub fn log_vkey(&self) -> PathBuf {
+        self.nodes[0].data.join("keys/node.vkey")
+    }
+
+    /// Writes `n` cluster files with free ports, makes the seed ledger (`ledger-node init`) in
+    /// node 1's directory and gives every node its node key; starts nothing.
+    pub fn prepare(n: u64) -> Cluster {
         let dir = tempfile::tempdir().expect("tempdir");
         let free = free_ports(2 * n as usize);
         let ports: Vec<(u16, u16)> = free.chunks(2).map(|p| (p[0], p[1])).collect();
@@ -170,21 +191,18 @@ impl Cluster {
                 child: None,
             });
         }
-        let mut c = Cluster {
+        Cluster {
             admin: seed.join("keys/admin.key"),
             dir,
             nodes,
-        };
-        let waits: Vec<_> = (0..c.nodes.len()).map(|i| c.spawn(i, i == 0)).collect();
-        for (i, w) in waits.into_iter().enumerate() {
-            c.wait_serving(i, w);
+            extra: Vec::new(),
         }
-        c
     }
 
     /// Starts node `i` (again), with `--cluster-init` if asked; the receiver gets its API address
     /// once it serves (see [`Cluster::wait_serving`]).
     pub fn spawn(&mut self, i: usize, init: bool) -> mpsc::Receiver<String> {
+        let extra = self.extra.clone();
         let node = &mut self.nodes[i];
         assert!(node.child.is_none(), "node {} is running", node.id);
         let log = std::fs::OpenOptions::new()
@@ -198,6 +216,7 @@ impl Cluster {
             .args(["--listen", &node.api])
             .args(["--metrics-listen", "off", "--tiles-listen", "off"])
             .args(["--checkpoint-interval-ms", "200"])
+            .args(&extra)
             .env("RUST_LOG", "info")
             .stdout(Stdio::piped())
             .stderr(Stdio::from(log));

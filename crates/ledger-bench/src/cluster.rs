@@ -19,7 +19,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 /// Bound on every wait for the cluster.
-const WAIT: Duration = Duration::from_secs(120);
+const WAIT: Duration = Duration::from_secs(60);
 
 fn loadavg() -> String {
     std::fs::read_to_string("/proc/loadavg")
@@ -93,7 +93,7 @@ fn spawn(m: &mut Member, dir: &Path, init: bool) -> Result<std::sync::mpsc::Rece
         .args(["--queue-depth", "65536"])
         .env("RUST_LOG", "warn")
         .stdout(Stdio::piped())
-        .stderr(Stdio::null());
+        .stderr(std::fs::File::create(dir.join(format!("n{}.log", m.id)))?);
     if init {
         cmd.arg("--cluster-init");
     }
@@ -208,12 +208,37 @@ async fn catch_up(dir: &Path, members: &mut [Member], new: usize) -> Result<(u64
     }
     while applied(&members[new].raft).await < size {
         if t.elapsed() > WAIT {
-            bail!("node {} did not catch up within {WAIT:?}", members[new].id);
+            let id = members[new].id;
+            let log = std::fs::read_to_string(dir.join(format!("n{id}.log"))).unwrap_or_default();
+            // The first warnings and errors say why; the last lines what it does now.
+            let first = log
+                .lines()
+                .filter(|l| l.contains("WARN") || l.contains("ERROR"))
+                .take(12);
+            let tail: Vec<&str> = first.chain(log.lines().rev().take(3)).collect();
+            bail!(
+                "node {id} did not catch up to {size} within {WAIT:?} (applied {}); its log (first warnings, then the last lines):\n{}",
+                applied(&members[new].raft).await,
+                tail.join("\n")
+            );
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     let secs = t.elapsed().as_secs_f64();
     Ok((size, secs, leader_snapshot, snapshot(members[new].id)))
+}
+
+/// `ledger-node cluster remove --config FILE --id ID`.
+fn remove(file: &Path, id: u64) -> Result<()> {
+    let out = Command::new(bin("ledger-node")?)
+        .args(["cluster", "remove", "--config"])
+        .arg(file)
+        .args(["--id", &id.to_string()])
+        .output()?;
+    if !out.status.success() {
+        bail!("cluster remove --id {id}: {}", String::from_utf8_lossy(&out.stderr));
+    }
+    Ok(())
 }
 
 /// Appends until the log holds `n` more entries (AppendBatch of 100).
@@ -225,7 +250,7 @@ async fn fill(addr: &str, key: &SigningKey, n: u64) -> Result<()> {
 
 /// The measurements on one target (a single node, or a cluster's leader).
 async fn measure(label: &str, addr: &str, key: &SigningKey, quick: bool, runs: usize) -> Result<()> {
-    let (rounds, per, rate, secs) = if quick { (2, 5, 20, 1) } else { (10, 40, 200, 4) };
+    let (rounds, per, rate, secs) = if quick { (2, 5, 20, 1) } else { (5, 20, 100, 3) };
     let mut v = Vec::new();
     for _ in 0..runs {
         v.push(batches(addr, key, 4, 100, rounds).await?);
@@ -303,16 +328,43 @@ pub async fn run(n: u64, quick: bool, runs: usize, work_dir: &Path) -> Result<()
     let (mut members, admin_key) = start_cluster(dir.path(), n, 2, Some((snap_after, 10))).await?;
     let (_, api, _) = leader(&members).await?;
     let addr = format!("http://{api}");
-    let key = enroll_platform(&addr, &admin_key).await?;
+    // Right after the start an election may still move the lead (a loaded machine): retry.
+    let t = Instant::now();
+    let key = loop {
+        match enroll_platform(&addr, &admin_key).await {
+            Ok(k) => break k,
+            Err(e) if t.elapsed() < WAIT => {
+                eprintln!("enrolling the bench's platform key: {e}; retrying");
+                tokio::time::sleep(Duration::from_millis(500)).await;
+            }
+            Err(e) => return Err(e),
+        }
+    };
     // The first catch-up before the log reaches the snapshot threshold: log replication only.
-    fill(&addr, &key, if quick { 200 } else { 2_000 }).await?;
+    let fill_n = std::env::var("LEDGER_BENCH_CLUSTER_FILL")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(if quick { 200 } else { 1_000 });
+    fill(&addr, &key, fill_n).await?;
     let c = catch_up(dir.path(), &mut members, n as usize).await?;
     catch_up_row("catch-up of a new node, log replication", c);
+    // Measure the N voters alone: the caught-up learner leaves again.
+    remove(&members[0].file, members[n as usize].id)?;
+    if let Some(mut ch) = members[n as usize].child.take() {
+        let _ = ch.kill();
+        let _ = ch.wait();
+    }
     measure(&format!("cluster {n}"), &addr, &key, quick, runs).await?;
     // By now the log passed the snapshot threshold many times and was purged: a new node gets
     // the snapshot, then the entries after it.
-    let c = catch_up(dir.path(), &mut members, n as usize + 1).await?;
-    catch_up_row("catch-up of a new node, snapshot + log", c);
+    let snap = catch_up(dir.path(), &mut members, n as usize + 1).await;
+    match &snap {
+        Ok(c) => catch_up_row("catch-up of a new node, snapshot + log", *c),
+        Err(_) => println!(
+            "{:<52} {:>12} (see below)",
+            "catch-up of a new node, snapshot + log", "FAILED"
+        ),
+    }
     let mut c = client(&addr).await?;
     let size = c
         .get_checkpoint(pb::GetCheckpointRequest { size: None })
@@ -322,5 +374,9 @@ pub async fn run(n: u64, quick: bool, runs: usize, work_dir: &Path) -> Result<()
     println!("\nlog size at the end: {size} entries (checkpointed)");
     println!("load average at end: {}", loadavg());
     drop(members);
+    if let Err(e) = snap {
+        let kept = dir.keep();
+        bail!("{e}\n(the cluster's directory and logs are kept in {})", kept.display());
+    }
     Ok(())
 }

@@ -130,6 +130,11 @@ fn read_pem(what: &str, path: &Path) -> Result<Vec<u8>, String> {
     Ok(b)
 }
 
+/// Snapshot chunk size: below tokio's 2 MiB file write buffer, so that each received chunk is one
+/// write of the file openraft receives it into (larger chunks corrupted received snapshots here:
+/// docs/cluster.md, "Known limits").
+pub const SNAPSHOT_CHUNK_BYTES: u64 = 1 << 20;
+
 fn default_snapshot_after() -> u64 {
     5000
 }
@@ -266,6 +271,7 @@ impl ClusterConfig {
             election_timeout_max: self.election_timeout_max_ms,
             snapshot_policy: openraft::SnapshotPolicy::LogsSinceLast(self.snapshot_after_logs),
             max_in_snapshot_log_to_keep: self.snapshot_keep_logs,
+            snapshot_max_chunk_size: SNAPSHOT_CHUNK_BYTES,
             ..openraft::Config::default()
         }
     }

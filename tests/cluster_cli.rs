@@ -270,6 +270,7 @@ fn write_file(dir: &Path, id: u64, members: &[(u64, u16, u16)], ca: &str, cert: 
         raft: format!("127.0.0.1:{}", me.1),
         child: None,
         log: dir.join(format!("n{id}.log")),
+        tiles: Default::default(),
     }
 }
 
@@ -289,14 +290,14 @@ async fn a_tls_cluster_is_run_grown_and_shrunk_with_the_cluster_commands() {
 
     let ports = cluster::free_ports(10);
     let m: Vec<(u64, u16, u16)> = (0..5).map(|i| (i as u64 + 1, ports[2 * i], ports[2 * i + 1])).collect();
-    // The seed (charter and keys) in n1; the node key on every voter, the fourth included.
+    // The seed (charter and keys) in n1; the node key on every node (serve --cluster needs it).
     let out = Command::new(bin("ledger-node"))
         .args(["init", "--origin", ORIGIN, "--data"])
         .arg(d.join("n1"))
         .output()
         .unwrap();
     assert!(out.status.success(), "{}", text(&out));
-    for n in 2..=4 {
+    for n in 2..=5 {
         std::fs::create_dir_all(d.join(format!("n{n}/keys"))).unwrap();
         std::fs::copy(d.join("n1/keys/node.key"), d.join(format!("n{n}/keys/node.key"))).unwrap();
     }
@@ -519,6 +520,7 @@ async fn a_new_node_catches_up_through_a_snapshot_larger_than_two_mib() {
         raft: format!("127.0.0.1:{}", ports[0]),
         child: None,
         log: d.join("n4.log"),
+        tiles: Default::default(),
     });
     let w4 = c.spawn(3, false);
     let o = cluster_cmd_through_elections(&[

@@ -40,7 +40,9 @@ fn replay_root(url: &str) -> String {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn appends_on_the_leader_reach_every_node_and_followers_name_the_leader() {
     support::set_origin(Some(ORIGIN));
-    let c = Cluster::start(3);
+    let mut c = Cluster::prepare(3);
+    c.extra = vec!["--tiles-listen".into(), "127.0.0.1:0".into()];
+    c.start_all();
     let admin = key(&c.admin);
     let l = c.leader().await;
     let mut lc = c.nodes[l].client();
@@ -138,6 +140,25 @@ async fn appends_on_the_leader_reach_every_node_and_followers_name_the_leader() 
         "{}",
         beyond.message()
     );
+    // The follower's tlog-tiles serve a checkpoint of its own store: the leader's bytes.
+    c.wait_checkpoint(f, size).await;
+    let tiles = c.nodes[f].tiles.lock().unwrap().clone().expect("tiles address");
+    let served = cluster::http_get(&tiles, "/checkpoint");
+    let served_size: u64 = served
+        .lines()
+        .nth(1)
+        .and_then(|l| l.parse().ok())
+        .expect("a checkpoint body");
+    let on_leader = c.nodes[l]
+        .client()
+        .get_checkpoint(pb::GetCheckpointRequest {
+            size: Some(served_size),
+        })
+        .await
+        .expect("leader checkpoint")
+        .into_inner()
+        .note;
+    assert_eq!(served, on_leader);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -281,4 +302,29 @@ async fn the_leader_pushes_to_the_witness_and_followers_serve_the_cosigned_check
     assert_eq!(on_leader, note);
     let _ = witness.kill();
     let _ = witness.wait();
+}
+
+/// A cluster node without the log's node key does not start (it could become a voter and lead):
+/// it says so at once, before waiting for the cluster.
+#[test]
+fn a_cluster_node_without_the_node_key_is_refused_at_start() {
+    let c = Cluster::prepare(3);
+    std::fs::remove_file(c.nodes[2].data.join("keys/node.key")).unwrap();
+    let out = Command::new(bin("ledger-node"))
+        .args([
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--metrics-listen",
+            "off",
+            "--tiles-listen",
+            "off",
+        ])
+        .arg("--cluster")
+        .arg(&c.nodes[2].file)
+        .output()
+        .expect("run");
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("every cluster node needs the log's node key"), "{err}");
 }

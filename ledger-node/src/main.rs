@@ -500,6 +500,13 @@ async fn serve_cluster(a: ServeArgs, path: &std::path::Path) -> Result<()> {
         );
         genesis::init(&cfg.data, &origin, &[], 1, 0)?;
     }
+    if !layout.node_key.exists() {
+        bail!(
+            "{} is missing: every cluster node needs the log's node key, learners too (`ledger-node cluster add` \
+             makes a caught-up learner a voter, which may lead and must sign); copy it from the seed (docs/cluster.md)",
+            layout.node_key.display()
+        );
+    }
     let seed = seed_group(&layout.store)?;
     let (raft_stop, raft_stopped) = tokio::sync::oneshot::channel::<()>();
     let handle = cluster::start(&ccfg, a.cluster_init, async {
@@ -532,7 +539,8 @@ async fn serve_cluster(a: ServeArgs, path: &std::path::Path) -> Result<()> {
     start_timestamps(&a, &cfg.data, &store, &running.shared, &port.ts_gate)?;
     if let Some(l) = tiles_listener {
         let at = l.local_addr()?;
-        tokio::spawn(tiles::serve(l, store.clone(), tiles_limits));
+        let source = Arc::new(cluster::AppliedTiles(view.clone()));
+        tokio::spawn(tiles::serve(l, source, tiles_limits));
         tracing::info!(addr = %at, "C2SP tlog-tiles (read-only) on http://{at}/checkpoint");
         println!("tiles on {at}");
     }

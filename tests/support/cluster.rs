@@ -47,6 +47,8 @@ pub struct ClusterNode {
     pub child: Option<Child>,
     /// Its stderr log file.
     pub log: PathBuf,
+    /// Its tlog-tiles HTTP address once it printed one (with `--tiles-listen` in `extra`).
+    pub tiles: std::sync::Arc<std::sync::Mutex<Option<String>>>,
 }
 
 impl ClusterNode {
@@ -189,6 +191,7 @@ impl Cluster {
                 api: format!("127.0.0.1:{a}"),
                 raft: format!("127.0.0.1:{r}"),
                 child: None,
+                tiles: Default::default(),
             });
         }
         Cluster {
@@ -214,23 +217,31 @@ impl Cluster {
         cmd.args(["serve", "--cluster"])
             .arg(&node.file)
             .args(["--listen", &node.api])
-            .args(["--metrics-listen", "off", "--tiles-listen", "off"])
+            .args(["--metrics-listen", "off"])
             .args(["--checkpoint-interval-ms", "200"])
             .args(&extra)
             .env("RUST_LOG", "info")
             .stdout(Stdio::piped())
             .stderr(Stdio::from(log));
+        if !extra.iter().any(|a| a == "--tiles-listen") {
+            cmd.args(["--tiles-listen", "off"]);
+        }
         if init {
             cmd.arg("--cluster-init");
         }
         let mut child = cmd.spawn().expect("spawn ledger-node");
         let stdout = child.stdout.take().expect("stdout");
         let (tx, rx) = mpsc::channel();
+        let tiles = node.tiles.clone();
         std::thread::spawn(move || {
             for line in BufReader::new(stdout).lines() {
                 let line = line.unwrap_or_default();
                 if let Some(a) = line.strip_prefix("listening on ") {
                     let _ = tx.send(a.to_string());
+                } else if let Some(a) = line.strip_prefix("tiles on ")
+                    && let Ok(mut t) = tiles.lock()
+                {
+                    *t = Some(a.to_string());
                 }
             }
         });
@@ -347,4 +358,18 @@ impl Cluster {
             self.nodes[i].log_tail()
         );
     }
+}
+
+/// The body of `GET path` from an HTTP/1.1 server at `addr` (status 200 required).
+pub fn http_get(addr: &str, path: &str) -> String {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(addr).expect("connect");
+    s.set_read_timeout(Some(Duration::from_secs(20))).expect("timeout");
+    write!(s, "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n").expect("send");
+    let mut raw = Vec::new();
+    s.read_to_end(&mut raw).expect("read");
+    let text = String::from_utf8_lossy(&raw).into_owned();
+    let (head, body) = text.split_once("\r\n\r\n").expect("an HTTP answer");
+    assert!(head.starts_with("HTTP/1.1 200"), "GET {path}: {head}");
+    body.to_string()
 }

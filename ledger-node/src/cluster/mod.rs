@@ -150,6 +150,32 @@ impl ClusterView {
     }
 }
 
+/// The tlog-tiles of what this node applied: each request reads the state machine's current
+/// store, so the tiles follow a snapshot install.
+pub struct AppliedTiles(pub Arc<ClusterView>);
+
+impl AppliedTiles {
+    fn store(&self) -> Result<Arc<ledger_store::Store>, ledger_store::tiles::TileError> {
+        self.0.sm.store().map_err(|e| {
+            ledger_store::tiles::TileError::Store(ledger_store::StoreError::Io(std::io::Error::other(e.to_string())))
+        })
+    }
+}
+
+impl ledger_store::tiles::TileSource for AppliedTiles {
+    fn signed_checkpoint(&self) -> Result<Option<(u64, String)>, ledger_store::tiles::TileError> {
+        self.store()?.signed_checkpoint()
+    }
+
+    fn hash_tile(&self, level: u8, index: u64, width: u16) -> Result<Vec<u8>, ledger_store::tiles::TileError> {
+        self.store()?.hash_tile(level, index, width)
+    }
+
+    fn entry_bundle(&self, index: u64, width: u16) -> Result<Vec<u8>, ledger_store::tiles::TileError> {
+        self.store()?.entry_bundle(index, width)
+    }
+}
+
 /// A started cluster member: its view and the Raft service's server task.
 pub struct ClusterHandle {
     /// What the sequencer and the services use.

@@ -6,6 +6,7 @@
 //! durable appends through gRPC; verifier replay (rate, peak RSS); server-side proofs at 1M and
 //! 10M entries; store size per entry; the PostgreSQL baseline (docs/performance.md).
 
+mod cluster;
 mod startup;
 mod suite;
 
@@ -54,6 +55,10 @@ struct Args {
     /// measure the node's start-up on it (store verification, state fold, time to listen).
     #[arg(long, value_name = "N")]
     startup: Option<u64>,
+    /// Instead of the suite: one node against a cluster of N `serve --cluster` nodes on this
+    /// machine (appends/s, p99, catch-up rate of a new node; docs/performance.md "Cluster").
+    #[arg(long, value_name = "N")]
+    cluster: Option<u64>,
     /// Where to build the logs (on the data disk being measured).
     #[arg(long, default_value = ".")]
     work_dir: PathBuf,
@@ -432,6 +437,9 @@ async fn main() -> Result<()> {
     let a = Args::parse();
     if let Some(n) = a.soak {
         return soak(n).await;
+    }
+    if let Some(n) = a.cluster {
+        return cluster::run(n, a.quick, a.runs.max(1), &a.work_dir).await;
     }
     if let Some(n) = a.startup {
         return startup::run(&a.work_dir, n, a.runs.max(1));

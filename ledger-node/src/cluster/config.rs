@@ -10,7 +10,8 @@
 //! 3 = "127.0.0.1:7103"
 //! ```
 //!
-//! Optional: `heartbeat_ms` (100), `election_timeout_min_ms` (400), `election_timeout_max_ms` (800);
+//! Optional: `heartbeat_ms` (100), `election_timeout_min_ms` (400), `election_timeout_max_ms` (800),
+//! `snapshot_after_logs` (5000), `snapshot_keep_logs` (1000);
 //! `[api]` (id = "host:port" of each node's public gRPC API, recorded in the membership);
 //! `[tls]` with `ca`, `cert`, `key` (PEM files, relative to the config file): mutual TLS between
 //! peers, required unless `insecure_loopback = true` and every address is a loopback one.
@@ -53,6 +54,14 @@ pub struct ClusterConfig {
     /// addresses (tests, the one-machine walkthrough).
     #[serde(default)]
     pub insecure_loopback: bool,
+    /// openraft's snapshot policy: a snapshot after this many Raft log entries since the last
+    /// one (5000, openraft's default).
+    #[serde(default = "default_snapshot_after")]
+    pub snapshot_after_logs: u64,
+    /// Raft log entries kept past the last snapshot (1000, openraft's default); a node further
+    /// behind catches up through the snapshot.
+    #[serde(default = "default_snapshot_keep")]
+    pub snapshot_keep_logs: u64,
 }
 
 /// The `[tls]` section: PEM files (relative paths are relative to the config file).
@@ -121,6 +130,17 @@ fn read_pem(what: &str, path: &Path) -> Result<Vec<u8>, String> {
     Ok(b)
 }
 
+/// Snapshot chunk size: below tokio's 2 MiB file write buffer, so that each received chunk is one
+/// write of the file openraft receives it into (larger chunks corrupted received snapshots here:
+/// docs/cluster.md, "Known limits").
+pub const SNAPSHOT_CHUNK_BYTES: u64 = 1 << 20;
+
+fn default_snapshot_after() -> u64 {
+    5000
+}
+fn default_snapshot_keep() -> u64 {
+    1000
+}
 fn default_heartbeat() -> u64 {
     100
 }
@@ -249,6 +269,9 @@ impl ClusterConfig {
             heartbeat_interval: self.heartbeat_ms,
             election_timeout_min: self.election_timeout_min_ms,
             election_timeout_max: self.election_timeout_max_ms,
+            snapshot_policy: openraft::SnapshotPolicy::LogsSinceLast(self.snapshot_after_logs),
+            max_in_snapshot_log_to_keep: self.snapshot_keep_logs,
+            snapshot_max_chunk_size: SNAPSHOT_CHUNK_BYTES,
             ..openraft::Config::default()
         }
     }
@@ -293,6 +316,16 @@ data = "n2"
             (r.heartbeat_interval, r.election_timeout_min, r.election_timeout_max),
             (100, 400, 800)
         );
+        assert_eq!(r.snapshot_policy, openraft::SnapshotPolicy::LogsSinceLast(5000));
+        assert_eq!(r.max_in_snapshot_log_to_keep, 1000);
+        let c = ClusterConfig::parse(&GOOD.replace(
+            "data = \"n2\"",
+            "data = \"n2\"\nsnapshot_after_logs = 300\nsnapshot_keep_logs = 10",
+        ))
+        .unwrap();
+        let r = c.raft_config();
+        assert_eq!(r.snapshot_policy, openraft::SnapshotPolicy::LogsSinceLast(300));
+        assert_eq!(r.max_in_snapshot_log_to_keep, 10);
     }
 
     #[test]

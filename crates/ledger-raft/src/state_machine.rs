@@ -912,7 +912,13 @@ fn install_locked(
     // until then).
     let (mut state, last_ts) = {
         let fresh = Arc::new(Store::open(&install).map_err(|e| w(&e))?);
-        let (state, _) = fold_store(&fresh, size).map_err(|e| w(&e))?;
+        let (mut state, _) = fold_store(&fresh, size).map_err(|e| w(&e))?;
+        if let Some(st) = state.as_mut() {
+            // The fold forgot every ticket into `fresh`'s index; drop its handle on `fresh` (the
+            // directory is reopened after the swap, and sled allows one opener), the backing is
+            // set to the reopened store below.
+            st.domain.elections.tickets = ledger_core::rules::tickets::TicketSet::new();
+        }
         (state, last_timestamp(&fresh, size).map_err(|e| w(&e))?)
     };
     // Swap: close the old store, ledger → .old, .install → ledger, then remove .old. A reader that

@@ -594,4 +594,16 @@ async fn rated_tickets_are_looked_up_in_the_store_not_held_in_memory() {
     assert!(reused(&after), "refused after the reopen: {after:?}");
     let fresh = apply(&mut sm, &mut m, &mut next, vec![micro(&platform, 3)]).await;
     assert!(matches!(fresh, ApplyOutcome::Applied { .. }), "{fresh:?}");
+    // A follower that installs a snapshot of this log refuses the reused ticket too, from the
+    // installed store's index (the state's backing follows the swap), and holds none in memory.
+    let snap = sm.get_snapshot_builder().await.build_snapshot().await.unwrap();
+    let b = tempfile::tempdir().unwrap();
+    let mut follower = open(b.path());
+    let mut received = follower.begin_receiving_snapshot().await.unwrap();
+    let mut cur = sm.get_current_snapshot().await.unwrap().unwrap();
+    tokio::io::copy(&mut cur.snapshot, &mut *received).await.unwrap();
+    follower.install_snapshot(&snap.meta, received).await.unwrap();
+    assert_eq!(held(&follower), 0);
+    let reused_there = apply(&mut follower, &mut m, &mut next, vec![micro(&platform, 3)]).await;
+    assert!(reused(&reused_there), "refused after the install: {reused_there:?}");
 }

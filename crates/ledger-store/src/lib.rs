@@ -154,6 +154,28 @@ pub const NODE_CACHE_BYTES: u64 = 128 << 20;
 /// Page cache of a read-only store (bytes).
 pub const READ_ONLY_CACHE_BYTES: u64 = 32 << 20;
 
+/// How long [`open_locked`] waits for sled's directory lock.
+const LOCK_WAIT: std::time::Duration = std::time::Duration::from_secs(3);
+
+/// Opens sled, waiting up to [`LOCK_WAIT`] while its directory lock is taken. sled releases the
+/// lock of a dropped database only when its last background I/O task ends, which can be a moment
+/// after the drop, so a reopen in the same process (serve's emptiness check then its real open,
+/// `init` then `serve`) could fail spuriously (seen once in CI: "could not acquire lock"). Another
+/// process that holds the directory is still refused, after the wait.
+fn open_locked(config: &sled::Config) -> Result<sled::Db, StoreError> {
+    let deadline = std::time::Instant::now() + LOCK_WAIT;
+    loop {
+        match config.open() {
+            Err(sled::Error::Io(e))
+                if e.to_string().contains("could not acquire lock") && std::time::Instant::now() < deadline =>
+            {
+                std::thread::sleep(std::time::Duration::from_millis(20));
+            }
+            r => return Ok(r?),
+        }
+    }
+}
+
 impl Store {
     /// Opens (creating if needed) a store for writing. sled holds a lock on the directory, so only
     /// one process may have it open for writing.
@@ -169,11 +191,12 @@ impl Store {
     /// # Errors
     /// When sled cannot open the directory.
     pub fn open_with_cache(dir: &Path, cache_bytes: u64) -> Result<Self, StoreError> {
-        let db = sled::Config::new()
-            .path(dir)
-            .mode(sled::Mode::HighThroughput)
-            .cache_capacity(cache_bytes)
-            .open()?;
+        let db = open_locked(
+            &sled::Config::new()
+                .path(dir)
+                .mode(sled::Mode::HighThroughput)
+                .cache_capacity(cache_bytes),
+        )?;
         let tree = db.open_tree("ledger")?;
         let layout = store_layout(&tree, true)?;
         if layout != layout::LAYOUT_VERSION {

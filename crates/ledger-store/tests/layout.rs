@@ -386,3 +386,19 @@ fn entries_of_a_store_with_a_short_bundle_end() {
     assert_eq!(read.len(), 255 + 44, "255 bundled and 44 in the tail");
     assert!(!verified, "the short bundle is refused");
 }
+
+/// A store held open is refused to a second writer (after the lock wait, naming the lock), and
+/// opens again at once after the holder is dropped (sled's lock of a dropped database is waited
+/// for, not reported).
+#[test]
+fn a_store_held_open_is_refused_and_reopens_once_dropped() {
+    let dir = tempfile::tempdir().unwrap();
+    let held = Store::open(dir.path()).unwrap();
+    let err = Store::open(dir.path()).err().expect("a second writer is refused");
+    assert!(err.to_string().contains("could not acquire lock"), "{err}");
+    drop(held);
+    for _ in 0..20 {
+        let again = Store::open(dir.path()).unwrap();
+        assert_eq!(again.size().unwrap(), 0);
+    }
+}

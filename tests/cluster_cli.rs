@@ -6,112 +6,18 @@
 //! and a node whose certificate is of another CA that never joins. Every wait is bounded.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+#[path = "support/certs.rs"]
+mod certs;
 #[path = "support/cluster.rs"]
 mod cluster;
 mod support;
 
+use certs::{make_ca, make_leaf};
 use cluster::{Cluster, ClusterNode, ORIGIN, WAIT};
 use std::path::Path;
 use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 use support::{bin, note_payload};
-
-fn openssl(dir: &Path, args: &[&str]) {
-    let out = Command::new("openssl")
-        .args(args)
-        .current_dir(dir)
-        .output()
-        .expect("the openssl command (apt-get install openssl)");
-    assert!(
-        out.status.success(),
-        "openssl {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
-
-/// A CA `name` (`name.pem`, `name.key`) in `dir`, as docs/cluster.md §Mutual TLS makes it.
-fn make_ca(dir: &Path, name: &str) {
-    let (key, pem, subj) = (format!("{name}.key"), format!("{name}.pem"), format!("/CN={name}"));
-    openssl(
-        dir,
-        &[
-            "req",
-            "-x509",
-            "-newkey",
-            "ec",
-            "-pkeyopt",
-            "ec_paramgen_curve:P-256",
-            "-nodes",
-            "-keyout",
-            &key,
-            "-out",
-            &pem,
-            "-days",
-            "2",
-            "-subj",
-            &subj,
-            "-addext",
-            "basicConstraints=critical,CA:TRUE",
-            "-addext",
-            "keyUsage=critical,keyCertSign,cRLSign",
-        ],
-    );
-}
-
-/// A node certificate `name` for 127.0.0.1 (server and client) signed by the CA `ca`.
-fn make_leaf(dir: &Path, ca: &str, name: &str, serial: u32) {
-    let (key, csr, pem, ext) = (
-        format!("{name}.key"),
-        format!("{name}.csr"),
-        format!("{name}.pem"),
-        format!("{name}.ext"),
-    );
-    let subj = format!("/CN={name}");
-    openssl(
-        dir,
-        &[
-            "req",
-            "-newkey",
-            "ec",
-            "-pkeyopt",
-            "ec_paramgen_curve:P-256",
-            "-nodes",
-            "-keyout",
-            &key,
-            "-out",
-            &csr,
-            "-subj",
-            &subj,
-        ],
-    );
-    std::fs::write(
-        dir.join(&ext),
-        "basicConstraints=CA:FALSE\nkeyUsage=critical,digitalSignature\nextendedKeyUsage=serverAuth,clientAuth\nsubjectAltName=IP:127.0.0.1,DNS:localhost\n",
-    )
-    .unwrap();
-    let (ca_pem, ca_key, serial) = (format!("{ca}.pem"), format!("{ca}.key"), serial.to_string());
-    openssl(
-        dir,
-        &[
-            "x509",
-            "-req",
-            "-in",
-            &csr,
-            "-CA",
-            &ca_pem,
-            "-CAkey",
-            &ca_key,
-            "-set_serial",
-            &serial,
-            "-out",
-            &pem,
-            "-days",
-            "2",
-            "-extfile",
-            &ext,
-        ],
-    );
-}
 
 /// `ledger-node cluster ARGS` (bounded: the commands bound their own calls and waits).
 fn cluster_cmd(args: &[&str]) -> Output {

@@ -4,9 +4,12 @@
 //! request to OpenSSL. Needs the `openssl` command (Debian package openssl; .ci/run installs it).
 #![allow(dead_code, missing_docs, clippy::unwrap_used)]
 
+#[path = "../support/certs.rs"]
+mod certs;
+
+use certs::openssl;
 use std::io::{Read, Write};
-use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
@@ -47,19 +50,6 @@ tsa_name = no
 pub struct TestTsa {
     pub dir: PathBuf,
     _tmp: tempfile::TempDir,
-}
-
-fn openssl(dir: &Path, args: &[&str]) {
-    let out = Command::new("openssl")
-        .args(args)
-        .current_dir(dir)
-        .output()
-        .expect("the openssl command (apt-get install openssl)");
-    assert!(
-        out.status.success(),
-        "openssl {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
 }
 
 impl TestTsa {

@@ -4,109 +4,23 @@
 //! Certificates are made with the `openssl` command (Debian package openssl; `.ci/run` installs it).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+#[path = "../../../tests/support/certs.rs"]
+mod certs;
+
 use super::config::ClusterConfig;
 use super::network::Network;
 use super::server::router;
 use super::tests::{GroupMaker, WAIT, config, leader_of};
 use super::{LedgerRaft, encode, open_raft_with};
+use certs::{make_ca, make_leaf};
 use ledger_proto::raft_pb::RaftRequest;
 use ledger_proto::raft_pb::raft_client::RaftClient;
 use ledger_raft::{ApplyOutcome, LedgerNode, StateMachine};
 use openraft::network::{RPCOption, RaftNetwork, RaftNetworkFactory};
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::time::Duration;
 use tokio::net::TcpListener;
 use tonic::transport::{Certificate, ClientTlsConfig, Endpoint, Identity};
-
-fn openssl(dir: &Path, args: &[&str]) {
-    let out = Command::new("openssl")
-        .args(args)
-        .current_dir(dir)
-        .output()
-        .expect("the openssl command (apt-get install openssl)");
-    assert!(
-        out.status.success(),
-        "openssl {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
-
-/// A CA `name` (`name.pem`, `name.key`) in `dir`.
-fn make_ca(dir: &Path, name: &str) {
-    openssl(
-        dir,
-        &[
-            "req",
-            "-x509",
-            "-newkey",
-            "ec",
-            "-pkeyopt",
-            "ec_paramgen_curve:P-256",
-            "-nodes",
-            "-keyout",
-            &format!("{name}.key"),
-            "-out",
-            &format!("{name}.pem"),
-            "-days",
-            "2",
-            "-subj",
-            &format!("/CN={name}"),
-            "-addext",
-            "basicConstraints=critical,CA:TRUE",
-            "-addext",
-            "keyUsage=critical,keyCertSign,cRLSign",
-        ],
-    );
-}
-
-/// A node certificate `name` (`name.pem`, `name.key`) for 127.0.0.1 and localhost, usable as
-/// server and client, signed by the CA `ca`.
-fn make_leaf(dir: &Path, ca: &str, name: &str, serial: u32) {
-    openssl(
-        dir,
-        &[
-            "req",
-            "-newkey",
-            "ec",
-            "-pkeyopt",
-            "ec_paramgen_curve:P-256",
-            "-nodes",
-            "-keyout",
-            &format!("{name}.key"),
-            "-out",
-            &format!("{name}.csr"),
-            "-subj",
-            &format!("/CN={name}"),
-        ],
-    );
-    std::fs::write(
-        dir.join(format!("{name}.ext")),
-        "basicConstraints=CA:FALSE\nkeyUsage=critical,digitalSignature\nextendedKeyUsage=serverAuth,clientAuth\nsubjectAltName=IP:127.0.0.1,DNS:localhost\n",
-    )
-    .unwrap();
-    openssl(
-        dir,
-        &[
-            "x509",
-            "-req",
-            "-in",
-            &format!("{name}.csr"),
-            "-CA",
-            &format!("{ca}.pem"),
-            "-CAkey",
-            &format!("{ca}.key"),
-            "-set_serial",
-            &serial.to_string(),
-            "-out",
-            &format!("{name}.pem"),
-            "-days",
-            "2",
-            "-extfile",
-            &format!("{name}.ext"),
-        ],
-    );
-}
 
 /// Writes node `id`'s config file (TLS files named relative to it) and loads it.
 fn node_config(dir: &Path, id: u64, peers: &[(u64, String)], tls: Option<(&str, &str)>) -> ClusterConfig {

@@ -489,7 +489,17 @@ async fn main() -> Result<()> {
         if n == replay_n {
             suite::proofs(&log.data, n, runs)?;
         } else {
-            let dir = work.path().join(format!("unsigned-{n}"));
+            // `LEDGER_BENCH_PROOF_DATA=DIR` keeps the unsigned log in DIR/unsigned-N and reuses it
+            // when it is there already, so the proofs can be measured again (say on an idle
+            // machine) without the build (about 11 minutes at 10M entries on 2 cores).
+            let kept = std::env::var_os("LEDGER_BENCH_PROOF_DATA").map(PathBuf::from);
+            let dir = kept.as_deref().unwrap_or(work.path()).join(format!("unsigned-{n}"));
+            let data = dir.join("data");
+            if kept.is_some() && data.exists() {
+                println!("(reusing the unsigned log of {n} entries in {})", dir.display());
+                suite::proofs(&data, n, runs)?;
+                continue;
+            }
             let t = Instant::now();
             let l = suite::build_log(&dir, n, false)?;
             println!(
@@ -499,7 +509,9 @@ async fn main() -> Result<()> {
             suite::proofs(&l.data, n, runs)?;
             suite::store_size(&l)?;
             drop(l);
-            let _ = std::fs::remove_dir_all(&dir);
+            if kept.is_none() {
+                let _ = std::fs::remove_dir_all(&dir);
+            }
         }
     }
     drop(work);

@@ -313,7 +313,12 @@ pub fn replay(log: &BuiltLog, runs: usize) -> Result<()> {
 /// Server-side proof generation on a store of `size` entries, as GetInclusionProof and
 /// GetConsistencyProof do it: µs per proof and the proof sizes.
 pub fn proofs(data: &Path, size: u64, runs: usize) -> Result<()> {
-    let store = Store::open(data)?;
+    // The page cache a node has by default (`serve --cache-mb`), unless LEDGER_BENCH_SLED_CACHE_MB.
+    let cache = std::env::var("LEDGER_BENCH_SLED_CACHE_MB")
+        .ok()
+        .and_then(|v| v.parse::<u64>().ok())
+        .map_or(ledger_store::NODE_CACHE_BYTES, |mb| mb << 20);
+    let store = Store::open_with_cache(data, cache)?;
     if store.size()? != size {
         bail!("store has {} entries, expected {size}", store.size()?);
     }

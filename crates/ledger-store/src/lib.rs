@@ -155,7 +155,7 @@ pub const NODE_CACHE_BYTES: u64 = 128 << 20;
 pub const READ_ONLY_CACHE_BYTES: u64 = 32 << 20;
 
 /// Entry bytes a long read-only scan reads between two [`Store::reopen_read_only`] calls (each
-/// reopen costs about 25 ms; 2 MiB kept `replay --data` about 7 MB lower, at twice the reopens:
+/// reopen costs about 25 ms; 2 MiB kept `replay --data` 4 – 7 MB lower, at twice the reopens:
 /// docs/performance.md).
 pub const READ_ONLY_SCAN_BYTES: u64 = 4 << 20;
 
@@ -182,7 +182,7 @@ fn open_locked(config: &sled::Config) -> Result<sled::Db, StoreError> {
 }
 
 /// sled's settings for a read-only copy: a small page cache, and no flusher thread (nothing is
-/// written to the copy after its recovery), so that a reopen does not wait for one to end.
+/// written to the copy after its recovery; one thread fewer at each reopen).
 fn read_only_config(path: &Path) -> sled::Config {
     sled::Config::new()
         .path(path)

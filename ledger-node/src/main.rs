@@ -747,6 +747,9 @@ fn open_store(a: &ServeArgs, data: &std::path::Path) -> Result<(Arc<Store>, mark
     let folding_ms = t.elapsed().saturating_sub(verifying).as_millis() as u64;
     if from > 0 {
         tracing::info!(
+            size = report.size,
+            refused,
+            ms = folding_ms,
             "state folded from snapshot at {from} ({} entries folded, {folding_ms} ms)",
             report.size - from
         );

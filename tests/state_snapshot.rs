@@ -253,3 +253,161 @@ async fn snapshot_is_used_and_every_bad_one_is_refused_by_name() {
     log_line(&data, from, "state folded from snapshot at");
     node.stop();
 }
+
+/// The size of the largest snapshot the node's log says it wrote.
+fn largest_written(data: &Path) -> u64 {
+    std::fs::read_to_string(data.with_extension("node.log"))
+        .unwrap_or_default()
+        .lines()
+        .filter(|l| l.contains("state snapshot written"))
+        .filter_map(|l| l.split("size=").nth(1)?.split_whitespace().next()?.parse().ok())
+        .max()
+        .unwrap_or(0)
+}
+
+/// `LEDGER_SNAPSHOT_EVERY`: a snapshot is written while serving, once its size is durable, so a
+/// node killed without a graceful stop still starts from it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn periodic_snapshot_survives_a_crash() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let data = dir.path().join("d");
+    init(&data, ORIGIN, &[], 1);
+    let admin = key(&data.join("keys/admin.key"));
+    let platform = new_key();
+    let env = [("RUST_LOG", "info"), ("LEDGER_SNAPSHOT_EVERY", "5")];
+    let mut node = Node::try_start_env(&data, &[], &env).expect("start");
+    let mut c = node.client().await;
+    append(
+        &mut c,
+        &enroll(&platform, "service platform", &["service-platform"], &[&admin]),
+        "",
+    )
+    .await
+    .expect("enroll platform");
+    for n in 0..20u64 {
+        append(&mut c, &record("evaluation.micro", micro_payload(n), &[&platform]), "")
+            .await
+            .expect("micro");
+    }
+    let mut written = 0;
+    for _ in 0..200 {
+        written = largest_written(&data);
+        if written >= 10 {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert!(
+        written >= 10,
+        "a snapshot was written while serving (largest: {written})"
+    );
+    drop(c);
+    node.kill9();
+    let from = log_len(&data);
+    node = Node::try_start_env(&data, &[], &env).expect("restart");
+    let l = log_line(&data, from, "state folded from snapshot at");
+    let n: u64 = l
+        .split("state folded from snapshot at ")
+        .nth(1)
+        .and_then(|r| r.split_whitespace().next())
+        .and_then(|s| s.parse().ok())
+        .expect("size in the log line");
+    assert!(n >= written, "{l}");
+    let mut c = node.client().await;
+    let e = append(&mut c, &record("evaluation.micro", micro_payload(4), &[&platform]), "")
+        .await
+        .expect_err("ticket rated before the crash");
+    assert_eq!(code_of(&e), "MICRO_DUPLICATE_TICKET", "{}", e.message());
+    append(&mut c, &record("evaluation.micro", micro_payload(50), &[&platform]), "")
+        .await
+        .expect("a new ticket");
+    drop(c);
+    node.stop();
+}
+
+/// Node key rotation: the snapshot is signed by the node key in force at its size. After a
+/// `node.rotate`, a snapshot from before it (the old key's, the old key in force at its size) is
+/// still a true state and is used; the same snapshot re-signed by the new key is refused
+/// (`signature`: not the log's node key at N), and with only the old key configured the node
+/// refuses to start as before, naming the rotation.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn snapshot_across_a_node_key_rotation() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let data = dir.path().join("d");
+    init(&data, ORIGIN, &[], 1);
+    let admin = key(&data.join("keys/admin.key"));
+    let new = new_key();
+    let next_file = dir.path().join("next-node.key");
+    ledger_client::keyfile::write_signing_key(&next_file, &new).expect("write next key");
+    let next = ["--next-node-key", next_file.to_str().expect("utf-8 path")];
+    let info = [("RUST_LOG", "info")];
+    let mut node = Node::try_start_env(&data, &next, &info).expect("start");
+    let mut c = node.client().await;
+    append(&mut c, &record("note", note_payload(1), &[&admin]), "")
+        .await
+        .expect("note");
+    drop(c);
+    node.stop();
+    let snap = data.join("state.snapshot");
+    let before = std::fs::read(&snap).expect("snapshot before the rotation");
+
+    node = Node::try_start_env(&data, &next, &info).expect("start");
+    let mut c = node.client().await;
+    let rotation = record(
+        "node.rotate",
+        json!({"version": 1, "new_key": ledger_core::keys::public_key_to_base64(&new.verifying_key()), "reason": "test"}),
+        &[&admin],
+    );
+    append(&mut c, &rotation, "").await.expect("rotation");
+    append(&mut c, &record("note", note_payload(2), &[&admin]), "")
+        .await
+        .expect("note after the rotation");
+    drop(c);
+    node.stop();
+
+    // The snapshot after the rotation (the new key's) is used.
+    let from = log_len(&data);
+    node = Node::try_start_env(&data, &next, &info).expect("restart");
+    log_line(&data, from, "state folded from snapshot at");
+    node.stop();
+    // The one from before it (the old key's, in force at its size) too.
+    std::fs::write(&snap, &before).expect("write");
+    let (note, state) = split(&before);
+    let n: u64 = note.text.lines().nth(2).and_then(|l| l.parse().ok()).expect("size");
+    let from = log_len(&data);
+    node = Node::try_start_env(&data, &next, &info).expect("restart");
+    let l = log_line(&data, from, "state folded from snapshot at");
+    assert!(l.contains(&format!("state folded from snapshot at {n} ")), "{l}");
+    let mut c = node.client().await;
+    let r = c
+        .append(req(&record("note", note_payload(3), &[&admin]), "", true))
+        .await
+        .expect("the node serves")
+        .into_inner();
+    // The rotation above the snapshot was folded: the node signs with the new key.
+    let cp_note = c
+        .get_checkpoint(pb::GetCheckpointRequest { size: None })
+        .await
+        .expect("checkpoint")
+        .into_inner()
+        .note;
+    let new_v = ledger_core::note::NoteVerifier::new(ORIGIN, new.verifying_key()).expect("verifier");
+    let cp = ledger_core::checkpoint::open_checkpoint(&cp_note, &new_v).expect("signed by the new node key");
+    assert!(cp.checkpoint.size > r.index, "the checkpoint covers the append");
+    drop(c);
+    node.stop();
+    // Re-signed by the new key: not the node key at its size.
+    let lines: Vec<&str> = note.text.lines().skip(1).collect();
+    std::fs::write(&snap, signed(&new, [lines[0], lines[1], lines[2], lines[3]], &state)).expect("write");
+    let from = log_len(&data);
+    node = Node::try_start_env(&data, &next, &info).expect("restart");
+    let l = log_line(&data, from, "STATE_SNAPSHOT_REFUSED");
+    assert!(l.contains("STATE_SNAPSHOT_REFUSED: signature:"), "{l}");
+    assert!(l.contains("not the log's node key"), "{l}");
+    node.stop();
+    // Only the old key configured: refused to start, naming the rotation, as without a snapshot.
+    let err = Node::try_start_env(&data, &[], &info)
+        .err()
+        .expect("refused with only the old key");
+    assert!(err.contains("rotated at index"), "{err}");
+}

@@ -245,9 +245,11 @@ pub fn load(data: &Path, store: &Store, keys: &[VerifyingKey]) -> Result<Option<
             format!("snapshot of log {origin:?}, this log is {ours:?}"),
         ));
     }
-    let verifiers: Vec<NoteVerifier> = keys.iter().filter_map(|k| NoteVerifier::new(&ours, *k).ok()).collect();
-    note.verify(&verifiers)
-        .map_err(|e| refuse(Refusal::Signature, format!("not signed by a configured node key: {e}")))?;
+    // The configured key that signed it (kept: it must be the state's node key at N).
+    let signer = keys
+        .iter()
+        .find(|k| NoteVerifier::new(&ours, **k).is_ok_and(|v| note.verify(&[v]).is_ok()))
+        .ok_or_else(|| refuse(Refusal::Signature, "not signed by a configured node key"))?;
     let stored = store.size().map_err(|e| refuse(Refusal::Decode, e))?;
     if size == 0 || size > stored {
         return Err(refuse(
@@ -273,6 +275,15 @@ pub fn load(data: &Path, store: &Store, keys: &[VerifyingKey]) -> Result<Option<
     let state = LedgerState::decode(encoded).map_err(|e| refuse(Refusal::Decode, e))?;
     if state.encode() != encoded {
         return Err(bad("the state does not encode to its own bytes"));
+    }
+    if state.registry.node_key != *signer {
+        return Err(refuse(
+            Refusal::Signature,
+            format!(
+                "signed by {}, which is not the log's node key at {size}",
+                ledger_core::keys::key_id(signer)
+            ),
+        ));
     }
     let checked = store.tickets_checked().map_err(|e| refuse(Refusal::Decode, e))?;
     if checked < size {

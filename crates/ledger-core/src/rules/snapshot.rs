@@ -97,6 +97,9 @@ struct ElectionV1 {
     tally_index: Option<u64>,
 }
 
+/// A draw's evaluators: selected, and assigned by subject.
+type DrawnV1 = (BTreeSet<String>, BTreeMap<String, BTreeSet<String>>);
+
 #[derive(Serialize, Deserialize)]
 struct DomainV1 {
     draws: BTreeMap<String, DrawV1>,
@@ -104,7 +107,7 @@ struct DomainV1 {
     checkable: BTreeSet<String>,
     nominations: BTreeSet<String>,
     elections: BTreeMap<String, ElectionV1>,
-    drawn: BTreeMap<String, (BTreeSet<String>, BTreeMap<String, BTreeSet<String>>)>,
+    drawn: BTreeMap<String, DrawnV1>,
     pool_keys: BTreeMap<String, BTreeMap<String, [u8; 32]>>,
     tickets: Vec<([u8; 32], u64)>,
     micro: MicroRatings,

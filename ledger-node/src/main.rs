@@ -17,6 +17,7 @@ mod readers;
 mod refusal;
 mod sequencer;
 mod service;
+mod snapshot;
 mod tiles;
 mod timestamps;
 mod tlog_http;
@@ -723,18 +724,51 @@ fn open_store(a: &ServeArgs, data: &std::path::Path) -> Result<(Arc<Store>, mark
     // folds the state entry by entry (marks::Fold).
     let t = std::time::Instant::now();
     let mut fold = marks::Fold::new(&store, a.full_check)?;
+    // The signed state snapshot (snapshot.rs): the fold starts at its size N (not with
+    // --full-check). A snapshot that fails a check is named and ignored; the whole log is folded.
+    let keys = snapshot_keys(a, &layout.node_key);
+    if !a.full_check {
+        let verifying: Vec<_> = keys.iter().map(|k| k.verifying_key()).collect();
+        match snapshot::load(data, &store, &verifying) {
+            Ok(Some(l)) => fold.resume(l.state, l.size),
+            Ok(None) => tracing::info!("no state snapshot: folding the whole log"),
+            Err((r, why)) => tracing::warn!(
+                "STATE_SNAPSHOT_REFUSED: {}: {why}; folding the whole log (the snapshot is only a cache)",
+                r.as_str()
+            ),
+        }
+    }
     let checked = marks::check_with(&store, data, m, a.adopt_store, "serve", Some((&mut fold, a.full_check)))?;
     let report = &checked.report;
     let verifying = t.elapsed().saturating_sub(fold.spent());
     tracing::info!(size = report.size, root = %report.root, checkpoints = report.checkpoints, chain_checked_from = checked.chain_from, ms = verifying.as_millis() as u64, "store verified");
+    let from = fold.from();
     let (state, refused) = fold.finish(report.size, &report.root)?;
-    tracing::info!(
-        size = report.size,
-        refused,
-        ms = t.elapsed().saturating_sub(verifying).as_millis() as u64,
-        "state folded"
-    );
+    let folding_ms = t.elapsed().saturating_sub(verifying).as_millis() as u64;
+    if from > 0 {
+        tracing::info!(
+            size = report.size,
+            refused,
+            ms = folding_ms,
+            "state folded from snapshot at {from} ({} entries folded, {folding_ms} ms)",
+            report.size - from
+        );
+    } else {
+        tracing::info!(size = report.size, refused, ms = folding_ms, "state folded");
+    }
+    if from != report.size {
+        snapshot::write_or_warn(data, &store, &keys, report.size, &report.root, &state);
+    }
     Ok((store, checked, state))
+}
+
+/// The node keys a state snapshot may be signed with: `node.key` and `--next-node-key` (those that
+/// can be read; `start_sequencer` names a missing one).
+fn snapshot_keys(a: &ServeArgs, node_key: &std::path::Path) -> Vec<ed25519_dalek::SigningKey> {
+    std::iter::once(node_key)
+        .chain(a.next_node_key.as_deref())
+        .filter_map(|p| ledger_client::keyfile::read_signing_key(p).ok())
+        .collect()
 }
 
 /// The running sequencer and what the services share with it.
@@ -758,6 +792,8 @@ fn start_sequencer(
     cluster: Option<Arc<cluster::ClusterView>>,
 ) -> Result<(Running, std::sync::mpsc::SyncSender<sequencer::Job>)> {
     let layout = genesis::Layout::new(&cfg.data);
+    let cluster_mode = cluster.is_some();
+    let every = snapshot::every_from_env()?;
     let registry = state.registry.clone();
     let (node_key, next_key) = node_keys(a, &layout.node_key, &registry)?;
     let origin = registry.charter.origin.clone();
@@ -790,6 +826,7 @@ fn start_sequencer(
         shared: shared.clone(),
         node_key,
         next_key,
+        snapshot: (!cluster_mode).then(|| snapshot::Periodic::new(&cfg.data, every, size)),
     };
     let thread = std::thread::Builder::new()
         .name("sequencer".into())

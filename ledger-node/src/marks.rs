@@ -174,6 +174,8 @@ pub struct Fold {
     unindexed: Vec<([u8; 32], u64)>,
     refused: u64,
     spent: Duration,
+    /// The first entry folded: 0, or the size of the state snapshot resumed from.
+    from: u64,
 }
 
 impl Fold {
@@ -189,7 +191,27 @@ impl Fold {
             unindexed: Vec::new(),
             refused: 0,
             spent: Duration::ZERO,
+            from: 0,
         })
+    }
+
+    /// Starts from `state`, the state of the entries below `size` (a state snapshot checked
+    /// against the store, `crate::snapshot::load`): entries below `size` are still checked by the
+    /// store's check but not folded.
+    pub fn resume(&mut self, mut state: LedgerState, size: u64) {
+        state
+            .domain
+            .elections
+            .tickets
+            .set_backing(Arc::new(ledger_store::tickets::StoreTickets::new(self.store.clone())));
+        state.domain.elections.tickets.forget_below(size);
+        self.state = Some(state);
+        self.from = size;
+    }
+
+    /// The first entry folded (0 unless resumed from a snapshot).
+    pub fn from(&self) -> u64 {
+        self.from
     }
 
     /// Time spent folding so far.
@@ -209,6 +231,9 @@ impl Fold {
     }
 
     fn step(&mut self, index: u64, e: &Entry, lh: &Hash) -> Result<()> {
+        if index < self.from {
+            return Ok(());
+        }
         let Some(state) = self.state.as_mut() else {
             let mut state = LedgerState::genesis(e)?;
             state

@@ -584,6 +584,8 @@ pub struct Sequencer {
     /// The next node key (`serve --next-node-key`): the one key a `node.rotate` may hand the node
     /// role to; the sequencer signs with it from the record on.
     pub next_key: Option<ed25519_dalek::SigningKey>,
+    /// The state snapshots (single node only; `None` in cluster mode).
+    pub snapshot: Option<crate::snapshot::Periodic>,
 }
 
 fn now_micros() -> u64 {
@@ -741,10 +743,40 @@ impl Sequencer {
                 .elections
                 .tickets
                 .forget_below(self.shared.size.load(Relaxed));
+            if let Some(mut p) = self.snapshot.take() {
+                let keys = self.snapshot_keys();
+                p.after_group(
+                    &self.store,
+                    &keys,
+                    self.shared.size.load(Relaxed),
+                    (ct.size(), ct.root(), &state),
+                );
+                self.snapshot = Some(p);
+            }
         }
         drop(wtx);
         let _ = writer_thread.join();
+        if let Some(mut p) = self.snapshot.take()
+            && !failed.load(Relaxed)
+        {
+            let keys = self.snapshot_keys();
+            p.finish(
+                &self.store,
+                &keys,
+                self.shared.size.load(Relaxed),
+                ct.size(),
+                &ct.root(),
+                &state,
+            );
+        }
         tracing::info!(size = ct.size(), "sequencer stopped");
+    }
+
+    /// The keys a state snapshot may be signed with (the one in force for the state is chosen).
+    fn snapshot_keys(&self) -> Vec<ed25519_dalek::SigningKey> {
+        std::iter::once(self.node_key.clone())
+            .chain(self.next_key.clone())
+            .collect()
     }
 
     /// Starts the writer thread behind a rendezvous channel: a send returns once the writer has

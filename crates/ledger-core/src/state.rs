@@ -175,6 +175,20 @@ impl LedgerState {
         }
     }
 
+    /// The state's serialized form ([`crate::rules::snapshot`]): deterministic, without the
+    /// ticket backing.
+    pub fn encode(&self) -> Vec<u8> {
+        crate::rules::snapshot::encode(self)
+    }
+
+    /// The state encoded by [`Self::encode`] (without a ticket backing).
+    ///
+    /// # Errors
+    /// When the bytes are not an encoded state.
+    pub fn decode(bytes: &[u8]) -> Result<Self, crate::rules::snapshot::StateDecodeError> {
+        crate::rules::snapshot::decode(bytes)
+    }
+
     /// Tells the state that the log now has `size` entries with `root` (call after every entry).
     pub fn observe_size(&mut self, size: u64, root: &Hash) {
         self.domain.observe_size(size, root);

@@ -46,6 +46,7 @@ mod base;
 pub mod code;
 mod draws;
 pub mod election;
+pub mod snapshot;
 pub mod tickets;
 
 pub use draws::DrawState;

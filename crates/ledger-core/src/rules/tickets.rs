@@ -103,6 +103,14 @@ impl TicketSet {
         self.recent.get(ticket).copied()
     }
 
+    /// The tickets held in memory with their indices, sorted (the state's encoding,
+    /// [`super::snapshot`]).
+    pub(crate) fn recent_sorted(&self) -> Vec<([u8; 32], u64)> {
+        let mut v: Vec<([u8; 32], u64)> = self.recent.iter().map(|(t, i)| (*t, *i)).collect();
+        v.sort_unstable();
+        v
+    }
+
     /// Records that the entry at `index` used `ticket` (the first use is kept).
     pub fn insert(&mut self, ticket: [u8; 32], index: u64) {
         self.recent.entry(ticket).or_insert(index);

@@ -5,7 +5,7 @@
 //! | key | value |
 //! |---|---|
 //! | `mlayout` | u32 BE `2` |
-//! | `b` ‖ bundle N (u64 BE) | the 256 leaves of entries `[256·N, 256·N+256)`, each `u32 BE length ‖ leaf` |
+//! | `b` ‖ bundle N (u64 BE) | the 256 leaves of entries `[256·N, 256·N+256)`, each `u32 BE length ‖ leaf`; stored as `Z ‖ u32 BE length ‖ zstd frame` of that when smaller ([`compress_bundle`]) |
 //! | `t` ‖ level L (u8) ‖ tile N (u64 BE) | the tlog-tiles hash tile: 32-byte hashes of the level-`8·L` nodes `256·N …` (level 0: full tiles only; level ≥ 1: partial tiles are rewritten as they grow) |
 //! | `p` ‖ first index (u64 BE) | one group's entries in the partial bundle: (leaf hash ‖ u32 BE length ‖ leaf)* |
 //!
@@ -105,6 +105,86 @@ pub fn decode_bundle(v: &[u8]) -> Result<Vec<&[u8]>, usize> {
         at = next;
     }
     Ok(out)
+}
+
+/// First byte of a compressed stored bundle: `Z ‖ u32 BE plain length ‖ zstd frame of the plain
+/// bundle` (with the frame's content checksum). A plain bundle starts with the top byte of its
+/// first leaf's u32 length, which is 0 (entries are far below 16 MiB), so both forms coexist.
+pub const BUNDLE_ZSTD: u8 = b'Z';
+
+/// zstd level for bundles (level 3: about 1 µs per 550-byte entry to compress).
+const ZSTD_LEVEL: i32 = 3;
+
+/// Largest plain bundle: 256 entries of at most `MAX_ENTRY_BYTES`, each with its u32 length. A
+/// compressed bundle that says or makes more is refused before anything is allocated for it.
+pub const MAX_BUNDLE_BYTES: usize = 256 * (4 + ledger_core::entry::MAX_ENTRY_BYTES);
+
+/// The stored form of a plain bundle value: compressed (`Z ‖ u32 BE length ‖ zstd frame`) when
+/// that is smaller, else the plain bytes themselves (random payloads do not compress).
+#[must_use]
+pub fn compress_bundle(plain: Vec<u8>) -> Vec<u8> {
+    let Ok(len) = u32::try_from(plain.len()) else {
+        return plain;
+    };
+    let z = zstd::bulk::Compressor::new(ZSTD_LEVEL).and_then(|mut c| {
+        c.set_parameter(zstd::stream::raw::CParameter::ChecksumFlag(true))?;
+        c.compress(&plain)
+    });
+    match z {
+        Ok(z) if z.len() + 5 < plain.len() => {
+            let mut out = Vec::with_capacity(z.len() + 5);
+            out.push(BUNDLE_ZSTD);
+            out.extend_from_slice(&len.to_be_bytes());
+            out.extend_from_slice(&z);
+            out
+        }
+        _ => plain,
+    }
+}
+
+/// The plain bundle value (`(u32 BE length ‖ leaf)*`) of a stored one, plain or compressed.
+///
+/// # Errors
+/// Why a compressed value does not give its plain bytes: an unknown format byte, a stated length
+/// over [`MAX_BUNDLE_BYTES`], a frame that does not decompress (or fails its checksum), or a
+/// length other than the stated one.
+pub fn stored_bundle(v: &[u8]) -> Result<std::borrow::Cow<'_, [u8]>, String> {
+    match v.first() {
+        None | Some(0) => Ok(std::borrow::Cow::Borrowed(v)),
+        Some(&BUNDLE_ZSTD) => {
+            let len = v
+                .get(1..5)
+                .and_then(|s| s.try_into().ok())
+                .map(u32::from_be_bytes)
+                .ok_or("the compressed bundle is cut in its header")? as usize;
+            if len > MAX_BUNDLE_BYTES {
+                return Err(format!(
+                    "the compressed bundle says {len} bytes, over the largest bundle ({MAX_BUNDLE_BYTES})"
+                ));
+            }
+            let plain = zstd::bulk::decompress(&v[5..], len)
+                .map_err(|e| format!("the compressed bundle does not decompress: {e}"))?;
+            if plain.len() != len {
+                return Err(format!(
+                    "the compressed bundle gives {} bytes, its header says {len}",
+                    plain.len()
+                ));
+            }
+            Ok(std::borrow::Cow::Owned(plain))
+        }
+        Some(b) => Err(format!("the bundle's format byte is {b:#04x}")),
+    }
+}
+
+/// The leaves of a stored bundle value (plain or compressed), owned.
+///
+/// # Errors
+/// Why it does not decompress, or the position of the first leaf that does not frame.
+pub fn bundle_leaves(v: &[u8]) -> Result<Vec<Vec<u8>>, String> {
+    let plain = stored_bundle(v)?;
+    decode_bundle(&plain)
+        .map(|ls| ls.into_iter().map(<[u8]>::to_vec).collect())
+        .map_err(|p| format!("leaf {p} does not frame"))
 }
 
 /// Encodes a tail chunk: (leaf hash ‖ u32 BE length ‖ leaf) per entry.
@@ -238,6 +318,16 @@ fn malformed(index: u64, what: &str) -> StoreError {
     })
 }
 
+/// The plain value of bundle `n` as stored in `v`, or the bundle's fault at its first entry.
+fn plain_bundle(n: u64, v: &[u8]) -> Result<std::borrow::Cow<'_, [u8]>, StoreError> {
+    stored_bundle(v).map_err(|detail| {
+        StoreError::Tampered(TamperFault::Malformed {
+            index: n * BUNDLE_ENTRIES,
+            detail,
+        })
+    })
+}
+
 impl Store {
     /// The tail chunks whose first index is in `[from, to)`, in order: (first, value).
     fn chunks_in(&self, from: u64, to: u64) -> Result<Vec<(u64, sled::IVec)>, StoreError> {
@@ -321,7 +411,7 @@ impl Store {
                     .iter()
                     .map(|(_, l)| &l[..])
                     .chain(seg.iter().map(|e| &e.leaf[..]));
-                b.insert(&bundle_key(n)[..], encode_bundle(leaves));
+                b.insert(&bundle_key(n)[..], compress_bundle(encode_bundle(leaves)));
                 b.insert(&tile_key(0, n)[..], tile);
                 for f in firsts {
                     b.remove(&chunk_key(f)[..]);
@@ -380,6 +470,7 @@ impl Store {
         let n = index / BUNDLE_ENTRIES;
         let pos = (index % BUNDLE_ENTRIES) as usize;
         if let Some(v) = self.tree.get(bundle_key(n))? {
+            let v = plain_bundle(n, &v)?;
             let leaves = decode_bundle(&v).map_err(|p| malformed(n * BUNDLE_ENTRIES + p as u64, "bundle"))?;
             let Some(leaf) = leaves.get(pos) else {
                 return Ok(None);
@@ -504,6 +595,7 @@ impl Store {
         let start0 = n0 * BUNDLE_ENTRIES;
         // The bundle holding `from`: its entries before `from` become one chunk.
         if let Some(v) = self.tree.get(bundle_key(n0))? {
+            let v = plain_bundle(n0, &v)?;
             let leaves = decode_bundle(&v).map_err(|p| malformed(start0 + p as u64, "bundle"))?;
             let tile = self.tree.get(tile_key(0, n0))?.unwrap_or_default();
             let keep = usize::try_from(from - start0).unwrap_or(0);
@@ -605,7 +697,8 @@ impl<'a> Records<'a> {
     /// Queues the entries of bundle `n` from index `from` on.
     fn push_bundle(&mut self, n: u64, v: &[u8], from: u64) -> Result<(), StoreError> {
         let first = n * BUNDLE_ENTRIES;
-        let leaves = decode_bundle(v).map_err(|p| malformed(first + p as u64, "bundle"))?;
+        let v = plain_bundle(n, v)?;
+        let leaves = decode_bundle(&v).map_err(|p| malformed(first + p as u64, "bundle"))?;
         let tile = self.store.tree.get(tile_key(0, n))?;
         for (j, leaf) in leaves.into_iter().enumerate() {
             let i = first + j as u64;

@@ -7,7 +7,7 @@
 //! | `mlayout` | u32 BE `2` |
 //! | `b` ‖ bundle N (u64 BE) | the 256 leaves of entries `[256·N, 256·N+256)`, each `u32 BE length ‖ leaf`; stored as `Z ‖ u32 BE length ‖ zstd frame` of that when smaller ([`compress_bundle`]) |
 //! | `t` ‖ level L (u8) ‖ tile N (u64 BE) | the tlog-tiles hash tile: 32-byte hashes of the level-`8·L` nodes `256·N …` (level 0: full tiles only; level ≥ 1: partial tiles are rewritten as they grow) |
-//! | `p` ‖ first index (u64 BE) | one group's entries in the partial bundle: (leaf hash ‖ u32 BE length ‖ leaf)* |
+//! | `p` ‖ first index (u64 BE) | one group's entries in the partial bundle: (leaf hash ‖ u32 BE length ‖ leaf)*; stored as `[0; 32] ‖ u32 BE count ‖ leaf hashes ‖ u32 BE length ‖ zstd frame of the framed leaves` when smaller ([`store_chunk`]) |
 //!
 //! A node of tree level `8·L + k` (`k < 8`) is the Merkle hash of `2^k` consecutive hashes of a
 //! level-`L` tile (or of the leaf hashes in the chunks for the partial bundle); a small cache keeps
@@ -119,6 +119,42 @@ const ZSTD_LEVEL: i32 = 3;
 /// compressed bundle that says or makes more is refused before anything is allocated for it.
 pub const MAX_BUNDLE_BYTES: usize = 256 * (4 + ledger_core::entry::MAX_ENTRY_BYTES);
 
+/// A zstd frame (with its content checksum) of `plain`, when the codec works.
+fn zstd_frame(plain: &[u8]) -> Option<Vec<u8>> {
+    zstd::bulk::Compressor::new(ZSTD_LEVEL)
+        .and_then(|mut c| {
+            c.set_parameter(zstd::stream::raw::CParameter::ChecksumFlag(true))?;
+            c.compress(plain)
+        })
+        .ok()
+}
+
+/// The `len` bytes a zstd frame gives, refusing a `len` over [`MAX_BUNDLE_BYTES`] before
+/// allocating and a frame that gives anything else (bounded output).
+fn unzstd(what: &str, len: usize, frame: &[u8]) -> Result<Vec<u8>, String> {
+    if len > MAX_BUNDLE_BYTES {
+        return Err(format!(
+            "the compressed {what} says {len} bytes, over the largest bundle ({MAX_BUNDLE_BYTES})"
+        ));
+    }
+    let plain =
+        zstd::bulk::decompress(frame, len).map_err(|e| format!("the compressed {what} does not decompress: {e}"))?;
+    if plain.len() != len {
+        return Err(format!(
+            "the compressed {what} gives {} bytes, its header says {len}",
+            plain.len()
+        ));
+    }
+    Ok(plain)
+}
+
+/// The u32 BE at `at`, as a usize.
+fn u32_at(v: &[u8], at: usize) -> Option<usize> {
+    v.get(at..at + 4)
+        .and_then(|s| s.try_into().ok())
+        .map(|b| u32::from_be_bytes(b) as usize)
+}
+
 /// The stored form of a plain bundle value: compressed (`Z ‖ u32 BE length ‖ zstd frame`) when
 /// that is smaller, else the plain bytes themselves (random payloads do not compress).
 #[must_use]
@@ -126,12 +162,8 @@ pub fn compress_bundle(plain: Vec<u8>) -> Vec<u8> {
     let Ok(len) = u32::try_from(plain.len()) else {
         return plain;
     };
-    let z = zstd::bulk::Compressor::new(ZSTD_LEVEL).and_then(|mut c| {
-        c.set_parameter(zstd::stream::raw::CParameter::ChecksumFlag(true))?;
-        c.compress(&plain)
-    });
-    match z {
-        Ok(z) if z.len() + 5 < plain.len() => {
+    match zstd_frame(&plain) {
+        Some(z) if z.len() + 5 < plain.len() => {
             let mut out = Vec::with_capacity(z.len() + 5);
             out.push(BUNDLE_ZSTD);
             out.extend_from_slice(&len.to_be_bytes());
@@ -152,25 +184,8 @@ pub fn stored_bundle(v: &[u8]) -> Result<std::borrow::Cow<'_, [u8]>, String> {
     match v.first() {
         None | Some(0) => Ok(std::borrow::Cow::Borrowed(v)),
         Some(&BUNDLE_ZSTD) => {
-            let len = v
-                .get(1..5)
-                .and_then(|s| s.try_into().ok())
-                .map(u32::from_be_bytes)
-                .ok_or("the compressed bundle is cut in its header")? as usize;
-            if len > MAX_BUNDLE_BYTES {
-                return Err(format!(
-                    "the compressed bundle says {len} bytes, over the largest bundle ({MAX_BUNDLE_BYTES})"
-                ));
-            }
-            let plain = zstd::bulk::decompress(&v[5..], len)
-                .map_err(|e| format!("the compressed bundle does not decompress: {e}"))?;
-            if plain.len() != len {
-                return Err(format!(
-                    "the compressed bundle gives {} bytes, its header says {len}",
-                    plain.len()
-                ));
-            }
-            Ok(std::borrow::Cow::Owned(plain))
+            let len = u32_at(v, 1).ok_or("the compressed bundle is cut in its header")?;
+            unzstd("bundle", len, &v[5..]).map(std::borrow::Cow::Owned)
         }
         Some(b) => Err(format!("the bundle's format byte is {b:#04x}")),
     }
@@ -198,7 +213,7 @@ pub fn encode_chunk<'a>(records: impl IntoIterator<Item = (&'a Hash, &'a [u8])>)
     out
 }
 
-/// Decodes a tail chunk into (leaf hash, leaf) pairs.
+/// Decodes a plain tail chunk into (leaf hash, leaf) pairs.
 ///
 /// # Errors
 /// The position of the first record that does not frame.
@@ -213,6 +228,110 @@ pub fn decode_chunk(v: &[u8]) -> Result<Vec<(Hash, &[u8])>, usize> {
         at = next;
     }
     Ok(out)
+}
+
+/// First 32 bytes of a compressed tail chunk: no leaf hash is all zeros, so a plain chunk never
+/// starts with them.
+pub const CHUNK_ZSTD_MARK: [u8; 32] = [0; 32];
+
+/// The stored form of a tail chunk: compressed (`32 zero bytes ‖ u32 BE count ‖ count leaf hashes
+/// ‖ u32 BE plain length ‖ zstd frame of (u32 BE length ‖ leaf)*`) when that is smaller, else
+/// plain ([`encode_chunk`]). The leaf hashes stay outside the frame: proofs read them without
+/// decompressing.
+#[must_use]
+pub fn store_chunk(records: &[(&Hash, &[u8])]) -> Vec<u8> {
+    let plain = encode_chunk(records.iter().copied());
+    let leaves = encode_bundle(records.iter().map(|(_, l)| *l));
+    let (Ok(count), Ok(len)) = (u32::try_from(records.len()), u32::try_from(leaves.len())) else {
+        return plain;
+    };
+    match zstd_frame(&leaves) {
+        Some(z) if 40 + 32 * records.len() + z.len() < plain.len() => {
+            let mut out = Vec::with_capacity(40 + 32 * records.len() + z.len());
+            out.extend_from_slice(&CHUNK_ZSTD_MARK);
+            out.extend_from_slice(&count.to_be_bytes());
+            for (h, _) in records {
+                out.extend_from_slice(&h.0);
+            }
+            out.extend_from_slice(&len.to_be_bytes());
+            out.extend_from_slice(&z);
+            out
+        }
+        _ => plain,
+    }
+}
+
+/// A stored chunk's fault: the position of the record it concerns and what is wrong.
+pub type ChunkFault = (usize, String);
+
+fn chunk_frame_fault(pos: usize) -> ChunkFault {
+    (pos, "the chunk holding it does not frame".into())
+}
+
+/// The leaf hashes and, when compressed, the offset of the length and frame of a compressed chunk.
+fn compressed_chunk_hashes(v: &[u8]) -> Result<(Vec<Hash>, usize), ChunkFault> {
+    let cut = || (0, "the compressed chunk is cut in its header".to_string());
+    let count = u32_at(v, 32).ok_or_else(cut)?;
+    if count == 0 || count as u64 > BUNDLE_ENTRIES {
+        return Err((0, format!("the compressed chunk says {count} entries")));
+    }
+    let end = 36 + 32 * count;
+    let hashes = v
+        .get(36..end)
+        .ok_or_else(cut)?
+        .chunks_exact(32)
+        .filter_map(|c| Hash::from_slice(c).ok())
+        .collect();
+    Ok((hashes, end))
+}
+
+/// The (leaf hash, leaf) records of a stored tail chunk, plain or compressed.
+///
+/// # Errors
+/// The position of the first record that does not frame, or (position 0) why a compressed chunk
+/// does not decompress into as many leaves as it has hashes.
+pub fn chunk_records(v: &[u8]) -> Result<Vec<(Hash, std::borrow::Cow<'_, [u8]>)>, ChunkFault> {
+    if !v.starts_with(&CHUNK_ZSTD_MARK) {
+        return decode_chunk(v)
+            .map(|rs| {
+                rs.into_iter()
+                    .map(|(h, l)| (h, std::borrow::Cow::Borrowed(l)))
+                    .collect()
+            })
+            .map_err(chunk_frame_fault);
+    }
+    let (hashes, at) = compressed_chunk_hashes(v)?;
+    let len = u32_at(v, at).ok_or_else(|| (0, "the compressed chunk is cut in its header".to_string()))?;
+    let plain = unzstd("chunk", len, &v[at + 4..]).map_err(|d| (0, d))?;
+    let leaves = decode_bundle(&plain).map_err(chunk_frame_fault)?;
+    if leaves.len() != hashes.len() {
+        return Err((
+            leaves.len().min(hashes.len()),
+            format!(
+                "the compressed chunk holds {} leaves for {} hashes",
+                leaves.len(),
+                hashes.len()
+            ),
+        ));
+    }
+    Ok(hashes
+        .into_iter()
+        .zip(leaves)
+        .map(|(h, l)| (h, std::borrow::Cow::Owned(l.to_vec())))
+        .collect())
+}
+
+/// The leaf hashes of a stored tail chunk (a compressed one is not decompressed).
+///
+/// # Errors
+/// As [`chunk_records`], for the hashes.
+pub fn chunk_hashes(v: &[u8]) -> Result<Vec<Hash>, ChunkFault> {
+    if v.starts_with(&CHUNK_ZSTD_MARK) {
+        return compressed_chunk_hashes(v).map(|(h, _)| h);
+    }
+    decode_chunk(v)
+        .map(|rs| rs.into_iter().map(|(h, _)| h).collect())
+        .map_err(chunk_frame_fault)
 }
 
 /// One stored entry: index, stored leaf hash (None when its tile does not hold it), leaf.
@@ -311,6 +430,14 @@ fn corrupt(m: String) -> StoreError {
     StoreError::Corrupt(m)
 }
 
+/// The fault of a stored chunk whose first entry is `first`.
+fn chunk_malformed(first: u64, (pos, detail): ChunkFault) -> StoreError {
+    StoreError::Tampered(TamperFault::Malformed {
+        index: first + pos as u64,
+        detail,
+    })
+}
+
 fn malformed(index: u64, what: &str) -> StoreError {
     StoreError::Tampered(TamperFault::Malformed {
         index,
@@ -353,8 +480,8 @@ impl Store {
                     start + recs.len() as u64
                 )));
             }
-            let d = decode_chunk(&v).map_err(|p| malformed(first + p as u64, "chunk"))?;
-            recs.extend(d.into_iter().map(|(h, l)| (h, l.to_vec())));
+            let d = chunk_records(&v).map_err(|f| chunk_malformed(first, f))?;
+            recs.extend(d.into_iter().map(|(h, l)| (h, l.into_owned())));
             firsts.push(first);
         }
         if start + recs.len() as u64 != upto {
@@ -419,7 +546,7 @@ impl Store {
             } else {
                 b.insert(
                     &chunk_key(idx)[..],
-                    encode_chunk(seg.iter().map(|e| (&e.leaf_hash, &e.leaf[..]))),
+                    store_chunk(&seg.iter().map(|e| (&e.leaf_hash, &e.leaf[..])).collect::<Vec<_>>()),
                 );
             }
             at += take;
@@ -491,7 +618,7 @@ impl Store {
         let Some((first, v)) = chunks.last() else {
             return Ok(None);
         };
-        let recs = decode_chunk(v).map_err(|p| malformed(first + p as u64, "chunk"))?;
+        let recs = chunk_records(v).map_err(|f| chunk_malformed(*first, f))?;
         let Some((h, leaf)) = usize::try_from(index - first).ok().and_then(|i| recs.get(i)) else {
             return Ok(None);
         };
@@ -528,7 +655,7 @@ impl Store {
                 if first != start + (out.len() / 32) as u64 {
                     break;
                 }
-                for (h, _) in decode_chunk(&v).map_err(|p| malformed(first + p as u64, "chunk"))? {
+                for h in chunk_hashes(&v).map_err(|f| chunk_malformed(first, f))? {
                     out.extend_from_slice(&h.0);
                 }
             }
@@ -603,7 +730,7 @@ impl Store {
             if keep > 0 {
                 b.insert(
                     &chunk_key(start0)[..],
-                    encode_chunk(hs.iter().zip(leaves.iter().copied()).take(keep)),
+                    store_chunk(&hs.iter().zip(leaves.iter().copied()).take(keep).collect::<Vec<_>>()),
                 );
             }
         }
@@ -619,12 +746,12 @@ impl Store {
             if first >= from {
                 b.remove(&chunk_key(first)[..]);
             } else {
-                let recs = decode_chunk(&v).map_err(|p| malformed(first + p as u64, "chunk"))?;
+                let recs = chunk_records(&v).map_err(|f| chunk_malformed(first, f))?;
                 let keep = usize::try_from(from - first).unwrap_or(usize::MAX);
                 if keep < recs.len() {
                     b.insert(
                         &chunk_key(first)[..],
-                        encode_chunk(recs.iter().take(keep).map(|(h, l)| (h, *l))),
+                        store_chunk(&recs.iter().take(keep).map(|(h, l)| (h, &l[..])).collect::<Vec<_>>()),
                     );
                 }
             }
@@ -765,13 +892,13 @@ impl<'a> Records<'a> {
             let Some((first, v)) = item.filter(|(f, _)| *f < self.end) else {
                 return Ok(false);
             };
-            let recs = decode_chunk(&v).map_err(|p| malformed(first + p as u64, "chunk"))?;
+            let recs = chunk_records(&v).map_err(|f| chunk_malformed(first, f))?;
             let mut any = false;
             for (j, (h, leaf)) in recs.into_iter().enumerate() {
                 let i = first + j as u64;
                 self.next = self.next.max(i + 1);
                 if self.want(i) {
-                    self.buf.push_back((i, Some(h), leaf.to_vec()));
+                    self.buf.push_back((i, Some(h), leaf.into_owned()));
                     any = true;
                 }
             }
@@ -811,7 +938,7 @@ impl Iterator for Records<'_> {
 /// Raw edits of a layout-2 store, for tests that play the attacker (`Store::raw_tree`).
 #[doc(hidden)]
 pub mod raw {
-    use super::{chunk_key, decode_chunk, encode_chunk, key_u64};
+    use super::{chunk_key, chunk_records, encode_chunk, key_u64};
     use ledger_core::hash::Hash;
     use std::collections::BTreeMap;
 
@@ -826,7 +953,7 @@ pub mod raw {
         for r in t.scan_prefix(b"p") {
             let (k, v) = r.expect("read chunk");
             let first = key_u64(&k).expect("chunk key");
-            for (j, (h, l)) in decode_chunk(&v).expect("chunk frames").into_iter().enumerate() {
+            for (j, (h, l)) in chunk_records(&v).expect("chunk frames").into_iter().enumerate() {
                 out.insert(first + j as u64, (h, l.to_vec()));
             }
         }

@@ -9,8 +9,8 @@ use ledger_core::dsse::Envelope;
 use ledger_core::entry::Entry;
 use ledger_core::hash::leaf_hash;
 use ledger_store::layout::{
-    BUNDLE_ENTRIES, BUNDLE_ZSTD, MAX_BUNDLE_BYTES, bundle_key, bundle_leaves, compress_bundle, encode_bundle,
-    stored_bundle,
+    BUNDLE_ENTRIES, BUNDLE_ZSTD, CHUNK_ZSTD_MARK, MAX_BUNDLE_BYTES, bundle_key, bundle_leaves, chunk_key,
+    compress_bundle, encode_bundle, raw, stored_bundle,
 };
 use ledger_store::{PreparedEntry, Store, StoreError, TamperFault};
 
@@ -82,7 +82,8 @@ fn check_reads(store: &Store, leaves: &[Vec<u8>]) {
         assert_eq!(*j, i as u64);
         assert_eq!(l, &leaves[i], "entries() at {i}");
     }
-    for i in [0, 1, 255, 256, 300, 511, 512, leaves.len() as u64 - 1] {
+    let n = leaves.len() as u64;
+    for i in [0, 1, 255, 256, 299, 300, 511, 512, n - 1].into_iter().filter(|i| *i < n) {
         assert_eq!(
             store.entry(i).unwrap().as_ref(),
             Some(&leaves[i as usize]),
@@ -90,7 +91,7 @@ fn check_reads(store: &Store, leaves: &[Vec<u8>]) {
         );
     }
     let mid: Vec<u64> = store.entries(250, 520).map(|r| r.unwrap().0).collect();
-    assert_eq!(mid, (250..520).collect::<Vec<_>>());
+    assert_eq!(mid, (250..n.min(520)).collect::<Vec<_>>());
     // (Store::verify also needs a charter at entry 0; the node's start-up check on compressed
     // bundles is in tests/node_tamper_crash.rs.)
 }
@@ -266,4 +267,129 @@ fn a_frame_that_makes_more_than_its_header_says_is_refused() {
     let random = encode_bundle((0..256).map(random_bytes).collect::<Vec<_>>().iter().map(Vec::as_slice));
     assert_eq!(compress_bundle(random.clone()), random);
     assert_eq!(compress_bundle(vec![0, 0, 0, 1, 7]), vec![0, 0, 0, 1, 7]);
+}
+
+#[test]
+fn tail_chunks_are_stored_compressed_and_read_back_exactly() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path()).unwrap();
+    let (mut ct, mut leaves) = (CompactTree::new(), Vec::new());
+    commit(&store, &mut ct, &mut leaves, 600, 20, json_payload);
+    // Entries 512..600 are in chunks of 20 (the first is cut at 520 by the bundle boundary).
+    let v = store.raw_tree().get(chunk_key(520)).unwrap().unwrap();
+    assert!(v.starts_with(&CHUNK_ZSTD_MARK), "chunk 520 is compressed");
+    let plain = ledger_store::layout::encode_chunk(
+        (520..540)
+            .map(|i| (ledger_core::hash::leaf_hash(&leaves[i]), i))
+            .collect::<Vec<_>>()
+            .iter()
+            .map(|(h, i)| (h, &leaves[*i][..])),
+    );
+    assert!(
+        v.len() * 3 < plain.len() * 2,
+        "chunk: {} of {} bytes",
+        v.len(),
+        plain.len()
+    );
+    check_reads(&store, &leaves);
+    assert_eq!(store.compact_tree().unwrap().root(), ct.root());
+    // Plain chunks (as written before) beside compressed ones read the same.
+    let tail = raw::read_tail(store.raw_tree());
+    assert_eq!(tail.len(), 88);
+    raw::write_tail(store.raw_tree(), &tail);
+    assert!(
+        !store
+            .raw_tree()
+            .get(chunk_key(520))
+            .unwrap()
+            .unwrap()
+            .starts_with(&CHUNK_ZSTD_MARK)
+    );
+    commit(&store, &mut ct, &mut leaves, 100, 20, json_payload);
+    check_reads(&store, &leaves);
+    assert_eq!(store.compact_tree().unwrap().root(), ct.root());
+    // A cut inside a compressed chunk keeps the exact entries before it.
+    store.truncate(690).unwrap();
+    leaves.truncate(690);
+    let mut ct = store.compact_tree().unwrap();
+    commit(&store, &mut ct, &mut leaves, 10, 3, json_payload);
+    check_reads(&store, &leaves);
+}
+
+#[test]
+fn an_edited_compressed_chunk_is_a_named_fault() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path()).unwrap();
+    let (mut ct, mut leaves) = (CompactTree::new(), Vec::new());
+    commit(&store, &mut ct, &mut leaves, 300, 20, json_payload);
+    let good = store.raw_tree().get(chunk_key(280)).unwrap().unwrap().to_vec();
+    assert!(good.starts_with(&CHUNK_ZSTD_MARK));
+    let hashes_end = 36 + 32 * 20;
+    let edits: Vec<(&str, Vec<u8>, &str)> = vec![
+        (
+            "flip",
+            {
+                let mut v = good.clone();
+                let m = v.len() - 20;
+                v[m] ^= 0x10;
+                v
+            },
+            "does not decompress",
+        ),
+        (
+            "count",
+            {
+                let mut v = good.clone();
+                v[32..36].copy_from_slice(&19u32.to_be_bytes());
+                v
+            },
+            "the compressed chunk",
+        ),
+        (
+            "count-zero",
+            {
+                let mut v = good.clone();
+                v[32..36].copy_from_slice(&0u32.to_be_bytes());
+                v
+            },
+            "says 0 entries",
+        ),
+        (
+            "count-huge",
+            {
+                let mut v = good.clone();
+                v[32..36].copy_from_slice(&u32::MAX.to_be_bytes());
+                v
+            },
+            "entries",
+        ),
+        (
+            "bomb",
+            {
+                let mut v = good.clone();
+                v[hashes_end..hashes_end + 4].copy_from_slice(&u32::MAX.to_be_bytes());
+                v
+            },
+            "over the largest bundle",
+        ),
+        ("cut", good[..hashes_end + 2].to_vec(), "cut in its header"),
+    ];
+    for (name, v, why) in edits {
+        store.raw_tree().insert(chunk_key(280), v).unwrap();
+        let (index, detail) = malformed_at(store.entry(285).expect_err(name));
+        assert_eq!(index, 280, "{name}");
+        assert!(detail.contains(why), "{name}: {detail}");
+        let r: Result<Vec<_>, _> = store.entries(0, u64::MAX).collect();
+        assert_eq!(malformed_at(r.expect_err(name)).0, 280, "{name}");
+    }
+    // An edited leaf hash outside the frame is the stored hash the tile check compares.
+    let mut v = good.clone();
+    v[36 + 32 * 5] ^= 1;
+    store.raw_tree().insert(chunk_key(280), v).unwrap();
+    assert_ne!(
+        store.stored_leaf_hash(285).unwrap(),
+        Some(ledger_core::hash::leaf_hash(&leaves[285]))
+    );
+    store.raw_tree().insert(chunk_key(280), good).unwrap();
+    check_reads(&store, &leaves);
 }

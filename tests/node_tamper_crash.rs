@@ -238,6 +238,23 @@ async fn tampered_bundles_and_tiles_are_refused_by_name() {
     });
     assert!(out.contains("MALFORMED_ENTRY at index 0"), "bundle-zstd-short: {out}");
 
+    // The tail chunk (entries 256-309, one group) is stored compressed too: a flipped byte in
+    // its frame is a malformed entry at the chunk's first index.
+    let out = tamper_and_start(&data, "chunk-zstd-flip", |t| {
+        let (k, v) = t.scan_prefix(b"p").next().expect("a chunk").expect("read");
+        assert_eq!(&k[..], &layout::chunk_key(256)[..]);
+        assert!(
+            v.starts_with(&layout::CHUNK_ZSTD_MARK),
+            "the chunk is stored compressed"
+        );
+        let mut v = v.to_vec();
+        let at = v.len() - 30;
+        v[at] ^= 0x08;
+        t.insert(k, v).expect("insert");
+    });
+    assert!(out.contains("MALFORMED_ENTRY at index 256"), "chunk-zstd-flip: {out}");
+    assert!(out.contains("does not decompress"), "chunk-zstd-flip: {out}");
+
     let out = tamper_and_start(&data, "leaf-tile", |t| {
         let mut v = t.get(layout::tile_key(0, 0)).expect("get").expect("tile 0/0").to_vec();
         v[7 * 32] ^= 0x80;

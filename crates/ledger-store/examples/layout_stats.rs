@@ -160,6 +160,7 @@ fn main() {
     // to compress them.
     let (mut stored_b, mut plain_b, mut ents, mut zipped) = (0usize, 0usize, 0usize, 0usize);
     let (mut t_de, mut t_co) = (0f64, 0f64);
+    let mut dump = std::env::var_os("LAYOUT_STATS_DUMP").map(|p| std::fs::File::create(p).unwrap());
     for r in store.raw_tree().scan_prefix(b"b").take(400) {
         let (_, v) = r.unwrap();
         let t = Instant::now();
@@ -168,6 +169,13 @@ fn main() {
         let t = Instant::now();
         std::hint::black_box(ledger_store::layout::compress_bundle(plain.clone()));
         t_co += t.elapsed().as_secs_f64();
+        if let Some(path) = dump.as_mut() {
+            // LAYOUT_STATS_DUMP=FILE: the plain bundles, each `u32 BE length ‖ bytes`, for codec trials.
+            use std::io::Write;
+            path.write_all(&u32::try_from(plain.len()).unwrap().to_be_bytes())
+                .unwrap();
+            path.write_all(&plain).unwrap();
+        }
         stored_b += v.len();
         plain_b += plain.len();
         ents += ledger_store::layout::decode_bundle(&plain).unwrap().len();

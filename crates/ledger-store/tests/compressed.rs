@@ -83,7 +83,10 @@ fn check_reads(store: &Store, leaves: &[Vec<u8>]) {
         assert_eq!(l, &leaves[i], "entries() at {i}");
     }
     let n = leaves.len() as u64;
-    for i in [0, 1, 255, 256, 299, 300, 511, 512, n - 1].into_iter().filter(|i| *i < n) {
+    for i in [0, 1, 255, 256, 299, 300, 511, 512, n - 1]
+        .into_iter()
+        .filter(|i| *i < n)
+    {
         assert_eq!(
             store.entry(i).unwrap().as_ref(),
             Some(&leaves[i as usize]),

@@ -261,6 +261,9 @@ pub fn store_chunk(records: &[(&Hash, &[u8])]) -> Vec<u8> {
     }
 }
 
+/// One record of a tail chunk: its leaf hash and leaf (borrowed from a plain chunk).
+pub type ChunkRecord<'a> = (Hash, std::borrow::Cow<'a, [u8]>);
+
 /// A stored chunk's fault: the position of the record it concerns and what is wrong.
 pub type ChunkFault = (usize, String);
 
@@ -290,7 +293,7 @@ fn compressed_chunk_hashes(v: &[u8]) -> Result<(Vec<Hash>, usize), ChunkFault> {
 /// # Errors
 /// The position of the first record that does not frame, or (position 0) why a compressed chunk
 /// does not decompress into as many leaves as it has hashes.
-pub fn chunk_records(v: &[u8]) -> Result<Vec<(Hash, std::borrow::Cow<'_, [u8]>)>, ChunkFault> {
+pub fn chunk_records(v: &[u8]) -> Result<Vec<ChunkRecord<'_>>, ChunkFault> {
     if !v.starts_with(&CHUNK_ZSTD_MARK) {
         return decode_chunk(v)
             .map(|rs| {

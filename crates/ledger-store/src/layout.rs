@@ -112,8 +112,9 @@ pub fn decode_bundle(v: &[u8]) -> Result<Vec<&[u8]>, usize> {
 /// first leaf's u32 length, which is 0 (entries are far below 16 MiB), so both forms coexist.
 pub const BUNDLE_ZSTD: u8 = b'Z';
 
-/// zstd level for bundles (level 3: about 1 µs per 550-byte entry to compress).
-const ZSTD_LEVEL: i32 = 3;
+/// zstd level for bundles and chunks: level 1 compresses micro-evaluation bundles as well as
+/// levels 3 and 9 (29.8 % against 29.9 % and 30.1 %) in half the time of level 3.
+const ZSTD_LEVEL: i32 = 1;
 
 /// Largest plain bundle: 256 entries of at most `MAX_ENTRY_BYTES`, each with its u32 length. A
 /// compressed bundle that says or makes more is refused before anything is allocated for it.
@@ -121,12 +122,21 @@ pub const MAX_BUNDLE_BYTES: usize = 256 * (4 + ledger_core::entry::MAX_ENTRY_BYT
 
 /// A zstd frame (with its content checksum) of `plain`, when the codec works.
 fn zstd_frame(plain: &[u8]) -> Option<Vec<u8>> {
-    zstd::bulk::Compressor::new(ZSTD_LEVEL)
-        .and_then(|mut c| {
-            c.set_parameter(zstd::stream::raw::CParameter::ChecksumFlag(true))?;
-            c.compress(plain)
-        })
-        .ok()
+    thread_local! {
+        // One compression context per writer thread: making one costs more than compressing a
+        // small group's chunk.
+        static CCTX: std::cell::RefCell<Option<zstd::bulk::Compressor<'static>>> =
+            const { std::cell::RefCell::new(None) };
+    }
+    CCTX.with(|slot| {
+        let mut slot = slot.try_borrow_mut().ok()?;
+        if slot.is_none() {
+            let mut c = zstd::bulk::Compressor::new(ZSTD_LEVEL).ok()?;
+            c.set_parameter(zstd::stream::raw::CParameter::ChecksumFlag(true)).ok()?;
+            *slot = Some(c);
+        }
+        slot.as_mut()?.compress(plain).ok()
+    })
 }
 
 /// The `len` bytes a zstd frame gives, refusing a `len` over [`MAX_BUNDLE_BYTES`] before

@@ -229,12 +229,12 @@ async fn tampered_bundles_and_tiles_are_refused_by_name() {
     });
     assert!(out.contains("MALFORMED_ENTRY at index 0"), "bundle-zstd-flip: {out}");
     assert!(out.contains("does not decompress"), "bundle-zstd-flip: {out}");
-    let out = zstd_edit("bundle-zstd-bomb", |v| v[1..5].copy_from_slice(&u32::MAX.to_be_bytes()));
+    let out = zstd_edit("bundle-zstd-bomb", |v| v[2..6].copy_from_slice(&u32::MAX.to_be_bytes()));
     assert!(out.contains("MALFORMED_ENTRY at index 0"), "bundle-zstd-bomb: {out}");
     assert!(out.contains("over the largest bundle"), "bundle-zstd-bomb: {out}");
     let out = zstd_edit("bundle-zstd-short", |v| {
-        let len = u32::from_be_bytes([v[1], v[2], v[3], v[4]]);
-        v[1..5].copy_from_slice(&(len - 1).to_be_bytes());
+        let len = u32::from_be_bytes([v[2], v[3], v[4], v[5]]);
+        v[2..6].copy_from_slice(&(len - 1).to_be_bytes());
     });
     assert!(out.contains("MALFORMED_ENTRY at index 0"), "bundle-zstd-short: {out}");
 

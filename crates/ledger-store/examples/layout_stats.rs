@@ -220,6 +220,15 @@ fn main() {
         std::hint::black_box(inclusion_proof(&store, i, n).unwrap());
         warm.push(t.elapsed().as_secs_f64() * 1e6);
     }
+    // One entry by index (GetEntry), at the same random indices: a full bundle is read (and
+    // decompressed) per call.
+    let mut get = Vec::new();
+    for &i in &idx {
+        let t = Instant::now();
+        std::hint::black_box(store.entry(i).unwrap().unwrap());
+        get.push(t.elapsed().as_secs_f64() * 1e6);
+    }
+    println!("entry(i) at 2000 random indices: median {:.1} µs", median(get));
     let mut cons = Vec::new();
     for &i in &idx {
         let t = Instant::now();

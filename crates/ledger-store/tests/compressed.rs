@@ -207,12 +207,22 @@ fn an_edited_compressed_bundle_is_a_named_fault() {
             },
             "does not decompress",
         ),
-        ("cut", good[..good.len() - 9].to_vec(), "does not decompress"),
+        ("cut", good[..good.len() - 9].to_vec(), "runs past the value"),
+        ("extra", [&good[..], &[0][..]].concat(), "after its frames"),
+        (
+            "frames",
+            {
+                let mut v = good.clone();
+                v[1] = 9;
+                v
+            },
+            "says 9 frames",
+        ),
         (
             "bomb",
             {
                 let mut v = good.clone();
-                v[1..5].copy_from_slice(&u32::MAX.to_be_bytes());
+                v[2..6].copy_from_slice(&u32::MAX.to_be_bytes());
                 v
             },
             "over the largest bundle",
@@ -221,8 +231,8 @@ fn an_edited_compressed_bundle_is_a_named_fault() {
             "short",
             {
                 let mut v = good.clone();
-                let len = u32::from_be_bytes([v[1], v[2], v[3], v[4]]);
-                v[1..5].copy_from_slice(&(len / 2).to_be_bytes());
+                let len = u32::from_be_bytes([v[2], v[3], v[4], v[5]]);
+                v[2..6].copy_from_slice(&(len / 2).to_be_bytes());
                 v
             },
             "does not decompress",
@@ -240,11 +250,22 @@ fn an_edited_compressed_bundle_is_a_named_fault() {
     ];
     for (name, v, why) in edits {
         store.raw_tree().insert(bundle_key(1), v).unwrap();
-        let (index, detail) = malformed_at(store.entry(300).expect_err(name));
+        let r: Result<Vec<_>, _> = store.entries(0, u64::MAX).collect();
+        let (index, detail) = malformed_at(r.expect_err(name));
         assert_eq!(index, 256, "{name}");
         assert!(detail.contains(why), "{name}: {detail}");
-        let r: Result<Vec<_>, _> = store.entries(0, u64::MAX).collect();
-        assert_eq!(malformed_at(r.expect_err(name)).0, 256, "{name}");
+        // One entry is read from its own frame: it is the exact leaf, or the same fault.
+        let mut failed = 0;
+        for i in 256..512u64 {
+            match store.entry(i) {
+                Ok(got) => assert_eq!(got.as_ref(), Some(&leaves[i as usize]), "{name}: entry({i})"),
+                Err(e) => {
+                    assert_eq!(malformed_at(e).0, 256, "{name}: entry({i})");
+                    failed += 1;
+                }
+            }
+        }
+        assert!(failed > 0, "{name}: no entry of the edited bundle was refused");
     }
     store.raw_tree().insert(bundle_key(1), good).unwrap();
     check_reads(&store, &leaves);
@@ -256,11 +277,12 @@ fn a_frame_that_makes_more_than_its_header_says_is_refused() {
     // and a header over the largest bundle is refused before decompressing.
     let big = vec![0u8; 64 << 20];
     let z = zstd::bulk::compress(&big, 3).unwrap();
-    let mut v = vec![BUNDLE_ZSTD];
+    let mut v = vec![BUNDLE_ZSTD, 1];
     v.extend_from_slice(&1000u32.to_be_bytes());
+    v.extend_from_slice(&u32::try_from(z.len()).unwrap().to_be_bytes());
     v.extend_from_slice(&z);
     assert!(stored_bundle(&v).unwrap_err().contains("does not decompress"));
-    v[1..5].copy_from_slice(&u32::try_from(MAX_BUNDLE_BYTES + 1).unwrap().to_be_bytes());
+    v[2..6].copy_from_slice(&u32::try_from(MAX_BUNDLE_BYTES + 1).unwrap().to_be_bytes());
     assert!(stored_bundle(&v).unwrap_err().contains("over the largest bundle"));
     // What compress_bundle writes round-trips; an empty or tiny plain bundle stays plain.
     let plain = encode_bundle((0..256).map(json_payload).collect::<Vec<_>>().iter().map(Vec::as_slice));

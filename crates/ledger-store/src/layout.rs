@@ -5,7 +5,7 @@
 //! | key | value |
 //! |---|---|
 //! | `mlayout` | u32 BE `2` |
-//! | `b` ‖ bundle N (u64 BE) | the 256 leaves of entries `[256·N, 256·N+256)`, each `u32 BE length ‖ leaf`; stored as `Z ‖ u32 BE length ‖ zstd frame` of that when smaller ([`compress_bundle`]) |
+//! | `b` ‖ bundle N (u64 BE) | the 256 leaves of entries `[256·N, 256·N+256)`, each `u32 BE length ‖ leaf`; stored as `Z ‖ u8 k ‖ k × (u32 BE plain length ‖ u32 BE frame length) ‖ k zstd frames` of 32 leaves each when smaller ([`compress_bundle`]) |
 //! | `t` ‖ level L (u8) ‖ tile N (u64 BE) | the tlog-tiles hash tile: 32-byte hashes of the level-`8·L` nodes `256·N …` (level 0: full tiles only; level ≥ 1: partial tiles are rewritten as they grow) |
 //! | `p` ‖ first index (u64 BE) | one group's entries in the partial bundle: (leaf hash ‖ u32 BE length ‖ leaf)*; stored as `[0; 32] ‖ u32 BE count ‖ leaf hashes ‖ u32 BE length ‖ zstd frame of the framed leaves` when smaller ([`store_chunk`]) |
 //!

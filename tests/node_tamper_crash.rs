@@ -71,16 +71,12 @@ fn edit_tail(f: impl FnOnce(&mut BTreeMap<u64, (Hash, Vec<u8>)>)) -> impl FnOnce
 fn edit_bundle(f: impl FnOnce(&mut Vec<Vec<u8>>)) -> impl FnOnce(&sled::Tree) {
     move |t: &sled::Tree| {
         let v = t.get(layout::bundle_key(0)).expect("get").expect("bundle 0");
-        let mut leaves: Vec<Vec<u8>> = layout::decode_bundle(&v)
-            .expect("frames")
-            .into_iter()
-            .map(<[u8]>::to_vec)
-            .collect();
+        let mut leaves: Vec<Vec<u8>> = layout::bundle_leaves(&v).expect("frames");
         assert_eq!(leaves.len(), 256);
         f(&mut leaves);
         t.insert(
             layout::bundle_key(0),
-            layout::encode_bundle(leaves.iter().map(Vec::as_slice)),
+            layout::compress_bundle(layout::encode_bundle(leaves.iter().map(Vec::as_slice))),
         )
         .expect("insert");
     }
@@ -216,6 +212,49 @@ async fn tampered_bundles_and_tiles_are_refused_by_name() {
     });
     assert!(out.contains("MALFORMED_ENTRY at index 0"), "bundle-frame: {out}");
 
+    // The node stores full bundles compressed (zstd with its checksum, docs/format.md): a byte
+    // flipped inside the frame, a header that says more than the largest bundle (a decompression
+    // bomb) or less than the frame gives, are each a malformed bundle, not a panic or an OOM.
+    let zstd_edit = |name: &str, edit: fn(&mut Vec<u8>)| {
+        tamper_and_start(&data, name, |t| {
+            let mut v = t.get(layout::bundle_key(0)).expect("get").expect("bundle 0").to_vec();
+            assert_eq!(v[0], layout::BUNDLE_ZSTD, "{name}: bundle 0 is stored compressed");
+            edit(&mut v);
+            t.insert(layout::bundle_key(0), v).expect("insert");
+        })
+    };
+    let out = zstd_edit("bundle-zstd-flip", |v| {
+        let mid = v.len() / 2;
+        v[mid] ^= 0x04;
+    });
+    assert!(out.contains("MALFORMED_ENTRY at index 0"), "bundle-zstd-flip: {out}");
+    assert!(out.contains("does not decompress"), "bundle-zstd-flip: {out}");
+    let out = zstd_edit("bundle-zstd-bomb", |v| v[2..6].copy_from_slice(&u32::MAX.to_be_bytes()));
+    assert!(out.contains("MALFORMED_ENTRY at index 0"), "bundle-zstd-bomb: {out}");
+    assert!(out.contains("over the largest bundle"), "bundle-zstd-bomb: {out}");
+    let out = zstd_edit("bundle-zstd-short", |v| {
+        let len = u32::from_be_bytes([v[2], v[3], v[4], v[5]]);
+        v[2..6].copy_from_slice(&(len - 1).to_be_bytes());
+    });
+    assert!(out.contains("MALFORMED_ENTRY at index 0"), "bundle-zstd-short: {out}");
+
+    // The tail chunk (entries 256-309, one group) is stored compressed too: a flipped byte in
+    // its frame is a malformed entry at the chunk's first index.
+    let out = tamper_and_start(&data, "chunk-zstd-flip", |t| {
+        let (k, v) = t.scan_prefix(b"p").next().expect("a chunk").expect("read");
+        assert_eq!(&k[..], &layout::chunk_key(256)[..]);
+        assert!(
+            v.starts_with(&layout::CHUNK_ZSTD_MARK),
+            "the chunk is stored compressed"
+        );
+        let mut v = v.to_vec();
+        let at = v.len() - 30;
+        v[at] ^= 0x08;
+        t.insert(k, v).expect("insert");
+    });
+    assert!(out.contains("MALFORMED_ENTRY at index 256"), "chunk-zstd-flip: {out}");
+    assert!(out.contains("does not decompress"), "chunk-zstd-flip: {out}");
+
     let out = tamper_and_start(&data, "leaf-tile", |t| {
         let mut v = t.get(layout::tile_key(0, 0)).expect("get").expect("tile 0/0").to_vec();
         v[7 * 32] ^= 0x80;
@@ -253,9 +292,9 @@ async fn tampered_bundles_and_tiles_are_refused_by_name() {
     // A stray copy of an entry of bundle 0 in the tail.
     let out = tamper_and_start(&data, "stray-chunk", |t| {
         let v = t.get(layout::bundle_key(0)).expect("get").expect("bundle 0");
-        let leaves = layout::decode_bundle(&v).expect("frames");
-        let h = ledger_core::hash::leaf_hash(leaves[9]);
-        t.insert(layout::chunk_key(9), layout::encode_chunk([(&h, leaves[9])]))
+        let leaves = layout::bundle_leaves(&v).expect("frames");
+        let h = ledger_core::hash::leaf_hash(&leaves[9]);
+        t.insert(layout::chunk_key(9), layout::encode_chunk([(&h, &leaves[9][..])]))
             .expect("insert");
     });
     assert!(out.contains("STRAY_RECORD: entry 9"), "stray-chunk: {out}");
@@ -395,11 +434,7 @@ async fn an_entry_edited_below_the_high_water_mark_is_refused_by_name() {
     // Entry 5 rewritten with a consistent leaf hash in tile 0/0.
     let rewrite = |t: &sled::Tree| -> Hash {
         let v = t.get(layout::bundle_key(0)).expect("get").expect("bundle 0");
-        let mut leaves: Vec<Vec<u8>> = layout::decode_bundle(&v)
-            .expect("frames")
-            .into_iter()
-            .map(<[u8]>::to_vec)
-            .collect();
+        let mut leaves: Vec<Vec<u8>> = layout::bundle_leaves(&v).expect("frames");
         let mut e = ledger_core::entry::Entry::decode(&leaves[5]).expect("decode");
         e.timestamp_micros += 1;
         leaves[5] = e.encode();

@@ -1,5 +1,8 @@
 //! Store layout figures: sled keys written per entry, bytes on disk per entry, proof latency.
-//! Run: `cargo run --release -p ledger-store --example layout_stats -- 100000 [group]`.
+//! Run: `cargo run --release -p ledger-store --example layout_stats -- 100000 [group] [payload]`.
+//! Payloads: `note` (default: one signed 300-byte note repeated), `micro` (a micro-evaluation
+//! like ledger-bench's: JSON with a random ticket hash, signed per entry), `random` (300 random
+//! bytes, signed per entry: nothing but the entry's fixed fields compresses).
 //! Every second entry carries a request id; the directory figures count sled's files and the
 //! lookup index files (`index/`) apart, as apparent bytes (file lengths) and allocated bytes
 //! (512-byte blocks: the shard files are sparse until written).
@@ -28,8 +31,47 @@ fn main() {
         .unwrap();
     let store = Store::open(dir.path()).unwrap();
     let key = ed25519_dalek::SigningKey::from_bytes(&[5; 32]);
+    let payload = std::env::args().nth(3).unwrap_or_else(|| "note".into());
     let mut env = Envelope::new("application/vnd.ledger.note.v1+json", vec![b'x'; 300]);
     env.sign(&key);
+    let mut rng = 0x2545_f491_4f6c_dd1du64;
+    let mut rand64 = move || {
+        rng ^= rng << 13;
+        rng ^= rng >> 7;
+        rng ^= rng << 17;
+        rng
+    };
+    let service0 = 1_767_225_600_000_000u64;
+    let mut envelope = |i: u64| -> Envelope {
+        match payload.as_str() {
+            "note" => env.clone(),
+            "micro" => {
+                let body = format!(
+                    r#"{{"department":"dept-{}","rating":{},"service_time_micros":{},"subject":"cadre-{}","ticket_hash":"{:016x}{:016x}{:032x}","version":1}}"#,
+                    i % 12,
+                    1 + i % 5,
+                    service0 + i % 1_000_000_000,
+                    i % 50,
+                    rand64(),
+                    rand64(),
+                    i
+                );
+                let mut e = Envelope::new(
+                    ledger_core::registry::payload_type_for_log("evaluation.micro", "bench.ledger/test"),
+                    body.into_bytes(),
+                );
+                e.sign(&key);
+                e
+            }
+            "random" => {
+                let body: Vec<u8> = (0..38).flat_map(|_| rand64().to_le_bytes()).take(300).collect();
+                let mut e = Envelope::new("application/vnd.ledger.note.v1+json", body);
+                e.sign(&key);
+                e
+            }
+            other => panic!("payload {other}: note, micro or random"),
+        }
+    };
     let mut ct = CompactTree::new();
     let mut leaf_bytes = 0u64;
     let t = Instant::now();
@@ -39,9 +81,9 @@ fn main() {
         for _ in 0..group.min(n - ct.size()) {
             let e = Entry {
                 index: ct.size(),
-                timestamp_micros: ct.size(),
+                timestamp_micros: service0 + 3_600_000_000 + ct.size() * 61,
                 prev_root: ct.root(),
-                envelope: env.clone(),
+                envelope: envelope(ct.size()),
             };
             let leaf = e.encode();
             leaf_bytes += leaf.len() as u64;
@@ -114,6 +156,42 @@ fn main() {
         leaf_bytes / n
     );
     let store = Store::open(dir.path()).unwrap();
+    // The stored bundles: bytes against the plain bundles, µs per entry to decompress and (again)
+    // to compress them.
+    let (mut stored_b, mut plain_b, mut ents, mut zipped) = (0usize, 0usize, 0usize, 0usize);
+    let (mut t_de, mut t_co) = (0f64, 0f64);
+    let mut dump = std::env::var_os("LAYOUT_STATS_DUMP").map(|p| std::fs::File::create(p).unwrap());
+    for r in store.raw_tree().scan_prefix(b"b").take(400) {
+        let (_, v) = r.unwrap();
+        let t = Instant::now();
+        let plain = ledger_store::layout::stored_bundle(&v).unwrap().into_owned();
+        t_de += t.elapsed().as_secs_f64();
+        let t = Instant::now();
+        std::hint::black_box(ledger_store::layout::compress_bundle(plain.clone()));
+        t_co += t.elapsed().as_secs_f64();
+        if let Some(path) = dump.as_mut() {
+            // LAYOUT_STATS_DUMP=FILE: the plain bundles, each `u32 BE length ‖ bytes`, for codec trials.
+            use std::io::Write;
+            path.write_all(&u32::try_from(plain.len()).unwrap().to_be_bytes())
+                .unwrap();
+            path.write_all(&plain).unwrap();
+        }
+        stored_b += v.len();
+        plain_b += plain.len();
+        ents += ledger_store::layout::decode_bundle(&plain).unwrap().len();
+        zipped += usize::from(v.first() == Some(&ledger_store::layout::BUNDLE_ZSTD));
+    }
+    if ents > 0 {
+        println!(
+            "bundles (first {}, {zipped} compressed): stored {:.1} B/entry of {:.1} plain ({:.1} %), decompress {:.2} µs/entry, compress {:.2} µs/entry",
+            ents / 256,
+            stored_b as f64 / ents as f64,
+            plain_b as f64 / ents as f64,
+            100.0 * stored_b as f64 / plain_b as f64,
+            t_de * 1e6 / ents as f64,
+            t_co * 1e6 / ents as f64
+        );
+    }
     println!(
         "size_on_disk {} B = {:.0} B/entry (leaf {} B)",
         store.size_on_disk().unwrap(),
@@ -142,6 +220,15 @@ fn main() {
         std::hint::black_box(inclusion_proof(&store, i, n).unwrap());
         warm.push(t.elapsed().as_secs_f64() * 1e6);
     }
+    // One entry by index (GetEntry), at the same random indices: a full bundle is read (and
+    // decompressed) per call.
+    let mut get = Vec::new();
+    for &i in &idx {
+        let t = Instant::now();
+        std::hint::black_box(store.entry(i).unwrap().unwrap());
+        get.push(t.elapsed().as_secs_f64() * 1e6);
+    }
+    println!("entry(i) at 2000 random indices: median {:.1} µs", median(get));
     let mut cons = Vec::new();
     for &i in &idx {
         let t = Instant::now();

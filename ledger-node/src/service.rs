@@ -5,9 +5,10 @@
 //! any cryptography, each signature verified once, one batch per AppendBatch) → payload parsing and
 //! schema. Unsigned requests and signatures by keys the registry does not know never reach the
 //! payload parser. The signature and payload work runs on the bounded [`EdgePool`], off the async
-//! workers that answer reads.
+//! workers that answer reads. Concurrent single Appends are checked together there
+//! ([`append_checks`]): their signatures in one batch verification, as an AppendBatch's are.
 
-use crate::edge::EdgePool;
+use crate::edge::{Coalesce, EdgePool};
 use crate::errors::{refusal_status, registry_status, store_status};
 use crate::sequencer::{Item, Job, JobResult, Outcome, Shared};
 use ledger_core::dsse::Envelope;
@@ -29,6 +30,8 @@ pub const MAX_BATCH: usize = 10_000;
 pub const MAX_REQUEST_ID: usize = 128;
 /// Most results per Query page.
 pub const MAX_QUERY_LIMIT: u32 = 1000;
+/// Most concurrent single Appends checked together in one edge job (one batch verification).
+pub const MAX_COALESCED: usize = 64;
 /// Cluster mode: how long a read for a size this node has not applied yet waits for it.
 pub const FOLLOWER_WAIT: std::time::Duration = std::time::Duration::from_secs(1);
 
@@ -47,6 +50,33 @@ pub struct LedgerService {
     pub edge: Arc<EdgePool>,
     /// Reader limits and stream slots (docs/api.md).
     pub readers: Arc<crate::readers::Readers>,
+    /// Single Appends waiting for the edge pool, checked together ([`append_checks`]).
+    pub appends: Arc<AppendChecks>,
+}
+
+/// The queue of single Appends waiting for their edge checks.
+pub type AppendChecks = Coalesce<pb::AppendRequest, Result<Item, Status>>;
+
+/// The edge queue of single Appends: the ones waiting when a pool thread becomes free (at most
+/// [`MAX_COALESCED`]) are checked in one job, with the same checks, in the same order and with
+/// the same acceptance rules as the items of one AppendBatch ([`check_batch`]: key ids before
+/// any cryptography, all signatures in one batch verification — when it fails, each envelope on
+/// its own, so only the bad ones are refused, with the answer a lone Append gets — then the
+/// payloads). A job with one Append checks it exactly as before ([`check_one`]).
+pub fn append_checks(shared: Arc<Shared>) -> Arc<AppendChecks> {
+    Arc::new(Coalesce::new(
+        MAX_COALESCED,
+        Arc::new(move |reqs| check_appends(&shared, reqs)),
+    ))
+}
+
+fn check_appends(shared: &Shared, reqs: Vec<pb::AppendRequest>) -> Vec<Result<Item, Status>> {
+    let n = reqs.len();
+    shared.metrics.edge_appends(n);
+    if n == 1 {
+        return reqs.into_iter().map(|r| check_one(shared, r)).collect();
+    }
+    check_batch(shared, reqs).unwrap_or_else(|s| (0..n).map(|_| Err(Status::new(s.code(), s.message()))).collect())
 }
 
 type BoxStream<T> = Pin<Box<dyn Stream<Item = Result<T, Status>> + Send + 'static>>;
@@ -359,10 +389,9 @@ impl pb::ledger_server::Ledger for LedgerService {
         self.not_leader()?;
         let req = req.into_inner();
         let wait = req.wait_for_checkpoint;
-        let shared = self.shared.clone();
         let item = self
             .edge
-            .run(move || check_one(&shared, req))
+            .run_coalesced(&self.appends, req)
             .await
             .and_then(|r| r)
             .inspect_err(|s| self.shared.metrics.reject(s.code()))?;

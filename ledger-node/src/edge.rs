@@ -5,16 +5,17 @@
 //! At most `workers + queue` jobs are admitted at once (running or waiting for a thread); one more
 //! is refused at once with RESOURCE_EXHAUSTED, before any work is done on it.
 //!
-//! Coalescing ([`EdgePool::run_coalesced`]): concurrent requests of one kind (single Appends) wait
-//! in a shared [`Coalesce`] queue instead of each taking a thread of its own; whoever gets a thread
-//! takes every request waiting then (up to the queue's limit, oldest first) and checks them
-//! together in one job (for Appends: one Ed25519 batch verification). The window is "until a
-//! thread is free": a request arriving at an idle pool runs at once, alone. Each request still
-//! holds its own admission, so the RESOURCE_EXHAUSTED bound is per request as before.
+//! Coalescing ([`EdgePool::coalesce`], [`EdgePool::run_coalesced`]): concurrent requests of one
+//! kind (single Appends) wait in a shared [`Coalesce`] queue instead of each taking a thread of its
+//! own; the queue's one dispatching task waits for a free thread, takes every request waiting then
+//! (up to the queue's limit, oldest first) and checks them together in one job (for Appends: one
+//! Ed25519 batch verification). The window is "until a thread is free": a request arriving at an
+//! idle pool runs at once, alone. Each request still holds its own admission, so the
+//! RESOURCE_EXHAUSTED bound is per request as before.
 
 use std::collections::VecDeque;
-use std::sync::{Arc, Mutex};
-use tokio::sync::{OwnedSemaphorePermit, Semaphore, oneshot};
+use std::sync::{Arc, Mutex, Weak};
+use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore, oneshot};
 use tonic::Status;
 
 /// A bounded pool of blocking threads for edge checks.
@@ -91,20 +92,34 @@ impl EdgePool {
         .map_err(|e| Status::internal(format!("edge check failed: {e}")))
     }
 
-    /// Queues `input` in `group` and returns its result, computed by the group's check on a pool
-    /// thread together with whatever else waits in `group` when a thread becomes free (see the
-    /// module documentation).
-    ///
-    /// # Errors
-    /// RESOURCE_EXHAUSTED when `workers + queue` jobs are already admitted (nothing is queued
-    /// then); INTERNAL when the job that held this input panicked or returned too few results.
-    pub async fn run_coalesced<I, R>(&self, group: &Arc<Coalesce<I, R>>, input: I) -> Result<R, Status>
+    /// A queue of inputs checked together on this pool by `check`, at most `max` (at least 1)
+    /// per job, and the task that dispatches its jobs (see the module documentation). Call it
+    /// within the Tokio runtime.
+    pub fn coalesce<I, R>(&self, max: usize, check: Check<I, R>) -> Arc<Coalesce<I, R>>
     where
         I: Send + 'static,
         R: Send + 'static,
     {
+        let work = Arc::new(Notify::new());
+        let group = Arc::new(Coalesce {
+            queue: Mutex::new((0, VecDeque::new())),
+            max: max.max(1),
+            work: work.clone(),
+        });
+        tokio::spawn(dispatch(Arc::downgrade(&group), work, self.running.clone(), check));
+        group
+    }
+
+    /// Queues `input` in `group` (made by [`Self::coalesce`] on this pool) and returns its
+    /// result, computed on a pool thread together with whatever else waits in `group` when a
+    /// thread becomes free.
+    ///
+    /// # Errors
+    /// RESOURCE_EXHAUSTED when `workers + queue` jobs are already admitted (nothing is queued
+    /// then); INTERNAL when the job that held this input panicked or returned too few results.
+    pub async fn run_coalesced<I, R>(&self, group: &Coalesce<I, R>, input: I) -> Result<R, Status> {
         let admit = self.admit()?;
-        let (reply, mut rx) = oneshot::channel();
+        let (reply, rx) = oneshot::channel();
         let id = group.push(Waiting {
             id: 0,
             input,
@@ -113,28 +128,36 @@ impl EdgePool {
         });
         // Cancelled before its input was taken: the input leaves the queue (and frees its admission).
         let mut guard = Unqueue { group, id: Some(id) };
-        let lost = || Status::internal("edge check failed: its job ended without an answer");
+        let r = rx.await;
+        guard.id = None;
+        r.map_err(|_| Status::internal("edge check failed: its job ended without an answer"))
+    }
+}
+
+/// The one task that runs a [`Coalesce`] queue's jobs: whenever inputs wait, it takes a pool
+/// thread, then every input waiting by then (up to the queue's limit), and starts their job on
+/// that thread. Only this task waits for threads on the queue's behalf, so the callers only wait
+/// for their answers. Ends when the queue is dropped (or the pool's threads are closed).
+async fn dispatch<I, R>(group: Weak<Coalesce<I, R>>, work: Arc<Notify>, running: Arc<Semaphore>, check: Check<I, R>)
+where
+    I: Send + 'static,
+    R: Send + 'static,
+{
+    loop {
+        work.notified().await;
         loop {
-            let run = tokio::select! {
-                biased;
-                r = &mut rx => {
-                    guard.id = None;
-                    return r.map_err(|_| lost());
-                }
-                p = self.running.clone().acquire_owned() => {
-                    p.map_err(|_| Status::unavailable("the node is shutting down"))?
-                }
+            let Ok(run) = running.clone().acquire_owned().await else {
+                return;
             };
-            let batch = group.take();
-            if batch.iter().any(|w| w.id == id) {
-                guard.id = None;
-            }
+            let Some(g) = group.upgrade() else {
+                return;
+            };
+            let batch = g.take();
+            drop(g);
             if batch.is_empty() {
-                // Another thread took this input; its answer is on the way.
-                drop(run);
-                continue;
+                break;
             }
-            let check = group.check.clone();
+            let check = check.clone();
             tokio::task::spawn_blocking(move || {
                 // The thread, and each input's admission, are released when the job ends, even
                 // when the callers went away.
@@ -153,8 +176,6 @@ impl EdgePool {
                     let _ = reply.send(r);
                 }
             });
-            // This caller's own input may be in a later batch: keep competing for a thread until
-            // its answer arrives, so that no queued input is left without a taker.
         }
     }
 }
@@ -184,12 +205,13 @@ impl<I, R> Drop for Unqueue<'_, I, R> {
 /// Checks a job's inputs (oldest first) and returns one result per input, in the same order.
 pub type Check<I, R> = Arc<dyn Fn(Vec<I>) -> Vec<R> + Send + Sync>;
 
-/// Inputs waiting to be checked together on the [`EdgePool`] (see [`EdgePool::run_coalesced`]).
+/// Inputs waiting to be checked together on the [`EdgePool`] (see [`EdgePool::coalesce`]).
 pub struct Coalesce<I, R> {
     /// The next id, and the waiting inputs, oldest first.
     queue: Mutex<(u64, VecDeque<Waiting<I, R>>)>,
     max: usize,
-    check: Check<I, R>,
+    /// Wakes the dispatching task when an input arrives.
+    work: Arc<Notify>,
 }
 
 impl<I, R> std::fmt::Debug for Coalesce<I, R> {
@@ -201,15 +223,6 @@ impl<I, R> std::fmt::Debug for Coalesce<I, R> {
 }
 
 impl<I, R> Coalesce<I, R> {
-    /// A queue whose jobs take at most `max` (at least 1) inputs each and run `check` on them.
-    pub fn new(max: usize, check: Check<I, R>) -> Self {
-        Self {
-            queue: Mutex::new((0, VecDeque::new())),
-            max: max.max(1),
-            check,
-        }
-    }
-
     /// The queue. Nothing panics while holding the lock (pushes, drains and retains only), so a
     /// poisoned lock still holds a consistent queue and is used as is.
     fn lock(&self) -> std::sync::MutexGuard<'_, (u64, VecDeque<Waiting<I, R>>)> {
@@ -223,6 +236,8 @@ impl<I, R> Coalesce<I, R> {
         q.0 = id.wrapping_add(1);
         w.id = id;
         q.1.push_back(w);
+        drop(q);
+        self.work.notify_one();
         id
     }
 
@@ -319,23 +334,23 @@ mod tests {
     }
 
     /// A group doubling its inputs and recording the size of every job.
-    fn doubling(max: usize) -> (Arc<Coalesce<u32, u32>>, Arc<Mutex<Vec<usize>>>) {
+    fn doubling(pool: &EdgePool, max: usize) -> (Arc<Coalesce<u32, u32>>, Arc<Mutex<Vec<usize>>>) {
         let sizes = Arc::new(Mutex::new(Vec::new()));
         let s = sizes.clone();
-        let group = Arc::new(Coalesce::new(
+        let group = pool.coalesce(
             max,
             Arc::new(move |v: Vec<u32>| {
                 s.lock().expect("sizes").push(v.len());
                 v.into_iter().map(|x| x * 2).collect()
             }),
-        ));
+        );
         (group, sizes)
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn waiting_inputs_are_checked_together_and_each_gets_its_own_answer() {
         let pool = Arc::new(EdgePool::new(1, 100));
-        let (group, sizes) = doubling(4);
+        let (group, sizes) = doubling(&pool, 4);
         // Alone on a free pool: checked at once, in a job of one.
         assert_eq!(pool.run_coalesced(&group, 21).await.expect("runs"), 42);
         assert_eq!(*sizes.lock().expect("sizes"), vec![1]);
@@ -360,7 +375,7 @@ mod tests {
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn each_waiting_input_holds_an_admission_and_a_cancelled_one_leaves_the_queue() {
         let pool = Arc::new(EdgePool::new(1, 1));
-        let (group, sizes) = doubling(64);
+        let (group, sizes) = doubling(&pool, 64);
         let (release, blocker) = occupy(&pool).await;
         // The blocker holds one of the two admissions; one input may wait, a second is refused.
         let (p, g) = (pool.clone(), group.clone());
@@ -387,13 +402,13 @@ mod tests {
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_panicking_check_is_an_internal_error_for_its_job_only() {
         let pool = Arc::new(EdgePool::new(1, 10));
-        let group: Arc<Coalesce<u32, u32>> = Arc::new(Coalesce::new(
+        let group: Arc<Coalesce<u32, u32>> = pool.coalesce(
             64,
             Arc::new(|v: Vec<u32>| {
                 assert!(!v.contains(&0), "boom");
                 v
             }),
-        ));
+        );
         let (release, blocker) = occupy(&pool).await;
         let mut calls = Vec::new();
         for i in 0..3u32 {

@@ -63,11 +63,8 @@ pub type AppendChecks = Coalesce<pb::AppendRequest, Result<Item, Status>>;
 /// any cryptography, all signatures in one batch verification — when it fails, each envelope on
 /// its own, so only the bad ones are refused, with the answer a lone Append gets — then the
 /// payloads). A job with one Append checks it exactly as before ([`check_one`]).
-pub fn append_checks(shared: Arc<Shared>) -> Arc<AppendChecks> {
-    Arc::new(Coalesce::new(
-        MAX_COALESCED,
-        Arc::new(move |reqs| check_appends(&shared, reqs)),
-    ))
+pub fn append_checks(edge: &EdgePool, shared: Arc<Shared>) -> Arc<AppendChecks> {
+    edge.coalesce(MAX_COALESCED, Arc::new(move |reqs| check_appends(&shared, reqs)))
 }
 
 fn check_appends(shared: &Shared, reqs: Vec<pb::AppendRequest>) -> Vec<Result<Item, Status>> {

@@ -170,11 +170,15 @@ where
                     // panics), so a caller that has its answer no longer counts as admitted.
                     replies.push((w.admit, w.reply));
                 }
-                for ((admit, reply), r) in replies.into_iter().zip(check(inputs)) {
-                    drop(admit);
-                    // A caller that went away no longer wants its answer.
-                    let _ = reply.send(r);
-                }
+                // Each caller is answered as soon as its result is known, not at the job's end.
+                let mut replies = replies.into_iter();
+                check(inputs, &mut |r| {
+                    if let Some((admit, reply)) = replies.next() {
+                        drop(admit);
+                        // A caller that went away no longer wants its answer.
+                        let _ = reply.send(r);
+                    }
+                });
             });
         }
     }
@@ -202,8 +206,10 @@ impl<I, R> Drop for Unqueue<'_, I, R> {
     }
 }
 
-/// Checks a job's inputs (oldest first) and returns one result per input, in the same order.
-pub type Check<I, R> = Arc<dyn Fn(Vec<I>) -> Vec<R> + Send + Sync>;
+/// Checks a job's inputs (oldest first) and hands one result per input, in the same order, to
+/// the answer function as soon as each is known (results beyond the inputs are ignored; inputs
+/// left without one are answered INTERNAL).
+pub type Check<I, R> = Arc<dyn Fn(Vec<I>, &mut dyn FnMut(R)) + Send + Sync>;
 
 /// Inputs waiting to be checked together on the [`EdgePool`] (see [`EdgePool::coalesce`]).
 pub struct Coalesce<I, R> {
@@ -334,14 +340,19 @@ mod tests {
     }
 
     /// A group doubling its inputs and recording the size of every job.
-    fn doubling(pool: &EdgePool, max: usize) -> (Arc<Coalesce<u32, u32>>, Arc<Mutex<Vec<usize>>>) {
+    /// The sizes of the jobs a test group ran.
+    type Sizes = Arc<Mutex<Vec<usize>>>;
+
+    fn doubling(pool: &EdgePool, max: usize) -> (Arc<Coalesce<u32, u32>>, Sizes) {
         let sizes = Arc::new(Mutex::new(Vec::new()));
         let s = sizes.clone();
         let group = pool.coalesce(
             max,
-            Arc::new(move |v: Vec<u32>| {
+            Arc::new(move |v: Vec<u32>, answer: &mut dyn FnMut(u32)| {
                 s.lock().expect("sizes").push(v.len());
-                v.into_iter().map(|x| x * 2).collect()
+                for x in v {
+                    answer(x * 2);
+                }
             }),
         );
         (group, sizes)
@@ -404,9 +415,11 @@ mod tests {
         let pool = Arc::new(EdgePool::new(1, 10));
         let group: Arc<Coalesce<u32, u32>> = pool.coalesce(
             64,
-            Arc::new(|v: Vec<u32>| {
+            Arc::new(|v: Vec<u32>, answer: &mut dyn FnMut(u32)| {
                 assert!(!v.contains(&0), "boom");
-                v
+                for x in v {
+                    answer(x);
+                }
             }),
         );
         let (release, blocker) = occupy(&pool).await;
@@ -424,5 +437,42 @@ mod tests {
         }
         assert_eq!(pool.run_coalesced(&group, 7).await.expect("runs"), 7);
         assert_eq!(pool.admitted.available_permits(), 11);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn each_caller_is_answered_when_its_result_is_known_not_at_the_end_of_the_job() {
+        let pool = Arc::new(EdgePool::new(1, 10));
+        let (go_tx, go_rx) = std::sync::mpsc::channel::<()>();
+        let go_rx = Arc::new(Mutex::new(go_rx));
+        // Answers its first input at once, the others only when told (a slow payload check).
+        let group: Arc<Coalesce<u32, u32>> = pool.coalesce(
+            64,
+            Arc::new(move |v: Vec<u32>, answer: &mut dyn FnMut(u32)| {
+                for (i, x) in v.into_iter().enumerate() {
+                    if i > 0 {
+                        let _ = go_rx.lock().expect("go").recv_timeout(Duration::from_secs(10));
+                    }
+                    answer(x + 100);
+                }
+            }),
+        );
+        let (release, blocker) = occupy(&pool).await;
+        let mut calls = Vec::new();
+        for i in 0..2u32 {
+            let (p, g) = (pool.clone(), group.clone());
+            calls.push(tokio::spawn(async move { p.run_coalesced(&g, i).await }));
+            queued(&group, i as usize + 1).await;
+        }
+        release.send(()).expect("release");
+        blocker.await.expect("blocker");
+        let second = calls.pop().expect("second");
+        let first = calls.pop().expect("first");
+        let got = tokio::time::timeout(Duration::from_secs(10), first)
+            .await
+            .expect("the first caller is answered while its job still runs");
+        assert_eq!(got.expect("join").expect("answered"), 100);
+        assert!(!second.is_finished(), "the second waits for its own result");
+        go_tx.send(()).expect("go");
+        assert_eq!(second.await.expect("join").expect("answered"), 101);
     }
 }

@@ -64,16 +64,27 @@ pub type AppendChecks = Coalesce<pb::AppendRequest, Result<Item, Status>>;
 /// its own, so only the bad ones are refused, with the answer a lone Append gets — then the
 /// payloads). A job with one Append checks it exactly as before ([`check_one`]).
 pub fn append_checks(edge: &EdgePool, shared: Arc<Shared>) -> Arc<AppendChecks> {
-    edge.coalesce(MAX_COALESCED, Arc::new(move |reqs| check_appends(&shared, reqs)))
+    edge.coalesce(
+        MAX_COALESCED,
+        Arc::new(move |reqs, answer| check_appends(&shared, reqs, answer)),
+    )
 }
 
-fn check_appends(shared: &Shared, reqs: Vec<pb::AppendRequest>) -> Vec<Result<Item, Status>> {
+/// The edge check of concurrent single Appends (one edge job), each answered in order as soon as
+/// its result is known.
+fn check_appends(shared: &Shared, reqs: Vec<pb::AppendRequest>, answer: &mut dyn FnMut(Result<Item, Status>)) {
     let n = reqs.len();
     shared.metrics.edge_appends(n);
     if n == 1 {
-        return reqs.into_iter().map(|r| check_one(shared, r)).collect();
+        for r in reqs {
+            answer(check_one(shared, r));
+        }
+    } else if let Err(s) = check_batch_each(shared, reqs, answer) {
+        // Refused before any item was answered.
+        for _ in 0..n {
+            answer(Err(Status::new(s.code(), s.message())));
+        }
     }
-    check_batch(shared, reqs).unwrap_or_else(|s| (0..n).map(|_| Err(Status::new(s.code(), s.message()))).collect())
 }
 
 type BoxStream<T> = Pin<Box<dyn Stream<Item = Result<T, Status>> + Send + 'static>>;
@@ -143,6 +154,20 @@ fn check_one(shared: &Shared, req: pb::AppendRequest) -> Result<Item, Status> {
 /// The edge check of every item of an AppendBatch (runs on the edge pool): all signatures in one
 /// batch verification, then each verified item's payload.
 fn check_batch(shared: &Shared, reqs: Vec<pb::AppendRequest>) -> Result<Vec<Result<Item, Status>>, Status> {
+    let mut out = Vec::with_capacity(reqs.len());
+    check_batch_each(shared, reqs, &mut |r| out.push(r))?;
+    Ok(out)
+}
+
+/// [`check_batch`], handing each item's result to `answer` in order as soon as it is known.
+///
+/// # Errors
+/// INTERNAL when the registry lock is poisoned; nothing was answered then.
+fn check_batch_each(
+    shared: &Shared,
+    reqs: Vec<pb::AppendRequest>,
+    answer: &mut dyn FnMut(Result<Item, Status>),
+) -> Result<(), Status> {
     let pending: Vec<Result<Pending, Status>> = reqs.into_iter().map(check_envelope).collect();
     let verdicts = {
         let reg = shared
@@ -157,17 +182,17 @@ fn check_batch(shared: &Shared, reqs: Vec<pb::AppendRequest>) -> Result<Vec<Resu
         reg.verify_signatures_batch(&envs)
     };
     let mut verdicts = verdicts.into_iter();
-    Ok(pending
-        .into_iter()
-        .map(|r| {
-            let p = r?;
-            match verdicts.next() {
+    for r in pending {
+        answer(match r {
+            Err(s) => Err(s),
+            Ok(p) => match verdicts.next() {
                 Some(Ok(signers)) => check_item_payload(p, signers),
                 Some(Err(e)) => Err(registry_status(&e)),
                 None => Err(Status::internal("no signature verdict for an item")),
-            }
-        })
-        .collect())
+            },
+        });
+    }
+    Ok(())
 }
 
 impl LedgerService {

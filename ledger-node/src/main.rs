@@ -965,6 +965,7 @@ fn assemble_service(
         "edge checks (signatures, payloads) on a bounded pool"
     );
     Ok(service::LedgerService {
+        appends: service::append_checks(&edge, shared.clone()),
         store: store.clone(),
         shared: shared.clone(),
         jobs,

@@ -35,6 +35,7 @@ pub struct Metrics {
     groups: IntCounter,
     flush_seconds: Histogram,
     group_size: Histogram,
+    edge_appends: Histogram,
     tree_size: IntGauge,
     checkpoints: IntCounter,
     checkpoint_size: IntGauge,
@@ -125,6 +126,12 @@ impl Metrics {
                 "Entries per committed group.",
                 group_buckets,
             )?,
+            edge_appends: histogram(
+                &r,
+                "ledger_edge_append_job_size",
+                "Single Appends checked together in one edge job (one signature batch).",
+                prometheus::exponential_buckets(1.0, 2.0, 7)?,
+            )?,
             tree_size: gauge(&r, "ledger_tree_size", "Entries in the log.")?,
             checkpoints: counter(&r, "ledger_checkpoints_total", "Checkpoints signed.")?,
             checkpoint_size: gauge(
@@ -209,6 +216,11 @@ impl Metrics {
         if entries > 0 {
             self.group_size.observe(entries as f64);
         }
+    }
+
+    /// One edge job checked `n` concurrent single Appends together.
+    pub fn edge_appends(&self, n: usize) {
+        self.edge_appends.observe(n as f64);
     }
 
     /// The log now holds `size` entries.

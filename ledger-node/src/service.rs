@@ -5,9 +5,10 @@
 //! any cryptography, each signature verified once, one batch per AppendBatch) → payload parsing and
 //! schema. Unsigned requests and signatures by keys the registry does not know never reach the
 //! payload parser. The signature and payload work runs on the bounded [`EdgePool`], off the async
-//! workers that answer reads.
+//! workers that answer reads. Concurrent single Appends are checked together there
+//! ([`append_checks`]): their signatures in one batch verification, as an AppendBatch's are.
 
-use crate::edge::EdgePool;
+use crate::edge::{Coalesce, EdgePool};
 use crate::errors::{refusal_status, registry_status, store_status};
 use crate::sequencer::{Item, Job, JobResult, Outcome, Shared};
 use ledger_core::dsse::Envelope;
@@ -29,6 +30,8 @@ pub const MAX_BATCH: usize = 10_000;
 pub const MAX_REQUEST_ID: usize = 128;
 /// Most results per Query page.
 pub const MAX_QUERY_LIMIT: u32 = 1000;
+/// Most concurrent single Appends checked together in one edge job (one batch verification).
+pub const MAX_COALESCED: usize = 64;
 /// Cluster mode: how long a read for a size this node has not applied yet waits for it.
 pub const FOLLOWER_WAIT: std::time::Duration = std::time::Duration::from_secs(1);
 
@@ -47,6 +50,41 @@ pub struct LedgerService {
     pub edge: Arc<EdgePool>,
     /// Reader limits and stream slots (docs/api.md).
     pub readers: Arc<crate::readers::Readers>,
+    /// Single Appends waiting for the edge pool, checked together ([`append_checks`]).
+    pub appends: Arc<AppendChecks>,
+}
+
+/// The queue of single Appends waiting for their edge checks.
+pub type AppendChecks = Coalesce<pb::AppendRequest, Result<Item, Status>>;
+
+/// The edge queue of single Appends: the ones waiting when a pool thread becomes free (at most
+/// [`MAX_COALESCED`]) are checked in one job, with the same checks, in the same order and with
+/// the same acceptance rules as the items of one AppendBatch ([`check_batch`]: key ids before
+/// any cryptography, all signatures in one batch verification — when it fails, each envelope on
+/// its own, so only the bad ones are refused, with the answer a lone Append gets — then the
+/// payloads). A job with one Append checks it exactly as before ([`check_one`]).
+pub fn append_checks(edge: &EdgePool, shared: Arc<Shared>) -> Arc<AppendChecks> {
+    edge.coalesce(
+        MAX_COALESCED,
+        Arc::new(move |reqs, answer| check_appends(&shared, reqs, answer)),
+    )
+}
+
+/// The edge check of concurrent single Appends (one edge job), each answered in order as soon as
+/// its result is known.
+fn check_appends(shared: &Shared, reqs: Vec<pb::AppendRequest>, answer: &mut dyn FnMut(Result<Item, Status>)) {
+    let n = reqs.len();
+    shared.metrics.edge_appends(n);
+    if n == 1 {
+        for r in reqs {
+            answer(check_one(shared, r));
+        }
+    } else if let Err(s) = check_batch_each(shared, reqs, answer) {
+        // Refused before any item was answered.
+        for _ in 0..n {
+            answer(Err(Status::new(s.code(), s.message())));
+        }
+    }
 }
 
 type BoxStream<T> = Pin<Box<dyn Stream<Item = Result<T, Status>> + Send + 'static>>;
@@ -116,6 +154,20 @@ fn check_one(shared: &Shared, req: pb::AppendRequest) -> Result<Item, Status> {
 /// The edge check of every item of an AppendBatch (runs on the edge pool): all signatures in one
 /// batch verification, then each verified item's payload.
 fn check_batch(shared: &Shared, reqs: Vec<pb::AppendRequest>) -> Result<Vec<Result<Item, Status>>, Status> {
+    let mut out = Vec::with_capacity(reqs.len());
+    check_batch_each(shared, reqs, &mut |r| out.push(r))?;
+    Ok(out)
+}
+
+/// [`check_batch`], handing each item's result to `answer` in order as soon as it is known.
+///
+/// # Errors
+/// INTERNAL when the registry lock is poisoned; nothing was answered then.
+fn check_batch_each(
+    shared: &Shared,
+    reqs: Vec<pb::AppendRequest>,
+    answer: &mut dyn FnMut(Result<Item, Status>),
+) -> Result<(), Status> {
     let pending: Vec<Result<Pending, Status>> = reqs.into_iter().map(check_envelope).collect();
     let verdicts = {
         let reg = shared
@@ -130,17 +182,17 @@ fn check_batch(shared: &Shared, reqs: Vec<pb::AppendRequest>) -> Result<Vec<Resu
         reg.verify_signatures_batch(&envs)
     };
     let mut verdicts = verdicts.into_iter();
-    Ok(pending
-        .into_iter()
-        .map(|r| {
-            let p = r?;
-            match verdicts.next() {
+    for r in pending {
+        answer(match r {
+            Err(s) => Err(s),
+            Ok(p) => match verdicts.next() {
                 Some(Ok(signers)) => check_item_payload(p, signers),
                 Some(Err(e)) => Err(registry_status(&e)),
                 None => Err(Status::internal("no signature verdict for an item")),
-            }
-        })
-        .collect())
+            },
+        });
+    }
+    Ok(())
 }
 
 impl LedgerService {
@@ -359,10 +411,9 @@ impl pb::ledger_server::Ledger for LedgerService {
         self.not_leader()?;
         let req = req.into_inner();
         let wait = req.wait_for_checkpoint;
-        let shared = self.shared.clone();
         let item = self
             .edge
-            .run(move || check_one(&shared, req))
+            .run_coalesced(&self.appends, req)
             .await
             .and_then(|r| r)
             .inspect_err(|s| self.shared.metrics.reject(s.code()))?;

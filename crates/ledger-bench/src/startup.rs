@@ -93,9 +93,12 @@ fn from_snapshot(lines: &[String]) -> bool {
     lines.iter().any(|l| l.contains("state folded from snapshot at"))
 }
 
-/// One start: (store verification ms, state fold ms, seconds until listening, peak RSS MiB,
-/// folded from the state snapshot).
-fn start_once(data: &Path) -> Result<(f64, f64, f64, f64, bool)> {
+/// One start's figures: store verification ms, state fold ms, seconds until listening, (peak RSS
+/// MiB, RSS MiB once listening), folded from the state snapshot.
+type StartFigures = (f64, f64, f64, (f64, f64), bool);
+
+/// One start: its [`StartFigures`].
+fn start_once(data: &Path) -> Result<StartFigures> {
     let t = Instant::now();
     let mut child = Command::new(bin("ledger-node")?)
         .args([
@@ -121,7 +124,7 @@ fn start_once(data: &Path) -> Result<(f64, f64, f64, f64, bool)> {
         .map_while(Result::ok)
         .any(|l| l.starts_with("listening on "));
     let secs = t.elapsed().as_secs_f64();
-    let (_, peak) = rss_mib(child.id());
+    let (now, peak) = rss_mib(child.id());
     let _ = child.kill();
     let _ = child.wait();
     let lines = log.join().unwrap_or_default();
@@ -130,7 +133,7 @@ fn start_once(data: &Path) -> Result<(f64, f64, f64, f64, bool)> {
     }
     let verify = ms_of(&lines, "store verified").context("no 'store verified' line")?;
     let fold = ms_of(&lines, "state folded").context("no 'state folded' line")?;
-    Ok((verify, fold, secs, peak, from_snapshot(&lines)))
+    Ok((verify, fold, secs, (peak, now), from_snapshot(&lines)))
 }
 
 /// `--startup N`.
@@ -159,14 +162,15 @@ pub fn run(work: &Path, n: u64, runs: usize) -> Result<()> {
         "first start (not counted): verification {a:.0} ms, fold {b:.0} ms{}, listening after {c:.2} s",
         if snap { " from the state snapshot" } else { "" }
     );
-    let (mut v, mut f, mut s, mut p) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    let (mut v, mut f, mut s, mut p, mut r) = (Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new());
     let mut snapshots = 0;
     for _ in 0..runs {
-        let (a, b, c, d, snap) = start_once(&data)?;
+        let (a, b, c, (d, e), snap) = start_once(&data)?;
         v.push(a);
         f.push(b);
         s.push(c);
         p.push(d);
+        r.push(e);
         snapshots += usize::from(snap);
     }
     row("store verification (hashes, chain, checkpoints)", &stats(v), "ms", "");
@@ -178,5 +182,6 @@ pub fn run(work: &Path, n: u64, runs: usize) -> Result<()> {
     row(fold, &stats(f), "ms", "");
     row("start → listening", &stats(s), "s", "");
     row("peak RSS at start-up", &stats(p), "MiB", "");
+    row("RSS once listening", &stats(r), "MiB", "");
     Ok(())
 }

@@ -23,7 +23,6 @@ use ledger_core::note::{Note, NoteSigner, NoteVerifier};
 use ledger_core::registry::Registry;
 use ledger_core::state::LedgerState;
 use ledger_store::Store;
-use std::io::Write as _;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
@@ -121,30 +120,6 @@ pub fn encode_file(key: &SigningKey, origin: &str, size: u64, root: &Hash, state
     Ok(out)
 }
 
-/// Writes `bytes` to `path` atomically and durably (temporary file, fsync, rename, directory
-/// fsync), as the high-water mark is written.
-///
-/// # Errors
-/// On any file system failure (the old file is then left as it was).
-pub fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
-    let dir = match path.parent() {
-        Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
-        _ => PathBuf::from("."),
-    };
-    let mut tmp_name = path.file_name().unwrap_or_default().to_os_string();
-    tmp_name.push(".tmp");
-    let tmp = dir.join(tmp_name);
-    {
-        let mut f = std::fs::File::create(&tmp)?;
-        f.write_all(bytes)?;
-        f.sync_all()?;
-    }
-    std::fs::rename(&tmp, path)?;
-    #[cfg(unix)]
-    std::fs::File::open(&dir)?.sync_all()?;
-    Ok(())
-}
-
 /// Writes the snapshot of `state` at the durable `size` (root `root`) into `data`, signed by the
 /// key of `keys` that is the state's node key, and records in the store that every rated ticket
 /// below `size` is indexed (the groups this node committed carry theirs). Returns the file size.
@@ -165,7 +140,7 @@ pub fn write(
     };
     let bytes = encode_file(key, &state.registry.charter.origin, size, root, state)?;
     let p = path(data);
-    write_atomic(&p, &bytes).with_context(|| format!("writing {}", p.display()))?;
+    ledger_store::high_water::write_atomic_bytes(&p, &bytes).with_context(|| format!("writing {}", p.display()))?;
     if store.tickets_checked()? < size {
         store.set_tickets_checked(size)?;
     }

@@ -43,6 +43,14 @@ pub fn witnessed_path(data_dir: &Path) -> PathBuf {
 /// # Errors
 /// On any file system failure (the old file is then left as it was).
 pub fn write_atomic(path: &Path, text: &str) -> std::io::Result<()> {
+    write_atomic_bytes(path, text.as_bytes())
+}
+
+/// [`write_atomic`] for any bytes (the node's state snapshot is written the same way).
+///
+/// # Errors
+/// On any file system failure (the old file is then left as it was).
+pub fn write_atomic_bytes(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     let dir = match path.parent() {
         Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
         _ => PathBuf::from("."),
@@ -52,7 +60,7 @@ pub fn write_atomic(path: &Path, text: &str) -> std::io::Result<()> {
     let tmp = dir.join(tmp_name);
     {
         let mut f = std::fs::File::create(&tmp)?;
-        f.write_all(text.as_bytes())?;
+        f.write_all(bytes)?;
         f.sync_all()?;
     }
     std::fs::rename(&tmp, path)?;

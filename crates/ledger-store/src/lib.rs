@@ -254,10 +254,14 @@ impl Store {
         copy_dir(dir, snap.path())?;
         // Readers scan or look up; a small page cache keeps their memory independent of the log
         // size (sled's default would grow to 1 GiB on a large log).
-        let db = read_only_config(snap.path()).open()?;
+        Self::on_copy(read_only_config(snap.path()).open()?, snap)
+    }
+
+    /// The read-only store over the opened database `db` of the private copy `snap`.
+    fn on_copy(db: sled::Db, snap: tempfile::TempDir) -> Result<Self, StoreError> {
         let tree = db.open_tree("ledger")?;
         let layout = store_layout(&tree, false)?;
-        let store = Self {
+        Ok(Self {
             db,
             tree,
             read_only: true,
@@ -268,8 +272,7 @@ impl Store {
             index_ready: std::sync::atomic::AtomicBool::new(layout != layout::LAYOUT_VERSION),
             index_recovery: std::sync::Mutex::new(()),
             _snapshot: Some(snap),
-        };
-        Ok(store)
+        })
     }
 
     /// Closes and reopens a read-only store's private copy, which frees what sled holds in memory
@@ -290,20 +293,7 @@ impl Store {
             )));
         };
         drop(self);
-        let db = open_locked(&read_only_config(snap.path()))?;
-        let tree = db.open_tree("ledger")?;
-        let layout = store_layout(&tree, false)?;
-        Ok(Self {
-            db,
-            tree,
-            read_only: true,
-            layout,
-            cache: layout::TileCache::default(),
-            lookups: journal::Lookups::open(snap.path())?,
-            index_ready: std::sync::atomic::AtomicBool::new(layout != layout::LAYOUT_VERSION),
-            index_recovery: std::sync::Mutex::new(()),
-            _snapshot: Some(snap),
-        })
+        Self::on_copy(open_locked(&read_only_config(snap.path()))?, snap)
     }
 
     /// Number of entries.

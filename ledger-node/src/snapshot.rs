@@ -139,11 +139,14 @@ pub fn write(
         bail!("no configured node key is the log's node key at {size}");
     };
     let bytes = encode_file(key, &state.registry.charter.origin, size, root, state)?;
-    let p = path(data);
-    ledger_store::high_water::write_atomic_bytes(&p, &bytes).with_context(|| format!("writing {}", p.display()))?;
+    // The mark first, durable, then the file: a crash between the two leaves a mark the index
+    // honours (the tickets below `size` are indexed either way) and no snapshot that the next
+    // start would refuse as `tickets` (the other order did, after a SIGKILL between them).
     if store.tickets_checked()? < size {
         store.set_tickets_checked(size)?;
     }
+    let p = path(data);
+    ledger_store::high_water::write_atomic_bytes(&p, &bytes).with_context(|| format!("writing {}", p.display()))?;
     tracing::info!(size, bytes = bytes.len(), ms = t.elapsed().as_millis() as u64, file = %p.display(), "state snapshot written");
     Ok(bytes.len())
 }

@@ -18,7 +18,7 @@ use ledger_proto::raft_pb::{
     StatusRequest,
 };
 use ledger_raft::{LedgerNode, StateMachine};
-use openraft::error::{ClientWriteError, InitializeError, RaftError};
+use openraft::error::{ChangeMembershipError, ClientWriteError, InitializeError, RaftError};
 use openraft::{ChangeMembers, ServerState};
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
@@ -34,6 +34,9 @@ pub const CALL_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// How many times a command follows a "not the leader" answer.
 const MAX_HOPS: usize = 3;
+/// How long `cluster add` / `remove` retry a change refused because another is still committing
+/// (ABORTED), before they report it.
+const BUSY_RETRY: Duration = Duration::from_secs(20);
 
 /// The admin service over a node's Raft instance and state machine.
 #[derive(Clone)]
@@ -83,9 +86,14 @@ fn not_leader(id: Option<u64>, node: Option<&LedgerNode>) -> Status {
     s
 }
 
-fn write_error(e: RaftError<u64, ClientWriteError<u64, LedgerNode>>) -> Status {
+pub(super) fn write_error(e: RaftError<u64, ClientWriteError<u64, LedgerNode>>) -> Status {
     match e {
         RaftError::APIError(ClientWriteError::ForwardToLeader(f)) => not_leader(f.leader_id, f.leader_node.as_ref()),
+        // A change still committing (a joint configuration left by a leader change, or a change
+        // from another operator) clears by itself: ABORTED tells a client to retry.
+        RaftError::APIError(ClientWriteError::ChangeMembershipError(ChangeMembershipError::InProgress(p))) => {
+            Status::aborted(format!("{p}; retry once it has committed"))
+        }
         RaftError::APIError(ClientWriteError::ChangeMembershipError(c)) => Status::failed_precondition(c.to_string()),
         RaftError::Fatal(f) => Status::unavailable(format!("raft stopped: {f}")),
     }
@@ -337,19 +345,41 @@ fn status_error(addr: &str, s: &Status) -> anyhow::Error {
 }
 
 /// Calls `f` on the node at `addr`, following "not the leader" answers to the leader (at most
-/// [`MAX_HOPS`] times); returns the answer and the address that gave it.
+/// [`MAX_HOPS`] times) and retrying ABORTED answers (a membership change still committing) for
+/// [`BUSY_RETRY`]; returns the answer and the address that gave it.
 async fn on_leader<T, F, Fut>(net: &Network, addr: &str, f: F) -> anyhow::Result<(T, String)>
 where
     F: Fn(AdminClient<Channel>) -> Fut,
     Fut: std::future::Future<Output = Result<Response<T>, Status>>,
 {
+    on_leader_within(net, addr, BUSY_RETRY, f).await
+}
+
+/// [`on_leader`] retrying ABORTED answers for `busy` instead of [`BUSY_RETRY`].
+pub(super) async fn on_leader_within<T, F, Fut>(
+    net: &Network,
+    addr: &str,
+    busy: Duration,
+    f: F,
+) -> anyhow::Result<(T, String)>
+where
+    F: Fn(AdminClient<Channel>) -> Fut,
+    Fut: std::future::Future<Output = Result<Response<T>, Status>>,
+{
     let mut at = addr.to_string();
-    for _ in 0..=MAX_HOPS {
+    let busy_until = tokio::time::Instant::now() + busy;
+    let mut hops = 0;
+    while hops <= MAX_HOPS {
         let c = client(net, &at).await?;
         match tokio::time::timeout(CALL_TIMEOUT, f(c)).await {
             Err(_) => anyhow::bail!("node at {at} did not answer within {}s", CALL_TIMEOUT.as_secs()),
             Ok(Ok(r)) => return Ok((r.into_inner(), at)),
+            Ok(Err(s)) if s.code() == tonic::Code::Aborted && tokio::time::Instant::now() < busy_until => {
+                tracing::info!(node = %at, reason = %s.message(), "membership change in progress; retrying");
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
             Ok(Err(s)) => {
+                hops += 1;
                 let next = s
                     .metadata()
                     .get(LEADER_METADATA)

@@ -273,3 +273,70 @@ async fn the_last_voter_cannot_be_removed_and_bad_members_are_refused() {
     let _ = n.stop.send(());
     n.server.await.unwrap();
 }
+
+/// A change refused because another is still committing (openraft's `InProgress`: a joint
+/// configuration left by a leader change) is ABORTED, and the commands retry it within their
+/// bound; other refusals are FAILED_PRECONDITION and are not retried. (Seen under load: `cluster
+/// add` reported "already undergoing a configuration change" instead of waiting for it.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_change_still_committing_is_aborted_and_retried_within_the_bound() {
+    use openraft::error::{ChangeMembershipError, ClientWriteError, EmptyMembership, InProgress, RaftError};
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::time::Duration;
+    let busy = || {
+        admin::write_error(RaftError::APIError(ClientWriteError::ChangeMembershipError(
+            ChangeMembershipError::InProgress(InProgress {
+                committed: None,
+                membership_log_id: None,
+            }),
+        )))
+    };
+    assert_eq!(busy().code(), tonic::Code::Aborted, "{}", busy().message());
+    assert!(busy().message().contains("retry"), "{}", busy().message());
+    let empty = admin::write_error(RaftError::APIError(ClientWriteError::ChangeMembershipError(
+        ChangeMembershipError::EmptyMembership(EmptyMembership {}),
+    )));
+    assert_eq!(empty.code(), tonic::Code::FailedPrecondition);
+
+    // The calls never reach the network (the closure answers); the channel is lazy.
+    let net = Network::plain(9);
+    let addr = "127.0.0.1:1";
+    let calls = AtomicUsize::new(0);
+    let (msg, at) = admin::on_leader_within(&net, addr, Duration::from_secs(10), |_c| {
+        let n = calls.fetch_add(1, Ordering::SeqCst);
+        let r = if n < 3 {
+            Err(busy())
+        } else {
+            Ok(tonic::Response::new(format!("answered at call {n}")))
+        };
+        async move { r }
+    })
+    .await
+    .unwrap();
+    assert_eq!((msg.as_str(), at.as_str()), ("answered at call 3", addr));
+
+    // Still busy at the end of the bound: reported, naming the reason.
+    let calls = AtomicUsize::new(0);
+    let e = admin::on_leader_within(&net, addr, Duration::from_millis(700), |_c| {
+        calls.fetch_add(1, Ordering::SeqCst);
+        let r: Result<tonic::Response<String>, _> = Err(busy());
+        async move { r }
+    })
+    .await
+    .unwrap_err();
+    assert!(e.to_string().contains("Aborted"), "{e}");
+    let n = calls.load(Ordering::SeqCst);
+    assert!((2..=6).contains(&n), "retried every 200 ms within 700 ms: {n} calls");
+
+    // Any other refusal is reported at once.
+    let calls = AtomicUsize::new(0);
+    let e = admin::on_leader_within(&net, addr, Duration::from_secs(10), |_c| {
+        calls.fetch_add(1, Ordering::SeqCst);
+        let r: Result<tonic::Response<String>, _> = Err(tonic::Status::failed_precondition("no"));
+        async move { r }
+    })
+    .await
+    .unwrap_err();
+    assert!(e.to_string().contains("FailedPrecondition"), "{e}");
+    assert_eq!(calls.load(Ordering::SeqCst), 1);
+}

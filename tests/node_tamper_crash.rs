@@ -342,11 +342,26 @@ async fn kill_9_never_loses_an_acknowledged_entry() {
             }));
         }
         drop(tx);
-        // Kill at a pseudo-random moment between 50 and 400 ms.
+        // Kill at a pseudo-random moment with appends in flight: once this round has 16 to 47
+        // acknowledged appends (counted, not guessed from a sleep: a loaded machine acknowledges
+        // a dozen in the 400 ms a sleep gave), then 0 to 63 ms later.
         seed ^= seed << 13;
         seed ^= seed >> 7;
         seed ^= seed << 17;
-        tokio::time::sleep(std::time::Duration::from_millis(50 + seed % 350)).await;
+        let (target, extra) = (16 + seed % 32, (seed >> 8) % 64);
+        let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(60);
+        let mut this_round = 0;
+        while this_round < target {
+            match tokio::time::timeout_at(deadline, rx.recv()).await {
+                Ok(Some((i, h))) => {
+                    assert!(acked.insert(i, h).is_none(), "index {i} acknowledged twice");
+                    this_round += 1;
+                }
+                Ok(None) => panic!("round {round}: the writers stopped after {this_round} appends, before the kill"),
+                Err(_) => panic!("round {round}: only {this_round} appends acknowledged within 60 s"),
+            }
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(extra)).await;
         node.kill9();
         for t in tasks {
             let _ = t.await;

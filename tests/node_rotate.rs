@@ -77,8 +77,9 @@ async fn rotate_the_node_key_under_load() {
     // Load: a client appends notes throughout the rotation.
     let addr = node.addr.clone();
     let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let done = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
     let loader = {
-        let (stop, reg) = (stop.clone(), reg.clone());
+        let (stop, done, reg) = (stop.clone(), done.clone(), reg.clone());
         tokio::spawn(async move {
             let mut c = ledger_proto::pb::ledger_client::LedgerClient::connect(addr)
                 .await
@@ -88,6 +89,7 @@ async fn rotate_the_node_key_under_load() {
                 let env = record_in(Some(ORIGIN), "note", note_payload(n), &[&reg]);
                 c.append(req(&env, "", false)).await.expect("append under load");
                 n += 1;
+                done.store(n, std::sync::atomic::Ordering::Relaxed);
             }
             n
         })
@@ -110,6 +112,14 @@ async fn rotate_the_node_key_under_load() {
     assert!(cp.checkpoint.size > at);
     assert!(open_checkpoint(&latest(&mut c).await, &old_v).is_err());
     tokio::time::sleep(std::time::Duration::from_millis(400)).await;
+    // The loader is under way before it is stopped (a loaded machine may not have answered its
+    // first append yet; bounded wait).
+    for _ in 0..600 {
+        if done.load(std::sync::atomic::Ordering::Relaxed) > 0 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
     stop.store(true, std::sync::atomic::Ordering::Relaxed);
     let appended = loader.await.expect("loader");
     assert!(appended > 0);

@@ -104,7 +104,10 @@ impl Partition {
 
     /// The node whose process holds the client end of the connection `peer` → `local`.
     fn sender(&self, peer: SocketAddr, local: SocketAddr) -> Option<u64> {
-        let inode = socket_inode(peer, local)?;
+        // /proc/net/tcp is read in pieces and is not a snapshot: a socket can be skipped while
+        // other connections open and close (a loaded cluster test), and an unresolved sender
+        // would pass a cut. The client end exists (its connection was just accepted): read again.
+        let inode = (0..5).find_map(|_| socket_inode(peer, local))?;
         let target = format!("socket:[{inode}]");
         for pid in self.pids() {
             let Ok(fds) = std::fs::read_dir(format!("/proc/{pid}/fd")) else {

@@ -366,8 +366,6 @@ async fn a_new_node_catches_up_through_a_snapshot_larger_than_two_mib() {
     }
     c.start_all();
     let admin = support::key(&c.admin);
-    let l = c.leader().await;
-    let mut lc = c.nodes[l].client();
     // About 3.5 MB of entries: 30 AppendBatch calls of 200 notes of ~600 bytes (many entries, so
     // that the import on the new node takes a while, as it did when the corruption showed).
     let pad = "x".repeat(300);
@@ -379,17 +377,11 @@ async fn a_new_node_catches_up_through_a_snapshot_larger_than_two_mib() {
                 support::req(&support::record("note", p, &[&admin]), &format!("big-{b}-{i}"), false)
             })
             .collect();
-        let r = lc
-            .append_batch(ledger_proto::pb::AppendBatchRequest {
-                items,
-                wait_for_checkpoint: false,
-            })
-            .await
-            .expect("append batch")
-            .into_inner();
+        let (_, r) = c.append_batch_on_leader(items).await;
         assert!(r.results.iter().all(|x| x.ok.is_some()), "{:?}", r.results.first());
         size += 200;
     }
+    let l = c.leader().await;
     let leader_file = c.nodes[l].file.clone();
     status_until(&leader_file, "at the filled size", |s| s.size == size);
     let snap = c.nodes[l].data.join("raft/snapshot.meta");

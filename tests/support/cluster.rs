@@ -315,6 +315,45 @@ impl Cluster {
         panic!("no leader agreed within {WAIT:?}");
     }
 
+    /// `AppendBatch` of `items` on the leader; sent again, with the same request ids, to the
+    /// leader found next while the answer is UNAVAILABLE (NOT_LEADER, or leadership lost during
+    /// the call: on a loaded machine a leader can miss its heartbeats and an election follows).
+    /// The request ids make a resent item answer its first index. Returns the node that answered
+    /// and its answer; bounded by [`WAIT`].
+    pub async fn append_batch_on_leader(&self, items: Vec<pb::AppendRequest>) -> (usize, pb::AppendBatchResponse) {
+        let t = Instant::now();
+        loop {
+            let l = self.leader().await;
+            let r = self.nodes[l]
+                .client()
+                .append_batch(pb::AppendBatchRequest {
+                    items: items.clone(),
+                    wait_for_checkpoint: false,
+                })
+                .await;
+            let why = match r {
+                Ok(r) => {
+                    let r = r.into_inner();
+                    match r
+                        .results
+                        .iter()
+                        .find(|x| x.error_code == tonic::Code::Unavailable as i32)
+                    {
+                        Some(x) => x.error_message.clone(),
+                        None => return (l, r),
+                    }
+                }
+                Err(s) if s.code() == tonic::Code::Unavailable => s.message().to_string(),
+                Err(s) => panic!("append batch on node {}: {s:?}", self.nodes[l].id),
+            };
+            assert!(
+                t.elapsed() < WAIT,
+                "append batch not answered within {WAIT:?}; last answer: {why}"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
     /// Waits (bounded) until node `i` holds at least `size` entries; returns its size.
     pub async fn wait_size(&self, i: usize, size: u64) -> u64 {
         let t = Instant::now();

@@ -135,6 +135,13 @@ fn read_pem(what: &str, path: &Path) -> Result<Vec<u8>, String> {
 /// docs/cluster.md, "Known limits").
 pub const SNAPSHOT_CHUNK_BYTES: u64 = 1 << 20;
 
+/// Bound on one snapshot chunk's round trip (openraft's `install_snapshot_timeout`; its default,
+/// 200 ms, is for small chunks on a fast network). A chunk of [`SNAPSHOT_CHUNK_BYTES`] that misses
+/// the bound makes the leader start the whole snapshot again from offset 0: on a loaded machine
+/// (or a link under about 5 MB/s) every first chunk missed 200 ms and a new node never caught
+/// up. 10 s per MiB: about 100 KiB/s at the least.
+pub const SNAPSHOT_CHUNK_TIMEOUT_MS: u64 = 10_000;
+
 fn default_snapshot_after() -> u64 {
     5000
 }
@@ -272,6 +279,7 @@ impl ClusterConfig {
             snapshot_policy: openraft::SnapshotPolicy::LogsSinceLast(self.snapshot_after_logs),
             max_in_snapshot_log_to_keep: self.snapshot_keep_logs,
             snapshot_max_chunk_size: SNAPSHOT_CHUNK_BYTES,
+            install_snapshot_timeout: SNAPSHOT_CHUNK_TIMEOUT_MS,
             ..openraft::Config::default()
         }
     }
@@ -318,6 +326,12 @@ data = "n2"
         );
         assert_eq!(r.snapshot_policy, openraft::SnapshotPolicy::LogsSinceLast(5000));
         assert_eq!(r.max_in_snapshot_log_to_keep, 1000);
+        // A 1 MiB snapshot chunk has 10 s, not openraft's 200 ms (missed under load: the
+        // transfer restarted from offset 0 for ever).
+        assert_eq!(
+            (r.snapshot_max_chunk_size, r.install_snapshot_timeout),
+            (1 << 20, 10_000)
+        );
         let c = ClusterConfig::parse(&GOOD.replace(
             "data = \"n2\"",
             "data = \"n2\"\nsnapshot_after_logs = 300\nsnapshot_keep_logs = 10",

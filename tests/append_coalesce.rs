@@ -17,11 +17,6 @@ use tonic::Code;
 const CLIENTS: u64 = 32;
 const PER_CLIENT: u64 = 12;
 
-fn free_port() -> u16 {
-    let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
-    l.local_addr().expect("addr").port()
-}
-
 /// The value of the sample `name` (no labels) in the node's metrics.
 fn metric(port: u16, name: &str) -> f64 {
     let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).expect("metrics connect");

@@ -25,12 +25,6 @@ async fn channel(addr: &str) -> tonic::transport::Channel {
         .expect("connect")
 }
 
-/// A free loopback port (bound, read and released; the node binds it next).
-fn free_port() -> u16 {
-    let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
-    l.local_addr().expect("addr").port()
-}
-
 /// Starts `ledger-node serve` on DATA with metrics on METRICS and the given environment.
 fn start_node(data: &Path, metrics: u16, env: &[(&str, &str)]) -> Node {
     let metrics = format!("127.0.0.1:{metrics}");

@@ -56,11 +56,6 @@ fn run_promtool(p: &Path, args: &[&str], stdin: Option<&str>) -> (bool, String) 
     (o.status.success(), text)
 }
 
-fn free_port() -> u16 {
-    let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
-    l.local_addr().expect("addr").port()
-}
-
 /// Starts `ledger-node serve` on DATA with metrics on 127.0.0.1:METRICS and EXTRA arguments.
 fn start_node(data: &Path, metrics: u16, extra: &[&str]) -> Node {
     let metrics = format!("127.0.0.1:{metrics}");

@@ -22,13 +22,9 @@ pub const WAIT: Duration = Duration::from_secs(40);
 /// Origin of the test cluster's log.
 pub const ORIGIN: &str = "ledger.test/cluster";
 
-/// `n` distinct free loopback ports (bound together, then released; another process could take
-/// one meanwhile, which only makes a start fail loudly).
+/// `n` distinct free loopback ports, outside the ephemeral range ([`super::support::free_ports`]).
 pub fn free_ports(n: usize) -> Vec<u16> {
-    let held: Vec<std::net::TcpListener> = (0..n)
-        .map(|_| std::net::TcpListener::bind("127.0.0.1:0").expect("free port"))
-        .collect();
-    held.iter().map(|l| l.local_addr().expect("port").port()).collect()
+    super::support::free_ports(n)
 }
 
 /// One node of the cluster: its files and, while it runs, its process.
@@ -254,7 +250,12 @@ impl Cluster {
         let node = &self.nodes[i];
         match rx.recv_timeout(WAIT) {
             Ok(_) => {}
-            Err(_) => panic!("node {} did not start within {WAIT:?}:\n{}", node.id, node.log_tail()),
+            Err(mpsc::RecvTimeoutError::Timeout) => {
+                panic!("node {} did not start within {WAIT:?}:\n{}", node.id, node.log_tail())
+            }
+            Err(mpsc::RecvTimeoutError::Disconnected) => {
+                panic!("node {} exited before it served:\n{}", node.id, node.log_tail())
+            }
         }
     }
 

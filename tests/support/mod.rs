@@ -28,6 +28,61 @@ pub fn bin(name: &str) -> PathBuf {
     p
 }
 
+/// `n` distinct loopback ports that nothing listens on, for processes that must be told their
+/// ports before they start (a cluster's peers, a metrics listener). They are taken from below the
+/// kernel's ephemeral range (`/proc/sys/net/ipv4/ip_local_port_range`), from which port-0 binds
+/// and outgoing connections draw: a port bound at 0 and released could be handed to another
+/// test's node or connection before the process told to use it bound it ("Address already in
+/// use", seen under load). Each is checked free by binding it, and none is handed out twice by
+/// this process.
+pub fn free_ports(n: usize) -> Vec<u16> {
+    static GIVEN: std::sync::Mutex<Vec<u16>> = std::sync::Mutex::new(Vec::new());
+    let (lo, hi) = fixed_port_range();
+    let span = u64::from(hi - lo);
+    let mut seed = u64::from(std::process::id()).wrapping_mul(0x9e37_79b9_7f4a_7c15)
+        ^ std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos() as u64);
+    let mut given = GIVEN.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+    let mut out = Vec::with_capacity(n);
+    for _ in 0..span {
+        if out.len() == n {
+            break;
+        }
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        let p = lo + (seed % span) as u16;
+        if !given.contains(&p) && std::net::TcpListener::bind(("127.0.0.1", p)).is_ok() {
+            given.push(p);
+            out.push(p);
+        }
+    }
+    assert_eq!(out.len(), n, "no {n} free ports in {lo}..{hi}");
+    out
+}
+
+/// One port of [`free_ports`].
+pub fn free_port() -> u16 {
+    free_ports(1)[0]
+}
+
+/// Ports that only a bind by number takes: below the ephemeral range (from 10000), else above
+/// it.
+fn fixed_port_range() -> (u16, u16) {
+    let eph = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
+        .ok()
+        .and_then(|s| {
+            let mut it = s.split_whitespace().map(str::parse::<u16>);
+            Some((it.next()?.ok()?, it.next()?.ok()?))
+        });
+    match eph {
+        Some((lo, _)) if lo >= 12_000 => (10_000, lo),
+        Some((_, hi)) if hi <= 63_000 => (hi + 1, u16::MAX),
+        _ => (10_000, u16::MAX),
+    }
+}
+
 /// A running node process.
 pub struct Node {
     pub child: Option<Child>,

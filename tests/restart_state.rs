@@ -12,7 +12,6 @@ mod support;
 use ed25519_dalek::SigningKey;
 use ledger_core::credential::{Credential, IssuerKey};
 use ledger_core::seal::EscrowSecretKey;
-use ledger_proto::pb;
 use serde_json::{Value, json};
 use std::process::Command;
 use std::time::Duration;
@@ -40,29 +39,13 @@ async fn restart_forgets_nothing() {
     append(&mut c, &enroll(&reg, "registrar", &["registrar"], &[&admin]), "")
         .await
         .expect("enroll registrar");
-    append(
-        &mut c,
-        &enroll(&platform, "service platform", &["service-platform"], &[&admin]),
-        "",
-    )
-    .await
-    .expect("enroll platform");
+    enroll_platform(&mut c, &platform, &admin).await;
 
     // The draw that selects the evaluators (3 of 5): commit at 3, filler at 4, reveal at 5 ≥ T = 5.
     let drawn = evaluator_draw(&mut c, &reg, "draw-r", 5, 5).await;
 
     // Micro-evaluations and an escrow key before the restart.
-    let items: Vec<pb::AppendRequest> = (0..20u64)
-        .map(|n| req(&record("evaluation.micro", micro_payload(n), &[&platform]), "", false))
-        .collect();
-    let r = c
-        .append_batch(pb::AppendBatchRequest {
-            items,
-            wait_for_checkpoint: false,
-        })
-        .await
-        .expect("batch")
-        .into_inner();
+    let r = rate_batch(&mut c, &platform, 0..20).await;
     assert!(r.results.iter().all(|x| x.ok.is_some()), "all 20 accepted");
     append(&mut c, &record("escrow.key", escrow_key("court-1"), &[&admin]), "")
         .await
@@ -106,7 +89,7 @@ async fn restart_forgets_nothing() {
     let mut c = node.client().await;
 
     // Everything decided before the restart still binds.
-    let e = append(&mut c, &record("evaluation.micro", micro_payload(7), &[&platform]), "")
+    let e = rate(&mut c, &platform, 7)
         .await
         .expect_err("a ticket rated before the restart");
     assert_eq!(e.code(), Code::FailedPrecondition, "{}", e.message());

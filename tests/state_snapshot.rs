@@ -92,7 +92,7 @@ async fn state_is_right(
         .await
         .expect_err("escrow id used below the snapshot");
     assert_eq!(code_of(&e), "ESCROW_DUPLICATE", "{}", e.message());
-    let e = append(&mut c, &record("evaluation.micro", micro_payload(3), &[platform]), "")
+    let e = rate(&mut c, platform, 3)
         .await
         .expect_err("ticket rated below the snapshot");
     assert_eq!(code_of(&e), "MICRO_DUPLICATE_TICKET", "{}", e.message());
@@ -100,13 +100,7 @@ async fn state_is_right(
         .await
         .expect_err("the same signed note again");
     assert_eq!(code_of(&e), "DUPLICATE_STATEMENT", "{}", e.message());
-    append(
-        &mut c,
-        &record("evaluation.micro", micro_payload(fresh), &[platform]),
-        "",
-    )
-    .await
-    .expect("a new ticket");
+    rate(&mut c, platform, fresh).await.expect("a new ticket");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -122,24 +116,8 @@ async fn snapshot_is_used_and_every_bad_one_is_refused_by_name() {
     append(&mut c, &enroll(&reg, "registrar", &["registrar"], &[&admin]), "")
         .await
         .expect("enroll registrar");
-    append(
-        &mut c,
-        &enroll(&platform, "service platform", &["service-platform"], &[&admin]),
-        "",
-    )
-    .await
-    .expect("enroll platform");
-    let items: Vec<pb::AppendRequest> = (0..10u64)
-        .map(|n| req(&record("evaluation.micro", micro_payload(n), &[&platform]), "", false))
-        .collect();
-    let r = c
-        .append_batch(pb::AppendBatchRequest {
-            items,
-            wait_for_checkpoint: false,
-        })
-        .await
-        .expect("batch")
-        .into_inner();
+    enroll_platform(&mut c, &platform, &admin).await;
+    let r = rate_batch(&mut c, &platform, 0..10).await;
     assert!(r.results.iter().all(|x| x.ok.is_some()));
     append(&mut c, &record("escrow.key", escrow_key("court-1"), &[&admin]), "")
         .await
@@ -277,17 +255,9 @@ async fn periodic_snapshot_survives_a_crash() {
     let env = [("RUST_LOG", "info"), ("LEDGER_SNAPSHOT_EVERY", "5")];
     let mut node = Node::try_start_env(&data, &[], &env).expect("start");
     let mut c = node.client().await;
-    append(
-        &mut c,
-        &enroll(&platform, "service platform", &["service-platform"], &[&admin]),
-        "",
-    )
-    .await
-    .expect("enroll platform");
+    enroll_platform(&mut c, &platform, &admin).await;
     for n in 0..20u64 {
-        append(&mut c, &record("evaluation.micro", micro_payload(n), &[&platform]), "")
-            .await
-            .expect("micro");
+        rate(&mut c, &platform, n).await.expect("micro");
     }
     let mut written = 0;
     for _ in 0..200 {
@@ -314,13 +284,11 @@ async fn periodic_snapshot_survives_a_crash() {
         .expect("size in the log line");
     assert!(n >= written, "{l}");
     let mut c = node.client().await;
-    let e = append(&mut c, &record("evaluation.micro", micro_payload(4), &[&platform]), "")
+    let e = rate(&mut c, &platform, 4)
         .await
         .expect_err("ticket rated before the crash");
     assert_eq!(code_of(&e), "MICRO_DUPLICATE_TICKET", "{}", e.message());
-    append(&mut c, &record("evaluation.micro", micro_payload(50), &[&platform]), "")
-        .await
-        .expect("a new ticket");
+    rate(&mut c, &platform, 50).await.expect("a new ticket");
     drop(c);
     node.stop();
 }

@@ -17,13 +17,11 @@ use ledger_core::dsse::Envelope;
 use ledger_core::entry::Entry;
 use ledger_core::hash::{Hash, leaf_hash};
 use ledger_proto::pb;
-use ledger_proto::pb::ledger_client::LedgerClient;
 use serde_json::Value;
 use std::path::Path;
 use std::process::Command;
 use support::*;
 use tonic::Code;
-use tonic::transport::Channel;
 
 /// The store's ticket key of `micro_payload(n)`.
 fn ticket(n: u64) -> [u8; 32] {
@@ -36,16 +34,6 @@ fn indexed(data: &Path, t: &[u8; 32]) -> Option<u64> {
     store.ticket_index(t).expect("lookup")
 }
 
-async fn rate(
-    c: &mut LedgerClient<Channel>,
-    platform: &ed25519_dalek::SigningKey,
-    n: u64,
-) -> Result<u64, tonic::Status> {
-    append(c, &record("evaluation.micro", micro_payload(n), &[platform]), "")
-        .await
-        .map(|r| r.index)
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn reused_ticket_is_refused_from_the_store_index_after_restart() {
     let dir = tempfile::tempdir().expect("tmp");
@@ -55,24 +43,8 @@ async fn reused_ticket_is_refused_from_the_store_index_after_restart() {
     let platform = new_key();
     let mut node = Node::start(&data);
     let mut c = node.client().await;
-    append(
-        &mut c,
-        &enroll(&platform, "service platform", &["service-platform"], &[&admin]),
-        "",
-    )
-    .await
-    .expect("enroll platform");
-    let items: Vec<pb::AppendRequest> = (0..20u64)
-        .map(|n| req(&record("evaluation.micro", micro_payload(n), &[&platform]), "", false))
-        .collect();
-    let r = c
-        .append_batch(pb::AppendBatchRequest {
-            items,
-            wait_for_checkpoint: false,
-        })
-        .await
-        .expect("batch")
-        .into_inner();
+    enroll_platform(&mut c, &platform, &admin).await;
+    let r = rate_batch(&mut c, &platform, 0..20).await;
     let first7 = r.results[7].ok.as_ref().expect("ticket 7 accepted").index;
     assert!(r.results.iter().all(|x| x.ok.is_some()), "all 20 accepted");
     drop(c);
@@ -141,13 +113,7 @@ async fn tickets_of_groups_in_flight_are_not_forgotten() {
     let platform = new_key();
     let mut node = Node::start(&data);
     let mut c = node.client().await;
-    append(
-        &mut c,
-        &enroll(&platform, "service platform", &["service-platform"], &[&admin]),
-        "",
-    )
-    .await
-    .expect("enroll platform");
+    enroll_platform(&mut c, &platform, &admin).await;
     // Six batches of 1,500 over 3,000 tickets: each ticket is sent three times, by batches that
     // the node sequences in different groups while earlier ones are being written.
     let mut tasks = Vec::new();
@@ -228,13 +194,7 @@ async fn replay_names_a_duplicate_ticket_far_behind_its_first_rating() {
     let platform = new_key();
     let mut node = Node::start(&data);
     let mut c = node.client().await;
-    append(
-        &mut c,
-        &enroll(&platform, "service platform", &["service-platform"], &[&admin]),
-        "",
-    )
-    .await
-    .expect("enroll platform");
+    enroll_platform(&mut c, &platform, &admin).await;
     drop(c);
     node.stop();
     let store = ledger_store::Store::open_read_only(&data.join("store")).expect("store");
@@ -310,13 +270,7 @@ async fn full_check_puts_back_a_ticket_edited_out_of_an_intact_shard() {
     let platform = new_key();
     let mut node = Node::start(&data);
     let mut c = node.client().await;
-    append(
-        &mut c,
-        &enroll(&platform, "service platform", &["service-platform"], &[&admin]),
-        "",
-    )
-    .await
-    .expect("enroll platform");
+    enroll_platform(&mut c, &platform, &admin).await;
     for n in 0..5u64 {
         rate(&mut c, &platform, n).await.expect("rating");
     }

@@ -292,6 +292,42 @@ pub fn micro_payload(n: u64) -> serde_json::Value {
     })
 }
 
+/// Enrolls `platform` as the "service platform" (role `service-platform`), signed by `admin`.
+pub async fn enroll_platform(c: &mut LedgerClient<Channel>, platform: &SigningKey, admin: &SigningKey) {
+    append(
+        c,
+        &enroll(platform, "service platform", &["service-platform"], &[admin]),
+        "",
+    )
+    .await
+    .expect("enroll platform");
+}
+
+/// Appends `platform`'s `evaluation.micro` rating of ticket `n` ([`micro_payload`]); its index.
+pub async fn rate(c: &mut LedgerClient<Channel>, platform: &SigningKey, n: u64) -> Result<u64, tonic::Status> {
+    append(c, &record("evaluation.micro", micro_payload(n), &[platform]), "")
+        .await
+        .map(|r| r.index)
+}
+
+/// `platform`'s ratings of `tickets` in one `AppendBatch` (no checkpoint wait).
+pub async fn rate_batch(
+    c: &mut LedgerClient<Channel>,
+    platform: &SigningKey,
+    tickets: std::ops::Range<u64>,
+) -> pb::AppendBatchResponse {
+    let items: Vec<pb::AppendRequest> = tickets
+        .map(|n| req(&record("evaluation.micro", micro_payload(n), &[platform]), "", false))
+        .collect();
+    c.append_batch(pb::AppendBatchRequest {
+        items,
+        wait_for_checkpoint: false,
+    })
+    .await
+    .expect("batch")
+    .into_inner()
+}
+
 /// Every entry of the log, decoded: (index, kind, payload JSON, signer key ids).
 pub async fn entries(c: &mut LedgerClient<Channel>) -> Vec<(u64, String, serde_json::Value, Vec<String>)> {
     let mut s = c

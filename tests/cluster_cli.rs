@@ -357,10 +357,14 @@ async fn a_new_node_catches_up_through_a_snapshot_larger_than_two_mib() {
     support::set_origin(Some(ORIGIN));
     let mut c = Cluster::prepare(3);
     // Snapshots every 20 Raft entries, 2 kept past it: the new node cannot get the log alone.
+    // Raft timings twice the defaults, as in cluster_chaos.rs: three debug-build nodes filling
+    // 3.5 MB on a loaded 2-core machine missed 100 ms heartbeats, and the elections that followed
+    // (terms 14 to 23 in one loaded run) delayed the snapshot past the bound.
     for n in &c.nodes {
         let t = std::fs::read_to_string(&n.file).unwrap().replace(
             "insecure_loopback = true\n",
-            "insecure_loopback = true\nsnapshot_after_logs = 20\nsnapshot_keep_logs = 2\n",
+            "insecure_loopback = true\nsnapshot_after_logs = 20\nsnapshot_keep_logs = 2\n\
+             heartbeat_ms = 200\nelection_timeout_min_ms = 800\nelection_timeout_max_ms = 1600\n",
         );
         std::fs::write(&n.file, t).unwrap();
     }

@@ -586,7 +586,12 @@ async fn appends_only(quick: bool, runs: usize) -> Result<()> {
         node_us.push((n1 - n0) * 1e6 / (64 * per) as f64);
         gen_us.push((g1 - g0) * 1e6 / (64 * per) as f64);
     }
-    row("Append, 64 concurrent clients", &stats(rate), "appends/s", "target ≥ 12,000/s");
+    row(
+        "Append, 64 concurrent clients",
+        &stats(rate),
+        "appends/s",
+        "target ≥ 12,000/s",
+    );
     row("  node CPU per Append", &stats(node_us), "µs", "user + system, /proc");
     row(
         "  load generator CPU per Append",

@@ -12,6 +12,7 @@
 
 mod support;
 
+use ledger_core::dsse::Envelope;
 use ledger_proto::pb;
 use std::collections::BTreeMap;
 use std::io::{Read as _, Write as _};
@@ -75,7 +76,8 @@ async fn kill_9_during_merged_commits_never_loses_an_acknowledged_entry() {
         .await
         .expect("enroll");
     }
-    let mut acked: BTreeMap<u64, Vec<u8>> = BTreeMap::new();
+    // index → (leaf hash answered, request id, envelope)
+    let mut acked: BTreeMap<u64, (Vec<u8>, String, Envelope)> = BTreeMap::new();
     let mut merged = 0.0;
     for round in 0..3u64 {
         let (mut node, port) = slow_node(&data);
@@ -89,9 +91,10 @@ async fn kill_9_during_merged_commits_never_loses_an_acknowledged_entry() {
                 for i in 0..10_000u64 {
                     let n = round * 1_000_000 + w * 10_000 + i;
                     let env = record_in(Some(ORIGIN), "evaluation.micro", micro_payload(n), &[&platform]);
-                    match append(&mut c, &env, "").await {
+                    let id = format!("crash-{n}");
+                    match append(&mut c, &env, &id).await {
                         Ok(r) => {
-                            if tx.send((r.index, r.leaf_hash)).is_err() {
+                            if tx.send((r.index, (r.leaf_hash, id, env))).is_err() {
                                 return;
                             }
                         }
@@ -105,8 +108,8 @@ async fn kill_9_during_merged_commits_never_loses_an_acknowledged_entry() {
         let mut answered = 0;
         for _ in 0..200 {
             tokio::time::sleep(Duration::from_millis(25)).await;
-            while let Ok((i, h)) = rx.try_recv() {
-                assert!(acked.insert(i, h).is_none(), "index {i} acknowledged twice");
+            while let Ok((i, a)) = rx.try_recv() {
+                assert!(acked.insert(i, a).is_none(), "index {i} acknowledged twice");
                 answered += 1;
             }
             if answered >= 100 + 50 * round {
@@ -118,8 +121,8 @@ async fn kill_9_during_merged_commits_never_loses_an_acknowledged_entry() {
         for t in tasks {
             let _ = tokio::time::timeout(Duration::from_secs(30), t).await;
         }
-        while let Ok((i, h)) = rx.try_recv() {
-            assert!(acked.insert(i, h).is_none(), "index {i} acknowledged twice");
+        while let Ok((i, a)) = rx.try_recv() {
+            assert!(acked.insert(i, a).is_none(), "index {i} acknowledged twice");
         }
     }
     assert!(acked.len() >= 300, "too few appends acknowledged ({})", acked.len());
@@ -128,11 +131,16 @@ async fn kill_9_during_merged_commits_never_loses_an_acknowledged_entry() {
         "no commit merged groups: the crash did not test merged commits"
     );
     // Restart: the store verifies (else the node refuses to start) and every acknowledged entry is
-    // there with the bytes it was answered with.
+    // there with the bytes it was answered with; its request id, sent again, finds it (the lookup
+    // index is synced only now and then: its journal, in each commit's batch, is re-applied).
     {
         let node = Node::start(&data);
         let mut c = node.client().await;
-        for (i, h) in &acked {
+        for (i, (h, id, env)) in &acked {
+            let again = append(&mut c, env, id)
+                .await
+                .unwrap_or_else(|e| panic!("retry of {id}: {e:?}"));
+            assert_eq!((again.index, again.duplicate), (*i, true), "retry of {id}");
             let e = c
                 .get_entry(pb::GetEntryRequest { index: *i })
                 .await

@@ -191,7 +191,10 @@ struct Group {
 /// group, oldest first. A group's ids are dropped once the durable size covers it: the store's
 /// request index answers for them from then on.
 #[derive(Default)]
-struct InFlight(std::collections::VecDeque<(u64, HashMap<String, (Hash, Outcome)>)>);
+struct InFlight(std::collections::VecDeque<(u64, RequestIds)>);
+
+/// The request ids one group used: id → (request digest, outcome).
+type RequestIds = HashMap<String, (Hash, Outcome)>;
 
 impl InFlight {
     /// The outcome recorded for `id` in a group not known durable yet (the newest first).
@@ -200,7 +203,7 @@ impl InFlight {
     }
 
     /// Adds the ids of the group that ends at tree size `size` (nothing when it has none).
-    fn push(&mut self, size: u64, ids: HashMap<String, (Hash, Outcome)>) {
+    fn push(&mut self, size: u64, ids: RequestIds) {
         if !ids.is_empty() {
             self.0.push_back((size, ids));
         }

@@ -35,6 +35,7 @@ pub struct Metrics {
     groups: IntCounter,
     flush_seconds: Histogram,
     group_size: Histogram,
+    commit_groups: Histogram,
     edge_appends: Histogram,
     tree_size: IntGauge,
     checkpoints: IntCounter,
@@ -126,6 +127,12 @@ impl Metrics {
                 "Entries per committed group.",
                 group_buckets,
             )?,
+            commit_groups: histogram(
+                &r,
+                "ledger_commit_groups",
+                "Sequenced groups written together in one commit (one store batch and flush).",
+                prometheus::exponential_buckets(1.0, 2.0, 5)?,
+            )?,
             edge_appends: histogram(
                 &r,
                 "ledger_edge_append_job_size",
@@ -216,6 +223,12 @@ impl Metrics {
         if entries > 0 {
             self.group_size.observe(entries as f64);
         }
+    }
+
+    /// One commit wrote `groups` sequenced groups together (single node: the groups that waited
+    /// while the writer was busy).
+    pub fn commit_groups(&self, groups: usize) {
+        self.commit_groups.observe(groups as f64);
     }
 
     /// One edge job checked `n` concurrent single Appends together.

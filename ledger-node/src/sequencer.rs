@@ -5,11 +5,15 @@
 //! against the registry *as of its index*, assigns indices and timestamps, builds the entries and
 //! their node hashes, and signs a checkpoint when one is due or asked for. It hands the finished
 //! group to the writer, which writes it with one sled batch and one flush and only then answers
-//! every request in the group (group commit), while the sequencer already prepares the next group
-//! (a two-stage pipeline: at most one group is being written while the next is sequenced). A
-//! request id used in the group being written is found in memory, so de-duplication never misses
-//! it. If a write fails nothing of that group (or any later one) is acknowledged and the sequencer
-//! stops: the node then answers UNAVAILABLE until it is restarted and the store re-verified.
+//! every request in the group (group commit), while the sequencer already prepares the next
+//! groups (a pipeline). On a single node the groups sequenced while the writer is busy wait for it
+//! (at most [`WRITE_QUEUE`]) and the writer takes all of them, up to the first with a checkpoint,
+//! as one commit: one sled batch, one flush, then every answer (group commit of groups; a group
+//! arriving at an idle writer is written at once, alone). In cluster mode at most one group is
+//! being written while the next is sequenced. A request id used in a group not yet durable is
+//! found in memory, so de-duplication never misses it. If a write fails nothing of that commit (or
+//! any later one) is acknowledged and the sequencer stops: the node then answers UNAVAILABLE until
+//! it is restarted and the store re-verified.
 
 use crate::metrics::Metrics;
 use ledger_core::checkpoint::Checkpoint;
@@ -147,6 +151,23 @@ impl Drop for DownOnDrop {
 /// only when set to exactly that value; see docs/operations.md.
 pub const FAULT_INJECT_ENV: &str = "LEDGER_FAULT_INJECT";
 
+/// Fault-injection switch for tests: `LEDGER_FAULT_INJECT=slow-commit` makes the writer wait
+/// [`SLOW_COMMIT`] before each commit, as a slow disk would, so that concurrent requests pile up
+/// behind it (group commit of groups). Writes and answers nothing it otherwise would not.
+fn fault_slow_commit() -> Option<Duration> {
+    let on = std::env::var(FAULT_INJECT_ENV).is_ok_and(|v| v == "slow-commit");
+    if on {
+        tracing::warn!(
+            "{FAULT_INJECT_ENV}=slow-commit: each group commit waits {} ms (fault injection for tests)",
+            SLOW_COMMIT.as_millis()
+        );
+    }
+    on.then_some(SLOW_COMMIT)
+}
+
+/// The wait `LEDGER_FAULT_INJECT=slow-commit` adds before each commit.
+pub const SLOW_COMMIT: Duration = Duration::from_millis(25);
+
 fn fault_fail_commit() -> bool {
     let on = std::env::var(FAULT_INJECT_ENV).is_ok_and(|v| v == "fail-commit");
     if on {
@@ -161,10 +182,51 @@ struct Group {
     prepared: Vec<PreparedEntry>,
     nodes: Vec<CompletedNode>,
     in_group: HashMap<String, (Hash, Outcome)>,
-    /// Request ids of the previous group, which may still be on its way to disk.
-    in_flight: HashMap<String, (Hash, Outcome)>,
+    /// Request ids of the earlier groups that may still be on their way to disk.
+    in_flight: InFlight,
     registry_changed: bool,
 }
+
+/// Request ids of groups sequenced but perhaps not durable yet, each with the tree size after its
+/// group, oldest first. A group's ids are dropped once the durable size covers it: the store's
+/// request index answers for them from then on.
+#[derive(Default)]
+struct InFlight(std::collections::VecDeque<(u64, RequestIds)>);
+
+/// The request ids one group used: id → (request digest, outcome).
+type RequestIds = HashMap<String, (Hash, Outcome)>;
+
+impl InFlight {
+    /// The outcome recorded for `id` in a group not known durable yet (the newest first).
+    fn get(&self, id: &str) -> Option<&(Hash, Outcome)> {
+        self.0.iter().rev().find_map(|(_, m)| m.get(id))
+    }
+
+    /// Adds the ids of the group that ends at tree size `size` (nothing when it has none).
+    fn push(&mut self, size: u64, ids: RequestIds) {
+        if !ids.is_empty() {
+            self.0.push_back((size, ids));
+        }
+    }
+
+    /// Drops the groups the durable size covers.
+    fn forget_durable(&mut self, durable: u64) {
+        while self.0.front().is_some_and(|(n, _)| *n <= durable) {
+            self.0.pop_front();
+        }
+    }
+
+    fn clear(&mut self) {
+        self.0.clear();
+    }
+}
+
+/// Single node: sequenced groups that may wait for the writer. While it writes one commit the
+/// sequencer goes on sequencing the requests that arrive into further groups, and the writer then
+/// takes every group waiting as one commit ([`Write::absorb`]): one sled batch and one flush for
+/// all of them (group commit of groups). Bounds the entries sequenced ahead of the disk to this
+/// many groups. Cluster mode keeps a rendezvous (0): a send returns once the writer took the group.
+pub const WRITE_QUEUE: usize = 16;
 
 /// A sequenced group on its way to disk.
 struct Write {
@@ -199,7 +261,26 @@ fn writer(
     rx: Receiver<Write>,
 ) {
     let mut inject_failure = fault_fail_commit();
-    for w in rx {
+    let slow = fault_slow_commit();
+    let merge = shared.cluster.is_none();
+    while let Ok(mut w) = rx.recv() {
+        if let Some(d) = slow {
+            std::thread::sleep(d);
+        }
+        let mut groups = 1;
+        if merge {
+            // Every group sequenced while the previous commit was written goes in this one, up to
+            // the first with a checkpoint (a checkpoint is stored with the group it covers).
+            while w.checkpoint.is_none() && w.prepared.len() < MAX_GROUP {
+                match rx.try_recv() {
+                    Ok(next) => {
+                        w.absorb(next);
+                        groups += 1;
+                    }
+                    Err(_) => break,
+                }
+            }
+        }
         if failed.load(Relaxed) {
             refuse_all(w.replies, "storage failure earlier in the pipeline; restart the node");
             continue;
@@ -227,6 +308,7 @@ fn writer(
             Ok(()) => {
                 let m = &shared.metrics;
                 m.group_committed(w.prepared.len(), t.elapsed());
+                m.commit_groups(groups);
                 if let Some(reg) = w.registry
                     && let Ok(mut r) = shared.registry.write()
                 {
@@ -495,6 +577,20 @@ fn fail_fresh(replies: Vec<(oneshot::Sender<JobResult>, Vec<Outcome>)>, why: &Re
 }
 
 impl Write {
+    /// Appends the group sequenced after this one (single node): its entries, tile nodes and
+    /// answers follow this group's; the size, checkpoint and registry become the later group's
+    /// (a registry only if it changed one).
+    fn absorb(&mut self, next: Write) {
+        self.prepared.extend(next.prepared);
+        self.nodes.extend(next.nodes);
+        self.size = next.size;
+        self.checkpoint = next.checkpoint;
+        if next.registry.is_some() {
+            self.registry = next.registry;
+        }
+        self.replies.extend(next.replies);
+    }
+
     /// Nothing to write: the sequencer's send returns once the writer took it, i.e. once every
     /// earlier group is through.
     fn barrier(epoch: u64) -> Write {
@@ -635,7 +731,7 @@ impl Sequencer {
             return;
         };
         self.shared.set_up();
-        let mut in_flight: HashMap<String, (Hash, Outcome)> = HashMap::new();
+        let mut in_flight = InFlight::default();
         // Cluster mode: the term this sequencer's state was loaded in (None: not loaded as leader)
         // and the resync epoch it has reached.
         let mut synced_term: Option<u64> = None;
@@ -716,6 +812,7 @@ impl Sequencer {
             }
             let want_cp = due || jobs.iter().any(|j| j.want_checkpoint);
             let prev_root = ct.root();
+            in_flight.forget_durable(self.shared.size.load(Relaxed));
             let mut g = Group {
                 in_flight: std::mem::take(&mut in_flight),
                 ..Group::default()
@@ -728,16 +825,17 @@ impl Sequencer {
                 last_cp_size = *s;
                 last_cp_at = Instant::now();
             }
+            in_flight = std::mem::take(&mut g.in_flight);
             let (mut write, in_group) = Write::of_group(g, &ct, checkpoint, &state, jobs, outcomes);
             (write.prev_root, write.epoch) = (prev_root, epoch);
-            in_flight = in_group;
+            in_flight.push(ct.size(), in_group);
             if let Err(e) = wtx.send(write) {
                 refuse_all(e.0.replies, "the writer stopped");
                 break;
             }
-            // The send returned once the writer took this group, so every earlier group is
-            // written: the durable size (set only after a successful commit) covers their tickets,
-            // which the store's index now holds. This group's tickets (in flight) stay in memory.
+            // The durable size (set only after a successful commit) covers the tickets of the
+            // groups written so far, which the store's index now holds; the tickets of the groups
+            // still in flight stay in memory.
             state
                 .domain
                 .elections
@@ -779,15 +877,17 @@ impl Sequencer {
             .collect()
     }
 
-    /// Starts the writer thread behind a rendezvous channel: a send returns once the writer has
-    /// taken the group, i.e. once the previous group is durable; so at most one group is in flight
-    /// while the next is sequenced.
+    /// Starts the writer thread. Single node: behind a queue of [`WRITE_QUEUE`] groups, which the
+    /// writer takes as one commit each time it is free. Cluster mode: behind a rendezvous channel
+    /// (a send returns once the writer has taken the group, i.e. once the previous group is
+    /// through; so at most one group is in flight while the next is sequenced).
     fn start_writer(
         &self,
         failed: &Arc<std::sync::atomic::AtomicBool>,
         resync: &Resync,
     ) -> Option<(std::sync::mpsc::SyncSender<Write>, std::thread::JoinHandle<()>)> {
-        let (wtx, wrx) = std::sync::mpsc::sync_channel::<Write>(0);
+        let depth = if self.shared.cluster.is_some() { 0 } else { WRITE_QUEUE };
+        let (wtx, wrx) = std::sync::mpsc::sync_channel::<Write>(depth);
         let (store, shared, failed, resync) = (self.store.clone(), self.shared.clone(), failed.clone(), resync.clone());
         match std::thread::Builder::new()
             .name("ledger-writer".into())

@@ -59,6 +59,11 @@ struct Args {
     /// machine (appends/s, p99, catch-up rate of a new node; docs/performance.md "Cluster").
     #[arg(long, value_name = "N")]
     cluster: Option<u64>,
+    /// Only the Append phases of the node section (64 clients × single Append, then AppendBatch),
+    /// each run with the node's and this process's CPU time per append. `LEDGER_BENCH_NODE=PATH`
+    /// runs another `ledger-node` binary (e.g. a "before" build) against the same load generator.
+    #[arg(long)]
+    appends_only: bool,
     /// Where to build the logs (on the data disk being measured).
     #[arg(long, default_value = ".")]
     work_dir: PathBuf,
@@ -87,6 +92,12 @@ pub(crate) fn row(name: &str, s: &Stats, unit: &str, note: &str) {
 }
 
 pub(crate) fn bin(name: &str) -> Result<PathBuf> {
+    // Another build's node (a "before" binary) against this load generator.
+    if name == "ledger-node"
+        && let Some(p) = std::env::var_os("LEDGER_BENCH_NODE")
+    {
+        return Ok(PathBuf::from(p));
+    }
     let exe = std::env::current_exe()?;
     let p = exe.parent().context("exe dir")?.join(name);
     if !p.exists() {
@@ -219,13 +230,19 @@ async fn concurrent_appends(addr: &str, key: &SigningKey, clients: usize, per: u
                 .collect()
         })
         .collect();
+    // The clients connect and the requests are built before the clock starts: what is timed is
+    // 64 concurrent clients, each sending one unary Append per envelope and waiting for its answer.
+    let mut work = Vec::with_capacity(clients);
+    for batch in envs {
+        let reqs: Vec<pb::AppendRequest> = batch.iter().map(req).collect();
+        work.push((client(addr).await?, reqs));
+    }
     let t = Instant::now();
     let mut tasks = Vec::new();
-    for batch in envs {
-        let mut c = client(addr).await?;
+    for (mut c, reqs) in work {
         tasks.push(tokio::spawn(async move {
-            for e in batch {
-                c.append(req(&e)).await?;
+            for r in reqs {
+                c.append(r).await?;
             }
             Ok::<(), tonic::Status>(())
         }));
@@ -445,6 +462,9 @@ async fn main() -> Result<()> {
         return startup::run(&a.work_dir, n, a.runs.max(1));
     }
     let runs = a.runs.max(1);
+    if a.appends_only {
+        return appends_only(a.quick, runs).await;
+    }
     let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
     let cpu = std::fs::read_to_string("/proc/cpuinfo")
         .ok()
@@ -537,6 +557,59 @@ async fn main() -> Result<()> {
             }
         }
     }
+    Ok(())
+}
+
+/// CPU time (user + system) of process `pid` (`self` for this one), from /proc.
+fn cpu_secs(pid: &str) -> Option<f64> {
+    let s = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // The fields after the command name (which may hold spaces) end with ')'.
+    let rest = s.rsplit_once(')')?.1;
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    let ticks: f64 = f.get(11)?.parse::<f64>().ok()? + f.get(12)?.parse::<f64>().ok()?;
+    Some(ticks / 100.0)
+}
+
+/// `--appends-only`: the Append phases alone, with CPU per append of the node and of this load
+/// generator.
+async fn appends_only(quick: bool, runs: usize) -> Result<()> {
+    let (node, admin) = start_node()?;
+    let pid = node.child.id().to_string();
+    let key = enroll_platform(&node.addr, &admin).await?;
+    let (per, rounds) = if quick { (200, 4) } else { (2000, 40) };
+    let (mut rate, mut node_us, mut gen_us) = (Vec::new(), Vec::new(), Vec::new());
+    for _ in 0..runs {
+        let (n0, g0) = (cpu_secs(&pid).unwrap_or(0.0), cpu_secs("self").unwrap_or(0.0));
+        rate.push(concurrent_appends(&node.addr, &key, 64, per).await?);
+        let (n1, g1) = (cpu_secs(&pid).unwrap_or(0.0), cpu_secs("self").unwrap_or(0.0));
+        // The generator's figure includes signing the envelopes before the clock starts.
+        node_us.push((n1 - n0) * 1e6 / (64 * per) as f64);
+        gen_us.push((g1 - g0) * 1e6 / (64 * per) as f64);
+    }
+    row(
+        "Append, 64 concurrent clients",
+        &stats(rate),
+        "appends/s",
+        "target ≥ 12,000/s",
+    );
+    row("  node CPU per Append", &stats(node_us), "µs", "user + system, /proc");
+    row(
+        "  load generator CPU per Append",
+        &stats(gen_us),
+        "µs",
+        "includes signing the envelopes",
+    );
+    let mut v = Vec::new();
+    for _ in 0..runs {
+        v.push(batches(&node.addr, &key, 4, 500, rounds).await?);
+    }
+    row(
+        "AppendBatch, 4 clients × 500 per batch",
+        &stats(v),
+        "appends/s",
+        "target ≥ 20,000/s",
+    );
+    drop(node);
     Ok(())
 }
 

@@ -4,7 +4,7 @@
 //! Each group's new lookup records ride in the group's own sled batch as one key, `j` ‖ first
 //! index of the group (u64 BE) → the records, so they are exactly as durable as the entries. After
 //! the group is flushed the records are written into the shard files (no fsync). Every
-//! [`SYNC_GROUPS`] groups or [`SYNC_INTERVAL`] the shards are fsynced, `index/state` records the
+//! [`SYNC_ENTRIES`] entries or [`SYNC_INTERVAL`] the shards are fsynced, `index/state` records the
 //! size covered, and one batch records `mindexed` and deletes the journal keys applied. On open,
 //! the journal keys left are re-applied (inserting a record twice is harmless).
 //!
@@ -30,8 +30,10 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
-/// Groups between two syncs of the index files.
-pub const SYNC_GROUPS: u32 = 64;
+/// Entries between two syncs of the index files (counted in entries, not groups: many small
+/// groups, as concurrent single Appends make, would otherwise fsync every shard several times a
+/// second). Bounds, with [`SYNC_INTERVAL`], the journal re-applied on open.
+pub const SYNC_ENTRIES: u64 = 65_536;
 /// Time between two syncs of the index files (at the next group after it).
 pub const SYNC_INTERVAL: Duration = Duration::from_secs(1);
 /// Key of the size the index files cover durably.
@@ -65,7 +67,7 @@ const REQUEST: u8 = b'r';
 const TICKET: u8 = b't';
 
 pub(crate) struct SyncState {
-    groups: u32,
+    entries: u64,
     since: Instant,
     applied: Vec<Vec<u8>>,
     // The sync running in the background, if any.
@@ -153,7 +155,7 @@ impl Lookups {
             }),
             complete: a && b && c,
             state: Mutex::new(SyncState {
-                groups: 0,
+                entries: 0,
                 since: Instant::now(),
                 applied: Vec::new(),
                 job: None,
@@ -279,7 +281,7 @@ impl Store {
         Ok(recs)
     }
 
-    /// Writes a durable group's records into the index files, and every [`SYNC_GROUPS`] groups or
+    /// Writes a durable group's records into the index files, and every [`SYNC_ENTRIES`] entries or
     /// [`SYNC_INTERVAL`] starts a background sync that makes them durable and then drops the
     /// journal keys they cover. A failure here does not undo the group (it is durable, and its
     /// journal key is re-applied on open): it is logged.
@@ -287,14 +289,14 @@ impl Store {
         let Some(first) = entries.first() else {
             return;
         };
-        st.groups += 1;
+        st.entries += entries.len() as u64;
         if let Err(e) = self.lookups.apply(recs) {
             // The group's journal key is kept (not listed for deletion) until the next open.
             tracing::error!(error = %e, "writing the lookup index failed; its journal is re-applied on the next open");
             return;
         }
         st.applied.push(journal_key(first.index).to_vec());
-        let due = st.groups >= SYNC_GROUPS || st.since.elapsed() >= SYNC_INTERVAL;
+        let due = st.entries >= SYNC_ENTRIES || st.since.elapsed() >= SYNC_INTERVAL;
         if !due || st.job.as_ref().is_some_and(|j| !j.is_finished()) {
             return;
         }
@@ -306,7 +308,7 @@ impl Store {
         let files = Arc::clone(&self.lookups.files);
         let tree = self.tree.clone();
         let read_only = self.read_only;
-        st.groups = 0;
+        st.entries = 0;
         st.since = Instant::now();
         let spawned = std::thread::Builder::new()
             .name("ledger-index-sync".into())
@@ -329,7 +331,7 @@ impl Store {
         }
         let keys = std::mem::take(&mut st.applied);
         self.lookups.checkpoint(&self.tree, keys, size, self.read_only)?;
-        st.groups = 0;
+        st.entries = 0;
         st.since = Instant::now();
         Ok(())
     }

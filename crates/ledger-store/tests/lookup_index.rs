@@ -295,7 +295,7 @@ fn the_journal_restores_lookups_whose_index_files_were_lost() {
     let leaves = {
         let store = Store::open(dir.path()).unwrap();
         let mut ct = CompactTree::new();
-        // Fewer groups than a sync needs (64): the records live only in the journal and the page
+        // Fewer entries than a sync needs (journal::SYNC_ENTRIES): the records live only in the journal and the page
         // cache — unless the 1 s timer (journal::SYNC_INTERVAL) fired on a loaded machine, which
         // made the first groups durable in the index files and dropped them from the journal.
         fill(&store, &mut ct, 200, 20)

@@ -387,118 +387,238 @@ impl Store {
         chain_from: u64,
         visit: &mut Visit<'_>,
     ) -> Result<(OpenReport, BTreeMap<u64, Hash>), StoreError> {
-        let size = self.size()?;
-        let checkpoints: BTreeMap<u64, String> = self.checkpoints().collect::<Result<_, _>>()?;
+        let mut v = Verification::begin(self, sizes, chain_from)?;
+        while !v.pass(self, u64::MAX, visit)? {}
+        v.finish(self)
+    }
+}
+
+/// [`Store::verify_streaming`] in passes, so that the caller can close and reopen the store
+/// between two of them ([`crate::Reopen`]): sled keeps in memory every page a scan reads (the
+/// blob pages of the entry bundles are not bounded by its cache), and only a reopen frees them.
+/// The passes together read, check and visit every entry exactly once, in the order of one
+/// pass, and check everything [`Store::verify_streaming`] checks.
+pub struct Verification {
+    size: u64,
+    checkpoints: BTreeMap<u64, String>,
+    sizes: Vec<u64>,
+    chain_from: u64,
+    roots: BTreeMap<u64, Hash>,
+    ct: CompactTree,
+    last_ts: u64,
+    registry: Option<Registry>,
+    v2: bool,
+    tiles: TileCheck,
+    // Where the next pass resumes (layout 2): the bundle and the index after the last entry read.
+    resume: Option<(u64, u64)>,
+    done: bool,
+    passes: u64,
+}
+
+impl Verification {
+    /// Starts the check of `store` (see [`Store::verify_streaming`]).
+    ///
+    /// # Errors
+    /// On storage failure.
+    pub fn begin(store: &Store, sizes: &[u64], chain_from: u64) -> Result<Self, StoreError> {
+        let checkpoints: BTreeMap<u64, String> = store.checkpoints().collect::<Result<_, _>>()?;
         let mut roots: BTreeMap<u64, Hash> = BTreeMap::new();
-        let mut ct = CompactTree::new();
-        let mut last_ts = 0u64;
-        let mut registry: Option<Registry> = None;
+        let ct = CompactTree::new();
         if checkpoints.contains_key(&0) || sizes.contains(&0) {
             roots.insert(0, ct.root());
         }
-        let v2 = self.layout() == crate::layout::LAYOUT_VERSION;
-        let mut tiles = TileCheck::default();
-        for r in self.records(0, u64::MAX) {
-            let (index, stored, bytes) = r?;
-            let expected = ct.size();
-            if index < expected {
-                return Err(tampered(TamperFault::StrayRecord { index }));
-            }
-            if index != expected {
-                return Err(tampered(TamperFault::MissingEntry { index: expected }));
-            }
-            if index >= size {
-                return Err(tampered(TamperFault::ExtraEntry { index }));
-            }
-            let e = Entry::decode(&bytes).map_err(|e| {
-                tampered(TamperFault::Malformed {
-                    index,
-                    detail: e.to_string(),
-                })
-            })?;
-            if e.index != index {
-                return Err(tampered(TamperFault::IndexMismatch { index, found: e.index }));
-            }
-            if index == 0 {
-                registry = Some(charter_registry(&e)?);
-            } else if let Some(reg) = registry.as_mut()
-                && matches!(
-                    kind_of(&e.envelope.payload_type),
-                    Some("node.rotate" | "node.compromise")
-                )
-            {
-                // The chain of node keys: a rotation the rules refuse has no effect, so the
-                // checkpoints after it must still be the old key's.
-                let _ = ledger_core::state::fold_registry(reg, &e);
-            }
-            let lh = ledger_core::hash::leaf_hash(&bytes);
-            let stored = stored.ok_or_else(|| {
-                tampered(TamperFault::TileMismatch {
-                    level: 0,
-                    tile: index / crate::layout::BUNDLE_ENTRIES,
-                    detail: format!("no leaf hash for entry {index}"),
-                })
-            })?;
-            if stored != lh {
-                return Err(tampered(TamperFault::LeafHashMismatch {
-                    index,
-                    computed: lh,
-                    stored,
-                }));
-            }
-            if index >= chain_from {
-                let prev = ct.root();
-                if e.prev_root != prev {
-                    return Err(tampered(TamperFault::ChainBroken {
-                        index,
-                        expected: prev,
-                        found: e.prev_root,
-                    }));
+        Ok(Self {
+            size: store.size()?,
+            checkpoints,
+            sizes: sizes.to_vec(),
+            chain_from,
+            roots,
+            ct,
+            last_ts: 0,
+            registry: None,
+            v2: store.layout() == crate::layout::LAYOUT_VERSION,
+            tiles: TileCheck::default(),
+            resume: None,
+            done: false,
+            passes: 0,
+        })
+    }
+
+    /// Entries checked so far.
+    #[must_use]
+    pub fn checked(&self) -> u64 {
+        self.ct.size()
+    }
+
+    /// Passes run so far.
+    #[must_use]
+    pub fn passes(&self) -> u64 {
+        self.passes
+    }
+
+    /// Checks and visits the next entries of `store` (the store [`Self::begin`] was given, or the
+    /// same store reopened) until every entry was read, or until at least `budget` bytes of
+    /// entries were read and the pass can stop at a bundle boundary. Returns whether every entry
+    /// was read (then call [`Self::finish`]).
+    ///
+    /// # Errors
+    /// As [`Store::verify_streaming`].
+    pub fn pass(&mut self, store: &Store, budget: u64, visit: &mut Visit<'_>) -> Result<bool, StoreError> {
+        if self.done {
+            return Ok(true);
+        }
+        self.passes += 1;
+        let mut read = 0u64;
+        if self.v2 {
+            let mut it = match self.resume {
+                None => crate::layout::Records::new(store, 0, u64::MAX),
+                Some(at) => crate::layout::Records::resumed(store, at, u64::MAX),
+            };
+            while let Some(r) = it.next() {
+                let (index, stored, bytes) = r?;
+                read = read.saturating_add(bytes.len() as u64);
+                self.entry(store, index, stored, &bytes, visit)?;
+                if read >= budget
+                    && let Some(at) = it.resume_at()
+                {
+                    self.resume = Some(at);
+                    return Ok(false);
                 }
             }
-            if e.timestamp_micros < last_ts {
-                return Err(tampered(TamperFault::TimeRegression { index }));
-            }
-            last_ts = e.timestamp_micros;
-            let mut completed = Vec::new();
-            ct.append_with(lh, |n| {
-                if v2 && n.level >= 8 && n.level % 8 == 0 {
-                    completed.push(n);
-                }
-            });
-            for n in completed {
-                tiles.check(self, &n)?;
-            }
-            visit(index, &e, &lh).map_err(StoreError::Visit)?;
-            if checkpoints.contains_key(&ct.size()) || sizes.contains(&ct.size()) {
-                roots.insert(ct.size(), ct.root());
+        } else {
+            for r in store.records(0, u64::MAX) {
+                let (index, stored, bytes) = r?;
+                self.entry(store, index, stored, &bytes, visit)?;
             }
         }
+        self.done = true;
+        Ok(true)
+    }
+
+    fn entry(
+        &mut self,
+        store: &Store,
+        index: u64,
+        stored: Option<Hash>,
+        bytes: &[u8],
+        visit: &mut Visit<'_>,
+    ) -> Result<(), StoreError> {
+        let expected = self.ct.size();
+        if index < expected {
+            return Err(tampered(TamperFault::StrayRecord { index }));
+        }
+        if index != expected {
+            return Err(tampered(TamperFault::MissingEntry { index: expected }));
+        }
+        if index >= self.size {
+            return Err(tampered(TamperFault::ExtraEntry { index }));
+        }
+        let e = Entry::decode(bytes).map_err(|e| {
+            tampered(TamperFault::Malformed {
+                index,
+                detail: e.to_string(),
+            })
+        })?;
+        if e.index != index {
+            return Err(tampered(TamperFault::IndexMismatch { index, found: e.index }));
+        }
+        if index == 0 {
+            self.registry = Some(charter_registry(&e)?);
+        } else if let Some(reg) = self.registry.as_mut()
+            && matches!(
+                kind_of(&e.envelope.payload_type),
+                Some("node.rotate" | "node.compromise")
+            )
+        {
+            // The chain of node keys: a rotation the rules refuse has no effect, so the
+            // checkpoints after it must still be the old key's.
+            let _ = ledger_core::state::fold_registry(reg, &e);
+        }
+        let lh = ledger_core::hash::leaf_hash(bytes);
+        let stored = stored.ok_or_else(|| {
+            tampered(TamperFault::TileMismatch {
+                level: 0,
+                tile: index / crate::layout::BUNDLE_ENTRIES,
+                detail: format!("no leaf hash for entry {index}"),
+            })
+        })?;
+        if stored != lh {
+            return Err(tampered(TamperFault::LeafHashMismatch {
+                index,
+                computed: lh,
+                stored,
+            }));
+        }
+        if index >= self.chain_from {
+            let prev = self.ct.root();
+            if e.prev_root != prev {
+                return Err(tampered(TamperFault::ChainBroken {
+                    index,
+                    expected: prev,
+                    found: e.prev_root,
+                }));
+            }
+        }
+        if e.timestamp_micros < self.last_ts {
+            return Err(tampered(TamperFault::TimeRegression { index }));
+        }
+        self.last_ts = e.timestamp_micros;
+        let v2 = self.v2;
+        let mut completed = Vec::new();
+        self.ct.append_with(lh, |n| {
+            if v2 && n.level >= 8 && n.level % 8 == 0 {
+                completed.push(n);
+            }
+        });
+        for n in completed {
+            self.tiles.check(store, &n)?;
+        }
+        visit(index, &e, &lh).map_err(StoreError::Visit)?;
+        let now = self.ct.size();
+        if self.checkpoints.contains_key(&now) || self.sizes.contains(&now) {
+            self.roots.insert(now, self.ct.root());
+        }
+        Ok(())
+    }
+
+    /// The checks after the last entry (tiles, stored root, checkpoints) on `store`, and the
+    /// report with the roots at the asked sizes.
+    ///
+    /// # Errors
+    /// As [`Store::verify_streaming`]; also when a pass is still due.
+    pub fn finish(self, store: &Store) -> Result<(OpenReport, BTreeMap<u64, Hash>), StoreError> {
+        if !self.done {
+            return Err(StoreError::Corrupt("the store check finished before its last pass".into()));
+        }
+        let size = self.size;
+        let ct = self.ct;
         if ct.size() != size {
             return Err(tampered(TamperFault::MissingEntry { index: ct.size() }));
         }
-        if v2 {
-            check_tile_keys(self, size)?;
+        if self.v2 {
+            check_tile_keys(store, size)?;
         }
-        let stored_root = root_from_source(self, size).map_err(|_| tampered(TamperFault::NodeMismatch { size }))?;
+        let stored_root = root_from_source(store, size).map_err(|_| tampered(TamperFault::NodeMismatch { size }))?;
         if stored_root != ct.root() {
             return Err(tampered(TamperFault::NodeMismatch { size }));
         }
-        check_checkpoints(&checkpoints, &roots, registry.as_ref(), &ct.root())?;
-        let asked = roots
+        check_checkpoints(&self.checkpoints, &self.roots, self.registry.as_ref(), &ct.root())?;
+        let asked = self
+            .roots
             .iter()
-            .filter(|(s, _)| sizes.contains(s))
+            .filter(|(s, _)| self.sizes.contains(s))
             .map(|(s, r)| (*s, *r))
             .collect();
         Ok((
             OpenReport {
                 size,
                 root: ct.root(),
-                checkpoints: checkpoints.len(),
-                node_verifier: registry
+                checkpoints: self.checkpoints.len(),
+                node_verifier: self
+                    .registry
                     .as_ref()
                     .and_then(|r| NoteVerifier::new(&r.charter.origin, r.node_key).ok()),
-                node_keys: registry.map(|r| r.node_keys).unwrap_or_default(),
+                node_keys: self.registry.map(|r| r.node_keys).unwrap_or_default(),
             },
             asked,
         ))

@@ -263,7 +263,7 @@ fn write_backup(a: &BackupArgs) -> Result<Manifest> {
     let f = std::io::BufWriter::new(
         std::fs::File::create(&export_path).with_context(|| format!("creating {}", export_path.display()))?,
     );
-    let budget = ledger_store::scan::scan_bytes(ledger_store::READ_ONLY_SCAN_BYTES);
+    let budget = ledger_store::scan::scan_bytes(ledger_store::scan::EXPORT_SCAN_BYTES);
     let (size, checkpoints) = ledger_store::export::export_reopening(&mut store, f, budget)?;
     std::fs::File::open(&export_path)?.sync_all()?;
     drop(store);
@@ -272,16 +272,16 @@ fn write_backup(a: &BackupArgs) -> Result<Manifest> {
     // with the same roots.
     let scratch = Scratch(a.out.join(".verify"));
     let _ = std::fs::remove_dir_all(&scratch.0);
-    let copy = Store::open(&scratch.0).context("opening the scratch store")?;
+    // Reopened every NODE_SCAN_BYTES written and read (ledger_store::scan): memory flat in the log.
+    let mut copy = Owned::new(Store::open(&scratch.0).context("opening the scratch store")?);
     let rd = std::io::BufReader::new(std::fs::File::open(&export_path)?);
-    let n = ledger_store::export::import(&copy, rd).context("the written export does not verify")?;
+    let budget = ledger_store::scan::scan_bytes(ledger_store::scan::NODE_SCAN_BYTES);
+    let n = ledger_store::export::import_reopening(&mut copy, rd, budget).context("the written export does not verify")?;
     let sizes: Vec<u64> = [mark.as_deref(), witnessed.as_deref()]
         .into_iter()
         .flatten()
         .filter_map(high_water::claimed_size)
         .collect();
-    let mut copy = Owned::new(copy);
-    let budget = ledger_store::scan::scan_bytes(ledger_store::scan::NODE_SCAN_BYTES);
     let (report, roots) = ledger_store::scan::verify_reopening(&mut copy, &sizes, 0, budget, &mut |_, _, _| Ok(()))?;
     if n != size || report.size != size || report.root != checked.report.root {
         bail!(

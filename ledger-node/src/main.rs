@@ -296,7 +296,7 @@ fn main() -> std::process::ExitCode {
             let mut store = ledger_store::scan::Owned::new(Store::open_read_only(&genesis::Layout::new(&data).store)?);
             marks::check_reopening(&mut store, &data, m, "export")?;
             let f = std::io::BufWriter::new(std::fs::File::create(&out)?);
-            let budget = ledger_store::scan::scan_bytes(ledger_store::READ_ONLY_SCAN_BYTES);
+            let budget = ledger_store::scan::scan_bytes(ledger_store::scan::EXPORT_SCAN_BYTES);
             let (n, c) = ledger_store::export::export_reopening(&mut store, f, budget)?;
             println!("exported {n} entries and {c} checkpoints to {}", out.display());
             Ok(())

@@ -58,7 +58,7 @@ pub fn check(
     check_with(&mut &*store, data, marks, adopt, action, None)
 }
 
-/// [`check`] of a store that the check reopens every [`ledger_store::READ_ONLY_SCAN_BYTES`] of
+/// [`check`] of a store that the check reopens every [`ledger_store::scan::EXPORT_SCAN_BYTES`] of
 /// entries read ([`ledger_store::scan`]; `export`, `backup`): its memory does not grow with the
 /// log.
 ///
@@ -100,7 +100,7 @@ pub fn check_with(
     let budget = ledger_store::scan::scan_bytes(if fold.is_some() {
         ledger_store::scan::NODE_SCAN_BYTES
     } else {
-        ledger_store::READ_ONLY_SCAN_BYTES
+        ledger_store::scan::EXPORT_SCAN_BYTES
     });
     let r = match fold {
         None => high_water::verify_against_marks_reopening(store, data, mark.as_deref(), witnessed.as_deref(), budget),

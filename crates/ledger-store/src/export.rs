@@ -174,9 +174,25 @@ impl<R: Read> Reader<R> {
 /// # Errors
 /// On the first fault (nothing after it is written), or a storage failure.
 pub fn import<R: Read>(store: &Store, r: R) -> Result<u64, StoreError> {
-    if store.size()? != 0 {
+    import_reopening(&mut &*store, r, u64::MAX)
+}
+
+/// [`import`] that reopens the store after a group once `budget` bytes of entries were written
+/// since the last reopen ([`crate::scan`]): sled keeps the pages it wrote in memory until the
+/// store is closed, so an import of a large log (`backup`'s check of its export) would grow with
+/// it.
+///
+/// # Errors
+/// As [`import`], and a failed reopen.
+pub fn import_reopening<R: Read>(
+    store: &mut dyn crate::scan::Reopen,
+    r: R,
+    budget: u64,
+) -> Result<u64, StoreError> {
+    if store.store()?.size()? != 0 {
         return Err(err("import needs an empty data directory"));
     }
+    let mut written = 0u64;
     let mut rd = Reader::new(r)?;
     let mut ct = CompactTree::new();
     let mut registry: Option<Registry> = None;
@@ -184,7 +200,7 @@ pub fn import<R: Read>(store: &Store, r: R) -> Result<u64, StoreError> {
     let mut group: Vec<PreparedEntry> = Vec::new();
     let mut nodes = Vec::new();
     let mut pending_cps: Vec<(u64, String)> = Vec::new();
-    let flush = |group: &mut Vec<PreparedEntry>, nodes: &mut Vec<_>, size: u64, cps: &mut Vec<(u64, String)>| {
+    let flush = |store: &Store, group: &mut Vec<PreparedEntry>, nodes: &mut Vec<_>, size: u64, cps: &mut Vec<(u64, String)>| {
         store.commit_group(group, nodes, size, None)?;
         for (s, n) in cps.drain(..) {
             store.put_checkpoint(s, &n)?;
@@ -231,7 +247,12 @@ pub fn import<R: Read>(store: &Store, r: R) -> Result<u64, StoreError> {
                     tickets: Vec::new(),
                 });
                 if group.len() >= 1000 {
-                    flush(&mut group, &mut nodes, ct.size(), &mut pending_cps)?;
+                    written = written.saturating_add(group.iter().map(|e| e.leaf.len() as u64).sum::<u64>());
+                    flush(store.store()?, &mut group, &mut nodes, ct.size(), &mut pending_cps)?;
+                    if written >= budget {
+                        store.reopen()?;
+                        written = 0;
+                    }
                 }
             }
             Frame::Checkpoint(note) => {
@@ -255,6 +276,6 @@ pub fn import<R: Read>(store: &Store, r: R) -> Result<u64, StoreError> {
             }
         }
     }
-    flush(&mut group, &mut nodes, ct.size(), &mut pending_cps)?;
+    flush(store.store()?, &mut group, &mut nodes, ct.size(), &mut pending_cps)?;
     Ok(ct.size())
 }

@@ -4,7 +4,8 @@
 //! With the budget at 1 byte the store is reopened after every bundle; the check must still read
 //! and fold every entry exactly once (the node serves the whole log, the same root), and must still
 //! name a fault found after a reopen: a flipped byte in bundle 1, a flipped byte in the tail, and
-//! a stray copy of an entry of bundle 0 (read before the first reopen) stored again in the tail.
+//! a stray copy of an entry of bundle 0 (read before the first reopen) stored again in the tail,
+//! a tile grown by one hash (found by the scan of the tile keys, which reopens too).
 //! The export and the backup written with reopens are byte for byte those written without.
 
 mod support;
@@ -107,8 +108,9 @@ async fn start_up_check_reopening_the_store_reads_every_entry_once_and_names_lat
     let (size, root) = root_of(&data);
     assert_eq!(size, 610);
 
-    // Untouched, it starts with a reopen after bundle 0 and after bundle 1, and serves every
-    // entry once, in order; its log names the entries checked and the reopens.
+    // Untouched, it starts with a reopen after bundle 0 and after bundle 1, then after each of
+    // the three tiles (level 0: tiles 0 and 1; level 1: tile 0) of the scan of the tile keys, and
+    // serves every entry once, in order; its log names the entries checked and the reopens.
     {
         let mut node = Node::try_start_env(&data, &[], &[SCAN, ("RUST_LOG", "info")]).expect("start");
         let mut c = node.client().await;
@@ -125,7 +127,7 @@ async fn start_up_check_reopening_the_store_reads_every_entry_once_and_names_lat
         .find(|l| l.contains("store verified"))
         .expect("a 'store verified' line");
     assert!(line.contains("size=610"), "{line}");
-    assert!(line.contains("reopens=2"), "{line}");
+    assert!(line.contains("reopens=5"), "{line}");
     assert_eq!(root_of(&data), (size, root), "nothing changed");
 
     // A byte flipped in entry 300 (bundle 1, read after the first reopen).
@@ -160,6 +162,18 @@ async fn start_up_check_reopening_the_store_reads_every_entry_once_and_names_lat
             .expect("insert");
     });
     assert!(out.contains("STRAY_RECORD: entry 9"), "stray-after-reopen: {out}");
+
+    // The level-1 tile grown by one hash: its node hash still matches (checked with the entries),
+    // its length is refused by the scan of the tile keys, which runs after every entry's reopen.
+    let out = tamper_and_start(&data, "tile-grown-after-reopen", |t| {
+        let mut v = t.get(layout::tile_key(1, 0)).expect("get").expect("tile 1/0").to_vec();
+        v.extend_from_slice(&[7u8; 32]);
+        t.insert(layout::tile_key(1, 0), v).expect("insert");
+    });
+    assert!(
+        out.contains("TILE_MISMATCH at tile level 1, tile 0"),
+        "tile-grown-after-reopen: {out}"
+    );
 }
 
 fn node_cmd(args: &[&str], scan: bool) -> std::process::Output {

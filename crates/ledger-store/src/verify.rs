@@ -297,20 +297,33 @@ impl TileCheck {
 }
 
 /// Every `t` key holds exactly the hashes the log of `size` entries has at its place, and no
-/// tile the log has is missing (layout 2).
-fn check_tile_keys(store: &Store, size: u64) -> Result<(), StoreError> {
-    let per = crate::layout::BUNDLE_ENTRIES;
-    // Hashes at tile level `l`: entries for level 0 (in full tiles only), completed nodes above.
-    let hashes_at = |l: u8| -> u64 {
-        if l == 0 {
-            size / per * per
-        } else {
-            size.checked_shr(8 * u32::from(l)).unwrap_or(0)
+/// tile the log has is missing (layout 2): [`Self::key`] for each `t` key in key order, then
+/// [`Self::end`].
+struct TileKeys {
+    size: u64,
+    count: BTreeMap<u8, u64>,
+}
+
+impl TileKeys {
+    fn new(size: u64) -> Self {
+        Self {
+            size,
+            count: BTreeMap::new(),
         }
-    };
-    let mut count: BTreeMap<u8, u64> = BTreeMap::new();
-    for r in store.raw_tree().scan_prefix(b"t") {
-        let (k, v) = r?;
+    }
+
+    // Hashes at tile level `l`: entries for level 0 (in full tiles only), completed nodes above.
+    fn hashes_at(&self, l: u8) -> u64 {
+        let per = crate::layout::BUNDLE_ENTRIES;
+        if l == 0 {
+            self.size / per * per
+        } else {
+            self.size.checked_shr(8 * u32::from(l)).unwrap_or(0)
+        }
+    }
+
+    fn key(&mut self, k: &[u8], v: &[u8]) -> Result<(), StoreError> {
+        let per = crate::layout::BUNDLE_ENTRIES;
         let (Some(&level), Some(tile)) = (
             k.get(1),
             k.get(2..10)
@@ -323,7 +336,10 @@ fn check_tile_keys(store: &Store, size: u64) -> Result<(), StoreError> {
                 detail: "malformed key".into(),
             }));
         };
-        let want = hashes_at(level).saturating_sub(tile.saturating_mul(per)).min(per);
+        let want = self
+            .hashes_at(level)
+            .saturating_sub(tile.saturating_mul(per))
+            .min(per);
         if want == 0 || v.len() as u64 != want * 32 {
             return Err(tampered(TamperFault::TileMismatch {
                 level,
@@ -331,23 +347,28 @@ fn check_tile_keys(store: &Store, size: u64) -> Result<(), StoreError> {
                 detail: format!("holds {} bytes, the log has {} hashes here", v.len(), want),
             }));
         }
-        *count.entry(level).or_default() += 1;
+        *self.count.entry(level).or_default() += 1;
+        Ok(())
     }
-    for l in 0..=crate::tiles::MAX_TILE_LEVEL {
-        let want = hashes_at(l).div_ceil(per);
-        if want == 0 {
-            break;
+
+    fn end(&self) -> Result<(), StoreError> {
+        let per = crate::layout::BUNDLE_ENTRIES;
+        for l in 0..=crate::tiles::MAX_TILE_LEVEL {
+            let want = self.hashes_at(l).div_ceil(per);
+            if want == 0 {
+                break;
+            }
+            let have = self.count.get(&l).copied().unwrap_or(0);
+            if have != want {
+                return Err(tampered(TamperFault::TileMismatch {
+                    level: l,
+                    tile: have,
+                    detail: format!("{have} tiles stored, the log has {want}"),
+                }));
+            }
         }
-        let have = count.get(&l).copied().unwrap_or(0);
-        if have != want {
-            return Err(tampered(TamperFault::TileMismatch {
-                level: l,
-                tile: have,
-                detail: format!("{have} tiles stored, the log has {want}"),
-            }));
-        }
+        Ok(())
     }
-    Ok(())
 }
 
 /// What [`Store::verify_streaming`] calls with each checked entry: index, decoded entry, the leaf
@@ -412,6 +433,10 @@ pub struct Verification {
     // Where the next pass resumes (layout 2): the bundle and the index after the last entry read.
     resume: Option<(u64, u64)>,
     done: bool,
+    // The scan of the `t` keys after the entries (layout 2), and the key it resumes at.
+    tile_keys: TileKeys,
+    tiles_from: Option<Vec<u8>>,
+    tiles_done: bool,
     passes: u64,
 }
 
@@ -427,8 +452,9 @@ impl Verification {
         if checkpoints.contains_key(&0) || sizes.contains(&0) {
             roots.insert(0, ct.root());
         }
+        let size = store.size()?;
         Ok(Self {
-            size: store.size()?,
+            size,
             checkpoints,
             sizes: sizes.to_vec(),
             chain_from,
@@ -440,6 +466,9 @@ impl Verification {
             tiles: TileCheck::default(),
             resume: None,
             done: false,
+            tile_keys: TileKeys::new(size),
+            tiles_from: None,
+            tiles_done: false,
             passes: 0,
         })
     }
@@ -464,11 +493,45 @@ impl Verification {
     /// # Errors
     /// As [`Store::verify_streaming`].
     pub fn pass(&mut self, store: &Store, budget: u64, visit: &mut Visit<'_>) -> Result<bool, StoreError> {
-        if self.done {
+        if self.done && (self.tiles_done || !self.v2) {
             return Ok(true);
         }
         self.passes += 1;
         let mut read = 0u64;
+        if !self.done && !self.entries(store, budget, &mut read, visit)? {
+            return Ok(false);
+        }
+        if !self.v2 || self.tiles_done {
+            return Ok(true);
+        }
+        // The `t` keys (every tile of the log, 8 KiB each when full): read in passes too.
+        let from = self.tiles_from.take().unwrap_or_else(|| vec![b't']);
+        for r in store.raw_tree().range(from..) {
+            let (k, v) = r?;
+            if k.first() != Some(&b't') {
+                break;
+            }
+            self.tile_keys.key(&k, &v)?;
+            read = read.saturating_add(v.len() as u64);
+            if read >= budget {
+                let mut next = k.to_vec();
+                next.push(0);
+                self.tiles_from = Some(next);
+                return Ok(false);
+            }
+        }
+        self.tiles_done = true;
+        Ok(true)
+    }
+
+    /// The entries part of [`Self::pass`]: false when it stopped at its budget.
+    fn entries(
+        &mut self,
+        store: &Store,
+        budget: u64,
+        read: &mut u64,
+        visit: &mut Visit<'_>,
+    ) -> Result<bool, StoreError> {
         if self.v2 {
             let mut it = match self.resume {
                 None => crate::layout::Records::new(store, 0, u64::MAX),
@@ -476,9 +539,9 @@ impl Verification {
             };
             while let Some(r) = it.next() {
                 let (index, stored, bytes) = r?;
-                read = read.saturating_add(bytes.len() as u64);
+                *read = read.saturating_add(bytes.len() as u64);
                 self.entry(store, index, stored, &bytes, visit)?;
-                if read >= budget
+                if *read >= budget
                     && let Some(at) = it.resume_at()
                 {
                     self.resume = Some(at);
@@ -492,6 +555,10 @@ impl Verification {
             }
         }
         self.done = true;
+        // As in one pass: a missing last entry is named before the tiles are checked.
+        if self.ct.size() != self.size {
+            return Err(tampered(TamperFault::MissingEntry { index: self.ct.size() }));
+        }
         Ok(true)
     }
 
@@ -587,7 +654,7 @@ impl Verification {
     /// # Errors
     /// As [`Store::verify_streaming`]; also when a pass is still due.
     pub fn finish(self, store: &Store) -> Result<(OpenReport, BTreeMap<u64, Hash>), StoreError> {
-        if !self.done {
+        if !self.done || (self.v2 && !self.tiles_done) {
             return Err(StoreError::Corrupt("the store check finished before its last pass".into()));
         }
         let size = self.size;
@@ -596,7 +663,7 @@ impl Verification {
             return Err(tampered(TamperFault::MissingEntry { index: ct.size() }));
         }
         if self.v2 {
-            check_tile_keys(store, size)?;
+            self.tile_keys.end()?;
         }
         let stored_root = root_from_source(store, size).map_err(|_| tampered(TamperFault::NodeMismatch { size }))?;
         if stored_root != ct.root() {

@@ -233,7 +233,13 @@ async fn export_and_backup_reopening_their_copy_write_the_same_bytes() {
     }
     let out = dir.path().join("export-bad");
     let o = node_cmd(
-        &["export", "--data", bad.to_str().expect("path"), "--out", out.to_str().expect("path")],
+        &[
+            "export",
+            "--data",
+            bad.to_str().expect("path"),
+            "--out",
+            out.to_str().expect("path"),
+        ],
         true,
     );
     assert!(!o.status.success(), "a tampered store is not exported");

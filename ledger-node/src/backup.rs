@@ -21,8 +21,8 @@ use anyhow::{Context, Result, bail};
 use clap::Args;
 use ledger_core::hash::Hash;
 use ledger_store::Store;
-use ledger_store::scan::Owned;
 use ledger_store::high_water::{self, MarkFault};
+use ledger_store::scan::Owned;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use std::io::Read;
@@ -236,7 +236,8 @@ fn snapshot(data: &Path) -> Result<(Owned, crate::marks::Checked, Option<String>
         let r = crate::marks::read(data).and_then(|(mark, witnessed)| {
             // Reopened every few MiB of entries read (ledger_store::scan): memory flat in the log.
             let mut store = Owned::new(Store::open_read_only(&crate::genesis::Layout::new(data).store)?);
-            let checked = crate::marks::check_reopening(&mut store, data, (mark.clone(), witnessed.clone()), "back up")?;
+            let checked =
+                crate::marks::check_reopening(&mut store, data, (mark.clone(), witnessed.clone()), "back up")?;
             Ok((store, checked, mark, witnessed))
         });
         match r {
@@ -276,7 +277,8 @@ fn write_backup(a: &BackupArgs) -> Result<Manifest> {
     let mut copy = Owned::new(Store::open(&scratch.0).context("opening the scratch store")?);
     let rd = std::io::BufReader::new(std::fs::File::open(&export_path)?);
     let budget = ledger_store::scan::scan_bytes(ledger_store::scan::NODE_SCAN_BYTES);
-    let n = ledger_store::export::import_reopening(&mut copy, rd, budget).context("the written export does not verify")?;
+    let n =
+        ledger_store::export::import_reopening(&mut copy, rd, budget).context("the written export does not verify")?;
     let sizes: Vec<u64> = [mark.as_deref(), witnessed.as_deref()]
         .into_iter()
         .flatten()

@@ -744,7 +744,14 @@ fn open_store(a: &ServeArgs, data: &std::path::Path) -> Result<(Arc<Store>, mark
             ),
         }
     }
-    let checked = marks::check_with(&mut scan, data, m, a.adopt_store, "serve", Some((&mut fold, a.full_check)))?;
+    let checked = marks::check_with(
+        &mut scan,
+        data,
+        m,
+        a.adopt_store,
+        "serve",
+        Some((&mut fold, a.full_check)),
+    )?;
     let report = &checked.report;
     let verifying = t.elapsed().saturating_sub(fold.spent());
     tracing::info!(size = report.size, root = %report.root, checkpoints = report.checkpoints, chain_checked_from = checked.chain_from, reopens = scan.reopens(), ms = verifying.as_millis() as u64, "store verified");

@@ -5,8 +5,8 @@
 use anyhow::{Context, Result, bail};
 use ledger_core::entry::Entry;
 use ledger_core::hash::Hash;
-use ledger_core::state::{LedgerState, StepError};
 use ledger_core::rules::{TicketBacking, TicketLookupError};
+use ledger_core::state::{LedgerState, StepError};
 use ledger_store::high_water::{self, HighWater, OpenRefusal};
 use ledger_store::scan::Reopen;
 use ledger_store::tickets::StoreTickets;

@@ -184,11 +184,7 @@ pub fn import<R: Read>(store: &Store, r: R) -> Result<u64, StoreError> {
 ///
 /// # Errors
 /// As [`import`], and a failed reopen.
-pub fn import_reopening<R: Read>(
-    store: &mut dyn crate::scan::Reopen,
-    r: R,
-    budget: u64,
-) -> Result<u64, StoreError> {
+pub fn import_reopening<R: Read>(store: &mut dyn crate::scan::Reopen, r: R, budget: u64) -> Result<u64, StoreError> {
     if store.store()?.size()? != 0 {
         return Err(err("import needs an empty data directory"));
     }
@@ -200,15 +196,16 @@ pub fn import_reopening<R: Read>(
     let mut group: Vec<PreparedEntry> = Vec::new();
     let mut nodes = Vec::new();
     let mut pending_cps: Vec<(u64, String)> = Vec::new();
-    let flush = |store: &Store, group: &mut Vec<PreparedEntry>, nodes: &mut Vec<_>, size: u64, cps: &mut Vec<(u64, String)>| {
-        store.commit_group(group, nodes, size, None)?;
-        for (s, n) in cps.drain(..) {
-            store.put_checkpoint(s, &n)?;
-        }
-        group.clear();
-        nodes.clear();
-        Ok::<(), StoreError>(())
-    };
+    let flush =
+        |store: &Store, group: &mut Vec<PreparedEntry>, nodes: &mut Vec<_>, size: u64, cps: &mut Vec<(u64, String)>| {
+            store.commit_group(group, nodes, size, None)?;
+            for (s, n) in cps.drain(..) {
+                store.put_checkpoint(s, &n)?;
+            }
+            group.clear();
+            nodes.clear();
+            Ok::<(), StoreError>(())
+        };
     while let Some(f) = rd.next_frame()? {
         match f {
             Frame::Entry(bytes) => {

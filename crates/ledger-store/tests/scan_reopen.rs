@@ -103,7 +103,11 @@ fn an_export_that_reopens_its_store_writes_the_stream_of_one_pass() {
     assert_eq!(store.size().unwrap(), size + 10);
     for i in [0, 255, 256, size, size + 9] {
         assert_eq!(store.entry(i).unwrap(), Some(leaf(i)), "entry {i}");
-        assert_eq!(store.stored_leaf_hash(i).unwrap(), Some(leaf_hash(&leaf(i))), "entry {i}");
+        assert_eq!(
+            store.stored_leaf_hash(i).unwrap(),
+            Some(leaf_hash(&leaf(i))),
+            "entry {i}"
+        );
     }
     assert_eq!(store.compact_tree().unwrap().root(), ct.root());
     drop(store);

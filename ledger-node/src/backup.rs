@@ -22,6 +22,7 @@ use clap::Args;
 use ledger_core::hash::Hash;
 use ledger_store::Store;
 use ledger_store::high_water::{self, MarkFault};
+use ledger_store::scan::Owned;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use std::io::Read;
@@ -228,13 +229,15 @@ pub fn backup(a: &BackupArgs) -> Result<()> {
 /// The marks, then a copy of the store that verifies and holds them. A copy of a store that a
 /// running node writes to can catch sled mid-write (it then reads as damaged or short); another
 /// copy is taken, at most [`ATTEMPTS`] in all.
-fn snapshot(data: &Path) -> Result<(Store, crate::marks::Checked, Option<String>, Option<String>)> {
+fn snapshot(data: &Path) -> Result<(Owned, crate::marks::Checked, Option<String>, Option<String>)> {
     let mut last = None;
     for attempt in 1..=ATTEMPTS {
         // The marks first: a running node writes a mark after its store group.
         let r = crate::marks::read(data).and_then(|(mark, witnessed)| {
-            let store = Store::open_read_only(&crate::genesis::Layout::new(data).store)?;
-            let checked = crate::marks::check(&store, data, (mark.clone(), witnessed.clone()), false, "back up")?;
+            // Reopened every few MiB of entries read (ledger_store::scan): memory flat in the log.
+            let mut store = Owned::new(Store::open_read_only(&crate::genesis::Layout::new(data).store)?);
+            let checked =
+                crate::marks::check_reopening(&mut store, data, (mark.clone(), witnessed.clone()), "back up")?;
             Ok((store, checked, mark, witnessed))
         });
         match r {
@@ -250,7 +253,7 @@ fn snapshot(data: &Path) -> Result<(Store, crate::marks::Checked, Option<String>
 
 fn write_backup(a: &BackupArgs) -> Result<Manifest> {
     let data = &a.data;
-    let (store, checked, mark, witnessed) = snapshot(data)?;
+    let (mut store, checked, mark, witnessed) = snapshot(data)?;
     let origin = checked
         .report
         .node_verifier
@@ -261,7 +264,8 @@ fn write_backup(a: &BackupArgs) -> Result<Manifest> {
     let f = std::io::BufWriter::new(
         std::fs::File::create(&export_path).with_context(|| format!("creating {}", export_path.display()))?,
     );
-    let (size, checkpoints) = ledger_store::export::export(&store, f)?;
+    let budget = ledger_store::scan::scan_bytes(ledger_store::scan::EXPORT_SCAN_BYTES);
+    let (size, checkpoints) = ledger_store::export::export_reopening(&mut store, f, budget)?;
     std::fs::File::open(&export_path)?.sync_all()?;
     drop(store);
 
@@ -269,15 +273,18 @@ fn write_backup(a: &BackupArgs) -> Result<Manifest> {
     // with the same roots.
     let scratch = Scratch(a.out.join(".verify"));
     let _ = std::fs::remove_dir_all(&scratch.0);
-    let copy = Store::open(&scratch.0).context("opening the scratch store")?;
+    // Reopened every NODE_SCAN_BYTES written and read (ledger_store::scan): memory flat in the log.
+    let mut copy = Owned::new(Store::open(&scratch.0).context("opening the scratch store")?);
     let rd = std::io::BufReader::new(std::fs::File::open(&export_path)?);
-    let n = ledger_store::export::import(&copy, rd).context("the written export does not verify")?;
+    let budget = ledger_store::scan::scan_bytes(ledger_store::scan::NODE_SCAN_BYTES);
+    let n =
+        ledger_store::export::import_reopening(&mut copy, rd, budget).context("the written export does not verify")?;
     let sizes: Vec<u64> = [mark.as_deref(), witnessed.as_deref()]
         .into_iter()
         .flatten()
         .filter_map(high_water::claimed_size)
         .collect();
-    let (report, roots) = copy.verify_with_roots_at(&sizes)?;
+    let (report, roots) = ledger_store::scan::verify_reopening(&mut copy, &sizes, 0, budget, &mut |_, _, _| Ok(()))?;
     if n != size || report.size != size || report.root != checked.report.root {
         bail!(
             "the written export holds {} entries with root {}, the store copy {size} entries with root {}",

@@ -291,10 +291,13 @@ fn main() -> std::process::ExitCode {
         Cmd::Export { data, out } => (|| {
             // The marks first: a running node writes a mark after its store group.
             let m = marks::read(&data)?;
-            let store = Store::open_read_only(&genesis::Layout::new(&data).store)?;
-            marks::check(&store, &data, m, false, "export")?;
+            // The copy is reopened every few MiB of entries read, by the check and the export
+            // (ledger_store::scan): memory does not grow with the log.
+            let mut store = ledger_store::scan::Owned::new(Store::open_read_only(&genesis::Layout::new(&data).store)?);
+            marks::check_reopening(&mut store, &data, m, "export")?;
             let f = std::io::BufWriter::new(std::fs::File::create(&out)?);
-            let (n, c) = ledger_store::export::export(&store, f)?;
+            let budget = ledger_store::scan::scan_bytes(ledger_store::scan::EXPORT_SCAN_BYTES);
+            let (n, c) = ledger_store::export::export_reopening(&mut store, f, budget)?;
             println!("exported {n} entries and {c} checkpoints to {}", out.display());
             Ok(())
         })(),
@@ -719,17 +722,20 @@ fn open_store(a: &ServeArgs, data: &std::path::Path) -> Result<(Arc<Store>, mark
     if cache_mb == 0 || cache_mb > 1 << 20 {
         bail!("--cache-mb must be between 1 and 1048576 (MiB), got {cache_mb}");
     }
-    let store = Arc::new(Store::open_with_cache(&layout.store, cache_mb << 20)?);
+    // The check reopens the store every NODE_SCAN_BYTES of entries read, so the store is reached
+    // through a slot until it ends (marks::Slot; ledger_store::scan).
+    let slot = marks::Slot::new(Arc::new(Store::open_with_cache(&layout.store, cache_mb << 20)?));
+    let mut scan = marks::SlotStore::new(&slot)?;
     // One pass: the store's check (the chain only above the high-water mark unless --full-check)
     // folds the state entry by entry (marks::Fold).
     let t = std::time::Instant::now();
-    let mut fold = marks::Fold::new(&store, a.full_check)?;
+    let mut fold = marks::Fold::new(&slot, a.full_check)?;
     // The signed state snapshot (snapshot.rs): the fold starts at its size N (not with
     // --full-check). A snapshot that fails a check is named and ignored; the whole log is folded.
     let keys = snapshot_keys(a, &layout.node_key);
     if !a.full_check {
         let verifying: Vec<_> = keys.iter().map(|k| k.verifying_key()).collect();
-        match snapshot::load(data, &store, &verifying) {
+        match snapshot::load(data, &*slot.get()?, &verifying) {
             Ok(Some(l)) => fold.resume(l.state, l.size),
             Ok(None) => tracing::info!("no state snapshot: folding the whole log"),
             Err((r, why)) => tracing::warn!(
@@ -738,10 +744,19 @@ fn open_store(a: &ServeArgs, data: &std::path::Path) -> Result<(Arc<Store>, mark
             ),
         }
     }
-    let checked = marks::check_with(&store, data, m, a.adopt_store, "serve", Some((&mut fold, a.full_check)))?;
+    let checked = marks::check_with(
+        &mut scan,
+        data,
+        m,
+        a.adopt_store,
+        "serve",
+        Some((&mut fold, a.full_check)),
+    )?;
     let report = &checked.report;
     let verifying = t.elapsed().saturating_sub(fold.spent());
-    tracing::info!(size = report.size, root = %report.root, checkpoints = report.checkpoints, chain_checked_from = checked.chain_from, ms = verifying.as_millis() as u64, "store verified");
+    tracing::info!(size = report.size, root = %report.root, checkpoints = report.checkpoints, chain_checked_from = checked.chain_from, reopens = scan.reopens(), ms = verifying.as_millis() as u64, "store verified");
+    drop(scan);
+    let store = slot.get()?;
     let from = fold.from();
     let (state, refused) = fold.finish(report.size, &report.root)?;
     let folding_ms = t.elapsed().saturating_sub(verifying).as_millis() as u64;

@@ -5,11 +5,14 @@
 use anyhow::{Context, Result, bail};
 use ledger_core::entry::Entry;
 use ledger_core::hash::Hash;
+use ledger_core::rules::{TicketBacking, TicketLookupError};
 use ledger_core::state::{LedgerState, StepError};
 use ledger_store::high_water::{self, HighWater, OpenRefusal};
-use ledger_store::{OpenReport, Store};
+use ledger_store::scan::Reopen;
+use ledger_store::tickets::StoreTickets;
+use ledger_store::{OpenReport, Store, StoreError};
 use std::path::Path;
-use std::sync::Arc;
+use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
 /// What to do about a refused store, for the operator.
@@ -52,7 +55,22 @@ pub fn check(
     adopt: bool,
     action: &str,
 ) -> Result<Checked> {
-    check_with(store, data, marks, adopt, action, None)
+    check_with(&mut &*store, data, marks, adopt, action, None)
+}
+
+/// [`check`] of a store that the check reopens every [`ledger_store::scan::EXPORT_SCAN_BYTES`] of
+/// entries read ([`ledger_store::scan`]; `export`, `backup`): its memory does not grow with the
+/// log.
+///
+/// # Errors
+/// As [`check`].
+pub fn check_reopening(
+    store: &mut ledger_store::scan::Owned,
+    data: &Path,
+    marks: (Option<String>, Option<String>),
+    action: &str,
+) -> Result<Checked> {
+    check_with(store, data, marks, false, action, None)
 }
 
 /// [`check`] that hands every checked entry to `fold` in the same pass, and (unless `full`)
@@ -62,7 +80,7 @@ pub fn check(
 /// # Errors
 /// As [`check`], and the fold's error.
 pub fn check_with(
-    store: &Store,
+    store: &mut dyn Reopen,
     data: &Path,
     marks: (Option<String>, Option<String>),
     adopt: bool,
@@ -79,18 +97,24 @@ pub fn check_with(
         Some((_, false)) => mark.as_deref().and_then(high_water::claimed_size).unwrap_or(0),
         _ => 0,
     };
+    let budget = ledger_store::scan::scan_bytes(if fold.is_some() {
+        ledger_store::scan::NODE_SCAN_BYTES
+    } else {
+        ledger_store::scan::EXPORT_SCAN_BYTES
+    });
     let r = match fold {
-        None => high_water::verify_against_marks(store, data, mark.as_deref(), witnessed.as_deref()),
-        Some((fold, full)) => high_water::verify_against_marks_streaming(
+        None => high_water::verify_against_marks_reopening(store, data, mark.as_deref(), witnessed.as_deref(), budget),
+        Some((fold, full)) => high_water::verify_against_marks_streaming_reopening(
             store,
             data,
-            mark.as_deref(),
-            witnessed.as_deref(),
+            (mark.as_deref(), witnessed.as_deref()),
             full,
+            budget,
             &mut |i, e, lh| fold.visit(i, e, lh).map_err(|e| format!("{e:#}")),
         ),
     }
     .map_err(refused)?;
+    let store = store.store()?;
     let mut mark_size = r.mark.unwrap_or(0);
     if r.mark.is_none() && r.report.size > 0 {
         if !adopt {
@@ -168,7 +192,7 @@ const LOAD_FORGET_EVERY: u64 = 4096;
 /// memory; the entries below [`Store::tickets_checked`] are known to have theirs indexed already
 /// and are not looked up (unless `full`).
 pub struct Fold {
-    store: Arc<Store>,
+    store: Arc<Slot>,
     state: Option<LedgerState>,
     tickets_from: u64,
     unindexed: Vec<([u8; 32], u64)>,
@@ -183,11 +207,11 @@ impl Fold {
     ///
     /// # Errors
     /// On storage failure.
-    pub fn new(store: &Arc<Store>, full: bool) -> Result<Self> {
+    pub fn new(store: &Arc<Slot>, full: bool) -> Result<Self> {
         Ok(Self {
             store: store.clone(),
             state: None,
-            tickets_from: if full { 0 } else { store.tickets_checked()? },
+            tickets_from: if full { 0 } else { store.get()?.tickets_checked()? },
             unindexed: Vec::new(),
             refused: 0,
             spent: Duration::ZERO,
@@ -203,7 +227,7 @@ impl Fold {
             .domain
             .elections
             .tickets
-            .set_backing(Arc::new(ledger_store::tickets::StoreTickets::new(self.store.clone())));
+            .set_backing(Arc::new(SlotTickets(self.store.clone())));
         state.domain.elections.tickets.forget_below(size);
         self.state = Some(state);
         self.from = size;
@@ -240,7 +264,7 @@ impl Fold {
                 .domain
                 .elections
                 .tickets
-                .set_backing(Arc::new(ledger_store::tickets::StoreTickets::new(self.store.clone())));
+                .set_backing(Arc::new(SlotTickets(self.store.clone())));
             self.state = Some(state);
             return Ok(());
         };
@@ -249,7 +273,7 @@ impl Fold {
             Ok(record) => {
                 if index >= self.tickets_from
                     && let Some(t) = ledger_core::rules::tickets::record_ticket(&record)
-                    && self.store.ticket_index(&t)? != Some(index)
+                    && self.store.get()?.ticket_index(&t)? != Some(index)
                 {
                     self.unindexed.push((t, index));
                 }
@@ -263,7 +287,7 @@ impl Fold {
             }
         }
         if index.is_multiple_of(LOAD_FORGET_EVERY) {
-            self.store.put_tickets(&self.unindexed)?;
+            self.store.get()?.put_tickets(&self.unindexed)?;
             self.unindexed.clear();
             state.domain.elections.tickets.forget_below(index + 1);
         }
@@ -284,13 +308,118 @@ impl Fold {
                 "indexed rated tickets the store's index lacked"
             );
         }
-        self.store.put_tickets(&self.unindexed)?;
-        if self.store.tickets_checked()? < size {
-            self.store.set_tickets_checked(size)?;
+        let store = self.store.get()?;
+        store.put_tickets(&self.unindexed)?;
+        if store.tickets_checked()? < size {
+            store.set_tickets_checked(size)?;
         }
+        // The serving state reads the store directly (the slot is only for start-up).
+        state
+            .domain
+            .elections
+            .tickets
+            .set_backing(Arc::new(StoreTickets::new(store)));
         state.domain.elections.tickets.forget_below(size);
         state.observe_size(size, root);
         self.spent += t.elapsed();
         Ok((state, self.refused))
+    }
+}
+
+/// The node's store during start-up. The store check reopens the store between its passes (every
+/// [`ledger_store::scan::NODE_SCAN_BYTES`] of entries read: sled frees the pages a scan read only
+/// when the store is closed, `ledger_store::scan`), so the fold and the state's ticket lookups
+/// reach the store through this slot and never hold it across a reopen.
+pub struct Slot(RwLock<Option<Arc<Store>>>);
+
+fn slot_closed() -> StoreError {
+    StoreError::Io(std::io::Error::other("the store is being reopened"))
+}
+
+impl Slot {
+    /// A slot holding `store`.
+    pub fn new(store: Arc<Store>) -> Arc<Self> {
+        Arc::new(Self(RwLock::new(Some(store))))
+    }
+
+    /// The store now in the slot.
+    ///
+    /// # Errors
+    /// While the store is being reopened, or after a reopen failed.
+    pub fn get(&self) -> Result<Arc<Store>, StoreError> {
+        self.0
+            .read()
+            .map_err(|_| slot_closed())?
+            .clone()
+            .ok_or_else(slot_closed)
+    }
+
+    fn set(&self, store: Option<Arc<Store>>) -> Result<(), StoreError> {
+        *self.0.write().map_err(|_| slot_closed())? = store;
+        Ok(())
+    }
+}
+
+/// The state's ticket lookups during start-up: [`StoreTickets`] over the store in the slot.
+struct SlotTickets(Arc<Slot>);
+
+impl TicketBacking for SlotTickets {
+    fn ticket_index(&self, ticket: &[u8; 32], before: u64) -> Result<Option<u64>, TicketLookupError> {
+        let store = self.0.get().map_err(|e| TicketLookupError(format!("store: {e}")))?;
+        StoreTickets::new(store).ticket_index(ticket, before)
+    }
+}
+
+/// The node's store as the start-up check reads it ([`Reopen`]): a reopen takes the store out of
+/// the [`Slot`], closes and reopens it ([`Store::reopen`]) and puts the new one back.
+pub struct SlotStore {
+    slot: Arc<Slot>,
+    current: Option<Arc<Store>>,
+    reopens: u64,
+}
+
+impl SlotStore {
+    /// The store in `slot`.
+    ///
+    /// # Errors
+    /// When the slot is empty.
+    pub fn new(slot: &Arc<Slot>) -> Result<Self, StoreError> {
+        Ok(Self {
+            slot: slot.clone(),
+            current: Some(slot.get()?),
+            reopens: 0,
+        })
+    }
+
+    /// Reopens so far.
+    pub fn reopens(&self) -> u64 {
+        self.reopens
+    }
+}
+
+impl Reopen for SlotStore {
+    fn store(&self) -> Result<&Store, StoreError> {
+        self.current.as_deref().ok_or_else(slot_closed)
+    }
+
+    fn reopen(&mut self) -> Result<(), StoreError> {
+        let current = self.current.take().ok_or_else(slot_closed)?;
+        self.slot.set(None)?;
+        let store = match Arc::try_unwrap(current) {
+            Ok(s) => s,
+            Err(shared) => {
+                // Someone else still holds the store: it cannot be closed now; go on without
+                // freeing its pages (memory as before this reopen), never fail start-up for it.
+                tracing::debug!("the store is in use: not reopened");
+                self.slot.set(Some(shared.clone()))?;
+                self.current = Some(shared);
+                return Ok(());
+            }
+        };
+        let store = Arc::new(store.reopen()?);
+        self.slot.set(Some(store.clone()))?;
+        self.current = Some(store);
+        self.reopens += 1;
+        Ok(())
     }
 }

@@ -37,29 +37,64 @@ fn err(m: impl Into<String>) -> StoreError {
 ///
 /// # Errors
 /// On storage or write failure.
-pub fn export<W: Write>(store: &Store, mut w: W) -> Result<(u64, u64), StoreError> {
+pub fn export<W: Write>(store: &Store, w: W) -> Result<(u64, u64), StoreError> {
+    export_reopening(&mut &*store, w, u64::MAX)
+}
+
+/// [`export`] that reopens the store every `budget` bytes of entries read ([`crate::scan`]), so
+/// that its memory does not grow with the log; the stream is the same.
+///
+/// # Errors
+/// On storage or write failure, or a failed reopen.
+pub fn export_reopening<W: Write>(
+    store: &mut dyn crate::scan::Reopen,
+    mut w: W,
+    budget: u64,
+) -> Result<(u64, u64), StoreError> {
     w.write_all(MAGIC)?;
-    let size = store.size()?;
-    let mut cps = store.checkpoints().peekable();
+    let size = store.store()?.size()?;
     let mut n_cp = 0u64;
-    let mut emit_cps = |upto: u64, w: &mut W, cps: &mut std::iter::Peekable<_>| -> Result<(), StoreError> {
-        while let Some(Ok((s, _))) = cps.peek() {
-            if *s > upto {
+    // Checkpoints are written from `cp_from` on, each right after the entry that completes it.
+    let mut cp_from = 0u64;
+    let mut at = 0u64;
+    loop {
+        let s = store.store()?;
+        let mut cps = s.checkpoints_from(cp_from).peekable();
+        let mut emit_cps = |upto: u64, w: &mut W| -> Result<(), StoreError> {
+            while let Some(Ok((c, _))) = cps.peek() {
+                if *c > upto {
+                    break;
+                }
+                if let Some(r) = cps.next() {
+                    let (c, note): (u64, String) = r?;
+                    frame(w, b'C', note.as_bytes())?;
+                    n_cp += 1;
+                    cp_from = c.saturating_add(1);
+                }
+            }
+            Ok(())
+        };
+        if at == 0 {
+            emit_cps(0, &mut w)?;
+        }
+        let mut read = 0u64;
+        let mut more = false;
+        for r in s.entries(at, size) {
+            let (i, bytes) = r?;
+            frame(&mut w, b'E', &bytes)?;
+            at = i.saturating_add(1);
+            emit_cps(at, &mut w)?;
+            read = read.saturating_add(bytes.len() as u64);
+            if read >= budget && at < size {
+                more = true;
                 break;
             }
-            if let Some(r) = cps.next() {
-                let (_, note): (u64, String) = r?;
-                frame(w, b'C', note.as_bytes())?;
-                n_cp += 1;
-            }
         }
-        Ok(())
-    };
-    emit_cps(0, &mut w, &mut cps)?;
-    for r in store.entries(0, size) {
-        let (i, bytes) = r?;
-        frame(&mut w, b'E', &bytes)?;
-        emit_cps(i + 1, &mut w, &mut cps)?;
+        if !more {
+            break;
+        }
+        drop(cps);
+        store.reopen()?;
     }
     frame(&mut w, b'Z', &[])?;
     w.flush()?;
@@ -139,9 +174,21 @@ impl<R: Read> Reader<R> {
 /// # Errors
 /// On the first fault (nothing after it is written), or a storage failure.
 pub fn import<R: Read>(store: &Store, r: R) -> Result<u64, StoreError> {
-    if store.size()? != 0 {
+    import_reopening(&mut &*store, r, u64::MAX)
+}
+
+/// [`import`] that reopens the store after a group once `budget` bytes of entries were written
+/// since the last reopen ([`crate::scan`]): sled keeps the pages it wrote in memory until the
+/// store is closed, so an import of a large log (`backup`'s check of its export) would grow with
+/// it.
+///
+/// # Errors
+/// As [`import`], and a failed reopen.
+pub fn import_reopening<R: Read>(store: &mut dyn crate::scan::Reopen, r: R, budget: u64) -> Result<u64, StoreError> {
+    if store.store()?.size()? != 0 {
         return Err(err("import needs an empty data directory"));
     }
+    let mut written = 0u64;
     let mut rd = Reader::new(r)?;
     let mut ct = CompactTree::new();
     let mut registry: Option<Registry> = None;
@@ -149,15 +196,16 @@ pub fn import<R: Read>(store: &Store, r: R) -> Result<u64, StoreError> {
     let mut group: Vec<PreparedEntry> = Vec::new();
     let mut nodes = Vec::new();
     let mut pending_cps: Vec<(u64, String)> = Vec::new();
-    let flush = |group: &mut Vec<PreparedEntry>, nodes: &mut Vec<_>, size: u64, cps: &mut Vec<(u64, String)>| {
-        store.commit_group(group, nodes, size, None)?;
-        for (s, n) in cps.drain(..) {
-            store.put_checkpoint(s, &n)?;
-        }
-        group.clear();
-        nodes.clear();
-        Ok::<(), StoreError>(())
-    };
+    let flush =
+        |store: &Store, group: &mut Vec<PreparedEntry>, nodes: &mut Vec<_>, size: u64, cps: &mut Vec<(u64, String)>| {
+            store.commit_group(group, nodes, size, None)?;
+            for (s, n) in cps.drain(..) {
+                store.put_checkpoint(s, &n)?;
+            }
+            group.clear();
+            nodes.clear();
+            Ok::<(), StoreError>(())
+        };
     while let Some(f) = rd.next_frame()? {
         match f {
             Frame::Entry(bytes) => {
@@ -196,7 +244,12 @@ pub fn import<R: Read>(store: &Store, r: R) -> Result<u64, StoreError> {
                     tickets: Vec::new(),
                 });
                 if group.len() >= 1000 {
-                    flush(&mut group, &mut nodes, ct.size(), &mut pending_cps)?;
+                    written = written.saturating_add(group.iter().map(|e| e.leaf.len() as u64).sum::<u64>());
+                    flush(store.store()?, &mut group, &mut nodes, ct.size(), &mut pending_cps)?;
+                    if written >= budget {
+                        store.reopen()?;
+                        written = 0;
+                    }
                 }
             }
             Frame::Checkpoint(note) => {
@@ -220,6 +273,6 @@ pub fn import<R: Read>(store: &Store, r: R) -> Result<u64, StoreError> {
             }
         }
     }
-    flush(&mut group, &mut nodes, ct.size(), &mut pending_cps)?;
+    flush(store.store()?, &mut group, &mut nodes, ct.size(), &mut pending_cps)?;
     Ok(ct.size())
 }

@@ -12,6 +12,7 @@
 //! cosignatures). It is replaced atomically: write a temporary file, fsync it, rename it over the
 //! mark, fsync the directory.
 
+use crate::scan::Reopen;
 use crate::{Store, StoreError};
 use ledger_core::checkpoint::{Checkpoint, open_checkpoint};
 use ledger_core::hash::Hash;
@@ -281,7 +282,22 @@ pub fn verify_against_marks(
     mark: Option<&str>,
     witnessed: Option<&str>,
 ) -> Result<MarkedReport, OpenRefusal> {
-    marked_pass(store, data_dir, mark, witnessed, 0, &mut |_, _, _| Ok(()))
+    verify_against_marks_reopening(&mut &*store, data_dir, mark, witnessed, u64::MAX)
+}
+
+/// [`verify_against_marks`] that reopens the store every `budget` bytes of entries read
+/// ([`crate::scan`]), so that its memory does not grow with the log.
+///
+/// # Errors
+/// [`OpenRefusal`].
+pub fn verify_against_marks_reopening(
+    store: &mut dyn Reopen,
+    data_dir: &Path,
+    mark: Option<&str>,
+    witnessed: Option<&str>,
+    budget: u64,
+) -> Result<MarkedReport, OpenRefusal> {
+    marked_pass(store, data_dir, mark, witnessed, 0, budget, &mut |_, _, _| Ok(()))
 }
 
 /// The open-time check of node start-up (STARTUP): [`verify_against_marks`] in one streaming
@@ -302,12 +318,29 @@ pub fn verify_against_marks_streaming(
     full: bool,
     visit: &mut crate::Visit<'_>,
 ) -> Result<MarkedReport, OpenRefusal> {
+    verify_against_marks_streaming_reopening(&mut &*store, data_dir, (mark, witnessed), full, u64::MAX, visit)
+}
+
+/// [`verify_against_marks_streaming`] that reopens the store every `budget` bytes of entries
+/// read (at a bundle boundary; [`crate::scan`]): the entries are still read, checked and visited
+/// exactly once, in order, and the process's memory does not grow with the log.
+///
+/// # Errors
+/// As [`verify_against_marks_streaming`], and a failed reopen.
+pub fn verify_against_marks_streaming_reopening(
+    store: &mut dyn Reopen,
+    data_dir: &Path,
+    (mark, witnessed): (Option<&str>, Option<&str>),
+    full: bool,
+    budget: u64,
+    visit: &mut crate::Visit<'_>,
+) -> Result<MarkedReport, OpenRefusal> {
     let chain_from = if full {
         0
     } else {
         mark.and_then(claimed_size).unwrap_or(0)
     };
-    match marked_pass(store, data_dir, mark, witnessed, chain_from, visit) {
+    match marked_pass(store, data_dir, mark, witnessed, chain_from, budget, visit) {
         Err(e)
             if chain_from > 0
                 && !matches!(
@@ -318,7 +351,7 @@ pub fn verify_against_marks_streaming(
                     }
                 ) =>
         {
-            match verify_against_marks(store, data_dir, mark, witnessed) {
+            match marked_pass(store, data_dir, mark, witnessed, 0, budget, &mut |_, _, _| Ok(())) {
                 Err(named) => Err(named),
                 Ok(_) => Err(e),
             }
@@ -328,18 +361,18 @@ pub fn verify_against_marks_streaming(
 }
 
 fn marked_pass(
-    store: &Store,
+    store: &mut dyn Reopen,
     data_dir: &Path,
     mark: Option<&str>,
     witnessed: Option<&str>,
     chain_from: u64,
+    budget: u64,
     visit: &mut crate::Visit<'_>,
 ) -> Result<MarkedReport, OpenRefusal> {
     let mark_size = mark.and_then(claimed_size);
     let witnessed_size = witnessed.and_then(claimed_size);
     let sizes: Vec<u64> = mark_size.into_iter().chain(witnessed_size).collect();
-    let (report, roots) = store
-        .verify_streaming(&sizes, chain_from, visit)
+    let (report, roots) = crate::scan::verify_reopening(store, &sizes, chain_from, budget, visit)
         .map_err(|err| OpenRefusal::Store { err, mark: mark_size })?;
     let mut out = MarkedReport {
         report,

@@ -932,20 +932,47 @@ pub(crate) struct Records<'a> {
     chunks: Option<sled::Iter>,
     buf: VecDeque<Record>,
     done: bool,
+    // The last bundle read whole (for a scan resumed after it: [`Self::resume_at`]).
+    last_bundle: Option<u64>,
 }
 
 impl<'a> Records<'a> {
     pub(crate) fn new(store: &'a Store, start: u64, end: u64) -> Self {
+        Self::from_bundle(store, start / BUNDLE_ENTRIES, start, end)
+    }
+
+    /// The records of [`Self::new`]`(store, 0, end)` from bundle `n` on: the rest of that
+    /// sequence after a pass that stopped where [`Self::resume_at`] said (stray and duplicate
+    /// records are still yielded, as in one pass).
+    pub(crate) fn resumed(store: &'a Store, (n, next): (u64, u64), end: u64) -> Self {
+        let mut r = Self::from_bundle(store, n, 0, end);
+        r.next = next;
+        r
+    }
+
+    fn from_bundle(store: &'a Store, n: u64, start: u64, end: u64) -> Self {
         Self {
             store,
             start,
             end,
-            next: start / BUNDLE_ENTRIES * BUNDLE_ENTRIES,
-            bundles: Some(store.tree.range(bundle_key(start / BUNDLE_ENTRIES)..)),
+            next: n.saturating_mul(BUNDLE_ENTRIES),
+            bundles: Some(store.tree.range(bundle_key(n)..)),
             chunks: None,
             buf: VecDeque::new(),
             done: false,
+            last_bundle: None,
         }
+    }
+
+    /// Where a scan may stop and resume with [`Self::resumed`] yielding exactly the records this
+    /// iterator has not yielded yet: the bundle after the last one read, while every record read
+    /// so far was yielded and the tail chunks were not reached (with the index after the last
+    /// entry read).
+    pub(crate) fn resume_at(&self) -> Option<(u64, u64)> {
+        if self.done || self.chunks.is_some() || self.bundles.is_none() || !self.buf.is_empty() {
+            return None;
+        }
+        Some((self.last_bundle?.checked_add(1)?, self.next))
     }
 
     fn want(&self, i: u64) -> bool {
@@ -986,6 +1013,7 @@ impl<'a> Records<'a> {
                         && n.saturating_mul(BUNDLE_ENTRIES) < self.end
                     {
                         self.push_bundle(n, &v, 0)?;
+                        self.last_bundle = Some(n);
                         return Ok(true);
                     }
                     self.bundles = None;

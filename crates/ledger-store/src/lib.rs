@@ -35,6 +35,7 @@ mod journal;
 pub mod layout;
 mod legacy;
 pub mod postings;
+pub mod scan;
 pub mod tickets;
 pub mod tiles;
 mod verify;
@@ -43,7 +44,7 @@ pub use journal::{
     LEAF_FINGERPRINT, REQUEST_DIGEST_PREFIX, REQUEST_FINGERPRINT, TICKET_FINGERPRINT, TicketsOf, request_key,
 };
 pub use ledger_core::registry::IndexTag;
-pub use verify::{OpenReport, TamperFault, Visit};
+pub use verify::{OpenReport, TamperFault, Verification, Visit};
 
 use ledger_core::compact::{CompactTree, CompletedNode};
 use ledger_core::hash::Hash;
@@ -120,6 +121,8 @@ pub struct Store {
     index_recovery: std::sync::Mutex<()>,
     // For a read-only open, the temporary copy that is deleted on drop.
     _snapshot: Option<tempfile::TempDir>,
+    // For a writable open, its directory and page cache ([`Store::reopen`]).
+    writable_at: Option<(PathBuf, u64)>,
 }
 
 /// Key of the latest witnessed checkpoint.
@@ -181,6 +184,14 @@ fn open_locked(config: &sled::Config) -> Result<sled::Db, StoreError> {
     }
 }
 
+/// sled's settings for a writable store.
+fn writable_config(dir: &Path, cache_bytes: u64) -> sled::Config {
+    sled::Config::new()
+        .path(dir)
+        .mode(sled::Mode::HighThroughput)
+        .cache_capacity(cache_bytes)
+}
+
 /// sled's settings for a read-only copy: a small page cache, and no flusher thread (nothing is
 /// written to the copy after its recovery; one thread fewer at each reopen).
 fn read_only_config(path: &Path) -> sled::Config {
@@ -205,12 +216,7 @@ impl Store {
     /// # Errors
     /// When sled cannot open the directory.
     pub fn open_with_cache(dir: &Path, cache_bytes: u64) -> Result<Self, StoreError> {
-        let db = open_locked(
-            &sled::Config::new()
-                .path(dir)
-                .mode(sled::Mode::HighThroughput)
-                .cache_capacity(cache_bytes),
-        )?;
+        let db = open_locked(&writable_config(dir, cache_bytes))?;
         let tree = db.open_tree("ledger")?;
         let layout = store_layout(&tree, true)?;
         if layout != layout::LAYOUT_VERSION {
@@ -227,6 +233,7 @@ impl Store {
             index_ready: std::sync::atomic::AtomicBool::new(true),
             index_recovery: std::sync::Mutex::new(()),
             _snapshot: None,
+            writable_at: Some((dir.to_path_buf(), cache_bytes)),
         };
         store.recover_index()?;
         Ok(store)
@@ -272,6 +279,7 @@ impl Store {
             index_ready: std::sync::atomic::AtomicBool::new(layout != layout::LAYOUT_VERSION),
             index_recovery: std::sync::Mutex::new(()),
             _snapshot: Some(snap),
+            writable_at: None,
         })
     }
 
@@ -294,6 +302,49 @@ impl Store {
         };
         drop(self);
         Self::on_copy(open_locked(&read_only_config(snap.path()))?, snap)
+    }
+
+    /// Closes and reopens the store (a read-only one with [`Self::reopen_read_only`]; a writable
+    /// one flushed, then opened again on its directory with the same page cache, its lookup index
+    /// kept open as it is), which frees what sled holds in memory for the pages read so far: a
+    /// long scan ([`Verification`], the export) reopens the store every so many bytes of entries
+    /// read so that its memory does not grow with the log.
+    ///
+    /// # Errors
+    /// On storage failure; the store is then closed.
+    pub fn reopen(mut self) -> Result<Self, StoreError> {
+        let Some((dir, cache_bytes)) = self.writable_at.take() else {
+            return self.reopen_read_only();
+        };
+        self.db.flush()?;
+        let Self {
+            db,
+            tree,
+            read_only,
+            layout,
+            cache,
+            lookups,
+            index_ready,
+            index_recovery,
+            _snapshot,
+            writable_at: _,
+        } = self;
+        drop(tree);
+        drop(db);
+        let db = open_locked(&writable_config(&dir, cache_bytes))?;
+        let tree = db.open_tree("ledger")?;
+        Ok(Self {
+            db,
+            tree,
+            read_only,
+            layout,
+            cache,
+            lookups,
+            index_ready,
+            index_recovery,
+            _snapshot,
+            writable_at: Some((dir, cache_bytes)),
+        })
     }
 
     /// Number of entries.

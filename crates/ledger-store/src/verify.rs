@@ -297,20 +297,33 @@ impl TileCheck {
 }
 
 /// Every `t` key holds exactly the hashes the log of `size` entries has at its place, and no
-/// tile the log has is missing (layout 2).
-fn check_tile_keys(store: &Store, size: u64) -> Result<(), StoreError> {
-    let per = crate::layout::BUNDLE_ENTRIES;
-    // Hashes at tile level `l`: entries for level 0 (in full tiles only), completed nodes above.
-    let hashes_at = |l: u8| -> u64 {
-        if l == 0 {
-            size / per * per
-        } else {
-            size.checked_shr(8 * u32::from(l)).unwrap_or(0)
+/// tile the log has is missing (layout 2): [`Self::key`] for each `t` key in key order, then
+/// [`Self::end`].
+struct TileKeys {
+    size: u64,
+    count: BTreeMap<u8, u64>,
+}
+
+impl TileKeys {
+    fn new(size: u64) -> Self {
+        Self {
+            size,
+            count: BTreeMap::new(),
         }
-    };
-    let mut count: BTreeMap<u8, u64> = BTreeMap::new();
-    for r in store.raw_tree().scan_prefix(b"t") {
-        let (k, v) = r?;
+    }
+
+    // Hashes at tile level `l`: entries for level 0 (in full tiles only), completed nodes above.
+    fn hashes_at(&self, l: u8) -> u64 {
+        let per = crate::layout::BUNDLE_ENTRIES;
+        if l == 0 {
+            self.size / per * per
+        } else {
+            self.size.checked_shr(8 * u32::from(l)).unwrap_or(0)
+        }
+    }
+
+    fn key(&mut self, k: &[u8], v: &[u8]) -> Result<(), StoreError> {
+        let per = crate::layout::BUNDLE_ENTRIES;
         let (Some(&level), Some(tile)) = (
             k.get(1),
             k.get(2..10)
@@ -323,7 +336,7 @@ fn check_tile_keys(store: &Store, size: u64) -> Result<(), StoreError> {
                 detail: "malformed key".into(),
             }));
         };
-        let want = hashes_at(level).saturating_sub(tile.saturating_mul(per)).min(per);
+        let want = self.hashes_at(level).saturating_sub(tile.saturating_mul(per)).min(per);
         if want == 0 || v.len() as u64 != want * 32 {
             return Err(tampered(TamperFault::TileMismatch {
                 level,
@@ -331,23 +344,28 @@ fn check_tile_keys(store: &Store, size: u64) -> Result<(), StoreError> {
                 detail: format!("holds {} bytes, the log has {} hashes here", v.len(), want),
             }));
         }
-        *count.entry(level).or_default() += 1;
+        *self.count.entry(level).or_default() += 1;
+        Ok(())
     }
-    for l in 0..=crate::tiles::MAX_TILE_LEVEL {
-        let want = hashes_at(l).div_ceil(per);
-        if want == 0 {
-            break;
+
+    fn end(&self) -> Result<(), StoreError> {
+        let per = crate::layout::BUNDLE_ENTRIES;
+        for l in 0..=crate::tiles::MAX_TILE_LEVEL {
+            let want = self.hashes_at(l).div_ceil(per);
+            if want == 0 {
+                break;
+            }
+            let have = self.count.get(&l).copied().unwrap_or(0);
+            if have != want {
+                return Err(tampered(TamperFault::TileMismatch {
+                    level: l,
+                    tile: have,
+                    detail: format!("{have} tiles stored, the log has {want}"),
+                }));
+            }
         }
-        let have = count.get(&l).copied().unwrap_or(0);
-        if have != want {
-            return Err(tampered(TamperFault::TileMismatch {
-                level: l,
-                tile: have,
-                detail: format!("{have} tiles stored, the log has {want}"),
-            }));
-        }
+        Ok(())
     }
-    Ok(())
 }
 
 /// What [`Store::verify_streaming`] calls with each checked entry: index, decoded entry, the leaf
@@ -387,118 +405,289 @@ impl Store {
         chain_from: u64,
         visit: &mut Visit<'_>,
     ) -> Result<(OpenReport, BTreeMap<u64, Hash>), StoreError> {
-        let size = self.size()?;
-        let checkpoints: BTreeMap<u64, String> = self.checkpoints().collect::<Result<_, _>>()?;
+        let mut v = Verification::begin(self, sizes, chain_from)?;
+        while !v.pass(self, u64::MAX, visit)? {}
+        v.finish(self)
+    }
+}
+
+/// [`Store::verify_streaming`] in passes, so that the caller can close and reopen the store
+/// between two of them ([`crate::Reopen`]): sled keeps in memory every page a scan reads (the
+/// blob pages of the entry bundles are not bounded by its cache), and only a reopen frees them.
+/// The passes together read, check and visit every entry exactly once, in the order of one
+/// pass, and check everything [`Store::verify_streaming`] checks.
+pub struct Verification {
+    size: u64,
+    checkpoints: BTreeMap<u64, String>,
+    sizes: Vec<u64>,
+    chain_from: u64,
+    roots: BTreeMap<u64, Hash>,
+    ct: CompactTree,
+    last_ts: u64,
+    registry: Option<Registry>,
+    v2: bool,
+    tiles: TileCheck,
+    // Where the next pass resumes (layout 2): the bundle and the index after the last entry read.
+    resume: Option<(u64, u64)>,
+    done: bool,
+    // The scan of the `t` keys after the entries (layout 2), and the key it resumes at.
+    tile_keys: TileKeys,
+    tiles_from: Option<Vec<u8>>,
+    tiles_done: bool,
+    passes: u64,
+}
+
+impl Verification {
+    /// Starts the check of `store` (see [`Store::verify_streaming`]).
+    ///
+    /// # Errors
+    /// On storage failure.
+    pub fn begin(store: &Store, sizes: &[u64], chain_from: u64) -> Result<Self, StoreError> {
+        let checkpoints: BTreeMap<u64, String> = store.checkpoints().collect::<Result<_, _>>()?;
         let mut roots: BTreeMap<u64, Hash> = BTreeMap::new();
-        let mut ct = CompactTree::new();
-        let mut last_ts = 0u64;
-        let mut registry: Option<Registry> = None;
+        let ct = CompactTree::new();
         if checkpoints.contains_key(&0) || sizes.contains(&0) {
             roots.insert(0, ct.root());
         }
-        let v2 = self.layout() == crate::layout::LAYOUT_VERSION;
-        let mut tiles = TileCheck::default();
-        for r in self.records(0, u64::MAX) {
-            let (index, stored, bytes) = r?;
-            let expected = ct.size();
-            if index < expected {
-                return Err(tampered(TamperFault::StrayRecord { index }));
+        let size = store.size()?;
+        Ok(Self {
+            size,
+            checkpoints,
+            sizes: sizes.to_vec(),
+            chain_from,
+            roots,
+            ct,
+            last_ts: 0,
+            registry: None,
+            v2: store.layout() == crate::layout::LAYOUT_VERSION,
+            tiles: TileCheck::default(),
+            resume: None,
+            done: false,
+            tile_keys: TileKeys::new(size),
+            tiles_from: None,
+            tiles_done: false,
+            passes: 0,
+        })
+    }
+
+    /// Entries checked so far.
+    #[must_use]
+    pub fn checked(&self) -> u64 {
+        self.ct.size()
+    }
+
+    /// Passes run so far.
+    #[must_use]
+    pub fn passes(&self) -> u64 {
+        self.passes
+    }
+
+    /// Checks and visits the next entries of `store` (the store [`Self::begin`] was given, or the
+    /// same store reopened) until every entry was read, or until at least `budget` bytes of
+    /// entries were read and the pass can stop at a bundle boundary. Returns whether every entry
+    /// was read (then call [`Self::finish`]).
+    ///
+    /// # Errors
+    /// As [`Store::verify_streaming`].
+    pub fn pass(&mut self, store: &Store, budget: u64, visit: &mut Visit<'_>) -> Result<bool, StoreError> {
+        if self.done && (self.tiles_done || !self.v2) {
+            return Ok(true);
+        }
+        self.passes += 1;
+        let mut read = 0u64;
+        if !self.done && !self.entries(store, budget, &mut read, visit)? {
+            return Ok(false);
+        }
+        if !self.v2 || self.tiles_done {
+            return Ok(true);
+        }
+        // The `t` keys (every tile of the log, 8 KiB each when full): read in passes too, of a
+        // quarter of the budget (a tile is held as stored, 32 bytes per entry, while the entry
+        // bundles are held compressed).
+        let budget = (budget / 4).max(1);
+        let from = self.tiles_from.take().unwrap_or_else(|| vec![b't']);
+        for r in store.raw_tree().range(from..) {
+            let (k, v) = r?;
+            if k.first() != Some(&b't') {
+                break;
             }
-            if index != expected {
-                return Err(tampered(TamperFault::MissingEntry { index: expected }));
-            }
-            if index >= size {
-                return Err(tampered(TamperFault::ExtraEntry { index }));
-            }
-            let e = Entry::decode(&bytes).map_err(|e| {
-                tampered(TamperFault::Malformed {
-                    index,
-                    detail: e.to_string(),
-                })
-            })?;
-            if e.index != index {
-                return Err(tampered(TamperFault::IndexMismatch { index, found: e.index }));
-            }
-            if index == 0 {
-                registry = Some(charter_registry(&e)?);
-            } else if let Some(reg) = registry.as_mut()
-                && matches!(
-                    kind_of(&e.envelope.payload_type),
-                    Some("node.rotate" | "node.compromise")
-                )
-            {
-                // The chain of node keys: a rotation the rules refuse has no effect, so the
-                // checkpoints after it must still be the old key's.
-                let _ = ledger_core::state::fold_registry(reg, &e);
-            }
-            let lh = ledger_core::hash::leaf_hash(&bytes);
-            let stored = stored.ok_or_else(|| {
-                tampered(TamperFault::TileMismatch {
-                    level: 0,
-                    tile: index / crate::layout::BUNDLE_ENTRIES,
-                    detail: format!("no leaf hash for entry {index}"),
-                })
-            })?;
-            if stored != lh {
-                return Err(tampered(TamperFault::LeafHashMismatch {
-                    index,
-                    computed: lh,
-                    stored,
-                }));
-            }
-            if index >= chain_from {
-                let prev = ct.root();
-                if e.prev_root != prev {
-                    return Err(tampered(TamperFault::ChainBroken {
-                        index,
-                        expected: prev,
-                        found: e.prev_root,
-                    }));
-                }
-            }
-            if e.timestamp_micros < last_ts {
-                return Err(tampered(TamperFault::TimeRegression { index }));
-            }
-            last_ts = e.timestamp_micros;
-            let mut completed = Vec::new();
-            ct.append_with(lh, |n| {
-                if v2 && n.level >= 8 && n.level % 8 == 0 {
-                    completed.push(n);
-                }
-            });
-            for n in completed {
-                tiles.check(self, &n)?;
-            }
-            visit(index, &e, &lh).map_err(StoreError::Visit)?;
-            if checkpoints.contains_key(&ct.size()) || sizes.contains(&ct.size()) {
-                roots.insert(ct.size(), ct.root());
+            self.tile_keys.key(&k, &v)?;
+            read = read.saturating_add(v.len() as u64);
+            if read >= budget {
+                let mut next = k.to_vec();
+                next.push(0);
+                self.tiles_from = Some(next);
+                return Ok(false);
             }
         }
+        self.tiles_done = true;
+        Ok(true)
+    }
+
+    /// The entries part of [`Self::pass`]: false when it stopped at its budget.
+    fn entries(
+        &mut self,
+        store: &Store,
+        budget: u64,
+        read: &mut u64,
+        visit: &mut Visit<'_>,
+    ) -> Result<bool, StoreError> {
+        if self.v2 {
+            let mut it = match self.resume {
+                None => crate::layout::Records::new(store, 0, u64::MAX),
+                Some(at) => crate::layout::Records::resumed(store, at, u64::MAX),
+            };
+            while let Some(r) = it.next() {
+                let (index, stored, bytes) = r?;
+                *read = read.saturating_add(bytes.len() as u64);
+                self.entry(store, index, stored, &bytes, visit)?;
+                if *read >= budget
+                    && let Some(at) = it.resume_at()
+                {
+                    self.resume = Some(at);
+                    return Ok(false);
+                }
+            }
+        } else {
+            for r in store.records(0, u64::MAX) {
+                let (index, stored, bytes) = r?;
+                self.entry(store, index, stored, &bytes, visit)?;
+            }
+        }
+        self.done = true;
+        // As in one pass: a missing last entry is named before the tiles are checked.
+        if self.ct.size() != self.size {
+            return Err(tampered(TamperFault::MissingEntry { index: self.ct.size() }));
+        }
+        Ok(true)
+    }
+
+    fn entry(
+        &mut self,
+        store: &Store,
+        index: u64,
+        stored: Option<Hash>,
+        bytes: &[u8],
+        visit: &mut Visit<'_>,
+    ) -> Result<(), StoreError> {
+        let expected = self.ct.size();
+        if index < expected {
+            return Err(tampered(TamperFault::StrayRecord { index }));
+        }
+        if index != expected {
+            return Err(tampered(TamperFault::MissingEntry { index: expected }));
+        }
+        if index >= self.size {
+            return Err(tampered(TamperFault::ExtraEntry { index }));
+        }
+        let e = Entry::decode(bytes).map_err(|e| {
+            tampered(TamperFault::Malformed {
+                index,
+                detail: e.to_string(),
+            })
+        })?;
+        if e.index != index {
+            return Err(tampered(TamperFault::IndexMismatch { index, found: e.index }));
+        }
+        if index == 0 {
+            self.registry = Some(charter_registry(&e)?);
+        } else if let Some(reg) = self.registry.as_mut()
+            && matches!(
+                kind_of(&e.envelope.payload_type),
+                Some("node.rotate" | "node.compromise")
+            )
+        {
+            // The chain of node keys: a rotation the rules refuse has no effect, so the
+            // checkpoints after it must still be the old key's.
+            let _ = ledger_core::state::fold_registry(reg, &e);
+        }
+        let lh = ledger_core::hash::leaf_hash(bytes);
+        let stored = stored.ok_or_else(|| {
+            tampered(TamperFault::TileMismatch {
+                level: 0,
+                tile: index / crate::layout::BUNDLE_ENTRIES,
+                detail: format!("no leaf hash for entry {index}"),
+            })
+        })?;
+        if stored != lh {
+            return Err(tampered(TamperFault::LeafHashMismatch {
+                index,
+                computed: lh,
+                stored,
+            }));
+        }
+        if index >= self.chain_from {
+            let prev = self.ct.root();
+            if e.prev_root != prev {
+                return Err(tampered(TamperFault::ChainBroken {
+                    index,
+                    expected: prev,
+                    found: e.prev_root,
+                }));
+            }
+        }
+        if e.timestamp_micros < self.last_ts {
+            return Err(tampered(TamperFault::TimeRegression { index }));
+        }
+        self.last_ts = e.timestamp_micros;
+        let v2 = self.v2;
+        let mut completed = Vec::new();
+        self.ct.append_with(lh, |n| {
+            if v2 && n.level >= 8 && n.level % 8 == 0 {
+                completed.push(n);
+            }
+        });
+        for n in completed {
+            self.tiles.check(store, &n)?;
+        }
+        visit(index, &e, &lh).map_err(StoreError::Visit)?;
+        let now = self.ct.size();
+        if self.checkpoints.contains_key(&now) || self.sizes.contains(&now) {
+            self.roots.insert(now, self.ct.root());
+        }
+        Ok(())
+    }
+
+    /// The checks after the last entry (tiles, stored root, checkpoints) on `store`, and the
+    /// report with the roots at the asked sizes.
+    ///
+    /// # Errors
+    /// As [`Store::verify_streaming`]; also when a pass is still due.
+    pub fn finish(self, store: &Store) -> Result<(OpenReport, BTreeMap<u64, Hash>), StoreError> {
+        if !self.done || (self.v2 && !self.tiles_done) {
+            return Err(StoreError::Corrupt(
+                "the store check finished before its last pass".into(),
+            ));
+        }
+        let size = self.size;
+        let ct = self.ct;
         if ct.size() != size {
             return Err(tampered(TamperFault::MissingEntry { index: ct.size() }));
         }
-        if v2 {
-            check_tile_keys(self, size)?;
+        if self.v2 {
+            self.tile_keys.end()?;
         }
-        let stored_root = root_from_source(self, size).map_err(|_| tampered(TamperFault::NodeMismatch { size }))?;
+        let stored_root = root_from_source(store, size).map_err(|_| tampered(TamperFault::NodeMismatch { size }))?;
         if stored_root != ct.root() {
             return Err(tampered(TamperFault::NodeMismatch { size }));
         }
-        check_checkpoints(&checkpoints, &roots, registry.as_ref(), &ct.root())?;
-        let asked = roots
+        check_checkpoints(&self.checkpoints, &self.roots, self.registry.as_ref(), &ct.root())?;
+        let asked = self
+            .roots
             .iter()
-            .filter(|(s, _)| sizes.contains(s))
+            .filter(|(s, _)| self.sizes.contains(s))
             .map(|(s, r)| (*s, *r))
             .collect();
         Ok((
             OpenReport {
                 size,
                 root: ct.root(),
-                checkpoints: checkpoints.len(),
-                node_verifier: registry
+                checkpoints: self.checkpoints.len(),
+                node_verifier: self
+                    .registry
                     .as_ref()
                     .and_then(|r| NoteVerifier::new(&r.charter.origin, r.node_key).ok()),
-                node_keys: registry.map(|r| r.node_keys).unwrap_or_default(),
+                node_keys: self.registry.map(|r| r.node_keys).unwrap_or_default(),
             },
             asked,
         ))

@@ -1,0 +1,249 @@
+//! Issue 14 (MEM): the node's start-up check, `ledger-node export` and `backup` close and reopen
+//! the store every `LEDGER_SCAN_BYTES` of entries read, so that their memory does not grow with
+//! the log (sled keeps every page a scan reads until the store is closed: `ledger_store::scan`).
+//! With the budget at 1 byte the store is reopened after every bundle; the check must still read
+//! and fold every entry exactly once (the node serves the whole log, the same root), and must still
+//! name a fault found after a reopen: a flipped byte in bundle 1, a flipped byte in the tail, and
+//! a stray copy of an entry of bundle 0 (read before the first reopen) stored again in the tail,
+//! a tile grown by one hash (found by the scan of the tile keys, which reopens too).
+//! The export and the backup written with reopens are byte for byte those written without.
+
+mod support;
+
+use ledger_proto::pb;
+use ledger_store::layout;
+use std::path::Path;
+use std::process::Command;
+use support::*;
+
+/// Every bundle boundary is a reopen.
+const SCAN: (&str, &str) = ("LEDGER_SCAN_BYTES", "1");
+
+/// 610 entries: bundles 0 and 1 (0-511), entries 512-609 in the tail; the node stopped.
+async fn build(dir: &Path) -> std::path::PathBuf {
+    let data = dir.join("d");
+    init(&data, "ledger.test/scan", &[], 1);
+    let admin = key(&data.join("keys/admin.key"));
+    let reg = new_key();
+    let mut node = Node::start(&data);
+    let mut c = node.client().await;
+    append(&mut c, &enroll(&reg, "r", &["registrar"], &[&admin]), "")
+        .await
+        .expect("enroll");
+    for i in 0..8 {
+        append(&mut c, &record("note", note_payload(i), &[&reg]), "")
+            .await
+            .expect("append");
+    }
+    for b in 0..2 {
+        let items: Vec<pb::AppendRequest> = (0..300)
+            .map(|i| req(&record("note", note_payload(100 + 300 * b + i), &[&reg]), "", false))
+            .collect();
+        let r = c
+            .append_batch(pb::AppendBatchRequest {
+                items,
+                wait_for_checkpoint: true,
+            })
+            .await
+            .expect("batch")
+            .into_inner();
+        assert!(r.results.iter().all(|x| x.ok.is_some()), "all appended");
+    }
+    node.stop();
+    data
+}
+
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).expect("mkdir");
+    for e in std::fs::read_dir(from).expect("read dir") {
+        let e = e.expect("entry");
+        let dst = to.join(e.file_name());
+        if e.file_type().expect("type").is_dir() {
+            copy_dir(&e.path(), &dst);
+        } else {
+            std::fs::copy(e.path(), dst).expect("copy");
+        }
+    }
+}
+
+/// Applies `f` to the raw sled tree of a copy of `data`; returns the stderr of a refused start
+/// that reopens the store at every bundle.
+fn tamper_and_start(data: &Path, name: &str, f: impl FnOnce(&sled::Tree)) -> String {
+    let copy = data.parent().expect("parent").join(name);
+    copy_dir(data, &copy);
+    {
+        let store = ledger_store::Store::open(&copy.join("store")).expect("open");
+        f(store.raw_tree());
+        store.flush().expect("flush");
+    }
+    match Node::try_start_env(&copy, &[], &[SCAN]) {
+        Ok(_) => panic!("{name}: the node served a tampered store"),
+        Err(stderr) => stderr,
+    }
+}
+
+/// Rewrites entry bundle `n` after `f` edited its leaves.
+fn edit_bundle(n: u64, f: impl FnOnce(&mut Vec<Vec<u8>>)) -> impl FnOnce(&sled::Tree) {
+    move |t: &sled::Tree| {
+        let v = t.get(layout::bundle_key(n)).expect("get").expect("bundle");
+        let mut leaves: Vec<Vec<u8>> = layout::bundle_leaves(&v).expect("frames");
+        assert_eq!(leaves.len(), 256);
+        f(&mut leaves);
+        t.insert(
+            layout::bundle_key(n),
+            layout::compress_bundle(layout::encode_bundle(leaves.iter().map(Vec::as_slice))),
+        )
+        .expect("insert");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn start_up_check_reopening_the_store_reads_every_entry_once_and_names_late_faults() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let data = build(dir.path()).await;
+    let root_of = |data: &Path| {
+        let s = ledger_store::Store::open_read_only(&data.join("store")).expect("ro");
+        (s.size().expect("size"), s.compact_tree().expect("tree").root())
+    };
+    let (size, root) = root_of(&data);
+    assert_eq!(size, 610);
+
+    // Untouched, it starts with a reopen after bundle 0 and after bundle 1, then after each of
+    // the three tiles (level 0: tiles 0 and 1; level 1: tile 0) of the scan of the tile keys, and
+    // serves every entry once, in order; its log names the entries checked and the reopens.
+    {
+        let mut node = Node::try_start_env(&data, &[], &[SCAN, ("RUST_LOG", "info")]).expect("start");
+        let mut c = node.client().await;
+        let got = entries(&mut c).await;
+        assert_eq!(
+            got.iter().map(|e| e.0).collect::<Vec<_>>(),
+            (0..size).collect::<Vec<_>>()
+        );
+        node.stop();
+    }
+    let log = std::fs::read_to_string(data.with_extension("node.log")).expect("node log");
+    let line = log
+        .lines()
+        .find(|l| l.contains("store verified"))
+        .expect("a 'store verified' line");
+    assert!(line.contains("size=610"), "{line}");
+    assert!(line.contains("reopens=5"), "{line}");
+    assert_eq!(root_of(&data), (size, root), "nothing changed");
+
+    // A byte flipped in entry 300 (bundle 1, read after the first reopen).
+    let out = tamper_and_start(
+        &data,
+        "bundle1-flip",
+        edit_bundle(1, |l| {
+            let n = l[300 - 256].len();
+            l[300 - 256][n - 70] ^= 0x01;
+        }),
+    );
+    assert!(out.contains("at index 300"), "bundle1-flip: {out}");
+    assert!(out.contains("refusing to serve"), "bundle1-flip: {out}");
+
+    // A byte flipped in entry 600 (the tail, after the last reopen).
+    let out = tamper_and_start(&data, "tail-flip", |t| {
+        let mut tail = layout::raw::read_tail(t);
+        let v = &mut tail.get_mut(&600).expect("entry 600").1;
+        let n = v.len();
+        v[n - 70] ^= 0x01;
+        layout::raw::write_tail(t, &tail);
+    });
+    assert!(out.contains("at index 600"), "tail-flip: {out}");
+    assert!(out.contains("refusing to serve"), "tail-flip: {out}");
+
+    // A copy of entry 9 (bundle 0, checked before the first reopen) stored again in the tail.
+    let out = tamper_and_start(&data, "stray-after-reopen", |t| {
+        let v = t.get(layout::bundle_key(0)).expect("get").expect("bundle 0");
+        let leaves = layout::bundle_leaves(&v).expect("frames");
+        let h = ledger_core::hash::leaf_hash(&leaves[9]);
+        t.insert(layout::chunk_key(9), layout::encode_chunk([(&h, &leaves[9][..])]))
+            .expect("insert");
+    });
+    assert!(out.contains("STRAY_RECORD: entry 9"), "stray-after-reopen: {out}");
+
+    // The level-1 tile grown by one hash: its node hash still matches (checked with the entries),
+    // its length is refused by the scan of the tile keys, which runs after every entry's reopen.
+    let out = tamper_and_start(&data, "tile-grown-after-reopen", |t| {
+        let mut v = t.get(layout::tile_key(1, 0)).expect("get").expect("tile 1/0").to_vec();
+        v.extend_from_slice(&[7u8; 32]);
+        t.insert(layout::tile_key(1, 0), v).expect("insert");
+    });
+    assert!(
+        out.contains("TILE_MISMATCH at tile level 1, tile 0"),
+        "tile-grown-after-reopen: {out}"
+    );
+}
+
+fn node_cmd(args: &[&str], scan: bool) -> std::process::Output {
+    let mut c = Command::new(bin("ledger-node"));
+    c.args(args);
+    if scan {
+        c.env(SCAN.0, SCAN.1);
+    } else {
+        c.env_remove(SCAN.0);
+    }
+    c.output().expect("run ledger-node")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn export_and_backup_reopening_their_copy_write_the_same_bytes() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let data = build(dir.path()).await;
+    let d = data.to_str().expect("utf-8 path");
+    let mut exports = Vec::new();
+    for scan in [false, true] {
+        let out = dir.path().join(format!("export-{scan}"));
+        let o = node_cmd(&["export", "--data", d, "--out", out.to_str().expect("path")], scan);
+        assert!(o.status.success(), "export: {}", String::from_utf8_lossy(&o.stderr));
+        assert!(
+            String::from_utf8_lossy(&o.stdout).contains("exported 610 entries"),
+            "{}",
+            String::from_utf8_lossy(&o.stdout)
+        );
+        exports.push(std::fs::read(&out).expect("export"));
+    }
+    assert_eq!(exports[0], exports[1], "the export with reopens is the same stream");
+
+    let bk = dir.path().join("bk");
+    let o = node_cmd(&["backup", "--data", d, "--out", bk.to_str().expect("path")], true);
+    assert!(o.status.success(), "backup: {}", String::from_utf8_lossy(&o.stderr));
+    assert!(
+        String::from_utf8_lossy(&o.stdout).contains("backup of 610 entries"),
+        "{}",
+        String::from_utf8_lossy(&o.stdout)
+    );
+    assert_eq!(
+        std::fs::read(bk.join("ledger.export")).expect("backup export"),
+        exports[0],
+        "the backup's export is the same stream"
+    );
+
+    // A flipped byte in bundle 1 of the data directory: export refuses it by index, with reopens.
+    let bad = dir.path().join("bad");
+    copy_dir(&data, &bad);
+    {
+        let store = ledger_store::Store::open(&bad.join("store")).expect("open");
+        edit_bundle(1, |l| {
+            let n = l[300 - 256].len();
+            l[300 - 256][n - 70] ^= 0x01;
+        })(store.raw_tree());
+        store.flush().expect("flush");
+    }
+    let out = dir.path().join("export-bad");
+    let o = node_cmd(
+        &[
+            "export",
+            "--data",
+            bad.to_str().expect("path"),
+            "--out",
+            out.to_str().expect("path"),
+        ],
+        true,
+    );
+    assert!(!o.status.success(), "a tampered store is not exported");
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains("refusing to export"), "{err}");
+    assert!(err.contains("at index 300"), "{err}");
+}

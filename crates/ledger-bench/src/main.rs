@@ -560,6 +560,23 @@ async fn main() -> Result<()> {
     Ok(())
 }
 
+/// Context switches (voluntary and involuntary) of the threads process `pid` has now, from /proc.
+fn context_switches(pid: &str) -> u64 {
+    let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
+        return 0;
+    };
+    tasks
+        .flatten()
+        .filter_map(|t| std::fs::read_to_string(t.path().join("status")).ok())
+        .flat_map(|s| {
+            s.lines()
+                .filter(|l| l.contains("ctxt_switches:"))
+                .filter_map(|l| l.split_whitespace().nth(1)?.parse::<u64>().ok())
+                .collect::<Vec<_>>()
+        })
+        .sum()
+}
+
 /// CPU time (user + system) of process `pid` (`self` for this one), from /proc.
 fn cpu_secs(pid: &str) -> Option<f64> {
     let s = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
@@ -577,14 +594,23 @@ async fn appends_only(quick: bool, runs: usize) -> Result<()> {
     let pid = node.child.id().to_string();
     let key = enroll_platform(&node.addr, &admin).await?;
     let (per, rounds) = if quick { (200, 4) } else { (2000, 40) };
-    let (mut rate, mut node_us, mut gen_us) = (Vec::new(), Vec::new(), Vec::new());
+    let (mut rate, mut node_us, mut gen_us, mut switches) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
     for _ in 0..runs {
-        let (n0, g0) = (cpu_secs(&pid).unwrap_or(0.0), cpu_secs("self").unwrap_or(0.0));
+        let (n0, g0, s0) = (
+            cpu_secs(&pid).unwrap_or(0.0),
+            cpu_secs("self").unwrap_or(0.0),
+            context_switches(&pid),
+        );
         rate.push(concurrent_appends(&node.addr, &key, 64, per).await?);
-        let (n1, g1) = (cpu_secs(&pid).unwrap_or(0.0), cpu_secs("self").unwrap_or(0.0));
+        let (n1, g1, s1) = (
+            cpu_secs(&pid).unwrap_or(0.0),
+            cpu_secs("self").unwrap_or(0.0),
+            context_switches(&pid),
+        );
         // The generator's figure includes signing the envelopes before the clock starts.
         node_us.push((n1 - n0) * 1e6 / (64 * per) as f64);
         gen_us.push((g1 - g0) * 1e6 / (64 * per) as f64);
+        switches.push(s1.saturating_sub(s0) as f64 * 100.0 / (64 * per) as f64);
     }
     row(
         "Append, 64 concurrent clients",
@@ -598,6 +624,12 @@ async fn appends_only(quick: bool, runs: usize) -> Result<()> {
         &stats(gen_us),
         "µs",
         "includes signing the envelopes",
+    );
+    row(
+        "  node context switches per 100 Appends",
+        &stats(switches),
+        "",
+        "all threads, /proc (threads that ended are not counted)",
     );
     let mut v = Vec::new();
     for _ in 0..runs {

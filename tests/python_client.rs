@@ -14,37 +14,13 @@
 
 #[path = "support/mod.rs"]
 mod support;
+#[path = "support_python/mod.rs"]
+mod support_python;
 
 use serde_json::{Value, json};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use support::*;
-
-const MODULES: &str = "import grpc, grpc_tools, google.protobuf, cryptography";
-
-/// The Python interpreter with the modules the example needs, or `None` (test skipped) outside CI.
-fn python() -> Option<PathBuf> {
-    let py = std::env::var_os("LEDGER_PYTHON").map_or_else(|| PathBuf::from("/usr/bin/python3"), PathBuf::from);
-    let found = Command::new(&py)
-        .args(["-c", MODULES])
-        .output()
-        .is_ok_and(|o| o.status.success());
-    if found {
-        return Some(py);
-    }
-    let how = "apt-get install -y python3-cryptography python3-grpcio python3-grpc-tools python3-protobuf \
-               (or point LEDGER_PYTHON at a python3 that has them)";
-    assert!(
-        std::env::var_os("LEDGER_REQUIRE_PYTHON").is_none(),
-        "LEDGER_REQUIRE_PYTHON is set but {} lacks the modules ({MODULES}): {how}",
-        py.display()
-    );
-    eprintln!(
-        "SKIPPED python_client: {} lacks the modules ({MODULES}); {how}",
-        py.display()
-    );
-    None
-}
 
 struct Run {
     node: String,
@@ -116,7 +92,9 @@ impl Run {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn python_evaluator_takes_part_in_an_election() {
-    let Some(python) = python() else { return };
+    let Some(python) = support_python::python("python_client") else {
+        return;
+    };
     let tmp = tempfile::tempdir().expect("tmp");
     let data = tmp.path().join("d");
     init(&data, "ledger.test/python", &[], 1);

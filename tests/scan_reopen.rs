@@ -10,7 +10,6 @@
 
 mod support;
 
-use ledger_proto::pb;
 use ledger_store::layout;
 use std::path::Path;
 use std::process::Command;
@@ -22,48 +21,12 @@ const SCAN: (&str, &str) = ("LEDGER_SCAN_BYTES", "1");
 /// 610 entries: bundles 0 and 1 (0-511), entries 512-609 in the tail; the node stopped.
 async fn build(dir: &Path) -> std::path::PathBuf {
     let data = dir.join("d");
-    init(&data, "ledger.test/scan", &[], 1);
-    let admin = key(&data.join("keys/admin.key"));
-    let reg = new_key();
-    let mut node = Node::start(&data);
-    let mut c = node.client().await;
-    append(&mut c, &enroll(&reg, "r", &["registrar"], &[&admin]), "")
-        .await
-        .expect("enroll");
-    for i in 0..8 {
-        append(&mut c, &record("note", note_payload(i), &[&reg]), "")
-            .await
-            .expect("append");
-    }
+    let (mut node, mut c, reg) = registrar_ledger(&data, "ledger.test/scan", 8).await;
     for b in 0..2 {
-        let items: Vec<pb::AppendRequest> = (0..300)
-            .map(|i| req(&record("note", note_payload(100 + 300 * b + i), &[&reg]), "", false))
-            .collect();
-        let r = c
-            .append_batch(pb::AppendBatchRequest {
-                items,
-                wait_for_checkpoint: true,
-            })
-            .await
-            .expect("batch")
-            .into_inner();
-        assert!(r.results.iter().all(|x| x.ok.is_some()), "all appended");
+        append_notes_batch(&mut c, &reg, 100 + 300 * b..400 + 300 * b).await;
     }
     node.stop();
     data
-}
-
-fn copy_dir(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).expect("mkdir");
-    for e in std::fs::read_dir(from).expect("read dir") {
-        let e = e.expect("entry");
-        let dst = to.join(e.file_name());
-        if e.file_type().expect("type").is_dir() {
-            copy_dir(&e.path(), &dst);
-        } else {
-            std::fs::copy(e.path(), dst).expect("copy");
-        }
-    }
 }
 
 /// Applies `f` to the raw sled tree of a copy of `data`; returns the stderr of a refused start

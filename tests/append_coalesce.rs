@@ -9,25 +9,12 @@ mod support;
 
 use ledger_core::dsse::Envelope;
 use std::collections::BTreeSet;
-use std::io::{Read as _, Write as _};
 use std::time::Duration;
 use support::*;
 use tonic::Code;
 
 const CLIENTS: u64 = 32;
 const PER_CLIENT: u64 = 12;
-
-/// The value of the sample `name` (no labels) in the node's metrics.
-fn metric(port: u16, name: &str) -> f64 {
-    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).expect("metrics connect");
-    s.set_read_timeout(Some(Duration::from_secs(5))).expect("timeout");
-    s.write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n").expect("write");
-    let mut all = String::new();
-    s.read_to_string(&mut all).expect("read");
-    all.lines()
-        .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
-        .unwrap_or_else(|| panic!("no {name} in {all}"))
-}
 
 /// The kinds of forgery, each made fresh (a new ticket) every time.
 #[derive(Clone, Copy, Debug)]

@@ -15,30 +15,11 @@ mod support;
 use ledger_core::dsse::Envelope;
 use ledger_proto::pb;
 use std::collections::BTreeMap;
-use std::io::{Read as _, Write as _};
-use std::process::Command;
 use std::time::Duration;
 use support::*;
 use tonic::Code;
 
 const ORIGIN: &str = "ledger.test/merge";
-
-fn free_port() -> u16 {
-    let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
-    l.local_addr().expect("addr").port()
-}
-
-/// The value of the sample `name` (no labels) in the node's metrics.
-fn metric(port: u16, name: &str) -> f64 {
-    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).expect("metrics connect");
-    s.set_read_timeout(Some(Duration::from_secs(5))).expect("timeout");
-    s.write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n").expect("write");
-    let mut all = String::new();
-    s.read_to_string(&mut all).expect("read");
-    all.lines()
-        .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
-        .unwrap_or_else(|| panic!("no {name} in {all}"))
-}
 
 /// A slow-committing node on `data` with its metrics on a free port.
 fn slow_node(data: &std::path::Path) -> (Node, u16) {
@@ -154,16 +135,7 @@ async fn kill_9_during_merged_commits_never_loses_an_acknowledged_entry() {
         }
     }
     // The independent verifier replays the whole log the crashes left.
-    let out = Command::new(bin("ledger-verify"))
-        .args(["replay", "--data", data.to_str().expect("utf8")])
-        .output()
-        .expect("replay");
-    assert!(
-        out.status.success(),
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
+    replay_data_ok(&data);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

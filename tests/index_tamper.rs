@@ -23,14 +23,7 @@ async fn build(
     Vec<(u64, Vec<u8>)>,
 ) {
     let data = dir.join("d");
-    init(&data, "ledger.test/index", &[], 1);
-    let admin = key(&data.join("keys/admin.key"));
-    let reg = new_key();
-    let mut node = Node::start(&data);
-    let mut c = node.client().await;
-    append(&mut c, &enroll(&reg, "r", &["registrar"], &[&admin]), "")
-        .await
-        .expect("enroll");
+    let (mut node, mut c, reg) = registrar_ledger(&data, "ledger.test/index", 0).await;
     let (mut envs, mut got) = (Vec::new(), Vec::new());
     for i in 0..NOTES {
         let env = record("note", note_payload(i), &[&reg]);

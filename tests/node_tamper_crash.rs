@@ -14,48 +14,12 @@ use support::*;
 /// returns the data dir.
 async fn build(dir: &Path, extra: u64) -> std::path::PathBuf {
     let data = dir.join("d");
-    init(&data, "ledger.test/tamper", &[], 1);
-    let admin = key(&data.join("keys/admin.key"));
-    let reg = new_key();
-    let mut node = Node::start(&data);
-    let mut c = node.client().await;
-    append(&mut c, &enroll(&reg, "r", &["registrar"], &[&admin]), "")
-        .await
-        .expect("enroll");
-    for i in 0..8 {
-        append(&mut c, &record("note", note_payload(i), &[&reg]), "")
-            .await
-            .expect("append");
-    }
+    let (mut node, mut c, reg) = registrar_ledger(&data, "ledger.test/tamper", 8).await;
     if extra > 0 {
-        let items: Vec<pb::AppendRequest> = (0..extra)
-            .map(|i| req(&record("note", note_payload(100 + i), &[&reg]), "", false))
-            .collect();
-        let r = c
-            .append_batch(pb::AppendBatchRequest {
-                items,
-                wait_for_checkpoint: true,
-            })
-            .await
-            .expect("batch")
-            .into_inner();
-        assert!(r.results.iter().all(|x| x.ok.is_some()), "all appended");
+        append_notes_batch(&mut c, &reg, 100..100 + extra).await;
     }
     node.stop();
     data
-}
-
-fn copy_dir(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).expect("mkdir");
-    for e in std::fs::read_dir(from).expect("read dir") {
-        let e = e.expect("entry");
-        let dst = to.join(e.file_name());
-        if e.file_type().expect("type").is_dir() {
-            copy_dir(&e.path(), &dst);
-        } else {
-            std::fs::copy(e.path(), dst).expect("copy");
-        }
-    }
 }
 
 /// Rewrites the tail chunks (one per entry, a valid chunking) after `f` edited them.

@@ -151,17 +151,7 @@ async fn restart_forgets_nothing() {
     drop(c);
     node.stop();
 
-    let out = Command::new(bin("ledger-verify"))
-        .args(["replay", "--data", data.to_str().expect("utf8")])
-        .output()
-        .expect("replay");
-    assert!(
-        out.status.success(),
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert!(String::from_utf8_lossy(&out.stdout).contains("OK"));
+    assert!(replay_data_ok(&data).contains("OK"));
 }
 
 /// A log written under older rules (here: a second `escrow.key` with the same id, written into the

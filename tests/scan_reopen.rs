@@ -7,10 +7,12 @@
 //! a stray copy of an entry of bundle 0 (read before the first reopen) stored again in the tail,
 //! a tile grown by one hash (found by the scan of the tile keys, which reopens too).
 //! The export and the backup written with reopens are byte for byte those written without.
+//! `ledger-node import` and `restore` reopen the store they write every `LEDGER_SCAN_BYTES` of
+//! entries written (after a group of 1000) and read: the store they make holds every entry byte
+//! for byte and replays clean, and an entry altered after the first reopen is refused by index.
 
 mod support;
 
-use ledger_proto::pb;
 use ledger_store::layout;
 use std::path::Path;
 use std::process::Command;
@@ -19,51 +21,16 @@ use support::*;
 /// Every bundle boundary is a reopen.
 const SCAN: (&str, &str) = ("LEDGER_SCAN_BYTES", "1");
 
-/// 610 entries: bundles 0 and 1 (0-511), entries 512-609 in the tail; the node stopped.
-async fn build(dir: &Path) -> std::path::PathBuf {
+/// 10 + 300·`batches` entries (610 for 2: bundles 0 and 1 (0-511), entries 512-609 in the tail);
+/// the node stopped.
+async fn build(dir: &Path, batches: u64) -> std::path::PathBuf {
     let data = dir.join("d");
-    init(&data, "ledger.test/scan", &[], 1);
-    let admin = key(&data.join("keys/admin.key"));
-    let reg = new_key();
-    let mut node = Node::start(&data);
-    let mut c = node.client().await;
-    append(&mut c, &enroll(&reg, "r", &["registrar"], &[&admin]), "")
-        .await
-        .expect("enroll");
-    for i in 0..8 {
-        append(&mut c, &record("note", note_payload(i), &[&reg]), "")
-            .await
-            .expect("append");
-    }
-    for b in 0..2 {
-        let items: Vec<pb::AppendRequest> = (0..300)
-            .map(|i| req(&record("note", note_payload(100 + 300 * b + i), &[&reg]), "", false))
-            .collect();
-        let r = c
-            .append_batch(pb::AppendBatchRequest {
-                items,
-                wait_for_checkpoint: true,
-            })
-            .await
-            .expect("batch")
-            .into_inner();
-        assert!(r.results.iter().all(|x| x.ok.is_some()), "all appended");
+    let (mut node, mut c, reg) = registrar_ledger(&data, "ledger.test/scan", 8).await;
+    for b in 0..batches {
+        append_notes_batch(&mut c, &reg, 100 + 300 * b..400 + 300 * b).await;
     }
     node.stop();
     data
-}
-
-fn copy_dir(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).expect("mkdir");
-    for e in std::fs::read_dir(from).expect("read dir") {
-        let e = e.expect("entry");
-        let dst = to.join(e.file_name());
-        if e.file_type().expect("type").is_dir() {
-            copy_dir(&e.path(), &dst);
-        } else {
-            std::fs::copy(e.path(), dst).expect("copy");
-        }
-    }
 }
 
 /// Applies `f` to the raw sled tree of a copy of `data`; returns the stderr of a refused start
@@ -100,7 +67,7 @@ fn edit_bundle(n: u64, f: impl FnOnce(&mut Vec<Vec<u8>>)) -> impl FnOnce(&sled::
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn start_up_check_reopening_the_store_reads_every_entry_once_and_names_late_faults() {
     let dir = tempfile::tempdir().expect("tmp");
-    let data = build(dir.path()).await;
+    let data = build(dir.path(), 2).await;
     let root_of = |data: &Path| {
         let s = ledger_store::Store::open_read_only(&data.join("store")).expect("ro");
         (s.size().expect("size"), s.compact_tree().expect("tree").root())
@@ -190,7 +157,7 @@ fn node_cmd(args: &[&str], scan: bool) -> std::process::Output {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn export_and_backup_reopening_their_copy_write_the_same_bytes() {
     let dir = tempfile::tempdir().expect("tmp");
-    let data = build(dir.path()).await;
+    let data = build(dir.path(), 2).await;
     let d = data.to_str().expect("utf-8 path");
     let mut exports = Vec::new();
     for scan in [false, true] {
@@ -246,4 +213,131 @@ async fn export_and_backup_reopening_their_copy_write_the_same_bytes() {
     let err = String::from_utf8_lossy(&o.stderr);
     assert!(err.contains("refusing to export"), "{err}");
     assert!(err.contains("at index 300"), "{err}");
+}
+
+/// The byte range of entry `index` in export stream `stream` (frames: tag, u32 BE length, bytes).
+fn entry_frame(stream: &[u8], index: u64) -> std::ops::Range<usize> {
+    let mut at = ledger_store::export::MAGIC.len();
+    let mut n = 0u64;
+    while at < stream.len() {
+        let len = u32::from_be_bytes(stream[at + 1..at + 5].try_into().expect("length")) as usize;
+        if stream[at] == b'E' {
+            if n == index {
+                return at + 5..at + 5 + len;
+            }
+            n += 1;
+        }
+        at += 5 + len;
+    }
+    panic!("no entry {index} in the stream");
+}
+
+/// Every entry of the store of data directory `a` equals that of `b`, and both have `size`.
+fn same_entries(a: &Path, b: &Path, size: u64) {
+    let a = ledger_store::Store::open_read_only(&a.join("store")).expect("open a");
+    let b = ledger_store::Store::open_read_only(&b.join("store")).expect("open b");
+    assert_eq!((a.size().expect("size"), b.size().expect("size")), (size, size));
+    let (ea, eb): (Vec<_>, Vec<_>) = (
+        a.entries(0, size).map(|e| e.expect("entry a")).collect(),
+        b.entries(0, size).map(|e| e.expect("entry b")).collect(),
+    );
+    assert_eq!(ea.len() as u64, size);
+    assert!(ea == eb, "every entry byte for byte");
+    assert_eq!(
+        a.compact_tree().expect("tree").root(),
+        b.compact_tree().expect("tree").root()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn import_and_restore_reopening_their_store_keep_every_entry_and_refuse_late_faults() {
+    let dir = tempfile::tempdir().expect("tmp");
+    // 1210 entries: the import commits groups of 1000, so with a budget of 1 byte it reopens the
+    // store after entry 999; entry 1100 is read and written after that reopen.
+    let data = build(dir.path(), 4).await;
+    let size = 1210;
+    let p = |p: &Path| p.to_str().expect("utf-8 path").to_string();
+    let export = dir.path().join("export");
+    let o = node_cmd(&["export", "--data", &p(&data), "--out", &p(&export)], false);
+    assert!(o.status.success(), "export: {}", String::from_utf8_lossy(&o.stderr));
+
+    // Import reopening at every group: the same log, byte for byte, exported again as the same
+    // stream; ledger-verify replays it clean.
+    let new = dir.path().join("imported");
+    let o = node_cmd(&["import", "--data", &p(&new), "--in", &p(&export)], true);
+    assert!(o.status.success(), "import: {}", String::from_utf8_lossy(&o.stderr));
+    assert!(
+        String::from_utf8_lossy(&o.stdout).contains(&format!("imported and verified {size} entries")),
+        "{}",
+        String::from_utf8_lossy(&o.stdout)
+    );
+    same_entries(&data, &new, size);
+    let again = dir.path().join("export-again");
+    let o = node_cmd(&["export", "--data", &p(&new), "--out", &p(&again)], true);
+    assert!(o.status.success(), "export: {}", String::from_utf8_lossy(&o.stderr));
+    let stream = std::fs::read(&export).expect("export");
+    assert!(
+        std::fs::read(&again).expect("export again") == stream,
+        "the imported store exports the same stream"
+    );
+    replay_data_ok(&new);
+
+    // One byte of entry 1100's signature flipped: the import refuses it by index.
+    let mut bad = stream.clone();
+    let e = entry_frame(&bad, 1100);
+    bad[e.end - 3] ^= 0x01;
+    let bad_export = dir.path().join("export-bad");
+    std::fs::write(&bad_export, &bad).expect("write");
+    let o = node_cmd(
+        &[
+            "import",
+            "--data",
+            &p(&dir.path().join("imported-bad")),
+            "--in",
+            &p(&bad_export),
+        ],
+        true,
+    );
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(!o.status.success(), "a tampered export was imported");
+    assert!(err.contains("entry 1100:"), "{err}");
+
+    // Restore reopening at every group and bundle: the same log; ledger-verify replays it clean.
+    let bk = dir.path().join("bk");
+    let o = node_cmd(&["backup", "--data", &p(&data), "--out", &p(&bk)], true);
+    assert!(o.status.success(), "backup: {}", String::from_utf8_lossy(&o.stderr));
+    let restored = dir.path().join("restored");
+    let o = node_cmd(&["restore", "--from", &p(&bk), "--data", &p(&restored)], true);
+    assert!(o.status.success(), "restore: {}", String::from_utf8_lossy(&o.stderr));
+    assert!(
+        String::from_utf8_lossy(&o.stdout).contains(&format!("restored and verified {size} entries")),
+        "{}",
+        String::from_utf8_lossy(&o.stdout)
+    );
+    same_entries(&data, &restored, size);
+    replay_data_ok(&restored);
+
+    // The same flipped byte in the backup's export, with a manifest made to match it: the
+    // restore's import refuses it by index and removes the half-made store.
+    let bk_bad = dir.path().join("bk-bad");
+    copy_dir(&bk, &bk_bad);
+    std::fs::write(bk_bad.join("ledger.export"), &bad).expect("write");
+    let mut m: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(bk_bad.join("manifest.json")).expect("manifest")).expect("json");
+    for f in m["files"].as_array_mut().expect("files") {
+        if f["path"] == "ledger.export" {
+            f["bytes"] = serde_json::json!(bad.len());
+            f["sha256"] = serde_json::json!(ledger_core::hash::Hash::digest(&bad).to_hex());
+        }
+    }
+    std::fs::write(bk_bad.join("manifest.json"), serde_json::to_vec(&m).expect("json")).expect("write");
+    let target = dir.path().join("restored-bad");
+    let o = node_cmd(&["restore", "--from", &p(&bk_bad), "--data", &p(&target)], true);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(!o.status.success(), "a tampered backup was restored");
+    assert!(
+        err.contains("ledger.export does not verify") && err.contains("entry 1100:"),
+        "{err}"
+    );
+    assert!(!target.join("store").exists(), "the refused store is removed");
 }

@@ -134,19 +134,6 @@ fn mark_size(data: &Path) -> Option<u64> {
     ledger_store::high_water::claimed_size(&text)
 }
 
-fn copy_dir(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).expect("mkdir");
-    for e in std::fs::read_dir(from).expect("read dir") {
-        let e = e.expect("entry");
-        let dst = to.join(e.file_name());
-        if e.file_type().expect("type").is_dir() {
-            copy_dir(&e.path(), &dst);
-        } else {
-            std::fs::copy(e.path(), dst).expect("copy");
-        }
-    }
-}
-
 /// The largest file under `dir` (recursively).
 fn largest_file(dir: &Path) -> PathBuf {
     let mut best: Option<(u64, PathBuf)> = None;

@@ -28,19 +28,6 @@ fn ledger_node(args: &[&str]) -> Result<String, String> {
     }
 }
 
-fn copy_dir(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).expect("mkdir");
-    for e in std::fs::read_dir(from).expect("read dir") {
-        let e = e.expect("entry");
-        let dst = to.join(e.file_name());
-        if e.file_type().expect("type").is_dir() {
-            copy_dir(&e.path(), &dst);
-        } else {
-            std::fs::copy(e.path(), dst).expect("copy");
-        }
-    }
-}
-
 fn prefixed(p: u8, rest: &[u8]) -> Vec<u8> {
     let mut k = vec![p];
     k.extend_from_slice(rest);
@@ -82,28 +69,10 @@ fn write_layout_1(dir: &Path, entries: &[Vec<u8>], checkpoints: &[(u64, String)]
 async fn a_layout_1_store_is_refused_and_migrates_by_export_and_import() {
     let dir = tempfile::tempdir().expect("tmp");
     let old = dir.path().join("old");
-    init(&old, "ledger.test/migrate", &[], 1);
-    let admin = key(&old.join("keys/admin.key"));
-    let reg = new_key();
     {
-        let mut node = Node::start(&old);
-        let mut c = node.client().await;
-        append(&mut c, &enroll(&reg, "r", &["registrar"], &[&admin]), "")
-            .await
-            .expect("enroll");
+        let (mut node, mut c, reg) = registrar_ledger(&old, "ledger.test/migrate", 0).await;
         // Past one bundle (256 entries), so that the migrated store has a bundle and tiles.
-        let items: Vec<pb::AppendRequest> = (0..300u64)
-            .map(|i| req(&record("note", note_payload(i), &[&reg]), "", false))
-            .collect();
-        let r = c
-            .append_batch(pb::AppendBatchRequest {
-                items,
-                wait_for_checkpoint: true,
-            })
-            .await
-            .expect("batch")
-            .into_inner();
-        assert!(r.results.iter().all(|x| x.ok.is_some()), "all appended");
+        append_notes_batch(&mut c, &reg, 0..300).await;
         node.stop();
     }
     // The log as the node wrote it, then rewritten as a layout-1 store.

@@ -22,7 +22,7 @@ use clap::Args;
 use ledger_core::hash::Hash;
 use ledger_store::Store;
 use ledger_store::high_water::{self, MarkFault};
-use ledger_store::scan::Owned;
+use ledger_store::scan::{Owned, Reopen as _};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use std::io::Read;
@@ -455,15 +455,19 @@ pub fn restore(a: &RestoreArgs) -> Result<()> {
 
     std::fs::create_dir_all(&a.data)?;
     let created = Scratch(store_dir.clone());
-    let store = Store::open(&store_dir)?;
+    // Reopened every NODE_SCAN_BYTES written and read (ledger_store::scan): memory flat in the log.
+    let mut owned = Owned::new(Store::open(&store_dir)?);
     let rd = std::io::BufReader::new(std::fs::File::open(a.from.join(EXPORT_FILE))?);
-    let n = ledger_store::export::import(&store, rd).with_context(|| format!("{EXPORT_FILE} does not verify"))?;
-    store.flush()?;
+    let budget = ledger_store::scan::scan_bytes(ledger_store::scan::NODE_SCAN_BYTES);
+    let n = ledger_store::export::import_reopening(&mut owned, rd, budget)
+        .with_context(|| format!("{EXPORT_FILE} does not verify"))?;
+    owned.store()?.flush()?;
     let sizes: Vec<u64> = notes
         .iter()
         .filter_map(|(_, n, _)| high_water::claimed_size(n))
         .collect();
-    let (report, roots) = store.verify_with_roots_at(&sizes)?;
+    let (report, roots) = ledger_store::scan::verify_reopening(&mut owned, &sizes, 0, budget, &mut |_, _, _| Ok(()))?;
+    let store = owned.into_inner()?;
     if n != m.size || report.size != m.size || report.root.to_hex() != m.root {
         bail!(
             "{EXPORT_FILE} holds {} entries with root {}, the manifest says {} entries with root {}",

@@ -308,19 +308,23 @@ fn main() -> std::process::ExitCode {
             Ok(())
         })(),
         Cmd::Import { data, input } => (|| {
+            use ledger_store::scan::Reopen as _;
             let m = marks::read(&data)?;
-            let store = Store::open(&genesis::Layout::new(&data).store)?;
+            // The store is reopened every few MiB of entries written, and by the check of the marks
+            // every few MiB read (ledger_store::scan): memory does not grow with the log.
+            let mut store = ledger_store::scan::Owned::new(Store::open(&genesis::Layout::new(&data).store)?);
             let f = std::io::BufReader::new(std::fs::File::open(&input)?);
-            let n = ledger_store::export::import(&store, f)?;
-            store.flush()?;
+            let budget = ledger_store::scan::scan_bytes(ledger_store::scan::NODE_SCAN_BYTES);
+            let n = ledger_store::export::import_reopening(&mut store, f, budget)?;
+            store.store()?.flush()?;
             // A restore: the imported log must hold the mark kept in DATA (if any).
             if m.0.is_some() || m.1.is_some() {
-                marks::check(&store, &data, m, false, "import into").context(
+                marks::check_reopening(&mut store, &data, m, "import into").context(
                     "the imported log does not hold this directory's high-water mark; delete DATA/store and \
                      import a newer export",
                 )?;
             }
-            let size = marks::write_latest(&store, &data)?;
+            let size = marks::write_latest(store.store()?, &data)?;
             println!(
                 "imported and verified {n} entries into {} (high-water mark: checkpoint of {size})",
                 data.display()

@@ -42,28 +42,13 @@ pub fn read(data: &Path) -> Result<(Option<String>, Option<String>)> {
 }
 
 /// Verifies `store` (the store of data directory `data`) and checks it against the marks read
-/// before, for `action` ("serve", "export", "import into"; named in the refusal). A missing mark
-/// with a non-empty store is refused unless `adopt`, which re-creates the mark from the store's
-/// latest checkpoint.
+/// before, for `action` ("export", "import into"; named in the refusal), reopening the store every
+/// [`ledger_store::scan::EXPORT_SCAN_BYTES`] of entries read ([`ledger_store::scan`]; `export`,
+/// `backup`, `import`): its memory does not grow with the log. A missing mark with a non-empty
+/// store is refused.
 ///
 /// # Errors
-/// When the store does not verify, does not satisfy a mark, or has no mark (without `adopt`).
-pub fn check(
-    store: &Store,
-    data: &Path,
-    marks: (Option<String>, Option<String>),
-    adopt: bool,
-    action: &str,
-) -> Result<Checked> {
-    check_with(&mut &*store, data, marks, adopt, action, None)
-}
-
-/// [`check`] of a store that the check reopens every [`ledger_store::scan::EXPORT_SCAN_BYTES`] of
-/// entries read ([`ledger_store::scan`]; `export`, `backup`): its memory does not grow with the
-/// log.
-///
-/// # Errors
-/// As [`check`].
+/// When the store does not verify, does not satisfy a mark, or has no mark.
 pub fn check_reopening(
     store: &mut ledger_store::scan::Owned,
     data: &Path,
@@ -73,12 +58,13 @@ pub fn check_reopening(
     check_with(store, data, marks, false, action, None)
 }
 
-/// [`check`] that hands every checked entry to `fold` in the same pass, and (unless `full`)
+/// [`check_reopening`] that hands every checked entry to `fold` in the same pass, and (unless `full`)
 /// checks the `prev_root` chain only above the mark (`high_water::verify_against_marks_streaming`).
-/// `None`: the full check, nothing folded.
+/// `None`: the full check, nothing folded. With `adopt`, a missing mark is re-created from the
+/// store's latest checkpoint instead of refused.
 ///
 /// # Errors
-/// As [`check`], and the fold's error.
+/// As [`check_reopening`], and the fold's error.
 pub fn check_with(
     store: &mut dyn Reopen,
     data: &Path,

@@ -475,3 +475,82 @@ pub fn spawn_listening(mut cmd: Command) -> (Child, String, Vec<String>) {
     let _ = child.wait();
     panic!("{:?} did not start", cmd.get_program());
 }
+
+/// Copies directory `from` to `to`, recursively (a data directory to tamper with or to migrate).
+pub fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).expect("mkdir");
+    for e in std::fs::read_dir(from).expect("read dir") {
+        let e = e.expect("entry");
+        let dst = to.join(e.file_name());
+        if e.file_type().expect("type").is_dir() {
+            copy_dir(&e.path(), &dst);
+        } else {
+            std::fs::copy(e.path(), dst).expect("copy");
+        }
+    }
+}
+
+/// The value of the sample `name` (no labels) in the /metrics served on loopback `port`.
+pub fn metric(port: u16, name: &str) -> f64 {
+    use std::io::{Read as _, Write as _};
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).expect("metrics connect");
+    s.set_read_timeout(Some(Duration::from_secs(5))).expect("timeout");
+    s.write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n").expect("write");
+    let mut all = String::new();
+    s.read_to_string(&mut all).expect("read");
+    all.lines()
+        .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
+        .unwrap_or_else(|| panic!("no {name} in {all}"))
+}
+
+/// Initialises `data` with `origin`, starts a node on it, enrolls a registrar (name "r") and
+/// appends `notes` single notes ([`note_payload`] 0, 1, …) signed by it: the running node, a
+/// client and the registrar's key.
+pub async fn registrar_ledger(data: &Path, origin: &str, notes: u64) -> (Node, LedgerClient<Channel>, SigningKey) {
+    init(data, origin, &[], 1);
+    let admin = key(&data.join("keys/admin.key"));
+    let reg = new_key();
+    let node = Node::start(data);
+    let mut c = node.client().await;
+    append(&mut c, &enroll(&reg, "r", &["registrar"], &[&admin]), "")
+        .await
+        .expect("enroll");
+    for i in 0..notes {
+        append(&mut c, &record("note", note_payload(i), &[&reg]), "")
+            .await
+            .expect("append");
+    }
+    (node, c, reg)
+}
+
+/// Appends the notes `payloads` ([`note_payload`]) signed by `reg` in one `AppendBatch` that waits
+/// for a checkpoint; asserts that every one was appended.
+pub async fn append_notes_batch(c: &mut LedgerClient<Channel>, reg: &SigningKey, payloads: std::ops::Range<u64>) {
+    let items: Vec<pb::AppendRequest> = payloads
+        .map(|i| req(&record("note", note_payload(i), &[reg]), "", false))
+        .collect();
+    let r = c
+        .append_batch(pb::AppendBatchRequest {
+            items,
+            wait_for_checkpoint: true,
+        })
+        .await
+        .expect("batch")
+        .into_inner();
+    assert!(r.results.iter().all(|x| x.ok.is_some()), "all appended");
+}
+
+/// Runs `ledger-verify replay --data DATA` and asserts that it succeeds; its stdout.
+pub fn replay_data_ok(data: &Path) -> String {
+    let out = Command::new(bin("ledger-verify"))
+        .args(["replay", "--data", data.to_str().expect("utf8")])
+        .output()
+        .expect("replay");
+    assert!(
+        out.status.success(),
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}

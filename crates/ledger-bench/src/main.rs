@@ -631,9 +631,17 @@ async fn appends_only(quick: bool, runs: usize) -> Result<()> {
         "",
         "all threads, /proc (threads that ended are not counted)",
     );
+    append_batch_row(&node.addr, &key, rounds, runs).await?;
+    drop(node);
+    Ok(())
+}
+
+/// The row "AppendBatch, 4 clients × 500 per batch" (`rounds` batches a client, `runs` runs), of
+/// the node section and of `--appends-only`.
+async fn append_batch_row(addr: &str, key: &SigningKey, rounds: usize, runs: usize) -> Result<()> {
     let mut v = Vec::new();
     for _ in 0..runs {
-        v.push(batches(&node.addr, &key, 4, 500, rounds).await?);
+        v.push(batches(addr, key, 4, 500, rounds).await?);
     }
     row(
         "AppendBatch, 4 clients × 500 per batch",
@@ -641,7 +649,6 @@ async fn appends_only(quick: bool, runs: usize) -> Result<()> {
         "appends/s",
         "target ≥ 20,000/s",
     );
-    drop(node);
     Ok(())
 }
 
@@ -663,16 +670,7 @@ async fn node_section(a: &Args, runs: usize) -> Result<f64> {
         "appends/s",
         "target ≥ 20,000/s",
     );
-    let mut v = Vec::new();
-    for _ in 0..runs {
-        v.push(batches(&node.addr, &key, 4, 500, rounds).await?);
-    }
-    row(
-        "AppendBatch, 4 clients × 500 per batch",
-        &stats(v),
-        "appends/s",
-        "target ≥ 20,000/s",
-    );
+    append_batch_row(&node.addr, &key, rounds, runs).await?;
     let (mut p50, mut p99, mut got) = (Vec::new(), Vec::new(), Vec::new());
     for _ in 0..runs {
         let (a, b, c) = fixed_load(&node.addr, &key, 5000, secs).await?;

@@ -317,33 +317,16 @@ impl Store {
             return self.reopen_read_only();
         };
         self.db.flush()?;
-        let Self {
-            db,
-            tree,
-            read_only,
-            layout,
-            cache,
-            lookups,
-            index_ready,
-            index_recovery,
-            _snapshot,
-            writable_at: _,
-        } = self;
-        drop(tree);
-        drop(db);
+        // sled keeps the directory locked until the old database is dropped: close it first.
+        drop(self.tree);
+        drop(self.db);
         let db = open_locked(&writable_config(&dir, cache_bytes))?;
         let tree = db.open_tree("ledger")?;
         Ok(Self {
             db,
             tree,
-            read_only,
-            layout,
-            cache,
-            lookups,
-            index_ready,
-            index_recovery,
-            _snapshot,
             writable_at: Some((dir, cache_bytes)),
+            ..self
         })
     }
 

@@ -5,34 +5,14 @@
 //! completes it.
 #![allow(missing_docs, clippy::unwrap_used, clippy::expect_used)]
 
+mod common;
+
+use common::{commit, leaf};
+
 use ledger_core::compact::CompactTree;
 use ledger_core::hash::leaf_hash;
+use ledger_store::Store;
 use ledger_store::scan::{Owned, Reopen};
-use ledger_store::{PreparedEntry, Store};
-
-fn leaf(i: u64) -> Vec<u8> {
-    (0..(i * 7919 % 601)).map(|k| (i ^ k) as u8).collect()
-}
-
-fn commit(store: &Store, ct: &mut CompactTree, n: u64) {
-    let mut group = Vec::new();
-    let mut nodes = Vec::new();
-    for _ in 0..n {
-        let i = ct.size();
-        let l = leaf(i);
-        let lh = leaf_hash(&l);
-        ct.append_with(lh, |c| nodes.push(c));
-        group.push(PreparedEntry {
-            index: i,
-            leaf: l,
-            leaf_hash: lh,
-            request: None,
-            terms: Vec::new(),
-            tickets: Vec::new(),
-        });
-    }
-    store.commit_group(&group, &nodes, ct.size(), None).unwrap();
-}
 
 /// The frames of an export stream: (tag, bytes).
 fn frames(stream: &[u8]) -> Vec<(u8, Vec<u8>)> {

@@ -1,0 +1,33 @@
+//! Helpers shared by the ledger-store integration tests: a log of entries of varied lengths,
+//! committed group by group.
+#![allow(dead_code, clippy::unwrap_used)]
+
+use ledger_core::compact::CompactTree;
+use ledger_core::hash::leaf_hash;
+use ledger_store::{PreparedEntry, Store};
+
+/// Entry `i` of the test log (0 to 600 bytes, so that framing errors would show).
+pub fn leaf(i: u64) -> Vec<u8> {
+    (0..(i * 7919 % 601)).map(|k| (i ^ k) as u8).collect()
+}
+
+/// Commits the next `n` entries of the test log to `store` as one group.
+pub fn commit(store: &Store, ct: &mut CompactTree, n: u64) {
+    let mut group = Vec::new();
+    let mut nodes = Vec::new();
+    for _ in 0..n {
+        let i = ct.size();
+        let l = leaf(i);
+        let lh = leaf_hash(&l);
+        ct.append_with(lh, |c| nodes.push(c));
+        group.push(PreparedEntry {
+            index: i,
+            leaf: l,
+            leaf_hash: lh,
+            request: None,
+            terms: Vec::new(),
+            tickets: Vec::new(),
+        });
+    }
+    store.commit_group(&group, &nodes, ct.size(), None).unwrap();
+}

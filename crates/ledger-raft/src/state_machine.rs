@@ -54,6 +54,8 @@ struct Paths {
     ledger: PathBuf,
     /// `DATA/raft`: snapshot files.
     raft: PathBuf,
+    /// Entry bytes a fold of a store it owns reads between two reopens ([`fold_store_reopening`]).
+    scan_bytes: u64,
 }
 
 impl Paths {
@@ -140,9 +142,9 @@ impl StateMachine {
         Self::open_with_scan_bytes(ledger_dir, raft_dir, budget)
     }
 
-    /// [`Self::open`] whose fold of the applied log reopens the store every `scan_bytes` bytes of
-    /// entries read ([`fold_store_reopening`]; `open` takes [`ledger_store::scan::NODE_SCAN_BYTES`]
-    /// or `LEDGER_SCAN_BYTES`).
+    /// [`Self::open`] whose fold of the applied log (and of an installed snapshot's store later)
+    /// reopens the store every `scan_bytes` bytes of entries read ([`fold_store_reopening`];
+    /// `open` takes [`ledger_store::scan::NODE_SCAN_BYTES`] or `LEDGER_SCAN_BYTES`).
     ///
     /// # Errors
     /// As [`Self::open`].
@@ -150,6 +152,7 @@ impl StateMachine {
         let paths = Paths {
             ledger: ledger_dir.to_path_buf(),
             raft: raft_dir.to_path_buf(),
+            scan_bytes,
         };
         std::fs::create_dir_all(&paths.raft).map_err(|e| sm_err(ErrorVerb::Read, e))?;
         recover_swap(&paths).map_err(|e| sm_err(ErrorVerb::Read, format!("snapshot install recovery: {e}")))?;
@@ -1046,12 +1049,13 @@ fn install_locked(
     let (mut state, last_ts) = {
         // The fold owns the only handle on the imported store: it reopens it between passes.
         let fresh = Store::open(&install).map_err(|e| w(&e))?;
-        let budget = ledger_store::scan::scan_bytes(ledger_store::scan::NODE_SCAN_BYTES);
         let Folded {
             store: fresh,
             mut state,
+            reopens,
             ..
-        } = fold_store_reopening(fresh, size, budget).map_err(|e| w(&e))?;
+        } = fold_store_reopening(fresh, size, paths.scan_bytes).map_err(|e| w(&e))?;
+        tracing::info!(size, reopens, "installed snapshot folded");
         if let Some(st) = state.as_mut() {
             // The fold forgot every ticket into `fresh`'s index; drop its handle on `fresh` (the
             // directory is reopened after the swap, and sled allows one opener), the backing is

@@ -638,6 +638,16 @@ async fn a_fold_in_passes_reopens_the_store_and_folds_the_state_of_one_pass() {
         let out = apply(&mut sm, &mut m, &mut next, envs).await;
         assert!(matches!(out, ApplyOutcome::Applied { .. }), "{out:?}");
     }
+    // A snapshot of the log so far (an import refuses a log with a rule-breaking entry), for the
+    // install below.
+    let snap = sm.get_snapshot_builder().await.build_snapshot().await.unwrap();
+    let mut snap_bytes = Vec::new();
+    let mut cur = sm.get_current_snapshot().await.unwrap().unwrap();
+    tokio::io::AsyncReadExt::read_to_end(&mut cur.snapshot, &mut snap_bytes)
+        .await
+        .unwrap();
+    let snap_root = sm.applied_tree().unwrap().root();
+    let (mut m_snap, mut next_snap) = (fork(&m), next);
     drop(sm);
     // An entry that breaks a rule (a note by a key nobody enrolled), written to the store as a
     // log under older rules would hold it: the fold leaves it out.
@@ -705,13 +715,7 @@ async fn a_fold_in_passes_reopens_the_store_and_folds_the_state_of_one_pass() {
     };
     assert_eq!(held(&parts), 0, "the fold in passes keeps no ticket in memory");
     // A reused ticket is refused by both, a fresh one applied by both; the stranger stays unknown.
-    let mut m2 = GroupMaker {
-        tree: m.tree.clone(),
-        node: m.node.clone(),
-        admin: m.admin.clone(),
-        witness_quorum: m.witness_quorum,
-        time: m.time,
-    };
+    let mut m2 = fork(&m);
     let mut next2 = next;
     for (sm, m, next) in [(&mut parts, &mut m, &mut next), (&mut whole, &mut m2, &mut next2)] {
         let again = apply(sm, m, next, vec![micro(&platform, 14)]).await;
@@ -731,4 +735,35 @@ async fn a_fold_in_passes_reopens_the_store_and_folds_the_state_of_one_pass() {
         parts.applied_tree().unwrap().root(),
         whole.applied_tree().unwrap().root()
     );
+    // A follower folding in passes of one byte installs the snapshot (the imported store is
+    // folded in passes before the swap): same tree, the same tickets refused.
+    let b = tempfile::tempdir().unwrap();
+    let mut follower = StateMachine::open_with_scan_bytes(&b.path().join("ledger"), &b.path().join("raft"), 1).unwrap();
+    let mut received = follower.begin_receiving_snapshot().await.unwrap();
+    tokio::io::AsyncWriteExt::write_all(&mut *received, &snap_bytes)
+        .await
+        .unwrap();
+    follower.install_snapshot(&snap.meta, received).await.unwrap();
+    assert_eq!(follower.applied_tree().unwrap().root(), snap_root);
+    assert_eq!(held(&follower), 0);
+    for t in [0u64, 14, 56] {
+        let out = apply(&mut follower, &mut m_snap, &mut next_snap, vec![micro(&platform, t)]).await;
+        assert!(
+            matches!(&out, ApplyOutcome::Rejected { reason: Rejection::Rule { detail, .. }, .. } if detail.contains("ticket")),
+            "ticket {t}: {out:?}"
+        );
+    }
+    let out = apply(&mut follower, &mut m_snap, &mut next_snap, vec![micro(&platform, 1)]).await;
+    assert!(matches!(out, ApplyOutcome::Applied { .. }), "{out:?}");
+}
+
+/// A copy of the maker (same keys, same tree).
+fn fork(m: &GroupMaker) -> GroupMaker {
+    GroupMaker {
+        tree: m.tree.clone(),
+        node: m.node.clone(),
+        admin: m.admin.clone(),
+        witness_quorum: m.witness_quorum,
+        time: m.time,
+    }
 }

@@ -2,7 +2,9 @@
 //! Appends go to the leader and reach every node with the same leaf hash; a follower refuses an
 //! append naming the leader, and ledger-client follows it; a retry after the leader is SIGKILLed
 //! answers the original index; the killed node catches up; every node replays to the same root;
-//! a follower serves proofs at its applied size and refuses a larger one. Every wait is bounded.
+//! a follower serves proofs at its applied size and refuses a larger one; a node restarted with a
+//! tiny scan budget folds its applied log in passes, reopening its store, and serves every entry.
+//! Every wait is bounded.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 #[path = "support/cluster.rs"]
@@ -327,4 +329,51 @@ fn a_cluster_node_without_the_node_key_is_refused_at_start() {
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("every cluster node needs the log's node key"), "{err}");
+}
+
+/// Issue 14 (CSTART): a follower restarted with `LEDGER_SCAN_BYTES=1` folds its applied log in
+/// passes, closing and reopening its store between them (it logs the reopens), and then serves
+/// every entry with the same root as the leader, and follows new appends.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_restarted_with_a_tiny_scan_budget_reopens_its_store_and_serves_every_entry() {
+    support::set_origin(Some(ORIGIN));
+    let mut c = Cluster::start(3);
+    let admin = key(&c.admin);
+    // 600 notes after the charter: more than two entry bundles of 256.
+    for b in 0..2u64 {
+        let items = (0..300u64)
+            .map(|i| support::req(&note(b * 1000 + i, &admin), &format!("scan-{b}-{i}"), false))
+            .collect();
+        let (_, r) = c.append_batch_on_leader(items).await;
+        assert!(r.results.iter().all(|x| x.ok.is_some()), "{:?}", r.results.first());
+    }
+    let size = 601;
+    for i in 0..3 {
+        c.wait_size(i, size).await;
+    }
+    let l = c.leader().await;
+    let f = (l + 1) % 3;
+    c.nodes[f].stop();
+    c.restart_with_env(f, &[("LEDGER_SCAN_BYTES", "1")]);
+    let log = std::fs::read_to_string(&c.nodes[f].log).unwrap();
+    let folded = log
+        .lines()
+        .rfind(|l| l.contains("applied log folded"))
+        .unwrap_or_else(|| panic!("no fold line in:\n{}", c.nodes[f].log_tail()));
+    let reopens: u64 = folded
+        .split_whitespace()
+        .find_map(|w| w.strip_prefix("reopens="))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| panic!("no reopens in {folded:?}"));
+    assert!(folded.contains(&format!("size={size}")), "{folded}");
+    assert!(reopens >= 2, "{folded}");
+    c.wait_size(f, size).await;
+    let l = c.leader().await;
+    let more = append(&mut c.nodes[l].client(), &note(5000, &admin), "after-restart")
+        .await
+        .expect("append after the restart");
+    c.wait_size(f, more.index + 1).await;
+    let (a, b) = (replay_root(&c.nodes[f].url()), replay_root(&c.nodes[l].url()));
+    assert_eq!(a, b);
+    assert!(a.contains(&format!("size {}", more.index + 1)), "{a}");
 }

@@ -201,6 +201,11 @@ impl Cluster {
     /// Starts node `i` (again), with `--cluster-init` if asked; the receiver gets its API address
     /// once it serves (see [`Cluster::wait_serving`]).
     pub fn spawn(&mut self, i: usize, init: bool) -> mpsc::Receiver<String> {
+        self.spawn_with_env(i, init, &[])
+    }
+
+    /// [`Cluster::spawn`] with further environment variables for this start only.
+    pub fn spawn_with_env(&mut self, i: usize, init: bool, env: &[(&str, &str)]) -> mpsc::Receiver<String> {
         let extra = self.extra.clone();
         let node = &mut self.nodes[i];
         assert!(node.child.is_none(), "node {} is running", node.id);
@@ -217,6 +222,7 @@ impl Cluster {
             .args(["--checkpoint-interval-ms", "200"])
             .args(&extra)
             .env("RUST_LOG", "info")
+            .envs(env.iter().copied())
             .stdout(Stdio::piped())
             .stderr(Stdio::from(log));
         if !extra.iter().any(|a| a == "--tiles-listen") {
@@ -262,6 +268,12 @@ impl Cluster {
     /// Restarts node `i` (after [`ClusterNode::kill9`] or `stop`) and waits until it serves.
     pub fn restart(&mut self, i: usize) {
         let rx = self.spawn(i, false);
+        self.wait_serving(i, rx);
+    }
+
+    /// [`Cluster::restart`] with further environment variables (e.g. `LEDGER_SCAN_BYTES`).
+    pub fn restart_with_env(&mut self, i: usize, env: &[(&str, &str)]) {
+        let rx = self.spawn_with_env(i, false, env);
         self.wait_serving(i, rx);
     }
 

@@ -21,7 +21,7 @@ pub mod types;
 
 pub use log_store::LogStore;
 pub use state_machine::{
-    APPLIED_META, CheckedGroup, MAX_REQUEST_ID, MAX_SNAPSHOT_BYTES, SnapshotBuilder, StateMachine, check_group,
-    fold_store, request_digest,
+    APPLIED_META, CheckedGroup, Folded, MAX_REQUEST_ID, MAX_SNAPSHOT_BYTES, SnapshotBuilder, StateMachine, check_group,
+    fold_store, fold_store_reopening, request_digest,
 };
 pub use types::{ApplyOutcome, GroupEntry, LedgerNode, LedgerRequest, Rejection, SequencedGroup, TypeConfig};

@@ -54,6 +54,8 @@ struct Paths {
     ledger: PathBuf,
     /// `DATA/raft`: snapshot files.
     raft: PathBuf,
+    /// Entry bytes a fold of a store it owns reads between two reopens ([`fold_store_reopening`]).
+    scan_bytes: u64,
 }
 
 impl Paths {
@@ -109,6 +111,7 @@ struct SnapshotRecord {
 pub struct StateMachine {
     inner: Arc<Mutex<Inner>>,
     paths: Arc<Paths>,
+    open_reopens: u64,
 }
 
 fn lock(m: &Mutex<Inner>) -> Result<MutexGuard<'_, Inner>, StorageError> {
@@ -135,18 +138,45 @@ impl StateMachine {
     /// # Errors
     /// When a directory cannot be created or the store does not open.
     pub fn open(ledger_dir: &Path, raft_dir: &Path) -> Result<Self, StorageError> {
+        let budget = ledger_store::scan::scan_bytes(ledger_store::scan::NODE_SCAN_BYTES);
+        Self::open_with_scan_bytes(ledger_dir, raft_dir, budget)
+    }
+
+    /// [`Self::open`] whose fold of the applied log (and of an installed snapshot's store later)
+    /// reopens the store every `scan_bytes` bytes of entries read ([`fold_store_reopening`];
+    /// `open` takes [`ledger_store::scan::NODE_SCAN_BYTES`] or `LEDGER_SCAN_BYTES`).
+    ///
+    /// # Errors
+    /// As [`Self::open`].
+    pub fn open_with_scan_bytes(ledger_dir: &Path, raft_dir: &Path, scan_bytes: u64) -> Result<Self, StorageError> {
         let paths = Paths {
             ledger: ledger_dir.to_path_buf(),
             raft: raft_dir.to_path_buf(),
+            scan_bytes,
         };
         std::fs::create_dir_all(&paths.raft).map_err(|e| sm_err(ErrorVerb::Read, e))?;
         recover_swap(&paths).map_err(|e| sm_err(ErrorVerb::Read, format!("snapshot install recovery: {e}")))?;
-        let store = Arc::new(Store::open(&paths.ledger).map_err(|e| sm_err(ErrorVerb::Read, e))?);
+        let store = Store::open(&paths.ledger).map_err(|e| sm_err(ErrorVerb::Read, e))?;
         let tree = store.compact_tree().map_err(|e| sm_err(ErrorVerb::Read, e))?;
-        let (state, left_out) = fold_store(&store, tree.size()).map_err(|e| sm_err(ErrorVerb::Read, e))?;
+        // The state machine owns the only handle until it returns: the fold reopens the store
+        // between its passes, so start-up memory does not grow with the log (CSTART).
+        let t = std::time::Instant::now();
+        let Folded {
+            store,
+            state,
+            left_out,
+            reopens,
+        } = fold_store_reopening(store, tree.size(), scan_bytes).map_err(|e| sm_err(ErrorVerb::Read, e))?;
         if left_out > 0 {
             tracing::warn!(left_out, "stored entries break a rule; left out of the state");
         }
+        tracing::info!(
+            size = tree.size(),
+            left_out,
+            reopens,
+            ms = t.elapsed().as_millis() as u64,
+            "applied log folded"
+        );
         let last_ts = last_timestamp(&store, tree.size()).map_err(|e| sm_err(ErrorVerb::Read, e))?;
         let (applied, membership) = read_applied(&store).map_err(|e| sm_err(ErrorVerb::Read, e))?;
         let record = read_record(&paths.raft).map_err(|e| snap_err(ErrorVerb::Read, e))?;
@@ -163,7 +193,16 @@ impl StateMachine {
                 seq,
             })),
             paths: Arc::new(paths),
+            open_reopens: reopens,
         })
+    }
+
+    /// Times [`Self::open`]'s fold of the applied log closed and reopened the store between two
+    /// of its passes (every [`ledger_store::scan::NODE_SCAN_BYTES`] of entries read, or
+    /// `LEDGER_SCAN_BYTES`).
+    #[must_use]
+    pub fn open_reopens(&self) -> u64 {
+        self.open_reopens
     }
 
     /// Runs `f` on the ledger store under the state machine's lock (reads see a whole number of
@@ -681,49 +720,146 @@ fn back_tickets(state: &mut LedgerState, store: &Arc<Store>, size: u64) {
 /// store imported or rebuilt without them) is put there as the fold meets it, unless the store
 /// records that every ticket below [`Store::tickets_checked`] is indexed.
 ///
+/// One pass: `store` is shared, so it cannot be closed and reopened to free the pages sled read
+/// (memory grows with the log, as before issue 14's CSTART). A fold that owns its store
+/// ([`fold_store_reopening`]) reopens it between passes.
+///
 /// # Errors
 /// On storage failure or an entry that does not decode.
 pub fn fold_store(store: &Arc<Store>, size: u64) -> Result<(Option<LedgerState>, u64), String> {
-    let mut entries = store.entries(0, size);
-    let Some(first) = entries.next() else {
-        return Ok((None, 0));
+    let f = fold_passes(store.clone(), size, u64::MAX)?;
+    Ok((f.state, f.left_out))
+}
+
+/// What [`fold_store_reopening`] gives back.
+pub struct Folded {
+    /// The store (reopened, when it was).
+    pub store: Arc<Store>,
+    /// The ledger state (none without a valid charter); its rated tickets are backed by `store`.
+    pub state: Option<LedgerState>,
+    /// Entries that break a rule, left out of the state.
+    pub left_out: u64,
+    /// Times the store was closed and reopened between two passes.
+    pub reopens: u64,
+}
+
+/// [`fold_store`] of a store the fold owns, in passes of at least `budget` bytes of entries
+/// (ending at an entry bundle boundary), closing and reopening the store between two of them
+/// ([`Store::reopen`]): sled keeps in memory every page a scan reads until the store is closed,
+/// so a fold in one pass grew with the log (issue 14, docs/performance.md "Cluster start-up
+/// memory"). Every entry is folded exactly once and in order: the state, the left-out count and
+/// the ticket index are those of one pass. The state machine's open (and a snapshot install's
+/// fold of the imported store) reopen every [`ledger_store::scan::NODE_SCAN_BYTES`], or
+/// `LEDGER_SCAN_BYTES` ([`ledger_store::scan::scan_bytes`]).
+///
+/// # Errors
+/// As [`fold_store`], and a failed reopen (the store is then closed).
+pub fn fold_store_reopening(store: Store, size: u64, budget: u64) -> Result<Folded, String> {
+    fold_passes(Arc::new(store), size, budget.max(1))
+}
+
+/// The state's ticket backing while the fold reopens the store: it holds no store handle (a
+/// handle would keep the store open); the fold looks nothing up meanwhile.
+struct Reopening;
+
+impl ledger_core::rules::TicketBacking for Reopening {
+    fn ticket_index(&self, _: &[u8; 32], _: u64) -> Result<Option<u64>, ledger_core::rules::TicketLookupError> {
+        Err(ledger_core::rules::TicketLookupError(
+            "the store is being reopened".to_string(),
+        ))
+    }
+}
+
+/// The fold in passes of `budget` bytes of entries; between two passes the store is reopened
+/// when the fold holds its only handle, else left as it is (memory as one pass).
+fn fold_passes(mut store: Arc<Store>, size: u64, budget: u64) -> Result<Folded, String> {
+    let charter = match store.entries(0, size).next() {
+        None => None,
+        Some(first) => {
+            let (_, bytes) = first.map_err(|e| e.to_string())?;
+            Some(Entry::decode(&bytes).map_err(|e| format!("entry 0: {e}"))?)
+        }
     };
-    let (_, bytes) = first.map_err(|e| e.to_string())?;
-    let charter = Entry::decode(&bytes).map_err(|e| format!("entry 0: {e}"))?;
+    let Some(charter) = charter else {
+        return Ok(Folded {
+            store,
+            state: None,
+            left_out: 0,
+            reopens: 0,
+        });
+    };
     let Ok(mut state) = LedgerState::genesis(&charter) else {
-        return Ok((None, size));
+        return Ok(Folded {
+            store,
+            state: None,
+            left_out: size,
+            reopens: 0,
+        });
     };
-    back_tickets(&mut state, store, 1);
+    back_tickets(&mut state, &store, 1);
     let checked = store.tickets_checked().map_err(|e| e.to_string())?;
     let mut unindexed: Vec<([u8; 32], u64)> = Vec::new();
     let mut left_out = 0u64;
-    for r in entries {
-        let (index, bytes) = r.map_err(|e| e.to_string())?;
-        let e = Entry::decode(&bytes).map_err(|x| format!("entry {index}: {x}"))?;
-        state.observe_size(index, &e.prev_root);
-        match state.step_stored(&e, &ledger_core::hash::leaf_hash(&bytes), false) {
-            Ok(record) => {
-                if index >= checked
-                    && let Some(t) = ledger_core::rules::tickets::record_ticket(&record)
-                    && store.ticket_index(&t).map_err(|e| e.to_string())? != Some(index)
-                {
-                    unindexed.push((t, index));
+    let mut reopens = 0u64;
+    let mut next = 1u64;
+    while next < size {
+        let from = next;
+        let mut read = 0u64;
+        for r in store.entries(from, size) {
+            let (index, bytes) = r.map_err(|e| e.to_string())?;
+            read = read.saturating_add(bytes.len() as u64);
+            let e = Entry::decode(&bytes).map_err(|x| format!("entry {index}: {x}"))?;
+            state.observe_size(index, &e.prev_root);
+            match state.step_stored(&e, &ledger_core::hash::leaf_hash(&bytes), false) {
+                Ok(record) => {
+                    if index >= checked
+                        && let Some(t) = ledger_core::rules::tickets::record_ticket(&record)
+                        && store.ticket_index(&t).map_err(|e| e.to_string())? != Some(index)
+                    {
+                        unindexed.push((t, index));
+                    }
                 }
+                Err(ledger_core::state::StepError::StateLookup(err)) => return Err(format!("entry {index}: {err}")),
+                Err(_) => left_out += 1,
             }
-            Err(ledger_core::state::StepError::StateLookup(err)) => return Err(format!("entry {index}: {err}")),
-            Err(_) => left_out += 1,
+            if index.is_multiple_of(FOLD_FORGET_EVERY) {
+                store.put_tickets(&unindexed).map_err(|e| e.to_string())?;
+                unindexed.clear();
+                state.domain.elections.tickets.forget_below(index + 1);
+            }
+            next = index + 1;
+            if read >= budget && next.is_multiple_of(ledger_store::layout::BUNDLE_ENTRIES) {
+                break;
+            }
         }
-        if index.is_multiple_of(FOLD_FORGET_EVERY) {
-            store.put_tickets(&unindexed).map_err(|e| e.to_string())?;
-            unindexed.clear();
-            state.domain.elections.tickets.forget_below(index + 1);
+        if next >= size || next == from {
+            break;
         }
+        // Between two passes: the tickets met so far go to the index, and the state lets go of
+        // its handle on the store, so that the fold holds the only one and may reopen it.
+        store.put_tickets(&unindexed).map_err(|e| e.to_string())?;
+        unindexed.clear();
+        state.domain.elections.tickets.forget_below(next);
+        state.domain.elections.tickets.set_backing(Arc::new(Reopening));
+        store = match Arc::try_unwrap(store) {
+            Ok(s) => {
+                reopens += 1;
+                Arc::new(s.reopen().map_err(|e| format!("reopening the store: {e}"))?)
+            }
+            Err(shared) => shared,
+        };
+        back_tickets(&mut state, &store, next);
     }
     store.put_tickets(&unindexed).map_err(|e| e.to_string())?;
     state.domain.elections.tickets.forget_below(size);
     let root = store.compact_tree().map_err(|e| e.to_string())?.root();
     state.observe_size(size, &root);
-    Ok((Some(state), left_out))
+    Ok(Folded {
+        store,
+        state: Some(state),
+        left_out,
+        reopens,
+    })
 }
 
 /// Timestamp of the last entry of the first `size` (0 for an empty log).
@@ -911,8 +1047,15 @@ fn install_locked(
     // The ledger state of the imported log, folded before the swap (the live ledger is untouched
     // until then).
     let (mut state, last_ts) = {
-        let fresh = Arc::new(Store::open(&install).map_err(|e| w(&e))?);
-        let (mut state, _) = fold_store(&fresh, size).map_err(|e| w(&e))?;
+        // The fold owns the only handle on the imported store: it reopens it between passes.
+        let fresh = Store::open(&install).map_err(|e| w(&e))?;
+        let Folded {
+            store: fresh,
+            mut state,
+            reopens,
+            ..
+        } = fold_store_reopening(fresh, size, paths.scan_bytes).map_err(|e| w(&e))?;
+        tracing::info!(size, reopens, "installed snapshot folded");
         if let Some(st) = state.as_mut() {
             // The fold forgot every ticket into `fresh`'s index; drop its handle on `fresh` (the
             // directory is reopened after the swap, and sled allows one opener), the backing is

@@ -607,3 +607,163 @@ async fn rated_tickets_are_looked_up_in_the_store_not_held_in_memory() {
     let reused_there = apply(&mut follower, &mut m, &mut next, vec![micro(&platform, 3)]).await;
     assert!(reused(&reused_there), "refused after the install: {reused_there:?}");
 }
+
+/// Issue 14 (CSTART): the state machine's open folds the applied log in passes, reopening the
+/// store between them, and the state is that of one pass: same tree, same left-out count, same
+/// registry, same rated-ticket answers, every entry folded once and in order.
+#[tokio::test]
+async fn a_fold_in_passes_reopens_the_store_and_folds_the_state_of_one_pass() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut sm = open(dir.path());
+    let mut m = fill(&mut sm, 1).await;
+    let platform = ed25519_dalek::SigningKey::from_bytes(&[12; 32]);
+    let mut enroll = ledger_core::dsse::Envelope::new(
+        ledger_core::registry::payload_type("key.enroll"),
+        format!(
+            r#"{{"version":1,"name":"platform","key":"{}","roles":["service-platform"],"scope":{{"organization":"org-test","kinds":[]}}}}"#,
+            ledger_core::keys::public_key_to_base64(&platform.verifying_key())
+        )
+        .into_bytes(),
+    );
+    enroll.sign(&m.admin);
+    let mut next = 2u64;
+    let out = apply(&mut sm, &mut m, &mut next, vec![enroll, micro(&platform, 0)]).await;
+    assert!(matches!(out, ApplyOutcome::Applied { .. }), "{out:?}");
+    // A few hundred entries (more than one entry bundle), a rated ticket every 7 groups.
+    for i in 1..60u64 {
+        let mut envs: Vec<_> = (0..5).map(|k| m.note_by(&m.admin, &format!("n{i}.{k}"))).collect();
+        if i % 7 == 0 {
+            envs.push(micro(&platform, i));
+        }
+        let out = apply(&mut sm, &mut m, &mut next, envs).await;
+        assert!(matches!(out, ApplyOutcome::Applied { .. }), "{out:?}");
+    }
+    // A snapshot of the log so far (an import refuses a log with a rule-breaking entry), for the
+    // install below.
+    let snap = sm.get_snapshot_builder().await.build_snapshot().await.unwrap();
+    let mut snap_bytes = Vec::new();
+    let mut cur = sm.get_current_snapshot().await.unwrap().unwrap();
+    tokio::io::AsyncReadExt::read_to_end(&mut cur.snapshot, &mut snap_bytes)
+        .await
+        .unwrap();
+    let snap_root = sm.applied_tree().unwrap().root();
+    let (mut m_snap, mut next_snap) = (fork(&m), next);
+    drop(sm);
+    // An entry that breaks a rule (a note by a key nobody enrolled), written to the store as a
+    // log under older rules would hold it: the fold leaves it out.
+    let stranger = ed25519_dalek::SigningKey::from_bytes(&[99; 32]);
+    {
+        let store = ledger_store::Store::open(&dir.path().join("ledger")).unwrap();
+        let size = store.size().unwrap();
+        let last_ts = store.timestamp(size - 1).unwrap().unwrap();
+        let g = m.next_envelopes(vec![m.note_by(&stranger, "older rules")]);
+        let c = ledger_raft::check_group(&m.tree, last_ts, &g).unwrap();
+        store.commit_group(&c.prepared, &c.nodes, c.tree.size(), None).unwrap();
+        m.accept(&g);
+    }
+    let size = m.tree.size();
+    assert!(size > 300, "{size}");
+    let one = tempfile::tempdir().unwrap();
+    copy_dir(dir.path(), one.path());
+
+    // The folds themselves: one pass and passes of one byte give the same state and count.
+    {
+        let store = std::sync::Arc::new(ledger_store::Store::open(&one.path().join("ledger")).unwrap());
+        let (whole, left_whole) = ledger_raft::fold_store(&store, size).unwrap();
+        let f =
+            ledger_raft::fold_store_reopening(ledger_store::Store::open(&dir.path().join("ledger")).unwrap(), size, 1)
+                .unwrap();
+        assert_eq!(left_whole, 1, "the stranger's note is left out");
+        assert_eq!(f.left_out, left_whole);
+        assert!(f.reopens >= size / 256 - 1, "{} reopens for {size} entries", f.reopens);
+        let (whole, parts) = (whole.unwrap(), f.state.unwrap());
+        for k in [&m.admin, &platform, &stranger] {
+            let id = ledger_core::keys::key_id(&k.verifying_key());
+            assert_eq!(
+                whole.registry.holder(&id).is_some(),
+                parts.registry.holder(&id).is_some()
+            );
+        }
+        let platform_id = ledger_core::keys::key_id(&platform.verifying_key());
+        assert!(parts.registry.holder(&platform_id).is_some());
+        for t in 0..61u64 {
+            let key = ledger_core::hash::Hash::digest(format!("ticket-{t}").as_bytes()).0;
+            let a = whole.domain.elections.tickets.used_before(&key, size).unwrap();
+            let b = parts.domain.elections.tickets.used_before(&key, size).unwrap();
+            assert_eq!(a, b, "ticket {t}");
+            assert_eq!(a.is_some(), t % 7 == 0, "ticket {t}: {a:?}");
+        }
+        assert_eq!(parts.domain.elections.tickets.recent_len(), 0);
+    }
+
+    // The state machine opened in passes of one byte (reopened between them) and one opened in
+    // one pass serve the same tree and answer the same appends.
+    let mut parts =
+        StateMachine::open_with_scan_bytes(&dir.path().join("ledger"), &dir.path().join("raft"), 1).unwrap();
+    let mut whole =
+        StateMachine::open_with_scan_bytes(&one.path().join("ledger"), &one.path().join("raft"), u64::MAX).unwrap();
+    assert!(parts.open_reopens() > 0, "the open reopened the store");
+    assert_eq!(whole.open_reopens(), 0);
+    assert_eq!(parts.applied_tree().unwrap().size(), size);
+    assert_eq!(
+        parts.applied_tree().unwrap().root(),
+        whole.applied_tree().unwrap().root()
+    );
+    let held = |sm: &StateMachine| {
+        sm.with_state(|s| s.unwrap().domain.elections.tickets.recent_len())
+            .unwrap()
+    };
+    assert_eq!(held(&parts), 0, "the fold in passes keeps no ticket in memory");
+    // A reused ticket is refused by both, a fresh one applied by both; the stranger stays unknown.
+    let mut m2 = fork(&m);
+    let mut next2 = next;
+    for (sm, m, next) in [(&mut parts, &mut m, &mut next), (&mut whole, &mut m2, &mut next2)] {
+        let again = apply(sm, m, next, vec![micro(&platform, 14)]).await;
+        assert!(
+            matches!(&again, ApplyOutcome::Rejected { reason: Rejection::Rule { detail, .. }, .. } if detail.contains("ticket")),
+            "{again:?}"
+        );
+        let stranger_note = apply(sm, m, next, vec![m.note_by(&stranger, "again")]).await;
+        assert!(
+            matches!(&stranger_note, ApplyOutcome::Rejected { reason: Rejection::Rule { detail, .. }, .. } if detail.contains("unknown key")),
+            "{stranger_note:?}"
+        );
+        let fresh = apply(sm, m, next, vec![micro(&platform, 1000)]).await;
+        assert!(matches!(fresh, ApplyOutcome::Applied { .. }), "{fresh:?}");
+    }
+    assert_eq!(
+        parts.applied_tree().unwrap().root(),
+        whole.applied_tree().unwrap().root()
+    );
+    // A follower folding in passes of one byte installs the snapshot (the imported store is
+    // folded in passes before the swap): same tree, the same tickets refused.
+    let b = tempfile::tempdir().unwrap();
+    let mut follower = StateMachine::open_with_scan_bytes(&b.path().join("ledger"), &b.path().join("raft"), 1).unwrap();
+    let mut received = follower.begin_receiving_snapshot().await.unwrap();
+    tokio::io::AsyncWriteExt::write_all(&mut *received, &snap_bytes)
+        .await
+        .unwrap();
+    follower.install_snapshot(&snap.meta, received).await.unwrap();
+    assert_eq!(follower.applied_tree().unwrap().root(), snap_root);
+    assert_eq!(held(&follower), 0);
+    for t in [0u64, 14, 56] {
+        let out = apply(&mut follower, &mut m_snap, &mut next_snap, vec![micro(&platform, t)]).await;
+        assert!(
+            matches!(&out, ApplyOutcome::Rejected { reason: Rejection::Rule { detail, .. }, .. } if detail.contains("ticket")),
+            "ticket {t}: {out:?}"
+        );
+    }
+    let out = apply(&mut follower, &mut m_snap, &mut next_snap, vec![micro(&platform, 1)]).await;
+    assert!(matches!(out, ApplyOutcome::Applied { .. }), "{out:?}");
+}
+
+/// A copy of the maker (same keys, same tree).
+fn fork(m: &GroupMaker) -> GroupMaker {
+    GroupMaker {
+        tree: m.tree.clone(),
+        node: m.node.clone(),
+        admin: m.admin.clone(),
+        witness_quorum: m.witness_quorum,
+        time: m.time,
+    }
+}

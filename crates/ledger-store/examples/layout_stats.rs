@@ -8,6 +8,8 @@
 //! (512-byte blocks: the shard files are sparse until written).
 //! `LAYOUT_CACHE_MB=M` opens the store with an M MiB page cache (the node's default is 128; the
 //! store's 1024); the resident memory (VmRSS) is printed after every tenth of the entries.
+//! `LAYOUT_TERMS=1` also writes what the node writes with a micro-evaluation: its index terms
+//! (kind, subject) and its rated ticket.
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
 use ledger_core::compact::CompactTree;
@@ -15,7 +17,7 @@ use ledger_core::dsse::Envelope;
 use ledger_core::entry::Entry;
 use ledger_core::hash::leaf_hash;
 use ledger_core::merkle::{consistency_proof, inclusion_proof};
-use ledger_store::{PreparedEntry, Store};
+use ledger_store::{IndexTag, PreparedEntry, Store};
 use std::collections::BTreeMap;
 use std::time::Instant;
 
@@ -89,6 +91,7 @@ fn main() {
             other => panic!("payload {other}: note, micro or random"),
         }
     };
+    let node_like = std::env::var_os("LAYOUT_TERMS").is_some();
     let mut ct = CompactTree::new();
     let mut leaf_bytes = 0u64;
     let t = Instant::now();
@@ -102,6 +105,25 @@ fn main() {
                 prev_root: ct.root(),
                 envelope: envelope(ct.size()),
             };
+            let (mut terms, mut tickets) = (Vec::new(), Vec::new());
+            if node_like {
+                let body = String::from_utf8_lossy(&e.envelope.payload).into_owned();
+                let field = |name: &str| -> Option<String> {
+                    let at = body.find(&format!("\"{name}\":\""))? + name.len() + 4;
+                    Some(body[at..].split('"').next()?.to_string())
+                };
+                terms.push((IndexTag::Kind, "evaluation.micro".to_string()));
+                if let Some(s) = field("subject") {
+                    terms.push((IndexTag::Subject, s));
+                }
+                if let Some(t) = field("ticket_hash").filter(|t| t.len() == 64) {
+                    let mut k = [0u8; 32];
+                    for (j, b) in k.iter_mut().enumerate() {
+                        *b = u8::from_str_radix(&t[2 * j..2 * j + 2], 16).unwrap();
+                    }
+                    tickets.push(k);
+                }
+            }
             let leaf = e.encode();
             leaf_bytes += leaf.len() as u64;
             let lh = leaf_hash(&leaf);
@@ -111,8 +133,8 @@ fn main() {
                 leaf,
                 leaf_hash: lh,
                 request: e.index.is_multiple_of(2).then(|| (format!("req-{}", e.index), lh)),
-                terms: Vec::new(),
-                tickets: Vec::new(),
+                terms,
+                tickets,
             });
         }
         store.commit_group(&prepared, &nodes, ct.size(), None).unwrap();

@@ -311,3 +311,59 @@ async fn starting_node_is_not_serving_until_ready() {
     drop((c, h, ch));
     node.stop();
 }
+
+/// The MALLOC_ARENA_MAX* entries of a running process's environment, and its arguments.
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
+fn arena_env_and_args(pid: u32) -> (Vec<String>, Vec<String>) {
+    let read = |f: &str| -> Vec<String> {
+        let raw = std::fs::read(format!("/proc/{pid}/{f}")).unwrap_or_else(|e| panic!("/proc/{pid}/{f}: {e}"));
+        raw.split(|b| *b == 0)
+            .filter(|s| !s.is_empty())
+            .map(|s| String::from_utf8_lossy(s).into_owned())
+            .collect()
+    };
+    let env = read("environ")
+        .into_iter()
+        .filter(|v| v.starts_with("MALLOC_ARENA_MAX=") || v.starts_with("GLIBC_TUNABLES="))
+        .collect();
+    (env, read("cmdline"))
+}
+
+/// The node limits glibc's malloc arenas to two by executing itself again (docs/operations.md,
+/// `ledger-node/src/arenas.rs`): same process id and arguments; a limit the operator chose, by the
+/// variable or by a glibc tunable, is kept. Read from outside, in /proc.
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
+#[tokio::test]
+async fn serve_runs_with_two_malloc_arenas_unless_the_operator_chose() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let cases: [(&[(&str, &str)], &[&str]); 3] = [
+        (&[], &["MALLOC_ARENA_MAX=2"]),
+        (&[("MALLOC_ARENA_MAX", "8")], &["MALLOC_ARENA_MAX=8"]),
+        (
+            &[("GLIBC_TUNABLES", "glibc.malloc.arena_max=3")],
+            &["GLIBC_TUNABLES=glibc.malloc.arena_max=3"],
+        ),
+    ];
+    for (i, (set, want)) in cases.iter().enumerate() {
+        let data = tmp.path().join(format!("d{i}"));
+        let mut cmd = Command::new(bin("ledger-node"));
+        cmd.args(["serve", "--listen", "127.0.0.1:0", "--metrics-listen", "off", "--data"])
+            .arg(&data)
+            .env_remove("MALLOC_ARENA_MAX")
+            .env_remove("GLIBC_TUNABLES")
+            .envs(set.iter().copied());
+        let (mut child, addr, _) = spawn_listening(cmd);
+        // "listening on" came through the pipe given at spawn, from the pid that was spawned.
+        let (env, args) = arena_env_and_args(child.id());
+        assert_eq!(env, *want, "case {i}: the node's arena settings");
+        assert_eq!(
+            args[1..4],
+            ["serve", "--listen", "127.0.0.1:0"],
+            "case {i}: arguments kept"
+        );
+        assert_eq!(args.last().map(String::as_str), data.to_str(), "case {i}");
+        assert_eq!(health(&addr, LEDGER).await, ServingStatus::Serving, "case {i}");
+        let _ = child.kill();
+        let _ = child.wait();
+    }
+}

@@ -3,6 +3,8 @@
 //! `ledger-node serve` alone starts a node on 127.0.0.1:50051 with its data in `./ledger-data`
 //! (initialized with development keys, loudly, if empty). See `docs/operations.md`.
 
+// glibc malloc arenas: `serve` runs with two unless the operator chose (re-execution).
+mod arenas;
 mod backup;
 // Raft between nodes (issue 15): `serve --cluster FILE`.
 mod cluster;
@@ -261,6 +263,10 @@ fn init_tracing(json: bool) {
 
 fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
+    if matches!(cli.cmd, Cmd::Serve(_)) {
+        // Before any thread exists: glibc reads the arena limit once, at start (arenas.rs).
+        arenas::limit();
+    }
     let r = match cli.cmd {
         Cmd::Serve(a) => a.merged().and_then(|a| {
             init_tracing(a.log_format.as_deref() == Some("json"));
@@ -373,6 +379,7 @@ fn serve_config(a: &ServeArgs) -> Result<ServeConfig> {
 }
 
 async fn serve(a: ServeArgs) -> Result<()> {
+    tracing::info!(arenas = %arenas::describe(), "malloc arenas");
     if let Some(path) = a.cluster.clone() {
         return serve_cluster(a, &path).await;
     }

@@ -272,6 +272,10 @@ async fn import_and_restore_reopening_their_store_keep_every_entry_and_refuse_la
         String::from_utf8_lossy(&o.stdout)
     );
     same_entries(&data, &new, size);
+    assert!(
+        !new.join("import-in-progress").exists(),
+        "the import's marker is removed"
+    );
     let again = dir.path().join("export-again");
     let o = node_cmd(&["export", "--data", &p(&new), "--out", &p(&again)], true);
     assert!(o.status.success(), "export: {}", String::from_utf8_lossy(&o.stderr));
@@ -315,6 +319,10 @@ async fn import_and_restore_reopening_their_store_keep_every_entry_and_refuse_la
         String::from_utf8_lossy(&o.stdout)
     );
     same_entries(&data, &restored, size);
+    assert!(
+        !restored.join("import-in-progress").exists(),
+        "the restore's marker is removed"
+    );
     replay_data_ok(&restored);
 
     // The same flipped byte in the backup's export, with a manifest made to match it: the
@@ -340,6 +348,10 @@ async fn import_and_restore_reopening_their_store_keep_every_entry_and_refuse_la
         "{err}"
     );
     assert!(!target.join("store").exists(), "the refused store is removed");
+    assert!(
+        !target.join("import-in-progress").exists(),
+        "the refused restore's marker is removed with its store"
+    );
 }
 
 /// Bytes of the files below `dir` (0 while it does not exist).

@@ -470,6 +470,30 @@ mod tests {
     use super::*;
 
     #[test]
+    fn an_import_marker_names_the_directory_and_the_command_until_removed() {
+        let dir = tempfile::tempdir().unwrap();
+        let data = dir.path().join("d");
+        assert_eq!(unfinished_import(&data).unwrap(), None);
+        begin_import(&data, "ledger-node import --data d --in x\n").unwrap();
+        let why = unfinished_import(&data).unwrap().unwrap();
+        assert!(
+            why.starts_with(&format!("an import into {} did not finish", data.display())),
+            "{why}"
+        );
+        assert!(
+            why.contains(&format!(
+                "delete {} and run the import again",
+                data.join("store").display()
+            )),
+            "{why}"
+        );
+        assert!(why.ends_with("(`ledger-node import --data d --in x`)"), "{why}");
+        end_import(&data).unwrap();
+        assert_eq!(unfinished_import(&data).unwrap(), None);
+        end_import(&data).unwrap();
+    }
+
+    #[test]
     fn write_atomic_replaces_and_leaves_no_temporary_file() {
         let dir = tempfile::tempdir().expect("tmp");
         let p = dir.path().join(MARK_FILE);

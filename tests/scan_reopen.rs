@@ -232,6 +232,23 @@ fn entry_frame(stream: &[u8], index: u64) -> std::ops::Range<usize> {
     panic!("no entry {index} in the stream");
 }
 
+/// Imports `export` into data directory `new`, reopening the store after every group; asserts that
+/// all `size` entries were imported and that the import removed its marker.
+fn import_whole(export: &Path, new: &Path, size: u64) {
+    let p = |p: &Path| p.to_str().expect("utf-8 path").to_string();
+    let o = node_cmd(&["import", "--data", &p(new), "--in", &p(export)], true);
+    assert!(o.status.success(), "import: {}", String::from_utf8_lossy(&o.stderr));
+    assert!(
+        String::from_utf8_lossy(&o.stdout).contains(&format!("imported and verified {size} entries")),
+        "{}",
+        String::from_utf8_lossy(&o.stdout)
+    );
+    assert!(
+        !new.join("import-in-progress").exists(),
+        "the import's marker is removed"
+    );
+}
+
 /// Every entry of the store of data directory `a` equals that of `b`, and both have `size`.
 fn same_entries(a: &Path, b: &Path, size: u64) {
     let a = ledger_store::Store::open_read_only(&a.join("store")).expect("open a");
@@ -264,18 +281,8 @@ async fn import_and_restore_reopening_their_store_keep_every_entry_and_refuse_la
     // Import reopening at every group: the same log, byte for byte, exported again as the same
     // stream; ledger-verify replays it clean.
     let new = dir.path().join("imported");
-    let o = node_cmd(&["import", "--data", &p(&new), "--in", &p(&export)], true);
-    assert!(o.status.success(), "import: {}", String::from_utf8_lossy(&o.stderr));
-    assert!(
-        String::from_utf8_lossy(&o.stdout).contains(&format!("imported and verified {size} entries")),
-        "{}",
-        String::from_utf8_lossy(&o.stdout)
-    );
+    import_whole(&export, &new, size);
     same_entries(&data, &new, size);
-    assert!(
-        !new.join("import-in-progress").exists(),
-        "the import's marker is removed"
-    );
     let again = dir.path().join("export-again");
     let o = node_cmd(&["export", "--data", &p(&new), "--out", &p(&again)], true);
     assert!(o.status.success(), "export: {}", String::from_utf8_lossy(&o.stderr));
@@ -488,14 +495,7 @@ async fn an_import_killed_half_way_is_refused_until_imported_again() {
     // The way forward: delete DATA/store, import again. The whole log, the marker gone; the node
     // (given the node key from custody) serves every entry, and the log replays clean.
     std::fs::remove_dir_all(new.join("store")).expect("rm store");
-    let o = node_cmd(&["import", "--data", &p(&new), "--in", &p(&export)], true);
-    assert!(o.status.success(), "import: {}", String::from_utf8_lossy(&o.stderr));
-    assert!(
-        String::from_utf8_lossy(&o.stdout).contains(&format!("imported and verified {size} entries")),
-        "{}",
-        String::from_utf8_lossy(&o.stdout)
-    );
-    assert!(!marker.exists(), "the marker outlived the import");
+    import_whole(&export, &new, size);
     copy_dir(&data.join("keys"), &new.join("keys"));
     let mut node = Node::start(&new);
     let mut c = node.client().await;

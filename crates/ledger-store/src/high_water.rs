@@ -471,11 +471,11 @@ mod tests {
 
     #[test]
     fn an_import_marker_names_the_directory_and_the_command_until_removed() {
-        let dir = tempfile::tempdir().unwrap();
+        let dir = tempfile::tempdir().expect("tmp");
         let data = dir.path().join("d");
-        assert_eq!(unfinished_import(&data).unwrap(), None);
-        begin_import(&data, "ledger-node import --data d --in x\n").unwrap();
-        let why = unfinished_import(&data).unwrap().unwrap();
+        assert_eq!(unfinished_import(&data).expect("read"), None);
+        begin_import(&data, "ledger-node import --data d --in x\n").expect("marker");
+        let why = unfinished_import(&data).expect("read").expect("marker");
         assert!(
             why.starts_with(&format!("an import into {} did not finish", data.display())),
             "{why}"
@@ -488,9 +488,9 @@ mod tests {
             "{why}"
         );
         assert!(why.ends_with("(`ledger-node import --data d --in x`)"), "{why}");
-        end_import(&data).unwrap();
-        assert_eq!(unfinished_import(&data).unwrap(), None);
-        end_import(&data).unwrap();
+        end_import(&data).expect("marker");
+        assert_eq!(unfinished_import(&data).expect("read"), None);
+        end_import(&data).expect("marker");
     }
 
     #[test]

@@ -251,15 +251,7 @@ async fn tampered_backup_is_refused_naming_the_file() {
 
     let copy_backup = |name: &str| -> PathBuf {
         let d = dir.path().join(name);
-        std::fs::create_dir_all(d.join("keys")).expect("mkdir");
-        for f in [
-            "manifest.json",
-            "ledger.export",
-            "high-water.checkpoint",
-            "keys/node.vkey",
-        ] {
-            std::fs::copy(bk.join(f), d.join(f)).expect("copy");
-        }
+        copy_dir(&bk, &d);
         d
     };
     for file in ["ledger.export", "high-water.checkpoint", "keys/node.vkey"] {

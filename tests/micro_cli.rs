@@ -221,15 +221,5 @@ async fn micro_file_resumed_after_sigkill_counted_once() {
 
     // The verifier replays the whole log: clean.
     drop(node);
-    let out = Command::new(bin("ledger-verify"))
-        .args(["replay", "--data"])
-        .arg(&data)
-        .output()
-        .expect("replay");
-    assert!(
-        out.status.success(),
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
+    replay_data_ok(&data);
 }

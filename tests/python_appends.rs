@@ -114,14 +114,5 @@ async fn python_appends_concurrently_and_checks_every_entry_while_commits_merge(
     assert_eq!(tickets.len() as u64, accepted, "each ticket once");
 
     // And the whole log replays: every signature, registry rule and ticket rule holds again.
-    let o = Command::new(bin("ledger-verify"))
-        .args(["replay", "--node", &node.addr])
-        .output()
-        .expect("run ledger-verify");
-    assert!(
-        o.status.success(),
-        "ledger-verify replay: {}{}",
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    );
+    replay_ok(&["--node", &node.addr]);
 }

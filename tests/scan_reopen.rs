@@ -232,6 +232,23 @@ fn entry_frame(stream: &[u8], index: u64) -> std::ops::Range<usize> {
     panic!("no entry {index} in the stream");
 }
 
+/// Imports `export` into data directory `new`, reopening the store after every group; asserts that
+/// all `size` entries were imported and that the import removed its marker.
+fn import_whole(export: &Path, new: &Path, size: u64) {
+    let p = |p: &Path| p.to_str().expect("utf-8 path").to_string();
+    let o = node_cmd(&["import", "--data", &p(new), "--in", &p(export)], true);
+    assert!(o.status.success(), "import: {}", String::from_utf8_lossy(&o.stderr));
+    assert!(
+        String::from_utf8_lossy(&o.stdout).contains(&format!("imported and verified {size} entries")),
+        "{}",
+        String::from_utf8_lossy(&o.stdout)
+    );
+    assert!(
+        !new.join("import-in-progress").exists(),
+        "the import's marker is removed"
+    );
+}
+
 /// Every entry of the store of data directory `a` equals that of `b`, and both have `size`.
 fn same_entries(a: &Path, b: &Path, size: u64) {
     let a = ledger_store::Store::open_read_only(&a.join("store")).expect("open a");
@@ -264,13 +281,7 @@ async fn import_and_restore_reopening_their_store_keep_every_entry_and_refuse_la
     // Import reopening at every group: the same log, byte for byte, exported again as the same
     // stream; ledger-verify replays it clean.
     let new = dir.path().join("imported");
-    let o = node_cmd(&["import", "--data", &p(&new), "--in", &p(&export)], true);
-    assert!(o.status.success(), "import: {}", String::from_utf8_lossy(&o.stderr));
-    assert!(
-        String::from_utf8_lossy(&o.stdout).contains(&format!("imported and verified {size} entries")),
-        "{}",
-        String::from_utf8_lossy(&o.stdout)
-    );
+    import_whole(&export, &new, size);
     same_entries(&data, &new, size);
     let again = dir.path().join("export-again");
     let o = node_cmd(&["export", "--data", &p(&new), "--out", &p(&again)], true);
@@ -315,6 +326,10 @@ async fn import_and_restore_reopening_their_store_keep_every_entry_and_refuse_la
         String::from_utf8_lossy(&o.stdout)
     );
     same_entries(&data, &restored, size);
+    assert!(
+        !restored.join("import-in-progress").exists(),
+        "the restore's marker is removed"
+    );
     replay_data_ok(&restored);
 
     // The same flipped byte in the backup's export, with a manifest made to match it: the
@@ -340,4 +355,152 @@ async fn import_and_restore_reopening_their_store_keep_every_entry_and_refuse_la
         "{err}"
     );
     assert!(!target.join("store").exists(), "the refused store is removed");
+    assert!(
+        !target.join("import-in-progress").exists(),
+        "the refused restore's marker is removed with its store"
+    );
+}
+
+/// Bytes of the files below `dir` (0 while it does not exist).
+fn dir_bytes(dir: &Path) -> u64 {
+    let Ok(rd) = std::fs::read_dir(dir) else { return 0 };
+    rd.filter_map(Result::ok)
+        .map(|e| match e.file_type() {
+            Ok(t) if t.is_dir() => dir_bytes(&e.path()),
+            _ => e.metadata().map_or(0, |m| m.len()),
+        })
+        .sum()
+}
+
+/// `ledger-node import` killed half-way (SIGKILL: the OOM killer, a power cut) leaves part of the
+/// log in DATA/store and its marker (DATA/import-in-progress) beside it. What an operator tries
+/// next is refused with one message naming the way forward: `serve` (with `--adopt-store` too,
+/// which before the marker served the part as the whole log), a second `import`, `export`,
+/// `backup` and `ledger-verify replay --data` (which before replayed the part as OK). The way
+/// forward it names (delete DATA/store, run the import again) gives the whole log: served, byte
+/// for byte, replayed clean.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_import_killed_half_way_is_refused_until_imported_again() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let data = dir.path().join("d");
+    // 20,002 entries: the import (reopening after every group of 1000) takes about two seconds
+    // here, and is killed at about 40 % of it.
+    let (mut node, mut c, reg) = registrar_ledger(&data, "ledger.test/cut", 0).await;
+    for b in 0..4u64 {
+        append_notes_batch(&mut c, &reg, b * 5000..(b + 1) * 5000).await;
+    }
+    node.stop();
+    let size = 20_002u64;
+    let p = |p: &Path| p.to_str().expect("utf-8 path").to_string();
+    let export = dir.path().join("export");
+    let o = node_cmd(&["export", "--data", &p(&data), "--out", &p(&export)], false);
+    assert!(o.status.success(), "export: {}", String::from_utf8_lossy(&o.stderr));
+
+    // The import, killed once its store has grown past the export's length (polled every 5 ms,
+    // for two minutes at most).
+    let new = dir.path().join("new");
+    let marker = new.join("import-in-progress");
+    let mut child = Command::new(bin("ledger-node"))
+        .args(["import", "--data", &p(&new), "--in", &p(&export)])
+        .env(SCAN.0, SCAN.1)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("spawn import");
+    let cut = std::fs::metadata(&export).expect("export").len();
+    let t = std::time::Instant::now();
+    while t.elapsed() < std::time::Duration::from_secs(120)
+        && child.try_wait().expect("wait").is_none()
+        && dir_bytes(&new.join("store")) <= cut
+    {
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+    assert!(
+        child.try_wait().expect("wait").is_none(),
+        "the import ended before it was killed (make the export larger)"
+    );
+    child.kill().expect("SIGKILL");
+    child.wait().expect("wait");
+    // Really cut: part of the log in the store, the marker beside it.
+    let held = ledger_store::Store::open_read_only(&new.join("store"))
+        .expect("open the cut store")
+        .size()
+        .expect("size");
+    assert!(0 < held && held < size, "{held} of {size} entries imported");
+    assert!(marker.exists(), "no marker after the cut");
+    let why = format!(
+        "an import into {} did not finish ({} is there): its store may hold part of the log only; delete {} and \
+         run the import again",
+        new.display(),
+        marker.display(),
+        new.join("store").display()
+    );
+    let refused = |o: &std::process::Output, code: i32, what: &str| {
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert_eq!(o.status.code(), Some(code), "{what}: {err}");
+        assert!(err.contains(&why), "{what}: {err}");
+        assert!(
+            err.contains(&format!("ledger-node import --data {}", new.display())),
+            "{what}: {err}"
+        );
+    };
+    // (a) The node does not serve it, not even told to adopt the store without a mark.
+    let e = Node::try_start(&new)
+        .err()
+        .expect("the node served a half-imported log");
+    assert!(
+        e.contains(&format!("refusing to serve {}: {why}", new.display())),
+        "{e}"
+    );
+    let o = node_cmd(
+        &[
+            "serve",
+            "--adopt-store",
+            "--data",
+            &p(&new),
+            "--listen",
+            "127.0.0.1:0",
+            "--metrics-listen",
+            "off",
+        ],
+        false,
+    );
+    refused(&o, 1, "serve --adopt-store");
+    // (b) Nor is it imported into again, exported or backed up.
+    let o = node_cmd(&["import", "--data", &p(&new), "--in", &p(&export)], false);
+    refused(&o, 1, "import again");
+    let o = node_cmd(
+        &["export", "--data", &p(&new), "--out", &p(&dir.path().join("x"))],
+        false,
+    );
+    refused(&o, 1, "export");
+    let o = node_cmd(
+        &["backup", "--data", &p(&new), "--out", &p(&dir.path().join("bk"))],
+        false,
+    );
+    refused(&o, 1, "backup");
+    // (c) Nor replayed as if it were the log (exit 2: not a log to judge).
+    let o = Command::new(bin("ledger-verify"))
+        .args(["replay", "--data", &p(&new)])
+        .output()
+        .expect("run ledger-verify");
+    refused(&o, 2, "replay");
+    // None of them changed the store.
+    let again = ledger_store::Store::open_read_only(&new.join("store"))
+        .expect("open")
+        .size()
+        .expect("size");
+    assert_eq!(again, held);
+
+    // The way forward: delete DATA/store, import again. The whole log, the marker gone; the node
+    // (given the node key from custody) serves every entry, and the log replays clean.
+    std::fs::remove_dir_all(new.join("store")).expect("rm store");
+    import_whole(&export, &new, size);
+    copy_dir(&data.join("keys"), &new.join("keys"));
+    let mut node = Node::start(&new);
+    let mut c = node.client().await;
+    assert_eq!(entries(&mut c).await.len() as u64, size, "every entry served");
+    node.stop();
+    same_entries(&data, &new, size);
+    replay_data_ok(&new);
 }

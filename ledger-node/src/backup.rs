@@ -152,6 +152,18 @@ impl Drop for Scratch {
     }
 }
 
+/// The import marker of a restore's data directory: removed when dropped with no store left (a
+/// refused restore removed the store it made), kept beside a store a restore left half-made.
+struct Marker<'a>(&'a Path);
+
+impl Drop for Marker<'_> {
+    fn drop(&mut self) {
+        if !crate::genesis::Layout::new(self.0).store.exists() {
+            let _ = high_water::end_import(self.0);
+        }
+    }
+}
+
 fn sha256_file(path: &Path) -> Result<(u64, String)> {
     let mut f = std::fs::File::open(path).with_context(|| format!("reading {}", path.display()))?;
     let mut h = Sha256::new();
@@ -192,6 +204,7 @@ fn now_unix() -> u64 {
 /// not verify, or a file cannot be written; the files written so far are removed again (without
 /// `manifest.json` a directory is never a backup).
 pub fn backup(a: &BackupArgs) -> Result<()> {
+    crate::marks::refuse_unfinished_import(&a.data, "back up")?;
     if a.out.exists() && std::fs::read_dir(&a.out)?.next().is_some() {
         bail!("refusing to back up into {}: it is not empty", a.out.display());
     }
@@ -444,6 +457,7 @@ pub fn restore(a: &RestoreArgs) -> Result<()> {
     let m = check_files(&a.from)?;
     let store_dir = crate::genesis::Layout::new(&a.data).store;
     if store_dir.exists() && std::fs::read_dir(&store_dir)?.next().is_some() {
+        crate::marks::refuse_unfinished_import(&a.data, "restore into")?;
         bail!(
             "refusing to restore into {}: {} already holds a store (move it aside first)",
             a.data.display(),
@@ -454,6 +468,18 @@ pub fn restore(a: &RestoreArgs) -> Result<()> {
     let notes = marks_to_honour(a, &m)?;
 
     std::fs::create_dir_all(&a.data)?;
+    // As `import`: the marker is there until the store is flushed and the marks are written (a
+    // restore killed half-way is refused by `serve`); a refused restore removes both again.
+    high_water::begin_import(
+        &a.data,
+        &format!(
+            "ledger-node restore --from {} --data {}",
+            a.from.display(),
+            a.data.display()
+        ),
+    )
+    .with_context(|| format!("writing {}", high_water::import_marker_path(&a.data).display()))?;
+    let _marker = Marker(&a.data);
     let created = Scratch(store_dir.clone());
     // Reopened every NODE_SCAN_BYTES written and read (ledger_store::scan): memory flat in the log.
     let mut owned = Owned::new(Store::open(&store_dir)?);
@@ -496,6 +522,8 @@ pub fn restore(a: &RestoreArgs) -> Result<()> {
     store.flush()?;
     drop(store);
     std::mem::forget(created);
+    high_water::end_import(&a.data)
+        .with_context(|| format!("removing {}", high_water::import_marker_path(&a.data).display()))?;
     let tokens: Vec<&str> = m
         .files
         .iter()

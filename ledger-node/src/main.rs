@@ -295,6 +295,7 @@ fn main() -> std::process::ExitCode {
         Cmd::Backup(a) => backup::backup(&a),
         Cmd::Restore(a) => backup::restore(&a),
         Cmd::Export { data, out } => (|| {
+            marks::refuse_unfinished_import(&data, "export")?;
             // The marks first: a running node writes a mark after its store group.
             let m = marks::read(&data)?;
             // The copy is reopened every few MiB of entries read, by the check and the export
@@ -320,6 +321,24 @@ fn main() -> std::process::ExitCode {
             // every few MiB read (ledger_store::scan): memory does not grow with the log.
             let mut store = ledger_store::scan::Owned::new(Store::open(&genesis::Layout::new(&data).store)?);
             let f = std::io::BufReader::new(std::fs::File::open(&input)?);
+            // Killed half-way (the OOM killer, a power cut), the import leaves part of the log: its
+            // marker, written before the first entry and removed only after the mark, makes
+            // `serve`, `export`, `backup` and a second import refuse the directory until DATA/store
+            // is deleted (docs/operations.md). A non-empty store is refused by the import itself.
+            if store.store()?.size()? == 0 {
+                ledger_store::high_water::begin_import(
+                    &data,
+                    &format!("ledger-node import --data {} --in {}", data.display(), input.display()),
+                )
+                .with_context(|| {
+                    format!(
+                        "writing {}",
+                        ledger_store::high_water::import_marker_path(&data).display()
+                    )
+                })?;
+            } else {
+                marks::refuse_unfinished_import(&data, "import into")?;
+            }
             let budget = ledger_store::scan::scan_bytes(ledger_store::scan::NODE_SCAN_BYTES);
             let n = ledger_store::export::import_reopening(&mut store, f, budget)?;
             store.store()?.flush()?;
@@ -331,6 +350,12 @@ fn main() -> std::process::ExitCode {
                 )?;
             }
             let size = marks::write_latest(store.store()?, &data)?;
+            ledger_store::high_water::end_import(&data).with_context(|| {
+                format!(
+                    "removing {}",
+                    ledger_store::high_water::import_marker_path(&data).display()
+                )
+            })?;
             println!(
                 "imported and verified {n} entries into {} (high-water mark: checkpoint of {size})",
                 data.display()
@@ -384,6 +409,7 @@ async fn serve(a: ServeArgs) -> Result<()> {
         return serve_cluster(a, &path).await;
     }
     let cfg = serve_config(&a)?;
+    marks::refuse_unfinished_import(&cfg.data, "serve")?;
     // The port opens before the store is verified: until the node is ready, health says
     // NOT_SERVING and the Ledger service answers UNAVAILABLE (gate.rs). "listening on" is printed
     // once the node is ready. A stop signal during start-up ends the process at once.
@@ -436,6 +462,7 @@ async fn serve_cluster(a: ServeArgs, path: &std::path::Path) -> Result<()> {
     }
     let mut cfg = serve_config(&a)?;
     cfg.data = ccfg.data.clone();
+    marks::refuse_unfinished_import(&cfg.data, "serve")?;
     std::fs::create_dir_all(&cfg.data)?;
     let metrics = Arc::new(metrics::Metrics::new(&cfg.data)?);
     let port = Port::open(cfg.listen, cfg.tls.as_ref(), &metrics).await?;

@@ -41,6 +41,23 @@ pub fn read(data: &Path) -> Result<(Option<String>, Option<String>)> {
     high_water::read_marks(data).map_err(|e| anyhow::anyhow!("refusing to open {}: {e}", data.display()))
 }
 
+/// Refuses data directory `data` for `action` ("serve", "export", "import into") while an import
+/// into it has not finished (`high_water::IMPORT_MARKER`): its store may hold part of the log only.
+///
+/// # Errors
+/// When the marker is there or cannot be read.
+pub fn refuse_unfinished_import(data: &Path, action: &str) -> Result<()> {
+    match high_water::unfinished_import(data) {
+        Ok(None) => Ok(()),
+        Ok(Some(why)) => bail!("refusing to {action} {}: {why}", data.display()),
+        Err(e) => bail!(
+            "refusing to {action} {}: cannot read {}: {e}",
+            data.display(),
+            high_water::import_marker_path(data).display()
+        ),
+    }
+}
+
 /// Verifies `store` (the store of data directory `data`) and checks it against the marks read
 /// before, for `action` ("export", "import into"; named in the refusal), reopening the store every
 /// [`ledger_store::scan::EXPORT_SCAN_BYTES`] of entries read ([`ledger_store::scan`]; `export`,

@@ -540,17 +540,24 @@ pub async fn append_notes_batch(c: &mut LedgerClient<Channel>, reg: &SigningKey,
     assert!(r.results.iter().all(|x| x.ok.is_some()), "all appended");
 }
 
-/// Runs `ledger-verify replay --data DATA` and asserts that it succeeds; its stdout.
-pub fn replay_data_ok(data: &Path) -> String {
+/// Runs `ledger-verify replay ARGS` and asserts that it succeeds (its stdout and stderr in the
+/// failure message); its stdout.
+pub fn replay_ok(args: &[&str]) -> String {
     let out = Command::new(bin("ledger-verify"))
-        .args(["replay", "--data", data.to_str().expect("utf8")])
+        .arg("replay")
+        .args(args)
         .output()
-        .expect("replay");
+        .expect("run ledger-verify replay");
     assert!(
         out.status.success(),
-        "{}{}",
+        "ledger-verify replay {args:?}: {}{}",
         String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr)
     );
     String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// Runs `ledger-verify replay --data DATA` and asserts that it succeeds; its stdout.
+pub fn replay_data_ok(data: &Path) -> String {
+    replay_ok(&["--data", data.to_str().expect("utf8")])
 }

@@ -527,6 +527,31 @@ fn micro(platform: &ed25519_dalek::SigningKey, ticket: u64) -> ledger_core::dsse
     e
 }
 
+/// A state machine on `dir` after one filled group, its group maker, the platform key and the
+/// platform's enrollment (signed by the admin, not applied yet).
+async fn with_platform(
+    dir: &std::path::Path,
+) -> (
+    StateMachine,
+    GroupMaker,
+    ed25519_dalek::SigningKey,
+    ledger_core::dsse::Envelope,
+) {
+    let mut sm = open(dir);
+    let m = fill(&mut sm, 1).await;
+    let platform = ed25519_dalek::SigningKey::from_bytes(&[12; 32]);
+    let mut enroll = ledger_core::dsse::Envelope::new(
+        ledger_core::registry::payload_type("key.enroll"),
+        format!(
+            r#"{{"version":1,"name":"platform","key":"{}","roles":["service-platform"],"scope":{{"organization":"org-test","kinds":[]}}}}"#,
+            ledger_core::keys::public_key_to_base64(&platform.verifying_key())
+        )
+        .into_bytes(),
+    );
+    enroll.sign(&m.admin);
+    (sm, m, platform, enroll)
+}
+
 /// Applies a group of `envs` as Raft entry `next + 1`; advances the maker when it was applied.
 async fn apply(
     sm: &mut StateMachine,
@@ -549,18 +574,7 @@ async fn apply(
 #[tokio::test]
 async fn rated_tickets_are_looked_up_in_the_store_not_held_in_memory() {
     let dir = tempfile::tempdir().unwrap();
-    let mut sm = open(dir.path());
-    let mut m = fill(&mut sm, 1).await;
-    let platform = ed25519_dalek::SigningKey::from_bytes(&[12; 32]);
-    let mut enroll = ledger_core::dsse::Envelope::new(
-        ledger_core::registry::payload_type("key.enroll"),
-        format!(
-            r#"{{"version":1,"name":"platform","key":"{}","roles":["service-platform"],"scope":{{"organization":"org-test","kinds":[]}}}}"#,
-            ledger_core::keys::public_key_to_base64(&platform.verifying_key())
-        )
-        .into_bytes(),
-    );
-    enroll.sign(&m.admin);
+    let (mut sm, mut m, platform, enroll) = with_platform(dir.path()).await;
     let mut next = 2u64;
     let first = apply(
         &mut sm,
@@ -614,18 +628,7 @@ async fn rated_tickets_are_looked_up_in_the_store_not_held_in_memory() {
 #[tokio::test]
 async fn a_fold_in_passes_reopens_the_store_and_folds_the_state_of_one_pass() {
     let dir = tempfile::tempdir().unwrap();
-    let mut sm = open(dir.path());
-    let mut m = fill(&mut sm, 1).await;
-    let platform = ed25519_dalek::SigningKey::from_bytes(&[12; 32]);
-    let mut enroll = ledger_core::dsse::Envelope::new(
-        ledger_core::registry::payload_type("key.enroll"),
-        format!(
-            r#"{{"version":1,"name":"platform","key":"{}","roles":["service-platform"],"scope":{{"organization":"org-test","kinds":[]}}}}"#,
-            ledger_core::keys::public_key_to_base64(&platform.verifying_key())
-        )
-        .into_bytes(),
-    );
-    enroll.sign(&m.admin);
+    let (mut sm, mut m, platform, enroll) = with_platform(dir.path()).await;
     let mut next = 2u64;
     let out = apply(&mut sm, &mut m, &mut next, vec![enroll, micro(&platform, 0)]).await;
     assert!(matches!(out, ApplyOutcome::Applied { .. }), "{out:?}");

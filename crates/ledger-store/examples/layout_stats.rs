@@ -12,6 +12,8 @@
 //! (kind, subject) and its rated ticket.
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
+mod common;
+
 use ledger_core::compact::CompactTree;
 use ledger_core::dsse::Envelope;
 use ledger_core::entry::Entry;
@@ -21,16 +23,12 @@ use ledger_store::{IndexTag, PreparedEntry, Store};
 use std::collections::BTreeMap;
 use std::time::Instant;
 
-/// The resident memory of this process, KiB (0 when /proc cannot be read).
-fn vm_rss_kib() -> u64 {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("VmRSS:"))
-                .and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
-        })
-        .unwrap_or(0)
+/// The store in `dir`, with a page cache of `LAYOUT_CACHE_MB` MiB when it is set.
+fn open_store(dir: &std::path::Path) -> Store {
+    match std::env::var("LAYOUT_CACHE_MB") {
+        Ok(mb) => Store::open_with_cache(dir, mb.parse::<u64>().unwrap() << 20).unwrap(),
+        Err(_) => Store::open(dir).unwrap(),
+    }
 }
 
 fn median(mut v: Vec<f64>) -> f64 {
@@ -41,14 +39,8 @@ fn median(mut v: Vec<f64>) -> f64 {
 fn main() {
     let n: u64 = std::env::args().nth(1).map_or(100_000, |a| a.parse().unwrap());
     let group: u64 = std::env::args().nth(2).map_or(1000, |a| a.parse().unwrap());
-    let dir = tempfile::Builder::new()
-        .prefix("layout-stats-")
-        .tempdir_in(".")
-        .unwrap();
-    let store = match std::env::var("LAYOUT_CACHE_MB") {
-        Ok(mb) => Store::open_with_cache(dir.path(), mb.parse::<u64>().unwrap() << 20).unwrap(),
-        Err(_) => Store::open(dir.path()).unwrap(),
-    };
+    let dir = common::scratch_dir("layout-stats-");
+    let store = open_store(dir.path());
     let key = ed25519_dalek::SigningKey::from_bytes(&[5; 32]);
     let payload = std::env::args().nth(3).unwrap_or_else(|| "note".into());
     let mut env = Envelope::new("application/vnd.ledger.note.v1+json", vec![b'x'; 300]);
@@ -140,7 +132,7 @@ fn main() {
         store.commit_group(&prepared, &nodes, ct.size(), None).unwrap();
         let tenth = (n / 10).max(1);
         if ct.size() / tenth != (ct.size() - prepared.len() as u64) / tenth {
-            println!("{:>10} entries: VmRSS {} MiB", ct.size(), vm_rss_kib() >> 10);
+            println!("{:>10} entries: VmRSS {} MiB", ct.size(), common::vm_rss_kib() >> 10);
         }
     }
     let secs = t.elapsed().as_secs_f64();
@@ -198,10 +190,7 @@ fn main() {
         per(sled_alloc + ix_alloc),
         leaf_bytes / n
     );
-    let store = match std::env::var("LAYOUT_CACHE_MB") {
-        Ok(mb) => Store::open_with_cache(dir.path(), mb.parse::<u64>().unwrap() << 20).unwrap(),
-        Err(_) => Store::open(dir.path()).unwrap(),
-    };
+    let store = open_store(dir.path());
     // The stored bundles: bytes against the plain bundles, µs per entry to decompress and (again)
     // to compress them.
     let (mut stored_b, mut plain_b, mut ents, mut zipped) = (0usize, 0usize, 0usize, 0usize);

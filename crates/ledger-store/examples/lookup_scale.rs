@@ -6,23 +6,14 @@
 //! `cargo run --release -p ledger-store --example lookup_scale -- before 1000000`
 //! `cargo run --release -p ledger-store --example lookup_scale -- after 1000000`
 
+mod common;
+
 use ledger_core::hash::Hash;
 use ledger_store::hindex::HashIndex;
 use ledger_store::{IndexTag, postings};
 use std::time::Instant;
 
 const GROUP: u64 = 1000;
-
-fn rss_kib() -> u64 {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("VmRSS:"))
-                .and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
-        })
-        .unwrap_or(0)
-}
 
 fn key(i: u64) -> [u8; 32] {
     Hash::digest(&i.to_be_bytes()).0
@@ -45,10 +36,7 @@ fn main() {
     let mut args = std::env::args().skip(1);
     let mode = args.next().unwrap_or_else(|| "after".into());
     let n: u64 = args.next().and_then(|a| a.parse().ok()).unwrap_or(1_000_000);
-    let dir = tempfile::Builder::new()
-        .prefix("lookup-scale-")
-        .tempdir_in(".")
-        .expect("tmp");
+    let dir = common::scratch_dir("lookup-scale-");
     let db = sled::Config::new()
         .path(dir.path().join("sled"))
         .mode(sled::Mode::HighThroughput)
@@ -63,7 +51,7 @@ fn main() {
         "before" => None,
         m => panic!("mode is before or after, not {m}"),
     };
-    let rss0 = rss_kib();
+    let rss0 = common::vm_rss_kib();
     let t = Instant::now();
     let mut rss_half = 0;
     let mut sync_s = 0.0;
@@ -135,7 +123,7 @@ fn main() {
             db.flush().expect("flush");
         }
         if (g + 1) * GROUP == n / 2 {
-            rss_half = rss_kib();
+            rss_half = common::vm_rss_kib();
         }
     }
     if let Some(j) = job.take() {
@@ -149,7 +137,7 @@ fn main() {
     println!(
         "{mode}: {insert_s:.1} s in all: index inserts {ins_s:.1} s, waiting for the background index sync {sync_s:.1} s, postings (read-modify-write) {post_s:.1} s"
     );
-    let rss1 = rss_kib();
+    let rss1 = common::vm_rss_kib();
     // Lookups: hits of random earlier keys, misses of keys never inserted.
     let mut hit = Vec::new();
     let mut miss = Vec::new();

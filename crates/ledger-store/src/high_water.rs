@@ -70,6 +70,62 @@ pub fn write_atomic_bytes(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     Ok(())
 }
 
+/// File name, in a data directory, of the marker that `ledger-node import` and `restore` write
+/// (fsynced, with the command that writes the log) before their first entry and remove only once
+/// the store is flushed and the marks are written. While it is there the store may hold part of
+/// the log only: the node, `export`, `backup` and the verifier refuse the directory.
+pub const IMPORT_MARKER: &str = "import-in-progress";
+
+/// Path of the import marker under a data directory.
+pub fn import_marker_path(data_dir: &Path) -> PathBuf {
+    data_dir.join(IMPORT_MARKER)
+}
+
+/// Writes the import marker of `data_dir` (created if missing), naming `command` (what to run
+/// again), fsynced with its directory.
+///
+/// # Errors
+/// On any file system failure.
+pub fn begin_import(data_dir: &Path, command: &str) -> std::io::Result<()> {
+    std::fs::create_dir_all(data_dir)?;
+    write_atomic(&import_marker_path(data_dir), &format!("{}\n", command.trim()))
+}
+
+/// Removes the import marker of `data_dir` (the import is complete) and fsyncs the directory; no
+/// marker is no error.
+///
+/// # Errors
+/// On any file system failure.
+pub fn end_import(data_dir: &Path) -> std::io::Result<()> {
+    match std::fs::remove_file(import_marker_path(data_dir)) {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => return Err(e),
+    }
+    #[cfg(unix)]
+    std::fs::File::open(data_dir)?.sync_all()?;
+    Ok(())
+}
+
+/// Why `data_dir` must not be used: an import into it did not finish (its marker is there);
+/// `None` without a marker.
+///
+/// # Errors
+/// When the marker exists but cannot be read.
+pub fn unfinished_import(data_dir: &Path) -> std::io::Result<Option<String>> {
+    let path = import_marker_path(data_dir);
+    Ok(read(&path)?.map(|command| {
+        format!(
+            "an import into {} did not finish ({} is there): its store may hold part of the log only; \
+             delete {} and run the import again (`{}`)",
+            data_dir.display(),
+            path.display(),
+            data_dir.join("store").display(),
+            command.trim()
+        )
+    }))
+}
+
 /// Reads a mark file; `None` when it does not exist.
 ///
 /// # Errors
@@ -412,6 +468,30 @@ pub fn read_marks(data_dir: &Path) -> Result<(Option<String>, Option<String>), O
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_import_marker_names_the_directory_and_the_command_until_removed() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let data = dir.path().join("d");
+        assert_eq!(unfinished_import(&data).expect("read"), None);
+        begin_import(&data, "ledger-node import --data d --in x\n").expect("marker");
+        let why = unfinished_import(&data).expect("read").expect("marker");
+        assert!(
+            why.starts_with(&format!("an import into {} did not finish", data.display())),
+            "{why}"
+        );
+        assert!(
+            why.contains(&format!(
+                "delete {} and run the import again",
+                data.join("store").display()
+            )),
+            "{why}"
+        );
+        assert!(why.ends_with("(`ledger-node import --data d --in x`)"), "{why}");
+        end_import(&data).expect("marker");
+        assert_eq!(unfinished_import(&data).expect("read"), None);
+        end_import(&data).expect("marker");
+    }
 
     #[test]
     fn write_atomic_replaces_and_leaves_no_temporary_file() {

@@ -4,15 +4,17 @@
 //! panic or an unbounded allocation.
 #![allow(missing_docs, clippy::unwrap_used, clippy::expect_used)]
 
+mod common;
+
+use common::commit_made;
 use ledger_core::compact::CompactTree;
 use ledger_core::dsse::Envelope;
 use ledger_core::entry::Entry;
-use ledger_core::hash::leaf_hash;
 use ledger_store::layout::{
     BUNDLE_ENTRIES, BUNDLE_ZSTD, CHUNK_ZSTD_MARK, MAX_BUNDLE_BYTES, bundle_key, bundle_leaves, chunk_key,
     compress_bundle, encode_bundle, raw, stored_bundle,
 };
-use ledger_store::{PreparedEntry, Store, StoreError, TamperFault};
+use ledger_store::{Store, StoreError, TamperFault};
 
 /// A payload like the node's records: similar JSON with a few random-looking fields.
 fn json_payload(i: u64) -> Vec<u8> {
@@ -45,9 +47,7 @@ fn commit(store: &Store, ct: &mut CompactTree, leaves: &mut Vec<Vec<u8>>, n: u64
     let key = ed25519_dalek::SigningKey::from_bytes(&[9; 32]);
     let end = ct.size() + n;
     while ct.size() < end {
-        let mut prepared = Vec::new();
-        let mut nodes = Vec::new();
-        for _ in 0..group.min(end - ct.size()) {
+        commit_made(store, ct, group.min(end - ct.size()), |ct| {
             let i = ct.size();
             let mut envelope = Envelope::new("application/vnd.ledger.test+json", f(i));
             envelope.sign(&key);
@@ -58,19 +58,9 @@ fn commit(store: &Store, ct: &mut CompactTree, leaves: &mut Vec<Vec<u8>>, n: u64
                 envelope,
             }
             .encode();
-            let lh = leaf_hash(&l);
-            ct.append_with(lh, |c| nodes.push(c));
             leaves.push(l.clone());
-            prepared.push(PreparedEntry {
-                index: i,
-                leaf: l,
-                leaf_hash: lh,
-                request: None,
-                terms: Vec::new(),
-                tickets: Vec::new(),
-            });
-        }
-        store.commit_group(&prepared, &nodes, ct.size(), None).expect("commit");
+            l
+        });
     }
 }
 

@@ -3,16 +3,14 @@
 //! sled keys; a group that cannot be staged writes nothing.
 #![allow(missing_docs, clippy::unwrap_used, clippy::expect_used)]
 
+mod common;
+
+use common::{commit_made, leaf};
 use ledger_core::compact::CompactTree;
 use ledger_core::hash::{Hash, leaf_hash};
 use ledger_core::merkle::{NodeSource, consistency_proof, inclusion_proof, root_of};
 use ledger_store::layout::{BUNDLE_ENTRIES, bundle_key, chunk_key, tile_key};
 use ledger_store::{PreparedEntry, Store, StoreError};
-
-fn leaf(i: u64) -> Vec<u8> {
-    // Lengths vary (0 to 600 bytes) so that framing errors would show.
-    (0..(i * 7919 % 601)).map(|k| (i ^ k) as u8).collect()
-}
 
 struct Log {
     ct: CompactTree,
@@ -21,26 +19,12 @@ struct Log {
 
 impl Log {
     fn commit(&mut self, store: &Store, n: u64) {
-        let mut group = Vec::new();
-        let mut nodes = Vec::new();
-        for _ in 0..n {
-            let i = self.ct.size();
-            let l = leaf(i);
-            let lh = leaf_hash(&l);
-            self.ct.append_with(lh, |c| nodes.push(c));
-            self.hashes.push(lh);
-            group.push(PreparedEntry {
-                index: i,
-                leaf: l,
-                leaf_hash: lh,
-                request: None,
-                terms: Vec::new(),
-                tickets: Vec::new(),
-            });
-        }
-        store
-            .commit_group(&group, &nodes, self.ct.size(), None)
-            .expect("commit");
+        let hashes = &mut self.hashes;
+        commit_made(store, &mut self.ct, n, |ct| {
+            let l = leaf(ct.size());
+            hashes.push(leaf_hash(&l));
+            l
+        });
     }
 }
 

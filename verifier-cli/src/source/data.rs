@@ -38,6 +38,16 @@ impl DataSource {
         } else {
             (dir.to_path_buf(), dir.parent().unwrap_or(dir).to_path_buf())
         };
+        // A half-imported directory (`ledger-node import` or `restore` did not finish) holds
+        // part of a log only: not replayed as if it were the log.
+        if let Some(why) = ledger_store::high_water::unfinished_import(&data_dir).with_context(|| {
+            format!(
+                "cannot read {}",
+                ledger_store::high_water::import_marker_path(&data_dir).display()
+            )
+        })? {
+            anyhow::bail!("{why}");
+        }
         // The marks before the store: a running node writes a mark after its store group, so
         // the snapshot taken next is never older than the marks.
         let mut marks = Vec::new();

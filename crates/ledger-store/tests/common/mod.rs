@@ -13,11 +13,17 @@ pub fn leaf(i: u64) -> Vec<u8> {
 
 /// Commits the next `n` entries of the test log to `store` as one group.
 pub fn commit(store: &Store, ct: &mut CompactTree, n: u64) {
+    commit_made(store, ct, n, |ct| leaf(ct.size()));
+}
+
+/// Commits `n` entries to `store` as one group, each the leaf `make` returns for the tree of the
+/// entries before it (`ct`, which grows by the group).
+pub fn commit_made(store: &Store, ct: &mut CompactTree, n: u64, mut make: impl FnMut(&CompactTree) -> Vec<u8>) {
     let mut group = Vec::new();
     let mut nodes = Vec::new();
     for _ in 0..n {
         let i = ct.size();
-        let l = leaf(i);
+        let l = make(ct);
         let lh = leaf_hash(&l);
         ct.append_with(lh, |c| nodes.push(c));
         group.push(PreparedEntry {

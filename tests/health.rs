@@ -312,9 +312,10 @@ async fn starting_node_is_not_serving_until_ready() {
     node.stop();
 }
 
-/// The MALLOC_ARENA_MAX* entries of a running process's environment, and its arguments.
+/// The malloc settings (`MALLOC_ARENA_MAX`, `MALLOC_MMAP_THRESHOLD_`, `GLIBC_TUNABLES`) in a running
+/// process's environment, sorted, and its arguments.
 #[cfg(all(target_os = "linux", target_env = "gnu"))]
-fn arena_env_and_args(pid: u32) -> (Vec<String>, Vec<String>) {
+fn malloc_env_and_args(pid: u32) -> (Vec<String>, Vec<String>) {
     let read = |f: &str| -> Vec<String> {
         let raw = std::fs::read(format!("/proc/{pid}/{f}")).unwrap_or_else(|e| panic!("/proc/{pid}/{f}: {e}"));
         raw.split(|b| *b == 0)
@@ -322,26 +323,44 @@ fn arena_env_and_args(pid: u32) -> (Vec<String>, Vec<String>) {
             .map(|s| String::from_utf8_lossy(s).into_owned())
             .collect()
     };
-    let env = read("environ")
+    let mut env: Vec<String> = read("environ")
         .into_iter()
-        .filter(|v| v.starts_with("MALLOC_ARENA_MAX=") || v.starts_with("GLIBC_TUNABLES="))
+        .filter(|v| {
+            ["MALLOC_ARENA_MAX=", "MALLOC_MMAP_THRESHOLD_=", "GLIBC_TUNABLES="]
+                .iter()
+                .any(|p| v.starts_with(p))
+        })
         .collect();
+    env.sort();
     (env, read("cmdline"))
 }
 
-/// The node limits glibc's malloc arenas to two by executing itself again (docs/operations.md,
-/// `ledger-node/src/arenas.rs`): same process id and arguments; a limit the operator chose, by the
-/// variable or by a glibc tunable, is kept. Read from outside, in /proc.
+/// The node runs with two malloc arenas and a fixed mmap threshold by executing itself again
+/// (docs/operations.md, `ledger-node/src/arenas.rs`): same process id and arguments; a setting the
+/// operator chose, by its variable or by a glibc tunable, is kept. Read from outside, in /proc.
 #[cfg(all(target_os = "linux", target_env = "gnu"))]
 #[tokio::test]
 async fn serve_runs_with_two_malloc_arenas_unless_the_operator_chose() {
     let tmp = tempfile::tempdir().expect("tmp");
-    let cases: [(&[(&str, &str)], &[&str]); 3] = [
-        (&[], &["MALLOC_ARENA_MAX=2"]),
-        (&[("MALLOC_ARENA_MAX", "8")], &["MALLOC_ARENA_MAX=8"]),
+    let cases: [(&[(&str, &str)], &[&str]); 4] = [
+        (&[], &["MALLOC_ARENA_MAX=2", "MALLOC_MMAP_THRESHOLD_=131072"]),
+        (
+            &[("MALLOC_ARENA_MAX", "8")],
+            &["MALLOC_ARENA_MAX=8", "MALLOC_MMAP_THRESHOLD_=131072"],
+        ),
         (
             &[("GLIBC_TUNABLES", "glibc.malloc.arena_max=3")],
-            &["GLIBC_TUNABLES=glibc.malloc.arena_max=3"],
+            &[
+                "GLIBC_TUNABLES=glibc.malloc.arena_max=3",
+                "MALLOC_MMAP_THRESHOLD_=131072",
+            ],
+        ),
+        (
+            &[
+                ("MALLOC_ARENA_MAX", "4"),
+                ("GLIBC_TUNABLES", "glibc.malloc.mmap_threshold=65536"),
+            ],
+            &["GLIBC_TUNABLES=glibc.malloc.mmap_threshold=65536", "MALLOC_ARENA_MAX=4"],
         ),
     ];
     for (i, (set, want)) in cases.iter().enumerate() {
@@ -350,12 +369,13 @@ async fn serve_runs_with_two_malloc_arenas_unless_the_operator_chose() {
         cmd.args(["serve", "--listen", "127.0.0.1:0", "--metrics-listen", "off", "--data"])
             .arg(&data)
             .env_remove("MALLOC_ARENA_MAX")
+            .env_remove("MALLOC_MMAP_THRESHOLD_")
             .env_remove("GLIBC_TUNABLES")
             .envs(set.iter().copied());
         let (mut child, addr, _) = spawn_listening(cmd);
         // "listening on" came through the pipe given at spawn, from the pid that was spawned.
-        let (env, args) = arena_env_and_args(child.id());
-        assert_eq!(env, *want, "case {i}: the node's arena settings");
+        let (env, args) = malloc_env_and_args(child.id());
+        assert_eq!(env, *want, "case {i}: the node's malloc settings");
         assert_eq!(
             args[1..4],
             ["serve", "--listen", "127.0.0.1:0"],

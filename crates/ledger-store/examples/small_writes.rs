@@ -5,6 +5,8 @@
 //!
 //! Run: `cargo run --release -p ledger-store --example small_writes [MiB] [writes]`
 
+// Shared with the other examples, which use all of it.
+#[allow(dead_code)]
 mod common;
 
 use std::os::unix::fs::FileExt;

@@ -342,7 +342,9 @@ fn malloc_env_and_args(pid: u32) -> (Vec<String>, Vec<String>) {
 #[tokio::test]
 async fn serve_runs_with_two_malloc_arenas_unless_the_operator_chose() {
     let tmp = tempfile::tempdir().expect("tmp");
-    let cases: [(&[(&str, &str)], &[&str]); 4] = [
+    // (environment set at spawn, the malloc settings the running node has)
+    type Case<'a> = (&'a [(&'a str, &'a str)], &'a [&'a str]);
+    let cases: [Case; 4] = [
         (&[], &["MALLOC_ARENA_MAX=2", "MALLOC_MMAP_THRESHOLD_=131072"]),
         (
             &[("MALLOC_ARENA_MAX", "8")],

@@ -1,11 +1,13 @@
-//! glibc's malloc arenas for a serving node.
+//! glibc's malloc settings for a serving node.
 //!
 //! glibc gives each thread that allocates under contention an arena of its own, up to eight per
-//! core, and keeps the memory freed in each arena for later use by the same arena. A serving node
-//! allocates on many threads (gRPC workers, edge pool, sequencer, writer, index), so its resident
-//! memory creeps up with the log even though its live heap does not (docs/performance.md "Node
-//! memory at 10M entries again": 168 → 214 MiB from 1M to 10M entries with the default, 151 →
-//! 168 MiB and flat from 2M with two arenas, at no measurable Append cost).
+//! core, and keeps the memory freed in each arena for later use by the same arena; and it raises
+//! its mmap threshold as large blocks are freed, so later large buffers fragment the heap. A
+//! serving node allocates on many threads (gRPC workers, edge pool, sequencer, writer, index), so
+//! its resident memory creeps up with the log even though its live heap does not: 168 → 214 MiB
+//! from 1M to 10M entries with glibc's defaults, 135 → 151 MiB (144–151 MiB from 2M) with the two
+//! settings below, at no measurable Append cost (docs/performance.md, "Node memory at 10M entries,
+//! the node's own malloc settings").
 //!
 //! glibc reads `MALLOC_ARENA_MAX` once, when the process starts, and the workspace forbids
 //! `unsafe` (so no `mallopt`): `serve` therefore executes itself again, once, with

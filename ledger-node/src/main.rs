@@ -3,7 +3,8 @@
 //! `ledger-node serve` alone starts a node on 127.0.0.1:50051 with its data in `./ledger-data`
 //! (initialized with development keys, loudly, if empty). See `docs/operations.md`.
 
-// glibc malloc arenas: `serve` runs with two unless the operator chose (re-execution).
+// glibc malloc settings: `serve` runs with two arenas and a fixed mmap threshold unless the
+// operator chose (re-execution).
 mod arenas;
 mod backup;
 // Raft between nodes (issue 15): `serve --cluster FILE`.

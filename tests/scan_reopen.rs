@@ -372,6 +372,42 @@ fn dir_bytes(dir: &Path) -> u64 {
         .sum()
 }
 
+/// Runs `ledger-node ARGS` (an import or a restore into data directory `new`, reopening after
+/// every group) and kills it (SIGKILL) once `new/store` has grown past `cut` bytes (polled every
+/// 5 ms, for two minutes at most). Asserts the cut was real: the store holds some but not all of
+/// the `size` entries. Returns how many it holds.
+fn kill_once_grown(args: &[&str], new: &Path, cut: u64, size: u64) -> u64 {
+    let mut child = Command::new(bin("ledger-node"))
+        .args(args)
+        .env(SCAN.0, SCAN.1)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("spawn ledger-node");
+    let t = std::time::Instant::now();
+    while t.elapsed() < std::time::Duration::from_secs(120)
+        && child.try_wait().expect("wait").is_none()
+        && dir_bytes(&new.join("store")) <= cut
+    {
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+    assert!(
+        child.try_wait().expect("wait").is_none(),
+        "{args:?} ended before it was killed (make the log larger)"
+    );
+    child.kill().expect("SIGKILL");
+    child.wait().expect("wait");
+    let held = ledger_store::Store::open_read_only(&new.join("store"))
+        .expect("open the cut store")
+        .size()
+        .expect("size");
+    assert!(
+        0 < held && held < size,
+        "{held} of {size} entries written before the kill"
+    );
+    held
+}
+
 /// `ledger-node import` killed half-way (SIGKILL: the OOM killer, a power cut) leaves part of the
 /// log in DATA/store and its marker (DATA/import-in-progress) beside it. What an operator tries
 /// next is refused with one message naming the way forward: `serve` (with `--adopt-store` too,
@@ -396,37 +432,15 @@ async fn an_import_killed_half_way_is_refused_until_imported_again() {
     let o = node_cmd(&["export", "--data", &p(&data), "--out", &p(&export)], false);
     assert!(o.status.success(), "export: {}", String::from_utf8_lossy(&o.stderr));
 
-    // The import, killed once its store has grown past the export's length (polled every 5 ms,
-    // for two minutes at most).
+    // The import, killed once its store has grown past the export's length.
     let new = dir.path().join("new");
     let marker = new.join("import-in-progress");
-    let mut child = Command::new(bin("ledger-node"))
-        .args(["import", "--data", &p(&new), "--in", &p(&export)])
-        .env(SCAN.0, SCAN.1)
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .expect("spawn import");
-    let cut = std::fs::metadata(&export).expect("export").len();
-    let t = std::time::Instant::now();
-    while t.elapsed() < std::time::Duration::from_secs(120)
-        && child.try_wait().expect("wait").is_none()
-        && dir_bytes(&new.join("store")) <= cut
-    {
-        std::thread::sleep(std::time::Duration::from_millis(5));
-    }
-    assert!(
-        child.try_wait().expect("wait").is_none(),
-        "the import ended before it was killed (make the export larger)"
+    let held = kill_once_grown(
+        &["import", "--data", &p(&new), "--in", &p(&export)],
+        &new,
+        std::fs::metadata(&export).expect("export").len(),
+        size,
     );
-    child.kill().expect("SIGKILL");
-    child.wait().expect("wait");
-    // Really cut: part of the log in the store, the marker beside it.
-    let held = ledger_store::Store::open_read_only(&new.join("store"))
-        .expect("open the cut store")
-        .size()
-        .expect("size");
-    assert!(0 < held && held < size, "{held} of {size} entries imported");
     assert!(marker.exists(), "no marker after the cut");
     let why = format!(
         "an import into {} did not finish ({} is there): its store may hold part of the log only; delete {} and \
@@ -496,6 +510,90 @@ async fn an_import_killed_half_way_is_refused_until_imported_again() {
     // (given the node key from custody) serves every entry, and the log replays clean.
     std::fs::remove_dir_all(new.join("store")).expect("rm store");
     import_whole(&export, &new, size);
+    copy_dir(&data.join("keys"), &new.join("keys"));
+    let mut node = Node::start(&new);
+    let mut c = node.client().await;
+    assert_eq!(entries(&mut c).await.len() as u64, size, "every entry served");
+    node.stop();
+    same_entries(&data, &new, size);
+    replay_data_ok(&new);
+}
+
+/// `ledger-node restore` killed half-way (SIGKILL while it writes the backup's log into the new
+/// store) leaves part of the log and the marker, as an import does: the node does not serve it,
+/// `ledger-verify replay --data` does not judge it, and a second restore is refused, each naming
+/// the way forward (delete DATA/store, run the same restore again); that way gives the whole log,
+/// served byte for byte and replayed clean.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restore_killed_half_way_is_refused_until_restored_again() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let data = dir.path().join("d");
+    let (mut node, mut c, reg) = registrar_ledger(&data, "ledger.test/cut-restore", 0).await;
+    for b in 0..4u64 {
+        append_notes_batch(&mut c, &reg, b * 5000..(b + 1) * 5000).await;
+    }
+    node.stop();
+    let size = 20_002u64;
+    let p = |p: &Path| p.to_str().expect("utf-8 path").to_string();
+    let bk = dir.path().join("bk");
+    let o = node_cmd(&["backup", "--data", &p(&data), "--out", &p(&bk)], false);
+    assert!(o.status.success(), "backup: {}", String::from_utf8_lossy(&o.stderr));
+
+    let new = dir.path().join("new");
+    let marker = new.join("import-in-progress");
+    let restore = ["restore", "--from", &p(&bk), "--data", &p(&new)];
+    let held = kill_once_grown(
+        &restore,
+        &new,
+        std::fs::metadata(bk.join("ledger.export"))
+            .expect("backup export")
+            .len(),
+        size,
+    );
+    assert!(marker.exists(), "no marker after the cut");
+    let command = format!("ledger-node restore --from {} --data {}", bk.display(), new.display());
+    let why = format!(
+        "an import into {} did not finish ({} is there): its store may hold part of the log only; delete {} and \
+         run the import again (`{command}`)",
+        new.display(),
+        marker.display(),
+        new.join("store").display()
+    );
+    let e = Node::try_start(&new)
+        .err()
+        .expect("the node served a half-restored log");
+    assert!(
+        e.contains(&format!("refusing to serve {}: {why}", new.display())),
+        "{e}"
+    );
+    let o = node_cmd(&restore, false);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(1), "restore again: {err}");
+    assert!(
+        err.contains(&format!("refusing to restore into {}: {why}", new.display())),
+        "restore again: {err}"
+    );
+    let o = Command::new(bin("ledger-verify"))
+        .args(["replay", "--data", &p(&new)])
+        .output()
+        .expect("run ledger-verify");
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(2), "replay: {err}");
+    assert!(
+        err.contains(&format!("refusing to replay {}: {why}", new.display())),
+        "replay: {err}"
+    );
+    let again = ledger_store::Store::open_read_only(&new.join("store"))
+        .expect("open")
+        .size()
+        .expect("size");
+    assert_eq!(again, held, "a refusal changed the store");
+
+    // The way forward the refusals name.
+    std::fs::remove_dir_all(new.join("store")).expect("rm store");
+    let o = node_cmd(&restore, false);
+    assert!(o.status.success(), "restore: {}", String::from_utf8_lossy(&o.stderr));
+    assert!(!marker.exists(), "the restore's marker is removed");
     copy_dir(&data.join("keys"), &new.join("keys"));
     let mut node = Node::start(&new);
     let mut c = node.client().await;

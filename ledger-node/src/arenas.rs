@@ -79,8 +79,10 @@ fn reexec(_: &[(&str, &str)]) {}
 
 /// The running node's malloc settings, for its start-up log line.
 pub fn describe() -> String {
-    let mut v: Vec<String> = ["MALLOC_ARENA_MAX", "MALLOC_MMAP_THRESHOLD_", "GLIBC_TUNABLES"]
+    let mut v: Vec<String> = DEFAULTS
         .iter()
+        .map(|(var, _, _)| *var)
+        .chain(["GLIBC_TUNABLES"])
         .filter_map(|k| std::env::var(k).ok().map(|v| format!("{k}={v}")))
         .collect();
     if v.is_empty() {

@@ -477,8 +477,7 @@ pub fn restore(a: &RestoreArgs) -> Result<()> {
             a.from.display(),
             a.data.display()
         ),
-    )
-    .with_context(|| format!("writing {}", high_water::import_marker_path(&a.data).display()))?;
+    )?;
     let _marker = Marker(&a.data);
     let created = Scratch(store_dir.clone());
     // Reopened every NODE_SCAN_BYTES written and read (ledger_store::scan): memory flat in the log.
@@ -522,8 +521,7 @@ pub fn restore(a: &RestoreArgs) -> Result<()> {
     store.flush()?;
     drop(store);
     std::mem::forget(created);
-    high_water::end_import(&a.data)
-        .with_context(|| format!("removing {}", high_water::import_marker_path(&a.data).display()))?;
+    high_water::end_import(&a.data)?;
     let tokens: Vec<&str> = m
         .files
         .iter()

@@ -330,13 +330,7 @@ fn main() -> std::process::ExitCode {
                 ledger_store::high_water::begin_import(
                     &data,
                     &format!("ledger-node import --data {} --in {}", data.display(), input.display()),
-                )
-                .with_context(|| {
-                    format!(
-                        "writing {}",
-                        ledger_store::high_water::import_marker_path(&data).display()
-                    )
-                })?;
+                )?;
             } else {
                 marks::refuse_unfinished_import(&data, "import into")?;
             }
@@ -351,12 +345,7 @@ fn main() -> std::process::ExitCode {
                 )?;
             }
             let size = marks::write_latest(store.store()?, &data)?;
-            ledger_store::high_water::end_import(&data).with_context(|| {
-                format!(
-                    "removing {}",
-                    ledger_store::high_water::import_marker_path(&data).display()
-                )
-            })?;
+            ledger_store::high_water::end_import(&data)?;
             println!(
                 "imported and verified {n} entries into {} (high-water mark: checkpoint of {size})",
                 data.display()

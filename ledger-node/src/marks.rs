@@ -47,15 +47,7 @@ pub fn read(data: &Path) -> Result<(Option<String>, Option<String>)> {
 /// # Errors
 /// When the marker is there or cannot be read.
 pub fn refuse_unfinished_import(data: &Path, action: &str) -> Result<()> {
-    match high_water::unfinished_import(data) {
-        Ok(None) => Ok(()),
-        Ok(Some(why)) => bail!("refusing to {action} {}: {why}", data.display()),
-        Err(e) => bail!(
-            "refusing to {action} {}: cannot read {}: {e}",
-            data.display(),
-            high_water::import_marker_path(data).display()
-        ),
-    }
+    high_water::refuse_unfinished_import(data, action).map_err(anyhow::Error::msg)
 }
 
 /// Verifies `store` (the store of data directory `data`) and checks it against the marks read

@@ -85,25 +85,35 @@ pub fn import_marker_path(data_dir: &Path) -> PathBuf {
 /// again), fsynced with its directory.
 ///
 /// # Errors
-/// On any file system failure.
+/// On any file system failure; the error names the marker's path.
 pub fn begin_import(data_dir: &Path, command: &str) -> std::io::Result<()> {
-    std::fs::create_dir_all(data_dir)?;
-    write_atomic(&import_marker_path(data_dir), &format!("{}\n", command.trim()))
+    let path = import_marker_path(data_dir);
+    std::fs::create_dir_all(data_dir)
+        .and_then(|()| write_atomic(&path, &format!("{}\n", command.trim())))
+        .map_err(|e| naming("writing", &path, e))
+}
+
+/// `e` with the action and the path it failed on in its message (same kind).
+fn naming(action: &str, path: &Path, e: std::io::Error) -> std::io::Error {
+    std::io::Error::new(e.kind(), format!("{action} {}: {e}", path.display()))
 }
 
 /// Removes the import marker of `data_dir` (the import is complete) and fsyncs the directory; no
 /// marker is no error.
 ///
 /// # Errors
-/// On any file system failure.
+/// On any file system failure; the error names the marker's path.
 pub fn end_import(data_dir: &Path) -> std::io::Result<()> {
-    match std::fs::remove_file(import_marker_path(data_dir)) {
+    let path = import_marker_path(data_dir);
+    match std::fs::remove_file(&path) {
         Ok(()) => {}
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
-        Err(e) => return Err(e),
+        Err(e) => return Err(naming("removing", &path, e)),
     }
     #[cfg(unix)]
-    std::fs::File::open(data_dir)?.sync_all()?;
+    std::fs::File::open(data_dir)
+        .and_then(|d| d.sync_all())
+        .map_err(|e| naming("syncing the directory of", &path, e))?;
     Ok(())
 }
 
@@ -124,6 +134,24 @@ pub fn unfinished_import(data_dir: &Path) -> std::io::Result<Option<String>> {
             command.trim()
         )
     }))
+}
+
+/// Refuses data directory `data_dir` for `action` ("serve", "export", "replay") while an import
+/// into it has not finished: `Err` with the whole message (the directory, why, the way forward),
+/// also when the marker cannot be read.
+///
+/// # Errors
+/// The refusal, as text for the caller's error type.
+pub fn refuse_unfinished_import(data_dir: &Path, action: &str) -> Result<(), String> {
+    match unfinished_import(data_dir) {
+        Ok(None) => Ok(()),
+        Ok(Some(why)) => Err(format!("refusing to {action} {}: {why}", data_dir.display())),
+        Err(e) => Err(format!(
+            "refusing to {action} {}: cannot read {}: {e}",
+            data_dir.display(),
+            import_marker_path(data_dir).display()
+        )),
+    }
 }
 
 /// Reads a mark file; `None` when it does not exist.

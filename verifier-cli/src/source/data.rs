@@ -40,14 +40,7 @@ impl DataSource {
         };
         // A half-imported directory (`ledger-node import` or `restore` did not finish) holds
         // part of a log only: not replayed as if it were the log.
-        if let Some(why) = ledger_store::high_water::unfinished_import(&data_dir).with_context(|| {
-            format!(
-                "cannot read {}",
-                ledger_store::high_water::import_marker_path(&data_dir).display()
-            )
-        })? {
-            anyhow::bail!("{why}");
-        }
+        ledger_store::high_water::refuse_unfinished_import(&data_dir, "replay").map_err(anyhow::Error::msg)?;
         // The marks before the store: a running node writes a mark after its store group, so
         // the snapshot taken next is never older than the marks.
         let mut marks = Vec::new();

@@ -157,8 +157,26 @@ fn unzstd(what: &str, len: usize, frame: &[u8]) -> Result<Vec<u8>, String> {
             "the compressed {what} says {len} bytes, over the largest bundle ({MAX_BUNDLE_BYTES})"
         ));
     }
-    let plain =
-        zstd::bulk::decompress(frame, len).map_err(|e| format!("the compressed {what} does not decompress: {e}"))?;
+    thread_local! {
+        // One decompression context per thread (≈ 95 KB, freed when the thread ends): making one
+        // for each frame (glibc handing its memory back and faulting it in again) cost more than
+        // the decompression itself: entry(i) of a full bundle 46 µs with a new context per frame,
+        // 20 µs with this one (docs/performance.md, "Compressed bundles and tail chunks").
+        static DCTX: std::cell::RefCell<Option<zstd::bulk::Decompressor<'static>>> =
+            const { std::cell::RefCell::new(None) };
+    }
+    let plain = DCTX
+        .with(|slot| {
+            let mut slot = slot.try_borrow_mut().map_err(std::io::Error::other)?;
+            if slot.is_none() {
+                *slot = Some(zstd::bulk::Decompressor::new()?);
+            }
+            match slot.as_mut() {
+                Some(d) => d.decompress(frame, len),
+                None => zstd::bulk::decompress(frame, len),
+            }
+        })
+        .map_err(|e| format!("the compressed {what} does not decompress: {e}"))?;
     if plain.len() != len {
         return Err(format!(
             "the compressed {what} gives {} bytes, its header says {len}",

@@ -248,7 +248,9 @@ fn snapshot(data: &Path) -> Result<(Owned, crate::marks::Checked, Option<String>
         // The marks first: a running node writes a mark after its store group.
         let r = crate::marks::read(data).and_then(|(mark, witnessed)| {
             // Reopened every few MiB of entries read (ledger_store::scan): memory flat in the log.
-            let mut store = Owned::new(Store::open_read_only(&crate::genesis::Layout::new(data).store)?);
+            let mut store = Owned::new(Store::open_read_only_without_lookups(
+                &crate::genesis::Layout::new(data).store,
+            )?);
             let checked =
                 crate::marks::check_reopening(&mut store, data, (mark.clone(), witnessed.clone()), "back up")?;
             Ok((store, checked, mark, witnessed))

@@ -301,7 +301,9 @@ fn main() -> std::process::ExitCode {
             let m = marks::read(&data)?;
             // The copy is reopened every few MiB of entries read, by the check and the export
             // (ledger_store::scan): memory does not grow with the log.
-            let mut store = ledger_store::scan::Owned::new(Store::open_read_only(&genesis::Layout::new(&data).store)?);
+            let mut store = ledger_store::scan::Owned::new(Store::open_read_only_without_lookups(
+                &genesis::Layout::new(&data).store,
+            )?);
             marks::check_reopening(&mut store, &data, m, "export")?;
             let f = std::io::BufWriter::new(std::fs::File::create(&out)?);
             let budget = ledger_store::scan::scan_bytes(ledger_store::scan::EXPORT_SCAN_BYTES);
@@ -530,7 +532,7 @@ fn seed_group(store_dir: &std::path::Path) -> Result<Option<ledger_raft::Sequenc
     if !store_dir.exists() {
         return Ok(None);
     }
-    let store = Store::open_read_only(store_dir)?;
+    let store = Store::open_read_only_without_lookups(store_dir)?;
     let size = store.size()?;
     if size == 0 {
         return Ok(None);

@@ -114,6 +114,9 @@ fn journal_key(first: u64) -> [u8; 9] {
     k
 }
 
+/// The lookup index's directory under the store's directory.
+pub const INDEX_DIR: &str = "index";
+
 /// The request id's key in the index: SHA-256 of the id (UTF-8).
 pub fn request_key(id: &str) -> [u8; 32] {
     Hash::digest(id.as_bytes()).0
@@ -142,7 +145,7 @@ fn records(entries: &[PreparedEntry]) -> Vec<u8> {
 
 impl Lookups {
     pub(crate) fn open(store_dir: &Path) -> Result<Self, StoreError> {
-        let dir = store_dir.join("index");
+        let dir = store_dir.join(INDEX_DIR);
         let (leaf, a) = HashIndex::open(&dir.join("leaf"), LEAF_FINGERPRINT, 0)?;
         let (request, b) = HashIndex::open(&dir.join("request"), REQUEST_FINGERPRINT, REQUEST_DIGEST_PREFIX)?;
         let (ticket, c) = HashIndex::open(&dir.join("ticket"), TICKET_FINGERPRINT, 0)?;
@@ -478,6 +481,12 @@ impl Store {
     /// leaves it as copied); a writable store recovered it at open.
     fn ensure_index(&self) -> Result<(), StoreError> {
         use std::sync::atomic::Ordering;
+        if self.without_lookups {
+            return Err(StoreError::Io(std::io::Error::other(
+                "this read-only copy of the store was made without its lookup index \
+                 (Store::open_read_only_without_lookups): it answers no lookup by leaf hash, request id or ticket",
+            )));
+        }
         if self.index_ready.load(Ordering::Acquire) {
             return Ok(());
         }

@@ -123,6 +123,9 @@ pub struct Store {
     _snapshot: Option<tempfile::TempDir>,
     // For a writable open, its directory and page cache ([`Store::reopen`]).
     writable_at: Option<(PathBuf, u64)>,
+    // A read-only copy made without its lookup index ([`Store::open_read_only_without_lookups`]):
+    // every lookup is refused.
+    without_lookups: bool,
 }
 
 /// Key of the latest witnessed checkpoint.
@@ -234,6 +237,7 @@ impl Store {
             index_recovery: std::sync::Mutex::new(()),
             _snapshot: None,
             writable_at: Some((dir.to_path_buf(), cache_bytes)),
+            without_lookups: false,
         };
         store.recover_index()?;
         Ok(store)
@@ -251,6 +255,23 @@ impl Store {
     /// # Errors
     /// When the directory does not exist, cannot be copied, or does not open.
     pub fn open_read_only(dir: &Path) -> Result<Self, StoreError> {
+        Self::open_copy(dir, true)
+    }
+
+    /// [`Self::open_read_only`] for a reader that never looks an entry up by leaf hash, request id
+    /// or ticket (`export`, `backup`, `ledger-verify replay --data`): the lookup index
+    /// (`index/`, ≈ 67 bytes per entry) is not copied, so such a reader neither copies it nor
+    /// reads a running node's index files from end to end (which on Linux ≥ 6.16 brings them back
+    /// into the page cache in large folios and makes the node's index writes dearer:
+    /// docs/operations.md). Every lookup on the copy is an error, never a silent miss.
+    ///
+    /// # Errors
+    /// As [`Self::open_read_only`].
+    pub fn open_read_only_without_lookups(dir: &Path) -> Result<Self, StoreError> {
+        Self::open_copy(dir, false)
+    }
+
+    fn open_copy(dir: &Path, lookups: bool) -> Result<Self, StoreError> {
         if !dir.join("conf").exists() && !dir.join("db").exists() {
             return Err(StoreError::Io(std::io::Error::new(
                 std::io::ErrorKind::NotFound,
@@ -258,17 +279,19 @@ impl Store {
             )));
         }
         let snap = tempfile::Builder::new().prefix("ledger-ro-").tempdir()?;
-        copy_dir(dir, snap.path())?;
+        copy_dir(dir, snap.path(), if lookups { None } else { Some(journal::INDEX_DIR) })?;
         // Readers scan or look up; a small page cache keeps their memory independent of the log
         // size (sled's default would grow to 1 GiB on a large log).
-        Self::on_copy(read_only_config(snap.path()).open()?, snap)
+        Self::on_copy(read_only_config(snap.path()).open()?, snap, lookups)
     }
 
-    /// The read-only store over the opened database `db` of the private copy `snap`.
-    fn on_copy(db: sled::Db, snap: tempfile::TempDir) -> Result<Self, StoreError> {
+    /// The read-only store over the opened database `db` of the private copy `snap` (`lookups`:
+    /// whether its lookup index was copied).
+    fn on_copy(db: sled::Db, snap: tempfile::TempDir, lookups: bool) -> Result<Self, StoreError> {
         let tree = db.open_tree("ledger")?;
         let layout = store_layout(&tree, false)?;
         Ok(Self {
+            without_lookups: !lookups,
             db,
             tree,
             read_only: true,
@@ -300,8 +323,9 @@ impl Store {
                 "only a read-only store can be reopened",
             )));
         };
+        let lookups = !self.without_lookups;
         drop(self);
-        Self::on_copy(open_locked(&read_only_config(snap.path()))?, snap)
+        Self::on_copy(open_locked(&read_only_config(snap.path()))?, snap, lookups)
     }
 
     /// Closes and reopens the store (a read-only one with [`Self::reopen_read_only`]; a writable
@@ -718,13 +742,17 @@ fn store_layout(tree: &sled::Tree, create: bool) -> Result<u32, StoreError> {
     Ok(layout::LAYOUT_VERSION)
 }
 
-fn copy_dir(from: &Path, to: &Path) -> std::io::Result<()> {
+/// Copies directory `from` into `to`, leaving out its entry named `skip` (not those below).
+fn copy_dir(from: &Path, to: &Path, skip: Option<&str>) -> std::io::Result<()> {
     std::fs::create_dir_all(to)?;
     for e in std::fs::read_dir(from)? {
         let e = e?;
+        if skip.is_some_and(|s| e.file_name() == s) {
+            continue;
+        }
         let dst: PathBuf = to.join(e.file_name());
         if e.file_type()?.is_dir() {
-            copy_dir(&e.path(), &dst)?;
+            copy_dir(&e.path(), &dst, None)?;
         } else {
             match std::fs::copy(e.path(), dst) {
                 // A running node renames index shards as they grow (`hindex`): a file gone since

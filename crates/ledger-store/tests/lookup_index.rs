@@ -439,3 +439,34 @@ fn tickets_checked_is_reset_by_an_index_rebuild_and_lowered_by_a_truncation() {
     let store = Store::open(dir.path()).unwrap();
     assert_eq!(store.tickets_checked().unwrap(), 300);
 }
+
+/// A read-only copy for a reader that only scans (`export`, `backup`, `ledger-verify replay
+/// --data`) does not read the lookup index at all — a file in `index/` that cannot be read stops
+/// `open_read_only` but not it — holds every entry and the same tree, and refuses every lookup
+/// (also after a reopen) instead of answering a miss.
+#[test]
+fn a_read_only_copy_without_lookups_never_reads_the_index_and_refuses_lookups() {
+    let dir = tempfile::tempdir().unwrap();
+    let leaves = build(dir.path());
+    let root = Store::open_read_only(dir.path())
+        .unwrap()
+        .compact_tree()
+        .unwrap()
+        .root();
+    // A file of the index that no reader can copy: a symbolic link to itself.
+    std::os::unix::fs::symlink("loop", dir.path().join("index").join("loop")).unwrap();
+    assert!(Store::open_read_only(dir.path()).is_err(), "the full copy reads index/");
+    let ro = Store::open_read_only_without_lookups(dir.path()).unwrap();
+    assert_eq!(ro.size().unwrap(), N);
+    assert_eq!(ro.entries(0, N).map(Result::unwrap).count() as u64, N);
+    assert_eq!(ro.compact_tree().unwrap().root(), root);
+    let refused = |e: ledger_store::StoreError| {
+        assert!(e.to_string().contains("without its lookup index"), "{e}");
+    };
+    let ro = ro.reopen_read_only().unwrap();
+    refused(ro.index_of_leaf(&leaves[7]).unwrap_err());
+    refused(ro.request("r-7").unwrap_err());
+    refused(ro.ticket_index(&ticket(7)).unwrap_err());
+    refused(ro.for_each_request(|_, _, _| Ok(())).unwrap_err());
+    assert_eq!(ro.compact_tree().unwrap().root(), root);
+}

@@ -54,7 +54,8 @@ impl DataSource {
                 marks.push((p.display().to_string(), note));
             }
         }
-        let store = Store::open_read_only(&at).with_context(|| format!("cannot open {}", dir.display()))?;
+        let store =
+            Store::open_read_only_without_lookups(&at).with_context(|| format!("cannot open {}", dir.display()))?;
         let size = store.size().context("cannot read the store's size")?;
         Ok(Self {
             dir: dir.to_path_buf(),

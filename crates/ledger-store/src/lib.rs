@@ -249,8 +249,9 @@ impl Store {
     ///
     /// Nothing is rebuilt or re-applied at open: the copy's lookup index (leaf hash, request id,
     /// ticket → index) is recovered from its journal only at the first lookup, so a reader that
-    /// only reads entries, checkpoints and tiles (`ledger-verify replay --data`, `export`, backup)
-    /// never pays for it.
+    /// only reads entries, checkpoints and tiles never pays for it; one that never looks up
+    /// (`ledger-verify replay --data`, `export`, `backup`) does not even copy it
+    /// ([`Self::open_read_only_without_lookups`]).
     ///
     /// # Errors
     /// When the directory does not exist, cannot be copied, or does not open.

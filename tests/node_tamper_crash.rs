@@ -46,12 +46,14 @@ fn edit_bundle(f: impl FnOnce(&mut Vec<Vec<u8>>)) -> impl FnOnce(&sled::Tree) {
     }
 }
 
-/// Applies `f` to the raw sled tree of a copy of `data` and returns the stderr of a refused start.
+/// Applies `f` to the raw sled tree of a copy of `data` (its full bundles moved from their bundle
+/// files into sled, where `f` can edit them) and returns the stderr of a refused start.
 fn tamper_and_start(data: &Path, name: &str, f: impl FnOnce(&sled::Tree)) -> String {
     let copy = data.parent().expect("parent").join(name);
     copy_dir(data, &copy);
     {
         let store = ledger_store::Store::open(&copy.join("store")).expect("open");
+        raw::inline_bundles(&store);
         f(store.raw_tree());
         store.flush().expect("flush");
     }
@@ -59,6 +61,93 @@ fn tamper_and_start(data: &Path, name: &str, f: impl FnOnce(&sled::Tree)) -> Str
         Ok(_) => panic!("{name}: the node served a tampered store"),
         Err(stderr) => stderr,
     }
+}
+
+/// The full bundles' bytes are in `store/bundles/` (docs/format.md, "Bundle files"), where a text
+/// editor or `truncate` can reach them without sled: a flipped byte, a cut file and a deleted file
+/// are each refused at start-up and by `ledger-verify replay --data`, naming the bundle's first
+/// index and the file.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_edited_cut_or_deleted_bundle_file_is_refused_by_name() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let data = build(dir.path(), 600).await;
+    // 610 entries: bundles 0 and 1 in the first bundle file, the rest in the tail.
+    let file = |d: &Path| {
+        d.join("store")
+            .join(ledger_store::bundle_files::BUNDLES_DIR)
+            .join(ledger_store::bundle_files::file_name(0))
+    };
+    let name = ledger_store::bundle_files::file_name(0);
+    let len = std::fs::metadata(file(&data)).expect("bundle file").len();
+    // Where bundle 1 starts in the file (its record in sled: F ‖ offset ‖ length ‖ SHA-256).
+    let one = {
+        let ro = ledger_store::Store::open_read_only(&data.join("store")).expect("ro");
+        let rec = ro
+            .raw_tree()
+            .get(layout::bundle_key(1))
+            .expect("get")
+            .expect("bundle 1");
+        assert_eq!(rec[0], ledger_store::bundle_files::BUNDLE_FILE);
+        u64::from_be_bytes(rec[1..9].try_into().expect("offset"))
+    };
+    assert!(one > 0 && one < len);
+    type Damage = (&'static str, fn(&Path, u64, u64), &'static str, &'static str);
+    let damages: [Damage; 3] = [
+        (
+            "file-flip",
+            |f, one, len| {
+                let mut b = std::fs::read(f).expect("read");
+                b[usize::try_from((one + len) / 2).expect("at")] ^= 0x20;
+                std::fs::write(f, b).expect("write");
+            },
+            "MALFORMED_ENTRY at index 256",
+            "do not match the SHA-256",
+        ),
+        (
+            "file-cut",
+            |f, _, len| {
+                let h = std::fs::OpenOptions::new().write(true).open(f).expect("open");
+                h.set_len(len - 1).expect("cut");
+            },
+            "MALFORMED_ENTRY at index 256",
+            "was cut",
+        ),
+        (
+            "file-deleted",
+            |f, _, _| std::fs::remove_file(f).expect("rm"),
+            "MALFORMED_ENTRY at index 0",
+            "is missing",
+        ),
+    ];
+    for (what, damage, fault, why) in damages {
+        let copy = dir.path().join(what);
+        copy_dir(&data, &copy);
+        damage(&file(&copy), one, len);
+        let out = match Node::try_start(&copy) {
+            Ok(_) => panic!("{what}: the node served a store with a damaged bundle file"),
+            Err(stderr) => stderr,
+        };
+        for needle in [fault, why, name.as_str(), "refusing to serve"] {
+            assert!(out.contains(needle), "{what}: {needle:?} not in {out}");
+        }
+        let replay = std::process::Command::new(bin("ledger-verify"))
+            .args(["replay", "--data"])
+            .arg(&copy)
+            .output()
+            .expect("run ledger-verify");
+        let said = format!(
+            "{}{}",
+            String::from_utf8_lossy(&replay.stdout),
+            String::from_utf8_lossy(&replay.stderr)
+        );
+        assert!(!replay.status.success(), "{what}: replay passed: {said}");
+        for needle in [fault, why, name.as_str()] {
+            assert!(said.contains(needle), "{what}: replay: {needle:?} not in {said}");
+        }
+    }
+    // Undamaged, it starts and replays.
+    drop(Node::start(&data));
+    replay_data_ok(&data);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

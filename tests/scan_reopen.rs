@@ -33,13 +33,15 @@ async fn build(dir: &Path, batches: u64) -> std::path::PathBuf {
     data
 }
 
-/// Applies `f` to the raw sled tree of a copy of `data`; returns the stderr of a refused start
-/// that reopens the store at every bundle.
+/// Applies `f` to the raw sled tree of a copy of `data` (its full bundles moved from their bundle
+/// files into sled, where `f` can edit them); returns the stderr of a refused start that reopens
+/// the store at every bundle.
 fn tamper_and_start(data: &Path, name: &str, f: impl FnOnce(&sled::Tree)) -> String {
     let copy = data.parent().expect("parent").join(name);
     copy_dir(data, &copy);
     {
         let store = ledger_store::Store::open(&copy.join("store")).expect("open");
+        layout::raw::inline_bundles(&store);
         f(store.raw_tree());
         store.flush().expect("flush");
     }
@@ -192,6 +194,7 @@ async fn export_and_backup_reopening_their_copy_write_the_same_bytes() {
     copy_dir(&data, &bad);
     {
         let store = ledger_store::Store::open(&bad.join("store")).expect("open");
+        layout::raw::inline_bundles(&store);
         edit_bundle(1, |l| {
             let n = l[300 - 256].len();
             l[300 - 256][n - 70] ^= 0x01;
@@ -372,6 +375,19 @@ fn dir_bytes(dir: &Path) -> u64 {
         .sum()
 }
 
+/// The log that the import and restore kill tests cut: 20,002 entries in `data` (the node
+/// stopped; an import reopening after every group of 1000 takes about two seconds here). Returns
+/// its size and the store bytes past which to kill the process writing it again: 40 % of the
+/// written store's directory.
+async fn cut_log(data: &Path, origin: &str) -> (u64, u64) {
+    let (mut node, mut c, reg) = registrar_ledger(data, origin, 0).await;
+    for b in 0..4u64 {
+        append_notes_batch(&mut c, &reg, b * 5000..(b + 1) * 5000).await;
+    }
+    node.stop();
+    (20_002, dir_bytes(&data.join("store")) * 2 / 5)
+}
+
 /// Runs `ledger-node ARGS` (an import or a restore into data directory `new`, reopening after
 /// every group) and kills it (SIGKILL) once `new/store` has grown past `cut` bytes (polled every
 /// 5 ms, for two minutes at most). Asserts the cut was real: the store holds some but not all of
@@ -419,14 +435,7 @@ fn kill_once_grown(args: &[&str], new: &Path, cut: u64, size: u64) -> u64 {
 async fn an_import_killed_half_way_is_refused_until_imported_again() {
     let dir = tempfile::tempdir().expect("tmp");
     let data = dir.path().join("d");
-    // 20,002 entries: the import (reopening after every group of 1000) takes about two seconds
-    // here, and is killed at about 40 % of it.
-    let (mut node, mut c, reg) = registrar_ledger(&data, "ledger.test/cut", 0).await;
-    for b in 0..4u64 {
-        append_notes_batch(&mut c, &reg, b * 5000..(b + 1) * 5000).await;
-    }
-    node.stop();
-    let size = 20_002u64;
+    let (size, cut) = cut_log(&data, "ledger.test/cut").await;
     let p = |p: &Path| p.to_str().expect("utf-8 path").to_string();
     let export = dir.path().join("export");
     let o = node_cmd(&["export", "--data", &p(&data), "--out", &p(&export)], false);
@@ -435,12 +444,7 @@ async fn an_import_killed_half_way_is_refused_until_imported_again() {
     // The import, killed once its store has grown past the export's length.
     let new = dir.path().join("new");
     let marker = new.join("import-in-progress");
-    let held = kill_once_grown(
-        &["import", "--data", &p(&new), "--in", &p(&export)],
-        &new,
-        std::fs::metadata(&export).expect("export").len(),
-        size,
-    );
+    let held = kill_once_grown(&["import", "--data", &p(&new), "--in", &p(&export)], &new, cut, size);
     assert!(marker.exists(), "no marker after the cut");
     let why = format!(
         "an import into {} did not finish ({} is there): its store may hold part of the log only; delete {} and \
@@ -528,12 +532,7 @@ async fn an_import_killed_half_way_is_refused_until_imported_again() {
 async fn a_restore_killed_half_way_is_refused_until_restored_again() {
     let dir = tempfile::tempdir().expect("tmp");
     let data = dir.path().join("d");
-    let (mut node, mut c, reg) = registrar_ledger(&data, "ledger.test/cut-restore", 0).await;
-    for b in 0..4u64 {
-        append_notes_batch(&mut c, &reg, b * 5000..(b + 1) * 5000).await;
-    }
-    node.stop();
-    let size = 20_002u64;
+    let (size, cut) = cut_log(&data, "ledger.test/cut-restore").await;
     let p = |p: &Path| p.to_str().expect("utf-8 path").to_string();
     let bk = dir.path().join("bk");
     let o = node_cmd(&["backup", "--data", &p(&data), "--out", &p(&bk)], false);
@@ -542,14 +541,7 @@ async fn a_restore_killed_half_way_is_refused_until_restored_again() {
     let new = dir.path().join("new");
     let marker = new.join("import-in-progress");
     let restore = ["restore", "--from", &p(&bk), "--data", &p(&new)];
-    let held = kill_once_grown(
-        &restore,
-        &new,
-        std::fs::metadata(bk.join("ledger.export"))
-            .expect("backup export")
-            .len(),
-        size,
-    );
+    let held = kill_once_grown(&restore, &new, cut, size);
     assert!(marker.exists(), "no marker after the cut");
     let command = format!("ledger-node restore --from {} --data {}", bk.display(), new.display());
     let why = format!(

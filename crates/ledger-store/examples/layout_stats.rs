@@ -160,6 +160,7 @@ fn main() {
     );
     drop(store);
     let (mut sled_app, mut sled_alloc, mut ix_app, mut ix_alloc) = (0u64, 0u64, 0u64, 0u64);
+    let (mut bf_app, mut bf_alloc) = (0u64, 0u64);
     let mut stack = vec![dir.path().to_path_buf()];
     while let Some(d) = stack.pop() {
         for f in std::fs::read_dir(&d).unwrap() {
@@ -173,6 +174,12 @@ fn main() {
             if f.path().starts_with(dir.path().join("index")) {
                 ix_app += m.len();
                 ix_alloc += alloc;
+            } else if f
+                .path()
+                .starts_with(dir.path().join(ledger_store::bundle_files::BUNDLES_DIR))
+            {
+                bf_app += m.len();
+                bf_alloc += alloc;
             } else {
                 sled_app += m.len();
                 sled_alloc += alloc;
@@ -181,13 +188,15 @@ fn main() {
     }
     let per = |b: u64| b as f64 / n as f64;
     println!(
-        "directory per entry (apparent / allocated): sled {:.0} / {:.0} B, index/ {:.1} / {:.1} B, total {:.0} / {:.0} B (leaf {} B)",
+        "directory per entry (apparent / allocated): sled {:.0} / {:.0} B, bundles/ {:.0} / {:.0} B, index/ {:.1} / {:.1} B, total {:.0} / {:.0} B (leaf {} B)",
         per(sled_app),
         per(sled_alloc),
+        per(bf_app),
+        per(bf_alloc),
         per(ix_app),
         per(ix_alloc),
-        per(sled_app + ix_app),
-        per(sled_alloc + ix_alloc),
+        per(sled_app + bf_app + ix_app),
+        per(sled_alloc + bf_alloc + ix_alloc),
         leaf_bytes / n
     );
     let store = open_store(dir.path());
@@ -196,8 +205,14 @@ fn main() {
     let (mut stored_b, mut plain_b, mut ents, mut zipped) = (0usize, 0usize, 0usize, 0usize);
     let (mut t_de, mut t_co) = (0f64, 0f64);
     let mut dump = std::env::var_os("LAYOUT_STATS_DUMP").map(|p| std::fs::File::create(p).unwrap());
-    for r in store.raw_tree().scan_prefix(b"b").take(400) {
-        let (_, v) = r.unwrap();
+    let bundles: Vec<u64> = store
+        .raw_tree()
+        .scan_prefix(b"b")
+        .take(400)
+        .map(|r| u64::from_be_bytes(r.unwrap().0[1..9].try_into().unwrap()))
+        .collect();
+    for b in bundles {
+        let v = store.stored_bundle_bytes(b).unwrap().unwrap();
         let t = Instant::now();
         let plain = ledger_store::layout::stored_bundle(&v).unwrap().into_owned();
         t_de += t.elapsed().as_secs_f64();

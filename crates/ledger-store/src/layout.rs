@@ -5,7 +5,7 @@
 //! | key | value |
 //! |---|---|
 //! | `mlayout` | u32 BE `2` |
-//! | `b` ‖ bundle N (u64 BE) | the 256 leaves of entries `[256·N, 256·N+256)`, each `u32 BE length ‖ leaf`; stored as `Z ‖ u8 k ‖ k × (u32 BE plain length ‖ u32 BE frame length) ‖ k zstd frames` of 32 leaves each when smaller ([`compress_bundle`]) |
+//! | `b` ‖ bundle N (u64 BE) | the 256 leaves of entries `[256·N, 256·N+256)`, each `u32 BE length ‖ leaf`; stored as `Z ‖ u8 k ‖ k × (u32 BE plain length ‖ u32 BE frame length) ‖ k zstd frames` of 32 leaves each when smaller ([`compress_bundle`]); the writer keeps those stored bytes in a bundle file and writes here `F ‖ u64 BE offset ‖ u32 BE length ‖ SHA-256` ([`crate::bundle_files`]) |
 //! | `t` ‖ level L (u8) ‖ tile N (u64 BE) | the tlog-tiles hash tile: 32-byte hashes of the level-`8·L` nodes `256·N …` (level 0: full tiles only; level ≥ 1: partial tiles are rewritten as they grow) |
 //! | `p` ‖ first index (u64 BE) | one group's entries in the partial bundle: (leaf hash ‖ u32 BE length ‖ leaf)*; stored as `[0; 32] ‖ u32 BE count ‖ leaf hashes ‖ u32 BE length ‖ zstd frame of the framed leaves` when smaller ([`store_chunk`]) |
 //!
@@ -13,6 +13,7 @@
 //! level-`L` tile (or of the leaf hashes in the chunks for the partial bundle); a small cache keeps
 //! the subtrees of recently used tiles so that a warm proof reads one tile per tile level.
 
+use crate::bundle_files::{BUNDLES_PER_FILE, record_end};
 use crate::{PreparedEntry, Store, StoreError, TamperFault};
 use ledger_core::compact::CompletedNode;
 use ledger_core::hash::{Hash, node_hash};
@@ -168,13 +169,11 @@ fn unzstd(what: &str, len: usize, frame: &[u8]) -> Result<Vec<u8>, String> {
     let plain = DCTX
         .with(|slot| {
             let mut slot = slot.try_borrow_mut().map_err(std::io::Error::other)?;
-            if slot.is_none() {
-                *slot = Some(zstd::bulk::Decompressor::new()?);
-            }
-            match slot.as_mut() {
-                Some(d) => d.decompress(frame, len),
-                None => zstd::bulk::decompress(frame, len),
-            }
+            let d = match slot.take() {
+                Some(d) => slot.insert(d),
+                None => slot.insert(zstd::bulk::Decompressor::new()?),
+            };
+            d.decompress(frame, len)
         })
         .map_err(|e| format!("the compressed {what} does not decompress: {e}"))?;
     if plain.len() != len {
@@ -652,6 +651,8 @@ impl Store {
                 )));
             }
         }
+        // The end of the last bundle this group appended to a bundle file: (bundle, end).
+        let mut appended: Option<(u64, u64)> = None;
         let mut at = 0usize;
         while let Some(e0) = entries.get(at) {
             let idx = e0.index;
@@ -678,7 +679,14 @@ impl Store {
                     .iter()
                     .map(|(_, l)| &l[..])
                     .chain(seg.iter().map(|e| &e.leaf[..]));
-                b.insert(&bundle_key(n)[..], compress_bundle(encode_bundle(leaves)));
+                let stored = compress_bundle(encode_bundle(leaves));
+                let after = match appended {
+                    Some((m, end)) if m + 1 == n && !n.is_multiple_of(BUNDLES_PER_FILE) => end,
+                    _ => self.bundle_file_end(n)?,
+                };
+                let rec = self.bundles.append(n, after, &stored)?;
+                appended = Some((n, after + stored.len() as u64));
+                b.insert(&bundle_key(n)[..], rec);
                 b.insert(&tile_key(0, n)[..], tile);
                 for f in firsts {
                     b.remove(&chunk_key(f)[..]);
@@ -719,6 +727,42 @@ impl Store {
         Ok(())
     }
 
+    /// Where bundle `n` goes in its bundle file: after the last bundle of that file with a record
+    /// pointing into it (0 for the file's first; a bundle stored in sled itself, from before bundle
+    /// files, points nowhere).
+    fn bundle_file_end(&self, n: u64) -> Result<u64, StoreError> {
+        let first = n - n % BUNDLES_PER_FILE;
+        for r in self.tree.range(bundle_key(first)..bundle_key(n)).rev() {
+            let (_, v) = r?;
+            if let Some(end) = record_end(&v) {
+                return Ok(end);
+            }
+        }
+        Ok(0)
+    }
+
+    /// The stored bytes of bundle `n` given its `b` value `v`: `v` itself, or the bytes in its
+    /// bundle file `v` points at (`whole`: the caller reads all of them; see
+    /// [`crate::bundle_files`]).
+    pub(crate) fn resolve_bundle(&self, n: u64, v: sled::IVec, whole: bool) -> Result<sled::IVec, StoreError> {
+        if v.first() != Some(&crate::bundle_files::BUNDLE_FILE) {
+            return Ok(v);
+        }
+        Ok(self.bundles.read(n, &v, whole)?.into())
+    }
+
+    /// The stored bytes of full bundle `n` (compressed or plain: [`stored_bundle`]), wherever they
+    /// are kept; None when the bundle is not full.
+    ///
+    /// # Errors
+    /// On storage failure, or bytes in a bundle file that are missing, cut or edited.
+    pub fn stored_bundle_bytes(&self, n: u64) -> Result<Option<Vec<u8>>, StoreError> {
+        match self.tree.get(bundle_key(n))? {
+            Some(v) => Ok(Some(self.resolve_bundle(n, v, true)?.to_vec())),
+            None => Ok(None),
+        }
+    }
+
     /// Entry `index` and its stored leaf hash (layout 2).
     ///
     /// A group that completes a bundle replaces its chunks by the bundle in one batch; a reader
@@ -737,6 +781,7 @@ impl Store {
         let n = index / BUNDLE_ENTRIES;
         let pos = (index % BUNDLE_ENTRIES) as usize;
         if let Some(v) = self.tree.get(bundle_key(n))? {
+            let v = self.resolve_bundle(n, v, false)?;
             let leaf = if v.first() == Some(&BUNDLE_ZSTD) {
                 stored_bundle_leaf(&v, pos).map_err(|detail| {
                     StoreError::Tampered(TamperFault::Malformed {
@@ -871,6 +916,7 @@ impl Store {
         let start0 = n0 * BUNDLE_ENTRIES;
         // The bundle holding `from`: its entries before `from` become one chunk.
         if let Some(v) = self.tree.get(bundle_key(n0))? {
+            let v = self.resolve_bundle(n0, v, true)?;
             let v = plain_bundle(n0, &v)?;
             let leaves = decode_bundle(&v).map_err(|p| malformed(start0 + p as u64, "bundle"))?;
             let tile = self.tree.get(tile_key(0, n0))?.unwrap_or_default();
@@ -998,9 +1044,10 @@ impl<'a> Records<'a> {
     }
 
     /// Queues the entries of bundle `n` from index `from` on.
-    fn push_bundle(&mut self, n: u64, v: &[u8], from: u64) -> Result<(), StoreError> {
+    fn push_bundle(&mut self, n: u64, v: sled::IVec, from: u64) -> Result<(), StoreError> {
         let first = n * BUNDLE_ENTRIES;
-        let v = plain_bundle(n, v)?;
+        let v = self.store.resolve_bundle(n, v, true)?;
+        let v = plain_bundle(n, &v)?;
         let leaves = decode_bundle(&v).map_err(|p| malformed(first + p as u64, "bundle"))?;
         let tile = self.store.tree.get(tile_key(0, n))?;
         for (j, leaf) in leaves.into_iter().enumerate() {
@@ -1030,7 +1077,7 @@ impl<'a> Records<'a> {
                         && let Some(n) = key_u64(&k)
                         && n.saturating_mul(BUNDLE_ENTRIES) < self.end
                     {
-                        self.push_bundle(n, &v, 0)?;
+                        self.push_bundle(n, v, 0)?;
                         self.last_bundle = Some(n);
                         return Ok(true);
                     }
@@ -1057,7 +1104,7 @@ impl<'a> Records<'a> {
                 let n = self.next / BUNDLE_ENTRIES;
                 if let Some(bv) = self.store.tree.get(bundle_key(n))? {
                     let from = self.next;
-                    self.push_bundle(n, &bv, from)?;
+                    self.push_bundle(n, bv, from)?;
                     // A bundle short of `next` (cut in the data directory) adds nothing: the
                     // iteration ends there instead of reading it again forever.
                     if self.next > from {
@@ -1137,6 +1184,27 @@ pub mod raw {
         out
     }
 
+    /// Moves every full bundle kept in a bundle file back into sled itself (the form written
+    /// before bundle files, which is still read as it is), so that a test can edit bundles
+    /// through the raw tree; the bundle files are left as they are.
+    ///
+    /// # Panics
+    /// On a storage failure or a bundle file that does not give its bytes (test helper).
+    #[allow(clippy::expect_used)]
+    pub fn inline_bundles(store: &crate::Store) {
+        let t = store.raw_tree();
+        let refs: Vec<u64> = t
+            .scan_prefix(b"b")
+            .map(|r| r.expect("read bundle"))
+            .filter(|(_, v)| v.first() == Some(&crate::bundle_files::BUNDLE_FILE))
+            .map(|(k, _)| key_u64(&k).expect("bundle key"))
+            .collect();
+        for n in refs {
+            let bytes = store.stored_bundle_bytes(n).expect("bundle bytes").expect("bundle");
+            t.insert(super::bundle_key(n), bytes).expect("write bundle");
+        }
+    }
+
     /// Replaces every tail chunk by one chunk per entry of `tail` (each under its own index).
     ///
     /// # Panics
@@ -1151,5 +1219,42 @@ pub mod raw {
             t.insert(chunk_key(*i), encode_chunk([(h, &l[..])]))
                 .expect("write chunk");
         }
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::bundle_key;
+    use crate::Store;
+    use crate::bundle_files::{BUNDLE_FILE, file_name};
+
+    fn record(off: u64, len: u32) -> Vec<u8> {
+        let mut r = vec![BUNDLE_FILE];
+        r.extend_from_slice(&off.to_be_bytes());
+        r.extend_from_slice(&len.to_be_bytes());
+        r.extend_from_slice(&[7; 32]);
+        r
+    }
+
+    /// A file holds bundles `4096·k …`: a bundle goes after the last one of its own file that is
+    /// in it, and the first of the next file starts that file (a million entries are too many for
+    /// the integration tests to reach this boundary).
+    #[test]
+    fn a_bundle_goes_after_the_last_one_in_its_own_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        assert_eq!(store.bundle_file_end(0).unwrap(), 0);
+        store.tree.insert(bundle_key(4094), record(10, 5)).unwrap();
+        assert_eq!(store.bundle_file_end(4095).unwrap(), 15);
+        store.tree.insert(bundle_key(4095), record(15, 5)).unwrap();
+        assert_eq!(store.bundle_file_end(4096).unwrap(), 0);
+        store.tree.insert(bundle_key(4096), record(0, 7)).unwrap();
+        assert_eq!(store.bundle_file_end(4097).unwrap(), 7);
+        // A bundle kept in sled itself (written before bundle files) points nowhere.
+        store.tree.insert(bundle_key(4097), vec![0u8; 100]).unwrap();
+        assert_eq!(store.bundle_file_end(4098).unwrap(), 7);
+        assert_eq!(file_name(4095), "0000000000.bundles");
+        assert_eq!(file_name(4096), "0000000001.bundles");
     }
 }

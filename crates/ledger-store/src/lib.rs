@@ -13,7 +13,7 @@
 //! | prefix | key | value |
 //! |---|---|---|
 //! | `m` | `layout` | u32 BE `2` ([`layout::LAYOUT_VERSION`]), written when the store is created |
-//! | `b` | bundle N (u64 BE) | full entry bundle: the leaves of entries `[256·N, 256·N+256)`, each `u32 BE length ‖ leaf` |
+//! | `b` | bundle N (u64 BE) | full entry bundle: the leaves of entries `[256·N, 256·N+256)`, each `u32 BE length ‖ leaf` (compressed when smaller); or a record pointing at those bytes in a bundle file under `bundles/` ([`bundle_files`]) |
 //! | `t` | tile level L (u8), tile N (u64 BE) | C2SP hash tile: the 32-byte hashes of the level-`8·L` nodes `256·N …` (level 0: full tiles; level ≥ 1: partial tiles rewritten as they grow) |
 //! | `p` | first index (u64 BE) | one group's entries after the last full bundle: (leaf hash ‖ u32 BE length ‖ leaf)* |
 //! | `c` | tree size (u64 BE) | signed checkpoint note |
@@ -28,6 +28,7 @@
 //! The per-entry lookups (leaf hash, request id, ticket → index) are not sled keys: they live in
 //! on-disk hash indices under `index/` in the store's directory ([`hindex`], [`journal`]).
 
+pub mod bundle_files;
 pub mod export;
 pub mod high_water;
 pub mod hindex;
@@ -126,6 +127,8 @@ pub struct Store {
     // A read-only copy made without its lookup index ([`Store::open_read_only_without_lookups`]):
     // every lookup is refused.
     without_lookups: bool,
+    // The full bundles' files (the store's own `bundles/`, also for a read-only copy).
+    bundles: bundle_files::BundleFiles,
 }
 
 /// Key of the latest witnessed checkpoint.
@@ -238,6 +241,7 @@ impl Store {
             _snapshot: None,
             writable_at: Some((dir.to_path_buf(), cache_bytes)),
             without_lookups: false,
+            bundles: bundle_files::BundleFiles::new(dir),
         };
         store.recover_index()?;
         Ok(store)
@@ -280,15 +284,27 @@ impl Store {
             )));
         }
         let snap = tempfile::Builder::new().prefix("ledger-ro-").tempdir()?;
-        copy_dir(dir, snap.path(), if lookups { None } else { Some(journal::INDEX_DIR) })?;
+        // The bundle files are read where they are: bytes a bundle's record points at are never
+        // written again, and bytes appended after the copy are not pointed at by it.
+        let mut skip = vec![bundle_files::BUNDLES_DIR];
+        if !lookups {
+            skip.push(journal::INDEX_DIR);
+        }
+        copy_dir(dir, snap.path(), &skip)?;
         // Readers scan or look up; a small page cache keeps their memory independent of the log
         // size (sled's default would grow to 1 GiB on a large log).
-        Self::on_copy(read_only_config(snap.path()).open()?, snap, lookups)
+        let bundles = bundle_files::BundleFiles::new(dir);
+        Self::on_copy(read_only_config(snap.path()).open()?, snap, lookups, bundles)
     }
 
     /// The read-only store over the opened database `db` of the private copy `snap` (`lookups`:
-    /// whether its lookup index was copied).
-    fn on_copy(db: sled::Db, snap: tempfile::TempDir, lookups: bool) -> Result<Self, StoreError> {
+    /// whether its lookup index was copied) of a store whose bundle files are `bundles`.
+    fn on_copy(
+        db: sled::Db,
+        snap: tempfile::TempDir,
+        lookups: bool,
+        bundles: bundle_files::BundleFiles,
+    ) -> Result<Self, StoreError> {
         let tree = db.open_tree("ledger")?;
         let layout = store_layout(&tree, false)?;
         Ok(Self {
@@ -304,6 +320,7 @@ impl Store {
             index_recovery: std::sync::Mutex::new(()),
             _snapshot: Some(snap),
             writable_at: None,
+            bundles,
         })
     }
 
@@ -325,8 +342,9 @@ impl Store {
             )));
         };
         let lookups = !self.without_lookups;
+        let bundles = bundle_files::BundleFiles::new(self.bundles.store_dir());
         drop(self);
-        Self::on_copy(open_locked(&read_only_config(snap.path()))?, snap, lookups)
+        Self::on_copy(open_locked(&read_only_config(snap.path()))?, snap, lookups, bundles)
     }
 
     /// Closes and reopens the store (a read-only one with [`Self::reopen_read_only`]; a writable
@@ -687,7 +705,7 @@ impl Store {
     /// # Errors
     /// On storage failure.
     pub fn size_on_disk(&self) -> Result<u64, StoreError> {
-        Ok(self.db.size_on_disk()?)
+        Ok(self.db.size_on_disk()? + self.bundles.size()?)
     }
 
     /// Raw access for tests that play the attacker (rewrite, delete, swap stored records).
@@ -743,17 +761,17 @@ fn store_layout(tree: &sled::Tree, create: bool) -> Result<u32, StoreError> {
     Ok(layout::LAYOUT_VERSION)
 }
 
-/// Copies directory `from` into `to`, leaving out its entry named `skip` (not those below).
-fn copy_dir(from: &Path, to: &Path, skip: Option<&str>) -> std::io::Result<()> {
+/// Copies directory `from` into `to`, leaving out its entries named in `skip` (not those below).
+fn copy_dir(from: &Path, to: &Path, skip: &[&str]) -> std::io::Result<()> {
     std::fs::create_dir_all(to)?;
     for e in std::fs::read_dir(from)? {
         let e = e?;
-        if skip.is_some_and(|s| e.file_name() == s) {
+        if skip.iter().any(|s| e.file_name() == *s) {
             continue;
         }
         let dst: PathBuf = to.join(e.file_name());
         if e.file_type()?.is_dir() {
-            copy_dir(&e.path(), &dst, None)?;
+            copy_dir(&e.path(), &dst, &[])?;
         } else {
             match std::fs::copy(e.path(), dst) {
                 // A running node renames index shards as they grow (`hindex`): a file gone since

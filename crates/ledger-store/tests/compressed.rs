@@ -96,7 +96,7 @@ fn new_bundles_are_stored_compressed_and_read_back_exactly() {
     let (mut ct, mut leaves) = (CompactTree::new(), Vec::new());
     commit(&store, &mut ct, &mut leaves, 700, 37, json_payload);
     for n in 0..700 / BUNDLE_ENTRIES {
-        let v = store.raw_tree().get(bundle_key(n)).unwrap().unwrap();
+        let v = store.stored_bundle_bytes(n).unwrap().unwrap();
         assert_eq!(v[0], BUNDLE_ZSTD, "bundle {n} is compressed");
         let plain = encode_bundle(
             leaves[n as usize * 256..(n as usize + 1) * 256]
@@ -131,7 +131,7 @@ fn a_store_written_with_plain_bundles_is_read_without_migration() {
         commit(&store, &mut ct, &mut leaves, 600, 100, json_payload);
         // Back to the store as the write path before compression left it: plain bundles.
         for n in 0..2 {
-            let v = store.raw_tree().get(bundle_key(n)).unwrap().unwrap();
+            let v = store.stored_bundle_bytes(n).unwrap().unwrap();
             let plain = encode_bundle(bundle_leaves(&v).unwrap().iter().map(Vec::as_slice));
             assert_eq!(plain[0], 0);
             store.raw_tree().insert(bundle_key(n), plain).unwrap();
@@ -143,7 +143,12 @@ fn a_store_written_with_plain_bundles_is_read_without_migration() {
     // New writes compress; the old bundles stay as they are.
     commit(&store, &mut ct, &mut leaves, 200, 64, json_payload);
     assert_eq!(store.raw_tree().get(bundle_key(0)).unwrap().unwrap()[0], 0);
-    assert_eq!(store.raw_tree().get(bundle_key(2)).unwrap().unwrap()[0], BUNDLE_ZSTD);
+    assert_eq!(store.stored_bundle_bytes(2).unwrap().unwrap()[0], BUNDLE_ZSTD);
+    // ... in a bundle file (docs/format.md, "Bundle files"), the older ones still in sled.
+    assert_eq!(
+        store.raw_tree().get(bundle_key(2)).unwrap().unwrap()[0],
+        ledger_store::bundle_files::BUNDLE_FILE
+    );
     check_reads(&store, &leaves);
 }
 
@@ -155,7 +160,7 @@ fn entries_with_random_payloads_read_back_exactly() {
     let store = Store::open(dir.path()).unwrap();
     let (mut ct, mut leaves) = (CompactTree::new(), Vec::new());
     commit(&store, &mut ct, &mut leaves, 600, 200, random_bytes);
-    let v = store.raw_tree().get(bundle_key(0)).unwrap().unwrap();
+    let v = store.stored_bundle_bytes(0).unwrap().unwrap();
     let plain = encode_bundle(leaves[..256].iter().map(Vec::as_slice));
     assert!(v.len() <= plain.len());
     check_reads(&store, &leaves);
@@ -174,7 +179,7 @@ fn an_edited_compressed_bundle_is_a_named_fault() {
     let store = Store::open(dir.path()).unwrap();
     let (mut ct, mut leaves) = (CompactTree::new(), Vec::new());
     commit(&store, &mut ct, &mut leaves, 600, 600, json_payload);
-    let good = store.raw_tree().get(bundle_key(1)).unwrap().unwrap().to_vec();
+    let good = store.stored_bundle_bytes(1).unwrap().unwrap().to_vec();
     assert_eq!(good[0], BUNDLE_ZSTD);
     let edits: Vec<(&str, Vec<u8>, &str)> = vec![
         (

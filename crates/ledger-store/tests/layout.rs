@@ -343,7 +343,7 @@ fn entries_of_a_store_with_a_short_bundle_end() {
         hashes: Vec::new(),
     };
     log.commit(&store, 300);
-    let v = store.raw_tree().get(bundle_key(0)).unwrap().unwrap();
+    let v = store.stored_bundle_bytes(0).unwrap().unwrap();
     let mut leaves: Vec<Vec<u8>> = ledger_store::layout::bundle_leaves(&v).unwrap();
     leaves.remove(200);
     store

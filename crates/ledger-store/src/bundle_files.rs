@@ -1,0 +1,205 @@
+//! Full entry bundles in append-only files beside sled (`docs/format.md`, "Bundle files").
+//!
+//! A full bundle never changes, so it does not need sled: its stored bytes (the same bytes a `b`
+//! value holds, compressed or plain: [`crate::layout::stored_bundle`]) are appended to the file
+//! of its group of [`BUNDLES_PER_FILE`] bundles under `bundles/` in the store's directory, made
+//! durable (`fdatasync`), and only then is the bundle's `b` key written, in the group's sled batch,
+//! as a 45-byte record that points at them: `F ‖ u64 BE offset ‖ u32 BE length ‖ SHA-256 of the
+//! bytes`. So sled holds per 256 entries a record instead of the bundle (it no longer copies
+//! bundles when it cleans its segments), and a read-only open (`export`, `backup`,
+//! `ledger-verify replay --data`, the cluster seed) copies sled's files but reads the bundle files
+//! where they are: bytes a record points at are never written again.
+//!
+//! Crash: bytes appended for a group whose batch never became durable lie after the last record
+//! of their file; the next append writes over them and cuts the file after itself. A file shorter
+//! than a record says, bytes that do not match their record's digest, or a missing file are
+//! refused by name (the bundle's first index, the file and the byte range).
+
+use crate::{StoreError, TamperFault};
+use sha2::{Digest, Sha256};
+use std::fs::File;
+use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+/// Directory of the bundle files, in the store's directory.
+pub const BUNDLES_DIR: &str = "bundles";
+
+/// Bundles per file (1,048,576 entries).
+pub const BUNDLES_PER_FILE: u64 = 4096;
+
+/// First byte of a `b` value that points into a bundle file.
+pub const BUNDLE_FILE: u8 = b'F';
+
+/// Bytes of a record that points into a bundle file.
+pub const RECORD_BYTES: usize = 1 + 8 + 4 + 32;
+
+/// Where a record points: (offset, length, SHA-256 of the bytes).
+fn parse(rec: &[u8]) -> Option<(u64, u64, [u8; 32])> {
+    if rec.len() != RECORD_BYTES || rec[0] != BUNDLE_FILE {
+        return None;
+    }
+    let off = u64::from_be_bytes(rec[1..9].try_into().ok()?);
+    let len = u64::from(u32::from_be_bytes(rec[9..13].try_into().ok()?));
+    Some((off, len, rec[13..45].try_into().ok()?))
+}
+
+/// The end (offset + length) of the bytes a record points at, if it is one.
+#[must_use]
+pub fn record_end(rec: &[u8]) -> Option<u64> {
+    parse(rec).and_then(|(o, l, _)| o.checked_add(l))
+}
+
+/// File name of the file holding bundle `n`.
+#[must_use]
+pub fn file_name(n: u64) -> String {
+    format!("{:010}.bundles", n / BUNDLES_PER_FILE)
+}
+
+/// The bundle files of one store directory, with the last file opened kept open.
+#[derive(Debug)]
+pub(crate) struct BundleFiles {
+    dir: PathBuf,
+    open: Mutex<Option<(u64, Arc<File>)>>,
+}
+
+impl BundleFiles {
+    pub(crate) fn new(store_dir: &Path) -> Self {
+        Self {
+            dir: store_dir.join(BUNDLES_DIR),
+            open: Mutex::new(None),
+        }
+    }
+
+    /// The store directory whose `bundles/` these are.
+    pub(crate) fn store_dir(&self) -> &Path {
+        self.dir.parent().unwrap_or(&self.dir)
+    }
+
+    /// Path of the file holding bundle `n`.
+    pub(crate) fn path(&self, n: u64) -> PathBuf {
+        self.dir.join(file_name(n))
+    }
+
+    fn file(&self, n: u64) -> std::io::Result<Arc<File>> {
+        let no = n / BUNDLES_PER_FILE;
+        let mut open = self.open.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some((k, f)) = open.as_ref()
+            && *k == no
+        {
+            return Ok(Arc::clone(f));
+        }
+        let f = Arc::new(File::open(self.path(n))?);
+        *open = Some((no, Arc::clone(&f)));
+        Ok(f)
+    }
+
+    /// The stored bytes of bundle `n` that record `rec` points at. `whole`: the caller reads all of
+    /// them, which are then compared with the record's digest; a reader of one entry of a
+    /// compressed bundle relies on the checksum of the zstd frame it decompresses instead (a plain
+    /// bundle is always compared).
+    pub(crate) fn read(&self, n: u64, rec: &[u8], whole: bool) -> Result<Vec<u8>, StoreError> {
+        let fault = |detail: String| {
+            StoreError::Tampered(TamperFault::Malformed {
+                index: n * crate::layout::BUNDLE_ENTRIES,
+                detail,
+            })
+        };
+        let (off, len, digest) = parse(rec).ok_or_else(|| {
+            fault(format!(
+                "the record of bundle {n} is {} bytes, not a bundle file record",
+                rec.len()
+            ))
+        })?;
+        let path = self.path(n);
+        let f = match self.file(n) {
+            Ok(f) => f,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                return Err(fault(format!("bundle {n}: its file {} is missing", path.display())));
+            }
+            Err(e) => return Err(StoreError::Io(e)),
+        };
+        if len > crate::layout::MAX_BUNDLE_BYTES as u64 {
+            return Err(fault(format!("bundle {n}: its record says {len} bytes")));
+        }
+        let mut buf = vec![0u8; usize::try_from(len).unwrap_or(usize::MAX)];
+        match f.read_exact_at(&mut buf, off) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => {
+                let have = f.metadata().map(|m| m.len()).unwrap_or(0);
+                return Err(fault(format!(
+                    "bundle {n}: {} holds {have} bytes; the bundle is bytes {off}..{} (the file was cut)",
+                    path.display(),
+                    off + len
+                )));
+            }
+            Err(e) => return Err(StoreError::Io(e)),
+        }
+        let check = whole || buf.first() != Some(&crate::layout::BUNDLE_ZSTD);
+        if check && Sha256::digest(&buf)[..] != digest[..] {
+            return Err(fault(format!(
+                "bundle {n}: bytes {off}..{} of {} do not match the SHA-256 recorded for them (edited)",
+                off + len,
+                path.display()
+            )));
+        }
+        Ok(buf)
+    }
+
+    /// Appends the stored bytes of bundle `n` after `after` (the end of the last record in its
+    /// file, 0 for the first), cuts the file after them, makes them durable and returns the record
+    /// to write under the bundle's key.
+    pub(crate) fn append(&self, n: u64, after: u64, bytes: &[u8]) -> Result<Vec<u8>, StoreError> {
+        let len = u32::try_from(bytes.len())
+            .map_err(|_| StoreError::Corrupt(format!("bundle {n} is {} bytes", bytes.len())))?;
+        let new_dir = !self.dir.exists();
+        if new_dir {
+            std::fs::create_dir_all(&self.dir)?;
+            sync_dir(self.dir.parent().unwrap_or(&self.dir))?;
+        }
+        let path = self.path(n);
+        let created = !path.exists();
+        let f = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(&path)?;
+        f.write_all_at(bytes, after)?;
+        let end = after + u64::from(len);
+        if f.metadata()?.len() > end {
+            f.set_len(end)?;
+        }
+        f.sync_data()?;
+        if created {
+            sync_dir(&self.dir)?;
+        }
+        // The reader's open file may be the one just cut or replaced: open it again.
+        *self.open.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = None;
+        let mut rec = Vec::with_capacity(RECORD_BYTES);
+        rec.push(BUNDLE_FILE);
+        rec.extend_from_slice(&after.to_be_bytes());
+        rec.extend_from_slice(&len.to_be_bytes());
+        rec.extend_from_slice(&Sha256::digest(bytes));
+        Ok(rec)
+    }
+
+    /// Bytes of all bundle files.
+    pub(crate) fn size(&self) -> std::io::Result<u64> {
+        let mut total = 0;
+        match std::fs::read_dir(&self.dir) {
+            Ok(rd) => {
+                for e in rd {
+                    total += e?.metadata()?.len();
+                }
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(e),
+        }
+        Ok(total)
+    }
+}
+
+fn sync_dir(dir: &Path) -> std::io::Result<()> {
+    File::open(dir)?.sync_all()
+}

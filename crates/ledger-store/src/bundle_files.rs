@@ -94,54 +94,91 @@ impl BundleFiles {
         Ok(f)
     }
 
-    /// The stored bytes of bundle `n` that record `rec` points at. `whole`: the caller reads all of
-    /// them, which are then compared with the record's digest; a reader of one entry of a
-    /// compressed bundle relies on the checksum of the zstd frame it decompresses instead (a plain
-    /// bundle is always compared).
-    pub(crate) fn read(&self, n: u64, rec: &[u8], whole: bool) -> Result<Vec<u8>, StoreError> {
-        let fault = |detail: String| {
-            StoreError::Tampered(TamperFault::Malformed {
-                index: n * crate::layout::BUNDLE_ENTRIES,
-                detail,
-            })
-        };
+    /// The fault of bundle `n`, at its first entry.
+    fn fault(n: u64, detail: String) -> StoreError {
+        StoreError::Tampered(TamperFault::Malformed {
+            index: n * crate::layout::BUNDLE_ENTRIES,
+            detail,
+        })
+    }
+
+    /// Where record `rec` of bundle `n` points: (offset, length, SHA-256).
+    fn place(n: u64, rec: &[u8]) -> Result<(u64, usize, [u8; 32]), StoreError> {
         let (off, len, digest) = parse(rec).ok_or_else(|| {
-            fault(format!(
-                "the record of bundle {n} is {} bytes, not a bundle file record",
-                rec.len()
-            ))
+            Self::fault(
+                n,
+                format!(
+                    "the record of bundle {n} is {} bytes, not a bundle file record",
+                    rec.len()
+                ),
+            )
         })?;
+        match usize::try_from(len) {
+            Ok(l) if l <= crate::layout::MAX_BUNDLE_BYTES => Ok((off, l, digest)),
+            _ => Err(Self::fault(n, format!("bundle {n}: its record says {len} bytes"))),
+        }
+    }
+
+    /// Length of the stored bytes record `rec` of bundle `n` points at.
+    pub(crate) fn stored_len(&self, n: u64, rec: &[u8]) -> Result<usize, StoreError> {
+        Ok(Self::place(n, rec)?.1)
+    }
+
+    /// Bytes `[from, from + len)` of the stored bytes that record `rec` of bundle `n` points at
+    /// (not compared with the digest: see [`Self::read`]).
+    pub(crate) fn read_at(&self, n: u64, rec: &[u8], from: usize, len: usize) -> Result<Vec<u8>, StoreError> {
+        let (off, total, _) = Self::place(n, rec)?;
+        if from.checked_add(len).is_none_or(|e| e > total) {
+            return Err(Self::fault(
+                n,
+                format!("bundle {n}: bytes {from}+{len} are past its {total}"),
+            ));
+        }
         let path = self.path(n);
         let f = match self.file(n) {
             Ok(f) => f,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                return Err(fault(format!("bundle {n}: its file {} is missing", path.display())));
+                return Err(Self::fault(
+                    n,
+                    format!("bundle {n}: its file {} is missing", path.display()),
+                ));
             }
             Err(e) => return Err(StoreError::Io(e)),
         };
-        if len > crate::layout::MAX_BUNDLE_BYTES as u64 {
-            return Err(fault(format!("bundle {n}: its record says {len} bytes")));
-        }
-        let mut buf = vec![0u8; usize::try_from(len).unwrap_or(usize::MAX)];
-        match f.read_exact_at(&mut buf, off) {
-            Ok(()) => {}
+        let mut buf = vec![0u8; len];
+        let at = off + from as u64;
+        match f.read_exact_at(&mut buf, at) {
+            Ok(()) => Ok(buf),
             Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => {
                 let have = f.metadata().map(|m| m.len()).unwrap_or(0);
-                return Err(fault(format!(
-                    "bundle {n}: {} holds {have} bytes; the bundle is bytes {off}..{} (the file was cut)",
-                    path.display(),
-                    off + len
-                )));
+                Err(Self::fault(
+                    n,
+                    format!(
+                        "bundle {n}: {} holds {have} bytes; the bundle is bytes {off}..{} (the file was cut)",
+                        path.display(),
+                        off + total as u64
+                    ),
+                ))
             }
-            Err(e) => return Err(StoreError::Io(e)),
+            Err(e) => Err(StoreError::Io(e)),
         }
-        let check = whole || buf.first() != Some(&crate::layout::BUNDLE_ZSTD);
-        if check && Sha256::digest(&buf)[..] != digest[..] {
-            return Err(fault(format!(
-                "bundle {n}: bytes {off}..{} of {} do not match the SHA-256 recorded for them (edited)",
-                off + len,
-                path.display()
-            )));
+    }
+
+    /// All the stored bytes of bundle `n` that record `rec` points at, compared with the record's
+    /// SHA-256 (a reader of one entry of a compressed bundle reads its header and one frame with
+    /// [`Self::read_at`], checked by the frame's zstd checksum instead).
+    pub(crate) fn read(&self, n: u64, rec: &[u8]) -> Result<Vec<u8>, StoreError> {
+        let (off, len, digest) = Self::place(n, rec)?;
+        let buf = self.read_at(n, rec, 0, len)?;
+        if Sha256::digest(&buf)[..] != digest[..] {
+            return Err(Self::fault(
+                n,
+                format!(
+                    "bundle {n}: bytes {off}..{} of {} do not match the SHA-256 recorded for them (edited)",
+                    off + len as u64,
+                    self.path(n).display()
+                ),
+            ));
         }
         Ok(buf)
     }

@@ -13,7 +13,7 @@
 //! level-`L` tile (or of the leaf hashes in the chunks for the partial bundle); a small cache keeps
 //! the subtrees of recently used tiles so that a warm proof reads one tile per tile level.
 
-use crate::bundle_files::{BUNDLES_PER_FILE, record_end};
+use crate::bundle_files::{BUNDLE_FILE, BUNDLES_PER_FILE, record_end};
 use crate::{PreparedEntry, Store, StoreError, TamperFault};
 use ledger_core::compact::CompletedNode;
 use ledger_core::hash::{Hash, node_hash};
@@ -240,38 +240,51 @@ pub fn compress_bundle(plain: Vec<u8>) -> Vec<u8> {
 
 /// The frames of a compressed bundle: (plain length, frame bytes) each.
 fn bundle_frames(v: &[u8]) -> Result<Vec<(usize, &[u8])>, String> {
+    Ok(bundle_header(v, v.len())?
+        .into_iter()
+        .map(|(pl, at, zl)| (pl, &v[at..at + zl]))
+        .collect())
+}
+
+/// The frames of a compressed bundle of `total` stored bytes from its first bytes `head` (its
+/// header at least): (plain length, offset, frame length) each, covering the `total` bytes exactly.
+fn bundle_header(head: &[u8], total: usize) -> Result<Vec<(usize, usize, usize)>, String> {
     let cut = || "the compressed bundle is cut in its header".to_string();
-    let k = usize::from(*v.get(1).ok_or_else(cut)?);
+    let k = usize::from(*head.get(1).ok_or_else(cut)?);
     if k == 0 || k > MAX_FRAMES {
         return Err(format!("the compressed bundle says {k} frames"));
     }
     let mut at = 2 + 8 * k;
-    let mut total = 0usize;
+    let mut plain = 0usize;
     let mut out = Vec::with_capacity(k);
     for j in 0..k {
-        let pl = u32_at(v, 2 + 8 * j).ok_or_else(cut)?;
-        let zl = u32_at(v, 6 + 8 * j).ok_or_else(cut)?;
-        total = total.saturating_add(pl);
-        if total > MAX_BUNDLE_BYTES {
+        let pl = u32_at(head, 2 + 8 * j).ok_or_else(cut)?;
+        let zl = u32_at(head, 6 + 8 * j).ok_or_else(cut)?;
+        plain = plain.saturating_add(pl);
+        if plain > MAX_BUNDLE_BYTES {
             return Err(format!(
-                "the compressed bundle says {total} bytes or more, over the largest bundle ({MAX_BUNDLE_BYTES})"
+                "the compressed bundle says {plain} bytes or more, over the largest bundle ({MAX_BUNDLE_BYTES})"
             ));
         }
         let end = at
             .checked_add(zl)
-            .filter(|e| *e <= v.len())
+            .filter(|e| *e <= total)
             .ok_or_else(|| format!("the compressed bundle's frame {j} runs past the value"))?;
-        out.push((pl, &v[at..end]));
+        out.push((pl, at, zl));
         at = end;
     }
-    if at != v.len() {
+    if at != total {
         return Err(format!(
             "the compressed bundle has {} bytes after its frames",
-            v.len() - at
+            total - at
         ));
     }
     Ok(out)
 }
+
+/// Bytes of a compressed bundle's header at most: the format byte, the frame count and 8 bytes
+/// per frame.
+pub(crate) const MAX_BUNDLE_HEADER: usize = 2 + 8 * MAX_FRAMES;
 
 /// Frame `j` of `k` decompressed; it must frame as [`FRAME_ENTRIES`] leaves (the last: 1 to that).
 fn bundle_frame(j: usize, k: usize, (pl, z): (usize, &[u8])) -> Result<Vec<u8>, String> {
@@ -322,7 +335,12 @@ pub fn stored_bundle_leaf(v: &[u8], pos: usize) -> Result<Option<Vec<u8>>, Strin
     let Some(f) = frames.get(j) else {
         return Ok(None);
     };
-    let plain = bundle_frame(j, k, *f)?;
+    frame_leaf(j, k, *f, pos)
+}
+
+/// Leaf `pos` of a compressed bundle from its frame `j` of `k`, (plain length, frame bytes).
+fn frame_leaf(j: usize, k: usize, f: (usize, &[u8]), pos: usize) -> Result<Option<Vec<u8>>, String> {
+    let plain = bundle_frame(j, k, f)?;
     let leaves = decode_bundle(&plain).map_err(|p| format!("leaf {} does not frame", j * FRAME_ENTRIES + p))?;
     Ok(leaves.get(pos % FRAME_ENTRIES).map(|l| l.to_vec()))
 }
@@ -742,13 +760,37 @@ impl Store {
     }
 
     /// The stored bytes of bundle `n` given its `b` value `v`: `v` itself, or the bytes in its
-    /// bundle file `v` points at (`whole`: the caller reads all of them; see
-    /// [`crate::bundle_files`]).
-    pub(crate) fn resolve_bundle(&self, n: u64, v: sled::IVec, whole: bool) -> Result<sled::IVec, StoreError> {
-        if v.first() != Some(&crate::bundle_files::BUNDLE_FILE) {
+    /// bundle file that `v` points at, compared with the SHA-256 `v` holds
+    /// ([`crate::bundle_files`]).
+    pub(crate) fn resolve_bundle(&self, n: u64, v: sled::IVec) -> Result<sled::IVec, StoreError> {
+        if v.first() != Some(&BUNDLE_FILE) {
             return Ok(v);
         }
-        Ok(self.bundles.read(n, &v, whole)?.into())
+        Ok(self.bundles.read(n, &v)?.into())
+    }
+
+    /// Leaf `pos` of bundle `n` in a bundle file, record `rec`: of a compressed bundle only its
+    /// header and the one frame holding the leaf are read (checked by zstd's frame checksum); a
+    /// plain bundle is read whole and compared with its SHA-256.
+    fn file_bundle_leaf(&self, n: u64, rec: &[u8], pos: usize) -> Result<Option<Vec<u8>>, StoreError> {
+        let fault = |detail: String| {
+            StoreError::Tampered(TamperFault::Malformed {
+                index: n * BUNDLE_ENTRIES,
+                detail,
+            })
+        };
+        let total = self.bundles.stored_len(n, rec)?;
+        let head = self.bundles.read_at(n, rec, 0, total.min(MAX_BUNDLE_HEADER))?;
+        if head.first() != Some(&BUNDLE_ZSTD) {
+            return stored_bundle_leaf(&self.bundles.read(n, rec)?, pos).map_err(fault);
+        }
+        let frames = bundle_header(&head, total).map_err(fault)?;
+        let (j, k) = (pos / FRAME_ENTRIES, frames.len());
+        let Some(&(pl, at, zl)) = frames.get(j) else {
+            return Ok(None);
+        };
+        let z = self.bundles.read_at(n, rec, at, zl)?;
+        frame_leaf(j, k, (pl, &z), pos).map_err(fault)
     }
 
     /// The stored bytes of full bundle `n` (compressed or plain: [`stored_bundle`]), wherever they
@@ -758,7 +800,7 @@ impl Store {
     /// On storage failure, or bytes in a bundle file that are missing, cut or edited.
     pub fn stored_bundle_bytes(&self, n: u64) -> Result<Option<Vec<u8>>, StoreError> {
         match self.tree.get(bundle_key(n))? {
-            Some(v) => Ok(Some(self.resolve_bundle(n, v, true)?.to_vec())),
+            Some(v) => Ok(Some(self.resolve_bundle(n, v)?.to_vec())),
             None => Ok(None),
         }
     }
@@ -781,8 +823,9 @@ impl Store {
         let n = index / BUNDLE_ENTRIES;
         let pos = (index % BUNDLE_ENTRIES) as usize;
         if let Some(v) = self.tree.get(bundle_key(n))? {
-            let v = self.resolve_bundle(n, v, false)?;
-            let leaf = if v.first() == Some(&BUNDLE_ZSTD) {
+            let leaf = if v.first() == Some(&BUNDLE_FILE) {
+                self.file_bundle_leaf(n, &v, pos)?
+            } else if v.first() == Some(&BUNDLE_ZSTD) {
                 stored_bundle_leaf(&v, pos).map_err(|detail| {
                     StoreError::Tampered(TamperFault::Malformed {
                         index: n * BUNDLE_ENTRIES,
@@ -916,7 +959,7 @@ impl Store {
         let start0 = n0 * BUNDLE_ENTRIES;
         // The bundle holding `from`: its entries before `from` become one chunk.
         if let Some(v) = self.tree.get(bundle_key(n0))? {
-            let v = self.resolve_bundle(n0, v, true)?;
+            let v = self.resolve_bundle(n0, v)?;
             let v = plain_bundle(n0, &v)?;
             let leaves = decode_bundle(&v).map_err(|p| malformed(start0 + p as u64, "bundle"))?;
             let tile = self.tree.get(tile_key(0, n0))?.unwrap_or_default();
@@ -1046,7 +1089,7 @@ impl<'a> Records<'a> {
     /// Queues the entries of bundle `n` from index `from` on.
     fn push_bundle(&mut self, n: u64, v: sled::IVec, from: u64) -> Result<(), StoreError> {
         let first = n * BUNDLE_ENTRIES;
-        let v = self.store.resolve_bundle(n, v, true)?;
+        let v = self.store.resolve_bundle(n, v)?;
         let v = plain_bundle(n, &v)?;
         let leaves = decode_bundle(&v).map_err(|p| malformed(first + p as u64, "bundle"))?;
         let tile = self.store.tree.get(tile_key(0, n))?;

@@ -264,7 +264,7 @@ async fn measure(label: &str, addr: &str, key: &SigningKey, quick: bool, runs: u
     for clients in [16usize, 64] {
         let mut v = Vec::new();
         for _ in 0..runs {
-            v.push(concurrent_appends(addr, key, clients, per).await?);
+            v.push(concurrent_appends(addr, key, clients, per).await?.0);
         }
         row(
             &format!("{label}: Append, {clients} clients"),

@@ -128,19 +128,23 @@ impl BundleFiles {
     /// (not compared with the digest: see [`Self::read`]).
     pub(crate) fn read_at(&self, n: u64, rec: &[u8], from: usize, len: usize) -> Result<Vec<u8>, StoreError> {
         let (off, total, _) = Self::place(n, rec)?;
+        self.read_placed(n, off, total, from, len)
+    }
+
+    /// Bytes `[from, from + len)` of bundle `n`, stored as `total` bytes at `off` of its file.
+    fn read_placed(&self, n: u64, off: u64, total: usize, from: usize, len: usize) -> Result<Vec<u8>, StoreError> {
         if from.checked_add(len).is_none_or(|e| e > total) {
             return Err(Self::fault(
                 n,
                 format!("bundle {n}: bytes {from}+{len} are past its {total}"),
             ));
         }
-        let path = self.path(n);
         let f = match self.file(n) {
             Ok(f) => f,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
                 return Err(Self::fault(
                     n,
-                    format!("bundle {n}: its file {} is missing", path.display()),
+                    format!("bundle {n}: its file {} is missing", self.path(n).display()),
                 ));
             }
             Err(e) => return Err(StoreError::Io(e)),
@@ -155,7 +159,7 @@ impl BundleFiles {
                     n,
                     format!(
                         "bundle {n}: {} holds {have} bytes; the bundle is bytes {off}..{} (the file was cut)",
-                        path.display(),
+                        self.path(n).display(),
                         off + total as u64
                     ),
                 ))
@@ -168,9 +172,16 @@ impl BundleFiles {
     /// SHA-256 (a reader of one entry of a compressed bundle reads its header and one frame with
     /// [`Self::read_at`], checked by the frame's zstd checksum instead).
     pub(crate) fn read(&self, n: u64, rec: &[u8]) -> Result<Vec<u8>, StoreError> {
+        let (off, len, _) = Self::place(n, rec)?;
+        let buf = self.read_placed(n, off, len, 0, len)?;
+        self.checked(n, rec, buf)
+    }
+
+    /// `buf`, all the stored bytes of bundle `n` read with [`Self::read_at`], once it matches the
+    /// SHA-256 of record `rec`.
+    pub(crate) fn checked(&self, n: u64, rec: &[u8], buf: Vec<u8>) -> Result<Vec<u8>, StoreError> {
         let (off, len, digest) = Self::place(n, rec)?;
-        let buf = self.read_at(n, rec, 0, len)?;
-        if Sha256::digest(&buf)[..] != digest[..] {
+        if buf.len() != len || Sha256::digest(&buf)[..] != digest[..] {
             return Err(Self::fault(
                 n,
                 format!(

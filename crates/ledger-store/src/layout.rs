@@ -782,7 +782,13 @@ impl Store {
         let total = self.bundles.stored_len(n, rec)?;
         let head = self.bundles.read_at(n, rec, 0, total.min(MAX_BUNDLE_HEADER))?;
         if head.first() != Some(&BUNDLE_ZSTD) {
-            return stored_bundle_leaf(&self.bundles.read(n, rec)?, pos).map_err(fault);
+            // A plain bundle is read whole (and its SHA-256 compared): reuse the head if it is all.
+            let all = if head.len() == total {
+                self.bundles.checked(n, rec, head)?
+            } else {
+                self.bundles.read(n, rec)?
+            };
+            return stored_bundle_leaf(&all, pos).map_err(fault);
         }
         let frames = bundle_header(&head, total).map_err(fault)?;
         let (j, k) = (pos / FRAME_ENTRIES, frames.len());

@@ -7,11 +7,11 @@
 
 mod common;
 
-use common::{commit, leaf};
+use common::{commit, leaf, malformed_at};
 use ledger_core::compact::CompactTree;
+use ledger_store::Store;
 use ledger_store::bundle_files::{BUNDLE_FILE, BUNDLES_DIR, RECORD_BYTES, file_name};
 use ledger_store::layout::{BUNDLE_ENTRIES, BUNDLE_ZSTD, bundle_key};
-use ledger_store::{Store, StoreError, TamperFault};
 use std::path::{Path, PathBuf};
 
 /// Commits entries `[ct.size(), end)` of the test log in groups of `group`.
@@ -36,13 +36,6 @@ fn expect_all(store: &Store, n: u64) {
 
 fn first_file(dir: &Path) -> PathBuf {
     dir.join(BUNDLES_DIR).join(file_name(0))
-}
-
-fn malformed(e: StoreError) -> (u64, String) {
-    match e {
-        StoreError::Tampered(TamperFault::Malformed { index, detail }) => (index, detail),
-        other => panic!("not a named fault: {other}"),
-    }
 }
 
 #[test]
@@ -161,13 +154,13 @@ fn a_bundle_file_edited_cut_or_deleted_is_a_fault_naming_bundle_and_file() {
         // A fresh store: none of the file's bytes are cached anywhere.
         let ro = Store::open_read_only(dir.path()).unwrap();
         let r: Result<Vec<_>, _> = ro.entries(0, u64::MAX).collect();
-        let (at, detail) = malformed(r.expect_err(what));
+        let (at, detail) = malformed_at(r.expect_err(what));
         assert_eq!(at, index, "{what}: {detail}");
         assert!(detail.contains(why), "{what}: {detail}");
         assert!(detail.contains(&name), "{what} names the file: {detail}");
         // Reading one entry of the damaged bundle is refused too, never another entry's bytes.
         let e = ro.entry(index + 3).expect_err(what);
-        assert_eq!(malformed(e).0, index, "{what}: entry({})", index + 3);
+        assert_eq!(malformed_at(e).0, index, "{what}: entry({})", index + 3);
         std::fs::write(&path, &good).unwrap();
         expect_all(&Store::open_read_only(dir.path()).unwrap(), 600);
     }
@@ -179,7 +172,7 @@ fn a_bundle_file_edited_cut_or_deleted_is_a_fault_naming_bundle_and_file() {
     moved[9..13].copy_from_slice(&u32::try_from(one).unwrap().to_be_bytes());
     store.raw_tree().insert(bundle_key(1), moved).unwrap();
     let r: Result<Vec<_>, _> = store.entries(0, u64::MAX).collect();
-    let (at, detail) = malformed(r.expect_err("moved record"));
+    let (at, detail) = malformed_at(r.expect_err("moved record"));
     assert_eq!(at, 256);
     assert!(detail.contains("do not match the SHA-256"), "{detail}");
     store.raw_tree().insert(bundle_key(1), rec).unwrap();

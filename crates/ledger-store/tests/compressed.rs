@@ -6,15 +6,15 @@
 
 mod common;
 
-use common::commit_made;
+use common::{commit_made, malformed_at};
 use ledger_core::compact::CompactTree;
 use ledger_core::dsse::Envelope;
 use ledger_core::entry::Entry;
+use ledger_store::Store;
 use ledger_store::layout::{
     BUNDLE_ENTRIES, BUNDLE_ZSTD, CHUNK_ZSTD_MARK, MAX_BUNDLE_BYTES, bundle_key, bundle_leaves, chunk_key,
     compress_bundle, encode_bundle, raw, stored_bundle,
 };
-use ledger_store::{Store, StoreError, TamperFault};
 
 /// A payload like the node's records: similar JSON with a few random-looking fields.
 fn json_payload(i: u64) -> Vec<u8> {
@@ -164,13 +164,6 @@ fn entries_with_random_payloads_read_back_exactly() {
     let plain = encode_bundle(leaves[..256].iter().map(Vec::as_slice));
     assert!(v.len() <= plain.len());
     check_reads(&store, &leaves);
-}
-
-fn malformed_at(e: StoreError) -> (u64, String) {
-    match e {
-        StoreError::Tampered(TamperFault::Malformed { index, detail }) => (index, detail),
-        other => panic!("not a malformed entry: {other}"),
-    }
 }
 
 #[test]

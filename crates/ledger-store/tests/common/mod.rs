@@ -4,7 +4,7 @@
 
 use ledger_core::compact::CompactTree;
 use ledger_core::hash::leaf_hash;
-use ledger_store::{PreparedEntry, Store};
+use ledger_store::{PreparedEntry, Store, StoreError, TamperFault};
 
 /// Entry `i` of the test log (0 to 600 bytes, so that framing errors would show).
 pub fn leaf(i: u64) -> Vec<u8> {
@@ -36,4 +36,12 @@ pub fn commit_made(store: &Store, ct: &mut CompactTree, n: u64, mut make: impl F
         });
     }
     store.commit_group(&group, &nodes, ct.size(), None).unwrap();
+}
+
+/// The index and detail of a named malformed-entry fault; panics on any other error.
+pub fn malformed_at(e: StoreError) -> (u64, String) {
+    match e {
+        StoreError::Tampered(TamperFault::Malformed { index, detail }) => (index, detail),
+        other => panic!("not a named malformed-entry fault: {other}"),
+    }
 }

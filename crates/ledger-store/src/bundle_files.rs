@@ -172,15 +172,24 @@ impl BundleFiles {
     /// SHA-256 (a reader of one entry of a compressed bundle reads its header and one frame with
     /// [`Self::read_at`], checked by the frame's zstd checksum instead).
     pub(crate) fn read(&self, n: u64, rec: &[u8]) -> Result<Vec<u8>, StoreError> {
-        let (off, len, _) = Self::place(n, rec)?;
-        let buf = self.read_placed(n, off, len, 0, len)?;
-        self.checked(n, rec, buf)
+        let place = Self::place(n, rec)?;
+        let buf = self.read_placed(n, place.0, place.1, 0, place.1)?;
+        self.check_placed(n, place, buf)
     }
 
     /// `buf`, all the stored bytes of bundle `n` read with [`Self::read_at`], once it matches the
     /// SHA-256 of record `rec`.
     pub(crate) fn checked(&self, n: u64, rec: &[u8], buf: Vec<u8>) -> Result<Vec<u8>, StoreError> {
-        let (off, len, digest) = Self::place(n, rec)?;
+        self.check_placed(n, Self::place(n, rec)?, buf)
+    }
+
+    /// `buf` once it is the `len` bytes at `off` whose SHA-256 is `digest`.
+    fn check_placed(
+        &self,
+        n: u64,
+        (off, len, digest): (u64, usize, [u8; 32]),
+        buf: Vec<u8>,
+    ) -> Result<Vec<u8>, StoreError> {
         if buf.len() != len || Sha256::digest(&buf)[..] != digest[..] {
             return Err(Self::fault(
                 n,
